@@ -1,0 +1,31 @@
+//! The seam between server functions (compiled in `app`) and the server (`server` crate, which
+//! depends on `app`): `app` states what its server functions need, `server` implements it and
+//! provides it as Leptos context. All SQL stays in `server::storage`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::model::SystemStatus;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A failure inside the backend; the message is safe to show (internal causes are logged by the
+/// server, not returned).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+pub trait Backend: Send + Sync + 'static {
+    fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, BackendError>>;
+}
+
+/// The backend as Leptos context.
+#[derive(Clone)]
+pub struct SharedBackend(pub Arc<dyn Backend>);
+
+/// The backend from context; an error (not a panic) if the server forgot to provide it.
+pub fn backend() -> Result<SharedBackend, leptos::prelude::ServerFnError> {
+    leptos::prelude::use_context::<SharedBackend>()
+        .ok_or_else(|| leptos::prelude::ServerFnError::new("backend missing from context"))
+}

@@ -1,0 +1,8 @@
+//! Server functions, grouped by resource. Their bodies run on the server only and reach storage
+//! through [`backend::Backend`], which the `server` crate implements over PostgreSQL.
+
+#[cfg(feature = "ssr")]
+pub mod backend;
+mod system;
+
+pub use system::*;

@@ -1,0 +1,91 @@
+//! Charts, drawn with plotters. Each chart is one function generic over the plotters backend; the
+//! server renders it to SVG for the first paint and the browser renders the same function after
+//! hydration, so both produce identical markup.
+//!
+//! Two rules keep the output identical on both sides: labels are placed with explicit anchors
+//! (plotters measures text differently natively and in the browser, so no measured layout), and
+//! colours are drawn as sentinel values that [`render_svg`] turns into CSS variables, so one SVG
+//! follows the page's light or dark theme.
+
+pub mod round_trips;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChartSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Sentinel colours; each becomes `var(--chart-<name>)` in the SVG. The style sheet defines the
+/// variables for both themes.
+pub mod palette {
+    use plotters::style::RGBColor;
+    pub const AXIS: RGBColor = RGBColor(1, 2, 1);
+    pub const GRID: RGBColor = RGBColor(1, 2, 2);
+    pub const TEXT: RGBColor = RGBColor(1, 2, 3);
+    pub const LINE: RGBColor = RGBColor(1, 2, 4);
+    pub const BAD: RGBColor = RGBColor(1, 2, 5);
+
+    pub(super) const VARS: [(RGBColor, &str); 5] =
+        [(AXIS, "axis"), (GRID, "grid"), (TEXT, "text"), (LINE, "line"), (BAD, "bad")];
+}
+
+pub const FONT: &str = "sans-serif";
+
+/// Draws with `draw` into an SVG string of the given size, with an accessible title and
+/// description, a viewBox for responsive width, and theme variables for colours.
+pub fn render_svg<F>(size: ChartSize, title: &str, desc: &str, draw: F) -> String
+where
+    F: FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), DrawingAreaErrorKind<std::io::Error>>,
+{
+    let mut raw = String::new();
+    {
+        let root = SVGBackend::with_string(&mut raw, (size.width, size.height)).into_drawing_area();
+        let drawn = draw(&root).and_then(|()| root.present());
+        if let Err(e) = drawn {
+            return format!("<p class=\"chart-error\">chart unavailable: {}</p>", escape(&e.to_string()));
+        }
+    }
+    let mut svg = raw;
+    for (color, name) in palette::VARS {
+        let hex = format!("#{:02X}{:02X}{:02X}", color.0, color.1, color.2);
+        svg = svg.replace(&hex, &format!("var(--chart-{name})"));
+    }
+    let open_end = svg.find('>').map(|i| i + 1).unwrap_or(0);
+    let (open, rest) = svg.split_at(open_end);
+    let open = open
+        .replacen(&format!("width=\"{}\"", size.width), "width=\"100%\"", 1)
+        .replacen(&format!("height=\"{}\"", size.height), "preserveAspectRatio=\"none\"", 1)
+        .replacen("<svg ", "<svg role=\"img\" class=\"chart-svg\" ", 1);
+    format!("{open}<title>{}</title><desc>{}</desc>{rest}", escape(title), escape(desc))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `max`.
+pub fn nice_ceiling(max: f64) -> f64 {
+    if !(max.is_finite() && max > 0.0) {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(max.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|v| *v >= max).unwrap_or(10.0 * magnitude)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nice_ceilings() {
+        assert_eq!(nice_ceiling(0.0), 1.0);
+        assert_eq!(nice_ceiling(0.7), 1.0);
+        assert_eq!(nice_ceiling(1.3), 2.0);
+        assert_eq!(nice_ceiling(37.0), 50.0);
+        assert_eq!(nice_ceiling(500.0), 500.0);
+        assert_eq!(nice_ceiling(f64::NAN), 1.0);
+    }
+}

@@ -1,0 +1,76 @@
+//! Triage's UI: the Leptos app (rendered on the server, hydrated in the browser), the types
+//! shared with the server, server functions and chart drawing.
+
+pub mod api;
+pub mod charts;
+mod components;
+pub mod model;
+mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::StaticSegment;
+use leptos_router::components::{A, Route, Router, Routes};
+
+use components::theme::ThemeToggle;
+
+/// Applies the stored theme before first paint, so a dark-theme user never sees a white flash.
+const THEME_BOOT: &str = "try{var t=localStorage.getItem('triage-theme');if(t==='dark'||t==='light')document.documentElement.dataset.theme=t}catch(e){}";
+
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <script>{THEME_BOOT}</script>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/triage.css"/>
+        <Link rel="icon" href="/favicon.ico"/>
+        <Meta name="color-scheme" content="light dark"/>
+        <Title formatter=|page: String| if page.is_empty() { "Triage".to_string() } else { format!("{page} · Triage") }/>
+        <Router>
+            <header class="topbar">
+                <A href="/" attr:class="brand">"Triage"</A>
+                <nav aria-label="Main">
+                    <A href="/" exact=true>"Overview"</A>
+                    <A href="/status">"Status"</A>
+                </nav>
+                <ThemeToggle/>
+            </header>
+            <main id="main">
+                <Routes fallback=pages::not_found::NotFound>
+                    <Route path=StaticSegment("") view=pages::overview::Overview/>
+                    <Route path=StaticSegment("status") view=pages::status::Status/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// The WASM entry point: attaches the app to the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+    // A marker for tests and for humans in devtools: the page is interactive from here on.
+    if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
+}

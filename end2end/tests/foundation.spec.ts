@@ -1,0 +1,62 @@
+import { test, expect, Page } from '@playwright/test';
+
+/** Collects console errors and uncaught exceptions for the whole test. */
+function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  return errors;
+}
+
+test('the overview is rendered on the server before any script runs', async ({ request }) => {
+  const res = await request.get('/');
+  expect(res.status()).toBe(200);
+  const html = await res.text();
+  expect(html).toContain('<h1>Services</h1>');
+  expect(html).toContain('/pkg/triage.js');
+});
+
+test('the page hydrates, the theme switch works and persists, with no console errors', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await expect(page.getByRole('heading', { name: 'Services' })).toBeVisible();
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+
+  const toggle = page.getByRole('button', { name: /^Theme:/ });
+  await expect(toggle).toHaveText('Theme: System');
+  await toggle.click();
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
+  await expect(toggle).toHaveText('Theme: Dark');
+  await page.screenshot({ path: 'artifacts/overview-dark.png', fullPage: true });
+
+  await toggle.click();
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'light');
+  await page.reload();
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'light');
+  await expect(page.getByRole('button', { name: /^Theme:/ })).toHaveText('Theme: Light');
+  await page.screenshot({ path: 'artifacts/overview-light.png', fullPage: true });
+
+  expect(errors).toEqual([]);
+});
+
+test('client-side navigation loads the status through a server function', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  const serverFn = page.waitForResponse((r) => r.url().includes('/api/get_system_status') && r.status() === 200);
+  await page.getByRole('link', { name: 'Status' }).click();
+  await serverFn;
+  await expect(page).toHaveURL(/\/status$/);
+  await expect(page.getByText('Ready: every dependency answers.')).toBeVisible();
+  await expect(page.getByRole('row', { name: /database/ })).toContainText('up');
+
+  const again = page.waitForResponse((r) => r.url().includes('/api/get_system_status') && r.status() === 200);
+  await page.getByRole('button', { name: 'Check now' }).click();
+  await again;
+  await expect(page.locator('figure.chart svg title')).toHaveText('Database round trip');
+  await page.screenshot({ path: 'artifacts/status.png', fullPage: true });
+  expect(errors).toEqual([]);
+});

@@ -1,0 +1,352 @@
+//! Command-line and environment configuration: one `clap` struct, every option also an env var.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Triage: a live incident dashboard.
+#[derive(Debug, Parser)]
+#[command(name = "triage", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run the dashboard (the default when no subcommand is given).
+    Serve,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL server to use instead of the embedded one (postgres://user:pass@host/db).
+    #[arg(long = "database-url", env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<DatabaseUrl>,
+
+    /// Where Triage keeps its embedded PostgreSQL cluster and state.
+    /// Default: $XDG_DATA_HOME/triage (~/.local/share/triage), or /var/lib/triage when run as root.
+    #[arg(long = "data-dir", env = "TRIAGE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Directory holding the PostgreSQL server binaries (initdb, postgres).
+    /// Default: `pg_config --bindir`, then PATH, then /usr/lib/postgresql/*/bin.
+    #[arg(long = "pg-bin-dir", env = "TRIAGE_PG_BIN_DIR", global = true)]
+    pub pg_bin_dir: Option<PathBuf>,
+
+    /// Maximum connections in the database pool.
+    #[arg(long = "db-max-connections", env = "TRIAGE_DB_MAX_CONNECTIONS", default_value_t = 10, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+
+    /// Connections the pool keeps open when idle.
+    #[arg(long = "db-min-connections", env = "TRIAGE_DB_MIN_CONNECTIONS", default_value_t = 2, global = true)]
+    pub db_min_connections: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log filter, e.g. `info` or `info,server=debug,sqlx=warn`.
+    #[arg(long = "log-level", env = "TRIAGE_LOG", default_value = "info", global = true)]
+    pub log_level: String,
+
+    /// Log line format.
+    #[arg(long = "log-format", env = "TRIAGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the dashboard listens on.
+    #[arg(long, env = "TRIAGE_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    pub addr: SocketAddr,
+
+    /// Directory with the built site (WASM, JS, CSS and public assets), as written by cargo-leptos.
+    #[arg(long = "site-root", env = "TRIAGE_SITE_ROOT", default_value = "target/site", global = true)]
+    pub site_root: PathBuf,
+
+    /// Longest time a request may take before it is answered with 408.
+    #[arg(long = "request-timeout", env = "TRIAGE_REQUEST_TIMEOUT", default_value = "30s", global = true)]
+    pub request_timeout: DurationArg,
+
+    /// Longest time a client may take to send its request headers (guards against slow clients).
+    #[arg(long = "header-read-timeout", env = "TRIAGE_HEADER_READ_TIMEOUT", default_value = "10s", global = true)]
+    pub header_read_timeout: DurationArg,
+
+    /// Largest accepted request body, e.g. `2MiB`, `512KiB`, `1000000`.
+    #[arg(long = "body-limit", env = "TRIAGE_BODY_LIMIT", default_value = "2MiB", global = true)]
+    pub body_limit: ByteSize,
+
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[arg(long = "shutdown-timeout", env = "TRIAGE_SHUTDOWN_TIMEOUT", default_value = "30s", global = true)]
+    pub shutdown_timeout: DurationArg,
+
+    /// How long a /readyz result is reused, so many pollers do not load the database.
+    #[arg(long = "readiness-cache", env = "TRIAGE_READINESS_CACHE", default_value = "1s", global = true)]
+    pub readiness_cache: DurationArg,
+
+    /// Time limit of the database check behind /readyz.
+    #[arg(long = "readiness-timeout", env = "TRIAGE_READINESS_TIMEOUT", default_value = "1s", global = true)]
+    pub readiness_timeout: DurationArg,
+}
+
+/// A problem with the configuration: printed as one line, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Cli {
+    /// Checks relations between options that clap cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let db = &self.database;
+        if db.db_min_connections > db.db_max_connections {
+            return Err(ConfigError(format!(
+                "--db-min-connections ({}) must not exceed --db-max-connections ({})",
+                db.db_min_connections, db.db_max_connections
+            )));
+        }
+        for (name, value) in [
+            ("--request-timeout", self.serve.request_timeout),
+            ("--header-read-timeout", self.serve.header_read_timeout),
+            ("--readiness-timeout", self.serve.readiness_timeout),
+        ] {
+            if value.0.is_zero() {
+                return Err(ConfigError(format!("{name} must be greater than zero")));
+            }
+        }
+        if self.serve.body_limit.0 == 0 {
+            return Err(ConfigError("--body-limit must be greater than zero".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A PostgreSQL URL whose password never reaches logs or error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The full URL, password included: only for handing to the driver.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let s = &self.0;
+        let Some(scheme_end) = s.find("://") else {
+            return "***".into();
+        };
+        let rest = &s[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                let masked = if userinfo.contains(':') {
+                    format!("{user}:***")
+                } else {
+                    user.to_string()
+                };
+                format!("{}://{}{}", &s[..scheme_end], masked, &rest[at..])
+            }
+            None => s.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // The message must not echo the input: it may carry a password.
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Self(s.to_string()))
+        } else {
+            Err("expected a URL starting with postgres:// or postgresql://".into())
+        }
+    }
+}
+
+/// A duration written as `500ms`, `10s`, `5m`, `1h` (a bare number means seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationArg(pub Duration);
+
+impl FromStr for DurationArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("'{s}' is not a duration (try 500ms, 10s, 5m)"))?;
+        let d = match unit.trim() {
+            "ms" => Duration::from_millis(n),
+            "" | "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            other => return Err(format!("unknown duration unit '{other}' (use ms, s, m or h)")),
+        };
+        Ok(Self(d))
+    }
+}
+
+/// A byte count written as `1000`, `512KiB`, `2MiB`, `1GiB` (also kB/MB/GB as powers of 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: usize = num
+            .parse()
+            .map_err(|_| format!("'{s}' is not a size (try 1048576, 512KiB, 2MiB)"))?;
+        let mult: usize = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "kB" | "KB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            other => return Err(format!("unknown size unit '{other}' (use B, KiB, MiB, GiB)")),
+        };
+        n.checked_mul(mult)
+            .map(Self)
+            .ok_or_else(|| format!("'{s}' is too large"))
+    }
+}
+
+/// Parses the process arguments. Errors come back as one line (without clap's usage hint) so that
+/// `main` can print it and exit with code 2; `--help` and `--version` print and exit 0 here.
+pub fn parse_args<I, T>(args: I) -> Result<Cli, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => match err.kind() {
+            clap::error::ErrorKind::DisplayHelp
+            | clap::error::ErrorKind::DisplayVersion
+            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
+            _ => {
+                let rendered = err.render().to_string();
+                let line = rendered
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("invalid arguments")
+                    .trim_start_matches("error: ")
+                    .to_string();
+                return Err(ConfigError(line));
+            }
+        },
+    };
+    cli.validate()?;
+    Ok(cli)
+}
+
+/// The default data directory: per-user normally; a system path as root, because the embedded
+/// PostgreSQL then runs as the `postgres` user, which cannot reach into /root.
+pub fn default_data_dir() -> Result<PathBuf, ConfigError> {
+    if nix::unistd::geteuid().is_root() {
+        return Ok(PathBuf::from("/var/lib/triage"));
+    }
+    dirs::data_dir()
+        .map(|d| d.join("triage"))
+        .ok_or_else(|| ConfigError("cannot determine a data directory: set --data-dir or TRIAGE_DATA_DIR".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, ConfigError> {
+        let mut v = vec!["triage"];
+        v.extend_from_slice(args);
+        parse_args(v)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let cli = parse(&[]).expect("defaults parse");
+        assert_eq!(cli.serve.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(cli.serve.request_timeout.0, Duration::from_secs(30));
+        assert_eq!(cli.serve.body_limit.0, 2 << 20);
+        assert_eq!(cli.log.log_format, LogFormat::Text);
+        assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn serve_subcommand_accepts_options_after_it() {
+        let cli = parse(&["serve", "--addr", "0.0.0.0:8080"]).expect("parses");
+        assert_eq!(cli.command, Some(Command::Serve));
+        assert_eq!(cli.serve.addr.port(), 8080);
+    }
+
+    #[test]
+    fn bad_address_is_one_line_naming_the_option() {
+        let err = parse(&["--addr", "nonsense"]).expect_err("must fail");
+        assert!(!err.0.contains('\n'), "one line: {err}");
+        assert!(err.0.contains("--addr"), "names the option: {err}");
+    }
+
+    #[test]
+    fn durations_and_sizes_parse_with_units() {
+        assert_eq!("500ms".parse::<DurationArg>(), Ok(DurationArg(Duration::from_millis(500))));
+        assert_eq!("2m".parse::<DurationArg>(), Ok(DurationArg(Duration::from_secs(120))));
+        assert_eq!("7".parse::<DurationArg>(), Ok(DurationArg(Duration::from_secs(7))));
+        assert!("7 fortnights".parse::<DurationArg>().is_err());
+        assert_eq!("512KiB".parse::<ByteSize>(), Ok(ByteSize(512 * 1024)));
+        assert_eq!("3MB".parse::<ByteSize>(), Ok(ByteSize(3_000_000)));
+        assert!("lots".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn min_connections_above_max_is_rejected() {
+        let err = parse(&["--db-min-connections", "20", "--db-max-connections", "5"]).expect_err("must fail");
+        assert!(err.0.contains("--db-min-connections"));
+    }
+
+    #[test]
+    fn database_url_password_is_redacted_everywhere() {
+        let url: DatabaseUrl = "postgres://app:s3cret@db.example:5432/triage?sslmode=require"
+            .parse()
+            .expect("valid");
+        assert_eq!(url.redacted(), "postgres://app:***@db.example:5432/triage?sslmode=require");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let err = parse(&["--database-url", "mysql://root:hunter2@x/y"]).expect_err("wrong scheme");
+        assert!(!err.0.contains("hunter2"), "error must not echo the secret: {err}");
+    }
+}

@@ -1,0 +1,35 @@
+use std::process::ExitCode;
+
+use server::config::{self, Command};
+use server::{run, telemetry};
+
+fn main() -> ExitCode {
+    let cli = match config::parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("triage: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = telemetry::init(&cli.log) {
+        eprintln!("triage: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("triage: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(run::serve(cli)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("triage: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The readiness check behind `/readyz`: a bounded database round trip, its result reused for a
+//! short time and computed at most once at a time however many load balancers poll.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use app::model::{ComponentCheck, ComponentStatus, LatencySample, Readiness};
+use chrono::Utc;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use sqlx::PgPool;
+
+use crate::storage;
+
+/// Samples kept for the status page's chart.
+const HISTORY: usize = 120;
+
+pub struct ReadinessChecker {
+    pool: PgPool,
+    timeout: Duration,
+    cache_for: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    last: Option<(Instant, Readiness)>,
+    in_flight: Option<Shared<BoxFuture<'static, Readiness>>>,
+    history: VecDeque<LatencySample>,
+}
+
+impl ReadinessChecker {
+    pub fn new(pool: PgPool, timeout: Duration, cache_for: Duration) -> Arc<Self> {
+        Arc::new(Self { pool, timeout, cache_for, state: Mutex::new(State::default()) })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the cache inconsistent; keep serving.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The current readiness: cached if fresh, otherwise joined to (or starting) the one check in
+    /// flight. The lock is never held across the await.
+    pub async fn check(self: &Arc<Self>) -> Readiness {
+        let pending = {
+            let mut state = self.state();
+            if let Some((at, report)) = &state.last
+                && at.elapsed() < self.cache_for
+            {
+                return report.clone();
+            }
+            match &state.in_flight {
+                Some(pending) => pending.clone(),
+                None => {
+                    let this = Arc::clone(self);
+                    let pending = async move { this.run().await }.boxed().shared();
+                    state.in_flight = Some(pending.clone());
+                    pending
+                }
+            }
+        };
+        pending.await
+    }
+
+    /// Recent database round trips, oldest first.
+    pub fn history(&self) -> Vec<LatencySample> {
+        self.state().history.iter().copied().collect()
+    }
+
+    async fn run(&self) -> Readiness {
+        let started = Instant::now();
+        let database = match tokio::time::timeout(self.timeout, storage::ping(&self.pool)).await {
+            Ok(Ok(())) => ComponentCheck {
+                status: ComponentStatus::Up,
+                latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+                error: None,
+            },
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "readiness: database check failed");
+                ComponentCheck { status: ComponentStatus::Down, latency_ms: None, error: Some(describe(&err)) }
+            }
+            Err(_) => ComponentCheck {
+                status: ComponentStatus::Down,
+                latency_ms: None,
+                error: Some(format!("no answer within {} ms", self.timeout.as_millis())),
+            },
+        };
+        let now = Utc::now();
+        let sample = LatencySample { at: now, latency_ms: database.latency_ms };
+        let report = Readiness::from_checks(BTreeMap::from([("database".to_string(), database)]), now);
+        let mut state = self.state();
+        state.last = Some((Instant::now(), report.clone()));
+        state.in_flight = None;
+        if state.history.len() == HISTORY {
+            state.history.pop_front();
+        }
+        state.history.push_back(sample);
+        report
+    }
+}
+
+/// A description safe to publish: the kind of failure, never addresses or credentials.
+fn describe(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::PoolTimedOut => "no free connection in the pool".into(),
+        sqlx::Error::PoolClosed => "the connection pool is closed".into(),
+        sqlx::Error::Io(_) => "cannot reach the database".into(),
+        sqlx::Error::Tls(_) => "TLS handshake with the database failed".into(),
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("database error (SQLSTATE {code})"),
+            None => "database error".into(),
+        },
+        _ => "database unavailable".into(),
+    }
+}

@@ -1,0 +1,135 @@
+//! The `serve` command: database first (embedded or external), then migrations, then the HTTP
+//! server; on SIGINT/SIGTERM the reverse order.
+
+use std::time::Duration;
+
+use app::model::DatabaseMode;
+use axum::Router;
+use sqlx::postgres::PgConnectOptions;
+use std::str::FromStr;
+
+use crate::config::{Cli, DatabaseArgs, default_data_dir};
+use crate::db::{self, PoolSettings};
+use crate::embedded_pg::{self, EmbeddedPg, EmbeddedPgConfig, EmbeddedPgError};
+use crate::startup::{self, Application, ServeSettings};
+use crate::storage;
+
+/// Why Triage could not run; `exit_code` tells configuration problems (2) from failures (1).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    EmbeddedPg(#[from] EmbeddedPgError),
+    #[error("database: {0}")]
+    Database(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => 2,
+            Self::EmbeddedPg(e) if e.is_config_error() => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The database Triage runs on: its pool, and the embedded cluster if it started one.
+pub struct Database {
+    pub pool: sqlx::PgPool,
+    pub embedded: Option<EmbeddedPg>,
+    pub mode: DatabaseMode,
+}
+
+impl Database {
+    /// Connects to `DATABASE_URL`, or starts the embedded cluster, then runs migrations.
+    pub async fn open(args: &DatabaseArgs) -> Result<Self, RunError> {
+        let settings = PoolSettings { max_connections: args.db_max_connections, min_connections: args.db_min_connections };
+        let (pool, embedded, mode) = match &args.database_url {
+            Some(url) => {
+                if args.data_dir.is_some() {
+                    tracing::warn!("DATABASE_URL is set: --data-dir / TRIAGE_DATA_DIR is ignored");
+                }
+                let options = PgConnectOptions::from_str(url.expose())
+                    .map_err(|_| RunError::Config("DATABASE_URL is not a valid PostgreSQL URL".into()))?;
+                tracing::info!(url = %url.redacted(), "using external PostgreSQL");
+                let pool = db::connect(options, settings)
+                    .await
+                    .map_err(|e| RunError::Database(format!("cannot connect to {}: {}", url.redacted(), describe(&e))))?;
+                (pool, None, DatabaseMode::External)
+            }
+            None => {
+                let data_dir = match &args.data_dir {
+                    Some(d) => d.clone(),
+                    None => default_data_dir().map_err(|e| RunError::Config(e.0))?,
+                };
+                let mut config = EmbeddedPgConfig::new(data_dir);
+                config.bin_dir = args.pg_bin_dir.clone();
+                let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&config))
+                    .await
+                    .map_err(|e| RunError::Io(format!("embedded PostgreSQL start-up task failed: {e}")))??;
+                let admin = db::connect(pg.connect_options("postgres"), PoolSettings { max_connections: 1, min_connections: 0 })
+                    .await
+                    .map_err(|e| RunError::Database(format!("embedded cluster: {}", describe(&e))))?;
+                storage::create_database_if_missing(&admin, embedded_pg::DATABASE)
+                    .await
+                    .map_err(|e| RunError::Database(format!("creating the triage database: {}", describe(&e))))?;
+                admin.close().await;
+                let pool = db::connect(pg.connect_options(embedded_pg::DATABASE), settings)
+                    .await
+                    .map_err(|e| RunError::Database(format!("embedded cluster: {}", describe(&e))))?;
+                (pool, Some(pg), DatabaseMode::Embedded)
+            }
+        };
+        db::migrate(&pool).await.map_err(|e| RunError::Database(format!("migrations failed: {e}")))?;
+        Ok(Self { pool, embedded, mode })
+    }
+
+    /// Closes the pool, then stops the embedded cluster (if any) cleanly.
+    pub async fn close(self) {
+        self.pool.close().await;
+        if let Some(mut pg) = self.embedded {
+            let stopped = tokio::task::spawn_blocking(move || pg.stop(Duration::from_secs(30))).await;
+            match stopped {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "stopping the embedded PostgreSQL"),
+                Err(e) => tracing::error!(error = %e, "stopping the embedded PostgreSQL"),
+            }
+        }
+    }
+}
+
+fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Io(io) => io.kind().to_string(),
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
+        other => other.to_string(),
+    }
+}
+
+/// `triage serve`.
+pub async fn serve(cli: Cli) -> Result<(), RunError> {
+    let settings = ServeSettings::from(&cli.serve);
+    let database = Database::open(&cli.database).await?;
+    let result = serve_on(&database, &settings).await;
+    database.close().await;
+    result
+}
+
+async fn serve_on(database: &Database, settings: &ServeSettings) -> Result<(), RunError> {
+    let state = startup::build_state(database.pool.clone(), settings, database.mode)
+        .await
+        .map_err(|e| RunError::Database(describe(&e)))?;
+    let router = startup::router(state, settings, Router::new());
+    let app = Application::bind(settings, router)
+        .await
+        .map_err(|e| RunError::Config(format!("cannot listen on {}: {e}", settings.addr)))?;
+    let addr = app.local_addr().map_err(|e| RunError::Io(e.to_string()))?;
+    tracing::info!(url = %format!("http://{addr}"), "Triage is up");
+    app.run_until_stopped(startup::shutdown_signal()).await;
+    Ok(())
+}

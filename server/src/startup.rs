@@ -1,0 +1,221 @@
+//! Building the application (state, routes, middleware) and serving it until shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::api::backend::SharedBackend;
+use app::model::{DatabaseMode, InstanceInfo};
+use app::{App, shell};
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use chrono::Utc;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use leptos::prelude::{LeptosOptions, provide_context};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::health;
+use crate::http::{HttpLimits, with_middleware};
+use crate::metrics::Metrics;
+use crate::readiness::ReadinessChecker;
+use crate::state::{AppState, PgBackend};
+use crate::storage;
+
+/// Serving settings, separate from the CLI so tests can build them directly.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub addr: SocketAddr,
+    pub site_root: PathBuf,
+    pub request_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub body_limit: usize,
+    pub shutdown_timeout: Duration,
+    pub readiness_cache: Duration,
+    pub readiness_timeout: Duration,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            site_root: PathBuf::from("target/site"),
+            request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            body_limit: 2 << 20,
+            shutdown_timeout: Duration::from_secs(30),
+            readiness_cache: Duration::from_secs(1),
+            readiness_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl From<&crate::config::ServeArgs> for ServeSettings {
+    fn from(a: &crate::config::ServeArgs) -> Self {
+        Self {
+            addr: a.addr,
+            site_root: a.site_root.clone(),
+            request_timeout: a.request_timeout.0,
+            header_read_timeout: a.header_read_timeout.0,
+            body_limit: a.body_limit.0,
+            shutdown_timeout: a.shutdown_timeout.0,
+            readiness_cache: a.readiness_cache.0,
+            readiness_timeout: a.readiness_timeout.0,
+        }
+    }
+}
+
+/// Builds the shared state over a migrated pool.
+pub async fn build_state(
+    pool: PgPool,
+    settings: &ServeSettings,
+    database: DatabaseMode,
+) -> Result<AppState, sqlx::Error> {
+    let (instance_id, created_at) = storage::ensure_instance(&pool).await?;
+    let instance = InstanceInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        instance_id,
+        created_at,
+        started_at: Utc::now(),
+        database,
+    };
+    let leptos_options = LeptosOptions::builder()
+        .output_name("triage")
+        .site_root(settings.site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(settings.addr)
+        .build();
+    Ok(AppState {
+        leptos_options,
+        readiness: ReadinessChecker::new(pool.clone(), settings.readiness_timeout, settings.readiness_cache),
+        metrics: Metrics::new(pool.clone()),
+        instance: Arc::new(instance),
+        pool,
+    })
+}
+
+/// All routes: health, metrics, the Leptos pages and server functions, static files. `extra` lets
+/// tests mount routes of their own under the same middleware.
+pub fn router(state: AppState, settings: &ServeSettings, extra: Router<AppState>) -> Router {
+    let backend = SharedBackend(Arc::new(PgBackend::new(state.clone())));
+    let context = move || provide_context(backend.clone());
+    let leptos_options = state.leptos_options.clone();
+    let metrics = state.metrics.clone();
+    let routes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .merge(extra)
+        .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), move || {
+            shell(leptos_options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .with_state(state);
+    with_middleware(
+        routes,
+        metrics,
+        HttpLimits { request_timeout: settings.request_timeout, body_limit: settings.body_limit },
+    )
+}
+
+/// A bound, not yet serving, application.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port, as tests do).
+    pub async fn bind(settings: &ServeSettings, router: Router) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(settings.addr).await?;
+        Ok(Self {
+            listener,
+            router,
+            header_read_timeout: settings.header_read_timeout,
+            shutdown_timeout: settings.shutdown_timeout,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and gives in-flight requests up to
+    /// the shutdown timeout to finish. axum::serve has no header-read timeout, hence our own loop.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(self.header_read_timeout);
+        builder.http2().timer(TokioTimer::new());
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            // e.g. out of file descriptors: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let service = self.router.clone().map_request(move |mut req: http::Request<Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        req
+                    });
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+                        .into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, %peer, "connection closed with an error");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(self.listener);
+        tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+        if tokio::time::timeout(self.shutdown_timeout, graceful.shutdown()).await.is_err() {
+            tracing::warn!(timeout = ?self.shutdown_timeout, "shutdown timeout reached; closing remaining connections");
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

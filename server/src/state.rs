@@ -1,0 +1,45 @@
+//! Application state shared by routes, middleware and server functions.
+
+use std::sync::Arc;
+
+use app::api::backend::{Backend, BackendError, BoxFuture};
+use app::model::{InstanceInfo, SystemStatus};
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+use sqlx::PgPool;
+
+use crate::metrics::Metrics;
+use crate::readiness::ReadinessChecker;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub pool: PgPool,
+    pub readiness: Arc<ReadinessChecker>,
+    pub metrics: Arc<Metrics>,
+    pub instance: Arc<InstanceInfo>,
+}
+
+/// What server functions reach through [`app::api::backend::Backend`].
+pub struct PgBackend {
+    state: AppState,
+}
+
+impl PgBackend {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+impl Backend for PgBackend {
+    fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, BackendError>> {
+        Box::pin(async move {
+            let readiness = self.state.readiness.check().await;
+            Ok(SystemStatus {
+                instance: (*self.state.instance).clone(),
+                readiness,
+                recent_checks: self.state.readiness.history(),
+            })
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! The `triage` binary as a user runs it: configuration errors, start-up on the embedded cluster,
+//! restart with data kept, crash recovery, a second instance, logs carrying request ids.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Proc, triage};
+use nix::sys::signal::Signal;
+
+fn run_expecting_failure(args: &[&str]) -> (i32, String) {
+    let out = triage().args(args).output().expect("run triage");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.code().expect("exit code"), stderr)
+}
+
+#[test]
+fn configuration_errors_are_one_line_with_exit_code_2() {
+    for (args, needle) in [
+        (vec!["--addr", "not-an-address"], "--addr"),
+        (vec!["--log-level", "info,[[["], "--log-level"),
+        (vec!["--db-min-connections", "50"], "--db-min-connections"),
+        (vec!["--request-timeout", "soon"], "--request-timeout"),
+        (vec!["--database-url", "mysql://u:hunter2@h/db"], "--database-url"),
+    ] {
+        let (code, stderr) = run_expecting_failure(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?} one line: {stderr}");
+        assert!(stderr.contains(needle), "{args:?} names {needle}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "secrets never echoed");
+    }
+}
+
+#[test]
+fn missing_postgres_binaries_say_how_to_fix_it_with_exit_code_2() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let empty = tempfile::tempdir().expect("tempdir");
+    let (code, stderr) = run_expecting_failure(&[
+        "--data-dir",
+        data.path().to_str().expect("utf8"),
+        "--pg-bin-dir",
+        empty.path().to_str().expect("utf8"),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("apt-get install -y postgresql") && stderr.contains("DATABASE_URL"), "{stderr}");
+}
+
+#[test]
+fn help_documents_every_option_with_its_environment_variable() {
+    let out = triage().arg("--help").output().expect("run");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for env in ["TRIAGE_ADDR", "TRIAGE_DATA_DIR", "DATABASE_URL", "TRIAGE_LOG", "TRIAGE_LOG_FORMAT", "TRIAGE_BODY_LIMIT"] {
+        assert!(help.contains(env), "--help mentions {env}");
+    }
+}
+
+/// Calls the status server function of a running instance (blocking, so these tests stay sync).
+fn status_json(url: &str) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let res = reqwest::Client::new()
+            .post(format!("{url}/api/get_system_status"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200);
+        res.json::<serde_json::Value>().await.expect("json")
+    })
+}
+
+fn instance_id(url: &str) -> String {
+    status_json(url)["instance"]["instance_id"].as_str().expect("instance id").to_string()
+}
+
+#[test]
+fn serves_on_the_embedded_cluster_and_keeps_data_across_a_restart() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let first = Proc::start(data.path(), &[]);
+    let id = instance_id(&first.url);
+    let status = first.terminate();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    assert!(!data.path().join("pg/postmaster.pid").exists(), "PostgreSQL was stopped cleanly");
+
+    let second = Proc::start(data.path(), &[]);
+    assert_eq!(instance_id(&second.url), id, "same installation after restart");
+    assert!(second.terminate().success());
+}
+
+#[test]
+fn a_second_triage_on_the_same_data_directory_is_refused() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let first = Proc::start(data.path(), &[]);
+    let (code, stderr) = run_expecting_failure(&[
+        "--data-dir",
+        data.path().to_str().expect("utf8"),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("in use by another triage process"), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", first.child.id())), "{stderr}");
+    // The first instance is unharmed.
+    instance_id(&first.url);
+    assert!(first.terminate().success());
+}
+
+#[test]
+fn after_a_crash_the_next_start_recovers_and_keeps_the_data() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut first = Proc::start(data.path(), &[]);
+    let id = instance_id(&first.url);
+    first.signal(Signal::SIGKILL);
+    first.child.wait().expect("reaped");
+
+    let second = Proc::start(data.path(), &[]);
+    assert_eq!(instance_id(&second.url), id);
+    assert!(second.terminate().success());
+}
+
+#[test]
+fn every_log_line_of_a_request_carries_its_request_id() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut proc = Proc::start(data.path(), &[]);
+    let url = proc.url.clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let res = rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{url}/readyz"))
+            .header("x-request-id", "trace-me-42")
+            .send()
+            .await
+            .expect("request")
+    });
+    assert_eq!(res.headers()["x-request-id"], "trace-me-42");
+    let served = proc
+        .wait_for(|l| l.contains("\"served\"") && l.contains("/readyz"), Duration::from_secs(10))
+        .expect("a log line for the request");
+    let lines: Vec<serde_json::Value> = proc
+        .seen
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["span"]["route"] == "/readyz")
+        .collect();
+    assert!(!lines.is_empty(), "{served}");
+    for line in &lines {
+        assert_eq!(line["span"]["request_id"], "trace-me-42", "{line}");
+    }
+    assert!(proc.terminate().success());
+}

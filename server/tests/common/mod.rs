@@ -1,0 +1,224 @@
+//! Test support: one private PostgreSQL cluster per test binary (the same embedded-PostgreSQL code
+//! the app uses), a template database migrated once, and a fresh database per test cloned from
+//! it; the real app spawned on port 0; the real `triage` binary for process-level tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use app::model::DatabaseMode;
+use axum::Router;
+use server::db::{self, PoolSettings};
+use server::embedded_pg::{EmbeddedPg, EmbeddedPgConfig};
+use server::startup::{self, Application, ServeSettings};
+use server::state::AppState;
+use server::storage;
+use sqlx::PgPool;
+use tempfile::TempDir;
+
+const TEMPLATE: &str = "triage_template";
+
+pub struct TestCluster {
+    pub pg: EmbeddedPg,
+    _dir: TempDir,
+}
+
+static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+static CREATE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The binary's shared cluster, started (and the template migrated) on first use.
+pub fn cluster() -> &'static TestCluster {
+    CLUSTER.get_or_init(|| {
+        let (dir, pg) = start_private_cluster();
+        let options = pg.connect_options("postgres");
+        // The template is prepared on a runtime of its own: callers may be inside another runtime.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let admin = db::connect(options.clone(), PoolSettings { max_connections: 1, min_connections: 0 })
+                    .await
+                    .expect("connect to test cluster");
+                storage::create_database_if_missing(&admin, TEMPLATE).await.expect("create template");
+                let template = db::connect(options.database(TEMPLATE), PoolSettings { max_connections: 1, min_connections: 0 })
+                    .await
+                    .expect("connect to template");
+                db::migrate(&template).await.expect("migrate template");
+                template.close().await;
+                admin.close().await;
+            })
+        })
+        .join()
+        .expect("template set-up thread");
+        TestCluster { pg, _dir: dir }
+    })
+}
+
+/// A cluster of the test's own in a new temporary directory (fsync off: throwaway).
+pub fn start_private_cluster() -> (TempDir, EmbeddedPg) {
+    let dir = tempfile::Builder::new().prefix("triage-pg-").tempdir().expect("tempdir");
+    let mut config = EmbeddedPgConfig::new(dir.path());
+    config.durable = false;
+    let pg = EmbeddedPg::start(&config).expect("embedded PostgreSQL starts");
+    (dir, pg)
+}
+
+/// A new, migrated database for one test, cloned from the template.
+pub async fn fresh_db() -> PgPool {
+    let cluster = cluster();
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    {
+        // CREATE DATABASE … TEMPLATE fails while another session uses the template: one at a time.
+        let _guard = CREATE_LOCK.lock().await;
+        let admin = db::connect(cluster.pg.connect_options("postgres"), PoolSettings { max_connections: 1, min_connections: 0 })
+            .await
+            .expect("admin connection");
+        storage::create_database_from_template(&admin, &name, TEMPLATE).await.expect("clone template");
+        admin.close().await;
+    }
+    db::connect(cluster.pg.connect_options(&name), PoolSettings { max_connections: 5, min_connections: 0 })
+        .await
+        .expect("connect to test database")
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// Signals shutdown and waits until the server has drained.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.server.take() {
+            handle.await.expect("server task");
+        }
+    }
+
+    /// Signals shutdown without waiting; returns the server task to await.
+    pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server.take().expect("server running")
+    }
+}
+
+pub fn test_settings() -> ServeSettings {
+    ServeSettings {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        site_root: std::env::temp_dir().join("triage-test-site-absent"),
+        ..ServeSettings::default()
+    }
+}
+
+/// Spawns the real application on port 0 over `pool`.
+pub async fn spawn_app_with(pool: PgPool, settings: ServeSettings, extra: Router<AppState>) -> TestApp {
+    let state = startup::build_state(pool.clone(), &settings, DatabaseMode::Embedded).await.expect("state");
+    let router = startup::router(state, &settings, extra);
+    let app = Application::bind(&settings, router).await.expect("bind");
+    let addr = app.local_addr().expect("local addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        url: format!("http://{addr}"),
+        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+        pool,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(fresh_db().await, test_settings(), Router::new()).await
+}
+
+/// The real `triage` binary, for tests of the process itself.
+pub fn triage() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_triage"));
+    // Keep the developer's environment out of the test.
+    for var in ["DATABASE_URL", "TRIAGE_DATA_DIR", "TRIAGE_ADDR", "TRIAGE_LOG", "TRIAGE_LOG_FORMAT", "TRIAGE_PG_BIN_DIR"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// A running `triage` process with JSON logs, and the lines it has logged so far.
+pub struct Proc {
+    pub child: Child,
+    pub url: String,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Proc {
+    /// Starts `triage serve` on `data_dir` and waits for its "Triage is up" line.
+    pub fn start(data_dir: &Path, extra_args: &[&str]) -> Proc {
+        let mut child = triage()
+            .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+            .arg(data_dir)
+            .args(extra_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn triage");
+        let stdout: ChildStdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut proc = Proc { child, url: String::new(), lines: rx, seen: Vec::new() };
+        let up = proc.wait_for(|l| l.contains("Triage is up"), Duration::from_secs(90)).expect("triage comes up");
+        let v: serde_json::Value = serde_json::from_str(&up).expect("JSON log line");
+        proc.url = v["url"].as_str().expect("url field").to_string();
+        proc
+    }
+
+    /// Waits for the next log line matching `pred` (lines before it are kept in `seen`).
+    pub fn wait_for(&mut self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return Some(line);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).expect("signal");
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.child.wait().expect("wait")
+    }
+}
