@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use clap::error::{ContextKind, ContextValue};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Options whose values may contain credentials: never echoed in error messages.
+const SECRET_ARGS: [&str; 1] = ["--database-url"];
 
 /// Triage: a live incident dashboard.
 #[derive(Debug, Parser)]
@@ -263,12 +267,20 @@ where
             | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
             _ => {
                 let rendered = err.render().to_string();
-                let line = rendered
+                let mut line = rendered
                     .lines()
                     .find(|l| !l.trim().is_empty())
                     .unwrap_or("invalid arguments")
                     .trim_start_matches("error: ")
                     .to_string();
+                // clap quotes the rejected value; for options that carry secrets, hide it.
+                let arg = err.get(ContextKind::InvalidArg).map(|a| a.to_string()).unwrap_or_default();
+                if SECRET_ARGS.iter().any(|s| arg.contains(s))
+                    && let Some(ContextValue::String(value)) = err.get(ContextKind::InvalidValue)
+                    && !value.is_empty()
+                {
+                    line = line.replace(value.as_str(), "***");
+                }
                 return Err(ConfigError(line));
             }
         },

@@ -176,7 +176,7 @@ impl Proc {
             .arg(data_dir)
             .args(extra_args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()
             .expect("spawn triage");
         let stdout: ChildStdout = child.stdout.take().expect("stdout");
@@ -220,5 +220,15 @@ impl Proc {
     pub fn terminate(mut self) -> std::process::ExitStatus {
         self.signal(nix::sys::signal::Signal::SIGTERM);
         self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Proc {
+    /// A failed assertion must not leave a server running (it would also hold the test's pipes).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
