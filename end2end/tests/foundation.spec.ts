@@ -47,7 +47,7 @@ test('client-side navigation loads the status through a server function', async 
   await page.goto('/');
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
   const serverFn = page.waitForResponse((r) => r.url().includes('/api/get_system_status') && r.status() === 200);
-  await page.getByRole('link', { name: 'Status' }).click();
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Status', exact: true }).click();
   await serverFn;
   await expect(page).toHaveURL(/\/status$/);
   await expect(page.getByText('Ready: every dependency answers.')).toBeVisible();
@@ -57,6 +57,9 @@ test('client-side navigation loads the status through a server function', async 
   await page.getByRole('button', { name: 'Check now' }).click();
   await again;
   await expect(page.locator('figure.chart svg title')).toHaveText('Database round trip');
-  await page.screenshot({ path: 'artifacts/status.png', fullPage: true });
+  await page.screenshot({ path: 'artifacts/status-light.png', fullPage: true });
+  await page.getByRole('button', { name: /^Theme:/ }).click();
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
+  await page.screenshot({ path: 'artifacts/status-dark.png', fullPage: true });
   expect(errors).toEqual([]);
 });

@@ -169,11 +169,7 @@ impl DatabaseUrl {
             Some(at) => {
                 let userinfo = &authority[..at];
                 let user = userinfo.split(':').next().unwrap_or("");
-                let masked = if userinfo.contains(':') {
-                    format!("{user}:***")
-                } else {
-                    user.to_string()
-                };
+                let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
                 format!("{}://{}{}", &s[..scheme_end], masked, &rest[at..])
             }
             None => s.clone(),
@@ -209,9 +205,7 @@ impl FromStr for DurationArg {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("'{s}' is not a duration (try 500ms, 10s, 5m)"))?;
+        let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a duration (try 500ms, 10s, 5m)"))?;
         let d = match unit.trim() {
             "ms" => Duration::from_millis(n),
             "" | "s" => Duration::from_secs(n),
@@ -233,9 +227,7 @@ impl FromStr for ByteSize {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: usize = num
-            .parse()
-            .map_err(|_| format!("'{s}' is not a size (try 1048576, 512KiB, 2MiB)"))?;
+        let n: usize = num.parse().map_err(|_| format!("'{s}' is not a size (try 1048576, 512KiB, 2MiB)"))?;
         let mult: usize = match unit.trim() {
             "" | "B" => 1,
             "KiB" => 1 << 10,
@@ -246,9 +238,7 @@ impl FromStr for ByteSize {
             "GB" => 1_000_000_000,
             other => return Err(format!("unknown size unit '{other}' (use B, KiB, MiB, GiB)")),
         };
-        n.checked_mul(mult)
-            .map(Self)
-            .ok_or_else(|| format!("'{s}' is too large"))
+        n.checked_mul(mult).map(Self).ok_or_else(|| format!("'{s}' is too large"))
     }
 }
 
@@ -353,9 +343,7 @@ mod tests {
 
     #[test]
     fn database_url_password_is_redacted_everywhere() {
-        let url: DatabaseUrl = "postgres://app:s3cret@db.example:5432/triage?sslmode=require"
-            .parse()
-            .expect("valid");
+        let url: DatabaseUrl = "postgres://app:s3cret@db.example:5432/triage?sslmode=require".parse().expect("valid");
         assert_eq!(url.redacted(), "postgres://app:***@db.example:5432/triage?sslmode=require");
         assert!(!format!("{url:?}").contains("s3cret"));
         let err = parse(&["--database-url", "mysql://root:hunter2@x/y"]).expect_err("wrong scheme");

@@ -171,11 +171,7 @@ pub fn parse_major_version(text: &str) -> Option<String> {
     let mut parts = version.split('.');
     let major = parts.next()?;
     let major_num: u32 = major.parse().ok()?;
-    if major_num >= 10 {
-        Some(major.to_string())
-    } else {
-        Some(format!("{major}.{}", parts.next()?))
-    }
+    if major_num >= 10 { Some(major.to_string()) } else { Some(format!("{major}.{}", parts.next()?)) }
 }
 
 /// Settings for [`EmbeddedPg::start`].
@@ -461,7 +457,8 @@ fn create_dir(dir: &Path, mode: u32) -> Result<(), EmbeddedPgError> {
         .mode(mode)
         .create(dir)
         .map_err(io_err(format!("creating {}", dir.display())))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(io_err(format!("setting permissions of {}", dir.display())))
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+        .map_err(io_err(format!("setting permissions of {}", dir.display())))
 }
 
 fn chown(path: &Path, user: &User) -> Result<(), EmbeddedPgError> {
@@ -643,10 +640,7 @@ mod tests {
         let pg_config = root.path().join("pgconfig");
         fake_bin(&pg_config);
 
-        assert_eq!(
-            discover(Some(pg_config.clone()), Some(on_path.as_os_str()), &versions),
-            Some(pg_config)
-        );
+        assert_eq!(discover(Some(pg_config.clone()), Some(on_path.as_os_str()), &versions), Some(pg_config));
         assert_eq!(discover(None, Some(on_path.as_os_str()), &versions), Some(on_path));
         assert_eq!(discover(None, None, &versions), Some(versions.join("16/bin")));
         assert_eq!(discover(None, None, &root.path().join("nothing")), None);

@@ -47,7 +47,8 @@ pub struct Database {
 impl Database {
     /// Connects to `DATABASE_URL`, or starts the embedded cluster, then runs migrations.
     pub async fn open(args: &DatabaseArgs) -> Result<Self, RunError> {
-        let settings = PoolSettings { max_connections: args.db_max_connections, min_connections: args.db_min_connections };
+        let settings =
+            PoolSettings { max_connections: args.db_max_connections, min_connections: args.db_min_connections };
         let (pool, embedded, mode) = match &args.database_url {
             Some(url) => {
                 if args.data_dir.is_some() {
@@ -56,9 +57,9 @@ impl Database {
                 let options = PgConnectOptions::from_str(url.expose())
                     .map_err(|_| RunError::Config("DATABASE_URL is not a valid PostgreSQL URL".into()))?;
                 tracing::info!(url = %url.redacted(), "using external PostgreSQL");
-                let pool = db::connect(options, settings)
-                    .await
-                    .map_err(|e| RunError::Database(format!("cannot connect to {}: {}", url.redacted(), describe(&e))))?;
+                let pool = db::connect(options, settings).await.map_err(|e| {
+                    RunError::Database(format!("cannot connect to {}: {}", url.redacted(), describe(&e)))
+                })?;
                 (pool, None, DatabaseMode::External)
             }
             None => {
@@ -71,9 +72,12 @@ impl Database {
                 let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&config))
                     .await
                     .map_err(|e| RunError::Io(format!("embedded PostgreSQL start-up task failed: {e}")))??;
-                let admin = db::connect(pg.connect_options("postgres"), PoolSettings { max_connections: 1, min_connections: 0 })
-                    .await
-                    .map_err(|e| RunError::Database(format!("embedded cluster: {}", describe(&e))))?;
+                let admin = db::connect(
+                    pg.connect_options("postgres"),
+                    PoolSettings { max_connections: 1, min_connections: 0 },
+                )
+                .await
+                .map_err(|e| RunError::Database(format!("embedded cluster: {}", describe(&e))))?;
                 storage::create_database_if_missing(&admin, embedded_pg::DATABASE)
                     .await
                     .map_err(|e| RunError::Database(format!("creating the triage database: {}", describe(&e))))?;

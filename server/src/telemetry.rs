@@ -14,7 +14,13 @@ pub fn init(args: &LogArgs) -> Result<(), ConfigError> {
     let result = match args.log_format {
         LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init(),
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
             .try_init(),
     };
     result.map_err(|e| ConfigError(format!("cannot set up logging: {e}")))

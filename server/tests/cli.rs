@@ -53,7 +53,9 @@ fn help_documents_every_option_with_its_environment_variable() {
     let out = triage().arg("--help").output().expect("run");
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for env in ["TRIAGE_ADDR", "TRIAGE_DATA_DIR", "DATABASE_URL", "TRIAGE_LOG", "TRIAGE_LOG_FORMAT", "TRIAGE_BODY_LIMIT"] {
+    for env in
+        ["TRIAGE_ADDR", "TRIAGE_DATA_DIR", "DATABASE_URL", "TRIAGE_LOG", "TRIAGE_LOG_FORMAT", "TRIAGE_BODY_LIMIT"]
+    {
         assert!(help.contains(env), "--help mentions {env}");
     }
 }
@@ -95,12 +97,8 @@ fn serves_on_the_embedded_cluster_and_keeps_data_across_a_restart() {
 fn a_second_triage_on_the_same_data_directory_is_refused() {
     let data = tempfile::tempdir().expect("tempdir");
     let first = Proc::start(data.path(), &[]);
-    let (code, stderr) = run_expecting_failure(&[
-        "--data-dir",
-        data.path().to_str().expect("utf8"),
-        "--addr",
-        "127.0.0.1:0",
-    ]);
+    let (code, stderr) =
+        run_expecting_failure(&["--data-dir", data.path().to_str().expect("utf8"), "--addr", "127.0.0.1:0"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("in use by another triage process"), "{stderr}");
     assert!(stderr.contains(&format!("pid {}", first.child.id())), "{stderr}");

@@ -56,7 +56,10 @@ async fn a_second_owner_of_the_data_directory_is_refused_and_the_first_keeps_wor
     let err = EmbeddedPg::start(&config(dir.path())).expect_err("second start must fail");
     assert!(matches!(err, EmbeddedPgError::InUse { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("in use by another triage process") && msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+    assert!(
+        msg.contains("in use by another triage process") && msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
     let pool = connect(&pg, "postgres").await;
     let one: i32 = sqlx::query_scalar("select 1").fetch_one(&pool).await.expect("first still serves");
     assert_eq!(one, 1);

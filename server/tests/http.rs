@@ -89,7 +89,13 @@ async fn request_ids_are_propagated_or_generated() {
     assert_eq!(a.len(), 32);
     assert_ne!(a, b, "each request gets its own id");
 
-    let res = app.client.get(app.url("/healthz")).header("x-request-id", "bad id\"with quotes").send().await.expect("request");
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "bad id\"with quotes")
+        .send()
+        .await
+        .expect("request");
     assert_ne!(res.headers()["x-request-id"], "bad id\"with quotes");
 }
 
@@ -130,7 +136,7 @@ async fn an_oversized_body_gets_413_json() {
 async fn a_slow_handler_gets_408_after_the_request_timeout() {
     let mut settings = test_settings();
     settings.request_timeout = Duration::from_millis(200);
-    let extra = Router::new().route("/test/forever", get(|| std::future::pending::<&'static str>()));
+    let extra = Router::new().route("/test/forever", get(std::future::pending::<&'static str>));
     let app = spawn_app_with(fresh_db().await, settings, extra).await;
     let res = app.client.get(app.url("/test/forever")).send().await.expect("request");
     assert_eq!(res.status(), 408);
@@ -167,7 +173,8 @@ async fn the_status_page_renders_readiness_from_the_database() {
     let html = app.client.get(app.url("/status")).send().await.expect("request").text().await.expect("body");
     assert!(html.contains("Ready: every dependency answers."), "{html}");
     assert!(html.contains("<svg"), "round-trip chart rendered server-side");
-    let instance: (uuid::Uuid,) = sqlx::query_as("select instance_id from instance").fetch_one(&app.pool).await.expect("row");
+    let instance: (uuid::Uuid,) =
+        sqlx::query_as("select instance_id from instance").fetch_one(&app.pool).await.expect("row");
     assert!(html.contains(&instance.0.to_string()));
 }
 

@@ -57,7 +57,7 @@ where
     let (open, rest) = svg.split_at(open_end);
     let open = open
         .replacen(&format!("width=\"{}\"", size.width), "width=\"100%\"", 1)
-        .replacen(&format!("height=\"{}\"", size.height), "preserveAspectRatio=\"none\"", 1)
+        .replacen(&format!(" height=\"{}\"", size.height), "", 1)
         .replacen("<svg ", "<svg role=\"img\" class=\"chart-svg\" ", 1);
     format!("{open}<title>{}</title><desc>{}</desc>{rest}", escape(title), escape(desc))
 }
@@ -75,9 +75,25 @@ pub fn nice_ceiling(max: f64) -> f64 {
     [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|v| *v >= max).unwrap_or(10.0 * magnitude)
 }
 
+/// An axis tick without noise: "2", "0.25", "1.5", "1500".
+pub fn tick(v: f64) -> String {
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-0" { "0".to_string() } else { s.to_string() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_drop_trailing_zeros() {
+        assert_eq!(tick(0.0), "0");
+        assert_eq!(tick(0.25), "0.25");
+        assert_eq!(tick(1.5), "1.5");
+        assert_eq!(tick(2.0), "2");
+        assert_eq!(tick(1500.0), "1500");
+    }
 
     #[test]
     fn nice_ceilings() {

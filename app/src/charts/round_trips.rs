@@ -46,7 +46,11 @@ pub fn draw<DB: DrawingBackend>(
         let y = y_of(v);
         let style = if i == 0 { palette::AXIS.stroke_width(1) } else { palette::GRID.stroke_width(1) };
         area.draw(&PathElement::new(vec![(x0, y), (x1, y)], style))?;
-        area.draw(&Text::new(format!("{v:.1} ms"), (x0 - 6, y), label(Pos::new(HPos::Right, VPos::Center))))?;
+        area.draw(&Text::new(
+            format!("{} ms", super::tick(v)),
+            (x0 - 6, y),
+            label(Pos::new(HPos::Right, VPos::Center)),
+        ))?;
     }
     area.draw(&Text::new(t0.format("%H:%M:%S").to_string(), (x0, y1 + 6), label(Pos::new(HPos::Left, VPos::Top))))?;
     area.draw(&Text::new(
@@ -101,9 +105,24 @@ mod tests {
         assert!(svg.contains("<desc>4 checks; latest 0.9 ms</desc>"));
         assert!(svg.contains("var(--chart-line)") && svg.contains("var(--chart-bad)"));
         assert!(!svg.contains("#010204"), "sentinel colours are all replaced");
-        assert!(svg.contains("2.0 ms"), "axis tops out at the nice ceiling of 1.7");
+        let labels = texts(&svg);
+        for tick in ["0 ms", "0.5 ms", "1 ms", "1.5 ms", "2 ms"] {
+            assert!(labels.iter().any(|l| l == tick), "tick {tick} in {labels:?} (ceiling of 1.7 is 2)");
+        }
         assert!(svg.contains("03:00:00") && svg.contains("03:00:30 UTC"));
         assert!(svg.contains("width=\"100%\"") && svg.contains("viewBox=\"0 0 400 120\""));
+    }
+
+    /// The text content of every `<text>` element.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let start = t.find('>')? + 1;
+                let end = t.find("</text>")?;
+                Some(t[start..end].trim().to_string())
+            })
+            .collect()
     }
 
     #[test]

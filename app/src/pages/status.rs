@@ -49,11 +49,7 @@ fn StatusBody(status: SystemStatus) -> impl IntoView {
                 ComponentStatus::Up => ("state state-up", "✔ up"),
                 ComponentStatus::Down => ("state state-down", "✖ down"),
             };
-            let detail = check
-                .latency_ms
-                .map(|ms| format!("{ms:.1} ms"))
-                .or(check.error)
-                .unwrap_or_default();
+            let detail = check.latency_ms.map(|ms| format!("{ms:.1} ms")).or(check.error).unwrap_or_default();
             view! {
                 <tr>
                     <th scope="row">{name}</th>

@@ -44,9 +44,10 @@ pub fn cluster() -> &'static TestCluster {
                     .await
                     .expect("connect to test cluster");
                 storage::create_database_if_missing(&admin, TEMPLATE).await.expect("create template");
-                let template = db::connect(options.database(TEMPLATE), PoolSettings { max_connections: 1, min_connections: 0 })
-                    .await
-                    .expect("connect to template");
+                let template =
+                    db::connect(options.database(TEMPLATE), PoolSettings { max_connections: 1, min_connections: 0 })
+                        .await
+                        .expect("connect to template");
                 db::migrate(&template).await.expect("migrate template");
                 template.close().await;
                 admin.close().await;
@@ -74,9 +75,12 @@ pub async fn fresh_db() -> PgPool {
     {
         // CREATE DATABASE … TEMPLATE fails while another session uses the template: one at a time.
         let _guard = CREATE_LOCK.lock().await;
-        let admin = db::connect(cluster.pg.connect_options("postgres"), PoolSettings { max_connections: 1, min_connections: 0 })
-            .await
-            .expect("admin connection");
+        let admin = db::connect(
+            cluster.pg.connect_options("postgres"),
+            PoolSettings { max_connections: 1, min_connections: 0 },
+        )
+        .await
+        .expect("admin connection");
         storage::create_database_from_template(&admin, &name, TEMPLATE).await.expect("clone template");
         admin.close().await;
     }
@@ -154,7 +158,9 @@ pub async fn spawn_app() -> TestApp {
 pub fn triage() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_triage"));
     // Keep the developer's environment out of the test.
-    for var in ["DATABASE_URL", "TRIAGE_DATA_DIR", "TRIAGE_ADDR", "TRIAGE_LOG", "TRIAGE_LOG_FORMAT", "TRIAGE_PG_BIN_DIR"] {
+    for var in
+        ["DATABASE_URL", "TRIAGE_DATA_DIR", "TRIAGE_ADDR", "TRIAGE_LOG", "TRIAGE_LOG_FORMAT", "TRIAGE_PG_BIN_DIR"]
+    {
         cmd.env_remove(var);
     }
     cmd
