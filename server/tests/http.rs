@@ -237,3 +237,12 @@ async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_ones() {
     assert_eq!(res.text().await.expect("body"), "finished");
     server.await.expect("server drained");
 }
+
+#[tokio::test]
+async fn responses_are_compressed_when_the_client_accepts_it() {
+    let app = spawn_app().await;
+    let plain = app.client.get(app.url("/metrics")).send().await.expect("request");
+    assert!(plain.headers().get("content-encoding").is_none(), "no encoding unless asked");
+    let gz = app.client.get(app.url("/metrics")).header("accept-encoding", "gzip").send().await.expect("request");
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+}

@@ -1,0 +1,270 @@
+//! A mergeable latency histogram with log-spaced buckets, each at most 2% wide.
+//!
+//! Per-minute rollups keep one of these per probe; a percentile over any range merges the minutes'
+//! buckets (integer addition, so merging is exact and order-independent) and reads the answer off
+//! the merged counts. A value is represented by its bucket's geometric midpoint, at most ~1% away,
+//! so percentiles stay within 1% of the exact value. (A t-digest was measured 3.9× off at a p99
+//! tail; fixed log buckets have a hard error bound instead.)
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Ratio between a bucket's upper and lower bound.
+pub const GAMMA: f64 = 1.02;
+
+/// Bucket of a value in microseconds. Bucket 0 holds 0 µs; bucket i ≥ 1 holds [γ^(i-1), γ^i).
+pub fn bucket_of(us: u64) -> u16 {
+    if us == 0 {
+        return 0;
+    }
+    let v = us as f64;
+    let mut i = (v.ln() / GAMMA.ln()).floor() as i64 + 1;
+    // Floating point can land one bucket off at exact powers of γ: settle on the bounds.
+    while i > 1 && lower_bound(i as u16) > v {
+        i -= 1;
+    }
+    while upper_bound(i as u16) <= v {
+        i += 1;
+    }
+    i.clamp(1, i64::from(u16::MAX)) as u16
+}
+
+/// Inclusive lower bound of bucket `i` in µs.
+pub fn lower_bound(i: u16) -> f64 {
+    if i == 0 { 0.0 } else { GAMMA.powi(i32::from(i) - 1) }
+}
+
+/// Exclusive upper bound of bucket `i` in µs.
+pub fn upper_bound(i: u16) -> f64 {
+    if i == 0 { 1.0 } else { GAMMA.powi(i32::from(i)) }
+}
+
+/// The value standing for everything in bucket `i`: the geometric midpoint.
+pub fn representative(i: u16) -> f64 {
+    if i == 0 { 0.0 } else { lower_bound(i) * GAMMA.sqrt() }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencyHistogram {
+    /// Bucket index → number of values in it.
+    buckets: BTreeMap<u16, u64>,
+    count: u64,
+    sum_us: u64,
+    /// Exact extremes, so p0 and p100 are exact and representatives never leave the data's range.
+    min_us: u64,
+    max_us: u64,
+}
+
+impl LatencyHistogram {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn record(&mut self, us: u64) {
+        *self.buckets.entry(bucket_of(us)).or_insert(0) += 1;
+        self.min_us = if self.count == 0 { us } else { self.min_us.min(us) };
+        self.max_us = self.max_us.max(us);
+        self.count += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+    }
+
+    /// Adds `other`'s values to this histogram. Exact: the result equals recording both sets.
+    pub fn merge(&mut self, other: &Self) {
+        if other.count == 0 {
+            return;
+        }
+        for (&i, &n) in &other.buckets {
+            *self.buckets.entry(i).or_insert(0) += n;
+        }
+        self.min_us = if self.count == 0 { other.min_us } else { self.min_us.min(other.min_us) };
+        self.max_us = self.max_us.max(other.max_us);
+        self.count += other.count;
+        self.sum_us = self.sum_us.saturating_add(other.sum_us);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn mean_us(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum_us as f64 / self.count as f64)
+    }
+
+    /// The `q` quantile (0 ≤ q ≤ 1) in µs, interpolated between neighbouring ranks like
+    /// PostgreSQL's `percentile_cont`. `None` when empty.
+    pub fn percentile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 || !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        let rank = q * (self.count - 1) as f64;
+        let lo = rank.floor() as u64;
+        let hi = rank.ceil() as u64;
+        let frac = rank - lo as f64;
+        let a = self.value_at_rank(lo);
+        let b = if hi == lo { a } else { self.value_at_rank(hi) };
+        Some(a + (b - a) * frac)
+    }
+
+    /// The representative value of the element at 0-based `rank` in sorted order.
+    fn value_at_rank(&self, rank: u64) -> f64 {
+        let mut seen = 0u64;
+        for (&i, &n) in &self.buckets {
+            seen += n;
+            if rank < seen {
+                return representative(i).clamp(self.min_us as f64, self.max_us as f64);
+            }
+        }
+        self.max_us as f64
+    }
+
+    /// Column form for storage: bucket indexes and their counts, ascending.
+    pub fn to_columns(&self) -> (Vec<i16>, Vec<i64>) {
+        self.buckets
+            .iter()
+            .map(|(&i, &n)| (i16::try_from(i).unwrap_or(i16::MAX), i64::try_from(n).unwrap_or(i64::MAX)))
+            .unzip()
+    }
+
+    /// Rebuilds a histogram from stored columns and its stored summary.
+    pub fn from_columns(indexes: &[i16], counts: &[i64], sum_us: u64, min_us: u64, max_us: u64) -> Self {
+        let mut buckets = BTreeMap::new();
+        let mut count = 0u64;
+        for (&i, &n) in indexes.iter().zip(counts) {
+            let (Ok(i), Ok(n)) = (u16::try_from(i), u64::try_from(n)) else { continue };
+            *buckets.entry(i).or_insert(0) += n;
+            count += n;
+        }
+        Self { buckets, count, sum_us, min_us, max_us }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (xorshift64*), so accuracy tests are reproducible.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn unit(&mut self) -> f64 {
+            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// PostgreSQL's percentile_cont on sorted values.
+    fn exact(sorted: &[u64], q: f64) -> f64 {
+        let rank = q * (sorted.len() - 1) as f64;
+        let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+        let (a, b) = (sorted[lo] as f64, sorted[hi] as f64);
+        a + (b - a) * (rank - lo as f64)
+    }
+
+    #[test]
+    fn every_bucket_is_at_most_two_percent_wide() {
+        for i in 1..=3000u16 {
+            let ratio = upper_bound(i) / lower_bound(i);
+            assert!(ratio <= GAMMA * (1.0 + 1e-12), "bucket {i}: {ratio}");
+        }
+    }
+
+    #[test]
+    fn values_land_in_the_bucket_whose_bounds_contain_them() {
+        let mut rng = Rng(7);
+        let mut values: Vec<u64> = (0..20_000).map(|_| rng.next() % 10_000_000_000).collect();
+        // Exact powers of γ and their neighbours are where floating point slips.
+        for i in 1..1200u16 {
+            let p = lower_bound(i).round() as u64;
+            values.extend([p.saturating_sub(1), p, p + 1]);
+        }
+        values.extend([0, 1, 2, u64::MAX / 2]);
+        for v in values {
+            let i = bucket_of(v);
+            let x = v as f64;
+            assert!(lower_bound(i) <= x && x < upper_bound(i), "{v} in bucket {i}");
+        }
+    }
+
+    #[test]
+    fn percentiles_are_within_one_percent_of_exact_with_a_one_percent_slow_tail() {
+        let mut rng = Rng(42);
+        let mut values = Vec::with_capacity(200_000);
+        for _ in 0..200_000 {
+            // Body: log-normal-ish around 20 ms; 1% tail around 2 s.
+            let base = if rng.unit() < 0.01 { 2_000_000.0 } else { 20_000.0 };
+            let jitter = (rng.unit() * 2.0 - 1.0).exp();
+            values.push((base * jitter) as u64);
+        }
+        let mut h = LatencyHistogram::new();
+        for &v in &values {
+            h.record(v);
+        }
+        values.sort_unstable();
+        let mut worst = 0.0f64;
+        for q in [0.0, 0.25, 0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0] {
+            let want = exact(&values, q);
+            let got = h.percentile(q).expect("non-empty");
+            let err = (got - want).abs() / want;
+            worst = worst.max(err);
+            assert!(err <= 0.01, "q={q}: got {got}, exact {want}, error {:.3}%", err * 100.0);
+        }
+        eprintln!("histogram: worst relative error {:.3}% over 200k values with a 1% slow tail", worst * 100.0);
+    }
+
+    #[test]
+    fn merging_equals_recording_everything_in_one() {
+        let mut rng = Rng(3);
+        let mut all = LatencyHistogram::new();
+        let mut parts = vec![LatencyHistogram::new(); 7];
+        for n in 0..50_000 {
+            let v = rng.next() % 5_000_000;
+            all.record(v);
+            parts[n % 7].record(v);
+        }
+        let mut merged = LatencyHistogram::new();
+        for p in parts.iter().rev() {
+            merged.merge(p);
+        }
+        assert_eq!(merged, all);
+        merged.merge(&LatencyHistogram::new());
+        assert_eq!(merged, all, "merging an empty histogram changes nothing");
+    }
+
+    #[test]
+    fn empty_and_single_value_histograms() {
+        let mut h = LatencyHistogram::new();
+        assert_eq!(h.percentile(0.5), None);
+        assert_eq!(h.mean_us(), None);
+        h.record(1234);
+        assert_eq!(h.percentile(0.0), Some(1234.0));
+        assert_eq!(h.percentile(0.99), Some(1234.0), "clamped to the exact extremes");
+        assert_eq!(h.percentile(1.5), None);
+    }
+
+    #[test]
+    fn columns_round_trip() {
+        let mut h = LatencyHistogram::new();
+        for v in [0, 5, 5, 900, 12_000, 12_001, 3_000_000] {
+            h.record(v);
+        }
+        let (idx, counts) = h.to_columns();
+        let back = LatencyHistogram::from_columns(&idx, &counts, h.sum_us, h.min_us, h.max_us);
+        assert_eq!(back, h);
+    }
+
+    #[test]
+    fn serde_format_is_pinned() {
+        let mut h = LatencyHistogram::new();
+        h.record(0);
+        h.record(100);
+        assert_eq!(
+            serde_json::to_string(&h).expect("ser"),
+            r#"{"buckets":{"0":1,"233":1},"count":2,"sum_us":100,"min_us":0,"max_us":100}"#
+        );
+    }
+}
