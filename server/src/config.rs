@@ -29,10 +29,23 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Run the dashboard (the default when no subcommand is given).
-    Serve,
+    Serve(ServeArgs),
+    /// Run "shop", a small realistic service to probe, whose failure scenario can be switched.
+    DemoTarget(DemoTargetArgs),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct DemoTargetArgs {
+    /// Address of the demo service.
+    #[arg(long = "addr", default_value = "127.0.0.1:4000", id = "demo_addr")]
+    pub addr: SocketAddr,
+    /// Address of its control API (stays up while the service port refuses connections in the
+    /// `down` scenario). Default: the service port + 1.
+    #[arg(long = "control-addr")]
+    pub control_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -80,38 +93,38 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ServeArgs {
     /// Address the dashboard listens on.
-    #[arg(long, env = "TRIAGE_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    #[arg(long, env = "TRIAGE_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 
     /// Directory with the built site (WASM, JS, CSS and public assets), as written by cargo-leptos.
-    #[arg(long = "site-root", env = "TRIAGE_SITE_ROOT", default_value = "target/site", global = true)]
+    #[arg(long = "site-root", env = "TRIAGE_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
 
     /// Longest time a request may take before it is answered with 408.
-    #[arg(long = "request-timeout", env = "TRIAGE_REQUEST_TIMEOUT", default_value = "30s", global = true)]
+    #[arg(long = "request-timeout", env = "TRIAGE_REQUEST_TIMEOUT", default_value = "30s")]
     pub request_timeout: DurationArg,
 
     /// Longest time a client may take to send its request headers (guards against slow clients).
-    #[arg(long = "header-read-timeout", env = "TRIAGE_HEADER_READ_TIMEOUT", default_value = "10s", global = true)]
+    #[arg(long = "header-read-timeout", env = "TRIAGE_HEADER_READ_TIMEOUT", default_value = "10s")]
     pub header_read_timeout: DurationArg,
 
     /// Largest accepted request body, e.g. `2MiB`, `512KiB`, `1000000`.
-    #[arg(long = "body-limit", env = "TRIAGE_BODY_LIMIT", default_value = "2MiB", global = true)]
+    #[arg(long = "body-limit", env = "TRIAGE_BODY_LIMIT", default_value = "2MiB")]
     pub body_limit: ByteSize,
 
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
-    #[arg(long = "shutdown-timeout", env = "TRIAGE_SHUTDOWN_TIMEOUT", default_value = "30s", global = true)]
+    #[arg(long = "shutdown-timeout", env = "TRIAGE_SHUTDOWN_TIMEOUT", default_value = "30s")]
     pub shutdown_timeout: DurationArg,
 
     /// How long a /readyz result is reused, so many pollers do not load the database.
-    #[arg(long = "readiness-cache", env = "TRIAGE_READINESS_CACHE", default_value = "1s", global = true)]
+    #[arg(long = "readiness-cache", env = "TRIAGE_READINESS_CACHE", default_value = "1s")]
     pub readiness_cache: DurationArg,
 
     /// Time limit of the database check behind /readyz.
-    #[arg(long = "readiness-timeout", env = "TRIAGE_READINESS_TIMEOUT", default_value = "1s", global = true)]
+    #[arg(long = "readiness-timeout", env = "TRIAGE_READINESS_TIMEOUT", default_value = "1s")]
     pub readiness_timeout: DurationArg,
 }
 
@@ -121,8 +134,24 @@ pub struct ServeArgs {
 pub struct ConfigError(pub String);
 
 impl Cli {
+    /// The serving options, whether given to `triage serve …` or to plain `triage …`.
+    pub fn serve_args(&self) -> &ServeArgs {
+        match &self.command {
+            Some(Command::Serve(args)) => args,
+            _ => &self.serve,
+        }
+    }
+
     /// Checks relations between options that clap cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if matches!(self.command, Some(Command::Serve(_)))
+            && let Ok(defaults) = Cli::try_parse_from(["triage"])
+            && self.serve != defaults.serve
+        {
+            return Err(ConfigError(
+                "serving options go after `serve`, e.g. `triage serve --addr 0.0.0.0:3000`".into(),
+            ));
+        }
         let db = &self.database;
         if db.db_min_connections > db.db_max_connections {
             return Err(ConfigError(format!(
@@ -131,15 +160,15 @@ impl Cli {
             )));
         }
         for (name, value) in [
-            ("--request-timeout", self.serve.request_timeout),
-            ("--header-read-timeout", self.serve.header_read_timeout),
-            ("--readiness-timeout", self.serve.readiness_timeout),
+            ("--request-timeout", self.serve_args().request_timeout),
+            ("--header-read-timeout", self.serve_args().header_read_timeout),
+            ("--readiness-timeout", self.serve_args().readiness_timeout),
         ] {
             if value.0.is_zero() {
                 return Err(ConfigError(format!("{name} must be greater than zero")));
             }
         }
-        if self.serve.body_limit.0 == 0 {
+        if self.serve_args().body_limit.0 == 0 {
             return Err(ConfigError("--body-limit must be greater than zero".into()));
         }
         Ok(())
@@ -312,9 +341,23 @@ mod tests {
 
     #[test]
     fn serve_subcommand_accepts_options_after_it() {
-        let cli = parse(&["serve", "--addr", "0.0.0.0:8080"]).expect("parses");
-        assert_eq!(cli.command, Some(Command::Serve));
-        assert_eq!(cli.serve.addr.port(), 8080);
+        let cli = parse(&["--data-dir", "/tmp/x", "serve", "--addr", "0.0.0.0:8080"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Serve(_))));
+        assert_eq!(cli.serve_args().addr.port(), 8080);
+        assert_eq!(cli.database.data_dir.as_deref(), Some(std::path::Path::new("/tmp/x")), "global options work");
+        let plain = parse(&["--addr", "0.0.0.0:8081"]).expect("parses");
+        assert_eq!(plain.serve_args().addr.port(), 8081, "plain `triage` serves too");
+        let misplaced = parse(&["--addr", "0.0.0.0:8082", "serve"]).expect_err("would be ignored");
+        assert!(misplaced.0.contains("after `serve`"), "{misplaced}");
+    }
+
+    #[test]
+    fn demo_target_has_its_own_address() {
+        let demo = parse(&["demo-target", "--addr", "127.0.0.1:4100"]).expect("parses");
+        assert!(matches!(
+            demo.command,
+            Some(Command::DemoTarget(DemoTargetArgs { addr, control_addr: None })) if addr.port() == 4100
+        ));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod embedded_pg;
 pub mod error;
 pub mod health;

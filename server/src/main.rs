@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use server::config::{self, Command};
-use server::{run, telemetry};
+use server::{demo, run, telemetry};
 
 fn main() -> ExitCode {
     let cli = match config::parse_args(std::env::args_os()) {
@@ -22,8 +22,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => runtime.block_on(run::serve(cli)),
+    let result = match &cli.command {
+        None | Some(Command::Serve(_)) => runtime.block_on(run::serve(&cli)),
+        Some(Command::DemoTarget(args)) => runtime.block_on(demo::run(args.clone())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -116,8 +116,8 @@ fn describe(e: &sqlx::Error) -> String {
 }
 
 /// `triage serve`.
-pub async fn serve(cli: Cli) -> Result<(), RunError> {
-    let settings = ServeSettings::from(&cli.serve);
+pub async fn serve(cli: &Cli) -> Result<(), RunError> {
+    let settings = ServeSettings::from(cli.serve_args());
     let database = Database::open(&cli.database).await?;
     let result = serve_on(&database, &settings).await;
     database.close().await;
