@@ -1,5 +1,7 @@
-//! Probing services: the network policy every outbound check passes before it connects, and the
-//! confirmation state machine that turns results into probe states.
+//! Probing services: one HTTP check with phase timings (`http`), the network policy every check
+//! passes before it connects (`policy`), and the confirmation state machine that turns results
+//! into probe states (`state`).
 
+pub mod http;
 pub mod policy;
 pub mod state;
