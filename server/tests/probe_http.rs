@@ -240,3 +240,23 @@ async fn only_http_is_probed() {
         assert_eq!(r.error, Some(ErrorClass::Protocol), "{url}");
     }
 }
+
+#[tokio::test]
+async fn a_readiness_check_of_the_demo_target_names_the_failing_component() {
+    use server::demo::{DemoTarget, Scenario};
+    use server::probe::readiness;
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let demo = DemoTarget::start(any, any).await.expect("demo");
+    let policy = loopback_allowed();
+
+    let healthy = http::run(&check(demo.addr, "/readyz"), &policy).await;
+    assert_eq!(healthy.outcome, Outcome::Up);
+    assert_eq!(readiness::parse(&healthy.body).failing().count(), 0);
+
+    demo.set_scenario(Scenario::Unready);
+    let r = http::run(&check(demo.addr, "/readyz"), &policy).await;
+    assert_eq!((r.outcome, r.status, r.error), (Outcome::Down, Some(503), Some(ErrorClass::Status)));
+    let report = readiness::parse(&r.body);
+    let failing: Vec<_> = report.failing().map(|c| (c.name.as_str(), c.detail.as_deref())).collect();
+    assert_eq!(failing, vec![("database", Some("connection refused"))]);
+}
