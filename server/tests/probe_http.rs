@@ -260,3 +260,22 @@ async fn a_readiness_check_of_the_demo_target_names_the_failing_component() {
     let failing: Vec<_> = report.failing().map(|c| (c.name.as_str(), c.detail.as_deref())).collect();
     assert_eq!(failing, vec![("database", Some("connection refused"))]);
 }
+
+#[tokio::test]
+async fn a_metrics_scrape_of_the_demo_target_shows_pool_exhaustion() {
+    use server::demo::{DemoTarget, Scenario};
+    use server::probe::scrape::{self, PoolMapping};
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let demo = DemoTarget::start(any, any).await.expect("demo");
+    let policy = loopback_allowed();
+
+    let r = http::run(&check(demo.addr, "/metrics"), &policy).await;
+    let calm = scrape::extract(std::str::from_utf8(&r.body).expect("utf8"), &PoolMapping::default()).expect("parses");
+    assert!(calm.saturation().expect("known") < 0.9);
+
+    demo.set_scenario(Scenario::Pool);
+    let r = http::run(&check(demo.addr, "/metrics"), &policy).await;
+    let s = scrape::extract(std::str::from_utf8(&r.body).expect("utf8"), &PoolMapping::default()).expect("parses");
+    assert_eq!(s.saturation(), Some(1.0));
+    assert!(s.waiting.expect("waiting gauge") > 0.0);
+}
