@@ -148,7 +148,7 @@ pub fn extract(body: &str, mapping: &PoolMapping) -> Result<PoolSample, ScrapeEr
 /// reading means the target restarted: its counter began again at zero, so the new value is the
 /// increase since then.
 pub fn counter_rate(previous: f64, current: f64, seconds: f64) -> Option<f64> {
-    if !(seconds > 0.0) || !previous.is_finite() || !current.is_finite() {
+    if seconds.is_nan() || seconds <= 0.0 || !previous.is_finite() || !current.is_finite() {
         return None;
     }
     let increase = if current >= previous { current - previous } else { current };
