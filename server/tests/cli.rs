@@ -150,3 +150,45 @@ fn every_log_line_of_a_request_carries_its_request_id() {
     }
     assert!(proc.terminate().success());
 }
+
+#[test]
+fn with_database_url_it_uses_that_server_and_migrates_it() {
+    // An "external" server: a cluster this test starts itself, reached through DATABASE_URL.
+    let (cluster_dir, pg) = common::start_private_cluster();
+    let socket_dir = cluster_dir.path().join("run");
+    let url = format!("postgres://triage@localhost/postgres?host={}&port=5432", socket_dir.display());
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut child = triage()
+        .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+        .arg(data.path())
+        .env("DATABASE_URL", &url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut up = None;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+        if line.contains("Triage is up") {
+            up = Some(line);
+            break;
+        }
+    }
+    let up: serde_json::Value = serde_json::from_str(&up.expect("came up")).expect("json");
+    let base = up["url"].as_str().expect("url").to_string();
+    let status = status_json(&base);
+    assert_eq!(status["instance"]["database"], "external");
+    assert!(!data.path().join("pg").exists(), "DATABASE_URL wins: no embedded cluster in --data-dir");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("signal");
+    assert!(child.wait().expect("wait").success());
+
+    // The migrations ran on that server.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let applied: i64 = rt.block_on(async {
+        let pool = server::db::connect(pg.connect_options("postgres"), server::db::PoolSettings::default())
+            .await
+            .expect("connect");
+        sqlx::query_scalar("select count(*) from _sqlx_migrations").fetch_one(&pool).await.expect("migrations table")
+    });
+    assert!(applied >= 1);
+}
