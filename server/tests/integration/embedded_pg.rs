@@ -1,12 +1,10 @@
 //! The embedded cluster: first start, restart with data kept, a second owner refused, stale
 //! state after a crash, missing binaries, and readiness when the database goes away.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{spawn_app_with, start_private_cluster, test_settings};
 use axum::Router;
-use common::{spawn_app_with, start_private_cluster, test_settings};
 use server::db::{self, PoolSettings};
 use server::embedded_pg::{EmbeddedPg, EmbeddedPgConfig, EmbeddedPgError};
 use server::storage;

@@ -1,11 +1,9 @@
 //! The `triage` binary as a user runs it: configuration errors, start-up on the embedded cluster,
 //! restart with data kept, crash recovery, a second instance, logs carrying request ids.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Proc, triage};
+use crate::common::{Proc, triage};
 use nix::sys::signal::Signal;
 
 fn run_expecting_failure(args: &[&str]) -> (i32, String) {
@@ -154,7 +152,7 @@ fn every_log_line_of_a_request_carries_its_request_id() {
 #[test]
 fn with_database_url_it_uses_that_server_and_migrates_it() {
     // An "external" server: a cluster this test starts itself, reached through DATABASE_URL.
-    let (cluster_dir, pg) = common::start_private_cluster();
+    let (cluster_dir, pg) = crate::common::start_private_cluster();
     let socket_dir = cluster_dir.path().join("run");
     let url = format!("postgres://triage@localhost/postgres?host={}&port=5432", socket_dir.display());
     let data = tempfile::tempdir().expect("tempdir");

@@ -1,13 +1,11 @@
 //! The HTTP surface against a real PostgreSQL: health, readiness, metrics, request ids, panics,
 //! limits, timeouts, pages and server functions, graceful shutdown.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{fresh_db, spawn_app, spawn_app_with, test_settings};
 use axum::Router;
 use axum::routing::{get, post};
-use common::{fresh_db, spawn_app, spawn_app_with, test_settings};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -1,0 +1,9 @@
+//! Server integration tests, linked into one binary: the whole suite shares one build and one
+//! private PostgreSQL cluster (see `common`).
+
+mod cli;
+mod common;
+mod demo_target;
+mod embedded_pg;
+mod http;
+mod probe_http;
