@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::error::{ContextKind, ContextValue};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::probe::policy::Cidr;
+
 /// Options whose values may contain credentials: never echoed in error messages.
 const SECRET_ARGS: [&str; 1] = ["--database-url"];
 
@@ -35,6 +37,19 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run "shop", a small realistic service to probe, whose failure scenario can be switched.
     DemoTarget(DemoTargetArgs),
+    /// Work with the stored probes.
+    #[command(subcommand)]
+    Probes(ProbesCommand),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum ProbesCommand {
+    /// Write every service and probe in the declarative file's format (TOML).
+    Export {
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
@@ -126,6 +141,35 @@ pub struct ServeArgs {
     /// Time limit of the database check behind /readyz.
     #[arg(long = "readiness-timeout", env = "TRIAGE_READINESS_TIMEOUT", default_value = "1s")]
     pub readiness_timeout: DurationArg,
+
+    /// Address blocks probes may reach although the network policy denies them (loopback, private
+    /// ranges…), comma-separated, e.g. `10.0.0.0/8,192.168.1.20`. Cloud metadata addresses need an
+    /// exact single-address entry.
+    #[arg(long = "probe-allow", env = "TRIAGE_PROBE_ALLOW", value_delimiter = ',')]
+    pub probe_allow: Vec<Cidr>,
+
+    /// Checks running at the same time at most; more wait their turn.
+    #[arg(long = "probe-concurrency", env = "TRIAGE_PROBE_CONCURRENCY", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub probe_concurrency: u32,
+
+    /// Results held in memory while the database is unreachable; beyond this the oldest are dropped.
+    #[arg(long = "result-buffer", env = "TRIAGE_RESULT_BUFFER", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u32).range(1000..=10_000_000))]
+    pub result_buffer: u32,
+
+    /// How long raw results are kept (rollups are kept longer: minutes 35 days, hours 400 days, days forever).
+    #[arg(long = "raw-retention", env = "TRIAGE_RAW_RETENTION", default_value = "14d")]
+    pub raw_retention: DurationArg,
+
+    /// Watch this instance itself (service `triage`: /healthz, /readyz, /metrics).
+    #[arg(long = "self-watch", env = "TRIAGE_SELF_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub self_watch: bool,
+
+    /// Declarative probe file (TOML) applied at start: its probes are created or updated by name and
+    /// marked as managed by the file.
+    #[arg(long = "config", env = "TRIAGE_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// A problem with the configuration: printed as one line, exit code 2.
@@ -167,6 +211,9 @@ impl Cli {
             if value.0.is_zero() {
                 return Err(ConfigError(format!("{name} must be greater than zero")));
             }
+        }
+        if self.serve_args().raw_retention.0 < Duration::from_secs(86_400) {
+            return Err(ConfigError("--raw-retention must be at least 1d".into()));
         }
         if self.serve_args().body_limit.0 == 0 {
             return Err(ConfigError("--body-limit must be greater than zero".into()));
@@ -240,7 +287,8 @@ impl FromStr for DurationArg {
             "" | "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n.saturating_mul(60)),
             "h" => Duration::from_secs(n.saturating_mul(3600)),
-            other => return Err(format!("unknown duration unit '{other}' (use ms, s, m or h)")),
+            "d" => Duration::from_secs(n.saturating_mul(86_400)),
+            other => return Err(format!("unknown duration unit '{other}' (use ms, s, m, h or d)")),
         };
         Ok(Self(d))
     }

@@ -9,9 +9,14 @@ use serde::Serialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadRequest { field: Option<&'static str>, message: String },
-    #[error("not found")]
-    NotFound,
+    BadRequest { field: Option<String>, message: String },
+    /// The request is well-formed but collides with what exists (a duplicate name).
+    #[error("{message}")]
+    Conflict { field: Option<String>, message: String },
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
     #[error("request body exceeds the {limit}-byte limit")]
     PayloadTooLarge { limit: usize },
     #[error("the request took too long")]
@@ -30,10 +35,31 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadRequest { field: Some(field.into()), message: message.into() }
+    }
+}
+
+/// Storage failures: a unique violation is the client's duplicate, anything else is ours.
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && db.code().as_deref() == Some("23505")
+        {
+            let field = if db.constraint().is_some_and(|c| c.contains("name")) { Some("name".into()) } else { None };
+            return Self::Conflict { field, message: "a resource with that name already exists".into() };
+        }
+        Self::Internal(e.to_string())
+    }
+}
+
+impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -48,9 +74,13 @@ impl IntoResponse for ApiError {
             tracing::error!(cause = %cause, "internal error");
         }
         let field = match &self {
-            Self::BadRequest { field, .. } => *field,
+            Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
             _ => None,
         };
-        (status, Json(ErrorBody { error: code, message: self.to_string(), field })).into_response()
+        let mut response = (status, Json(ErrorBody { error: code, message: self.to_string(), field })).into_response();
+        if matches!(self, Self::Unauthorized) {
+            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }

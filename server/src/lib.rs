@@ -1,17 +1,25 @@
 //! Triage's server: configuration, embedded PostgreSQL, storage, health and metrics, and the
 //! axum application serving the Leptos UI.
 
+pub mod api;
+pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod demo;
 pub mod embedded_pg;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod http;
+pub mod ingest;
 pub mod metrics;
 pub mod probe;
+pub mod probe_file;
+pub mod probing;
 pub mod readiness;
 pub mod run;
+pub mod scheduler;
+pub mod series;
 pub mod startup;
 pub mod state;
 pub mod stats;

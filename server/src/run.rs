@@ -11,6 +11,8 @@ use std::str::FromStr;
 use crate::config::{Cli, DatabaseArgs, default_data_dir};
 use crate::db::{self, PoolSettings};
 use crate::embedded_pg::{self, EmbeddedPg, EmbeddedPgConfig, EmbeddedPgError};
+use crate::probe_file;
+use crate::probing::Probing;
 use crate::startup::{self, Application, ServeSettings};
 use crate::storage;
 
@@ -125,15 +127,42 @@ pub async fn serve(cli: &Cli) -> Result<(), RunError> {
 }
 
 async fn serve_on(database: &Database, settings: &ServeSettings) -> Result<(), RunError> {
-    let state = startup::build_state(database.pool.clone(), settings, database.mode)
-        .await
-        .map_err(|e| RunError::Database(describe(&e)))?;
-    let router = startup::router(state, settings, Router::new());
-    let app = Application::bind(settings, router)
+    let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|e| RunError::Config(format!("cannot listen on {}: {e}", settings.addr)))?;
-    let addr = app.local_addr().map_err(|e| RunError::Io(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| RunError::Io(e.to_string()))?;
+    let (state, probing) = startup::build_state(database.pool.clone(), settings, database.mode, addr)
+        .await
+        .map_err(|e| RunError::Database(describe(&e)))?;
+    let prepared = prepare_probes(&database.pool, &probing, settings, addr).await;
+    if let Err(e) = prepared {
+        probing.shutdown(Duration::from_secs(5)).await;
+        return Err(e);
+    }
+    let router = startup::router(state, settings, Router::new());
+    let app = Application::with_listener(listener, settings, router);
     tracing::info!(url = %format!("http://{addr}"), "Triage is up");
     app.run_until_stopped(startup::shutdown_signal()).await;
+    probing.shutdown(settings.shutdown_timeout).await;
+    Ok(())
+}
+
+/// Applies the declarative file and sets up Triage's watch of itself.
+async fn prepare_probes(
+    pool: &sqlx::PgPool,
+    probing: &Probing,
+    settings: &ServeSettings,
+    addr: std::net::SocketAddr,
+) -> Result<(), RunError> {
+    if let Some(path) = &settings.config_file {
+        let file = probe_file::load(path).map_err(RunError::Config)?;
+        let applied = probe_file::apply(pool, &probing.scheduler, &file)
+            .await
+            .map_err(|e| RunError::Config(format!("{}: {e}", path.display())))?;
+        tracing::info!(path = %path.display(), probes = applied.probes, removed = applied.removed, "probe file applied");
+    }
+    if settings.probes.self_watch {
+        probing.watch_self(pool, addr).await.map_err(|e| RunError::Database(format!("self-watch: {e}")))?;
+    }
     Ok(())
 }

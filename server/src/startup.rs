@@ -23,12 +23,13 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::health;
 use crate::http::{HttpLimits, with_middleware};
 use crate::metrics::Metrics;
+use crate::probing::{ProbeSettings, Probing};
 use crate::readiness::ReadinessChecker;
 use crate::state::{AppState, PgBackend};
 use crate::storage;
+use crate::{api, health};
 
 /// Serving settings, separate from the CLI so tests can build them directly.
 #[derive(Debug, Clone)]
@@ -41,6 +42,9 @@ pub struct ServeSettings {
     pub shutdown_timeout: Duration,
     pub readiness_cache: Duration,
     pub readiness_timeout: Duration,
+    pub probes: ProbeSettings,
+    /// The declarative probe file applied at start.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for ServeSettings {
@@ -54,6 +58,8 @@ impl Default for ServeSettings {
             shutdown_timeout: Duration::from_secs(30),
             readiness_cache: Duration::from_secs(1),
             readiness_timeout: Duration::from_secs(1),
+            probes: ProbeSettings::default(),
+            config_file: None,
         }
     }
 }
@@ -69,16 +75,27 @@ impl From<&crate::config::ServeArgs> for ServeSettings {
             shutdown_timeout: a.shutdown_timeout.0,
             readiness_cache: a.readiness_cache.0,
             readiness_timeout: a.readiness_timeout.0,
+            probes: ProbeSettings {
+                allow: a.probe_allow.clone(),
+                concurrency: a.probe_concurrency as usize,
+                ingest: crate::ingest::IngestConfig { buffer: a.result_buffer as usize, ..Default::default() },
+                raw_retention: a.raw_retention.0,
+                self_watch: a.self_watch,
+                ..ProbeSettings::default()
+            },
+            config_file: a.config.clone(),
         }
     }
 }
 
-/// Builds the shared state over a migrated pool.
+/// Builds the shared state over a migrated pool and starts probing; `listen` is the bound address
+/// (the prober may reach it, so Triage can watch itself).
 pub async fn build_state(
     pool: PgPool,
     settings: &ServeSettings,
     database: DatabaseMode,
-) -> Result<AppState, sqlx::Error> {
+    listen: SocketAddr,
+) -> Result<(AppState, Probing), sqlx::Error> {
     let (instance_id, created_at) = storage::ensure_instance(&pool).await?;
     let instance = InstanceInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -93,13 +110,17 @@ pub async fn build_state(
         .site_pkg_dir("pkg")
         .site_addr(settings.addr)
         .build();
-    Ok(AppState {
+    let probing = Probing::start(pool.clone(), listen, &settings.probes).await?;
+    let state = AppState {
         leptos_options,
         readiness: ReadinessChecker::new(pool.clone(), settings.readiness_timeout, settings.readiness_cache),
         metrics: Metrics::new(pool.clone()),
         instance: Arc::new(instance),
+        scheduler: probing.scheduler.clone(),
+        hub: probing.hub.clone(),
         pool,
-    })
+    };
+    Ok((state, probing))
 }
 
 /// All routes: health, metrics, the Leptos pages and server functions, static files. `extra` lets
@@ -113,6 +134,7 @@ pub fn router(state: AppState, settings: &ServeSettings, extra: Router<AppState>
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(api::routes())
         .merge(extra)
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), move || {
             shell(leptos_options.clone())
@@ -138,12 +160,17 @@ impl Application {
     /// Binds the listener (port 0 picks a free port, as tests do).
     pub async fn bind(settings: &ServeSettings, router: Router) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.addr).await?;
-        Ok(Self {
+        Ok(Self::with_listener(listener, settings, router))
+    }
+
+    /// Serves on a listener bound earlier (its address is needed before the router exists).
+    pub fn with_listener(listener: TcpListener, settings: &ServeSettings, router: Router) -> Self {
+        Self {
             listener,
             router,
             header_read_timeout: settings.header_read_timeout,
             shutdown_timeout: settings.shutdown_timeout,
-        })
+        }
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -8,8 +8,10 @@ use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 use sqlx::PgPool;
 
+use crate::events::EventHub;
 use crate::metrics::Metrics;
 use crate::readiness::ReadinessChecker;
+use crate::scheduler::Scheduler;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -18,6 +20,8 @@ pub struct AppState {
     pub readiness: Arc<ReadinessChecker>,
     pub metrics: Arc<Metrics>,
     pub instance: Arc<InstanceInfo>,
+    pub scheduler: Scheduler,
+    pub hub: EventHub,
 }
 
 /// What server functions reach through [`app::api::backend::Backend`].

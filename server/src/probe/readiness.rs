@@ -8,23 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ComponentState {
-    Up,
-    Degraded,
-    Down,
-    Unknown,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Component {
-    pub name: String,
-    pub state: ComponentState,
-    /// A short reason when the target gave one (`error`, `message`, `output`).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub detail: Option<String>,
-}
+pub use app::model::{Component, ComponentState};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadinessReport {

@@ -8,21 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The outcome of one check, and a probe's (or service's) state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Up,
-    Degraded,
-    Down,
-}
+pub use app::model::Outcome;
 
-impl Outcome {
-    pub const ALL: [Outcome; 3] = [Outcome::Up, Outcome::Degraded, Outcome::Down];
-
-    fn severity(self) -> usize {
-        self as usize
-    }
+fn severity(o: Outcome) -> usize {
+    o as usize
 }
 
 /// How many consecutive results confirm a change.
@@ -76,12 +65,12 @@ impl ProbeState {
 
     /// Feeds one result; returns the change it confirms, if any.
     pub fn observe(&mut self, outcome: Outcome) -> Option<StateChange> {
-        let sev = outcome.severity();
+        let sev = severity(outcome);
         for k in 0..3 {
             self.at_least[k] = if sev >= k { self.at_least[k].saturating_add(1) } else { 0 };
             self.at_most[k] = if sev <= k { self.at_most[k].saturating_add(1) } else { 0 };
         }
-        let current = self.state.severity();
+        let current = severity(self.state);
         let worse = (current + 1..3).rev().find(|&k| self.at_least[k] >= self.confirmation.failures_to_down);
         let better = (0..current).find(|&k| self.at_most[k] >= self.confirmation.successes_to_up);
         let next = worse.or(better)?;

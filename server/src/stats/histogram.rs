@@ -126,6 +126,47 @@ impl LatencyHistogram {
             .unzip()
     }
 
+    /// Compact form for storage: for each non-empty bucket, the gap to the previous bucket index
+    /// and the count, both as LEB128 varints (typically 2–3 bytes a bucket).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.buckets.len() * 3);
+        let mut prev = 0u16;
+        for (&i, &n) in &self.buckets {
+            put_varint(&mut out, u64::from(i - prev));
+            put_varint(&mut out, n);
+            prev = i;
+        }
+        out
+    }
+
+    /// Rebuilds a histogram from [`encode`](Self::encode)'s bytes and the stored summary.
+    /// Malformed bytes (never written by Triage) yield `None` rather than a wrong histogram.
+    pub fn decode(bytes: &[u8], sum_us: u64, min_us: u64, max_us: u64) -> Option<Self> {
+        let mut buckets = BTreeMap::new();
+        let mut count = 0u64;
+        let mut pos = 0usize;
+        let mut index = 0u64;
+        while pos < bytes.len() {
+            index += get_varint(bytes, &mut pos)?;
+            let n = get_varint(bytes, &mut pos)?;
+            buckets.insert(u16::try_from(index).ok()?, n);
+            count += n;
+        }
+        Some(Self { buckets, count, sum_us, min_us, max_us })
+    }
+
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us
+    }
+
+    pub fn min_us(&self) -> u64 {
+        self.min_us
+    }
+
+    pub fn max_us(&self) -> u64 {
+        self.max_us
+    }
+
     /// Rebuilds a histogram from stored columns and its stored summary.
     pub fn from_columns(indexes: &[i16], counts: &[i64], sum_us: u64, min_us: u64, max_us: u64) -> Self {
         let mut buckets = BTreeMap::new();
@@ -137,6 +178,27 @@ impl LatencyHistogram {
         }
         Self { buckets, count, sum_us, min_us, max_us }
     }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -266,5 +328,21 @@ mod tests {
             serde_json::to_string(&h).expect("ser"),
             r#"{"buckets":{"0":1,"233":1},"count":2,"sum_us":100,"min_us":0,"max_us":100}"#
         );
+    }
+
+    #[test]
+    fn encoding_round_trips_and_is_compact() {
+        let mut h = LatencyHistogram::new();
+        let mut rng = Rng(7);
+        for _ in 0..10_000 {
+            h.record(rng.next() % 2_000_000);
+        }
+        h.record(0);
+        h.record(u64::from(u32::MAX));
+        let bytes = h.encode();
+        let back = LatencyHistogram::decode(&bytes, h.sum_us(), h.min_us(), h.max_us()).expect("decodes");
+        assert_eq!(back, h);
+        assert!(bytes.len() < h.buckets.len() * 4, "{} bytes for {} buckets", bytes.len(), h.buckets.len());
+        assert_eq!(LatencyHistogram::decode(&[0x80], 0, 0, 0), None, "truncated varint is refused");
     }
 }

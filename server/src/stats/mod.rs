@@ -1,3 +1,4 @@
-//! Statistics for probe results: mergeable latency histograms behind every percentile Triage shows.
+//! Statistics over results: the mergeable latency histogram and the rollup bucket built on it.
 
 pub mod histogram;
+pub mod rollup;

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use server::probe::http::{self, ErrorClass, HttpCheck, StatusRule};
+use server::probe::http::{self, ErrorClass, HeaderCheck, HttpCheck, StatusRule};
 use server::probe::policy::NetworkPolicy;
 use server::probe::state::Outcome;
 
@@ -113,7 +113,7 @@ async fn body_and_header_assertions() {
     let mut c = check(addr, "/");
     c.assertions.body_contains = Some("healthy".into());
     c.assertions.body_regex = Some(regex::Regex::new(r#""db":\s*"connected""#).expect("regex"));
-    c.assertions.header_equals = Some((header::HeaderName::from_static("x-version"), "1.2.3".into()));
+    c.assertions.headers = vec![HeaderCheck::equals(header::HeaderName::from_static("x-version"), "1.2.3")];
     assert_eq!(http::run(&c, &policy).await.outcome, Outcome::Up);
 
     let mut wrong = c.clone();
@@ -123,7 +123,7 @@ async fn body_and_header_assertions() {
     wrong.assertions.body_regex = Some(regex::Regex::new("disconnected").expect("regex"));
     assert_eq!(http::run(&wrong, &policy).await.error, Some(ErrorClass::Assertion));
     let mut wrong = c;
-    wrong.assertions.header_equals = Some((header::HeaderName::from_static("x-version"), "2.0.0".into()));
+    wrong.assertions.headers = vec![HeaderCheck::equals(header::HeaderName::from_static("x-version"), "2.0.0")];
     assert_eq!(http::run(&wrong, &policy).await.error, Some(ErrorClass::Assertion));
 }
 

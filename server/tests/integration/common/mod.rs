@@ -15,6 +15,7 @@ use app::model::DatabaseMode;
 use axum::Router;
 use server::db::{self, PoolSettings};
 use server::embedded_pg::{EmbeddedPg, EmbeddedPgConfig};
+use server::probing::{ProbeSettings, Probing};
 use server::startup::{self, Application, ServeSettings};
 use server::state::AppState;
 use server::storage;
@@ -94,6 +95,8 @@ pub struct TestApp {
     pub url: String,
     pub client: reqwest::Client,
     pub pool: PgPool,
+    pub state: AppState,
+    probing: Option<Probing>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -103,7 +106,7 @@ impl TestApp {
         format!("{}{}", self.url, path)
     }
 
-    /// Signals shutdown and waits until the server has drained.
+    /// Signals shutdown and waits until the server has drained and probing has stopped.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -111,6 +114,14 @@ impl TestApp {
         if let Some(handle) = self.server.take() {
             handle.await.expect("server task");
         }
+        if let Some(p) = self.probing.take() {
+            p.shutdown(Duration::from_secs(10)).await;
+        }
+    }
+
+    /// Waits until every result submitted so far is written.
+    pub async fn flush(&self) {
+        self.state.scheduler.ingest().flush().await.expect("writer running");
     }
 
     /// Signals shutdown without waiting; returns the server task to await.
@@ -122,20 +133,32 @@ impl TestApp {
     }
 }
 
+/// Port 0, no site, no self-watch; probes may reach loopback (tests' targets live there), as an
+/// admin's `--probe-allow 127.0.0.0/8` would allow.
 pub fn test_settings() -> ServeSettings {
     ServeSettings {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         site_root: std::env::temp_dir().join("triage-test-site-absent"),
+        probes: ProbeSettings {
+            allow: vec!["127.0.0.0/8".parse().expect("cidr")],
+            self_watch: false,
+            ..ProbeSettings::default()
+        },
         ..ServeSettings::default()
     }
 }
 
 /// Spawns the real application on port 0 over `pool`.
 pub async fn spawn_app_with(pool: PgPool, settings: ServeSettings, extra: Router<AppState>) -> TestApp {
-    let state = startup::build_state(pool.clone(), &settings, DatabaseMode::Embedded).await.expect("state");
-    let router = startup::router(state, &settings, extra);
-    let app = Application::bind(&settings, router).await.expect("bind");
-    let addr = app.local_addr().expect("local addr");
+    let listener = tokio::net::TcpListener::bind(settings.addr).await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let (state, probing) =
+        startup::build_state(pool.clone(), &settings, DatabaseMode::Embedded, addr).await.expect("state");
+    if settings.probes.self_watch {
+        probing.watch_self(&pool, addr).await.expect("self-watch");
+    }
+    let router = startup::router(state.clone(), &settings, extra);
+    let app = Application::with_listener(listener, &settings, router);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -145,6 +168,8 @@ pub async fn spawn_app_with(pool: PgPool, settings: ServeSettings, extra: Router
         url: format!("http://{addr}"),
         client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
         pool,
+        state,
+        probing: Some(probing),
         shutdown: Some(tx),
         server: Some(server),
     }

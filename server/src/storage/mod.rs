@@ -1,4 +1,9 @@
-//! Every SQL statement Triage runs lives in this module.
+//! Every SQL statement Triage runs lives in this module: the instance and database housekeeping
+//! here, services and probes in `catalog`, raw results in `results`, rollups in `rollups`.
+
+pub mod catalog;
+pub mod results;
+pub mod rollups;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;

@@ -1,0 +1,104 @@
+//! The REST API under `/api/v1`: services, probes, their results and series, and pushed results.
+//! JSON in and out; every error is the JSON body of [`ApiError`], naming the field at fault.
+
+mod probes;
+mod push;
+mod services;
+
+use axum::Router;
+use axum::extract::{FromRequest, Request};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/services", get(services::list).post(services::create))
+        .route("/api/v1/services/{id}", get(services::show).put(services::replace).delete(services::delete))
+        .route("/api/v1/probes", get(probes::list).post(probes::create))
+        .route("/api/v1/probes/{id}", get(probes::show).put(probes::replace).delete(probes::delete))
+        .route("/api/v1/probes/{id}/results", get(probes::results))
+        .route("/api/v1/probes/{id}/series", get(probes::series))
+        .route("/api/v1/probes/{id}/state-changes", get(probes::state_changes))
+        .route("/api/v1/push/{id}", post(push::push))
+}
+
+/// A JSON body whose errors name the offending field (`assert.status`, `interval_secs`, …).
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json") || ct.contains("+json"));
+        if !json {
+            return Err(ApiError::BadRequest {
+                field: None,
+                message: "send the body as JSON (Content-Type: application/json)".into(),
+            });
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::BadRequest { field: None, message: "could not read the request body".into() })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses JSON, naming the field on failure: the path where it failed, or the missing/unknown field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner().to_string();
+        // A missing field fails at its parent: take its name from the message.
+        let missing = inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()).map(str::to_string);
+        let field = match (path.as_str(), missing) {
+            (".", Some(n)) => Some(n),
+            (".", None) => None,
+            (p, Some(n)) => Some(format!("{p}.{n}")),
+            (p, None) => Some(p.to_string()),
+        };
+        let message = inner.split(" at line ").next().unwrap_or(&inner).to_string();
+        ApiError::BadRequest { field, message }
+    })
+}
+
+/// Path ids are UUIDs; anything else is a 400 naming `id`, not a bare 400 from the router.
+pub fn parse_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    raw.parse().map_err(|_| ApiError::bad("id", "not a valid id (UUID)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::model::ProbeSpec;
+
+    fn field(json: &str) -> Option<String> {
+        match parse_json::<ProbeSpec>(json.as_bytes()) {
+            Err(ApiError::BadRequest { field, .. }) => field,
+            _ => panic!("must fail: {json}"),
+        }
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        assert_eq!(field(r#"{"kind":"http"}"#).as_deref(), Some("name"));
+        assert_eq!(field(r#"{"name":"a","kind":"htp"}"#).as_deref(), Some("kind"));
+        assert_eq!(field(r#"{"name":"a","kind":"http","interval_secs":"x"}"#).as_deref(), Some("interval_secs"));
+        assert_eq!(field(r#"{"name":"a","kind":"http","typo":1}"#).as_deref(), Some("typo"));
+        assert_eq!(field(r#"{"name":"a","kind":"http","assert":{"status":"ok"}}"#).as_deref(), Some("assert.status"));
+        assert_eq!(field(r#"{"name":"a","kind":"http","assert":{"bogus":1}}"#).as_deref(), Some("assert.bogus"));
+        assert_eq!(field("not json"), None);
+    }
+}

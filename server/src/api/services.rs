@@ -1,0 +1,41 @@
+use app::model::{Service, ServiceInput};
+use axum::Json;
+use axum::extract::{Path, State};
+use http::StatusCode;
+
+use super::{ApiJson, parse_id};
+use crate::catalog;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::storage::catalog as store;
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Service>>, ApiError> {
+    Ok(Json(store::list_services(&state.pool).await?))
+}
+
+pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Service>, ApiError> {
+    let id = parse_id(&id)?;
+    store::get_service(&state.pool, id).await?.map(Json).ok_or(ApiError::NotFound("service"))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<ServiceInput>,
+) -> Result<(StatusCode, Json<Service>), ApiError> {
+    Ok((StatusCode::CREATED, Json(catalog::create_service(&state.pool, &input).await?)))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ServiceInput>,
+) -> Result<Json<Service>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(Json(catalog::update_service(&state.pool, id, &input).await?))
+}
+
+pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    catalog::delete_service(&state.pool, &state.scheduler, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,215 @@
+//! Reading results back as charts and percentiles: rollups for everything before the rollup
+//! watermark, raw rows after it, merged exactly (the histograms add up).
+//!
+//! A series has at most [`MAX_POINTS`] buckets whatever the range, and reads the coarsest rollup
+//! level whose width divides the step, so 30 days costs about what an hour costs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use app::model::{Series, SeriesPoint};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::stats::rollup::Rollup;
+use crate::storage::rollups::{self, Level};
+
+pub const MAX_POINTS: i64 = 1_000;
+
+/// Steps a series may use, in seconds: round numbers a person reads off an axis.
+const STEPS: [i64; 16] =
+    [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 345600, 604800, 2592000];
+
+/// The step actually used: at least the requested one, at least range / MAX_POINTS, rounded up to
+/// a listed step.
+pub fn choose_step(from: DateTime<Utc>, to: DateTime<Utc>, requested: Option<i64>) -> i64 {
+    let span = (to - from).num_seconds().max(1);
+    let floor = requested.unwrap_or(0).max((span + MAX_POINTS - 1) / MAX_POINTS);
+    STEPS.iter().copied().find(|s| *s >= floor).unwrap_or(STEPS[STEPS.len() - 1])
+}
+
+fn level_for(step: i64) -> Level {
+    if step % 86_400 == 0 {
+        Level::Day
+    } else if step % 3_600 == 0 {
+        Level::Hour
+    } else {
+        Level::Minute
+    }
+}
+
+fn align_down(t: DateTime<Utc>, step: i64) -> DateTime<Utc> {
+    let s = t.timestamp();
+    Utc.timestamp_opt(s - s.rem_euclid(step), 0).single().unwrap_or(t)
+}
+
+/// The chart series of one probe over [from, to).
+pub async fn series(
+    pool: &PgPool,
+    probe_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: Option<i64>,
+) -> Result<Series, sqlx::Error> {
+    let step = choose_step(from, to, step);
+    let level = level_for(step);
+    let start = align_down(from, step);
+    let watermark = rollups::watermark(pool).await?;
+    let mut buckets: BTreeMap<DateTime<Utc>, Rollup> = BTreeMap::new();
+    if start < watermark {
+        for ((_, bucket), r) in rollups::read_rollups(pool, level, &[probe_id], start, to.min(watermark)).await? {
+            buckets.entry(align_down(bucket, step)).or_default().merge(&r);
+        }
+    }
+    let raw_from = start.max(watermark);
+    if raw_from < to {
+        for ((_, minute), r) in rollups::raw_rollups(pool, &[probe_id], raw_from, to, Level::Minute).await? {
+            buckets.entry(align_down(minute, step)).or_default().merge(&r);
+        }
+    }
+    let points: Vec<SeriesPoint> = buckets.into_iter().map(|(at, r)| r.to_point(at)).collect();
+    Ok(Series { probe_id, from: start, to, step_secs: u64::try_from(step).unwrap_or(60), points })
+}
+
+fn ceil_to(t: DateTime<Utc>, level: Level) -> DateTime<Utc> {
+    let down = level.truncate(t);
+    if down == t { t } else { down + level.width() }
+}
+
+/// [a, b) split into the fewest rollup rows: whole days, then whole hours at the edges, then
+/// minutes. `a` and `b` are minute-aligned.
+pub fn cover(a: DateTime<Utc>, b: DateTime<Utc>) -> Vec<(Level, DateTime<Utc>, DateTime<Utc>)> {
+    fn go(a: DateTime<Utc>, b: DateTime<Utc>, level: Level, out: &mut Vec<(Level, DateTime<Utc>, DateTime<Utc>)>) {
+        if a >= b {
+            return;
+        }
+        let below = match level {
+            Level::Minute => {
+                out.push((Level::Minute, a, b));
+                return;
+            }
+            Level::Hour => Level::Minute,
+            Level::Day => Level::Hour,
+        };
+        let (up, down) = (ceil_to(a, level), level.truncate(b));
+        if up >= down {
+            go(a, b, below, out);
+            return;
+        }
+        go(a, up, below, out);
+        out.push((level, up, down));
+        go(down, b, below, out);
+    }
+    let mut out = Vec::new();
+    go(a, b, Level::Day, &mut out);
+    out
+}
+
+/// Each probe's results over [from, to) merged into one rollup (its percentiles, error rate…),
+/// reading as few rollup rows as the range allows.
+pub async fn summaries(
+    pool: &PgPool,
+    probes: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<HashMap<Uuid, Rollup>, sqlx::Error> {
+    let watermark = rollups::watermark(pool).await?;
+    let mut out: HashMap<Uuid, Rollup> = HashMap::new();
+    let a = Level::Minute.truncate(from);
+    let b = to.min(watermark);
+    for (level, start, end) in cover(a, Level::Minute.truncate(b).max(a)) {
+        for ((probe, _), r) in rollups::read_rollups(pool, level, probes, start, end).await? {
+            out.entry(probe).or_default().merge(&r);
+        }
+    }
+    let raw_from = a.max(Level::Minute.truncate(b).max(a));
+    if raw_from < to {
+        for ((probe, _), r) in rollups::raw_rollups(pool, probes, raw_from, to, Level::Day).await? {
+            out.entry(probe).or_default().merge(&r);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses `from`/`to` query values: RFC 3339, or relative to now as `now`, `now-15m`, `-1h`, `-7d`.
+pub fn parse_time(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let rest = s.strip_prefix("now").unwrap_or(s);
+    if rest.is_empty() {
+        return Some(now);
+    }
+    let rest = rest.strip_prefix('-')?;
+    let split = rest.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = rest.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    let d = match unit {
+        "s" => Duration::seconds(n),
+        "m" => Duration::minutes(n),
+        "h" => Duration::hours(n),
+        "d" => Duration::days(n),
+        _ => return None,
+    };
+    now.checked_sub_signed(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+    }
+
+    #[test]
+    fn steps_keep_any_range_under_a_thousand_points() {
+        let to = t("2026-11-23T12:00:00Z");
+        for (span, want) in [
+            (Duration::minutes(15), 60),
+            (Duration::hours(1), 60),
+            (Duration::hours(24), 120),
+            (Duration::days(7), 900),
+            (Duration::days(30), 3600),
+        ] {
+            let step = choose_step(to - span, to, None);
+            assert_eq!(step, want, "{span:?}");
+            assert!(span.num_seconds() / step <= MAX_POINTS);
+        }
+        assert_eq!(choose_step(to - Duration::hours(1), to, Some(300)), 300, "a coarser request is honoured");
+        assert_eq!(level_for(3600), Level::Hour);
+        assert_eq!(level_for(900), Level::Minute);
+    }
+
+    #[test]
+    fn cover_uses_whole_days_and_hours_and_leaves_nothing_out() {
+        let a = t("2026-10-01T22:13:00Z");
+        let b = t("2026-10-31T05:47:00Z");
+        let parts = cover(a, b);
+        let mut cursor = a;
+        for (level, start, end) in &parts {
+            assert_eq!(*start, cursor, "contiguous");
+            assert_eq!(level.truncate(*start), *start, "aligned");
+            cursor = *end;
+        }
+        assert_eq!(cursor, b);
+        let days: Vec<_> = parts.iter().filter(|p| p.0 == Level::Day).collect();
+        assert_eq!(days.len(), 1);
+        assert_eq!((days[0].1, days[0].2), (t("2026-10-02T00:00:00Z"), t("2026-10-31T00:00:00Z")));
+        let rows: i64 = parts.iter().map(|(l, s, e)| (*e - *s).num_seconds() / l.width().num_seconds()).sum();
+        assert!(rows < 29 + 2 * 24 + 2 * 60, "{rows} rows");
+        assert_eq!(cover(a, a), vec![]);
+        assert_eq!(cover(t("2026-10-01T10:05:00Z"), t("2026-10-01T10:09:00Z")).len(), 1);
+    }
+
+    #[test]
+    fn relative_and_absolute_times() {
+        let now = t("2026-11-23T12:00:00Z");
+        assert_eq!(parse_time("now", now), Some(now));
+        assert_eq!(parse_time("now-15m", now), Some(t("2026-11-23T11:45:00Z")));
+        assert_eq!(parse_time("-7d", now), Some(t("2026-11-16T12:00:00Z")));
+        assert_eq!(parse_time("2026-11-01T00:00:00Z", now), Some(t("2026-11-01T00:00:00Z")));
+        assert_eq!(parse_time("yesterday", now), None);
+        assert_eq!(parse_time("now-5w", now), None);
+    }
+}

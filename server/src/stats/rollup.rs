@@ -1,0 +1,200 @@
+//! One rollup bucket of one probe: counts by outcome and error class, the latency histogram, and
+//! pool gauges. Merging two rollups gives exactly the rollup of both sets of results, so minutes
+//! merge into hours, hours into days, and any range into a chart point.
+
+use app::model::{ErrorClass, Outcome, PoolReading, SeriesPoint};
+use chrono::{DateTime, Utc};
+
+use super::histogram::LatencyHistogram;
+
+pub const ERROR_CLASSES: usize = ErrorClass::ALL.len();
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rollup {
+    pub n_up: u64,
+    pub n_degraded: u64,
+    pub n_down: u64,
+    pub errors: [u64; ERROR_CLASSES],
+    pub latency: LatencyHistogram,
+    pub pool_in_use: Option<f64>,
+    pub pool_idle: Option<f64>,
+    pub pool_max: Option<f64>,
+    pub pool_waiting: Option<f64>,
+    pub req_rate_sum: f64,
+    pub err_rate_sum: f64,
+    pub rate_samples: u64,
+}
+
+fn keep_max(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn keep_min(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// The parts of a result a rollup needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Observation {
+    pub outcome: Outcome,
+    pub error: Option<ErrorClass>,
+    /// `None` for results whose duration says nothing about the target's speed (see
+    /// [`latency_counts`]).
+    pub total_us: Option<u64>,
+    pub pool: Option<PoolReading>,
+}
+
+/// Whether a result's total time belongs in the latency percentiles: answered checks and
+/// timeouts do (a timeout is the slowest answer there is); a connection refused in 1 ms or a
+/// check blocked by policy would only pull the percentiles down.
+pub fn latency_counts(status: Option<u16>, error: Option<ErrorClass>) -> bool {
+    status.is_some() || error == Some(ErrorClass::Timeout) || error.is_none()
+}
+
+impl Rollup {
+    pub fn count(&self) -> u64 {
+        self.n_up + self.n_degraded + self.n_down
+    }
+
+    pub fn observe(&mut self, o: &Observation) {
+        match o.outcome {
+            Outcome::Up => self.n_up += 1,
+            Outcome::Degraded => self.n_degraded += 1,
+            Outcome::Down => self.n_down += 1,
+        }
+        if let Some(class) = o.error {
+            self.errors[class.index()] += 1;
+        }
+        if let Some(us) = o.total_us {
+            self.latency.record(us);
+        }
+        if let Some(p) = o.pool {
+            self.pool_in_use = keep_max(self.pool_in_use, p.in_use);
+            self.pool_idle = keep_min(self.pool_idle, p.idle);
+            self.pool_max = keep_max(self.pool_max, p.max);
+            self.pool_waiting = keep_max(self.pool_waiting, p.waiting);
+            if let Some(r) = p.requests_per_s {
+                self.req_rate_sum += r;
+                self.err_rate_sum += p.errors_per_s.unwrap_or(0.0);
+                self.rate_samples += 1;
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: &Rollup) {
+        self.n_up += other.n_up;
+        self.n_degraded += other.n_degraded;
+        self.n_down += other.n_down;
+        for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+        self.latency.merge(&other.latency);
+        self.pool_in_use = keep_max(self.pool_in_use, other.pool_in_use);
+        self.pool_idle = keep_min(self.pool_idle, other.pool_idle);
+        self.pool_max = keep_max(self.pool_max, other.pool_max);
+        self.pool_waiting = keep_max(self.pool_waiting, other.pool_waiting);
+        self.req_rate_sum += other.req_rate_sum;
+        self.err_rate_sum += other.err_rate_sum;
+        self.rate_samples += other.rate_samples;
+    }
+
+    /// The chart point for this bucket; the error rate counts `down` results.
+    pub fn to_point(&self, at: DateTime<Utc>) -> SeriesPoint {
+        let count = self.count();
+        let failed = self.n_down;
+        let errors = ErrorClass::ALL.iter().zip(self.errors).filter(|(_, n)| *n > 0).map(|(c, n)| (*c, n)).collect();
+        let ms = |q: f64| self.latency.percentile(q).map(|us| us / 1000.0);
+        let has_pool = self.pool_in_use.is_some()
+            || self.pool_max.is_some()
+            || self.pool_waiting.is_some()
+            || self.rate_samples > 0;
+        let pool = has_pool.then(|| PoolReading {
+            in_use: self.pool_in_use,
+            idle: self.pool_idle,
+            max: self.pool_max,
+            waiting: self.pool_waiting,
+            requests_per_s: (self.rate_samples > 0).then(|| self.req_rate_sum / self.rate_samples as f64),
+            errors_per_s: (self.rate_samples > 0).then(|| self.err_rate_sum / self.rate_samples as f64),
+        });
+        SeriesPoint {
+            at,
+            count,
+            up: self.n_up,
+            degraded: self.n_degraded,
+            down: self.n_down,
+            error_pct: (count > 0).then(|| failed as f64 * 100.0 / count as f64),
+            errors,
+            p50_ms: ms(0.50),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+            pool,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(outcome: Outcome, error: Option<ErrorClass>, total_us: u64) -> Observation {
+        Observation { outcome, error, total_us: Some(total_us), pool: None }
+    }
+
+    #[test]
+    fn merging_equals_observing_everything_in_one() {
+        let all: Vec<Observation> = (0..500u64)
+            .map(|i| match i % 10 {
+                0 => obs(Outcome::Down, Some(ErrorClass::Timeout), 5_000_000),
+                1 => obs(Outcome::Degraded, None, 900_000 + i),
+                _ => obs(Outcome::Up, None, 10_000 + i * 37),
+            })
+            .collect();
+        let mut whole = Rollup::default();
+        all.iter().for_each(|o| whole.observe(o));
+        let mut a = Rollup::default();
+        let mut b = Rollup::default();
+        all[..123].iter().for_each(|o| a.observe(o));
+        all[123..].iter().for_each(|o| b.observe(o));
+        a.merge(&b);
+        assert_eq!(a, whole);
+        let p = whole.to_point(Utc::now());
+        assert_eq!((p.count, p.up, p.degraded, p.down), (500, 400, 50, 50));
+        assert_eq!(p.error_pct, Some(10.0));
+        assert_eq!(p.errors.get(&ErrorClass::Timeout), Some(&50));
+    }
+
+    #[test]
+    fn pool_gauges_keep_the_worst_of_the_bucket() {
+        let mut r = Rollup::default();
+        for (in_use, idle, waiting) in [(3.0, 7.0, 0.0), (10.0, 0.0, 12.0), (6.0, 4.0, 1.0)] {
+            r.observe(&Observation {
+                outcome: Outcome::Up,
+                error: None,
+                total_us: Some(1000),
+                pool: Some(PoolReading {
+                    in_use: Some(in_use),
+                    idle: Some(idle),
+                    max: Some(10.0),
+                    waiting: Some(waiting),
+                    requests_per_s: Some(30.0),
+                    errors_per_s: Some(3.0),
+                }),
+            });
+        }
+        let pool = r.to_point(Utc::now()).pool.expect("pool");
+        assert_eq!((pool.in_use, pool.idle, pool.max, pool.waiting), (Some(10.0), Some(0.0), Some(10.0), Some(12.0)));
+        assert_eq!((pool.requests_per_s, pool.errors_per_s), (Some(30.0), Some(3.0)));
+    }
+
+    #[test]
+    fn an_empty_bucket_has_no_percentiles() {
+        let p = Rollup::default().to_point(Utc::now());
+        assert_eq!((p.count, p.p50_ms, p.error_pct, p.pool), (0, None, None, None));
+    }
+}

@@ -1,0 +1,467 @@
+//! Raw results: daily partitions, batched writes, reads, and push receipts.
+
+use std::borrow::Borrow;
+
+use app::model::{Component, ErrorClass, Outcome, Phases, PoolReading, ProbeResult, StateChange};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+fn partition_name(day: NaiveDate) -> String {
+    format!("results_{}", day.format("%Y%m%d"))
+}
+
+/// Creates the daily partition holding `day` unless it exists.
+#[tracing::instrument(skip(pool))]
+pub async fn ensure_partition(pool: &PgPool, day: NaiveDate) -> Result<(), sqlx::Error> {
+    let next = day.succ_opt().unwrap_or(day);
+    // Names and bounds come from a date, never from input: safe to format into the statement.
+    let sql = format!(
+        "create table if not exists {} partition of results for values from ('{}') to ('{}')",
+        partition_name(day),
+        day.format("%Y-%m-%d"),
+        next.format("%Y-%m-%d"),
+    );
+    match sqlx::query(&sql).execute(pool).await {
+        Ok(_) => Ok(()),
+        // Two writers creating the same partition at once: the loser sees a duplicate.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P07") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Drops daily partitions entirely older than `cutoff`; returns their names.
+#[tracing::instrument(skip(pool))]
+pub async fn drop_partitions_before(pool: &PgPool, cutoff: NaiveDate) -> Result<Vec<String>, sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "select c.relname::text from pg_inherits i join pg_class c on c.oid = i.inhrelid
+          where i.inhparent = 'results'::regclass order by 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut dropped = Vec::new();
+    for name in names {
+        let Some(day) = name.strip_prefix("results_").and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok()) else {
+            continue;
+        };
+        if day < cutoff && partition_name(day) == name {
+            sqlx::query(&format!("drop table if exists {name}")).execute(pool).await?;
+            dropped.push(name);
+        }
+    }
+    Ok(dropped)
+}
+
+/// A probe's state after a result, stored with it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateRow {
+    pub probe_id: Uuid,
+    pub state: Outcome,
+    pub since: DateTime<Utc>,
+    pub last_result_at: DateTime<Utc>,
+    pub last_outcome: Outcome,
+    pub last_error: Option<ErrorClass>,
+}
+
+fn outcome_code(o: Outcome) -> i16 {
+    o as i16
+}
+
+pub fn outcome_from_code(c: i16) -> Outcome {
+    match c {
+        0 => Outcome::Up,
+        1 => Outcome::Degraded,
+        _ => Outcome::Down,
+    }
+}
+
+fn error_code(e: Option<ErrorClass>) -> Option<i16> {
+    e.map(|c| c.index() as i16)
+}
+
+pub fn error_from_code(c: Option<i16>) -> Option<ErrorClass> {
+    c.and_then(|i| ErrorClass::ALL.get(usize::try_from(i).ok()?).copied())
+}
+
+fn us(v: Option<u64>) -> Option<i32> {
+    v.map(|x| i32::try_from(x).unwrap_or(i32::MAX))
+}
+
+/// Rows inserted by [`write_batch`] and how many were late (older than the rollup watermark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub written: usize,
+    pub late: usize,
+}
+
+/// Writes results, the probes' latest states and confirmed state changes in one transaction.
+/// The rollup watermark is read `for share` first: the rollup task takes it `for update`, so it
+/// either sees this batch's rows or this batch sees its new watermark and queues late minutes.
+#[tracing::instrument(skip_all, fields(results = results.len()))]
+pub async fn write_batch<R: Borrow<ProbeResult>>(
+    pool: &PgPool,
+    results: &[R],
+    states: &[StateRow],
+    changes: &[StateChange],
+) -> Result<BatchOutcome, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let watermark: DateTime<Utc> =
+        sqlx::query_scalar("select watermark from rollup_watermark for share").fetch_one(&mut *tx).await?;
+    insert_results(&mut tx, results).await?;
+    let late: Vec<&ProbeResult> = results.iter().map(Borrow::borrow).filter(|r| r.at < watermark).collect();
+    if !late.is_empty() {
+        let probes: Vec<Uuid> = late.iter().map(|r| r.probe_id).collect();
+        let ats: Vec<DateTime<Utc>> = late.iter().map(|r| r.at).collect();
+        sqlx::query(
+            "insert into rollup_dirty (probe_id, minute)
+             select p, date_trunc('minute', a) from unnest($1::uuid[], $2::timestamptz[]) as t(p, a)
+             on conflict do nothing",
+        )
+        .bind(&probes)
+        .bind(&ats)
+        .execute(&mut *tx)
+        .await?;
+    }
+    upsert_states(&mut tx, states).await?;
+    if !changes.is_empty() {
+        let probe: Vec<Uuid> = changes.iter().map(|c| c.probe_id).collect();
+        let at: Vec<DateTime<Utc>> = changes.iter().map(|c| c.at).collect();
+        let from: Vec<&str> = changes.iter().map(|c| c.from.as_str()).collect();
+        let to: Vec<&str> = changes.iter().map(|c| c.to.as_str()).collect();
+        let rid: Vec<&str> = changes.iter().map(|c| c.request_id.as_str()).collect();
+        let err: Vec<Option<&str>> = changes.iter().map(|c| c.error.map(ErrorClass::as_str)).collect();
+        sqlx::query(
+            "insert into state_changes (probe_id, at, from_state, to_state, request_id, error_class)
+             select t.* from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[])
+                    as t(p, a, f, s, r, e)
+              where exists (select 1 from probes where probe_id = t.p)",
+        )
+        .bind(&probe)
+        .bind(&at)
+        .bind(&from)
+        .bind(&to)
+        .bind(&rid)
+        .bind(&err)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let late = late.len();
+    tx.commit().await?;
+    Ok(BatchOutcome { written: results.len(), late })
+}
+
+async fn insert_results<R: Borrow<ProbeResult>>(
+    tx: &mut Transaction<'_, Postgres>,
+    results: &[R],
+) -> Result<(), sqlx::Error> {
+    let n = results.len();
+    let mut probe = Vec::with_capacity(n);
+    let mut at = Vec::with_capacity(n);
+    let mut outcome = Vec::with_capacity(n);
+    let mut status = Vec::with_capacity(n);
+    let mut error = Vec::with_capacity(n);
+    let (mut dns, mut connect, mut tls, mut ttfb, mut transfer, mut total) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut bytes = Vec::with_capacity(n);
+    let mut request_id = Vec::with_capacity(n);
+    let mut detail = Vec::with_capacity(n);
+    let mut excerpt = Vec::with_capacity(n);
+    let mut cert = Vec::with_capacity(n);
+    let mut components = Vec::with_capacity(n);
+    let mut pool = Vec::with_capacity(n);
+    for r in results.iter().map(Borrow::borrow) {
+        probe.push(r.probe_id);
+        at.push(r.at);
+        outcome.push(outcome_code(r.outcome));
+        status.push(r.status.map(|s| s as i16));
+        error.push(error_code(r.error));
+        dns.push(us(r.phases.dns_us));
+        connect.push(us(r.phases.connect_us));
+        tls.push(us(r.phases.tls_us));
+        ttfb.push(us(r.phases.ttfb_us));
+        transfer.push(us(r.phases.transfer_us));
+        total.push(us(Some(r.phases.total_us)).unwrap_or(0));
+        bytes.push(i32::try_from(r.response_bytes).unwrap_or(i32::MAX));
+        request_id.push(r.request_id.as_str());
+        detail.push(r.detail.as_deref());
+        excerpt.push(r.body_excerpt.as_deref());
+        cert.push(r.cert_days_left);
+        components.push((!r.components.is_empty()).then(|| serde_json::to_string(&r.components).unwrap_or_default()));
+        pool.push(r.pool.map(|p| serde_json::to_string(&p).unwrap_or_default()));
+    }
+    sqlx::query(
+        "insert into results (probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us,
+                              transfer_us, total_us, response_bytes, request_id, detail, body_excerpt,
+                              cert_days_left, components, pool)
+         select p, a, o, s, e, d, c, t, f, x, tot, b, rid, det, exc, cert, comp::jsonb, pl::jsonb
+           from unnest($1::uuid[], $2::timestamptz[], $3::int2[], $4::int2[], $5::int2[], $6::int4[], $7::int4[],
+                       $8::int4[], $9::int4[], $10::int4[], $11::int4[], $12::int4[], $13::text[], $14::text[],
+                       $15::text[], $16::int4[], $17::text[], $18::text[])
+                as t(p, a, o, s, e, d, c, t, f, x, tot, b, rid, det, exc, cert, comp, pl)",
+    )
+    .bind(&probe)
+    .bind(&at)
+    .bind(&outcome)
+    .bind(&status)
+    .bind(&error)
+    .bind(&dns)
+    .bind(&connect)
+    .bind(&tls)
+    .bind(&ttfb)
+    .bind(&transfer)
+    .bind(&total)
+    .bind(&bytes)
+    .bind(&request_id)
+    .bind(&detail)
+    .bind(&excerpt)
+    .bind(&cert)
+    .bind(&components)
+    .bind(&pool)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+async fn upsert_states(tx: &mut Transaction<'_, Postgres>, states: &[StateRow]) -> Result<(), sqlx::Error> {
+    if states.is_empty() {
+        return Ok(());
+    }
+    let probe: Vec<Uuid> = states.iter().map(|s| s.probe_id).collect();
+    let state: Vec<&str> = states.iter().map(|s| s.state.as_str()).collect();
+    let since: Vec<DateTime<Utc>> = states.iter().map(|s| s.since).collect();
+    let last_at: Vec<DateTime<Utc>> = states.iter().map(|s| s.last_result_at).collect();
+    let last: Vec<&str> = states.iter().map(|s| s.last_outcome.as_str()).collect();
+    let err: Vec<Option<&str>> = states.iter().map(|s| s.last_error.map(ErrorClass::as_str)).collect();
+    // A probe deleted while its results were in flight has no row to update: skip it.
+    sqlx::query(
+        "insert into probe_state (probe_id, state, since, last_result_at, last_outcome, last_error)
+         select t.* from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[])
+                as t(p, s, si, la, lo, le)
+          where exists (select 1 from probes where probe_id = t.p)
+         on conflict (probe_id) do update set
+           state = excluded.state, since = excluded.since, last_result_at = excluded.last_result_at,
+           last_outcome = excluded.last_outcome, last_error = excluded.last_error
+         where probe_state.last_result_at is null or probe_state.last_result_at <= excluded.last_result_at",
+    )
+    .bind(&probe)
+    .bind(&state)
+    .bind(&since)
+    .bind(&last_at)
+    .bind(&last)
+    .bind(&err)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+#[derive(sqlx::FromRow)]
+struct ResultRow {
+    probe_id: Uuid,
+    at: DateTime<Utc>,
+    outcome: i16,
+    status: Option<i16>,
+    error_class: Option<i16>,
+    dns_us: Option<i32>,
+    connect_us: Option<i32>,
+    tls_us: Option<i32>,
+    ttfb_us: Option<i32>,
+    transfer_us: Option<i32>,
+    total_us: i32,
+    response_bytes: i32,
+    request_id: String,
+    detail: Option<String>,
+    body_excerpt: Option<String>,
+    cert_days_left: Option<i32>,
+    components: Option<sqlx::types::Json<Vec<Component>>>,
+    pool: Option<sqlx::types::Json<PoolReading>>,
+}
+
+fn result_from(r: ResultRow) -> ProbeResult {
+    let u = |v: Option<i32>| v.and_then(|x| u64::try_from(x).ok());
+    ProbeResult {
+        probe_id: r.probe_id,
+        at: r.at,
+        outcome: outcome_from_code(r.outcome),
+        status: r.status.and_then(|s| u16::try_from(s).ok()),
+        error: error_from_code(r.error_class),
+        detail: r.detail,
+        phases: Phases {
+            dns_us: u(r.dns_us),
+            connect_us: u(r.connect_us),
+            tls_us: u(r.tls_us),
+            ttfb_us: u(r.ttfb_us),
+            transfer_us: u(r.transfer_us),
+            total_us: u(Some(r.total_us)).unwrap_or(0),
+        },
+        response_bytes: u(Some(r.response_bytes)).unwrap_or(0),
+        request_id: r.request_id,
+        body_excerpt: r.body_excerpt,
+        cert_days_left: r.cert_days_left,
+        components: r.components.map(|c| c.0).unwrap_or_default(),
+        pool: r.pool.map(|p| p.0),
+    }
+}
+
+const RESULT_COLUMNS: &str = "probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us,
+    transfer_us, total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left, components, pool";
+
+/// The newest results of a probe in [from, to), newest first.
+#[tracing::instrument(skip(pool))]
+pub async fn list_results(
+    pool: &PgPool,
+    probe_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<ProbeResult>, sqlx::Error> {
+    let rows: Vec<ResultRow> = sqlx::query_as(&format!(
+        "select {RESULT_COLUMNS} from results where probe_id = $1 and at >= $2 and at < $3 order by at desc limit $4"
+    ))
+    .bind(probe_id)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(result_from).collect())
+}
+
+/// Number of stored results of a probe (tests and benchmarks).
+pub async fn count_results(pool: &PgPool, probe_id: Option<Uuid>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from results where $1::uuid is null or probe_id = $1")
+        .bind(probe_id)
+        .fetch_one(pool)
+        .await
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn list_state_changes(pool: &PgPool, probe_id: Uuid, limit: i64) -> Result<Vec<StateChange>, sqlx::Error> {
+    type Row = (Uuid, Uuid, DateTime<Utc>, String, String, String, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "select c.probe_id, p.service_id, c.at, c.from_state, c.to_state, c.request_id, c.error_class
+           from state_changes c join probes p using (probe_id)
+          where c.probe_id = $1 order by c.at desc, c.state_change_id desc limit $2",
+    )
+    .bind(probe_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(probe_id, service_id, at, from, to, request_id, error)| {
+            Some(StateChange {
+                probe_id,
+                service_id,
+                at,
+                from: Outcome::parse(&from)?,
+                to: Outcome::parse(&to)?,
+                request_id,
+                error: error.as_deref().and_then(ErrorClass::parse),
+            })
+        })
+        .collect())
+}
+
+/// What happened to a pushed result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushReceipt {
+    /// Newly stored.
+    Stored,
+    /// This (agent, seq) was stored before, at that time: nothing was written again.
+    Duplicate(DateTime<Utc>),
+}
+
+/// When the push with this idempotency key was stored, if it was.
+pub async fn find_push_receipt(
+    pool: &PgPool,
+    probe_id: Uuid,
+    agent_id: &str,
+    seq: i64,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("select at from push_receipts where probe_id = $1 and agent_id = $2 and seq = $3")
+        .bind(probe_id)
+        .bind(agent_id)
+        .bind(seq)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Stores one pushed result with its idempotency key, its state row and state change, in one
+/// transaction; the caller answers 2xx only after this returns.
+#[tracing::instrument(skip_all, fields(probe_id = %result.probe_id, agent_id, seq))]
+pub async fn store_push(
+    pool: &PgPool,
+    agent_id: &str,
+    seq: i64,
+    result: &ProbeResult,
+    state: Option<&StateRow>,
+    change: Option<&StateChange>,
+) -> Result<PushReceipt, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "insert into push_receipts (probe_id, agent_id, seq, at) values ($1, $2, $3, $4) on conflict do nothing",
+    )
+    .bind(result.probe_id)
+    .bind(agent_id)
+    .bind(seq)
+    .bind(result.at)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        let at: DateTime<Utc> =
+            sqlx::query_scalar("select at from push_receipts where probe_id = $1 and agent_id = $2 and seq = $3")
+                .bind(result.probe_id)
+                .bind(agent_id)
+                .bind(seq)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.rollback().await?;
+        return Ok(PushReceipt::Duplicate(at));
+    }
+    let watermark: DateTime<Utc> =
+        sqlx::query_scalar("select watermark from rollup_watermark for share").fetch_one(&mut *tx).await?;
+    insert_results(&mut tx, std::slice::from_ref(result)).await?;
+    if result.at < watermark {
+        sqlx::query(
+            "insert into rollup_dirty (probe_id, minute) values ($1, date_trunc('minute', $2)) on conflict do nothing",
+        )
+        .bind(result.probe_id)
+        .bind(result.at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(s) = state {
+        upsert_states(&mut tx, std::slice::from_ref(s)).await?;
+    }
+    if let Some(c) = change {
+        sqlx::query(
+            "insert into state_changes (probe_id, at, from_state, to_state, request_id, error_class)
+             values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(c.probe_id)
+        .bind(c.at)
+        .bind(c.from.as_str())
+        .bind(c.to.as_str())
+        .bind(&c.request_id)
+        .bind(c.error.map(ErrorClass::as_str))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(PushReceipt::Stored)
+}
+
+/// Receipts older than `keep` are no longer needed to recognise retries.
+pub async fn prune_push_receipts(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("delete from push_receipts where received_at < now() - $1::interval")
+        .bind(keep)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
