@@ -50,6 +50,8 @@ impl Default for IngestConfig {
 /// Counters for /metrics, logs and tests.
 #[derive(Debug, Default)]
 pub struct IngestStats {
+    /// Results received from the scheduler.
+    pub accepted: AtomicU64,
     pub written: AtomicU64,
     pub dropped: AtomicU64,
     pub late: AtomicU64,
@@ -121,6 +123,7 @@ impl Queue {
             None => self.closed = true,
             Some(Msg::Flush(tx)) => self.waiters.push((self.next_seq, tx)),
             Some(Msg::Record(r)) => {
+                self.stats.accepted.fetch_add(1, Ordering::Relaxed);
                 self.next_seq += 1;
                 self.pending.push_back((self.next_seq, r));
                 while self.pending.len() > self.buffer {

@@ -329,6 +329,15 @@ async fn add_into(
     write_rollups(tx, level, &existing).await
 }
 
+/// Moves the watermark (benchmarks and tests that load history, then roll it up as new).
+pub async fn set_watermark(pool: &PgPool, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("update rollup_watermark set watermark = $1")
+        .bind(Level::Minute.truncate(at))
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
 pub async fn watermark(pool: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
     sqlx::query_scalar("select watermark from rollup_watermark").fetch_one(pool).await
 }

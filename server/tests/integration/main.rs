@@ -7,3 +7,4 @@ mod demo_target;
 mod embedded_pg;
 mod http;
 mod probe_http;
+mod probes_api;

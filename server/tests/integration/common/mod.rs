@@ -263,3 +263,42 @@ impl Drop for Proc {
         }
     }
 }
+
+/// A real HTTP target on loopback.
+pub async fn serve_target(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+/// Waits for hub events until `pred` has accepted `n` of them; returns those.
+pub async fn wait_events(
+    rx: &mut tokio::sync::broadcast::Receiver<server::events::ProbeEvent>,
+    n: usize,
+    timeout: Duration,
+    pred: impl Fn(&server::events::ProbeEvent) -> bool,
+) -> Vec<server::events::ProbeEvent> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while got.len() < n {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(e)) => {
+                if pred(&e) {
+                    got.push(e);
+                }
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(e)) => panic!("event hub closed: {e}"),
+            Err(_) => panic!("timed out after {timeout:?} with {} of {n} events", got.len()),
+        }
+    }
+    got
+}
+
+/// Result events of one probe.
+pub fn result_of(probe: uuid::Uuid) -> impl Fn(&server::events::ProbeEvent) -> bool {
+    move |e| matches!(e, server::events::ProbeEvent::Result { result, .. } if result.probe_id == probe)
+}

@@ -1,0 +1,380 @@
+//! The services/probes REST API and scheduled probing end to end: real app, real PostgreSQL, real
+//! targets on loopback.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use app::model::{ErrorClass, Outcome, Probe, ProbeResult, Series, Service, StateChange};
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use serde_json::{Value, json};
+use server::events::ProbeEvent;
+
+use crate::common::{self, result_of, serve_target, spawn_app, wait_events};
+
+async fn post(app: &common::TestApp, path: &str, body: Value) -> reqwest::Response {
+    app.client.post(app.url(path)).json(&body).send().await.expect("request")
+}
+
+async fn error_field(res: reqwest::Response, status: u16) -> Option<String> {
+    assert_eq!(res.status().as_u16(), status);
+    let body: Value = res.json().await.expect("JSON error body");
+    body["field"].as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn services_are_created_listed_updated_and_deleted() {
+    let app = spawn_app().await;
+    let res =
+        post(&app, "/api/v1/services", json!({"name": "shop", "tags": ["checkout"], "criticality": "high"})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let shop: Service = res.json().await.expect("service");
+    assert_eq!((shop.name.as_str(), shop.state), ("shop", None));
+
+    let dup = post(&app, "/api/v1/services", json!({"name": "shop"})).await;
+    assert_eq!(error_field(dup, 409).await.as_deref(), Some("name"));
+    let bad = post(&app, "/api/v1/services", json!({"name": "x", "criticality": "urgent"})).await;
+    assert_eq!(error_field(bad, 400).await.as_deref(), Some("criticality"));
+
+    let put = app
+        .client
+        .put(app.url(&format!("/api/v1/services/{}", shop.id)))
+        .json(&json!({"name": "shop", "description": "the shop", "criticality": "critical"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), StatusCode::OK);
+    let list: Vec<Service> =
+        app.client.get(app.url("/api/v1/services")).send().await.expect("get").json().await.expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].description, "the shop");
+
+    let del = app.client.delete(app.url(&format!("/api/v1/services/{}", shop.id))).send().await.expect("delete");
+    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    let gone = app.client.get(app.url(&format!("/api/v1/services/{}", shop.id))).send().await.expect("get");
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let junk = app.client.get(app.url("/api/v1/services/not-a-uuid")).send().await.expect("get");
+    assert_eq!(error_field(junk, 400).await.as_deref(), Some("id"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_probe_definitions_get_a_400_naming_the_field_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let base = json!({"name": "p", "service": "shop", "kind": "http", "url": "http://127.0.0.1:9/"});
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"interval_secs": 0}), "interval_secs"),
+        (json!({"timeout_ms": 60000}), "timeout_ms"),
+        (json!({"url": "file:///etc/passwd"}), "url"),
+        (json!({"kind": "smtp"}), "kind"),
+        (json!({"assert": {"status": {"min": 500, "max": 200}}}), "assert.status"),
+        (json!({"assert": {"body_regex": "(("}}), "assert.body_regex"),
+        (json!({"assert": {"json_path": [{"path": "$..[", "op": "eq", "value": 1}]}}), "assert.json_path"),
+        (json!({"headers": {"Host": "internal"}}), "headers"),
+        (json!({"intervall_secs": 5}), "intervall_secs"),
+        (json!({"service_id": "00000000-0000-0000-0000-000000000001", "service": null}), "service_id"),
+    ];
+    for (patch, field) in cases {
+        let mut body = base.clone();
+        for (k, v) in patch.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let res = post(&app, "/api/v1/probes", body.clone()).await;
+        assert_eq!(error_field(res, 400).await.as_deref(), Some(field), "{body}");
+    }
+    let missing = post(&app, "/api/v1/probes", json!({"kind": "http"})).await;
+    assert_eq!(error_field(missing, 400).await.as_deref(), Some("name"));
+    let not_json = app.client.post(app.url("/api/v1/probes")).body("name=p").send().await.expect("post");
+    assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
+    let probes: Vec<Probe> =
+        app.client.get(app.url("/api/v1/probes")).send().await.expect("get").json().await.expect("list");
+    assert!(probes.is_empty(), "nothing half-stored");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_scheduled_probe_stores_results_carrying_the_request_id_the_target_saw() {
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen2 = seen.clone();
+    let target = serve_target(Router::new().route(
+        "/healthz",
+        get(move |h: HeaderMap| {
+            let seen = seen2.clone();
+            async move {
+                if let Some(id) = h.get("x-request-id").and_then(|v| v.to_str().ok()) {
+                    seen.lock().expect("lock").push(id.to_string());
+                }
+                "ok"
+            }
+        }),
+    ))
+    .await;
+    let app = spawn_app().await;
+    let mut events = app.state.hub.subscribe();
+    let res = post(
+        &app,
+        "/api/v1/probes",
+        json!({"name": "shop-health", "service": "shop", "kind": "http", "url": format!("http://{target}/healthz"),
+               "interval_secs": 1, "timeout_ms": 500}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let probe: Probe = res.json().await.expect("probe");
+    assert_eq!(probe.spec.service.as_deref(), Some("shop"), "the service was created by name");
+    wait_events(&mut events, 3, Duration::from_secs(20), result_of(probe.id)).await;
+
+    let results: Vec<ProbeResult> = app
+        .client
+        .get(app.url(&format!("/api/v1/probes/{}/results?from=now-5m", probe.id)))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("results");
+    assert!(results.len() >= 3, "{}", results.len());
+    let seen = seen.lock().expect("lock").clone();
+    for r in &results {
+        assert_eq!(r.outcome, Outcome::Up);
+        assert!(seen.contains(&r.request_id), "the target logged {}", r.request_id);
+        assert!(r.phases.connect_us.is_some() && r.phases.ttfb_us.is_some());
+    }
+    assert!(results.windows(2).all(|w| w[0].at >= w[1].at), "newest first");
+
+    let series: Series = app
+        .client
+        .get(app.url(&format!("/api/v1/probes/{}/series?from=now-15m", probe.id)))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("series");
+    assert_eq!(series.step_secs, 60);
+    let total: u64 = series.points.iter().map(|p| p.count).sum();
+    assert!(total >= 3, "{total}");
+    assert!(series.points.iter().any(|p| p.p95_ms.is_some()));
+
+    let probe: Probe = app
+        .client
+        .get(app.url(&format!("/api/v1/probes/{}", probe.id)))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("probe");
+    let status = probe.status.expect("state stored");
+    assert_eq!((status.state, status.last_outcome), (Outcome::Up, Some(Outcome::Up)));
+    let services: Vec<Service> =
+        app.client.get(app.url("/api/v1/services")).send().await.expect("get").json().await.expect("services");
+    assert_eq!(services[0].state, Some(Outcome::Up), "a service is as bad as its worst probe");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_target_is_confirmed_down_once_with_its_evidence() {
+    let target =
+        serve_target(Router::new().route("/", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "db down") }))).await;
+    let app = spawn_app().await;
+    let mut events = app.state.hub.subscribe();
+    let probe: Probe = post(
+        &app,
+        "/api/v1/probes",
+        json!({"name": "api", "service": "shop", "kind": "http", "url": format!("http://{target}/"),
+               "interval_secs": 1, "timeout_ms": 500, "failures_to_down": 2}),
+    )
+    .await
+    .json()
+    .await
+    .expect("probe");
+    let results = wait_events(&mut events, 4, Duration::from_secs(20), result_of(probe.id)).await;
+    // The event for a state change precedes its result's event; collect what arrived.
+    let changes: Vec<StateChange> = app
+        .client
+        .get(app.url(&format!("/api/v1/probes/{}/state-changes", probe.id)))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("changes");
+    assert_eq!(changes.len(), 1, "one change, not one per failing check: {changes:?}");
+    assert_eq!((changes[0].from, changes[0].to), (Outcome::Up, Outcome::Down));
+    assert_eq!(changes[0].error, Some(ErrorClass::Status));
+    let second = match &results[1] {
+        ProbeEvent::Result { result, .. } => result.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(changes[0].request_id, second.request_id, "the confirming check's request id");
+    assert_eq!(second.body_excerpt.as_deref(), Some("db down"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn pushes_need_the_probe_token_and_a_retry_is_not_stored_twice() {
+    let app = spawn_app().await;
+    let res = post(
+        &app,
+        "/api/v1/probes",
+        json!({"name": "batch-job", "service": "etl", "kind": "push", "interval_secs": 3600, "timeout_ms": 1000}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let created: Value = res.json().await.expect("json");
+    let token = created["push_token"].as_str().expect("token shown once").to_string();
+    assert_eq!(token.len(), 64, "256 bits, hex");
+    let id = created["id"].as_str().expect("id").to_string();
+    let shown: Value =
+        app.client.get(app.url(&format!("/api/v1/probes/{id}"))).send().await.expect("get").json().await.expect("json");
+    assert!(shown.get("push_token").is_none(), "never shown again");
+
+    let url = app.url(&format!("/api/v1/push/{id}"));
+    let body = json!({"agent_id": "agent-1", "seq": 7, "outcome": "up", "latency_ms": 12.5});
+    let none = app.client.post(&url).json(&body).send().await.expect("post");
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    let wrong = app.client.post(&url).bearer_auth("0".repeat(64)).json(&body).send().await.expect("post");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let text = wrong.text().await.expect("body");
+    assert!(!text.contains(&token), "secrets never echoed");
+
+    let first = app.client.post(&url).bearer_auth(&token).json(&body).send().await.expect("post");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let again = app.client.post(&url).bearer_auth(&token).json(&body).send().await.expect("post");
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again["duplicate"], json!(true));
+    let other_agent = app
+        .client
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&json!({"agent_id": "agent-2", "seq": 7, "error": "timeout"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(other_agent.status(), StatusCode::CREATED, "the key is agent + sequence");
+    let bad = app
+        .client
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&json!({"agent_id": "a", "seq": -1}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(error_field(bad, 400).await.as_deref(), Some("seq"));
+
+    let probe_id: uuid::Uuid = id.parse().expect("uuid");
+    let stored = server::storage::results::count_results(&app.pool, Some(probe_id)).await.expect("count");
+    assert_eq!(stored, 2);
+    let results: Vec<ProbeResult> = app
+        .client
+        .get(app.url(&format!("/api/v1/probes/{id}/results")))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let down = results.iter().find(|r| r.outcome == Outcome::Down).expect("agent-2's failure");
+    assert_eq!(down.error, Some(ErrorClass::Timeout));
+    let up = results.iter().find(|r| r.outcome == Outcome::Up).expect("agent-1's");
+    assert_eq!(up.phases.total_us, 12_500);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_push_agent_is_a_missed_heartbeat() {
+    let app = spawn_app().await;
+    let mut events = app.state.hub.subscribe();
+    let created: Value = post(
+        &app,
+        "/api/v1/probes",
+        json!({"name": "cron", "service": "etl", "kind": "push", "interval_secs": 1, "timeout_ms": 500}),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let id: uuid::Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+    let got = wait_events(&mut events, 1, Duration::from_secs(10), result_of(id)).await;
+    let ProbeEvent::Result { result, .. } = &got[0] else { panic!("{got:?}") };
+    assert_eq!((result.outcome, result.error), (Outcome::Down, Some(ErrorClass::MissedHeartbeat)));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn triage_watches_itself_out_of_the_box() {
+    let mut settings = common::test_settings();
+    settings.probes.self_watch = true;
+    let pool = common::fresh_db().await;
+    let app = common::spawn_app_with(pool, settings, Router::new()).await;
+    let mut events = app.state.hub.subscribe();
+    let probes: Vec<Probe> =
+        app.client.get(app.url("/api/v1/probes")).send().await.expect("get").json().await.expect("list");
+    let names: Vec<&str> = probes.iter().map(|p| p.spec.name.as_str()).collect();
+    assert_eq!(names, vec!["triage-healthz", "triage-metrics", "triage-readyz"]);
+    let metrics = probes.iter().find(|p| p.spec.name == "triage-metrics").expect("metrics probe").id;
+    let readyz = probes.iter().find(|p| p.spec.name == "triage-readyz").expect("readyz probe").id;
+    let got = wait_events(&mut events, 1, Duration::from_secs(30), result_of(metrics)).await;
+    let ProbeEvent::Result { result, .. } = &got[0] else { panic!() };
+    assert_eq!(result.outcome, Outcome::Up, "{result:?}");
+    let pool = result.pool.expect("pool gauges scraped from Triage's own /metrics");
+    assert_eq!(pool.max, Some(5.0), "the test pool's limit");
+    let got = wait_events(&mut events, 1, Duration::from_secs(30), result_of(readyz)).await;
+    let ProbeEvent::Result { result, .. } = &got[0] else { panic!() };
+    assert_eq!(result.outcome, Outcome::Up);
+    assert!(result.components.iter().any(|c| c.name == "database"), "{:?}", result.components);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_probe_file_manages_its_probes() {
+    let app = spawn_app().await;
+    let text = r#"
+[[service]]
+name = "shop"
+criticality = "critical"
+
+[[probe]]
+name = "shop-a"
+service = "shop"
+kind = "http"
+url = "http://127.0.0.1:9/a"
+interval_secs = 60
+
+[[probe]]
+name = "shop-b"
+service = "shop"
+kind = "http"
+url = "http://127.0.0.1:9/b"
+interval_secs = 60
+"#;
+    let file = server::probe_file::parse(text).expect("parses");
+    let applied = server::probe_file::apply(&app.pool, &app.state.scheduler, &file).await.expect("applies");
+    assert_eq!((applied.probes, applied.removed), (2, 0));
+    let probes: Vec<Probe> =
+        app.client.get(app.url("/api/v1/probes")).send().await.expect("get").json().await.expect("list");
+    assert!(probes.iter().all(|p| p.file_managed));
+    let a = &probes[0];
+    let put = app.client.put(app.url(&format!("/api/v1/probes/{}", a.id))).json(&a.spec).send().await.expect("put");
+    assert_eq!(put.status(), StatusCode::CONFLICT, "the file owns it");
+
+    let fewer = server::probe_file::parse(&text.replace("shop-b", "shop-c")).expect("parses");
+    let applied = server::probe_file::apply(&app.pool, &app.state.scheduler, &fewer).await.expect("applies");
+    assert_eq!(applied.removed, 1);
+    let again: Vec<Probe> =
+        app.client.get(app.url("/api/v1/probes")).send().await.expect("get").json().await.expect("list");
+    let names: Vec<&str> = again.iter().map(|p| p.spec.name.as_str()).collect();
+    assert_eq!(names, vec!["shop-a", "shop-c"]);
+    assert_eq!(again[0].id, a.id, "matched by name: same probe, same id");
+
+    let exported = server::probe_file::export(&app.pool).await.expect("export");
+    let round = server::probe_file::parse(&server::probe_file::to_toml(&exported).expect("toml")).expect("re-parses");
+    assert_eq!(round.probes.len(), 2);
+    assert_eq!(round.services[0].criticality, app::model::Criticality::Critical);
+    let bad = server::probe_file::parse(&text.replace("interval_secs = 60", "interval_secs = 0")).expect("parses");
+    let err = server::probe_file::apply(&app.pool, &app.state.scheduler, &bad).await.expect_err("invalid");
+    assert!(err.contains("shop-a") && err.contains("interval_secs"), "{err}");
+    app.stop().await;
+}
