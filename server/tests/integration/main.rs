@@ -7,4 +7,6 @@ mod demo_target;
 mod embedded_pg;
 mod http;
 mod probe_http;
+mod probe_tls;
 mod probes_api;
+mod rollups;

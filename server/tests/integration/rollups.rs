@@ -1,0 +1,183 @@
+//! Results → rollups → percentiles, against PostgreSQL's exact `percentile_cont` on the raw rows;
+//! late results; and a database restart in the middle of probing.
+
+use std::time::Duration;
+
+use app::model::{Outcome, Phases, ProbeResult};
+use axum::Router;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use server::db::{self, PoolSettings};
+use server::embedded_pg::{EmbeddedPg, EmbeddedPgConfig};
+use server::storage::{results, rollups};
+use server::{probing, series, storage};
+use uuid::Uuid;
+
+use crate::common::{self, result_of, serve_target, wait_events};
+
+/// xorshift64*: reproducible latencies.
+struct Rng(u64);
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// 99% around 20 ms, a 1% slow tail around 2 s: the shape that breaks sketchy percentiles.
+fn latency_us(rng: &mut Rng) -> u64 {
+    let base = if rng.unit() < 0.01 { 2_000_000.0 } else { 20_000.0 };
+    (base * (0.5 + rng.unit() * 1.5)) as u64
+}
+
+fn result(probe_id: Uuid, at: DateTime<Utc>, total_us: u64) -> ProbeResult {
+    ProbeResult {
+        probe_id,
+        at,
+        outcome: Outcome::Up,
+        status: Some(200),
+        error: None,
+        detail: None,
+        phases: Phases { total_us, ..Phases::default() },
+        response_bytes: 2,
+        request_id: Uuid::new_v4().simple().to_string(),
+        body_excerpt: None,
+        cert_days_left: None,
+        components: Vec::new(),
+        pool: None,
+    }
+}
+
+async fn store(pool: &sqlx::PgPool, rows: &[ProbeResult]) {
+    for day in rows.iter().map(|r| r.at.date_naive()).collect::<std::collections::BTreeSet<_>>() {
+        results::ensure_partition(pool, day).await.expect("partition");
+    }
+    for chunk in rows.chunks(5_000) {
+        results::write_batch(pool, chunk, &[], &[]).await.expect("write");
+    }
+}
+
+async fn exact(pool: &sqlx::PgPool, probe: Uuid) -> Vec<f64> {
+    sqlx::query_scalar(
+        "select unnest(percentile_cont(array[0.5, 0.95, 0.99]) within group (order by total_us))
+           from results where probe_id = $1",
+    )
+    .bind(probe)
+    .fetch_all(pool)
+    .await
+    .expect("exact percentiles")
+}
+
+#[tokio::test]
+async fn percentiles_from_rollups_are_within_one_percent_of_exact_and_late_results_count() {
+    let pool = common::fresh_db().await;
+    let now = Utc::now();
+    let start = rollups::Level::Hour.truncate(now) - chrono::Duration::hours(3);
+    rollups::set_watermark(&pool, start).await.expect("watermark");
+    let probe = Uuid::new_v4();
+    let mut rng = Rng(42);
+    let n = 30_000;
+    let span_ms = (now - chrono::Duration::minutes(2) - start).num_milliseconds();
+    let rows: Vec<ProbeResult> = (0..n)
+        .map(|i| result(probe, start + chrono::Duration::milliseconds(span_ms * i / n), latency_us(&mut rng)))
+        .collect();
+    store(&pool, &rows).await;
+    probing::roll_up_to(&pool, now).await.expect("rollup");
+
+    let summary = series::summaries(&pool, &[probe], start, now).await.expect("summaries");
+    let got = &summary[&probe];
+    assert_eq!(got.count(), n as u64);
+    let want = exact(&pool, probe).await;
+    for (q, exact) in [0.5, 0.95, 0.99].into_iter().zip(want) {
+        let approx = got.latency.percentile(q).expect("percentile");
+        let err = (approx - exact).abs() / exact;
+        assert!(err <= 0.01, "p{}: {approx} vs exact {exact} ({:.3}%)", q * 100.0, err * 100.0);
+    }
+
+    // Hour rows and minute rows agree.
+    let minutes = series::series(&pool, probe, start, now, Some(60)).await.expect("minutes");
+    let hours = series::series(&pool, probe, start, now, Some(3600)).await.expect("hours");
+    let count = |s: &app::model::Series| s.points.iter().map(|p| p.count).sum::<u64>();
+    assert_eq!((count(&minutes), count(&hours)), (n as u64, n as u64));
+    assert!(hours.points.len() <= 4);
+
+    // A result arriving late (an agent's, or one buffered through an outage) is rolled up too.
+    let late_at = start + chrono::Duration::minutes(30);
+    store(&pool, &[result(probe, late_at, 5_000_000)]).await;
+    probing::roll_up_to(&pool, Utc::now()).await.expect("rollup");
+    let again = series::summaries(&pool, &[probe], start, now).await.expect("summaries");
+    assert_eq!(again[&probe].count(), n as u64 + 1);
+    let hours = series::series(&pool, probe, start, now, Some(3600)).await.expect("hours");
+    assert_eq!(count(&hours), n as u64 + 1, "the hour row was recomputed");
+    assert_eq!(again[&probe].latency.max_us(), 5_000_000);
+}
+
+#[tokio::test]
+async fn no_scheduled_result_is_lost_while_postgresql_restarts() {
+    let dir = tempfile::Builder::new().prefix("triage-outage-").tempdir().expect("tempdir");
+    let mut config = EmbeddedPgConfig::new(dir.path());
+    config.durable = false;
+    let start = config.clone();
+    let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&start)).await.expect("join").expect("pg starts");
+    let admin = db::connect(pg.connect_options("postgres"), PoolSettings { max_connections: 1, min_connections: 0 })
+        .await
+        .expect("admin");
+    storage::create_database_if_missing(&admin, "triage").await.expect("create db");
+    admin.close().await;
+    let pool = db::connect(pg.connect_options("triage"), PoolSettings { max_connections: 4, min_connections: 0 })
+        .await
+        .expect("pool");
+    db::migrate(&pool).await.expect("migrate");
+    let target = serve_target(Router::new().route("/", get(|| async { "ok" }))).await;
+    let app = common::spawn_app_with(pool.clone(), common::test_settings(), Router::new()).await;
+    let mut events = app.state.hub.subscribe();
+    let created: serde_json::Value = app
+        .client
+        .post(app.url("/api/v1/probes"))
+        .json(&json!({"name": "p", "service": "s", "kind": "http", "url": format!("http://{target}/"),
+                      "interval_secs": 1, "timeout_ms": 500}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let probe: Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+    wait_events(&mut events, 2, Duration::from_secs(20), result_of(probe)).await;
+
+    let stats = app.state.scheduler.ingest().stats.clone();
+    let before = stats.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    let mut pg = pg;
+    tokio::task::spawn_blocking(move || {
+        pg.stop(Duration::from_secs(30)).expect("stop");
+        drop(pg);
+    })
+    .await
+    .expect("join");
+    // The outage lasts until three more checks have finished and a write has failed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stats.accepted.load(std::sync::atomic::Ordering::Relaxed) < before + 3
+        || stats.failed_writes.load(std::sync::atomic::Ordering::Relaxed) == 0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "checks kept running during the outage");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let restart = config.clone();
+    let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&restart)).await.expect("join").expect("restarts");
+    app.state.scheduler.stop();
+    tokio::time::timeout(Duration::from_secs(60), app.flush()).await.expect("buffered results written after restart");
+
+    let accepted = stats.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    let written = stats.written.load(std::sync::atomic::Ordering::Relaxed);
+    let stored = results::count_results(&pool, Some(probe)).await.expect("count");
+    assert_eq!(stats.dropped.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(written, accepted, "every accepted result written");
+    assert_eq!(stored as u64, accepted, "and stored exactly once");
+    assert!(accepted >= before + 3);
+    app.stop().await;
+    pool.close().await;
+    drop(pg);
+}
