@@ -40,6 +40,38 @@ pub enum Command {
     /// Work with the stored probes.
     #[command(subcommand)]
     Probes(ProbesCommand),
+    /// Measure the probe pipeline on this machine (a private PostgreSQL, local targets).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchKind {
+    /// Checks per second and scheduling lateness with many probes.
+    Probes,
+    /// Results per second into the schema, against binary COPY.
+    Ingest,
+    /// 30-day percentiles from rollups, against exact percentile_cont.
+    Percentiles,
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct BenchArgs {
+    /// Which benchmark.
+    #[arg(value_enum, default_value_t = BenchKind::All)]
+    pub which: BenchKind,
+    /// Probes scheduled by the `probes` benchmark.
+    #[arg(long = "probes", default_value_t = 10_000)]
+    pub probes: usize,
+    /// Their interval.
+    #[arg(long = "interval", default_value = "2s")]
+    pub interval: DurationArg,
+    /// How long the `probes` benchmark measures (after one interval of warm-up).
+    #[arg(long = "duration", default_value = "20s")]
+    pub duration: DurationArg,
+    /// Results written by the `ingest` benchmark.
+    #[arg(long = "results", default_value_t = 500_000)]
+    pub results: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]

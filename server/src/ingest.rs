@@ -2,9 +2,10 @@
 //! at least every 100 ms), and published on the event hub once committed.
 //!
 //! Backpressure is explicit. The scheduler's `submit` waits when the bounded channel is full, so a
-//! writer that cannot keep up slows the probes down instead of growing memory. While PostgreSQL is
-//! unreachable the writer keeps draining the channel into a bounded buffer and retries with
-//! backoff; past the buffer's size the oldest results are dropped, counted and logged. A write
+//! writer that cannot keep up with a working database slows the probes down instead of growing
+//! memory or dropping results. While PostgreSQL is unreachable the writer instead keeps draining
+//! the channel into a bounded buffer and retries with backoff, so checks go on; past the buffer's
+//! size the oldest results are dropped, counted and logged. A write
 //! that fails is retried as a whole, so nothing is written twice or half.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -191,12 +192,16 @@ impl Writer {
             let result = {
                 let write = write(&self.pool, &mut self.partitions, &batch);
                 tokio::pin!(write);
-                // Keep draining the channel while the write runs, so a slow or unreachable database
-                // never blocks the scheduler: the buffer absorbs it instead.
+                // While the database is failing, keep draining the channel so the scheduler keeps
+                // running and the buffer absorbs the outage. While it is healthy, take only up to
+                // the next batch: the rest waits in the bounded channel, and `submit` waits with it
+                // (backpressure instead of dropping results a slow-but-working database would take).
+                let draining = outage.is_some();
                 loop {
+                    let room = draining || self.queue.pending.len() < self.config.max_batch;
                     tokio::select! {
                         r = &mut write => break r,
-                        msg = rx.recv(), if !self.queue.closed => self.queue.accept(msg),
+                        msg = rx.recv(), if !self.queue.closed && room => self.queue.accept(msg),
                     }
                 }
             };

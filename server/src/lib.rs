@@ -2,6 +2,7 @@
 //! axum application serving the Leptos UI.
 
 pub mod api;
+pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod db;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use server::config::{self, Command, ProbesCommand};
-use server::{demo, probe_file, run, telemetry};
+use server::{bench, demo, probe_file, run, telemetry};
 
 fn main() -> ExitCode {
     let cli = match config::parse_args(std::env::args_os()) {
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None | Some(Command::Serve(_)) => runtime.block_on(run::serve(&cli)),
         Some(Command::DemoTarget(args)) => runtime.block_on(demo::run(args.clone())),
+        Some(Command::Bench(args)) => runtime.block_on(bench::run(args)),
         Some(Command::Probes(ProbesCommand::Export { output })) => {
             runtime.block_on(probe_file::export_command(&cli, output.clone()))
         }

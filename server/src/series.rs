@@ -78,7 +78,10 @@ fn ceil_to(t: DateTime<Utc>, level: Level) -> DateTime<Utc> {
 
 /// [a, b) split into the fewest rollup rows: whole days, then whole hours at the edges, then
 /// minutes. `a` and `b` are minute-aligned.
-pub fn cover(a: DateTime<Utc>, b: DateTime<Utc>) -> Vec<(Level, DateTime<Utc>, DateTime<Utc>)> {
+///
+/// With `open_end` (b is the rollup watermark: no rollup holds anything at or after it), the last
+/// day or hour row is used although it is partial: it holds exactly the data up to `b`.
+pub fn cover(a: DateTime<Utc>, b: DateTime<Utc>, open_end: bool) -> Vec<(Level, DateTime<Utc>, DateTime<Utc>)> {
     fn go(a: DateTime<Utc>, b: DateTime<Utc>, level: Level, out: &mut Vec<(Level, DateTime<Utc>, DateTime<Utc>)>) {
         if a >= b {
             return;
@@ -101,6 +104,20 @@ pub fn cover(a: DateTime<Utc>, b: DateTime<Utc>) -> Vec<(Level, DateTime<Utc>, D
         go(down, b, below, out);
     }
     let mut out = Vec::new();
+    if a >= b {
+        return out;
+    }
+    if open_end {
+        for level in [Level::Day, Level::Hour] {
+            let up = ceil_to(a, level);
+            let last = level.truncate(b);
+            if up <= last {
+                go(a, up, level, &mut out);
+                out.push((level, up, last + level.width()));
+                return out;
+            }
+        }
+    }
     go(a, b, Level::Day, &mut out);
     out
 }
@@ -117,10 +134,15 @@ pub async fn summaries(
     let mut out: HashMap<Uuid, Rollup> = HashMap::new();
     let a = Level::Minute.truncate(from);
     let b = to.min(watermark);
-    for (level, start, end) in cover(a, Level::Minute.truncate(b).max(a)) {
-        for ((probe, _), r) in rollups::read_rollups(pool, level, probes, start, end).await? {
-            out.entry(probe).or_default().merge(&r);
-        }
+    let open_end = to >= watermark;
+    // The segments are independent queries: run them at once, merge afterwards.
+    let segments = cover(a, Level::Minute.truncate(b).max(a), open_end);
+    let fetched = futures::future::try_join_all(
+        segments.iter().map(|(level, start, end)| rollups::fetch_encoded(pool, *level, probes, *start, *end)),
+    )
+    .await?;
+    for rows in fetched {
+        rows.merge_into(&mut out);
     }
     let raw_from = a.max(Level::Minute.truncate(b).max(a));
     if raw_from < to {
@@ -185,7 +207,7 @@ mod tests {
     fn cover_uses_whole_days_and_hours_and_leaves_nothing_out() {
         let a = t("2026-10-01T22:13:00Z");
         let b = t("2026-10-31T05:47:00Z");
-        let parts = cover(a, b);
+        let parts = cover(a, b, false);
         let mut cursor = a;
         for (level, start, end) in &parts {
             assert_eq!(*start, cursor, "contiguous");
@@ -198,8 +220,21 @@ mod tests {
         assert_eq!((days[0].1, days[0].2), (t("2026-10-02T00:00:00Z"), t("2026-10-31T00:00:00Z")));
         let rows: i64 = parts.iter().map(|(l, s, e)| (*e - *s).num_seconds() / l.width().num_seconds()).sum();
         assert!(rows < 29 + 2 * 24 + 2 * 60, "{rows} rows");
-        assert_eq!(cover(a, a), vec![]);
-        assert_eq!(cover(t("2026-10-01T10:05:00Z"), t("2026-10-01T10:09:00Z")).len(), 1);
+        assert_eq!(cover(a, a, false), vec![]);
+        assert_eq!(cover(t("2026-10-01T10:05:00Z"), t("2026-10-01T10:09:00Z"), false).len(), 1);
+    }
+
+    #[test]
+    fn an_open_end_reads_the_partial_last_day() {
+        let a = t("2026-10-01T22:13:00Z");
+        let b = t("2026-10-31T05:47:00Z");
+        let parts = cover(a, b, true);
+        let last = parts.last().expect("parts");
+        assert_eq!(*last, (Level::Day, t("2026-10-02T00:00:00Z"), t("2026-11-01T00:00:00Z")));
+        assert!(parts.iter().all(|p| p.0 != Level::Minute || p.2 <= t("2026-10-01T23:00:00Z")), "{parts:?}");
+        // Within one hour there is nothing coarser to use.
+        let short = cover(t("2026-10-01T10:05:00Z"), t("2026-10-01T10:09:00Z"), true);
+        assert_eq!(short, vec![(Level::Minute, t("2026-10-01T10:05:00Z"), t("2026-10-01T10:09:00Z"))]);
     }
 
     #[test]

@@ -155,6 +155,33 @@ impl LatencyHistogram {
         Some(Self { buckets, count, sum_us, min_us, max_us })
     }
 
+    /// Adds an encoded histogram without building it first (the hot path of range summaries).
+    /// Returns false, adding nothing, if the bytes are malformed.
+    pub fn merge_encoded(&mut self, bytes: &[u8], sum_us: u64, min_us: u64, max_us: u64) -> bool {
+        let mut decoded: Vec<(u16, u64)> = Vec::with_capacity(bytes.len() / 2);
+        let mut pos = 0usize;
+        let mut index = 0u64;
+        let mut count = 0u64;
+        while pos < bytes.len() {
+            let (Some(gap), Some(n)) = (get_varint(bytes, &mut pos), get_varint(bytes, &mut pos)) else { return false };
+            index += gap;
+            let Ok(i) = u16::try_from(index) else { return false };
+            decoded.push((i, n));
+            count += n;
+        }
+        if count == 0 {
+            return true;
+        }
+        for (i, n) in decoded {
+            *self.buckets.entry(i).or_insert(0) += n;
+        }
+        self.min_us = if self.count == 0 { min_us } else { self.min_us.min(min_us) };
+        self.max_us = self.max_us.max(max_us);
+        self.count += count;
+        self.sum_us = self.sum_us.saturating_add(sum_us);
+        true
+    }
+
     pub fn sum_us(&self) -> u64 {
         self.sum_us
     }
@@ -344,5 +371,10 @@ mod tests {
         assert_eq!(back, h);
         assert!(bytes.len() < h.buckets.len() * 4, "{} bytes for {} buckets", bytes.len(), h.buckets.len());
         assert_eq!(LatencyHistogram::decode(&[0x80], 0, 0, 0), None, "truncated varint is refused");
+        let mut merged = LatencyHistogram::new();
+        assert!(merged.merge_encoded(&bytes, h.sum_us(), h.min_us(), h.max_us()));
+        assert_eq!(merged, h);
+        assert!(!merged.merge_encoded(&[0x80], 0, 0, 0));
+        assert_eq!(merged, h, "malformed bytes add nothing");
     }
 }

@@ -126,20 +126,19 @@ struct RollupRowDb {
 const ROLLUP_COLUMNS: &str = "probe_id, bucket, n_up, n_degraded, n_down, errors, lat_hist, lat_sum_us, lat_min_us,
     lat_max_us, pool_in_use, pool_idle, pool_max, pool_waiting, req_rate_sum, err_rate_sum, rate_samples";
 
-fn rollup_from(row: RollupRowDb) -> (Key, Rollup) {
+/// A row's counts and gauges; the histogram is left to the caller (decoded or merged encoded).
+fn counts_of(row: &RollupRowDb) -> Rollup {
     let u = |v: i64| u64::try_from(v).unwrap_or(0);
     let mut errors = [0u64; ERROR_CLASSES];
-    for (slot, v) in errors.iter_mut().zip(row.errors) {
-        *slot = u(i64::from(v));
+    for (slot, v) in errors.iter_mut().zip(&row.errors) {
+        *slot = u(i64::from(*v));
     }
-    let latency = LatencyHistogram::decode(&row.lat_hist, u(row.lat_sum_us), u(row.lat_min_us), u(row.lat_max_us))
-        .unwrap_or_default();
-    let r = Rollup {
+    Rollup {
         n_up: u(i64::from(row.n_up)),
         n_degraded: u(i64::from(row.n_degraded)),
         n_down: u(i64::from(row.n_down)),
         errors,
-        latency,
+        latency: LatencyHistogram::default(),
         pool_in_use: row.pool_in_use,
         pool_idle: row.pool_idle,
         pool_max: row.pool_max,
@@ -147,22 +146,39 @@ fn rollup_from(row: RollupRowDb) -> (Key, Rollup) {
         req_rate_sum: row.req_rate_sum,
         err_rate_sum: row.err_rate_sum,
         rate_samples: u(i64::from(row.rate_samples)),
-    };
+    }
+}
+
+fn unsigned(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn rollup_from(row: RollupRowDb) -> (Key, Rollup) {
+    let mut r = counts_of(&row);
+    r.latency = LatencyHistogram::decode(
+        &row.lat_hist,
+        unsigned(row.lat_sum_us),
+        unsigned(row.lat_min_us),
+        unsigned(row.lat_max_us),
+    )
+    .unwrap_or_default();
     ((row.probe_id, row.bucket), r)
 }
 
-/// Stored rollups of `level` for `probes` with buckets in [from, to).
+/// Stored rollup rows of `level` for `probes` with buckets in [from, to), histograms still encoded.
+pub struct EncodedRollups(Vec<RollupRowDb>);
+
 #[tracing::instrument(skip(pool, probes), fields(probes = probes.len()))]
-pub async fn read_rollups(
+pub async fn fetch_encoded(
     pool: &PgPool,
     level: Level,
     probes: &[Uuid],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(Key, Rollup)>, sqlx::Error> {
+) -> Result<EncodedRollups, sqlx::Error> {
     let rows: Vec<RollupRowDb> = sqlx::query_as(&format!(
         "select {ROLLUP_COLUMNS} from rollups
-          where level = $1 and probe_id = any($2) and bucket >= $3 and bucket < $4 order by bucket"
+          where level = $1 and probe_id = any($2) and bucket >= $3 and bucket < $4"
     ))
     .bind(level as i16)
     .bind(probes)
@@ -170,7 +186,35 @@ pub async fn read_rollups(
     .bind(to)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(rollup_from).collect())
+    Ok(EncodedRollups(rows))
+}
+
+impl EncodedRollups {
+    /// Adds the rows into one rollup per probe, decoding each histogram straight into the sum.
+    pub fn merge_into(self, into: &mut HashMap<Uuid, Rollup>) {
+        for row in self.0 {
+            let acc = into.entry(row.probe_id).or_default();
+            acc.merge(&counts_of(&row));
+            acc.latency.merge_encoded(
+                &row.lat_hist,
+                unsigned(row.lat_sum_us),
+                unsigned(row.lat_min_us),
+                unsigned(row.lat_max_us),
+            );
+        }
+    }
+}
+
+/// Stored rollups of `level` for `probes` with buckets in [from, to).
+pub async fn read_rollups(
+    pool: &PgPool,
+    level: Level,
+    probes: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(Key, Rollup)>, sqlx::Error> {
+    let rows = fetch_encoded(pool, level, probes, from, to).await?;
+    Ok(rows.0.into_iter().map(rollup_from).collect())
 }
 
 async fn read_keys(

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use app::model::{Outcome, Phases, ProbeResult};
+use app::model::ProbeResult;
 use axum::Router;
 use axum::routing::get;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::json;
 use server::db::{self, PoolSettings};
 use server::embedded_pg::{EmbeddedPg, EmbeddedPgConfig};
@@ -15,41 +15,6 @@ use server::{probing, series, storage};
 use uuid::Uuid;
 
 use crate::common::{self, result_of, serve_target, wait_events};
-
-/// xorshift64*: reproducible latencies.
-struct Rng(u64);
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// 99% around 20 ms, a 1% slow tail around 2 s: the shape that breaks sketchy percentiles.
-fn latency_us(rng: &mut Rng) -> u64 {
-    let base = if rng.unit() < 0.01 { 2_000_000.0 } else { 20_000.0 };
-    (base * (0.5 + rng.unit() * 1.5)) as u64
-}
-
-fn result(probe_id: Uuid, at: DateTime<Utc>, total_us: u64) -> ProbeResult {
-    ProbeResult {
-        probe_id,
-        at,
-        outcome: Outcome::Up,
-        status: Some(200),
-        error: None,
-        detail: None,
-        phases: Phases { total_us, ..Phases::default() },
-        response_bytes: 2,
-        request_id: Uuid::new_v4().simple().to_string(),
-        body_excerpt: None,
-        cert_days_left: None,
-        components: Vec::new(),
-        pool: None,
-    }
-}
 
 async fn store(pool: &sqlx::PgPool, rows: &[ProbeResult]) {
     for day in rows.iter().map(|r| r.at.date_naive()).collect::<std::collections::BTreeSet<_>>() {
@@ -78,11 +43,13 @@ async fn percentiles_from_rollups_are_within_one_percent_of_exact_and_late_resul
     let start = rollups::Level::Hour.truncate(now) - chrono::Duration::hours(3);
     rollups::set_watermark(&pool, start).await.expect("watermark");
     let probe = Uuid::new_v4();
-    let mut rng = Rng(42);
+    let mut rng = server::bench::Rng(42);
     let n = 30_000;
     let span_ms = (now - chrono::Duration::minutes(2) - start).num_milliseconds();
     let rows: Vec<ProbeResult> = (0..n)
-        .map(|i| result(probe, start + chrono::Duration::milliseconds(span_ms * i / n), latency_us(&mut rng)))
+        .map(|i| {
+            server::bench::sample(probe, start + chrono::Duration::milliseconds(span_ms * i / n), rng.latency_us())
+        })
         .collect();
     store(&pool, &rows).await;
     probing::roll_up_to(&pool, now).await.expect("rollup");
@@ -106,7 +73,7 @@ async fn percentiles_from_rollups_are_within_one_percent_of_exact_and_late_resul
 
     // A result arriving late (an agent's, or one buffered through an outage) is rolled up too.
     let late_at = start + chrono::Duration::minutes(30);
-    store(&pool, &[result(probe, late_at, 5_000_000)]).await;
+    store(&pool, &[server::bench::sample(probe, late_at, 5_000_000)]).await;
     probing::roll_up_to(&pool, Utc::now()).await.expect("rollup");
     let again = series::summaries(&pool, &[probe], start, now).await.expect("summaries");
     assert_eq!(again[&probe].count(), n as u64 + 1);

@@ -1,0 +1,43 @@
+//! Statements only the benchmarks run: the binary-COPY baseline for ingest, exact percentiles on
+//! raw rows (the yardstick for rollups), and emptying the results between runs.
+
+use std::collections::HashMap;
+
+use app::model::ProbeResult;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Binary COPY of `rows` into the results table in one transaction (the same encoder the writer
+/// uses, without its watermark check and state upserts).
+pub async fn copy_results(pool: &PgPool, rows: &[ProbeResult]) -> Result<(), sqlx::Error> {
+    super::results::copy_only(pool, rows).await
+}
+
+pub async fn truncate_results(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("truncate results").execute(pool).await.map(|_| ())
+}
+
+/// Exact p50/p95/p99 of total time per probe over [from, to), straight from raw rows.
+pub async fn exact_percentiles(
+    pool: &PgPool,
+    probes: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<HashMap<Uuid, [f64; 3]>, sqlx::Error> {
+    let rows: Vec<(Uuid, Vec<f64>)> = sqlx::query_as(
+        "select probe_id, percentile_cont(array[0.5, 0.95, 0.99]) within group (order by total_us)
+           from results where probe_id = any($1) and at >= $2 and at < $3 group by probe_id",
+    )
+    .bind(probes)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().filter_map(|(p, v)| Some((p, [*v.first()?, *v.get(1)?, *v.get(2)?]))).collect())
+}
+
+/// Stored results by outcome code (0 up, 1 degraded, 2 down).
+pub async fn count_by_outcome(pool: &PgPool) -> Result<Vec<(i16, i64)>, sqlx::Error> {
+    sqlx::query_as("select outcome, count(*) from results group by outcome order by outcome").fetch_all(pool).await
+}
