@@ -141,8 +141,13 @@ pub async fn summaries(
         segments.iter().map(|(level, start, end)| rollups::fetch_encoded(pool, *level, probes, *start, *end)),
     )
     .await?;
+    let mut dense = HashMap::new();
     for rows in fetched {
-        rows.merge_into(&mut out);
+        rows.merge_into(&mut dense);
+    }
+    for (probe, (mut r, latency)) in dense {
+        r.latency.merge(&latency.finish());
+        out.insert(probe, r);
     }
     let raw_from = a.max(Level::Minute.truncate(b).max(a));
     if raw_from < to {

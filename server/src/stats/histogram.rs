@@ -45,6 +45,62 @@ pub fn representative(i: u16) -> f64 {
     if i == 0 { 0.0 } else { lower_bound(i) * GAMMA.sqrt() }
 }
 
+/// Sums many encoded histograms quickly: counts in a dense array indexed by bucket (a few KiB),
+/// turned into a [`LatencyHistogram`] once at the end. For range summaries over thousands of rows.
+#[derive(Clone, Debug, Default)]
+pub struct DenseAccumulator {
+    counts: Vec<u64>,
+    count: u64,
+    sum_us: u64,
+    min_us: u64,
+    max_us: u64,
+}
+
+impl DenseAccumulator {
+    /// Adds an encoded histogram; malformed bytes add nothing and return false.
+    pub fn add_encoded(&mut self, bytes: &[u8], sum_us: u64, min_us: u64, max_us: u64) -> bool {
+        // First pass: validate and find the highest bucket, so nothing is half-added.
+        let (mut pos, mut index, mut added) = (0usize, 0u64, 0u64);
+        while pos < bytes.len() {
+            let (Some(gap), Some(n)) = (get_varint(bytes, &mut pos), get_varint(bytes, &mut pos)) else { return false };
+            index += gap;
+            added += n;
+        }
+        if index > u64::from(u16::MAX) {
+            return false;
+        }
+        if added == 0 {
+            return true;
+        }
+        let top = index as usize;
+        if top >= self.counts.len() {
+            self.counts.resize(top + 1, 0);
+        }
+        let (mut pos, mut index) = (0usize, 0usize);
+        while pos < bytes.len() {
+            let (Some(gap), Some(n)) = (get_varint(bytes, &mut pos), get_varint(bytes, &mut pos)) else { return false };
+            index += gap as usize;
+            self.counts[index] += n;
+        }
+        self.min_us = if self.count == 0 { min_us } else { self.min_us.min(min_us) };
+        self.max_us = self.max_us.max(max_us);
+        self.count += added;
+        self.sum_us = self.sum_us.saturating_add(sum_us);
+        true
+    }
+
+    pub fn finish(self) -> LatencyHistogram {
+        let buckets: BTreeMap<u16, u64> = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .filter_map(|(i, n)| Some((u16::try_from(i).ok()?, *n)))
+            .collect();
+        LatencyHistogram { buckets, count: self.count, sum_us: self.sum_us, min_us: self.min_us, max_us: self.max_us }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatencyHistogram {
     /// Bucket index → number of values in it.
@@ -376,5 +432,12 @@ mod tests {
         assert_eq!(merged, h);
         assert!(!merged.merge_encoded(&[0x80], 0, 0, 0));
         assert_eq!(merged, h, "malformed bytes add nothing");
+        let mut dense = DenseAccumulator::default();
+        assert!(dense.add_encoded(&bytes, h.sum_us(), h.min_us(), h.max_us()));
+        assert!(dense.add_encoded(&bytes, h.sum_us(), h.min_us(), h.max_us()));
+        assert!(!dense.add_encoded(&[0x05, 0x80], 0, 0, 0));
+        let mut twice = h.clone();
+        twice.merge(&h);
+        assert_eq!(dense.finish(), twice, "dense sums equal merged histograms");
     }
 }

@@ -14,7 +14,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::results::{error_from_code, outcome_from_code};
-use crate::stats::histogram::LatencyHistogram;
+use crate::stats::histogram::{DenseAccumulator, LatencyHistogram};
 use crate::stats::rollup::{ERROR_CLASSES, Observation, Rollup, latency_counts};
 
 /// Rollup levels and their bucket widths.
@@ -190,12 +190,12 @@ pub async fn fetch_encoded(
 }
 
 impl EncodedRollups {
-    /// Adds the rows into one rollup per probe, decoding each histogram straight into the sum.
-    pub fn merge_into(self, into: &mut HashMap<Uuid, Rollup>) {
+    /// Adds the rows into one rollup per probe; histograms go into a dense accumulator each.
+    pub fn merge_into(self, into: &mut HashMap<Uuid, (Rollup, DenseAccumulator)>) {
         for row in self.0 {
-            let acc = into.entry(row.probe_id).or_default();
+            let (acc, latency) = into.entry(row.probe_id).or_default();
             acc.merge(&counts_of(&row));
-            acc.latency.merge_encoded(
+            latency.add_encoded(
                 &row.lat_hist,
                 unsigned(row.lat_sum_us),
                 unsigned(row.lat_min_us),
