@@ -61,6 +61,18 @@ pub enum EmbeddedPgError {
     StartFailed(String),
 }
 
+/// Connection options for a database of the cluster in `data_dir`, over its private socket: for
+/// the running instance itself, and for command-line tools attaching to a cluster that another
+/// Triage process runs (a second cluster must never be started on a directory in use).
+pub fn attach_options(data_dir: &Path, database: &str) -> PgConnectOptions {
+    PgConnectOptions::new()
+        .socket(data_dir.join("run"))
+        .port(SOCKET_PORT)
+        .username(SUPERUSER)
+        .database(database)
+        .application_name("triage")
+}
+
 impl EmbeddedPgError {
     /// Errors the user fixes by changing the environment or configuration (exit code 2).
     pub fn is_config_error(&self) -> bool {
@@ -200,7 +212,6 @@ struct ExitState {
 /// stops the server.
 pub struct EmbeddedPg {
     data_dir: PathBuf,
-    socket_dir: PathBuf,
     pid: Pid,
     exit: Arc<ExitState>,
     stop_tx: Option<mpsc::Sender<Signal>>,
@@ -298,7 +309,7 @@ impl EmbeddedPg {
         }
 
         let (pid, exit, stop_tx) = spawn_supervised(cmd)?;
-        let pg = Self { data_dir: data_dir.clone(), socket_dir, pid, exit, stop_tx: Some(stop_tx), _lock: lock };
+        let pg = Self { data_dir: data_dir.clone(), pid, exit, stop_tx: Some(stop_tx), _lock: lock };
 
         let deadline = Instant::now() + config.start_timeout;
         loop {
@@ -326,12 +337,7 @@ impl EmbeddedPg {
 
     /// Connection options for a database in this cluster, over its private socket.
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
-        PgConnectOptions::new()
-            .socket(&self.socket_dir)
-            .port(SOCKET_PORT)
-            .username(SUPERUSER)
-            .database(database)
-            .application_name("triage")
+        attach_options(&self.data_dir, database)
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -11,7 +11,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = telemetry::init(&cli.log) {
+    let output_is_product = matches!(cli.command, Some(Command::Probes(_) | Command::Bench(_)));
+    if let Err(e) = telemetry::init(&cli.log, output_is_product) {
         eprintln!("triage: {e}");
         return ExitCode::from(2);
     }

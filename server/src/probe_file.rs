@@ -109,7 +109,7 @@ pub fn to_toml(file: &ProbeFile) -> Result<String, String> {
 
 /// `triage probes export [--output FILE]`.
 pub async fn export_command(cli: &crate::config::Cli, output: Option<PathBuf>) -> Result<(), RunError> {
-    let database = Database::open(&cli.database).await?;
+    let database = Database::open_or_attach(&cli.database).await?;
     let file = export(&database.pool).await.map_err(|e| RunError::Database(e.to_string()));
     database.close().await;
     let text = to_toml(&file?).map_err(RunError::Io)?;

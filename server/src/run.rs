@@ -94,6 +94,24 @@ impl Database {
         Ok(Self { pool, embedded, mode })
     }
 
+    /// For command-line tools: like [`Database::open`], but when another Triage runs the embedded
+    /// cluster of this data directory, connects to that cluster instead of refusing.
+    pub async fn open_or_attach(args: &DatabaseArgs) -> Result<Self, RunError> {
+        match Self::open(args).await {
+            Err(RunError::EmbeddedPg(EmbeddedPgError::InUse { dir, .. })) => {
+                let options = embedded_pg::attach_options(&dir, embedded_pg::DATABASE);
+                let pool = db::connect(options, PoolSettings { max_connections: 2, min_connections: 0 })
+                    .await
+                    .map_err(|e| {
+                        RunError::Database(format!("attaching to the running instance's database: {}", describe(&e)))
+                    })?;
+                tracing::info!(dir = %dir.display(), "data directory in use: attached to its running PostgreSQL");
+                Ok(Self { pool, embedded: None, mode: DatabaseMode::Embedded })
+            }
+            other => other,
+        }
+    }
+
     /// Closes the pool, then stops the embedded cluster (if any) cleanly.
     pub async fn close(self) {
         self.pool.close().await;

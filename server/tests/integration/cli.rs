@@ -190,3 +190,52 @@ fn with_database_url_it_uses_that_server_and_migrates_it() {
     });
     assert!(applied >= 1);
 }
+
+const PROBE_FILE: &str = r#"
+[[service]]
+name = "shop"
+criticality = "high"
+
+[[probe]]
+name = "shop-health"
+service = "shop"
+kind = "http"
+url = "http://127.0.0.1:9/healthz"
+interval_secs = 60
+"#;
+
+#[test]
+fn the_probe_file_is_applied_at_start_and_exported_while_the_server_runs() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let file = data.path().join("triage.toml");
+    std::fs::write(&file, PROBE_FILE).expect("write probe file");
+    let file_arg = file.to_str().expect("utf-8 path");
+    let server = Proc::start(data.path(), &["--config", file_arg, "--self-watch", "false"]);
+    // The export attaches to the running instance's cluster instead of starting a second one.
+    let out = triage().args(["probes", "export", "--data-dir"]).arg(data.path()).output().expect("run export");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("name = \"shop-health\"") && stdout.contains("criticality = \"high\""), "{stdout}");
+    let exported = server::probe_file::parse(&stdout).expect("the export is a valid probe file");
+    assert_eq!(exported.probes.len(), 1);
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn an_invalid_probe_file_stops_start_up_with_one_line_and_exit_code_2() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let file = data.path().join("triage.toml");
+    std::fs::write(&file, PROBE_FILE.replace("interval_secs = 60", "interval_secs = 60\ntimeout_ms = 90000"))
+        .expect("write");
+    let out = triage()
+        .args(["serve", "--addr", "127.0.0.1:0", "--self-watch", "false", "--data-dir"])
+        .arg(data.path())
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .expect("run triage");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(last.contains("shop-health") && last.contains("timeout_ms"), "{stderr}");
+}
