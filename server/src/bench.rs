@@ -233,6 +233,9 @@ async fn percentiles(pool: &PgPool) -> Result<(), RunError> {
     let t = Instant::now();
     crate::probing::roll_up_to(pool, now).await.map_err(err)?;
     println!("rolled up 30 days in {:.1} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    store::vacuum_rollups(pool).await.map_err(err)?;
+    println!("vacuum analyze rollups (autovacuum's steady state) in {:.1} s", t.elapsed().as_secs_f64());
 
     for (label, set, reps) in [("1 probe", &probes[..1], 21), ("1,000 probes", &probes[..], 5)] {
         let mut fast = Vec::new();

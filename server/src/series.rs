@@ -29,7 +29,9 @@ pub fn choose_step(from: DateTime<Utc>, to: DateTime<Utc>, requested: Option<i64
 }
 
 fn level_for(step: i64) -> Level {
-    if step % 86_400 == 0 {
+    if step % 604_800 == 0 {
+        Level::Week
+    } else if step % 86_400 == 0 {
         Level::Day
     } else if step % 3_600 == 0 {
         Level::Hour
@@ -76,11 +78,11 @@ fn ceil_to(t: DateTime<Utc>, level: Level) -> DateTime<Utc> {
     if down == t { t } else { down + level.width() }
 }
 
-/// [a, b) split into the fewest rollup rows: whole days, then whole hours at the edges, then
-/// minutes. `a` and `b` are minute-aligned.
+/// [a, b) split into the fewest rollup rows: whole weeks, then whole days, hours and minutes at
+/// the edges. `a` and `b` are minute-aligned.
 ///
 /// With `open_end` (b is the rollup watermark: no rollup holds anything at or after it), the last
-/// day or hour row is used although it is partial: it holds exactly the data up to `b`.
+/// week, day or hour row is used although it is partial: it holds exactly the data up to `b`.
 pub fn cover(a: DateTime<Utc>, b: DateTime<Utc>, open_end: bool) -> Vec<(Level, DateTime<Utc>, DateTime<Utc>)> {
     fn go(a: DateTime<Utc>, b: DateTime<Utc>, level: Level, out: &mut Vec<(Level, DateTime<Utc>, DateTime<Utc>)>) {
         if a >= b {
@@ -93,6 +95,7 @@ pub fn cover(a: DateTime<Utc>, b: DateTime<Utc>, open_end: bool) -> Vec<(Level, 
             }
             Level::Hour => Level::Minute,
             Level::Day => Level::Hour,
+            Level::Week => Level::Day,
         };
         let (up, down) = (ceil_to(a, level), level.truncate(b));
         if up >= down {
@@ -108,7 +111,7 @@ pub fn cover(a: DateTime<Utc>, b: DateTime<Utc>, open_end: bool) -> Vec<(Level, 
         return out;
     }
     if open_end {
-        for level in [Level::Day, Level::Hour] {
+        for level in [Level::Week, Level::Day, Level::Hour] {
             let up = ceil_to(a, level);
             let last = level.truncate(b);
             if up <= last {
@@ -118,7 +121,7 @@ pub fn cover(a: DateTime<Utc>, b: DateTime<Utc>, open_end: bool) -> Vec<(Level, 
             }
         }
     }
-    go(a, b, Level::Day, &mut out);
+    go(a, b, Level::Week, &mut out);
     out
 }
 
@@ -135,7 +138,8 @@ pub async fn summaries(
     let a = Level::Minute.truncate(from);
     let b = to.min(watermark);
     let open_end = to >= watermark;
-    // The segments are independent queries: run them at once, merge afterwards.
+    // The segments are independent queries: run them at once, then add every row's histogram
+    // into a dense bucket array per probe.
     let segments = cover(a, Level::Minute.truncate(b).max(a), open_end);
     let fetched = futures::future::try_join_all(
         segments.iter().map(|(level, start, end)| rollups::fetch_encoded(pool, *level, probes, *start, *end)),
@@ -205,38 +209,47 @@ mod tests {
         }
         assert_eq!(choose_step(to - Duration::hours(1), to, Some(300)), 300, "a coarser request is honoured");
         assert_eq!(level_for(3600), Level::Hour);
+        assert_eq!(level_for(604_800), Level::Week);
         assert_eq!(level_for(900), Level::Minute);
     }
 
+    fn rows(parts: &[(Level, DateTime<Utc>, DateTime<Utc>)]) -> i64 {
+        parts.iter().map(|(l, s, e)| (*e - *s).num_seconds() / l.width().num_seconds()).sum()
+    }
+
+    fn check_contiguous(parts: &[(Level, DateTime<Utc>, DateTime<Utc>)], a: DateTime<Utc>) -> DateTime<Utc> {
+        let mut cursor = a;
+        for (level, start, end) in parts {
+            assert_eq!(*start, cursor, "contiguous: {parts:?}");
+            assert_eq!(level.truncate(*start), *start, "aligned: {parts:?}");
+            cursor = *end;
+        }
+        cursor
+    }
+
     #[test]
-    fn cover_uses_whole_days_and_hours_and_leaves_nothing_out() {
+    fn cover_uses_the_coarsest_rows_and_leaves_nothing_out() {
         let a = t("2026-10-01T22:13:00Z");
         let b = t("2026-10-31T05:47:00Z");
         let parts = cover(a, b, false);
-        let mut cursor = a;
-        for (level, start, end) in &parts {
-            assert_eq!(*start, cursor, "contiguous");
-            assert_eq!(level.truncate(*start), *start, "aligned");
-            cursor = *end;
-        }
-        assert_eq!(cursor, b);
-        let days: Vec<_> = parts.iter().filter(|p| p.0 == Level::Day).collect();
-        assert_eq!(days.len(), 1);
-        assert_eq!((days[0].1, days[0].2), (t("2026-10-02T00:00:00Z"), t("2026-10-31T00:00:00Z")));
-        let rows: i64 = parts.iter().map(|(l, s, e)| (*e - *s).num_seconds() / l.width().num_seconds()).sum();
-        assert!(rows < 29 + 2 * 24 + 2 * 60, "{rows} rows");
+        assert_eq!(check_contiguous(&parts, a), b);
+        assert!(parts.iter().any(|p| p.0 == Level::Week), "{parts:?}");
+        // At most 47 minutes + 1 + 23 hours + 6 days + weeks + 6 days + 5 hours + 47 minutes.
+        assert!(rows(&parts) < 2 * 60 + 2 * 24 + 2 * 7 + 5, "{} rows", rows(&parts));
         assert_eq!(cover(a, a, false), vec![]);
         assert_eq!(cover(t("2026-10-01T10:05:00Z"), t("2026-10-01T10:09:00Z"), false).len(), 1);
     }
 
     #[test]
-    fn an_open_end_reads_the_partial_last_day() {
+    fn an_open_end_reads_the_partial_last_week() {
         let a = t("2026-10-01T22:13:00Z");
         let b = t("2026-10-31T05:47:00Z");
         let parts = cover(a, b, true);
+        let end = check_contiguous(&parts, a);
         let last = parts.last().expect("parts");
-        assert_eq!(*last, (Level::Day, t("2026-10-02T00:00:00Z"), t("2026-11-01T00:00:00Z")));
-        assert!(parts.iter().all(|p| p.0 != Level::Minute || p.2 <= t("2026-10-01T23:00:00Z")), "{parts:?}");
+        assert_eq!(last.0, Level::Week);
+        assert!(last.1 <= b && end > b && end - b < Level::Week.width(), "{parts:?}");
+        assert!(rows(&parts) < rows(&cover(a, b, false)), "fewer rows than the closed cover");
         // Within one hour there is nothing coarser to use.
         let short = cover(t("2026-10-01T10:05:00Z"), t("2026-10-01T10:09:00Z"), true);
         assert_eq!(short, vec![(Level::Minute, t("2026-10-01T10:05:00Z"), t("2026-10-01T10:09:00Z"))]);

@@ -59,22 +59,31 @@ pub struct DenseAccumulator {
 impl DenseAccumulator {
     /// Adds an encoded histogram; malformed bytes add nothing and return false.
     pub fn add_encoded(&mut self, bytes: &[u8], sum_us: u64, min_us: u64, max_us: u64) -> bool {
-        // First pass: validate and find the highest bucket, so nothing is half-added.
-        let (mut pos, mut index, mut added) = (0usize, 0u64, 0u64);
+        let (mut pos, mut count) = (0usize, 0u64);
         while pos < bytes.len() {
-            let (Some(gap), Some(n)) = (get_varint(bytes, &mut pos), get_varint(bytes, &mut pos)) else { return false };
+            let (Some(_), Some(n)) = (get_varint(bytes, &mut pos), get_varint(bytes, &mut pos)) else { return false };
+            count += n;
+        }
+        if !self.add_buckets(bytes) {
+            return false;
+        }
+        self.add_summary(count, sum_us, min_us, max_us);
+        true
+    }
+
+    /// Adds only the bucket counts of an encoded histogram (its summary comes separately, through
+    /// [`add_summary`](Self::add_summary)); malformed bytes add nothing and return false.
+    pub fn add_buckets(&mut self, bytes: &[u8]) -> bool {
+        let (mut pos, mut index) = (0usize, 0u64);
+        while pos < bytes.len() {
+            let (Some(gap), Some(_)) = (get_varint(bytes, &mut pos), get_varint(bytes, &mut pos)) else { return false };
             index += gap;
-            added += n;
         }
         if index > u64::from(u16::MAX) {
             return false;
         }
-        if added == 0 {
-            return true;
-        }
-        let top = index as usize;
-        if top >= self.counts.len() {
-            self.counts.resize(top + 1, 0);
+        if index as usize >= self.counts.len() {
+            self.counts.resize(index as usize + 1, 0);
         }
         let (mut pos, mut index) = (0usize, 0usize);
         while pos < bytes.len() {
@@ -82,11 +91,18 @@ impl DenseAccumulator {
             index += gap as usize;
             self.counts[index] += n;
         }
+        true
+    }
+
+    /// Adds the summary (count, sum, extremes) of histograms whose buckets were added.
+    pub fn add_summary(&mut self, count: u64, sum_us: u64, min_us: u64, max_us: u64) {
+        if count == 0 {
+            return;
+        }
         self.min_us = if self.count == 0 { min_us } else { self.min_us.min(min_us) };
         self.max_us = self.max_us.max(max_us);
-        self.count += added;
+        self.count += count;
         self.sum_us = self.sum_us.saturating_add(sum_us);
-        true
     }
 
     pub fn finish(self) -> LatencyHistogram {

@@ -41,3 +41,9 @@ pub async fn exact_percentiles(
 pub async fn count_by_outcome(pool: &PgPool) -> Result<Vec<(i16, i64)>, sqlx::Error> {
     sqlx::query_as("select outcome, count(*) from results group by outcome order by outcome").fetch_all(pool).await
 }
+
+/// What autovacuum does in steady state, done at once after a bulk roll-up: rollup rows are
+/// rewritten by every run, and a freshly caught-up table is mostly dead row versions.
+pub async fn vacuum_rollups(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("vacuum analyze rollups").execute(pool).await.map(|_| ())
+}

@@ -79,6 +79,8 @@ async fn percentiles_from_rollups_are_within_one_percent_of_exact_and_late_resul
     assert_eq!(again[&probe].count(), n as u64 + 1);
     let hours = series::series(&pool, probe, start, now, Some(3600)).await.expect("hours");
     assert_eq!(count(&hours), n as u64 + 1, "the hour row was recomputed");
+    let weeks = series::series(&pool, probe, start, now, Some(604_800)).await.expect("weeks");
+    assert_eq!(count(&weeks), n as u64 + 1, "and the week row");
     assert_eq!(again[&probe].latency.max_us(), 5_000_000);
 }
 
