@@ -311,7 +311,7 @@ async fn probes(pool: &PgPool, args: &BenchArgs) -> Result<(), RunError> {
             for i in 0..n {
                 let mut spec = ProbeSpec::new(&format!("bench-{i}"), "bench", ProbeKind::Http, Some(&format!("http://{target}/")));
                 spec.interval_secs = u32::try_from(interval.as_secs()).unwrap_or(1).max(1);
-                spec.timeout_ms = 1_000;
+                spec.timeout_ms = u32::try_from(interval.as_millis() / 2).unwrap_or(1_000).clamp(1, 1_000);
                 let probe = Probe {
                     id: Uuid::new_v4(),
                     service_id: Uuid::nil(),

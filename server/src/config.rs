@@ -190,7 +190,7 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1000..=10_000_000))]
     pub result_buffer: u32,
 
-    /// How long raw results are kept (rollups are kept longer: minutes 35 days, hours 400 days, days forever).
+    /// How long raw results are kept (rollups are kept longer: minutes 35 days, hours 400 days, days and weeks forever).
     #[arg(long = "raw-retention", env = "TRIAGE_RAW_RETENTION", default_value = "14d")]
     pub raw_retention: DurationArg,
 
