@@ -108,6 +108,12 @@ fn scalar(v: &prometheus_parse::Value) -> Option<f64> {
 pub fn extract(body: &str, mapping: &PoolMapping) -> Result<PoolSample, ScrapeError> {
     let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
         .map_err(|e| ScrapeError(e.to_string()))?;
+    // The parser skips lines it cannot read, so a login page "parses" to nothing: content without
+    // a single sample is not a metrics endpoint.
+    let content = body.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    if content && scrape.samples.is_empty() {
+        return Err(ScrapeError("no sample could be read from the body".into()));
+    }
     // Sum of every sample of the first listed metric that is present.
     let pick = |candidates: &[String]| -> Option<f64> {
         candidates.iter().find_map(|name| {
@@ -214,6 +220,13 @@ hikaricp_connections_pending{pool=\"main\"} 12
         let s = extract("process_cpu_seconds_total 12.5\n", &PoolMapping::default()).expect("parses");
         assert_eq!(s, PoolSample::default());
         assert_eq!(s.saturation(), None);
+    }
+
+    #[test]
+    fn a_page_that_is_not_metrics_is_refused() {
+        assert!(extract("<html><body>Sign in</body></html>\n", &PoolMapping::default()).is_err());
+        assert!(extract("", &PoolMapping::default()).is_ok(), "an empty exposition is valid");
+        assert!(extract("# HELP x y\n", &PoolMapping::default()).is_ok());
     }
 
     #[test]

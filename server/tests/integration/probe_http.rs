@@ -280,3 +280,104 @@ async fn a_metrics_scrape_of_the_demo_target_shows_pool_exhaustion() {
     assert_eq!(s.saturation(), Some(1.0));
     assert!(s.waiting.expect("waiting gauge") > 0.0);
 }
+
+#[tokio::test]
+async fn json_path_assertions_judge_a_live_body() {
+    use app::model::{CompareOp, JsonPathAssertion};
+    use server::probe::http::JsonPathCheck;
+    let addr =
+        target(Router::new().route(
+            "/status",
+            get(|| async { axum::Json(serde_json::json!({"status": "UP", "db": {"latency_ms": 12}})) }),
+        ))
+        .await;
+    let jp =
+        |path: &str, op, value| JsonPathCheck::new(&JsonPathAssertion { path: path.into(), op, value }).expect("valid");
+    let mut c = check(addr, "/status");
+    c.assertions.json_paths = vec![
+        jp("$.status", CompareOp::Eq, Some(serde_json::json!("UP"))),
+        jp("$.db.latency_ms", CompareOp::Lt, Some(serde_json::json!(50))),
+    ];
+    assert_eq!(http::run(&c, &loopback_allowed()).await.outcome, Outcome::Up);
+    c.assertions.json_paths = vec![jp("$.db.latency_ms", CompareOp::Lt, Some(serde_json::json!(5)))];
+    let r = http::run(&c, &loopback_allowed()).await;
+    assert_eq!(r.error, Some(ErrorClass::Assertion));
+    assert!(r.detail.as_deref().is_some_and(|d| d.contains("$.db.latency_ms is 12")), "{:?}", r.detail);
+}
+
+#[tokio::test]
+async fn a_readiness_body_reporting_a_component_down_fails_even_with_200() {
+    use server::probe::execute::{self, ScrapeMemory};
+    let addr = target(Router::new().route(
+        "/readyz",
+        get(|| async { axum::Json(serde_json::json!({"status": "degraded", "database": "connected", "cache": {"status": "down", "error": "timeout"}})) }),
+    ))
+    .await;
+    let c = check(addr, "/readyz");
+    let r = execute::run(
+        uuid::Uuid::new_v4(),
+        app::model::ProbeKind::Readiness,
+        &c,
+        &Default::default(),
+        &loopback_allowed(),
+        &mut ScrapeMemory::default(),
+    )
+    .await;
+    assert_eq!((r.outcome, r.status, r.error), (Outcome::Down, Some(200), Some(ErrorClass::Assertion)));
+    assert!(r.detail.as_deref().is_some_and(|d| d.contains("cache")), "{:?}", r.detail);
+    assert_eq!(r.components.len(), 2);
+}
+
+#[tokio::test]
+async fn a_metrics_body_that_is_not_prometheus_text_is_a_parse_error() {
+    use server::probe::execute::{self, ScrapeMemory};
+    let addr = target(Router::new().route("/metrics", get(|| async { "<html>login required</html>\n{{{" }))).await;
+    let c = check(addr, "/metrics");
+    let r = execute::run(
+        uuid::Uuid::new_v4(),
+        app::model::ProbeKind::Metrics,
+        &c,
+        &Default::default(),
+        &loopback_allowed(),
+        &mut ScrapeMemory::default(),
+    )
+    .await;
+    assert_eq!((r.outcome, r.error), (Outcome::Down, Some(ErrorClass::Parse)), "{r:?}");
+    assert!(r.body_excerpt.is_some());
+}
+
+#[tokio::test]
+async fn counter_rates_come_from_consecutive_scrapes() {
+    use server::probe::execute::{self, ScrapeMemory};
+    let hits = Arc::new(Mutex::new(0u32));
+    let hits2 = hits.clone();
+    let addr = target(Router::new().route(
+        "/metrics",
+        get(move || {
+            let hits = hits2.clone();
+            async move {
+                let mut n = hits.lock().expect("lock");
+                *n += 1;
+                format!(
+                    "http_requests_total{{status=\"200\"}} {}\nhttp_requests_total{{status=\"500\"}} {}\n",
+                    *n * 1000,
+                    *n * 10
+                )
+            }
+        }),
+    ))
+    .await;
+    let c = check(addr, "/metrics");
+    let mut memory = ScrapeMemory::default();
+    let id = uuid::Uuid::new_v4();
+    let kind = app::model::ProbeKind::Metrics;
+    let first = execute::run(id, kind, &c, &Default::default(), &loopback_allowed(), &mut memory).await;
+    assert_eq!(first.pool.and_then(|p| p.requests_per_s), None, "one scrape has no rate yet");
+    let second = execute::run(id, kind, &c, &Default::default(), &loopback_allowed(), &mut memory).await;
+    let pool = second.pool.expect("reading");
+    let (req, err) = (pool.requests_per_s.expect("rate"), pool.errors_per_s.expect("5xx rate"));
+    assert!(
+        req > 0.0 && err > 0.0 && (req / err - 101.0).abs() < 0.01,
+        "1,010 more requests, 10 more 5xx: {req} {err}"
+    );
+}

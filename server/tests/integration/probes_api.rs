@@ -321,6 +321,17 @@ async fn triage_watches_itself_out_of_the_box() {
     assert_eq!(result.outcome, Outcome::Up, "{result:?}");
     let pool = result.pool.expect("pool gauges scraped from Triage's own /metrics");
     assert_eq!(pool.max, Some(5.0), "the test pool's limit");
+    let series: Series = app
+        .client
+        .get(app.url(&format!("/api/v1/probes/{metrics}/series?from=now-5m")))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("series");
+    let point = series.points.last().expect("a point for the scrape");
+    assert_eq!(point.pool.and_then(|p| p.max), Some(5.0), "pool gauges reach the series");
     let got = wait_events(&mut events, 1, Duration::from_secs(30), result_of(readyz)).await;
     let ProbeEvent::Result { result, .. } = &got[0] else { panic!() };
     assert_eq!(result.outcome, Outcome::Up);
