@@ -14,6 +14,7 @@ pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod overview;
 pub mod probe;
 pub mod probe_file;
 pub mod probing;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use app::api::backend::{Backend, BackendError, BoxFuture};
-use app::model::{InstanceInfo, SystemStatus};
+use app::model::{InstanceInfo, Overview, SystemStatus};
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 use sqlx::PgPool;
@@ -43,6 +43,16 @@ impl Backend for PgBackend {
                 instance: (*self.state.instance).clone(),
                 readiness,
                 recent_checks: self.state.readiness.history(),
+            })
+        })
+    }
+
+    fn overview(&self) -> BoxFuture<'_, Result<Overview, BackendError>> {
+        Box::pin(async move {
+            crate::overview::overview(&self.state.pool).await.map_err(|e| {
+                // The cause may name hosts or queries: logged, not shown.
+                tracing::error!(error = %e, "overview query failed");
+                BackendError("the overview could not be loaded; see the server log".into())
             })
         })
     }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::model::SystemStatus;
+use crate::model::{Overview, SystemStatus};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -18,6 +18,8 @@ pub struct BackendError(pub String);
 
 pub trait Backend: Send + Sync + 'static {
     fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, BackendError>>;
+    /// Every service as an overview tile, figures over the last five minutes.
+    fn overview(&self) -> BoxFuture<'_, Result<Overview, BackendError>>;
 }
 
 /// The backend as Leptos context.

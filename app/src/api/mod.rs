@@ -3,6 +3,8 @@
 
 #[cfg(feature = "ssr")]
 pub mod backend;
+mod overview;
 mod system;
 
+pub use overview::*;
 pub use system::*;

@@ -1,8 +1,10 @@
 //! Types shared by the server and the browser. Their serde formats are part of the API and are
 //! pinned by tests.
 
+mod overview;
 mod probe;
 mod system;
 
+pub use overview::*;
 pub use probe::*;
 pub use system::*;

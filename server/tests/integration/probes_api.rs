@@ -389,3 +389,28 @@ interval_secs = 60
     assert!(err.contains("shop-a") && err.contains("interval_secs"), "{err}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_overview_tile_carries_fresh_latency_errors_and_state() {
+    let target = serve_target(Router::new().route("/", get(|| async { "ok" }))).await;
+    let app = spawn_app().await;
+    let mut events = app.state.hub.subscribe();
+    let probe: Probe = post(
+        &app,
+        "/api/v1/probes",
+        json!({"name": "shop-health", "service": "shop", "kind": "http", "url": format!("http://{target}/"),
+               "interval_secs": 1, "timeout_ms": 500}),
+    )
+    .await
+    .json()
+    .await
+    .expect("probe");
+    wait_events(&mut events, 2, Duration::from_secs(20), result_of(probe.id)).await;
+    let overview = server::overview::overview(&app.pool).await.expect("overview");
+    let tile = &overview.services[0];
+    assert_eq!((tile.name.as_str(), tile.state, tile.probes), ("shop", Some(Outcome::Up), 1));
+    assert!(tile.p95_ms.is_some_and(|ms| ms > 0.0), "latency from raw results newer than any rollup: {tile:?}");
+    assert_eq!(tile.error_pct, Some(0.0));
+    assert!(tile.last_check.is_some());
+    app.stop().await;
+}

@@ -1,0 +1,96 @@
+//! The overview's tiles: one per service, everything a glance needs.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Criticality, Outcome};
+
+/// One service on the overview. Figures cover the last five minutes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceTile {
+    pub id: Uuid,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub criticality: Criticality,
+    /// Worst confirmed state of its enabled probes; `None` before any result.
+    pub state: Option<Outcome>,
+    pub probes: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
+    /// Failed checks ÷ checks of its HTTP and readiness probes, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_in_use: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_max: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_waiting: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<DateTime<Utc>>,
+}
+
+impl ServiceTile {
+    /// Sort key, worst first: down, degraded, up, then services without data; then by name.
+    pub fn severity_rank(&self) -> u8 {
+        match self.state {
+            Some(Outcome::Down) => 0,
+            Some(Outcome::Degraded) => 1,
+            Some(Outcome::Up) => 2,
+            None => 3,
+        }
+    }
+
+    /// Does the text filter match (case-insensitive, on the name or any tag)?
+    pub fn matches(&self, filter: &str) -> bool {
+        let f = filter.trim().to_lowercase();
+        f.is_empty() || self.name.to_lowercase().contains(&f) || self.tags.iter().any(|t| t.to_lowercase().contains(&f))
+    }
+}
+
+/// The overview: tiles and when they were computed (the page shows the age).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub at: DateTime<Utc>,
+    pub services: Vec<ServiceTile>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tile(name: &str, state: Option<Outcome>) -> ServiceTile {
+        ServiceTile {
+            id: Uuid::nil(),
+            name: name.into(),
+            tags: vec!["checkout".into()],
+            criticality: Criticality::High,
+            state,
+            probes: 3,
+            p95_ms: Some(41.5),
+            error_pct: Some(0.0),
+            pool_in_use: Some(7.0),
+            pool_max: Some(10.0),
+            pool_waiting: None,
+            last_check: None,
+        }
+    }
+
+    #[test]
+    fn tile_json_format_is_pinned() {
+        assert_eq!(
+            serde_json::to_string(&tile("shop", Some(Outcome::Down))).expect("ser"),
+            r#"{"id":"00000000-0000-0000-0000-000000000000","name":"shop","tags":["checkout"],"criticality":"high","state":"down","probes":3,"p95_ms":41.5,"error_pct":0.0,"pool_in_use":7.0,"pool_max":10.0}"#
+        );
+    }
+
+    #[test]
+    fn worst_first_and_filter_on_name_or_tag() {
+        let mut tiles = [tile("b", Some(Outcome::Up)), tile("a", None), tile("c", Some(Outcome::Down))];
+        tiles.sort_by(|x, y| x.severity_rank().cmp(&y.severity_rank()).then(x.name.cmp(&y.name)));
+        let names: Vec<&str> = tiles.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, vec!["c", "b", "a"]);
+        assert!(tiles[0].matches("CHECK") && tiles[0].matches("c") && !tiles[0].matches("zzz"));
+    }
+}

@@ -1,0 +1,49 @@
+import { test, expect, Page } from '@playwright/test';
+
+function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  return errors;
+}
+
+// Triage watches itself out of the box, so a fresh instance has one service: `triage`.
+test('the overview shows each service as a tile that turns up once its probes report', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  const tile = page.locator('li.tile[data-service="triage"]');
+  await expect(tile).toBeVisible();
+  await expect(tile.getByRole('heading', { name: 'triage' })).toBeVisible();
+  // Its probes run every 15 s; the open page refreshes every 5 s without a reload.
+  await expect(tile).toHaveAttribute('data-state', 'up', { timeout: 45_000 });
+  await expect(tile).toContainText('✔ up');
+  await expect(tile).toContainText('3 probes');
+  await page.screenshot({ path: 'artifacts/overview-tiles.png', fullPage: true });
+  expect(errors).toEqual([]);
+});
+
+test('the filter lives in the URL, so a link or a reload reproduces the view', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  const filter = page.getByRole('searchbox', { name: 'Filter services' });
+  await filter.fill('no-such-service');
+  await expect(page).toHaveURL(/\?q=no-such-service$/);
+  await expect(page.locator('li.tile')).toHaveCount(0);
+  await expect(page.getByText(/^0 of 1 services/)).toBeVisible();
+
+  await page.reload();
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.getByRole('searchbox', { name: 'Filter services' })).toHaveValue('no-such-service');
+  await expect(page.locator('li.tile')).toHaveCount(0);
+
+  await page.getByRole('searchbox', { name: 'Filter services' }).fill('TRI');
+  await expect(page).toHaveURL(/\?q=TRI$/);
+  await expect(page.locator('li.tile[data-service="triage"]')).toBeVisible();
+  await page.getByRole('combobox', { name: 'Sort' }).selectOption('name');
+  await expect(page).toHaveURL(/\?q=TRI&sort=name$/);
+  expect(errors).toEqual([]);
+});
