@@ -157,10 +157,15 @@ async fn serve_on(database: &Database, settings: &ServeSettings) -> Result<(), R
         probing.shutdown(Duration::from_secs(5)).await;
         return Err(e);
     }
+    let stopping = state.stopping.clone();
     let router = startup::router(state, settings, Router::new());
     let app = Application::with_listener(listener, settings, router);
     tracing::info!(url = %format!("http://{addr}"), "Triage is up");
-    app.run_until_stopped(startup::shutdown_signal()).await;
+    app.run_until_stopped(async move {
+        startup::shutdown_signal().await;
+        stopping.send_replace(true);
+    })
+    .await;
     probing.shutdown(settings.shutdown_timeout).await;
     Ok(())
 }

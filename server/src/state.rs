@@ -22,6 +22,8 @@ pub struct AppState {
     pub instance: Arc<InstanceInfo>,
     pub scheduler: Scheduler,
     pub hub: EventHub,
+    /// Set when shutdown begins: long-lived responses (live event streams) end on it.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// What server functions reach through [`app::api::backend::Backend`].

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Criticality, Outcome};
+use super::{Criticality, ErrorClass, Outcome, StateChange};
 
 /// One service on the overview. Figures cover the last five minutes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,6 +56,39 @@ pub struct Overview {
     pub services: Vec<ServiceTile>,
 }
 
+/// A finished check, as pushed live to browsers (the full result is in the results API).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LiveResult {
+    pub service_id: Uuid,
+    pub probe_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub total_us: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorClass>,
+    pub request_id: String,
+}
+
+/// What `GET /api/v1/events` sends, as the `data` of SSE events named `result` and `state`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveEvent {
+    Result(LiveResult),
+    State(StateChange),
+}
+
+impl LiveEvent {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Result(_) => "result",
+            Self::State(_) => "state",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +115,26 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&tile("shop", Some(Outcome::Down))).expect("ser"),
             r#"{"id":"00000000-0000-0000-0000-000000000000","name":"shop","tags":["checkout"],"criticality":"high","state":"down","probes":3,"p95_ms":41.5,"error_pct":0.0,"pool_in_use":7.0,"pool_max":10.0}"#
+        );
+    }
+
+    #[test]
+    fn live_event_json_format_is_pinned() {
+        let at = DateTime::parse_from_rfc3339("2026-11-23T03:00:00Z").expect("time").with_timezone(&Utc);
+        let e = LiveEvent::Result(LiveResult {
+            service_id: Uuid::nil(),
+            probe_id: Uuid::nil(),
+            at,
+            outcome: Outcome::Down,
+            total_us: 1500,
+            status: Some(500),
+            error: Some(ErrorClass::Status),
+            request_id: "ab12".into(),
+        });
+        assert_eq!(e.name(), "result");
+        assert_eq!(
+            serde_json::to_string(&e).expect("ser"),
+            r#"{"type":"result","service_id":"00000000-0000-0000-0000-000000000000","probe_id":"00000000-0000-0000-0000-000000000000","at":"2026-11-23T03:00:00Z","outcome":"down","total_us":1500,"status":500,"error":"status","request_id":"ab12"}"#
         );
     }
 

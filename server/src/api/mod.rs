@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: services, probes, their results and series, and pushed results.
 //! JSON in and out; every error is the JSON body of [`ApiError`], naming the field at fault.
 
+mod live;
 mod probes;
 mod push;
 mod services;
@@ -24,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/probes/{id}/series", get(probes::series))
         .route("/api/v1/probes/{id}/state-changes", get(probes::state_changes))
         .route("/api/v1/push/{id}", post(push::push))
+        .route("/api/v1/events", get(live::events))
 }
 
 /// A JSON body whose errors name the offending field (`assert.status`, `interval_secs`, …).

@@ -414,3 +414,56 @@ async fn the_overview_tile_carries_fresh_latency_errors_and_state() {
     assert!(tile.last_check.is_some());
     app.stop().await;
 }
+
+/// Reads SSE frames from a streaming response until `pred` accepts one or the stream ends.
+async fn next_frame(res: &mut reqwest::Response, buf: &mut String, pred: impl Fn(&str) -> bool) -> Option<String> {
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let frame = buf[..end].to_string();
+            buf.drain(..end + 2);
+            if pred(&frame) {
+                return Some(frame);
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(20), res.chunk()).await.expect("no frame within 20 s") {
+            Ok(Some(bytes)) => buf.push_str(&String::from_utf8_lossy(&bytes)),
+            _ => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn live_events_stream_the_filtered_probes_results_and_end_at_shutdown() {
+    let target = serve_target(Router::new().route("/", get(|| async { "ok" }))).await;
+    let app = spawn_app().await;
+    let make = |name: &str| {
+        json!({"name": name, "service": "shop", "kind": "http", "url": format!("http://{target}/"),
+               "interval_secs": 1, "timeout_ms": 500})
+    };
+    let watched: Probe = post(&app, "/api/v1/probes", make("watched")).await.json().await.expect("probe");
+    let _other: Probe = post(&app, "/api/v1/probes", make("other")).await.json().await.expect("probe");
+    let mut res =
+        app.client.get(app.url(&format!("/api/v1/events?probe_id={}", watched.id))).send().await.expect("connect");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"].to_str().expect("ascii").starts_with("text/event-stream"));
+    let mut buf = String::new();
+    let hello = next_frame(&mut res, &mut buf, |f| f.contains("event: ready")).await.expect("ready frame");
+    assert!(hello.contains("retry: 2000"), "{hello}");
+    for _ in 0..3 {
+        let frame = next_frame(&mut res, &mut buf, |f| f.contains("event: result")).await.expect("result frame");
+        let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).expect("data line");
+        let event: app::model::LiveEvent = serde_json::from_str(data).expect("LiveEvent JSON");
+        let app::model::LiveEvent::Result(r) = event else { panic!("{frame}") };
+        assert_eq!(r.probe_id, watched.id, "only the filtered probe");
+        assert_eq!(r.outcome, Outcome::Up);
+    }
+    let bad = app.client.get(app.url("/api/v1/events?service_id=x")).send().await.expect("get");
+    assert_eq!(error_field(bad, 400).await.as_deref(), Some("service_id"));
+    // An open stream must not hold the graceful drain for its whole grace period.
+    tokio::time::timeout(Duration::from_secs(10), app.stop()).await.expect("shutdown is not held up by the stream");
+    let mut left = 0;
+    while next_frame(&mut res, &mut buf, |_| true).await.is_some() {
+        left += 1;
+        assert!(left < 100, "the stream ended");
+    }
+}

@@ -160,8 +160,10 @@ pub async fn spawn_app_with(pool: PgPool, settings: ServeSettings, extra: Router
     let router = startup::router(state.clone(), &settings, extra);
     let app = Application::with_listener(listener, &settings, router);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stopping = state.stopping.clone();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
+        stopping.send_replace(true);
     }));
     TestApp {
         addr,

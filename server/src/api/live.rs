@@ -1,0 +1,105 @@
+//! `GET /api/v1/events`: results and state changes pushed to browsers as Server-Sent Events,
+//! optionally filtered to one service (`service_id`) or probe (`probe_id`).
+//!
+//! Each client reads the hub through its own bounded receiver. A client that falls more than the
+//! hub's capacity behind is disconnected rather than allowed to hold anything up; browsers
+//! reconnect by themselves (after the `retry` delay sent first) and refetch what they missed.
+//! Streams end when the server begins shutting down, so open pages never delay a restart.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::model::{LiveEvent, LiveResult};
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::events::ProbeEvent;
+use crate::state::AppState;
+
+/// How long a browser waits before reconnecting.
+const RETRY: Duration = Duration::from_secs(2);
+
+#[derive(Deserialize)]
+pub struct LiveQuery {
+    service_id: Option<String>,
+    probe_id: Option<String>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Filter {
+    service: Option<Uuid>,
+    probe: Option<Uuid>,
+}
+
+impl Filter {
+    fn to_live(self, event: &ProbeEvent) -> Option<LiveEvent> {
+        let (service, probe) = match event {
+            ProbeEvent::Result { service_id, result } => (*service_id, result.probe_id),
+            ProbeEvent::StateChanged(c) => (c.service_id, c.probe_id),
+        };
+        if self.service.is_some_and(|s| s != service) || self.probe.is_some_and(|p| p != probe) {
+            return None;
+        }
+        Some(match event {
+            ProbeEvent::Result { service_id, result } => LiveEvent::Result(LiveResult {
+                service_id: *service_id,
+                probe_id: result.probe_id,
+                at: result.at,
+                outcome: result.outcome,
+                total_us: result.phases.total_us,
+                status: result.status,
+                error: result.error,
+                request_id: result.request_id.clone(),
+            }),
+            ProbeEvent::StateChanged(c) => LiveEvent::State((**c).clone()),
+        })
+    }
+}
+
+fn sse(event: &LiveEvent) -> Event {
+    let data = serde_json::to_string(event).unwrap_or_default();
+    Event::default().event(event.name()).data(data)
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Query(q): Query<LiveQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id = |field: &'static str, v: &Option<String>| {
+        v.as_deref().map(|s| s.parse::<Uuid>().map_err(|_| ApiError::bad(field, "not a valid id"))).transpose()
+    };
+    let filter = Arc::new(Filter { service: id("service_id", &q.service_id)?, probe: id("probe_id", &q.probe_id)? });
+    let rx = state.hub.subscribe();
+    let stopping = state.stopping.subscribe();
+    let hello = Event::default().event("ready").retry(RETRY).data("{}");
+    let updates = futures::stream::unfold((rx, stopping, filter), |(mut rx, mut stopping, filter)| async move {
+        loop {
+            if *stopping.borrow() {
+                return None;
+            }
+            tokio::select! {
+                _ = stopping.changed() => return None,
+                got = rx.recv() => match got {
+                    Ok(event) => {
+                        if let Some(live) = filter.to_live(&event) {
+                            return Some((Ok(sse(&live)), (rx, stopping, filter)));
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::info!(missed, "a live client fell behind; disconnecting it (it will reconnect)");
+                        return None;
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+            }
+        }
+    });
+    let stream = futures::StreamExt::chain(futures::stream::once(async move { Ok(hello) }), updates);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
