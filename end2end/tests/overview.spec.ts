@@ -25,6 +25,21 @@ test('the overview shows each service as a tile that turns up once its probes re
   expect(errors).toEqual([]);
 });
 
+test('the overview is live: events from the server refetch it without a reload', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.locator('.live')).toHaveText('● live');
+  // Triage's own probes report every few seconds; each burst of results triggers one refetch
+  // (the 30 s safety poll would be too late for this window).
+  const refetch = await page.waitForResponse((r) => r.url().includes('/api/get_overview') && r.status() === 200, {
+    timeout: 25_000,
+  });
+  expect(refetch.ok()).toBe(true);
+  await expect(page.locator('li.tile[data-service="triage"]')).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
 test('the filter lives in the URL, so a link or a reload reproduces the view', async ({ page }) => {
   const errors = watchErrors(page);
   await page.goto('/');

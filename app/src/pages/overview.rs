@@ -7,10 +7,14 @@ use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::get_overview;
+use crate::components::live::{LiveBadge, use_live_events};
 use crate::model::{Outcome, Overview, ServiceTile};
 
-/// How often the open page asks for fresh figures.
-const REFRESH_MS: u64 = 5_000;
+/// Figures are refetched when live events arrive; this poll is only a safety net (and keeps the
+/// "checked … ago" ages moving on a quiet system).
+const REFRESH_MS: u64 = 30_000;
+/// Results arrive by the thousand on a busy system: at most one refetch per this many ms.
+const COALESCE_MS: u64 = 2_000;
 
 fn encode(s: &str) -> String {
     s.bytes()
@@ -39,6 +43,21 @@ pub fn Overview() -> impl IntoView {
     let sort = Memo::new(move |_| params.read().get("sort").filter(|s| s == "name").unwrap_or_else(|| "worst".into()));
     let tick = RwSignal::new(0u64);
     let overview = Resource::new(move || tick.get(), |_| get_overview());
+    let queued = StoredValue::new(false);
+    let link = use_live_events("/api/v1/events".into(), move |name| {
+        if name == "state" {
+            tick.update(|n| *n += 1);
+        } else if !queued.get_value() {
+            queued.set_value(true);
+            set_timeout(
+                move || {
+                    queued.set_value(false);
+                    tick.update(|n| *n += 1);
+                },
+                std::time::Duration::from_millis(COALESCE_MS),
+            );
+        }
+    });
     // Effects run only in the browser: the server renders once, the open page keeps refreshing.
     Effect::new(move |_| {
         let every = std::time::Duration::from_millis(REFRESH_MS);
@@ -56,6 +75,7 @@ pub fn Overview() -> impl IntoView {
         <section class="page">
             <div class="page-head">
                 <h1>"Services"</h1>
+                <LiveBadge link=link/>
                 <div class="toolbar" role="search">
                     <label class="visually-hidden" for="service-filter">"Filter services"</label>
                     <input
