@@ -9,8 +9,8 @@ mod pages;
 
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
-use leptos_router::StaticSegment;
 use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::{ParamSegment, StaticSegment};
 
 use components::theme::ThemeToggle;
 
@@ -57,6 +57,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=pages::not_found::NotFound>
                     <Route path=StaticSegment("") view=pages::overview::Overview/>
                     <Route path=StaticSegment("status") view=pages::status::Status/>
+                    <Route path=(StaticSegment("services"), ParamSegment("id")) view=pages::service::Service/>
                 </Routes>
             </main>
         </Router>

@@ -62,3 +62,28 @@ test('the filter lives in the URL, so a link or a reload reproduces the view', a
   await expect(page).toHaveURL(/\?q=TRI&sort=name$/);
   expect(errors).toEqual([]);
 });
+
+test('a service page stacks its charts, and its range lives in the URL', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await page.locator('li.tile[data-service="triage"]').getByRole('link', { name: 'triage' }).click();
+  await expect(page).toHaveURL(/\/services\/[0-9a-f-]{36}$/);
+  await expect(page.getByRole('heading', { level: 1 })).toContainText('triage');
+  for (const title of ['Latency p50 / p95 / p99', 'Error rate', 'Connection pool']) {
+    await expect(page.locator('figure.chart svg title', { hasText: title })).toHaveCount(1);
+  }
+  await expect(page.getByRole('row', { name: /triage-metrics/ })).toContainText('metrics');
+  await expect(page.locator('.live')).toHaveText('● live');
+  await page.getByRole('navigation', { name: 'Time range' }).getByRole('link', { name: '15m' }).click();
+  await expect(page).toHaveURL(/\?range=15m$/);
+  await expect(page.getByRole('link', { name: '15m' })).toHaveAttribute('aria-current', 'true');
+  await page.reload();
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.getByRole('link', { name: '15m' })).toHaveAttribute('aria-current', 'true');
+  await expect(page.locator('figure.chart svg desc').nth(2)).toContainText(/in use \d+ of 10/);
+  await page.screenshot({ path: 'artifacts/service-light.png', fullPage: true });
+  await page.getByRole('button', { name: /^Theme:/ }).click();
+  await page.screenshot({ path: 'artifacts/service-dark.png', fullPage: true });
+  expect(errors).toEqual([]);
+});

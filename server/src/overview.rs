@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 
-use app::model::{Overview, ProbeKind, ServiceTile};
+use app::model::{Overview, Probe, ProbeKind, ServiceTile, ServiceView, range_secs};
 use chrono::{Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::series;
 use crate::stats::rollup::Rollup;
-use crate::storage::catalog;
+use crate::storage::{catalog, results};
 
 pub const WINDOW: Duration = Duration::minutes(5);
 
@@ -60,3 +60,41 @@ pub async fn overview(pool: &PgPool) -> Result<Overview, sqlx::Error> {
     tiles.sort_by(|a, b| a.severity_rank().cmp(&b.severity_rank()).then_with(|| a.name.cmp(&b.name)));
     Ok(Overview { at: now, services: tiles })
 }
+
+/// The service page's data over the range preset `range`.
+pub async fn service_view(pool: &PgPool, id: Uuid, range: &str) -> Result<Option<ServiceView>, sqlx::Error> {
+    let Some(service) = catalog::get_service(pool, id).await? else { return Ok(None) };
+    let probes = catalog::list_probes(pool, Some(id)).await?;
+    let (_, secs) = range_secs(range);
+    let to = Utc::now();
+    let from = to - Duration::seconds(secs);
+    let (pool_ids, traffic_ids): (Vec<&Probe>, Vec<&Probe>) =
+        probes.iter().filter(|p| p.spec.enabled).partition(|p| p.spec.kind == ProbeKind::Metrics);
+    let ids = |ps: &[&Probe]| ps.iter().map(|p| p.id).collect::<Vec<Uuid>>();
+    let traffic = series::series_of(pool, &ids(&traffic_ids), from, to, None).await?;
+    let gauges = series::series_of(pool, &ids(&pool_ids), from, to, None).await?;
+    let mut recent = Vec::new();
+    let mut changes = Vec::new();
+    for p in &probes {
+        recent.extend(results::list_results(pool, p.id, from, to, RECENT as i64).await?);
+        changes.extend(results::list_state_changes(pool, p.id, RECENT as i64).await?);
+    }
+    recent.sort_by_key(|r| std::cmp::Reverse(r.at));
+    recent.truncate(RECENT);
+    changes.sort_by_key(|c| std::cmp::Reverse(c.at));
+    changes.truncate(RECENT);
+    Ok(Some(ServiceView {
+        service,
+        probes,
+        from: traffic.from,
+        to,
+        step_secs: traffic.step_secs,
+        traffic: traffic.points,
+        pool: gauges.points,
+        recent,
+        changes,
+    }))
+}
+
+/// Results and state changes listed on the service page.
+const RECENT: usize = 20;

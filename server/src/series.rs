@@ -53,19 +53,41 @@ pub async fn series(
     to: DateTime<Utc>,
     step: Option<i64>,
 ) -> Result<Series, sqlx::Error> {
+    series_of(pool, &[probe_id], from, to, step).await.map(|s| Series { probe_id, ..s })
+}
+
+/// One series merging several probes bucket by bucket (a service's probes of one kind); its
+/// `probe_id` is the first probe's, or nil for none.
+pub async fn series_of(
+    pool: &PgPool,
+    probes: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: Option<i64>,
+) -> Result<Series, sqlx::Error> {
+    let probe_id = probes.first().copied().unwrap_or_default();
     let step = choose_step(from, to, step);
     let level = level_for(step);
     let start = align_down(from, step);
     let watermark = rollups::watermark(pool).await?;
     let mut buckets: BTreeMap<DateTime<Utc>, Rollup> = BTreeMap::new();
+    if probes.is_empty() {
+        return Ok(Series {
+            probe_id,
+            from: start,
+            to,
+            step_secs: u64::try_from(step).unwrap_or(60),
+            points: Vec::new(),
+        });
+    }
     if start < watermark {
-        for ((_, bucket), r) in rollups::read_rollups(pool, level, &[probe_id], start, to.min(watermark)).await? {
+        for ((_, bucket), r) in rollups::read_rollups(pool, level, probes, start, to.min(watermark)).await? {
             buckets.entry(align_down(bucket, step)).or_default().merge(&r);
         }
     }
     let raw_from = start.max(watermark);
     if raw_from < to {
-        for ((_, minute), r) in rollups::raw_rollups(pool, &[probe_id], raw_from, to, Level::Minute).await? {
+        for ((_, minute), r) in rollups::raw_rollups(pool, probes, raw_from, to, Level::Minute).await? {
             buckets.entry(align_down(minute, step)).or_default().merge(&r);
         }
     }

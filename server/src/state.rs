@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use app::api::backend::{Backend, BackendError, BoxFuture};
-use app::model::{InstanceInfo, Overview, SystemStatus};
+use app::model::{InstanceInfo, Overview, ServiceView, SystemStatus};
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 use sqlx::PgPool;
@@ -45,6 +45,15 @@ impl Backend for PgBackend {
                 instance: (*self.state.instance).clone(),
                 readiness,
                 recent_checks: self.state.readiness.history(),
+            })
+        })
+    }
+
+    fn service_view(&self, id: uuid::Uuid, range: String) -> BoxFuture<'_, Result<Option<ServiceView>, BackendError>> {
+        Box::pin(async move {
+            crate::overview::service_view(&self.state.pool, id, &range).await.map_err(|e| {
+                tracing::error!(error = %e, "service view query failed");
+                BackendError("the service could not be loaded; see the server log".into())
             })
         })
     }

@@ -7,7 +7,11 @@
 //! colours are drawn as sentinel values that [`render_svg`] turns into CSS variables, so one SVG
 //! follows the page's light or dark theme.
 
+pub mod errors;
+pub mod latency;
+pub mod pool;
 pub mod round_trips;
+pub mod timeline;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -27,9 +31,28 @@ pub mod palette {
     pub const TEXT: RGBColor = RGBColor(1, 2, 3);
     pub const LINE: RGBColor = RGBColor(1, 2, 4);
     pub const BAD: RGBColor = RGBColor(1, 2, 5);
+    pub const P50: RGBColor = RGBColor(1, 2, 6);
+    pub const P95: RGBColor = RGBColor(1, 2, 7);
+    pub const P99: RGBColor = RGBColor(1, 2, 8);
+    pub const WARN: RGBColor = RGBColor(1, 2, 9);
+    pub const REF: RGBColor = RGBColor(1, 2, 10);
+    pub const BAND: RGBColor = RGBColor(1, 2, 11);
+    pub const NET: RGBColor = RGBColor(1, 2, 12);
 
-    pub(super) const VARS: [(RGBColor, &str); 5] =
-        [(AXIS, "axis"), (GRID, "grid"), (TEXT, "text"), (LINE, "line"), (BAD, "bad")];
+    pub(super) const VARS: [(RGBColor, &str); 12] = [
+        (AXIS, "axis"),
+        (GRID, "grid"),
+        (TEXT, "text"),
+        (LINE, "line"),
+        (BAD, "bad"),
+        (P50, "p50"),
+        (P95, "p95"),
+        (P99, "p99"),
+        (WARN, "warn"),
+        (REF, "ref"),
+        (BAND, "band"),
+        (NET, "net"),
+    ];
 }
 
 pub const FONT: &str = "sans-serif";

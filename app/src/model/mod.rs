@@ -3,8 +3,10 @@
 
 mod overview;
 mod probe;
+mod service;
 mod system;
 
 pub use overview::*;
 pub use probe::*;
+pub use service::*;
 pub use system::*;

@@ -1,3 +1,4 @@
 pub mod not_found;
 pub mod overview;
+pub mod service;
 pub mod status;

@@ -174,7 +174,7 @@ fn Tile(tile: ServiceTile, now: chrono::DateTime<chrono::Utc>) -> impl IntoView 
     view! {
         <li class="tile" data-state=state_attr data-service=tile.name.clone()>
             <div class="tile-head">
-                <h2 class="tile-name">{tile.name.clone()}</h2>
+                <h2 class="tile-name"><a href=format!("/services/{}", tile.id)>{tile.name.clone()}</a></h2>
                 <span class=class>{label}</span>
             </div>
             <dl class="tile-figures">

@@ -1,0 +1,38 @@
+//! Latency percentiles (p50, p95, p99) of a service's checks over time.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::timeline::{self, ChartInput, Frame, label};
+use super::{ChartSize, palette};
+
+pub fn render_svg(input: &ChartInput<'_>, size: ChartSize) -> String {
+    let desc = match input.points.iter().rev().find_map(|p| p.p95_ms) {
+        Some(ms) => format!("latest p95 {ms:.0} ms"),
+        None => "no latency data in this range".into(),
+    };
+    super::render_svg(size, "Latency p50 / p95 / p99", &desc, |area| draw(area, input))
+}
+
+pub fn draw<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    input: &ChartInput<'_>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let y_max = input.points.iter().filter_map(|p| p.p99_ms.or(p.p95_ms)).fold(0.0, f64::max);
+    if input.points.iter().all(|p| p.p50_ms.is_none()) {
+        return timeline::empty(area);
+    }
+    let frame = Frame::new(area.dim_in_pixel(), input, y_max);
+    timeline::axes(area, &frame, input, " ms")?;
+    timeline::line(area, &frame, input, |p| p.p99_ms, palette::P99.stroke_width(1))?;
+    timeline::line(area, &frame, input, |p| p.p95_ms, palette::P95.stroke_width(2))?;
+    timeline::line(area, &frame, input, |p| p.p50_ms, palette::P50.stroke_width(2))?;
+    let legend = [("p50", palette::P50), ("p95", palette::P95), ("p99", palette::P99)];
+    for (i, (name, color)) in legend.iter().enumerate() {
+        let x = frame.x1 - 120 + 40 * i as i32;
+        area.draw(&Rectangle::new([(x, frame.y0 + 2), (x + 8, frame.y0 + 10)], color.filled()))?;
+        area.draw(&Text::new(*name, (x + 11, frame.y0 + 6), label(Pos::new(HPos::Left, VPos::Center))))?;
+    }
+    Ok(())
+}
