@@ -9,6 +9,46 @@ const bin = process.env.TRIAGE_E2E_BIN ?? path.resolve(__dirname, '../target/deb
 const siteRoot = process.env.TRIAGE_E2E_SITE ?? path.resolve(__dirname, '../target/site');
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'triage-e2e-'));
 
+// "shop", the demo target, probed through a probe file: its scenario is switched by the tests on
+// its control port (the demo port + 1). Loopback is allowlisted, as an admin would for it.
+export const demoPort = Number(process.env.TRIAGE_E2E_DEMO_PORT ?? 3918);
+const probeFile = path.join(dataDir, 'probes.toml');
+const shop = `http://127.0.0.1:${demoPort}`;
+fs.writeFileSync(
+  probeFile,
+  `[[service]]
+name = "shop"
+criticality = "high"
+tags = ["checkout"]
+
+[[probe]]
+name = "shop-api"
+service = "shop"
+kind = "http"
+url = "${shop}/api/products"
+interval_secs = 1
+timeout_ms = 800
+failures_to_down = 2
+
+[[probe]]
+name = "shop-ready"
+service = "shop"
+kind = "readiness"
+url = "${shop}/readyz"
+interval_secs = 1
+timeout_ms = 800
+failures_to_down = 2
+
+[[probe]]
+name = "shop-pool"
+service = "shop"
+kind = "metrics"
+url = "${shop}/metrics"
+interval_secs = 1
+timeout_ms = 800
+`,
+);
+
 export default defineConfig({
   testDir: './tests',
   timeout: 60_000,
@@ -34,12 +74,24 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: `"${bin}" serve --addr 127.0.0.1:${port} --data-dir "${dataDir}" --site-root "${siteRoot}"`,
-    url: `http://127.0.0.1:${port}/readyz`,
-    reuseExistingServer: false,
-    timeout: 120_000,
-    stdout: 'pipe',
-    stderr: 'pipe',
-  },
+  webServer: [
+    {
+      command: `"${bin}" demo-target --addr 127.0.0.1:${demoPort}`,
+      url: `http://127.0.0.1:${demoPort}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
+      command:
+        `"${bin}" serve --addr 127.0.0.1:${port} --data-dir "${dataDir}" --site-root "${siteRoot}"` +
+        ` --config "${probeFile}" --probe-allow 127.0.0.0/8`,
+      url: `http://127.0.0.1:${port}/readyz`,
+      reuseExistingServer: false,
+      timeout: 120_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+  ],
 });

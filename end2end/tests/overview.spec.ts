@@ -1,4 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
+import { demoPort } from '../playwright.config';
 
 function watchErrors(page: Page): string[] {
   const errors: string[] = [];
@@ -48,7 +49,7 @@ test('the filter lives in the URL, so a link or a reload reproduces the view', a
   await filter.fill('no-such-service');
   await expect(page).toHaveURL(/\?q=no-such-service$/);
   await expect(page.locator('li.tile')).toHaveCount(0);
-  await expect(page.getByText(/^0 of 1 services/)).toBeVisible();
+  await expect(page.getByText(/^0 of \d+ services/)).toBeVisible();
 
   await page.reload();
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
@@ -85,5 +86,45 @@ test('a service page stacks its charts, and its range lives in the URL', async (
   await page.screenshot({ path: 'artifacts/service-light.png', fullPage: true });
   await page.getByRole('button', { name: /^Theme:/ }).click();
   await page.screenshot({ path: 'artifacts/service-dark.png', fullPage: true });
+  expect(errors).toEqual([]);
+});
+
+test('the demo service turns down when it becomes unready, and its charts show errors and a full pool', async ({
+  page,
+  request,
+}) => {
+  const errors = watchErrors(page);
+  const control = (scenario: string) => request.post(`http://127.0.0.1:${demoPort + 1}/control/${scenario}`);
+  expect((await control('healthy')).ok()).toBe(true);
+  await page.goto('/');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  const tile = page.locator('li.tile[data-service="shop"]');
+  await expect(tile).toHaveAttribute('data-state', 'up', { timeout: 30_000 });
+
+  // Readiness answers 503 with the database down: two failures confirm it, the tile turns red
+  // through live events, without a reload.
+  expect((await control('unready')).ok()).toBe(true);
+  await expect(tile).toHaveAttribute('data-state', 'down', { timeout: 20_000 });
+  await expect(tile).toContainText('✖ down');
+  await page.screenshot({ path: 'artifacts/overview-shop-down.png', fullPage: true });
+
+  await tile.getByRole('link', { name: 'shop' }).click();
+  await expect(page.getByRole('heading', { level: 1 })).toContainText('shop');
+  await expect(page.getByRole('table', { name: 'Readiness components' }).getByRole('row', { name: /database/ })).toContainText(
+    'down',
+  );
+
+  // A third of API calls fail: the error-rate chart rises (the page refetches on live events).
+  expect((await control('errors')).ok()).toBe(true);
+  await expect(page.locator('figure.chart svg desc').nth(1)).not.toContainText('latest error rate 0.0 %', {
+    timeout: 20_000,
+  });
+  // The pool exhausted: in use at its maximum with requests waiting.
+  expect((await control('pool')).ok()).toBe(true);
+  await expect(page.locator('figure.chart svg desc').nth(2)).toContainText(/in use 10 of 10, [1-9]\d* waiting/, {
+    timeout: 20_000,
+  });
+  await page.screenshot({ path: 'artifacts/service-shop-pool.png', fullPage: true });
+  expect((await control('healthy')).ok()).toBe(true);
   expect(errors).toEqual([]);
 });

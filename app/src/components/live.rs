@@ -15,8 +15,9 @@ pub enum Link {
 }
 
 /// Opens the event stream at `url` while the calling component lives and calls `on_update` with
-/// the event's name (`result`, `state`) for each update. Browser only: on the server it stays
-/// `Connecting` and opens nothing.
+/// the event's name (`result`, `state`) for each update, and with `reconnected` when the stream
+/// comes back after a drop: events sent meanwhile are lost, so the page refetches. Browser only:
+/// on the server it stays `Connecting` and opens nothing.
 pub fn use_live_events(url: String, on_update: impl Fn(&'static str) + Clone + 'static) -> ReadSignal<Link> {
     let (link, set_link) = signal(Link::Connecting);
     #[cfg(feature = "hydrate")]
@@ -27,7 +28,13 @@ pub fn use_live_events(url: String, on_update: impl Fn(&'static str) + Clone + '
             set_link.set(Link::Reconnecting);
             return;
         };
-        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| set_link.set(Link::Live));
+        let after_drop = on_update.clone();
+        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            if link.get_untracked() == Link::Reconnecting {
+                after_drop("reconnected");
+            }
+            set_link.set(Link::Live);
+        });
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| set_link.set(Link::Reconnecting));
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));

@@ -139,6 +139,36 @@ fn ServiceBody(view: ServiceView, range: String, link: ReadSignal<crate::compone
         })
         .collect_view();
     let has_changes = !view.changes.is_empty();
+    // The newest readiness body that named its components says which dependency is failing.
+    let readiness = view.recent.iter().find(|r| !r.components.is_empty()).map(|r| {
+        let rows = r
+            .components
+            .iter()
+            .map(|c| {
+                let (class, label) = match c.state {
+                    crate::model::ComponentState::Up => ("state state-up", "✔ up"),
+                    crate::model::ComponentState::Degraded => ("state state-degraded", "▲ degraded"),
+                    crate::model::ComponentState::Down => ("state state-down", "✖ down"),
+                    crate::model::ComponentState::Unknown => ("state state-none", "? unknown"),
+                };
+                view! {
+                    <tr>
+                        <th scope="row">{c.name.clone()}</th>
+                        <td><span class=class>{label}</span></td>
+                        <td>{c.detail.clone().unwrap_or_default()}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <h2>"Readiness components"</h2>
+            <p class="muted">{format!("From the readiness check at {} UTC", r.at.format("%H:%M:%S"))}</p>
+            <table class="grid" aria-label="Readiness components">
+                <thead><tr><th>"Component"</th><th>"State"</th><th>"Detail"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+    });
     view! {
         <Title text=view.service.name.clone()/>
         <div class="page-head">
@@ -151,6 +181,7 @@ fn ServiceBody(view: ServiceView, range: String, link: ReadSignal<crate::compone
             <figure class="chart"><div inner_html=errors_svg></div></figure>
             <figure class="chart"><div inner_html=pool_svg></div></figure>
         </div>
+        {readiness}
         <h2>"Probes"</h2>
         <table class="grid">
             <thead><tr><th>"Probe"</th><th>"Kind"</th><th>"State"</th><th>"Target"</th><th>"Interval"</th></tr></thead>
