@@ -2,6 +2,7 @@ import { defineConfig } from '@playwright/test';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { demoPort } from './tests/helpers';
 
 // The app under test: the binary and site built by cargo-leptos, on a fresh embedded PostgreSQL.
 const port = Number(process.env.TRIAGE_E2E_PORT ?? 3917);
@@ -11,7 +12,6 @@ const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'triage-e2e-'));
 
 // "shop", the demo target, probed through a probe file: its scenario is switched by the tests on
 // its control port (the demo port + 1). Loopback is allowlisted, as an admin would for it.
-export const demoPort = Number(process.env.TRIAGE_E2E_DEMO_PORT ?? 3918);
 const probeFile = path.join(dataDir, 'probes.toml');
 const shop = `http://127.0.0.1:${demoPort}`;
 fs.writeFileSync(

@@ -1,14 +1,5 @@
-import { test, expect, Page } from '@playwright/test';
-
-/** Collects console errors and uncaught exceptions for the whole test. */
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  page.on('pageerror', (e) => errors.push(e.message));
-  return errors;
-}
+import { test, expect } from '@playwright/test';
+import { watchErrors } from './helpers';
 
 test('the overview is rendered on the server before any script runs', async ({ request }) => {
   const res = await request.get('/');

@@ -1,14 +1,5 @@
-import { test, expect, Page } from '@playwright/test';
-import { demoPort } from '../playwright.config';
-
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  page.on('pageerror', (e) => errors.push(e.message));
-  return errors;
-}
+import { test, expect } from '@playwright/test';
+import { demoPort, watchErrors } from './helpers';
 
 // Triage watches itself out of the box, so a fresh instance has one service: `triage`.
 test('the overview shows each service as a tile that turns up once its probes report', async ({ page }) => {

@@ -1,2 +1,3 @@
 pub mod live;
+pub mod state;
 pub mod theme;

@@ -7,8 +7,9 @@ use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::get_overview;
-use crate::components::live::{LiveBadge, use_live_events};
-use crate::model::{Outcome, Overview, ServiceTile};
+use crate::components::live::{LiveBadge, use_live_refetch};
+use crate::components::state::state_label;
+use crate::model::{Overview, ServiceTile};
 
 /// Figures are refetched when live events arrive; this poll is only a safety net (and keeps the
 /// "checked … ago" ages moving on a quiet system).
@@ -43,21 +44,7 @@ pub fn Overview() -> impl IntoView {
     let sort = Memo::new(move |_| params.read().get("sort").filter(|s| s == "name").unwrap_or_else(|| "worst".into()));
     let tick = RwSignal::new(0u64);
     let overview = Resource::new(move || tick.get(), |_| get_overview());
-    let queued = StoredValue::new(false);
-    let link = use_live_events("/api/v1/events".into(), move |name| {
-        if name == "state" {
-            tick.update(|n| *n += 1);
-        } else if !queued.get_value() {
-            queued.set_value(true);
-            set_timeout(
-                move || {
-                    queued.set_value(false);
-                    tick.update(|n| *n += 1);
-                },
-                std::time::Duration::from_millis(COALESCE_MS),
-            );
-        }
-    });
+    let link = use_live_refetch("/api/v1/events".into(), tick, COALESCE_MS);
     // Effects run only in the browser: the server renders once, the open page keeps refreshing.
     Effect::new(move |_| {
         let every = std::time::Duration::from_millis(REFRESH_MS);
@@ -135,15 +122,6 @@ fn Tiles(overview: Overview, filter: String, sort: String) -> impl IntoView {
         </ul>
     }
     .into_any()
-}
-
-fn state_label(state: Option<Outcome>) -> (&'static str, &'static str) {
-    match state {
-        Some(Outcome::Up) => ("state state-up", "✔ up"),
-        Some(Outcome::Degraded) => ("state state-degraded", "▲ degraded"),
-        Some(Outcome::Down) => ("state state-down", "✖ down"),
-        None => ("state state-none", "○ no data"),
-    }
 }
 
 fn age(now: chrono::DateTime<chrono::Utc>, at: Option<chrono::DateTime<chrono::Utc>>) -> String {

@@ -9,8 +9,9 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::api::get_service_view;
 use crate::charts::timeline::ChartInput;
 use crate::charts::{self, ChartSize};
-use crate::components::live::{LiveBadge, use_live_events};
-use crate::model::{DEFAULT_RANGE, Outcome, RANGES, ServiceView};
+use crate::components::live::{LiveBadge, use_live_refetch};
+use crate::components::state::state_label;
+use crate::model::{DEFAULT_RANGE, RANGES, ServiceView};
 
 const CHART: ChartSize = ChartSize { width: 960, height: 200 };
 const COALESCE_MS: u64 = 2_000;
@@ -31,23 +32,11 @@ pub fn Service() -> impl IntoView {
             }
         },
     );
-    let queued = StoredValue::new(false);
     let url = match id.get_untracked() {
         Some(id) => format!("/api/v1/events?service_id={id}"),
         None => "/api/v1/events".into(),
     };
-    let link = use_live_events(url, move |_| {
-        if !queued.get_value() {
-            queued.set_value(true);
-            set_timeout(
-                move || {
-                    queued.set_value(false);
-                    tick.update(|n| *n += 1);
-                },
-                std::time::Duration::from_millis(COALESCE_MS),
-            );
-        }
-    });
+    let link = use_live_refetch(url, tick, COALESCE_MS);
     view! {
         <section class="page">
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -62,15 +51,6 @@ pub fn Service() -> impl IntoView {
                 })}
             </Transition>
         </section>
-    }
-}
-
-fn state_label(state: Option<Outcome>) -> (&'static str, &'static str) {
-    match state {
-        Some(Outcome::Up) => ("state state-up", "✔ up"),
-        Some(Outcome::Degraded) => ("state state-degraded", "▲ degraded"),
-        Some(Outcome::Down) => ("state state-down", "✖ down"),
-        None => ("state state-none", "○ no data"),
     }
 }
 
