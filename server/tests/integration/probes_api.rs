@@ -45,8 +45,7 @@ async fn services_are_created_listed_updated_and_deleted() {
         .await
         .expect("put");
     assert_eq!(put.status(), StatusCode::OK);
-    let list: Vec<Service> =
-        app.client.get(app.url("/api/v1/services")).send().await.expect("get").json().await.expect("list");
+    let list: Vec<Service> = app.get_json("/api/v1/services").await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].description, "the shop");
 
@@ -87,8 +86,7 @@ async fn bad_probe_definitions_get_a_400_naming_the_field_and_nothing_is_stored(
     assert_eq!(error_field(missing, 400).await.as_deref(), Some("name"));
     let not_json = app.client.post(app.url("/api/v1/probes")).body("name=p").send().await.expect("post");
     assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
-    let probes: Vec<Probe> =
-        app.client.get(app.url("/api/v1/probes")).send().await.expect("get").json().await.expect("list");
+    let probes: Vec<Probe> = app.get_json("/api/v1/probes").await;
     assert!(probes.is_empty(), "nothing half-stored");
     app.stop().await;
 }
@@ -124,15 +122,7 @@ async fn a_scheduled_probe_stores_results_carrying_the_request_id_the_target_saw
     assert_eq!(probe.spec.service.as_deref(), Some("shop"), "the service was created by name");
     wait_events(&mut events, 3, Duration::from_secs(20), result_of(probe.id)).await;
 
-    let results: Vec<ProbeResult> = app
-        .client
-        .get(app.url(&format!("/api/v1/probes/{}/results?from=now-5m", probe.id)))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("results");
+    let results: Vec<ProbeResult> = app.get_json(&format!("/api/v1/probes/{}/results?from=now-5m", probe.id)).await;
     assert!(results.len() >= 3, "{}", results.len());
     let seen = seen.lock().expect("lock").clone();
     for r in &results {
@@ -142,33 +132,16 @@ async fn a_scheduled_probe_stores_results_carrying_the_request_id_the_target_saw
     }
     assert!(results.windows(2).all(|w| w[0].at >= w[1].at), "newest first");
 
-    let series: Series = app
-        .client
-        .get(app.url(&format!("/api/v1/probes/{}/series?from=now-15m", probe.id)))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("series");
+    let series: Series = app.get_json(&format!("/api/v1/probes/{}/series?from=now-15m", probe.id)).await;
     assert_eq!(series.step_secs, 60);
     let total: u64 = series.points.iter().map(|p| p.count).sum();
     assert!(total >= 3, "{total}");
     assert!(series.points.iter().any(|p| p.p95_ms.is_some()));
 
-    let probe: Probe = app
-        .client
-        .get(app.url(&format!("/api/v1/probes/{}", probe.id)))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("probe");
+    let probe: Probe = app.get_json(&format!("/api/v1/probes/{}", probe.id)).await;
     let status = probe.status.expect("state stored");
     assert_eq!((status.state, status.last_outcome), (Outcome::Up, Some(Outcome::Up)));
-    let services: Vec<Service> =
-        app.client.get(app.url("/api/v1/services")).send().await.expect("get").json().await.expect("services");
+    let services: Vec<Service> = app.get_json("/api/v1/services").await;
     assert_eq!(services[0].state, Some(Outcome::Up), "a service is as bad as its worst probe");
     app.stop().await;
 }
@@ -191,15 +164,7 @@ async fn a_failing_target_is_confirmed_down_once_with_its_evidence() {
     .expect("probe");
     let results = wait_events(&mut events, 4, Duration::from_secs(20), result_of(probe.id)).await;
     // The event for a state change precedes its result's event; collect what arrived.
-    let changes: Vec<StateChange> = app
-        .client
-        .get(app.url(&format!("/api/v1/probes/{}/state-changes", probe.id)))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("changes");
+    let changes: Vec<StateChange> = app.get_json(&format!("/api/v1/probes/{}/state-changes", probe.id)).await;
     assert_eq!(changes.len(), 1, "one change, not one per failing check: {changes:?}");
     assert_eq!((changes[0].from, changes[0].to), (Outcome::Up, Outcome::Down));
     assert_eq!(changes[0].error, Some(ErrorClass::Status));
@@ -226,8 +191,7 @@ async fn pushes_need_the_probe_token_and_a_retry_is_not_stored_twice() {
     let token = created["push_token"].as_str().expect("token shown once").to_string();
     assert_eq!(token.len(), 64, "256 bits, hex");
     let id = created["id"].as_str().expect("id").to_string();
-    let shown: Value =
-        app.client.get(app.url(&format!("/api/v1/probes/{id}"))).send().await.expect("get").json().await.expect("json");
+    let shown: Value = app.get_json(&format!("/api/v1/probes/{id}")).await;
     assert!(shown.get("push_token").is_none(), "never shown again");
 
     let url = app.url(&format!("/api/v1/push/{id}"));
@@ -267,15 +231,7 @@ async fn pushes_need_the_probe_token_and_a_retry_is_not_stored_twice() {
     let probe_id: uuid::Uuid = id.parse().expect("uuid");
     let stored = server::storage::results::count_results(&app.pool, Some(probe_id)).await.expect("count");
     assert_eq!(stored, 2);
-    let results: Vec<ProbeResult> = app
-        .client
-        .get(app.url(&format!("/api/v1/probes/{id}/results")))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let results: Vec<ProbeResult> = app.get_json(&format!("/api/v1/probes/{id}/results")).await;
     let down = results.iter().find(|r| r.outcome == Outcome::Down).expect("agent-2's failure");
     assert_eq!(down.error, Some(ErrorClass::Timeout));
     let up = results.iter().find(|r| r.outcome == Outcome::Up).expect("agent-1's");
@@ -310,8 +266,7 @@ async fn triage_watches_itself_out_of_the_box() {
     let pool = common::fresh_db().await;
     let app = common::spawn_app_with(pool, settings, Router::new()).await;
     let mut events = app.state.hub.subscribe();
-    let probes: Vec<Probe> =
-        app.client.get(app.url("/api/v1/probes")).send().await.expect("get").json().await.expect("list");
+    let probes: Vec<Probe> = app.get_json("/api/v1/probes").await;
     let names: Vec<&str> = probes.iter().map(|p| p.spec.name.as_str()).collect();
     assert_eq!(names, vec!["triage-healthz", "triage-metrics", "triage-readyz"]);
     let metrics = probes.iter().find(|p| p.spec.name == "triage-metrics").expect("metrics probe").id;
@@ -321,15 +276,7 @@ async fn triage_watches_itself_out_of_the_box() {
     assert_eq!(result.outcome, Outcome::Up, "{result:?}");
     let pool = result.pool.expect("pool gauges scraped from Triage's own /metrics");
     assert_eq!(pool.max, Some(5.0), "the test pool's limit");
-    let series: Series = app
-        .client
-        .get(app.url(&format!("/api/v1/probes/{metrics}/series?from=now-5m")))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("series");
+    let series: Series = app.get_json(&format!("/api/v1/probes/{metrics}/series?from=now-5m")).await;
     let point = series.points.last().expect("a point for the scrape");
     assert_eq!(point.pool.and_then(|p| p.max), Some(5.0), "pool gauges reach the series");
     let got = wait_events(&mut events, 1, Duration::from_secs(30), result_of(readyz)).await;
@@ -364,8 +311,7 @@ interval_secs = 60
     let file = server::probe_file::parse(text).expect("parses");
     let applied = server::probe_file::apply(&app.pool, &app.state.scheduler, &file).await.expect("applies");
     assert_eq!((applied.probes, applied.removed), (2, 0));
-    let probes: Vec<Probe> =
-        app.client.get(app.url("/api/v1/probes")).send().await.expect("get").json().await.expect("list");
+    let probes: Vec<Probe> = app.get_json("/api/v1/probes").await;
     assert!(probes.iter().all(|p| p.file_managed));
     let a = &probes[0];
     let put = app.client.put(app.url(&format!("/api/v1/probes/{}", a.id))).json(&a.spec).send().await.expect("put");
@@ -374,8 +320,7 @@ interval_secs = 60
     let fewer = server::probe_file::parse(&text.replace("shop-b", "shop-c")).expect("parses");
     let applied = server::probe_file::apply(&app.pool, &app.state.scheduler, &fewer).await.expect("applies");
     assert_eq!(applied.removed, 1);
-    let again: Vec<Probe> =
-        app.client.get(app.url("/api/v1/probes")).send().await.expect("get").json().await.expect("list");
+    let again: Vec<Probe> = app.get_json("/api/v1/probes").await;
     let names: Vec<&str> = again.iter().map(|p| p.spec.name.as_str()).collect();
     assert_eq!(names, vec!["shop-a", "shop-c"]);
     assert_eq!(again[0].id, a.id, "matched by name: same probe, same id");

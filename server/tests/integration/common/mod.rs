@@ -119,6 +119,13 @@ impl TestApp {
         }
     }
 
+    /// GETs `path` and decodes its JSON body (panics with the path on any failure: tests only).
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let res = self.client.get(self.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert!(res.status().is_success(), "GET {path}: {}", res.status());
+        res.json().await.unwrap_or_else(|e| panic!("GET {path}: not the expected JSON: {e}"))
+    }
+
     /// Waits until every result submitted so far is written.
     pub async fn flush(&self) {
         self.state.scheduler.ingest().flush().await.expect("writer running");
