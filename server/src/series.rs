@@ -82,17 +82,27 @@ pub async fn series_of(
     }
     if start < watermark {
         for ((_, bucket), r) in rollups::read_rollups(pool, level, probes, start, to.min(watermark)).await? {
-            buckets.entry(align_down(bucket, step)).or_default().merge(&r);
+            add(&mut buckets, align_down(bucket, step), r);
         }
     }
     let raw_from = start.max(watermark);
     if raw_from < to {
         for ((_, minute), r) in rollups::raw_rollups(pool, probes, raw_from, to, Level::Minute).await? {
-            buckets.entry(align_down(minute, step)).or_default().merge(&r);
+            add(&mut buckets, align_down(minute, step), r);
         }
     }
     let points: Vec<SeriesPoint> = buckets.into_iter().map(|(at, r)| r.to_point(at)).collect();
     Ok(Series { probe_id, from: start, to, step_secs: u64::try_from(step).unwrap_or(60), points })
+}
+
+/// A bucket's first rollup is moved in; later ones are merged (most buckets get exactly one).
+fn add(buckets: &mut BTreeMap<DateTime<Utc>, Rollup>, at: DateTime<Utc>, r: Rollup) {
+    match buckets.entry(at) {
+        std::collections::btree_map::Entry::Vacant(slot) => {
+            slot.insert(r);
+        }
+        std::collections::btree_map::Entry::Occupied(mut slot) => slot.get_mut().merge(&r),
+    }
 }
 
 fn ceil_to(t: DateTime<Utc>, level: Level) -> DateTime<Utc> {

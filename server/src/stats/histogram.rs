@@ -178,6 +178,59 @@ impl LatencyHistogram {
         Some(a + (b - a) * frac)
     }
 
+    /// Several quantiles (ascending) in one pass over the buckets; same values as [`percentile`](Self::percentile).
+    pub fn percentiles<const N: usize>(&self, qs: [f64; N]) -> [Option<f64>; N] {
+        let mut out = [None; N];
+        if self.count == 0 {
+            return out;
+        }
+        // Every rank needed, ascending, resolved while walking the buckets once.
+        let mut ranks: Vec<(u64, usize, bool)> = Vec::with_capacity(2 * N);
+        for (i, q) in qs.iter().enumerate() {
+            if !(0.0..=1.0).contains(q) {
+                continue;
+            }
+            let rank = q * (self.count - 1) as f64;
+            ranks.push((rank.floor() as u64, i, false));
+            ranks.push((rank.ceil() as u64, i, true));
+        }
+        ranks.sort_unstable();
+        let mut values = [(0.0f64, 0.0f64); N];
+        let mut seen = 0u64;
+        let mut next = 0usize;
+        for (&i, &n) in &self.buckets {
+            seen += n;
+            let v = representative(i).clamp(self.min_us as f64, self.max_us as f64);
+            while next < ranks.len() && ranks[next].0 < seen {
+                let (_, idx, hi) = ranks[next];
+                if hi {
+                    values[idx].1 = v
+                } else {
+                    values[idx].0 = v
+                }
+                next += 1;
+            }
+        }
+        while next < ranks.len() {
+            let (_, idx, hi) = ranks[next];
+            if hi {
+                values[idx].1 = self.max_us as f64
+            } else {
+                values[idx].0 = self.max_us as f64
+            }
+            next += 1;
+        }
+        for (i, q) in qs.iter().enumerate() {
+            if !(0.0..=1.0).contains(q) {
+                continue;
+            }
+            let rank = q * (self.count - 1) as f64;
+            let (a, b) = values[i];
+            out[i] = Some(a + (b - a) * (rank - rank.floor()));
+        }
+        out
+    }
+
     /// The representative value of the element at 0-based `rank` in sorted order.
     fn value_at_rank(&self, rank: u64) -> f64 {
         let mut seen = 0u64;
@@ -427,6 +480,21 @@ mod tests {
             serde_json::to_string(&h).expect("ser"),
             r#"{"buckets":{"0":1,"233":1},"count":2,"sum_us":100,"min_us":0,"max_us":100}"#
         );
+    }
+
+    #[test]
+    fn percentiles_in_one_pass_equal_one_at_a_time() {
+        let mut h = LatencyHistogram::new();
+        let mut rng = Rng(3);
+        for _ in 0..5_000 {
+            h.record((rng.unit() * 1_000_000.0) as u64);
+        }
+        let qs = [0.0, 0.5, 0.95, 0.99, 1.0];
+        let many = h.percentiles(qs);
+        for (q, got) in qs.iter().zip(many) {
+            assert_eq!(got, h.percentile(*q), "q = {q}");
+        }
+        assert_eq!(LatencyHistogram::new().percentiles([0.5]), [None]);
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl Rollup {
         let count = self.count();
         let failed = self.n_down;
         let errors = ErrorClass::ALL.iter().zip(self.errors).filter(|(_, n)| *n > 0).map(|(c, n)| (*c, n)).collect();
-        let ms = |q: f64| self.latency.percentile(q).map(|us| us / 1000.0);
+        let [p50, p95, p99] = self.latency.percentiles([0.50, 0.95, 0.99]).map(|v| v.map(|us| us / 1000.0));
         let has_pool = self.pool_in_use.is_some()
             || self.pool_max.is_some()
             || self.pool_waiting.is_some()
@@ -130,9 +130,9 @@ impl Rollup {
             down: self.n_down,
             error_pct: (count > 0).then(|| failed as f64 * 100.0 / count as f64),
             errors,
-            p50_ms: ms(0.50),
-            p95_ms: ms(0.95),
-            p99_ms: ms(0.99),
+            p50_ms: p50,
+            p95_ms: p95,
+            p99_ms: p99,
             pool,
         }
     }
