@@ -157,7 +157,7 @@ async fn ingest(pool: &PgPool, n: usize) -> Result<(), RunError> {
     store::truncate_results(pool).await.map_err(err)?;
     let t = Instant::now();
     for chunk in rows.chunks(50_000) {
-        store::copy_results(pool, chunk).await.map_err(err)?;
+        results::copy_only(pool, chunk).await.map_err(err)?;
     }
     let copy_secs = t.elapsed().as_secs_f64();
 
@@ -221,13 +221,13 @@ async fn percentiles(pool: &PgPool) -> Result<(), RunError> {
             at += chrono::Duration::seconds(every);
             if batch.len() == 100_000 {
                 total += batch.len();
-                store::copy_results(pool, &batch).await.map_err(err)?;
+                results::copy_only(pool, &batch).await.map_err(err)?;
                 batch.clear();
             }
         }
     }
     total += batch.len();
-    store::copy_results(pool, &batch).await.map_err(err)?;
+    results::copy_only(pool, &batch).await.map_err(err)?;
     println!("seeded {total} raw results in {:.1} s", t.elapsed().as_secs_f64());
     rollups::set_watermark(pool, from).await.map_err(err)?;
     let t = Instant::now();

@@ -34,3 +34,14 @@ pub async fn connect(options: PgConnectOptions, settings: PoolSettings) -> Resul
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }
+
+/// What went wrong with the database, for logs and operator-facing errors (messages from the
+/// server or the kind of I/O failure; never the connection URL).
+pub fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Io(io) => io.kind().to_string(),
+        sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".into(),
+        other => other.to_string(),
+    }
+}

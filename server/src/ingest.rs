@@ -231,7 +231,7 @@ impl Writer {
                     let (_, failures) = outage.get_or_insert((Instant::now(), 0));
                     *failures += 1;
                     if *failures == 1 || (*failures).is_multiple_of(50) {
-                        tracing::warn!(error = %describe(&e), buffered = self.queue.pending.len() + batch.len(),
+                        tracing::warn!(error = %crate::db::describe(&e), buffered = self.queue.pending.len() + batch.len(),
                             "cannot write results; keeping them and retrying");
                     }
                     // Back at the front, in order: the retry writes exactly this batch again.
@@ -255,15 +255,6 @@ impl Writer {
             }
             self.queue.stats.pending.store(self.queue.pending.len() as u64, Ordering::Relaxed);
         }
-    }
-}
-
-fn describe(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(db) => db.message().to_string(),
-        sqlx::Error::Io(io) => io.kind().to_string(),
-        sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".into(),
-        other => other.to_string(),
     }
 }
 

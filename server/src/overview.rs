@@ -73,16 +73,9 @@ pub async fn service_view(pool: &PgPool, id: Uuid, range: &str) -> Result<Option
     let ids = |ps: &[&Probe]| ps.iter().map(|p| p.id).collect::<Vec<Uuid>>();
     let traffic = series::series_of(pool, &ids(&traffic_ids), from, to, None).await?;
     let gauges = series::series_of(pool, &ids(&pool_ids), from, to, None).await?;
-    let mut recent = Vec::new();
-    let mut changes = Vec::new();
-    for p in &probes {
-        recent.extend(results::list_results(pool, p.id, from, to, RECENT as i64).await?);
-        changes.extend(results::list_state_changes(pool, p.id, RECENT as i64).await?);
-    }
-    recent.sort_by_key(|r| std::cmp::Reverse(r.at));
-    recent.truncate(RECENT);
-    changes.sort_by_key(|c| std::cmp::Reverse(c.at));
-    changes.truncate(RECENT);
+    let all: Vec<Uuid> = probes.iter().map(|p| p.id).collect();
+    let recent = results::list_results(pool, &all, from, to, RECENT).await?;
+    let changes = results::list_state_changes(pool, &all, RECENT).await?;
     Ok(Some(ServiceView {
         service,
         probes,
@@ -97,4 +90,4 @@ pub async fn service_view(pool: &PgPool, id: Uuid, range: &str) -> Result<Option
 }
 
 /// Results and state changes listed on the service page.
-const RECENT: usize = 20;
+const RECENT: i64 = 20;

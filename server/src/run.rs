@@ -60,7 +60,7 @@ impl Database {
                     .map_err(|_| RunError::Config("DATABASE_URL is not a valid PostgreSQL URL".into()))?;
                 tracing::info!(url = %url.redacted(), "using external PostgreSQL");
                 let pool = db::connect(options, settings).await.map_err(|e| {
-                    RunError::Database(format!("cannot connect to {}: {}", url.redacted(), describe(&e)))
+                    RunError::Database(format!("cannot connect to {}: {}", url.redacted(), db::describe(&e)))
                 })?;
                 (pool, None, DatabaseMode::External)
             }
@@ -79,14 +79,14 @@ impl Database {
                     PoolSettings { max_connections: 1, min_connections: 0 },
                 )
                 .await
-                .map_err(|e| RunError::Database(format!("embedded cluster: {}", describe(&e))))?;
+                .map_err(|e| RunError::Database(format!("embedded cluster: {}", db::describe(&e))))?;
                 storage::create_database_if_missing(&admin, embedded_pg::DATABASE)
                     .await
-                    .map_err(|e| RunError::Database(format!("creating the triage database: {}", describe(&e))))?;
+                    .map_err(|e| RunError::Database(format!("creating the triage database: {}", db::describe(&e))))?;
                 admin.close().await;
                 let pool = db::connect(pg.connect_options(embedded_pg::DATABASE), settings)
                     .await
-                    .map_err(|e| RunError::Database(format!("embedded cluster: {}", describe(&e))))?;
+                    .map_err(|e| RunError::Database(format!("embedded cluster: {}", db::describe(&e))))?;
                 (pool, Some(pg), DatabaseMode::Embedded)
             }
         };
@@ -103,7 +103,10 @@ impl Database {
                 let pool = db::connect(options, PoolSettings { max_connections: 2, min_connections: 0 })
                     .await
                     .map_err(|e| {
-                        RunError::Database(format!("attaching to the running instance's database: {}", describe(&e)))
+                        RunError::Database(format!(
+                            "attaching to the running instance's database: {}",
+                            db::describe(&e)
+                        ))
                     })?;
                 tracing::info!(dir = %dir.display(), "data directory in use: attached to its running PostgreSQL");
                 Ok(Self { pool, embedded: None, mode: DatabaseMode::Embedded })
@@ -126,15 +129,6 @@ impl Database {
     }
 }
 
-fn describe(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(db) => db.message().to_string(),
-        sqlx::Error::Io(io) => io.kind().to_string(),
-        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
-        other => other.to_string(),
-    }
-}
-
 /// `triage serve`.
 pub async fn serve(cli: &Cli) -> Result<(), RunError> {
     let settings = ServeSettings::from(cli.serve_args());
@@ -151,7 +145,7 @@ async fn serve_on(database: &Database, settings: &ServeSettings) -> Result<(), R
     let addr = listener.local_addr().map_err(|e| RunError::Io(e.to_string()))?;
     let (state, probing) = startup::build_state(database.pool.clone(), settings, database.mode, addr)
         .await
-        .map_err(|e| RunError::Database(describe(&e)))?;
+        .map_err(|e| RunError::Database(db::describe(&e)))?;
     let prepared = prepare_probes(&database.pool, &probing, settings, addr).await;
     if let Err(e) = prepared {
         probing.shutdown(Duration::from_secs(5)).await;

@@ -2,9 +2,8 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::timeline::{self, ChartInput, Frame, label};
+use super::timeline::{self, ChartInput, Frame};
 use super::{ChartSize, palette};
 use crate::model::ErrorClass;
 
@@ -56,10 +55,6 @@ pub fn draw<DB: DrawingBackend>(
             base += share;
         }
     }
-    for (i, (name, color)) in GROUPS.iter().enumerate() {
-        let x = frame.x1 - 330 + 110 * i as i32;
-        area.draw(&Rectangle::new([(x, frame.y0 + 2), (x + 8, frame.y0 + 10)], color.filled()))?;
-        area.draw(&Text::new(*name, (x + 11, frame.y0 + 6), label(Pos::new(HPos::Left, VPos::Center))))?;
-    }
+    timeline::legend(area, &frame, &GROUPS, 110)?;
     Ok(())
 }

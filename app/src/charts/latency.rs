@@ -2,9 +2,8 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::timeline::{self, ChartInput, Frame, label};
+use super::timeline::{self, ChartInput, Frame};
 use super::{ChartSize, palette};
 
 pub fn render_svg(input: &ChartInput<'_>, size: ChartSize) -> String {
@@ -29,10 +28,6 @@ pub fn draw<DB: DrawingBackend>(
     timeline::line(area, &frame, input, |p| p.p95_ms, palette::P95.stroke_width(2))?;
     timeline::line(area, &frame, input, |p| p.p50_ms, palette::P50.stroke_width(2))?;
     let legend = [("p50", palette::P50), ("p95", palette::P95), ("p99", palette::P99)];
-    for (i, (name, color)) in legend.iter().enumerate() {
-        let x = frame.x1 - 120 + 40 * i as i32;
-        area.draw(&Rectangle::new([(x, frame.y0 + 2), (x + 8, frame.y0 + 10)], color.filled()))?;
-        area.draw(&Text::new(*name, (x + 11, frame.y0 + 6), label(Pos::new(HPos::Left, VPos::Center))))?;
-    }
+    timeline::legend(area, &frame, &legend, 40)?;
     Ok(())
 }

@@ -3,9 +3,8 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::timeline::{self, ChartInput, Frame, label};
+use super::timeline::{self, ChartInput, Frame};
 use super::{ChartSize, palette};
 
 pub fn render_svg(input: &ChartInput<'_>, size: ChartSize) -> String {
@@ -42,10 +41,6 @@ pub fn draw<DB: DrawingBackend>(
     timeline::line(area, &frame, input, |p| p.pool.and_then(|x| x.waiting), palette::WARN.stroke_width(2))?;
     timeline::line(area, &frame, input, |p| p.pool.and_then(|x| x.in_use), palette::LINE.stroke_width(2))?;
     let legend = [("in use", palette::LINE), ("waiting", palette::WARN), ("max", palette::REF)];
-    for (i, (name, color)) in legend.iter().enumerate() {
-        let x = frame.x1 - 180 + 60 * i as i32;
-        area.draw(&Rectangle::new([(x, frame.y0 + 2), (x + 8, frame.y0 + 10)], color.filled()))?;
-        area.draw(&Text::new(*name, (x + 11, frame.y0 + 6), label(Pos::new(HPos::Left, VPos::Center))))?;
-    }
+    timeline::legend(area, &frame, &legend, 60)?;
     Ok(())
 }

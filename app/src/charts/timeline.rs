@@ -143,6 +143,22 @@ pub fn line<DB: DrawingBackend>(
     flush(&mut segment)
 }
 
+/// A row of colour keys in the top-right corner, `spacing` pixels apart.
+pub fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    frame: &Frame,
+    items: &[(&str, RGBColor)],
+    spacing: i32,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let start = frame.x1 - spacing * items.len() as i32;
+    for (i, (name, color)) in items.iter().enumerate() {
+        let x = start + spacing * i as i32;
+        area.draw(&Rectangle::new([(x, frame.y0 + 2), (x + 8, frame.y0 + 10)], color.filled()))?;
+        area.draw(&Text::new(*name, (x + 11, frame.y0 + 6), label(Pos::new(HPos::Left, VPos::Center))))?;
+    }
+    Ok(())
+}
+
 /// "No data in this range", centred.
 pub fn empty<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let (w, h) = area.dim_in_pixel();

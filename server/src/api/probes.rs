@@ -124,7 +124,7 @@ pub async fn results(
     let id = existing(&state, &id).await?;
     let (from, to) = range(&q, Duration::hours(1))?;
     let limit = number("limit", &q.limit, 1, 1000)?.unwrap_or(100);
-    Ok(Json(results::list_results(&state.pool, id, from, to, limit).await?))
+    Ok(Json(results::list_results(&state.pool, &[id], from, to, limit).await?))
 }
 
 pub async fn series(
@@ -145,5 +145,5 @@ pub async fn state_changes(
 ) -> Result<Json<Vec<StateChange>>, ApiError> {
     let id = existing(&state, &id).await?;
     let limit = number("limit", &q.limit, 1, 1000)?.unwrap_or(100);
-    Ok(Json(results::list_state_changes(&state.pool, id, limit).await?))
+    Ok(Json(results::list_state_changes(&state.pool, &[id], limit).await?))
 }

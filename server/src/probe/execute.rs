@@ -60,8 +60,7 @@ pub async fn run(
                     result.outcome = Outcome::Down;
                     result.error = Some(ErrorClass::Parse);
                     result.detail = Some(e.to_string());
-                    result.body_excerpt =
-                        Some(String::from_utf8_lossy(&body[..body.len().min(http::EXCERPT_LIMIT)]).into());
+                    result.body_excerpt = Some(http::excerpt(&body));
                 }
             }
         }
@@ -91,7 +90,7 @@ fn judge_readiness(result: &mut ProbeResult, body: &[u8]) {
             } else {
                 format!("not ready: {} down", names.join(", "))
             });
-            result.body_excerpt = Some(String::from_utf8_lossy(&body[..body.len().min(http::EXCERPT_LIMIT)]).into());
+            result.body_excerpt = Some(http::excerpt(body));
         }
         Some(ComponentState::Degraded) if result.outcome == Outcome::Up => {
             result.outcome = Outcome::Degraded;

@@ -381,7 +381,7 @@ fn gunzip_capped(raw: &[u8], cap: usize) -> Result<Bytes, Failure> {
 }
 
 /// The start of the body, cut at a character boundary, at most 1 KiB.
-fn excerpt(body: &[u8]) -> String {
+pub fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_LIMIT)]);
     let mut s = text.into_owned();
     while s.len() > EXCERPT_LIMIT {

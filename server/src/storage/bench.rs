@@ -3,16 +3,9 @@
 
 use std::collections::HashMap;
 
-use app::model::ProbeResult;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-/// Binary COPY of `rows` into the results table in one transaction (the same encoder the writer
-/// uses, without its watermark check and state upserts).
-pub async fn copy_results(pool: &PgPool, rows: &[ProbeResult]) -> Result<(), sqlx::Error> {
-    super::results::copy_only(pool, rows).await
-}
 
 pub async fn truncate_results(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("truncate results").execute(pool).await.map(|_| ())

@@ -332,19 +332,20 @@ fn result_from(r: ResultRow) -> ProbeResult {
 const RESULT_COLUMNS: &str = "probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us,
     transfer_us, total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left, components, pool";
 
-/// The newest results of a probe in [from, to), newest first.
+/// The newest results of `probes` in [from, to), newest first.
 #[tracing::instrument(skip(pool))]
 pub async fn list_results(
     pool: &PgPool,
-    probe_id: Uuid,
+    probes: &[Uuid],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<ProbeResult>, sqlx::Error> {
     let rows: Vec<ResultRow> = sqlx::query_as(&format!(
-        "select {RESULT_COLUMNS} from results where probe_id = $1 and at >= $2 and at < $3 order by at desc limit $4"
+        "select {RESULT_COLUMNS} from results where probe_id = any($1) and at >= $2 and at < $3
+          order by at desc limit $4"
     ))
-    .bind(probe_id)
+    .bind(probes)
     .bind(from)
     .bind(to)
     .bind(limit)
@@ -362,14 +363,15 @@ pub async fn count_results(pool: &PgPool, probe_id: Option<Uuid>) -> Result<i64,
 }
 
 #[tracing::instrument(skip(pool))]
-pub async fn list_state_changes(pool: &PgPool, probe_id: Uuid, limit: i64) -> Result<Vec<StateChange>, sqlx::Error> {
+/// Confirmed state changes of `probes`, newest first.
+pub async fn list_state_changes(pool: &PgPool, probes: &[Uuid], limit: i64) -> Result<Vec<StateChange>, sqlx::Error> {
     type Row = (Uuid, Uuid, DateTime<Utc>, String, String, String, Option<String>);
     let rows: Vec<Row> = sqlx::query_as(
         "select c.probe_id, p.service_id, c.at, c.from_state, c.to_state, c.request_id, c.error_class
            from state_changes c join probes p using (probe_id)
-          where c.probe_id = $1 order by c.at desc, c.state_change_id desc limit $2",
+          where c.probe_id = any($1) order by c.at desc, c.state_change_id desc limit $2",
     )
-    .bind(probe_id)
+    .bind(probes)
     .bind(limit)
     .fetch_all(pool)
     .await?;
