@@ -119,3 +119,70 @@ test('the demo service turns down when it becomes unready, and its charts show e
   expect((await control('healthy')).ok()).toBe(true);
   expect(errors).toEqual([]);
 });
+
+test('dragging across a chart zooms: the window goes into the URL, the page pauses, and a link reproduces it', async ({
+  page,
+  context,
+}) => {
+  const errors = watchErrors(page);
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await page.goto('/');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await page.locator('li.tile[data-service="shop"]').getByRole('link', { name: 'shop' }).click();
+  await expect(page.locator('.live')).toHaveText('● live');
+
+  // One click copies a request id of a recent result.
+  const copy = page.getByRole('button', { name: /^Copy request id / }).first();
+  const id = (await copy.getAttribute('aria-label'))!.replace('Copy request id ', '');
+  await copy.click();
+  await expect(copy).toHaveText('copied ✓');
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(id);
+
+  // The shared cursor: hovering one chart shows the values at that time for all three.
+  const chart = page.locator('figure.chart .chart-svg').first();
+  await chart.scrollIntoViewIfNeeded();
+  const box = (await chart.boundingBox())!;
+  const y = box.y + box.height / 2;
+  await page.mouse.move(box.x + box.width * 0.9, y);
+  await expect(page.locator('.cursor-line')).toHaveCount(1);
+  await expect(page.getByRole('tooltip')).toContainText(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/);
+
+  // Drag from 30 % to 90 % of the width.
+  await page.mouse.move(box.x + box.width * 0.3, y);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.6, y, { steps: 4 });
+  await expect(page.locator('.zoom-selection')).toHaveCount(1);
+  await page.mouse.move(box.x + box.width * 0.9, y, { steps: 4 });
+  await page.mouse.up();
+  await expect(page).toHaveURL(/\?from=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ&to=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  await expect(page.getByRole('status').filter({ hasText: 'paused' })).toHaveText('❚❚ paused · fixed range');
+  const zoomed = new URL(page.url());
+  const span = Date.parse(zoomed.searchParams.get('to')!) - Date.parse(zoomed.searchParams.get('from')!);
+  // About 60 % of the hour shown before.
+  expect(span).toBeGreaterThan(30 * 60_000);
+  expect(span).toBeLessThan(42 * 60_000);
+  const axis = await page.locator('figure.chart svg').first().textContent();
+
+  // The link reproduces the view: same window, same axis labels, still paused.
+  const other = await context.newPage();
+  await other.goto(page.url());
+  await expect(other.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  expect(await other.locator('figure.chart svg').first().textContent()).toBe(axis);
+  await expect(other.getByRole('status').filter({ hasText: 'paused' })).toBeVisible();
+  await other.close();
+
+  // A custom range through the form; a reversed one is refused with the field named.
+  await page.getByText('Custom', { exact: true }).click();
+  const fromValue = await page.getByLabel('From (UTC)').inputValue();
+  await page.getByLabel('To (UTC)').fill(fromValue.replace(/T\d\d/, 'T00').replace(/:\d\d$/, ':00'));
+  await page.getByLabel('From (UTC)').fill(fromValue.replace(/T\d\d/, 'T23'));
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await expect(page.getByRole('alert')).toContainText('to: must be at least 60 s after from');
+
+  // Back to live.
+  await page.getByRole('link', { name: 'Back to live' }).click();
+  await expect(page).toHaveURL(/\?range=1h$/);
+  await expect(page.locator('.live')).toHaveText('● live');
+  await page.screenshot({ path: 'artifacts/service-zoomed-back-to-live.png', fullPage: true });
+  expect(errors).toEqual([]);
+});

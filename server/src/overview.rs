@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use app::model::{Overview, Probe, ProbeKind, ServiceTile, ServiceView, range_secs};
+use app::model::{Overview, Probe, ProbeKind, ServiceTile, ServiceView, Window};
 use chrono::{Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -61,13 +61,12 @@ pub async fn overview(pool: &PgPool) -> Result<Overview, sqlx::Error> {
     Ok(Overview { at: now, services: tiles })
 }
 
-/// The service page's data over the range preset `range`.
-pub async fn service_view(pool: &PgPool, id: Uuid, range: &str) -> Result<Option<ServiceView>, sqlx::Error> {
+/// The service page's data over `window`.
+pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Option<ServiceView>, sqlx::Error> {
     let Some(service) = catalog::get_service(pool, id).await? else { return Ok(None) };
     let probes = catalog::list_probes(pool, Some(id)).await?;
-    let (_, secs) = range_secs(range);
-    let to = Utc::now();
-    let from = to - Duration::seconds(secs);
+    let now = Utc::now();
+    let (from, to) = window.bounds(now);
     let (pool_ids, traffic_ids): (Vec<&Probe>, Vec<&Probe>) =
         probes.iter().filter(|p| p.spec.enabled).partition(|p| p.spec.kind == ProbeKind::Metrics);
     let ids = |ps: &[&Probe]| ps.iter().map(|p| p.id).collect::<Vec<Uuid>>();
@@ -82,6 +81,7 @@ pub async fn service_view(pool: &PgPool, id: Uuid, range: &str) -> Result<Option
         from: traffic.from,
         to,
         step_secs: traffic.step_secs,
+        now,
         traffic: traffic.points,
         pool: gauges.points,
         recent,

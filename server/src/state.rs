@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use app::api::backend::{Backend, BackendError, BoxFuture};
-use app::model::{InstanceInfo, Overview, ServiceView, SystemStatus};
+use app::model::{InstanceInfo, Overview, ServiceView, SystemStatus, Window};
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 use sqlx::PgPool;
@@ -49,9 +49,9 @@ impl Backend for PgBackend {
         })
     }
 
-    fn service_view(&self, id: uuid::Uuid, range: String) -> BoxFuture<'_, Result<Option<ServiceView>, BackendError>> {
+    fn service_view(&self, id: uuid::Uuid, window: Window) -> BoxFuture<'_, Result<Option<ServiceView>, BackendError>> {
         Box::pin(async move {
-            crate::overview::service_view(&self.state.pool, id, &range).await.map_err(|e| {
+            crate::overview::service_view(&self.state.pool, id, &window).await.map_err(|e| {
                 tracing::error!(error = %e, "service view query failed");
                 BackendError("the service could not be loaded; see the server log".into())
             })

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::model::{Overview, ServiceView, SystemStatus};
+use crate::model::{Overview, ServiceView, SystemStatus, Window};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -20,8 +20,8 @@ pub trait Backend: Send + Sync + 'static {
     fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, BackendError>>;
     /// Every service as an overview tile, figures over the last five minutes.
     fn overview(&self) -> BoxFuture<'_, Result<Overview, BackendError>>;
-    /// The service page over the range preset `range`; `None` when no such service exists.
-    fn service_view(&self, id: uuid::Uuid, range: String) -> BoxFuture<'_, Result<Option<ServiceView>, BackendError>>;
+    /// The service page over `window`; `None` when no such service exists.
+    fn service_view(&self, id: uuid::Uuid, window: Window) -> BoxFuture<'_, Result<Option<ServiceView>, BackendError>>;
 }
 
 /// The backend as Leptos context.

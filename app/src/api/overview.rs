@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-use crate::model::{Overview, ServiceView};
+use crate::model::{Overview, ServiceView, Window};
 
 /// Every service as a tile for the overview page.
 #[server(endpoint = "get_overview")]
@@ -9,9 +9,9 @@ pub async fn get_overview() -> Result<Overview, ServerFnError> {
     backend.0.overview().await.map_err(|e| ServerFnError::new(e.0))
 }
 
-/// One service with its charts over the range preset `range` (`15m` … `30d`).
+/// One service with its charts over `window` (a preset ending now, or a fixed range).
 #[server(endpoint = "get_service_view")]
-pub async fn get_service_view(id: uuid::Uuid, range: String) -> Result<Option<ServiceView>, ServerFnError> {
+pub async fn get_service_view(id: uuid::Uuid, window: Window) -> Result<Option<ServiceView>, ServerFnError> {
     let backend = super::backend::backend()?;
-    backend.0.service_view(id, range).await.map_err(|e| ServerFnError::new(e.0))
+    backend.0.service_view(id, window).await.map_err(|e| ServerFnError::new(e.0))
 }

@@ -72,13 +72,15 @@ pub fn LiveBadge(link: ReadSignal<Link>) -> impl IntoView {
     view! { <span class=class role="status" aria-live="polite">{text}</span> }
 }
 
-/// Keeps a page fresh from the live stream at `url`: bumps `tick` at once for a state change or a
-/// reconnect, and at most once per `coalesce_ms` for results (they come by the thousand on a busy
-/// system). Returns the link state for a [`LiveBadge`].
-pub fn use_live_refetch(url: String, tick: RwSignal<u64>, coalesce_ms: u64) -> ReadSignal<Link> {
+/// Keeps a page fresh from the live stream at `url` while `follow` is true: bumps `tick` at once
+/// for a state change or a reconnect, and at most once per `coalesce_ms` for results (they come by
+/// the thousand on a busy system). Returns the link state for a [`LiveBadge`].
+pub fn use_live_refetch(url: String, tick: RwSignal<u64>, coalesce_ms: u64, follow: Signal<bool>) -> ReadSignal<Link> {
     let queued = StoredValue::new(false);
     use_live_events(url, move |name| {
-        if name != "result" {
+        if !follow.get_untracked() {
+            // A fixed window does not move; nothing to refetch.
+        } else if name != "result" {
             tick.update(|n| *n += 1);
         } else if !queued.get_value() {
             queued.set_value(true);

@@ -44,7 +44,7 @@ pub fn Overview() -> impl IntoView {
     let sort = Memo::new(move |_| params.read().get("sort").filter(|s| s == "name").unwrap_or_else(|| "worst".into()));
     let tick = RwSignal::new(0u64);
     let overview = Resource::new(move || tick.get(), |_| get_overview());
-    let link = use_live_refetch("/api/v1/events".into(), tick, COALESCE_MS);
+    let link = use_live_refetch("/api/v1/events".into(), tick, COALESCE_MS, Signal::stored(true));
     // Effects run only in the browser: the server renders once, the open page keeps refreshing.
     Effect::new(move |_| {
         let every = std::time::Duration::from_millis(REFRESH_MS);

@@ -1,17 +1,20 @@
 //! One service: latency, error-rate and pool charts stacked on one time axis, its probes, recent
-//! results (with the request id to search the target's logs for) and state changes. The range is
-//! in the URL (`/services/{id}?range=6h`); the page follows live events for this service.
+//! results (with the request id to search the target's logs for) and state changes.
+//!
+//! The window is in the URL: a preset (`?range=6h`) follows live events; a custom range or a
+//! drag-zoom (`?from=…&to=…`, RFC 3339) is a fixed window and the page says it is paused.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::NavigateOptions;
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use crate::api::get_service_view;
 use crate::charts::timeline::ChartInput;
 use crate::charts::{self, ChartSize};
-use crate::components::live::{LiveBadge, use_live_refetch};
+use crate::components::live::{Link, LiveBadge, use_live_refetch};
 use crate::components::state::state_label;
-use crate::model::{DEFAULT_RANGE, RANGES, ServiceView};
+use crate::model::{RANGES, SeriesPoint, ServiceView, Window, bucket_at, local_input, parse_time};
 
 const CHART: ChartSize = ChartSize { width: 960, height: 200 };
 const COALESCE_MS: u64 = 2_000;
@@ -21,14 +24,17 @@ pub fn Service() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let id = Memo::new(move |_| params.read().get("id").and_then(|s| s.parse::<uuid::Uuid>().ok()));
-    let range = Memo::new(move |_| query.read().get("range").unwrap_or_else(|| DEFAULT_RANGE.to_string()));
+    let window = Memo::new(move |_| {
+        let q = query.read();
+        Window::from_query(q.get_str("range"), q.get_str("from"), q.get_str("to"))
+    });
     let tick = RwSignal::new(0u64);
     let view = Resource::new(
-        move || (id.get(), range.get(), tick.get()),
-        |(id, range, _)| async move {
-            match id {
-                Some(id) => get_service_view(id, range).await,
-                None => Ok(None),
+        move || (id.get(), window.get(), tick.get()),
+        |(id, window, _)| async move {
+            match (id, window) {
+                (Some(id), Ok(window)) => get_service_view(id, window).await.map(Some),
+                _ => Ok(None),
             }
         },
     );
@@ -36,41 +42,127 @@ pub fn Service() -> impl IntoView {
         Some(id) => format!("/api/v1/events?service_id={id}"),
         None => "/api/v1/events".into(),
     };
-    let link = use_live_refetch(url, tick, COALESCE_MS);
+    let following = Signal::derive(move || window.read().as_ref().is_ok_and(Window::is_live));
+    let link = use_live_refetch(url, tick, COALESCE_MS, following);
+    let (pending, set_pending) = signal(false);
     view! {
-        <section class="page">
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || view.get().map(|r| match r {
-                    Ok(Some(v)) => view! { <ServiceBody view=v range=range.get() link=link/> }.into_any(),
-                    Ok(None) => view! {
+        <section class="page" aria-busy=move || pending.get().to_string()>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> } set_pending>
+                {move || view.get().map(|r| match (r, window.get()) {
+                    (Ok(Some(Some(v))), Ok(w)) => view! { <ServiceBody view=v window=w link=link pending/> }.into_any(),
+                    (_, Err(problem)) => view! {
+                        <Title text="Bad time range"/>
+                        <h1>"This link's time range is not valid"</h1>
+                        <p class="error" role="alert">{problem}</p>
+                        <p>{id.get().map(|id| view! { <a href=format!("/services/{id}")>"Show the last hour instead"</a> })}</p>
+                    }.into_any(),
+                    (Ok(_), _) => view! {
                         <Title text="Service not found"/>
                         <h1>"Service not found"</h1>
                         <p>"No service has this id. " <a href="/">"Back to the overview"</a></p>
                     }.into_any(),
-                    Err(e) => view! { <p class="error" role="alert">"Could not load the service: " {e.to_string()}</p> }.into_any(),
+                    (Err(e), _) => view! { <p class="error" role="alert">"Could not load the service: " {e.to_string()}</p> }.into_any(),
                 })}
             </Transition>
         </section>
     }
 }
 
+/// "● live" while a preset follows new results; "paused" with the way back for a fixed window.
 #[component]
-fn ServiceBody(view: ServiceView, range: String, link: ReadSignal<crate::components::live::Link>) -> impl IntoView {
+fn WindowState(window: Window, link: ReadSignal<Link>, live_href: String) -> impl IntoView {
+    if window.is_live() {
+        view! { <LiveBadge link=link/> }.into_any()
+    } else {
+        view! {
+            <span class="live live-paused" role="status">"❚❚ paused · fixed range"</span>
+            <a class="button" href=live_href>"Back to live"</a>
+        }
+        .into_any()
+    }
+}
+
+/// The custom range: two UTC times. A plain GET form, so it works before hydration too; once
+/// hydrated it navigates in place.
+#[component]
+fn CustomRange(
+    id: uuid::Uuid,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> impl IntoView {
+    let from_input = NodeRef::<leptos::html::Input>::new();
+    let to_input = NodeRef::<leptos::html::Input>::new();
+    let (problem, set_problem) = signal(None::<String>);
+    let navigate = use_navigate();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let value = |r: NodeRef<leptos::html::Input>| r.get().map(|i| i.value()).unwrap_or_default();
+        let (f, t) = (value(from_input), value(to_input));
+        let window = match (parse_time(&f), parse_time(&t)) {
+            (Some(f), Some(t)) => Window::fixed(f, t),
+            (None, _) => Err("from: not a time".into()),
+            (_, None) => Err("to: not a time".into()),
+        };
+        match window {
+            Ok(w) => {
+                set_problem.set(None);
+                navigate(
+                    &format!("/services/{id}?{}", w.query()),
+                    NavigateOptions { scroll: false, ..Default::default() },
+                );
+            }
+            Err(e) => set_problem.set(Some(e)),
+        }
+    };
+    view! {
+        <details class="custom-range">
+            <summary>"Custom"</summary>
+            <form method="get" action=format!("/services/{id}") on:submit=submit>
+                <label>"From (UTC) " <input node_ref=from_input type="datetime-local" name="from" step="60" value=local_input(from) required/></label>
+                <label>"To (UTC) " <input node_ref=to_input type="datetime-local" name="to" step="60" value=local_input(to) required/></label>
+                <button type="submit">"Apply"</button>
+                {move || problem.get().map(|p| view! { <p class="error" role="alert">{p}</p> })}
+            </form>
+        </details>
+    }
+}
+
+#[component]
+fn ServiceBody(view: ServiceView, window: Window, link: ReadSignal<Link>, pending: ReadSignal<bool>) -> impl IntoView {
     let id = view.service.id;
     let (class, label) = state_label(view.service.state);
     let traffic =
         ChartInput { from: view.from, to: view.to, step_secs: view.step_secs, points: &view.traffic, bands: &[] };
     let pool = ChartInput { points: &view.pool, ..traffic };
-    let latency_svg = charts::latency::render_svg(&traffic, CHART);
-    let errors_svg = charts::errors::render_svg(&traffic, CHART);
-    let pool_svg = charts::pool::render_svg(&pool, CHART);
+    let svgs = [
+        charts::latency::render_svg(&traffic, CHART),
+        charts::errors::render_svg(&traffic, CHART),
+        charts::pool::render_svg(&pool, CHART),
+    ];
     let ranges = RANGES
         .iter()
         .map(|(name, _)| {
-            let current = (*name == range).to_string();
+            let current = (window.preset() == Some(*name)).to_string();
             view! { <a href=format!("/services/{id}?range={name}") aria-current=current>{*name}</a> }
         })
         .collect_view();
+    let zoom_out = format!("/services/{id}?{}", Window::zoom_out(view.from, view.to, view.now).query());
+    let live_href = format!("/services/{id}?range={}", crate::model::DEFAULT_RANGE);
+    let span = match &window {
+        Window::Preset { name } => format!("last {name}"),
+        Window::Fixed { from, to } => {
+            format!("{} → {} UTC", from.format("%Y-%m-%d %H:%M"), to.format("%Y-%m-%d %H:%M"))
+        }
+    };
+    let stack = StackData {
+        id,
+        from: view.from,
+        to: view.to,
+        step_secs: view.step_secs,
+        traffic: view.traffic.clone(),
+        pool: view.pool.clone(),
+    };
+    let copied = RwSignal::new(None::<String>);
     let probes = view
         .probes
         .iter()
@@ -99,7 +191,7 @@ fn ServiceBody(view: ServiceView, range: String, link: ReadSignal<crate::compone
                     <td>{r.status.map(|s| s.to_string()).unwrap_or_else(|| "–".into())}</td>
                     <td>{r.error.map(|e| e.as_str()).unwrap_or("")}</td>
                     <td>{format!("{:.1} ms", r.phases.total_us as f64 / 1000.0)}</td>
-                    <td><code title="x-request-id sent with this check: search the target's logs for it">{r.request_id.clone()}</code></td>
+                    <td class="request-id"><CopyId id=r.request_id.clone() copied/></td>
                 </tr>
             }
         })
@@ -113,7 +205,7 @@ fn ServiceBody(view: ServiceView, range: String, link: ReadSignal<crate::compone
                     <td>{c.at.format("%Y-%m-%d %H:%M:%S").to_string()}</td>
                     <td>{format!("{} → {}", c.from.as_str(), c.to.as_str())}</td>
                     <td>{c.error.map(|e| e.as_str()).unwrap_or("")}</td>
-                    <td><code>{c.request_id.clone()}</code></td>
+                    <td class="request-id"><CopyId id=c.request_id.clone() copied/></td>
                 </tr>
             }
         })
@@ -153,14 +245,16 @@ fn ServiceBody(view: ServiceView, range: String, link: ReadSignal<crate::compone
         <Title text=view.service.name.clone()/>
         <div class="page-head">
             <h1>{view.service.name.clone()} " " <span class=class>{label}</span></h1>
-            <LiveBadge link=link/>
+            <WindowState window=window.clone() link=link live_href/>
             <nav class="ranges" aria-label="Time range">{ranges}</nav>
+            <a class="button" href=zoom_out title="Show twice the time around this window">"Zoom out"</a>
+            <CustomRange id from=view.from to=view.to/>
         </div>
-        <div class="stack">
-            <figure class="chart"><div inner_html=latency_svg></div></figure>
-            <figure class="chart"><div inner_html=errors_svg></div></figure>
-            <figure class="chart"><div inner_html=pool_svg></div></figure>
-        </div>
+        <p class="muted summary-line">
+            {span} {format!(" · {} s per point · drag across a chart to zoom", view.step_secs)}
+            {move || pending.get().then_some(" · updating…")}
+        </p>
+        <ChartStack svgs data=stack/>
         {readiness}
         <h2>"Probes"</h2>
         <table class="grid">
@@ -183,5 +277,193 @@ fn ServiceBody(view: ServiceView, range: String, link: ReadSignal<crate::compone
         } else {
             view! { <p class="muted">"No state changes yet."</p> }.into_any()
         }}
+    }
+}
+
+/// What the shared cursor needs to say what is under it.
+#[derive(Clone)]
+struct StackData {
+    id: uuid::Uuid,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    step_secs: u64,
+    traffic: Vec<SeriesPoint>,
+    pool: Vec<SeriesPoint>,
+}
+
+impl StackData {
+    fn time_at(&self, fraction: f64) -> chrono::DateTime<chrono::Utc> {
+        let span_ms = (self.to - self.from).num_milliseconds() as f64;
+        self.from + chrono::Duration::milliseconds((span_ms * fraction.clamp(0.0, 1.0)) as i64)
+    }
+
+    /// The tooltip's lines for the time at `fraction` of the width.
+    fn describe(&self, fraction: f64) -> Vec<String> {
+        let at = self.time_at(fraction);
+        let mut lines = vec![format!("{} UTC", at.format("%Y-%m-%d %H:%M:%S"))];
+        let ms = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
+        match bucket_at(&self.traffic, self.step_secs, at) {
+            Some(p) if p.count > 0 => {
+                lines.push(format!("p50 {} · p95 {} · p99 {} ms", ms(p.p50_ms), ms(p.p95_ms), ms(p.p99_ms)));
+                lines.push(format!("errors {:.1} % ({} of {} checks)", p.error_pct.unwrap_or(0.0), p.down, p.count));
+            }
+            _ => lines.push("no checks in this bucket".into()),
+        }
+        if let Some(pool) = bucket_at(&self.pool, self.step_secs, at).and_then(|p| p.pool.as_ref()) {
+            let n = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
+            lines.push(format!("pool {} of {} in use, {} waiting", n(pool.in_use), n(pool.max), n(pool.waiting)));
+        }
+        lines
+    }
+}
+
+/// Where a pointer at `client_x` is: its offset in the stack (px) and its position across the
+/// plot area (0 = left edge of the time axis, 1 = right edge). Browser only.
+#[cfg(feature = "hydrate")]
+fn locate(stack: &web_sys::HtmlDivElement, client_x: f64) -> Option<(f64, f64)> {
+    use crate::charts::timeline::{LEFT, RIGHT};
+    let svg = stack.query_selector(".chart-svg").ok().flatten()?;
+    let (outer, rect) = (stack.get_bounding_client_rect(), svg.get_bounding_client_rect());
+    if rect.width() <= 0.0 {
+        return None;
+    }
+    let scale = rect.width() / f64::from(CHART.width);
+    let plot = f64::from(CHART.width as i32 - LEFT - RIGHT) * scale;
+    let fraction = (client_x - rect.left() - f64::from(LEFT) * scale) / plot;
+    Some((client_x - outer.left(), fraction))
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn locate(_: &leptos::web_sys::HtmlDivElement, _: f64) -> Option<(f64, f64)> {
+    None
+}
+
+/// The three charts with one cursor line across them, a tooltip of the values under it, and
+/// drag-to-zoom (the selection becomes `?from=…&to=…`).
+#[component]
+fn ChartStack(svgs: [String; 3], data: StackData) -> impl IntoView {
+    let stack = NodeRef::<leptos::html::Div>::new();
+    let cursor = RwSignal::new(None::<(f64, f64)>);
+    let drag = RwSignal::new(None::<(f64, f64)>);
+    let data = StoredValue::new(data);
+    let navigate = use_navigate();
+    let at = move |x: i32| stack.get().and_then(|s| locate(&s, f64::from(x)));
+    let down = move |ev: leptos::ev::PointerEvent| {
+        if ev.button() == 0
+            && let Some(pos) = at(ev.client_x()).filter(|(_, f)| (0.0..=1.0).contains(f))
+        {
+            drag.set(Some(pos));
+        }
+    };
+    let moved = move |ev: leptos::ev::PointerEvent| {
+        cursor.set(at(ev.client_x()).filter(|(_, f)| (0.0..=1.0).contains(f)));
+    };
+    let up = move |ev: leptos::ev::PointerEvent| {
+        let (Some((x0, f0)), Some((x1, f1))) = (drag.get_untracked(), at(ev.client_x())) else { return };
+        drag.set(None);
+        // A click (or a twitch) is not a zoom.
+        if (x1 - x0).abs() < 6.0 {
+            return;
+        }
+        let (id, from, to) = data.with_value(|d| (d.id, d.from, d.to));
+        let w = Window::zoom(from, to, f0, f1);
+        navigate(&format!("/services/{id}?{}", w.query()), NavigateOptions { scroll: false, ..Default::default() });
+    };
+    let leave = move |_| {
+        cursor.set(None);
+        drag.set(None);
+    };
+    let [latency, errors, pool] = svgs;
+    let selection = move || {
+        let ((x0, _), (x1, _)) = (drag.get()?, cursor.get()?);
+        Some(
+            view! { <div class="zoom-selection" style:left=format!("{}px", x0.min(x1)) style:width=format!("{}px", (x1 - x0).abs())></div> },
+        )
+    };
+    let tooltip = move || {
+        let (x, fraction) = cursor.get()?;
+        let lines = data.with_value(|d| d.describe(fraction));
+        let flip = fraction > 0.6;
+        Some(view! {
+            <div class="cursor-line" style:left=format!("{x}px")></div>
+            <div class="chart-tip" class:flip=flip style:left=format!("{x}px") role="tooltip">
+                {lines.into_iter().map(|l| view! { <div>{l}</div> }).collect_view()}
+            </div>
+        })
+    };
+    view! {
+        <div class="stack" node_ref=stack on:pointerdown=down on:pointermove=moved on:pointerup=up on:pointerleave=leave>
+            <figure class="chart"><div inner_html=latency></div></figure>
+            <figure class="chart"><div inner_html=errors></div></figure>
+            <figure class="chart"><div inner_html=pool></div></figure>
+            {selection}
+            {tooltip}
+        </div>
+    }
+}
+
+/// A request id with a button that copies it (for searching the target's logs).
+#[component]
+fn CopyId(id: String, copied: RwSignal<Option<String>>) -> impl IntoView {
+    let mine = id.clone();
+    let is_copied = {
+        let id = id.clone();
+        move || copied.read().as_deref() == Some(id.as_str())
+    };
+    let copy = move |_| {
+        copy_text(&mine);
+        copied.set(Some(mine.clone()));
+    };
+    view! {
+        <code title="x-request-id sent with this check: search the target's logs for it">{id.clone()}</code>
+        <button type="button" class="copy" on:click=copy aria-label=format!("Copy request id {id}")>
+            {move || if is_copied() { "copied ✓" } else { "copy" }}
+        </button>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn copy_text(text: &str) {
+    if let Some(w) = web_sys::window() {
+        // The promise only fails without permission; the button then shows the id selected anyway.
+        let _ = w.navigator().clipboard().write_text(text);
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn copy_text(_: &str) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_tooltip_reads_the_buckets_under_the_cursor() {
+        let at = |m| chrono::Utc.with_ymd_and_hms(2026, 11, 23, 10, m, 0).single().expect("valid");
+        let point = SeriesPoint {
+            at: at(30),
+            count: 20,
+            down: 1,
+            up: 19,
+            error_pct: Some(5.0),
+            p50_ms: Some(10.0),
+            p95_ms: Some(42.4),
+            p99_ms: Some(90.0),
+            ..Default::default()
+        };
+        let data = StackData {
+            id: uuid::Uuid::nil(),
+            from: at(0),
+            to: at(0) + chrono::Duration::hours(1),
+            step_secs: 60,
+            traffic: vec![point],
+            pool: vec![],
+        };
+        let lines = data.describe(0.505);
+        assert_eq!(lines[0], "2026-11-23 10:30:18 UTC");
+        assert_eq!(lines[1], "p50 10 · p95 42 · p99 90 ms");
+        assert_eq!(lines[2], "errors 5.0 % (1 of 20 checks)");
+        assert_eq!(data.describe(0.1)[1], "no checks in this bucket");
     }
 }

@@ -358,13 +358,18 @@ async fn the_overview_tile_carries_fresh_latency_errors_and_state() {
     assert_eq!(tile.error_pct, Some(0.0));
     assert!(tile.last_check.is_some());
 
-    let view = server::overview::service_view(&app.pool, tile.id, "15m").await.expect("query").expect("exists");
+    let view = server::overview::service_view(&app.pool, tile.id, &app::model::Window::Preset { name: "15m".into() })
+        .await
+        .expect("query")
+        .expect("exists");
     assert_eq!(view.step_secs, 60);
     assert!(view.traffic.iter().map(|p| p.count).sum::<u64>() >= 2, "{:?}", view.traffic);
     assert!(view.pool.is_empty(), "no metrics probe, no pool series");
     assert!(view.recent.len() >= 2 && view.recent.windows(2).all(|w| w[0].at >= w[1].at));
     assert_eq!(view.probes.len(), 1);
-    let none = server::overview::service_view(&app.pool, uuid::Uuid::new_v4(), "1h").await.expect("query");
+    let none = server::overview::service_view(&app.pool, uuid::Uuid::new_v4(), &app::model::Window::default())
+        .await
+        .expect("query");
     assert!(none.is_none());
     app.stop().await;
 }
