@@ -186,3 +186,25 @@ test('dragging across a chart zooms: the window goes into the URL, the page paus
   await page.screenshot({ path: 'artifacts/service-zoomed-back-to-live.png', fullPage: true });
   expect(errors).toEqual([]);
 });
+
+test('grouping by tag is part of the URL, and each tile carries a p95 sparkline', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/?group=tag');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  const group = page.locator('section.tile-group[data-tag="checkout"]');
+  await expect(group.locator('.group-head')).toContainText(/checkout\s*1 service$/);
+  await expect(group.locator('li.tile[data-service="shop"]')).toBeVisible();
+  // Triage watches itself under its own tag.
+  await expect(page.locator('section.tile-group[data-tag="triage"] li.tile[data-service="triage"]')).toBeVisible();
+  await expect(page.locator('li.tile[data-service="shop"] .sparkline svg title')).toHaveText('p95 trend');
+  await expect(page.locator('li.tile[data-service="shop"] .sparkline svg desc')).toContainText(
+    /p95 over the last hour, between \d+ and \d+ ms/,
+  );
+  const toggle = page.getByRole('checkbox', { name: 'Group by tag' });
+  await expect(toggle).toBeChecked();
+  await toggle.uncheck();
+  await expect(page).toHaveURL(/\/$/);
+  await expect(page.locator('section.tile-group')).toHaveCount(0);
+  await expect(page.locator('li.tile[data-service="shop"]')).toBeVisible();
+  expect(errors).toEqual([]);
+});

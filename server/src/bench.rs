@@ -95,6 +95,9 @@ pub async fn run(args: &BenchArgs) -> Result<(), RunError> {
     if matches!(which, BenchKind::Percentiles | BenchKind::All) {
         percentiles(&env.pool).await?;
     }
+    if matches!(which, BenchKind::Overview | BenchKind::All) {
+        overview(&env.pool).await?;
+    }
     if matches!(which, BenchKind::Probes | BenchKind::All) {
         probes(&env.pool, args).await?;
     }
@@ -287,6 +290,45 @@ async fn percentiles(pool: &PgPool) -> Result<(), RunError> {
         p95.push(q);
     }
     println!("30 days ÷ 1 hour: {:.2}× (target ≤ 2×)", p95[1] / p95[0]);
+    Ok(())
+}
+
+/// The overview's data (every tile's 5-minute figures and p95 sparkline) for 2,000 services.
+async fn overview(pool: &PgPool) -> Result<(), RunError> {
+    println!("\n== overview: 2,000 services (4,000 probes), one hour of results every 30 s");
+    store::truncate_results(pool).await.map_err(err)?;
+    let seeded = crate::seed::seed(pool, 2_000, chrono::Duration::hours(1)).await.map_err(err)?;
+    println!("seeded {} results and rolled them up in {:.1} s", seeded.results, seeded.secs);
+    store::vacuum_rollups(pool).await.map_err(err)?;
+    let mut tiles = Vec::new();
+    let mut count = 0;
+    for _ in 0..11 {
+        let t = Instant::now();
+        count = crate::overview::overview(pool).await.map_err(err)?.services.len();
+        tiles.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let probes = crate::storage::catalog::list_probes(pool, None).await.map_err(err)?;
+    let mut trends = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        crate::overview::p95_trends(pool, &probes).await.map_err(err)?;
+        trends.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let cache = crate::overview::OverviewCache::default();
+    let t = Instant::now();
+    cache.get(pool).await.map_err(err)?;
+    let cold = t.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
+    let n = 1_000;
+    for _ in 0..n {
+        cache.get(pool).await.map_err(err)?;
+    }
+    let hit_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    println!("tiles (5-minute figures) from the database:     median {:>7.1} ms ({count} tiles)", median(tiles));
+    println!("p95 sparklines (12 × 5 min) from the database:  median {:>7.1} ms", median(trends));
+    println!(
+        "overview through the cache: first {cold:.1} ms, then {hit_us:.1} µs per request (tiles ≤ 1 s old, sparklines ≤ 60 s)"
+    );
     Ok(())
 }
 

@@ -42,6 +42,18 @@ pub enum Command {
     Probes(ProbesCommand),
     /// Measure the probe pipeline on this machine (a private PostgreSQL, local targets).
     Bench(BenchArgs),
+    /// Add synthetic services with a stretch of history (to try or measure the dashboard at scale).
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct SeedArgs {
+    /// Services to add (each with a push probe and a metrics probe).
+    #[arg(long, default_value_t = 2_000)]
+    pub services: usize,
+    /// History of results to write, ending now.
+    #[arg(long, default_value = "1h")]
+    pub history: DurationArg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,8 +62,10 @@ pub enum BenchKind {
     Probes,
     /// Results per second into the schema, against binary COPY.
     Ingest,
-    /// 30-day percentiles from rollups, against exact percentile_cont.
+    /// 30-day percentiles from rollups, against exact percentile_cont; the series API, 30 d against 1 h.
     Percentiles,
+    /// The overview's data for 2,000 services with an hour of history.
+    Overview,
     All,
 }
 

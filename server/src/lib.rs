@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod cached;
 pub mod catalog;
 pub mod config;
 pub mod db;
@@ -21,6 +22,7 @@ pub mod probing;
 pub mod readiness;
 pub mod run;
 pub mod scheduler;
+pub mod seed;
 pub mod series;
 pub mod startup;
 pub mod state;

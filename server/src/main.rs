@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use server::config::{self, Command, ProbesCommand};
-use server::{bench, demo, probe_file, run, telemetry};
+use server::{bench, demo, probe_file, run, seed, telemetry};
 
 fn main() -> ExitCode {
     let cli = match config::parse_args(std::env::args_os()) {
@@ -11,7 +11,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let output_is_product = matches!(cli.command, Some(Command::Probes(_) | Command::Bench(_)));
+    let output_is_product = matches!(cli.command, Some(Command::Probes(_) | Command::Bench(_) | Command::Seed(_)));
     if let Err(e) = telemetry::init(&cli.log, output_is_product) {
         eprintln!("triage: {e}");
         return ExitCode::from(2);
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         None | Some(Command::Serve(_)) => runtime.block_on(run::serve(&cli)),
         Some(Command::DemoTarget(args)) => runtime.block_on(demo::run(args.clone())),
         Some(Command::Bench(args)) => runtime.block_on(bench::run(args)),
+        Some(Command::Seed(args)) => runtime.block_on(seed::seed_command(&cli, args)),
         Some(Command::Probes(ProbesCommand::Export { output })) => {
             runtime.block_on(probe_file::export_command(&cli, output.clone()))
         }

@@ -4,21 +4,85 @@
 
 use std::collections::HashMap;
 
-use app::model::{Overview, Probe, ProbeKind, ServiceTile, ServiceView, Window};
+use std::sync::Arc;
+
+use app::model::{Overview, Probe, ProbeKind, ServiceTile, ServiceView, TREND_BUCKETS, TREND_STEP_SECS, Window};
 use chrono::{Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::cached::Cached;
 use crate::series;
 use crate::stats::rollup::Rollup;
 use crate::storage::{catalog, results};
 
 pub const WINDOW: Duration = Duration::minutes(5);
 
+/// The overview as every open dashboard asks for it: computed at most once per second however
+/// many browsers refresh, the sparklines at most once per minute (they cover an hour in
+/// five-minute steps; recomputing them costs about twice the tiles at 2,000 services).
+pub struct OverviewCache {
+    tiles: Cached<Arc<Overview>, String>,
+    trends: Arc<Cached<Arc<Trends>, String>>,
+}
+
+type Trends = HashMap<Uuid, Vec<Option<f64>>>;
+
+impl Default for OverviewCache {
+    fn default() -> Self {
+        Self {
+            tiles: Cached::new(std::time::Duration::from_secs(1)),
+            trends: Arc::new(Cached::new(std::time::Duration::from_secs(60))),
+        }
+    }
+}
+
+impl OverviewCache {
+    pub async fn get(&self, pool: &PgPool) -> Result<Arc<Overview>, String> {
+        let (pool, trends) = (pool.clone(), Arc::clone(&self.trends));
+        self.tiles
+            .get(move || async move {
+                let db = |e: sqlx::Error| crate::db::describe(&e);
+                let services = catalog::list_services(&pool).await.map_err(db)?;
+                let probes = catalog::list_probes(&pool, None).await.map_err(db)?;
+                let mut o = overview_of(&pool, services, &probes, Utc::now()).await.map_err(db)?;
+                let trends = trends.get(move || async move { p95_trends(&pool, &probes).await }).await?;
+                for t in &mut o.services {
+                    t.p95_trend = trends.get(&t.id).cloned().unwrap_or_default();
+                }
+                Ok(Arc::new(o))
+            })
+            .await
+    }
+}
+
+/// Every service's p95 sparkline: its traffic probes' p95 per five minutes over the last hour.
+pub async fn p95_trends(pool: &PgPool, probes: &[Probe]) -> Result<Arc<Trends>, String> {
+    let mut groups: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for p in probes.iter().filter(|p| p.spec.enabled && p.spec.kind != ProbeKind::Metrics) {
+        groups.entry(p.service_id).or_default().push(p.id);
+    }
+    let step = Duration::seconds(TREND_STEP_SECS);
+    series::p95_trends(pool, &groups, Utc::now(), step, TREND_BUCKETS)
+        .await
+        .map(Arc::new)
+        .map_err(|e| crate::db::describe(&e))
+}
+
+/// The tiles, straight from the database (the figures of the last five minutes).
 pub async fn overview(pool: &PgPool) -> Result<Overview, sqlx::Error> {
     let now = Utc::now();
     let services = catalog::list_services(pool).await?;
     let probes = catalog::list_probes(pool, None).await?;
+    overview_of(pool, services, &probes, now).await
+}
+
+async fn overview_of(
+    pool: &PgPool,
+    services: Vec<app::model::Service>,
+    probes: &[Probe],
+    now: chrono::DateTime<Utc>,
+) -> Result<Overview, sqlx::Error> {
     let enabled: Vec<Uuid> = probes.iter().filter(|p| p.spec.enabled).map(|p| p.id).collect();
     let summaries = series::summaries(pool, &enabled, now - WINDOW, now).await?;
 
@@ -26,7 +90,7 @@ pub async fn overview(pool: &PgPool) -> Result<Overview, sqlx::Error> {
     let mut pools: HashMap<Uuid, Rollup> = HashMap::new();
     let mut counts: HashMap<Uuid, u32> = HashMap::new();
     let mut last: HashMap<Uuid, chrono::DateTime<Utc>> = HashMap::new();
-    for p in &probes {
+    for p in probes {
         *counts.entry(p.service_id).or_default() += 1;
         if let Some(at) = p.status.as_ref().and_then(|s| s.last_result_at) {
             let slot = last.entry(p.service_id).or_insert(at);
@@ -54,6 +118,7 @@ pub async fn overview(pool: &PgPool) -> Result<Overview, sqlx::Error> {
                 pool_max: pool.and_then(|p| p.max),
                 pool_waiting: pool.and_then(|p| p.waiting),
                 last_check: last.get(&s.id).copied(),
+                p95_trend: Vec::new(),
             }
         })
         .collect();

@@ -2,15 +2,15 @@
 //! short time and computed at most once at a time however many load balancers poll.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use app::model::{ComponentCheck, ComponentStatus, LatencySample, Readiness};
 use chrono::Utc;
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use sqlx::PgPool;
 
+use crate::cached::Cached;
 use crate::storage;
 
 /// Samples kept for the status page's chart.
@@ -19,53 +19,29 @@ const HISTORY: usize = 120;
 pub struct ReadinessChecker {
     pool: PgPool,
     timeout: Duration,
-    cache_for: Duration,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    last: Option<(Instant, Readiness)>,
-    in_flight: Option<Shared<BoxFuture<'static, Readiness>>>,
-    history: VecDeque<LatencySample>,
+    cached: Cached<Readiness, Infallible>,
+    history: Mutex<VecDeque<LatencySample>>,
 }
 
 impl ReadinessChecker {
     pub fn new(pool: PgPool, timeout: Duration, cache_for: Duration) -> Arc<Self> {
-        Arc::new(Self { pool, timeout, cache_for, state: Mutex::new(State::default()) })
+        Arc::new(Self { pool, timeout, cached: Cached::new(cache_for), history: Mutex::new(VecDeque::new()) })
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding this lock cannot leave the cache inconsistent; keep serving.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn history_mut(&self) -> MutexGuard<'_, VecDeque<LatencySample>> {
+        self.history.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The current readiness: cached if fresh, otherwise joined to (or starting) the one check in
-    /// flight. The lock is never held across the await.
     pub async fn check(self: &Arc<Self>) -> Readiness {
-        let pending = {
-            let mut state = self.state();
-            if let Some((at, report)) = &state.last
-                && at.elapsed() < self.cache_for
-            {
-                return report.clone();
-            }
-            match &state.in_flight {
-                Some(pending) => pending.clone(),
-                None => {
-                    let this = Arc::clone(self);
-                    let pending = async move { this.run().await }.boxed().shared();
-                    state.in_flight = Some(pending.clone());
-                    pending
-                }
-            }
-        };
-        pending.await
+        let this = Arc::clone(self);
+        match self.cached.get(move || async move { Ok(this.run().await) }).await {
+            Ok(report) => report,
+            Err(never) => match never {},
+        }
     }
 
-    /// Recent database round trips, oldest first.
     pub fn history(&self) -> Vec<LatencySample> {
-        self.state().history.iter().copied().collect()
+        self.history_mut().iter().copied().collect()
     }
 
     async fn run(&self) -> Readiness {
@@ -89,13 +65,11 @@ impl ReadinessChecker {
         let now = Utc::now();
         let sample = LatencySample { at: now, latency_ms: database.latency_ms };
         let report = Readiness::from_checks(BTreeMap::from([("database".to_string(), database)]), now);
-        let mut state = self.state();
-        state.last = Some((Instant::now(), report.clone()));
-        state.in_flight = None;
-        if state.history.len() == HISTORY {
-            state.history.pop_front();
+        let mut history = self.history_mut();
+        if history.len() == HISTORY {
+            history.pop_front();
         }
-        state.history.push_back(sample);
+        history.push_back(sample);
         report
     }
 }

@@ -194,6 +194,47 @@ pub async fn summaries(
     Ok(out)
 }
 
+/// The p95 latency (ms) of each group of probes (a service's traffic probes) in `buckets` equal
+/// steps ending at `to`, oldest first; `None` where a step had no timed check. A tile's sparkline.
+pub async fn p95_trends(
+    pool: &PgPool,
+    groups: &HashMap<Uuid, Vec<Uuid>>,
+    to: DateTime<Utc>,
+    step: Duration,
+    buckets: usize,
+) -> Result<HashMap<Uuid, Vec<Option<f64>>>, sqlx::Error> {
+    let step_secs = step.num_seconds().max(60);
+    let end = align_down(to, step_secs) + Duration::seconds(step_secs);
+    let from = end - Duration::seconds(step_secs * buckets as i64);
+    let owner: HashMap<Uuid, Uuid> = groups.iter().flat_map(|(g, ps)| ps.iter().map(move |p| (*p, *g))).collect();
+    let probes: Vec<Uuid> = owner.keys().copied().collect();
+    let watermark = rollups::watermark(pool).await?;
+    let mut rows = Vec::new();
+    if from < watermark {
+        rows.extend(rollups::read_rollups(pool, Level::Minute, &probes, from, end.min(watermark)).await?);
+    }
+    if from.max(watermark) < to {
+        rows.extend(rollups::raw_rollups(pool, &probes, from.max(watermark), to, Level::Minute).await?);
+    }
+    let mut acc: HashMap<(Uuid, usize), Rollup> = HashMap::new();
+    for ((probe, minute), r) in rows {
+        let (Some(group), Ok(i)) = (owner.get(&probe), usize::try_from((minute - from).num_seconds() / step_secs))
+        else {
+            continue;
+        };
+        if i < buckets {
+            acc.entry((*group, i)).or_default().merge(&r);
+        }
+    }
+    let mut out: HashMap<Uuid, Vec<Option<f64>>> = groups.keys().map(|g| (*g, vec![None; buckets])).collect();
+    for ((group, i), r) in acc {
+        if let Some(slot) = out.get_mut(&group).and_then(|v| v.get_mut(i)) {
+            *slot = r.latency.percentile(0.95).map(|us| us / 1000.0);
+        }
+    }
+    Ok(out)
+}
+
 /// Parses `from`/`to` query values: RFC 3339, or relative to now as `now`, `now-15m`, `-1h`, `-7d`.
 pub fn parse_time(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {

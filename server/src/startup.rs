@@ -118,6 +118,7 @@ pub async fn build_state(
         instance: Arc::new(instance),
         scheduler: probing.scheduler.clone(),
         hub: probing.hub.clone(),
+        overview: Arc::default(),
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         pool,
     };

@@ -22,6 +22,7 @@ pub struct AppState {
     pub instance: Arc<InstanceInfo>,
     pub scheduler: Scheduler,
     pub hub: EventHub,
+    pub overview: Arc<crate::overview::OverviewCache>,
     /// Set when shutdown begins: long-lived responses (live event streams) end on it.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -60,11 +61,12 @@ impl Backend for PgBackend {
 
     fn overview(&self) -> BoxFuture<'_, Result<Overview, BackendError>> {
         Box::pin(async move {
-            crate::overview::overview(&self.state.pool).await.map_err(|e| {
+            let o = self.state.overview.get(&self.state.pool).await.map_err(|e| {
                 // The cause may name hosts or queries: logged, not shown.
                 tracing::error!(error = %e, "overview query failed");
                 BackendError("the overview could not be loaded; see the server log".into())
-            })
+            })?;
+            Ok((*o).clone())
         })
     }
 }

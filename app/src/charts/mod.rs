@@ -8,9 +8,14 @@
 //! follows the page's light or dark theme.
 
 pub mod errors;
+#[cfg(test)]
+mod fixtures;
 pub mod latency;
 pub mod pool;
 pub mod round_trips;
+#[cfg(test)]
+mod snapshots;
+pub mod sparkline;
 pub mod timeline;
 
 use plotters::coord::Shift;

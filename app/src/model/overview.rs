@@ -29,7 +29,16 @@ pub struct ServiceTile {
     pub pool_waiting: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check: Option<DateTime<Utc>>,
+    /// p95 in ms per [`TREND_STEP_SECS`] over the last hour, oldest first (the sparkline); `null`
+    /// where no timed check ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub p95_trend: Vec<Option<f64>>,
 }
+
+/// A sparkline step: five minutes…
+pub const TREND_STEP_SECS: i64 = 300;
+/// …twelve of them, the last hour.
+pub const TREND_BUCKETS: usize = 12;
 
 impl ServiceTile {
     /// Sort key, worst first: down, degraded, up, then services without data; then by name.
@@ -107,6 +116,7 @@ mod tests {
             pool_max: Some(10.0),
             pool_waiting: None,
             last_check: None,
+            p95_trend: Vec::new(),
         }
     }
 
@@ -116,6 +126,14 @@ mod tests {
             serde_json::to_string(&tile("shop", Some(Outcome::Down))).expect("ser"),
             r#"{"id":"00000000-0000-0000-0000-000000000000","name":"shop","tags":["checkout"],"criticality":"high","state":"down","probes":3,"p95_ms":41.5,"error_pct":0.0,"pool_in_use":7.0,"pool_max":10.0}"#
         );
+    }
+
+    #[test]
+    fn the_trend_keeps_its_gaps() {
+        let t = ServiceTile { p95_trend: vec![None, Some(12.5)], ..tile("shop", None) };
+        let json = serde_json::to_string(&t).expect("ser");
+        assert!(json.ends_with(r#""p95_trend":[null,12.5]}"#), "{json}");
+        assert_eq!(serde_json::from_str::<ServiceTile>(&json).expect("de"), t);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The overview: every service as a tile, worst first. The text filter and the sort order live in
-//! the URL (`/?q=shop&sort=name`), so a link reproduces the view.
+//! The overview: every service as a tile, worst first, optionally grouped by tag. The text filter,
+//! the sort order and the grouping live in the URL (`/?q=shop&sort=name&group=tag`), so a link
+//! reproduces the view.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -26,13 +27,16 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-fn query(q: &str, sort: &str) -> String {
+fn query(q: &str, sort: &str, group: bool) -> String {
     let mut parts = Vec::new();
     if !q.is_empty() {
         parts.push(format!("q={}", encode(q)));
     }
     if sort != "worst" {
         parts.push(format!("sort={}", encode(sort)));
+    }
+    if group {
+        parts.push("group=tag".into());
     }
     if parts.is_empty() { "/".into() } else { format!("/?{}", parts.join("&")) }
 }
@@ -42,6 +46,7 @@ pub fn Overview() -> impl IntoView {
     let params = use_query_map();
     let filter = Memo::new(move |_| params.read().get("q").unwrap_or_default());
     let sort = Memo::new(move |_| params.read().get("sort").filter(|s| s == "name").unwrap_or_else(|| "worst".into()));
+    let grouped = Memo::new(move |_| params.read().get_str("group") == Some("tag"));
     let tick = RwSignal::new(0u64);
     let overview = Resource::new(move || tick.get(), |_| get_overview());
     let link = use_live_refetch("/api/v1/events".into(), tick, COALESCE_MS, Signal::stored(true));
@@ -53,10 +58,10 @@ pub fn Overview() -> impl IntoView {
         }
     });
     let navigate = use_navigate();
-    let go = move |q: String, s: String| {
-        navigate(&query(&q, &s), NavigateOptions { replace: true, scroll: false, ..Default::default() });
+    let go = move |q: String, s: String, g: bool| {
+        navigate(&query(&q, &s, g), NavigateOptions { replace: true, scroll: false, ..Default::default() });
     };
-    let go_filter = go.clone();
+    let (go_filter, go_group) = (go.clone(), go.clone());
     view! {
         <Title text="Overview"/>
         <section class="page">
@@ -70,18 +75,26 @@ pub fn Overview() -> impl IntoView {
                         type="search"
                         placeholder="Filter by name or tag"
                         prop:value=move || filter.get()
-                        on:input=move |ev| go_filter(event_target_value(&ev), sort.get_untracked())
+                        on:input=move |ev| go_filter(event_target_value(&ev), sort.get_untracked(), grouped.get_untracked())
                     />
                     <label class="visually-hidden" for="service-sort">"Sort"</label>
-                    <select id="service-sort" on:change=move |ev| go(filter.get_untracked(), event_target_value(&ev))>
+                    <select id="service-sort" on:change=move |ev| go(filter.get_untracked(), event_target_value(&ev), grouped.get_untracked())>
                         <option value="worst" selected=move || sort.get() == "worst">"Worst first"</option>
                         <option value="name" selected=move || sort.get() == "name">"By name"</option>
                     </select>
+                    <label class="check">
+                        <input
+                            type="checkbox"
+                            prop:checked=move || grouped.get()
+                            on:change=move |ev| go_group(filter.get_untracked(), sort.get_untracked(), event_target_checked(&ev))
+                        />
+                        " Group by tag"
+                    </label>
                 </div>
             </div>
             <Transition fallback=|| view! { <p class="muted">"Loading services…"</p> }>
                 {move || overview.get().map(|r| match r {
-                    Ok(o) => view! { <Tiles overview=o filter=filter.get() sort=sort.get()/> }.into_any(),
+                    Ok(o) => view! { <Tiles overview=o filter=filter.get() sort=sort.get() grouped=grouped.get()/> }.into_any(),
                     Err(e) => view! { <p class="error" role="alert">"Could not load the services: " {e.to_string()}</p> }.into_any(),
                 })}
             </Transition>
@@ -90,7 +103,7 @@ pub fn Overview() -> impl IntoView {
 }
 
 #[component]
-fn Tiles(overview: Overview, filter: String, sort: String) -> impl IntoView {
+fn Tiles(overview: Overview, filter: String, sort: String, grouped: bool) -> impl IntoView {
     if overview.services.is_empty() {
         return view! {
             <div class="empty-state" role="status">
@@ -113,15 +126,73 @@ fn Tiles(overview: Overview, filter: String, sort: String) -> impl IntoView {
     }
     let shown = tiles.len();
     let at = overview.at;
+    let summary = format!("{shown} of {total} services · last 5 minutes · updated {}", at.format("%H:%M:%S UTC"));
+    if !grouped {
+        return view! {
+            <p class="muted summary-line">{summary}</p>
+            <ul class="tiles" aria-label="Services">
+                {tiles.into_iter().map(|t| view! { <Tile tile=t now=at/> }).collect_view()}
+            </ul>
+        }
+        .into_any();
+    }
+    let groups = group_by_tag(tiles)
+        .into_iter()
+        .map(|(tag, tiles)| {
+            let counts = group_counts(&tiles);
+            let label = format!("Services tagged {tag}");
+            view! {
+                <section class="tile-group" data-tag=tag.clone()>
+                    <h2 class="group-head">{tag.clone()} <span class="muted">{counts}</span></h2>
+                    <ul class="tiles" aria-label=label>
+                        {tiles.into_iter().map(|t| view! { <Tile tile=t now=at/> }).collect_view()}
+                    </ul>
+                </section>
+            }
+        })
+        .collect_view();
     view! {
-        <p class="muted summary-line">
-            {format!("{shown} of {total} services · last 5 minutes · updated {}", at.format("%H:%M:%S UTC"))}
-        </p>
-        <ul class="tiles" aria-label="Services">
-            {tiles.into_iter().map(|t| view! { <Tile tile=t now=at/> }).collect_view()}
-        </ul>
+        <p class="muted summary-line">{summary}</p>
+        {groups}
     }
     .into_any()
+}
+
+/// Tiles under each of their tags (a service with two tags shows in both; untagged ones last),
+/// the groups worst first by their worst tile, then by name; tiles keep their order.
+fn group_by_tag(tiles: Vec<ServiceTile>) -> Vec<(String, Vec<ServiceTile>)> {
+    let mut groups: std::collections::BTreeMap<String, Vec<ServiceTile>> = Default::default();
+    let mut untagged = Vec::new();
+    for t in tiles {
+        if t.tags.is_empty() {
+            untagged.push(t);
+            continue;
+        }
+        for tag in &t.tags {
+            groups.entry(tag.clone()).or_default().push(t.clone());
+        }
+    }
+    let worst = |ts: &[ServiceTile]| ts.iter().map(ServiceTile::severity_rank).min().unwrap_or(u8::MAX);
+    let mut out: Vec<(String, Vec<ServiceTile>)> = groups.into_iter().collect();
+    out.sort_by(|a, b| worst(&a.1).cmp(&worst(&b.1)).then_with(|| a.0.cmp(&b.0)));
+    if !untagged.is_empty() {
+        out.push(("untagged".into(), untagged));
+    }
+    out
+}
+
+/// "12 services · 1 down · 2 degraded".
+fn group_counts(tiles: &[ServiceTile]) -> String {
+    use crate::model::Outcome;
+    let n = |o| tiles.iter().filter(|t| t.state == Some(o)).count();
+    let plural = if tiles.len() == 1 { "" } else { "s" };
+    let mut parts = vec![format!("{} service{plural}", tiles.len())];
+    for (o, word) in [(Outcome::Down, "down"), (Outcome::Degraded, "degraded")] {
+        if n(o) > 0 {
+            parts.push(format!("{} {word}", n(o)));
+        }
+    }
+    parts.join(" · ")
 }
 
 fn age(now: chrono::DateTime<chrono::Utc>, at: Option<chrono::DateTime<chrono::Utc>>) -> String {
@@ -155,6 +226,7 @@ fn Tile(tile: ServiceTile, now: chrono::DateTime<chrono::Utc>) -> impl IntoView 
                 <h2 class="tile-name"><a href=format!("/services/{}", tile.id)>{tile.name.clone()}</a></h2>
                 <span class=class>{label}</span>
             </div>
+            <div class="sparkline" inner_html=crate::charts::sparkline::render_svg(&tile.p95_trend)></div>
             <dl class="tile-figures">
                 <div><dt>"p95"</dt><dd>{p95}</dd></div>
                 <div><dt>"errors"</dt><dd>{errors}</dd></div>
@@ -174,8 +246,51 @@ mod tests {
 
     #[test]
     fn view_state_round_trips_through_the_url() {
-        assert_eq!(query("", "worst"), "/");
-        assert_eq!(query("shop api", "name"), "/?q=shop%20api&sort=name");
-        assert_eq!(query("a&b=c", "worst"), "/?q=a%26b%3Dc");
+        assert_eq!(query("", "worst", false), "/");
+        assert_eq!(query("shop api", "name", false), "/?q=shop%20api&sort=name");
+        assert_eq!(query("a&b=c", "worst", true), "/?q=a%26b%3Dc&group=tag");
+    }
+
+    fn tile(name: &str, tags: &[&str], state: Option<crate::model::Outcome>) -> ServiceTile {
+        ServiceTile {
+            id: uuid::Uuid::nil(),
+            name: name.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            criticality: Default::default(),
+            state,
+            probes: 1,
+            p95_ms: None,
+            error_pct: None,
+            pool_in_use: None,
+            pool_max: None,
+            pool_waiting: None,
+            last_check: None,
+            p95_trend: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn groups_put_the_worst_first_and_untagged_last() {
+        use crate::model::Outcome::{Degraded, Down, Up};
+        let groups = group_by_tag(vec![
+            tile("api", &["payments", "edge"], Some(Down)),
+            tile("db", &[], Some(Up)),
+            tile("cdn", &["edge"], Some(Up)),
+            tile("ledger", &["payments"], Some(Degraded)),
+            tile("search", &["search"], Some(Up)),
+        ]);
+        let shape: Vec<(String, Vec<String>)> =
+            groups.iter().map(|(g, ts)| (g.clone(), ts.iter().map(|t| t.name.clone()).collect())).collect();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            shape,
+            vec![
+                ("edge".into(), s(&["api", "cdn"])),
+                ("payments".into(), s(&["api", "ledger"])),
+                ("search".into(), s(&["search"])),
+                ("untagged".into(), s(&["db"])),
+            ]
+        );
+        assert_eq!(group_counts(&groups[1].1), "2 services · 1 down · 1 degraded");
     }
 }

@@ -45,11 +45,13 @@ pub fn Service() -> impl IntoView {
     let following = Signal::derive(move || window.read().as_ref().is_ok_and(Window::is_live));
     let link = use_live_refetch(url, tick, COALESCE_MS, following);
     let (pending, set_pending) = signal(false);
+    // Outside the refetched body: a live refetch in the middle of a drag must not drop it.
+    let pointer = Pointer::default();
     view! {
         <section class="page" aria-busy=move || pending.get().to_string()>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> } set_pending>
                 {move || view.get().map(|r| match (r, window.get()) {
-                    (Ok(Some(Some(v))), Ok(w)) => view! { <ServiceBody view=v window=w link=link pending/> }.into_any(),
+                    (Ok(Some(Some(v))), Ok(w)) => view! { <ServiceBody view=v window=w link=link pending pointer/> }.into_any(),
                     (_, Err(problem)) => view! {
                         <Title text="Bad time range"/>
                         <h1>"This link's time range is not valid"</h1>
@@ -128,7 +130,13 @@ fn CustomRange(
 }
 
 #[component]
-fn ServiceBody(view: ServiceView, window: Window, link: ReadSignal<Link>, pending: ReadSignal<bool>) -> impl IntoView {
+fn ServiceBody(
+    view: ServiceView,
+    window: Window,
+    link: ReadSignal<Link>,
+    pending: ReadSignal<bool>,
+    pointer: Pointer,
+) -> impl IntoView {
     let id = view.service.id;
     let (class, label) = state_label(view.service.state);
     let traffic =
@@ -254,7 +262,7 @@ fn ServiceBody(view: ServiceView, window: Window, link: ReadSignal<Link>, pendin
             {span} {format!(" · {} s per point · drag across a chart to zoom", view.step_secs)}
             {move || pending.get().then_some(" · updating…")}
         </p>
-        <ChartStack svgs data=stack/>
+        <ChartStack svgs data=stack pointer/>
         {readiness}
         <h2>"Probes"</h2>
         <table class="grid">
@@ -338,13 +346,26 @@ fn locate(_: &leptos::web_sys::HtmlDivElement, _: f64) -> Option<(f64, f64)> {
     None
 }
 
+/// Where the pointer is over the charts (offset in px, fraction of the time axis) and where a
+/// drag started.
+#[derive(Clone, Copy)]
+struct Pointer {
+    cursor: RwSignal<Option<(f64, f64)>>,
+    drag: RwSignal<Option<(f64, f64)>>,
+}
+
+impl Default for Pointer {
+    fn default() -> Self {
+        Self { cursor: RwSignal::new(None), drag: RwSignal::new(None) }
+    }
+}
+
 /// The three charts with one cursor line across them, a tooltip of the values under it, and
 /// drag-to-zoom (the selection becomes `?from=…&to=…`).
 #[component]
-fn ChartStack(svgs: [String; 3], data: StackData) -> impl IntoView {
+fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer) -> impl IntoView {
     let stack = NodeRef::<leptos::html::Div>::new();
-    let cursor = RwSignal::new(None::<(f64, f64)>);
-    let drag = RwSignal::new(None::<(f64, f64)>);
+    let Pointer { cursor, drag } = pointer;
     let data = StoredValue::new(data);
     let navigate = use_navigate();
     let at = move |x: i32| stack.get().and_then(|s| locate(&s, f64::from(x)));

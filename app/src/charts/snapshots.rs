@@ -1,0 +1,88 @@
+//! SVG snapshot tests: each chart drawn from fixed data (a full range with a gap, an empty range)
+//! compared byte for byte with the files in `app/src/charts/snapshots/`. A change to a chart shows
+//! up as a diff of those files; after checking the new drawing, regenerate them with
+//! `UPDATE_SNAPSHOTS=1 cargo test -p app --features ssr charts::snapshots`.
+//!
+//! The SVGs carry no colours of their own, only `var(--chart-…)`: one snapshot serves both
+//! themes, and the last test checks every variable a chart uses is defined for light and dark.
+
+use std::path::PathBuf;
+
+use super::fixtures::{SIZE, input, points};
+use super::timeline::Band;
+use super::{ChartSize, errors, latency, pool, sparkline};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/charts/snapshots")
+}
+
+/// Every snapshot: (file name, the SVG drawn now).
+fn drawings() -> Vec<(&'static str, String)> {
+    let pts = points();
+    let bands = [Band { from: super::fixtures::at(11), to: super::fixtures::at(13), label: "INC-7".into() }];
+    let banded = super::timeline::ChartInput { bands: &bands, ..input(&pts) };
+    let wide = ChartSize { width: 960, height: 200 };
+    vec![
+        ("latency.svg", latency::render_svg(&input(&pts), SIZE)),
+        ("latency-band-wide.svg", latency::render_svg(&banded, wide)),
+        ("latency-empty.svg", latency::render_svg(&input(&[]), SIZE)),
+        ("errors.svg", errors::render_svg(&input(&pts), SIZE)),
+        ("errors-empty.svg", errors::render_svg(&input(&[]), SIZE)),
+        ("pool.svg", pool::render_svg(&input(&pts), SIZE)),
+        ("pool-empty.svg", pool::render_svg(&input(&[]), SIZE)),
+        ("sparkline.svg", sparkline::render_svg(&[Some(12.0), Some(14.0), None, Some(48.0), Some(13.0), Some(12.5)])),
+        ("sparkline-empty.svg", sparkline::render_svg(&[None; 12])),
+    ]
+}
+
+#[test]
+fn charts_match_their_snapshots() {
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let mut stale = Vec::new();
+    for (name, svg) in drawings() {
+        let path = dir().join(name);
+        if update {
+            std::fs::create_dir_all(dir()).expect("snapshot dir");
+            std::fs::write(&path, &svg).expect("write snapshot");
+            continue;
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(want) if want == svg => {}
+            Ok(_) => stale.push(format!("{name}: differs from the snapshot")),
+            Err(e) => stale.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{stale:#?}\nif the new drawings are right: UPDATE_SNAPSHOTS=1 cargo test -p app --features ssr charts::snapshots"
+    );
+}
+
+#[test]
+fn every_colour_a_chart_uses_is_defined_in_both_themes() {
+    let css = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../style/main.css"))
+        .expect("style sheet");
+    // The light theme is the first block defining chart colours; the dark one is the block
+    // selected by `data-theme="dark"` (the system-dark block repeats it).
+    let block = |start: &str| -> String {
+        let from = css.find(start).unwrap_or_else(|| panic!("no {start} block"));
+        let end = css[from..].find('}').map_or(css.len(), |i| from + i);
+        css[from..end].to_string()
+    };
+    let (light, dark) = (block(":root {"), block(":root[data-theme=\"dark\"] {"));
+    let mut used: Vec<String> = Vec::new();
+    for (_, svg) in drawings() {
+        for part in svg.split("var(--chart-").skip(1) {
+            let name = part.split(')').next().unwrap_or_default().to_string();
+            if !used.contains(&name) {
+                used.push(name);
+            }
+        }
+    }
+    assert!(used.len() >= 8, "the charts use their palette: {used:?}");
+    for name in &used {
+        let decl = format!("--chart-{name}:");
+        assert!(light.contains(&decl), "--chart-{name} missing from the light theme");
+        assert!(dark.contains(&decl), "--chart-{name} missing from the dark theme");
+    }
+}
