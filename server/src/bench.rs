@@ -293,6 +293,13 @@ async fn percentiles(pool: &PgPool) -> Result<(), RunError> {
     Ok(())
 }
 
+/// `triage trivial-http`: the least an axum handler can do, on the same runtime as `serve`.
+pub async fn trivial_http(addr: SocketAddr) -> Result<(), RunError> {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(err)?;
+    axum::serve(listener, app).await.map_err(err)
+}
+
 /// The overview's data (every tile's 5-minute figures and p95 sparkline) for 2,000 services.
 async fn overview(pool: &PgPool) -> Result<(), RunError> {
     println!("\n== overview: 2,000 services (4,000 probes), one hour of results every 30 s");

@@ -44,6 +44,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// Add synthetic services with a stretch of history (to try or measure the dashboard at scale).
     Seed(SeedArgs),
+    /// A bare axum server answering `GET /` with "ok": the baseline of the SSR benchmark.
+    #[command(hide = true)]
+    TrivialHttp {
+        #[arg(long = "addr", default_value = "127.0.0.1:3999", id = "trivial_addr")]
+        addr: SocketAddr,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Some(Command::DemoTarget(args)) => runtime.block_on(demo::run(args.clone())),
         Some(Command::Bench(args)) => runtime.block_on(bench::run(args)),
         Some(Command::Seed(args)) => runtime.block_on(seed::seed_command(&cli, args)),
+        Some(Command::TrivialHttp { addr }) => runtime.block_on(bench::trivial_http(*addr)),
         Some(Command::Probes(ProbesCommand::Export { output })) => {
             runtime.block_on(probe_file::export_command(&cli, output.clone()))
         }

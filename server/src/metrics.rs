@@ -1,7 +1,8 @@
 //! Triage's own Prometheus metrics. Labels stay low-cardinality: the matched route pattern (never
 //! the raw path), a normalised method and the status code.
 
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -15,6 +16,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
+
+use crate::ingest::IngestStats;
+use crate::scheduler::Scheduler;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -50,6 +54,47 @@ pub struct Metrics {
     pool_in_use: Gauge,
     pool_max: Gauge,
     pool: PgPool,
+    probes: ProbeCounters,
+}
+
+/// The prober's counters, mirrored from its atomics when scraped. The lock makes two concurrent
+/// scrapes add each increase once.
+#[derive(Default)]
+struct ProbeCounters {
+    source: OnceLock<(Arc<IngestStats>, Scheduler)>,
+    sync: Mutex<()>,
+    started: Counter,
+    written: Counter,
+    dropped: Counter,
+    pending: Gauge,
+}
+
+impl ProbeCounters {
+    fn register(&self, registry: &mut Registry) {
+        registry.register("probe_checks_started", "Checks the scheduler started", self.started.clone());
+        registry.register("probe_results_written", "Probe results committed to the database", self.written.clone());
+        registry.register(
+            "probe_results_dropped",
+            "Probe results dropped because the outage buffer was full",
+            self.dropped.clone(),
+        );
+        registry.register("probe_results_pending", "Probe results waiting to be written", self.pending.clone());
+    }
+
+    fn refresh(&self) {
+        let Some((ingest, scheduler)) = self.source.get() else { return };
+        let _one_at_a_time = self.sync.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mirror = |counter: &Counter, now: u64| {
+            let seen = counter.get();
+            if now > seen {
+                counter.inc_by(now - seen);
+            }
+        };
+        mirror(&self.started, scheduler.lateness().started.load(Ordering::Relaxed));
+        mirror(&self.written, ingest.written.load(Ordering::Relaxed));
+        mirror(&self.dropped, ingest.dropped.load(Ordering::Relaxed));
+        self.pending.set(i64::try_from(ingest.pending.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+    }
 }
 
 impl Metrics {
@@ -70,7 +115,14 @@ impl Metrics {
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_string() }).set(1);
         registry.register("build_info", "Build of this Triage (value is always 1)", build);
-        Arc::new(Self { registry, requests, duration, pool_size, pool_idle, pool_in_use, pool_max, pool })
+        let probes = ProbeCounters::default();
+        probes.register(&mut registry);
+        Arc::new(Self { registry, requests, duration, pool_size, pool_idle, pool_in_use, pool_max, pool, probes })
+    }
+
+    /// Reports the prober's counters from now on.
+    pub fn attach_probes(&self, ingest: Arc<IngestStats>, scheduler: Scheduler) {
+        let _ = self.probes.source.set((ingest, scheduler));
     }
 
     fn record(&self, method: &'static str, route: String, status: u16, seconds: f64) {
@@ -86,6 +138,7 @@ impl Metrics {
         self.pool_idle.set(idle);
         self.pool_in_use.set((size - idle).max(0));
         self.pool_max.set(i64::from(self.pool.options().get_max_connections()));
+        self.probes.refresh();
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)

@@ -51,6 +51,7 @@ const ROLLUP_GRACE: chrono::Duration = chrono::Duration::seconds(10);
 pub struct Probing {
     pub scheduler: Scheduler,
     pub hub: EventHub,
+    pub ingest_stats: Arc<crate::ingest::IngestStats>,
     writer: JoinHandle<()>,
     background: JoinHandle<()>,
 }
@@ -71,11 +72,12 @@ impl Probing {
         let hub = EventHub::new();
         let (ingest, writer) = Ingest::spawn(pool.clone(), hub.clone(), settings.ingest);
         let policy = Arc::new(NetworkPolicy::new(settings.allow.clone(), own_addresses(listen)));
+        let ingest_stats = Arc::clone(&ingest.stats);
         let scheduler = Scheduler::new(policy, ingest, settings.concurrency);
         let scheduled = catalog::schedule_all(&pool, &scheduler).await?;
         tracing::info!(probes = scheduled, "probes scheduled");
         let background = tokio::spawn(background(pool, settings.clone()));
-        Ok(Self { scheduler, hub, writer, background })
+        Ok(Self { scheduler, hub, ingest_stats, writer, background })
     }
 
     /// Creates (or refreshes) the `triage` service watching this instance.

@@ -72,25 +72,93 @@ pub fn LiveBadge(link: ReadSignal<Link>) -> impl IntoView {
     view! { <span class=class role="status" aria-live="polite">{text}</span> }
 }
 
-/// Keeps a page fresh from the live stream at `url` while `follow` is true: bumps `tick` at once
-/// for a state change or a reconnect, and at most once per `coalesce_ms` for results (they come by
-/// the thousand on a busy system). Returns the link state for a [`LiveBadge`].
-pub fn use_live_refetch(url: String, tick: RwSignal<u64>, coalesce_ms: u64, follow: Signal<bool>) -> ReadSignal<Link> {
-    let queued = StoredValue::new(false);
+/// Keeps a page fresh from the live stream at `url` while `follow` is true. A state change or a
+/// reconnect bumps `tick` at once. Results are throttled with a leading edge: the first one after
+/// a quiet spell refetches at once (so a new point shows within a round trip), later ones at most
+/// once per `every_ms` (they come by the thousand on a busy system). Returns the link state for a
+/// [`LiveBadge`].
+pub fn use_live_refetch(url: String, tick: RwSignal<u64>, every_ms: u64, follow: Signal<bool>) -> ReadSignal<Link> {
+    let throttle = StoredValue::new(Throttle::default());
     use_live_events(url, move |name| {
         if !follow.get_untracked() {
             // A fixed window does not move; nothing to refetch.
-        } else if name != "result" {
+            return;
+        }
+        if name != "result" {
             tick.update(|n| *n += 1);
-        } else if !queued.get_value() {
-            queued.set_value(true);
-            set_timeout(
+            return;
+        }
+        match throttle.try_update_value(|t| t.on_event(now_ms(), every_ms)).flatten() {
+            Some(0) => tick.update(|n| *n += 1),
+            Some(wait) => set_timeout(
                 move || {
-                    queued.set_value(false);
+                    throttle.update_value(|t| t.fired(now_ms()));
                     tick.update(|n| *n += 1);
                 },
-                std::time::Duration::from_millis(coalesce_ms),
-            );
+                std::time::Duration::from_millis(wait),
+            ),
+            None => {}
         }
     })
+}
+
+/// Leading-edge throttle state: when the last refetch ran and whether one is queued.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Throttle {
+    last_ms: Option<f64>,
+    queued: bool,
+}
+
+impl Throttle {
+    /// What to do for an event at `now`: refetch now (`Some(0)`), in `Some(ms)`, or nothing (one
+    /// is already queued and will cover this event too).
+    fn on_event(&mut self, now: f64, every_ms: u64) -> Option<u64> {
+        if self.queued {
+            return None;
+        }
+        let every = every_ms as f64;
+        match self.last_ms {
+            Some(last) if now - last < every => {
+                self.queued = true;
+                Some(((last + every - now).ceil() as u64).max(1))
+            }
+            _ => {
+                self.last_ms = Some(now);
+                Some(0)
+            }
+        }
+    }
+
+    fn fired(&mut self, now: f64) {
+        self.queued = false;
+        self.last_ms = Some(now);
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn now_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn now_ms() -> f64 {
+    0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_result_refetches_at_once_and_a_burst_costs_one_more() {
+        let mut t = Throttle::default();
+        assert_eq!(t.on_event(10_000.0, 1_000), Some(0), "after a quiet spell: at once");
+        assert_eq!(t.on_event(10_200.0, 1_000), Some(800), "within the interval: queued for its end");
+        assert_eq!(t.on_event(10_300.0, 1_000), None, "already queued");
+        assert_eq!(t.on_event(10_900.0, 1_000), None);
+        t.fired(11_000.0);
+        assert_eq!(t.on_event(11_500.0, 1_000), Some(500));
+        t.fired(12_000.0);
+        assert_eq!(t.on_event(13_500.0, 1_000), Some(0), "quiet again");
+    }
 }

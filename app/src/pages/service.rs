@@ -17,7 +17,8 @@ use crate::components::state::state_label;
 use crate::model::{RANGES, SeriesPoint, ServiceView, Window, bucket_at, local_input, parse_time};
 
 const CHART: ChartSize = ChartSize { width: 960, height: 200 };
-const COALESCE_MS: u64 = 2_000;
+/// A service's results refetch its page at most once a second (the first one at once).
+const COALESCE_MS: u64 = 1_000;
 
 #[component]
 pub fn Service() -> impl IntoView {

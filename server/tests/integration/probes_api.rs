@@ -371,6 +371,18 @@ async fn the_overview_tile_carries_fresh_latency_errors_and_state() {
         .await
         .expect("query");
     assert!(none.is_none());
+
+    // The prober's counters are on /metrics: the results just seen were counted.
+    let text = app.client.get(app.url("/metrics")).send().await.expect("request").text().await.expect("body");
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {text}"))
+    };
+    assert!(counter("triage_probe_checks_started_total") >= 2);
+    assert!(counter("triage_probe_results_written_total") >= 2);
+    assert_eq!(counter("triage_probe_results_dropped_total"), 0);
     app.stop().await;
 }
 

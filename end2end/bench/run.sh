@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The dashboard benchmarks (issue 4; figures in docs/benchmarks.md). Builds the release, then:
+#   1. first-load bytes: the wasm, JS and CSS after `brotli -q 11`;
+#   2. the overview with 2,000 seeded services, cold loads in headless Chromium;
+#   3. SSR of the overview against a trivial axum handler, with wrk;
+#   4. a result finishing → shown on an open service page, while 5,000 checks/s run.
+# Needs what `.ci/dev test` installs, plus wrk and brotli (Debian packages of those names).
+# Usage: end2end/bench/run.sh [bytes|load|ssr|live]…   (default: all four)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:${XDG_CACHE_HOME:-$HOME/.cache}/triage/binaryen-132.0.0/node_modules/binaryen/bin:$PATH"
+for tool in wrk brotli bc node cargo-leptos wasm-opt; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (wrk, brotli: apt-get install -y wrk brotli; wasm-opt: .ci/dev run; the rest: .ci/dev test)" >&2; exit 1; }
+done
+want=${*:-bytes load ssr live}
+work=$(mktemp -d /tmp/triage-bench-XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+bin=target/release/triage
+site=target/site
+wait_up() { for _ in $(seq 120); do curl -sf "$1" >/dev/null && return 0; sleep 0.5; done; echo "not up: $1" >&2; exit 1; }
+
+echo "== release build (cargo leptos build --release)"
+cargo leptos build --release 2>&1 | tail -n 2
+
+if [[ $want == *bytes* ]]; then
+  echo; echo "== first-load bytes (release; what a browser fetches besides the HTML)"
+  total=0
+  for f in "$site"/pkg/triage.wasm "$site"/pkg/triage.js "$site"/pkg/triage.css; do
+    raw=$(stat -c %s "$f"); br=$(brotli -q 11 -c "$f" | wc -c); total=$((total + br))
+    printf '%-16s %9d bytes raw %9d bytes brotli -q 11\n' "$(basename "$f")" "$raw" "$br"
+  done
+  printf 'total            %9d bytes brotli (%.1f KB; target ≤ 250 KB)\n' "$total" "$(echo "$total / 1000" | bc -l)"
+fi
+
+if [[ $want == *load* || $want == *ssr* ]]; then
+  echo; echo "== 2,000 services seeded (an hour of results every 30 s, rolled up)"
+  mkdir -p "$work/big"
+  "$bin" --data-dir "$work/big" --log-level warn seed --services 2000
+  "$bin" --data-dir "$work/big" --log-level warn serve --addr 127.0.0.1:3961 --site-root "$site" --self-watch false &
+  pids+=($!)
+  wait_up http://127.0.0.1:3961/healthz
+fi
+
+if [[ $want == *load* ]]; then
+  echo; echo "== overview cold load, 2,000 services, headless Chromium (fresh context per load)"
+  (cd end2end && node bench/overview-load.js http://127.0.0.1:3961/ 7 2000)
+fi
+
+if [[ $want == *ssr* ]]; then
+  echo; echo "== SSR of the overview (wrk, 2 threads, 32 connections, 10 s each, same machine)"
+  mkdir -p "$work/small"
+  "$bin" --data-dir "$work/small" --log-level warn seed --services 20
+  "$bin" --data-dir "$work/small" --log-level warn serve --addr 127.0.0.1:3962 --site-root "$site" --self-watch false &
+  pids+=($!)
+  "$bin" trivial-http --addr 127.0.0.1:3963 &
+  pids+=($!)
+  wait_up http://127.0.0.1:3962/healthz
+  wait_up http://127.0.0.1:3963/
+  rate() { wrk -t2 -c32 -d10s "$1" | awk '/Requests\/sec/ { print $2 }'; }
+  rate http://127.0.0.1:3963/ >/dev/null # warm-up
+  trivial=$(rate http://127.0.0.1:3963/)
+  healthz=$(rate http://127.0.0.1:3962/healthz)
+  small=$(rate http://127.0.0.1:3962/)
+  big=$(wrk -t2 -c8 -d10s http://127.0.0.1:3961/ | awk '/Requests\/sec/ { print $2 }')
+  printf 'trivial axum handler (GET / → "ok")              %10.0f req/s\n' "$trivial"
+  printf "Triage /healthz (full middleware stack)          %10.0f req/s  (%.2f of trivial)\n" "$healthz" "$(echo "$healthz / $trivial" | bc -l)"
+  printf "Triage overview SSR, 20 services                 %10.0f req/s  (%.2f of trivial; target ≥ 10,000)\n" "$small" "$(echo "$small / $trivial" | bc -l)"
+  printf "Triage overview SSR, 2,000 services (8 conns)    %10.0f req/s  (%.4f of trivial)\n" "$big" "$(echo "$big / $trivial" | bc -l)"
+fi
+
+if [[ $want == *live* ]]; then
+  echo; echo "== result → service page while 5,000 checks/s run (10,000 probes every 2 s on the demo target)"
+  "$bin" demo-target --addr 127.0.0.1:3964 --control-addr 127.0.0.1:3965 &
+  pids+=($!)
+  wait_up http://127.0.0.1:3964/healthz
+  python3 - "$work/load.toml" <<'PY'
+import sys
+shop = "http://127.0.0.1:3964"
+out = ['[[service]]\nname = "shop"\n', '[[service]]\nname = "load"\n']
+for name, kind, path in [("shop-api", "http", "/api/products"), ("shop-ready", "readiness", "/readyz"), ("shop-pool", "metrics", "/metrics")]:
+    out.append(f'[[probe]]\nname = "{name}"\nservice = "shop"\nkind = "{kind}"\nurl = "{shop}{path}"\ninterval_secs = 1\ntimeout_ms = 800\n')
+for i in range(10_000):
+    out.append(f'[[probe]]\nname = "load-{i}"\nservice = "load"\nkind = "http"\nurl = "{shop}/healthz"\ninterval_secs = 2\ntimeout_ms = 1000\n')
+open(sys.argv[1], "w").write("\n".join(out))
+PY
+  mkdir -p "$work/live"
+  "$bin" --data-dir "$work/live" --log-level warn serve --addr 127.0.0.1:3966 --site-root "$site" --self-watch false \
+    --config "$work/load.toml" --probe-allow 127.0.0.0/8 --probe-concurrency 512 &
+  pids+=($!)
+  wait_up http://127.0.0.1:3966/healthz
+  checks() { curl -s http://127.0.0.1:3966/metrics | awk '/^triage_probe_results_written_total/ { print $2 }'; }
+  sleep 10 # one interval to spread the probes over their phases
+  before=$(checks); t0=$(date +%s.%N)
+  (cd end2end && node bench/live-latency.js http://127.0.0.1:3966 shop 60)
+  after=$(checks); t1=$(date +%s.%N)
+  printf 'results written meanwhile: %.0f per second\n' "$(echo "($after - $before) / ($t1 - $t0)" | bc -l)"
+fi
