@@ -132,8 +132,10 @@ test('dragging across a chart zooms: the window goes into the URL, the page paus
   await expect(page.locator('.live')).toHaveText('● live');
 
   // One click copies a request id of a recent result.
-  const copy = page.getByRole('button', { name: /^Copy request id / }).first();
-  const id = (await copy.getAttribute('aria-label'))!.replace('Copy request id ', '');
+  // New results keep arriving (the table re-renders): pin one row's button by its id.
+  const label = (await page.getByRole('button', { name: /^Copy request id / }).first().getAttribute('aria-label'))!;
+  const id = label.replace('Copy request id ', '');
+  const copy = page.getByRole('button', { name: label, exact: true });
   await copy.click();
   await expect(copy).toHaveText('copied ✓');
   expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(id);
@@ -206,5 +208,26 @@ test('grouping by tag is part of the URL, and each tile carries a p95 sparkline'
   await expect(page).toHaveURL(/\/$/);
   await expect(page.locator('section.tile-group')).toHaveCount(0);
   await expect(page.locator('li.tile[data-service="shop"]')).toBeVisible();
+  expect(errors).toEqual([]);
+});
+
+test('the latency chart switches to phases, and the choice stays in the URL across ranges', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await page.locator('li.tile[data-service="shop"]').getByRole('link', { name: 'shop' }).click();
+  const latencyView = page.getByRole('navigation', { name: 'Latency view' });
+  await latencyView.getByRole('link', { name: 'phases' }).click();
+  await expect(page).toHaveURL(/\?range=1h&lat=phases$/);
+  const first = page.locator('figure.chart svg').first();
+  await expect(first.locator('title')).toHaveText('Latency by phase (mean)');
+  await expect(first.locator('desc')).toContainText(/latest means: DNS [\d.]+, connect [\d.]+, TLS [\d.]+, TTFB [\d.]+/);
+  await page.getByRole('navigation', { name: 'Time range' }).getByRole('link', { name: '15m' }).click();
+  await expect(page).toHaveURL(/\?range=15m&lat=phases$/);
+  await expect(first.locator('title')).toHaveText('Latency by phase (mean)');
+  await latencyView.getByRole('link', { name: 'percentiles' }).click();
+  await expect(page).toHaveURL(/\?range=15m$/);
+  await expect(first.locator('title')).toHaveText('Latency p50 / p95 / p99');
+  await page.screenshot({ path: 'artifacts/service-phases.png', fullPage: true });
   expect(errors).toEqual([]);
 });

@@ -70,7 +70,7 @@ pub async fn series_of(
     let level = level_for(step);
     let start = align_down(from, step);
     let watermark = rollups::watermark(pool).await?;
-    let mut buckets: BTreeMap<DateTime<Utc>, Rollup> = BTreeMap::new();
+    let mut buckets: BTreeMap<DateTime<Utc>, Bucket> = BTreeMap::new();
     if probes.is_empty() {
         return Ok(Series {
             probe_id,
@@ -81,8 +81,18 @@ pub async fn series_of(
         });
     }
     if start < watermark {
-        for ((_, bucket), r) in rollups::read_rollups(pool, level, probes, start, to.min(watermark)).await? {
-            add(&mut buckets, align_down(bucket, step), r);
+        for row in rollups::read_chart_rows(pool, level, probes, start, to.min(watermark)).await? {
+            let at = align_down(row.bucket, step);
+            match buckets.entry(at) {
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(Bucket::One(row));
+                }
+                std::collections::btree_map::Entry::Occupied(mut slot) => {
+                    let mut r = row.counts.clone();
+                    r.latency = row.latency();
+                    slot.get_mut().merge(r);
+                }
+            }
         }
     }
     let raw_from = start.max(watermark);
@@ -91,17 +101,45 @@ pub async fn series_of(
             add(&mut buckets, align_down(minute, step), r);
         }
     }
-    let points: Vec<SeriesPoint> = buckets.into_iter().map(|(at, r)| r.to_point(at)).collect();
+    let points: Vec<SeriesPoint> = buckets.into_iter().map(|(at, b)| b.to_point(at)).collect();
     Ok(Series { probe_id, from: start, to, step_secs: u64::try_from(step).unwrap_or(60), points })
 }
 
+/// A chart bucket: one stored row (percentiles read from its encoded histogram), or several
+/// merged.
+enum Bucket {
+    One(rollups::ChartRow),
+    Merged(Rollup),
+}
+
+impl Bucket {
+    fn merge(&mut self, r: Rollup) {
+        match self {
+            Bucket::Merged(acc) => acc.merge(&r),
+            Bucket::One(row) => {
+                let mut acc = row.counts.clone();
+                acc.latency = row.latency();
+                acc.merge(&r);
+                *self = Bucket::Merged(acc);
+            }
+        }
+    }
+
+    fn to_point(&self, at: DateTime<Utc>) -> SeriesPoint {
+        match self {
+            Bucket::Merged(r) => r.to_point(at),
+            Bucket::One(row) => row.counts.to_point_with(at, row.percentiles()),
+        }
+    }
+}
+
 /// A bucket's first rollup is moved in; later ones are merged (most buckets get exactly one).
-fn add(buckets: &mut BTreeMap<DateTime<Utc>, Rollup>, at: DateTime<Utc>, r: Rollup) {
+fn add(buckets: &mut BTreeMap<DateTime<Utc>, Bucket>, at: DateTime<Utc>, r: Rollup) {
     match buckets.entry(at) {
         std::collections::btree_map::Entry::Vacant(slot) => {
-            slot.insert(r);
+            slot.insert(Bucket::Merged(r));
         }
-        std::collections::btree_map::Entry::Occupied(mut slot) => slot.get_mut().merge(&r),
+        std::collections::btree_map::Entry::Occupied(mut slot) => slot.get_mut().merge(r),
     }
 }
 

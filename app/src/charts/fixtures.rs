@@ -25,6 +25,13 @@ pub fn point(min: u32, p95: f64, down: u64) -> SeriesPoint {
         p50_ms: Some(p95 / 2.0),
         p95_ms: Some(p95),
         p99_ms: Some(p95 * 1.5),
+        phases_ms: Some(crate::model::PhaseMeans {
+            dns: 1.0,
+            connect: 2.0,
+            tls: 0.0,
+            ttfb: p95 / 2.0 - 4.0,
+            transfer: 1.0,
+        }),
         pool: Some(PoolReading {
             in_use: Some(8.0),
             idle: Some(2.0),

@@ -11,6 +11,7 @@ pub mod errors;
 #[cfg(test)]
 mod fixtures;
 pub mod latency;
+pub mod phases;
 pub mod pool;
 pub mod round_trips;
 #[cfg(test)]

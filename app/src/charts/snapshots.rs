@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use super::fixtures::{SIZE, input, points};
 use super::timeline::Band;
-use super::{ChartSize, errors, latency, pool, sparkline};
+use super::{ChartSize, errors, latency, phases, pool, sparkline};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/charts/snapshots")
@@ -26,6 +26,8 @@ fn drawings() -> Vec<(&'static str, String)> {
         ("latency.svg", latency::render_svg(&input(&pts), SIZE)),
         ("latency-band-wide.svg", latency::render_svg(&banded, wide)),
         ("latency-empty.svg", latency::render_svg(&input(&[]), SIZE)),
+        ("phases.svg", phases::render_svg(&input(&pts), SIZE)),
+        ("phases-empty.svg", phases::render_svg(&input(&[]), SIZE)),
         ("errors.svg", errors::render_svg(&input(&pts), SIZE)),
         ("errors-empty.svg", errors::render_svg(&input(&[]), SIZE)),
         ("pool.svg", pool::render_svg(&input(&pts), SIZE)),

@@ -556,9 +556,23 @@ pub struct SeriesPoint {
     pub p95_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_ms: Option<f64>,
+    /// Mean time per phase of the timed checks, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases_ms: Option<PhaseMeans>,
     /// Pool gauges: highest in use, lowest idle, highest max and waiting in the bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolReading>,
+}
+
+/// Mean duration of each phase of a check in a bucket, in ms (a phase that did not happen, like
+/// TLS over plain HTTP, counts as 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseMeans {
+    pub dns: f64,
+    pub connect: f64,
+    pub tls: f64,
+    pub ttfb: f64,
+    pub transfer: f64,
 }
 
 /// The answer of the series endpoint: the buckets actually used and the points.

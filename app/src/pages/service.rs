@@ -17,8 +17,9 @@ use crate::components::state::state_label;
 use crate::model::{RANGES, SeriesPoint, ServiceView, Window, bucket_at, local_input, parse_time};
 
 const CHART: ChartSize = ChartSize { width: 960, height: 200 };
-/// A service's results refetch its page at most once a second (the first one at once).
-const COALESCE_MS: u64 = 1_000;
+/// A service's results refetch its page at most four times a second (the first one at once):
+/// a new point shows within half a second even while thousands of checks a second run elsewhere.
+const COALESCE_MS: u64 = 250;
 
 #[component]
 pub fn Service() -> impl IntoView {
@@ -29,6 +30,8 @@ pub fn Service() -> impl IntoView {
         let q = query.read();
         Window::from_query(q.get_str("range"), q.get_str("from"), q.get_str("to"))
     });
+    // The latency chart's view: percentiles (default) or mean time per phase (`?lat=phases`).
+    let phases = Memo::new(move |_| query.read().get_str("lat") == Some("phases"));
     let tick = RwSignal::new(0u64);
     let view = Resource::new(
         move || (id.get(), window.get(), tick.get()),
@@ -48,11 +51,12 @@ pub fn Service() -> impl IntoView {
     let (pending, set_pending) = signal(false);
     // Outside the refetched body: a live refetch in the middle of a drag must not drop it.
     let pointer = Pointer::default();
+    let copied = RwSignal::new(None::<String>);
     view! {
         <section class="page" aria-busy=move || pending.get().to_string()>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> } set_pending>
                 {move || view.get().map(|r| match (r, window.get()) {
-                    (Ok(Some(Some(v))), Ok(w)) => view! { <ServiceBody view=v window=w link=link pending pointer/> }.into_any(),
+                    (Ok(Some(Some(v))), Ok(w)) => view! { <ServiceBody view=v window=w link=link pending pointer copied phases=phases.get()/> }.into_any(),
                     (_, Err(problem)) => view! {
                         <Title text="Bad time range"/>
                         <h1>"This link's time range is not valid"</h1>
@@ -92,6 +96,7 @@ fn CustomRange(
     id: uuid::Uuid,
     from: chrono::DateTime<chrono::Utc>,
     to: chrono::DateTime<chrono::Utc>,
+    suffix: &'static str,
 ) -> impl IntoView {
     let from_input = NodeRef::<leptos::html::Input>::new();
     let to_input = NodeRef::<leptos::html::Input>::new();
@@ -110,7 +115,7 @@ fn CustomRange(
             Ok(w) => {
                 set_problem.set(None);
                 navigate(
-                    &format!("/services/{id}?{}", w.query()),
+                    &format!("/services/{id}?{}{suffix}", w.query()),
                     NavigateOptions { scroll: false, ..Default::default() },
                 );
             }
@@ -121,6 +126,7 @@ fn CustomRange(
         <details class="custom-range">
             <summary>"Custom"</summary>
             <form method="get" action=format!("/services/{id}") on:submit=submit>
+                {(!suffix.is_empty()).then(|| view! { <input type="hidden" name="lat" value="phases"/> })}
                 <label>"From (UTC) " <input node_ref=from_input type="datetime-local" name="from" step="60" value=local_input(from) required/></label>
                 <label>"To (UTC) " <input node_ref=to_input type="datetime-local" name="to" step="60" value=local_input(to) required/></label>
                 <button type="submit">"Apply"</button>
@@ -137,14 +143,18 @@ fn ServiceBody(
     link: ReadSignal<Link>,
     pending: ReadSignal<bool>,
     pointer: Pointer,
+    copied: RwSignal<Option<String>>,
+    phases: bool,
 ) -> impl IntoView {
+    // Every link keeps the latency view.
+    let suffix: &'static str = if phases { "&lat=phases" } else { "" };
     let id = view.service.id;
     let (class, label) = state_label(view.service.state);
     let traffic =
         ChartInput { from: view.from, to: view.to, step_secs: view.step_secs, points: &view.traffic, bands: &[] };
     let pool = ChartInput { points: &view.pool, ..traffic };
     let svgs = [
-        charts::latency::render_svg(&traffic, CHART),
+        if phases { charts::phases::render_svg(&traffic, CHART) } else { charts::latency::render_svg(&traffic, CHART) },
         charts::errors::render_svg(&traffic, CHART),
         charts::pool::render_svg(&pool, CHART),
     ];
@@ -152,11 +162,21 @@ fn ServiceBody(
         .iter()
         .map(|(name, _)| {
             let current = (window.preset() == Some(*name)).to_string();
-            view! { <a href=format!("/services/{id}?range={name}") aria-current=current>{*name}</a> }
+            view! { <a href=format!("/services/{id}?range={name}{suffix}") aria-current=current>{*name}</a> }
         })
         .collect_view();
-    let zoom_out = format!("/services/{id}?{}", Window::zoom_out(view.from, view.to, view.now).query());
-    let live_href = format!("/services/{id}?range={}", crate::model::DEFAULT_RANGE);
+    let zoom_out = format!("/services/{id}?{}{suffix}", Window::zoom_out(view.from, view.to, view.now).query());
+    let live_href = format!("/services/{id}?range={}{suffix}", crate::model::DEFAULT_RANGE);
+    let lat_link = |to_phases: bool, label: &'static str| {
+        let href = format!("/services/{id}?{}{}", window.query(), if to_phases { "&lat=phases" } else { "" });
+        view! { <a href=href aria-current=(phases == to_phases).to_string()>{label}</a> }
+    };
+    let lat_switch = view! {
+        <nav class="ranges lat-switch" aria-label="Latency view">
+            {lat_link(false, "percentiles")}
+            {lat_link(true, "phases")}
+        </nav>
+    };
     let span = match &window {
         Window::Preset { name } => format!("last {name}"),
         Window::Fixed { from, to } => {
@@ -171,7 +191,6 @@ fn ServiceBody(
         traffic: view.traffic.clone(),
         pool: view.pool.clone(),
     };
-    let copied = RwSignal::new(None::<String>);
     let probes = view
         .probes
         .iter()
@@ -257,13 +276,14 @@ fn ServiceBody(
             <WindowState window=window.clone() link=link live_href/>
             <nav class="ranges" aria-label="Time range">{ranges}</nav>
             <a class="button" href=zoom_out title="Show twice the time around this window">"Zoom out"</a>
-            <CustomRange id from=view.from to=view.to/>
+            <CustomRange id from=view.from to=view.to suffix/>
         </div>
         <p class="muted summary-line">
             {span} {format!(" · {} s per point · drag across a chart to zoom", view.step_secs)}
             {move || pending.get().then_some(" · updating…")}
         </p>
-        <ChartStack svgs data=stack pointer/>
+        <div class="chart-options">"Latency: " {lat_switch}</div>
+        <ChartStack svgs data=stack pointer suffix/>
         {readiness}
         <h2>"Probes"</h2>
         <table class="grid">
@@ -315,6 +335,12 @@ impl StackData {
             Some(p) if p.count > 0 => {
                 lines.push(format!("p50 {} · p95 {} · p99 {} ms", ms(p.p50_ms), ms(p.p95_ms), ms(p.p99_ms)));
                 lines.push(format!("errors {:.1} % ({} of {} checks)", p.error_pct.unwrap_or(0.0), p.down, p.count));
+                if let Some(ph) = p.phases_ms {
+                    lines.push(format!(
+                        "mean DNS {:.1} · connect {:.1} · TLS {:.1} · TTFB {:.1} · transfer {:.1} ms",
+                        ph.dns, ph.connect, ph.tls, ph.ttfb, ph.transfer
+                    ));
+                }
             }
             _ => lines.push("no checks in this bucket".into()),
         }
@@ -364,7 +390,7 @@ impl Default for Pointer {
 /// The three charts with one cursor line across them, a tooltip of the values under it, and
 /// drag-to-zoom (the selection becomes `?from=…&to=…`).
 #[component]
-fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer) -> impl IntoView {
+fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer, suffix: &'static str) -> impl IntoView {
     let stack = NodeRef::<leptos::html::Div>::new();
     let Pointer { cursor, drag } = pointer;
     let data = StoredValue::new(data);
@@ -389,7 +415,10 @@ fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer) -> impl Into
         }
         let (id, from, to) = data.with_value(|d| (d.id, d.from, d.to));
         let w = Window::zoom(from, to, f0, f1);
-        navigate(&format!("/services/{id}?{}", w.query()), NavigateOptions { scroll: false, ..Default::default() });
+        navigate(
+            &format!("/services/{id}?{}{suffix}", w.query()),
+            NavigateOptions { scroll: false, ..Default::default() },
+        );
     };
     let leave = move |_| {
         cursor.set(None);

@@ -2,7 +2,7 @@
 //! pool gauges. Merging two rollups gives exactly the rollup of both sets of results, so minutes
 //! merge into hours, hours into days, and any range into a chart point.
 
-use app::model::{ErrorClass, Outcome, PoolReading, SeriesPoint};
+use app::model::{ErrorClass, Outcome, PhaseMeans, PoolReading, SeriesPoint};
 use chrono::{DateTime, Utc};
 
 use super::histogram::LatencyHistogram;
@@ -23,7 +23,13 @@ pub struct Rollup {
     pub req_rate_sum: f64,
     pub err_rate_sum: f64,
     pub rate_samples: u64,
+    /// Sums of the phases (DNS, connect, TLS, TTFB, transfer) of the timed checks, and how many.
+    pub phase_sum_us: [u64; PHASES],
+    pub phase_n: u64,
 }
+
+/// DNS, connect, TLS, time to first byte, transfer.
+pub const PHASES: usize = 5;
 
 fn keep_max(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
@@ -48,6 +54,9 @@ pub struct Observation {
     /// [`latency_counts`]).
     pub total_us: Option<u64>,
     pub pool: Option<PoolReading>,
+    /// The check's phases in µs (a phase that did not happen, e.g. TLS over HTTP, is 0); `None`
+    /// when the check was not timed (see [`latency_counts`]) or carries no phases (pushed).
+    pub phases_us: Option<[u64; PHASES]>,
 }
 
 /// Whether a result's total time belongs in the latency percentiles: answered checks and
@@ -73,6 +82,12 @@ impl Rollup {
         }
         if let Some(us) = o.total_us {
             self.latency.record(us);
+            if let Some(phases) = o.phases_us {
+                for (sum, v) in self.phase_sum_us.iter_mut().zip(phases) {
+                    *sum = sum.saturating_add(v);
+                }
+                self.phase_n += 1;
+            }
         }
         if let Some(p) = o.pool {
             self.pool_in_use = keep_max(self.pool_in_use, p.in_use);
@@ -102,14 +117,23 @@ impl Rollup {
         self.req_rate_sum += other.req_rate_sum;
         self.err_rate_sum += other.err_rate_sum;
         self.rate_samples += other.rate_samples;
+        for (a, b) in self.phase_sum_us.iter_mut().zip(other.phase_sum_us) {
+            *a = a.saturating_add(b);
+        }
+        self.phase_n += other.phase_n;
     }
 
     /// The chart point for this bucket; the error rate counts `down` results.
     pub fn to_point(&self, at: DateTime<Utc>) -> SeriesPoint {
+        self.to_point_with(at, self.latency.percentiles([0.50, 0.95, 0.99]))
+    }
+
+    /// The chart point with p50/p95/p99 (µs) computed elsewhere (from an encoded histogram).
+    pub fn to_point_with(&self, at: DateTime<Utc>, latency_us: [Option<f64>; 3]) -> SeriesPoint {
         let count = self.count();
         let failed = self.n_down;
         let errors = ErrorClass::ALL.iter().zip(self.errors).filter(|(_, n)| *n > 0).map(|(c, n)| (*c, n)).collect();
-        let [p50, p95, p99] = self.latency.percentiles([0.50, 0.95, 0.99]).map(|v| v.map(|us| us / 1000.0));
+        let [p50, p95, p99] = latency_us.map(|v| v.map(|us| us / 1000.0));
         let has_pool = self.pool_in_use.is_some()
             || self.pool_max.is_some()
             || self.pool_waiting.is_some()
@@ -133,6 +157,11 @@ impl Rollup {
             p50_ms: p50,
             p95_ms: p95,
             p99_ms: p99,
+            phases_ms: (self.phase_n > 0).then(|| {
+                let [dns, connect, tls, ttfb, transfer] =
+                    self.phase_sum_us.map(|s| s as f64 / self.phase_n as f64 / 1000.0);
+                PhaseMeans { dns, connect, tls, ttfb, transfer }
+            }),
             pool,
         }
     }
@@ -143,7 +172,7 @@ mod tests {
     use super::*;
 
     fn obs(outcome: Outcome, error: Option<ErrorClass>, total_us: u64) -> Observation {
-        Observation { outcome, error, total_us: Some(total_us), pool: None }
+        Observation { outcome, error, total_us: Some(total_us), pool: None, phases_us: None }
     }
 
     #[test]
@@ -170,6 +199,32 @@ mod tests {
     }
 
     #[test]
+    fn phase_means_cover_timed_checks_only_and_survive_merging() {
+        let timed = |phases: [u64; PHASES]| Observation {
+            outcome: Outcome::Up,
+            error: None,
+            total_us: Some(phases.iter().sum()),
+            pool: None,
+            phases_us: Some(phases),
+        };
+        let (mut a, mut b) = (Rollup::default(), Rollup::default());
+        a.observe(&timed([1_000, 2_000, 0, 10_000, 1_000]));
+        b.observe(&timed([3_000, 4_000, 0, 30_000, 3_000]));
+        // Refused in 1 ms: not timed, so it must not drag the means down.
+        b.observe(&Observation {
+            outcome: Outcome::Down,
+            error: Some(ErrorClass::Connect),
+            total_us: None,
+            pool: None,
+            phases_us: None,
+        });
+        a.merge(&b);
+        let p = a.to_point(Utc::now()).phases_ms.expect("phases");
+        assert_eq!((p.dns, p.connect, p.tls, p.ttfb, p.transfer), (2.0, 3.0, 0.0, 20.0, 2.0));
+        assert_eq!(Rollup::default().to_point(Utc::now()).phases_ms, None);
+    }
+
+    #[test]
     fn pool_gauges_keep_the_worst_of_the_bucket() {
         let mut r = Rollup::default();
         for (in_use, idle, waiting) in [(3.0, 7.0, 0.0), (10.0, 0.0, 12.0), (6.0, 4.0, 1.0)] {
@@ -185,6 +240,7 @@ mod tests {
                     requests_per_s: Some(30.0),
                     errors_per_s: Some(3.0),
                 }),
+                phases_us: None,
             });
         }
         let pool = r.to_point(Utc::now()).pool.expect("pool");

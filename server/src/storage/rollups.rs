@@ -54,23 +54,54 @@ pub struct RollupRun {
     pub watermark: Option<DateTime<Utc>>,
 }
 
-type RawRow = (Uuid, DateTime<Utc>, i16, Option<i16>, Option<i16>, i32, Option<Json<PoolReading>>);
+/// probe, at, outcome, status, error class, total µs, pool, and the phases (DNS, connect, TLS,
+/// TTFB, transfer).
+struct RawRow {
+    probe_id: Uuid,
+    at: DateTime<Utc>,
+    outcome: i16,
+    status: Option<i16>,
+    error: Option<i16>,
+    total_us: i32,
+    pool: Option<Json<PoolReading>>,
+    phases: [Option<i32>; 5],
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for RawRow {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            probe_id: row.try_get(0)?,
+            at: row.try_get(1)?,
+            outcome: row.try_get(2)?,
+            status: row.try_get(3)?,
+            error: row.try_get(4)?,
+            total_us: row.try_get(5)?,
+            pool: row.try_get(6)?,
+            phases: [row.try_get(7)?, row.try_get(8)?, row.try_get(9)?, row.try_get(10)?, row.try_get(11)?],
+        })
+    }
+}
 
 fn observation(row: &RawRow) -> Observation {
-    let (_, _, outcome, status, error, total, pool) = row;
-    let error = error_from_code(*error);
-    let status = status.and_then(|s| u16::try_from(s).ok());
+    let error = error_from_code(row.error);
+    let status = row.status.and_then(|s| u16::try_from(s).ok());
+    let timed = latency_counts(status, error);
+    let us = |v: Option<i32>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+    // Pushed results carry no phases at all: they say nothing about where the time went.
+    let has_phases = row.phases.iter().any(Option::is_some);
     Observation {
-        outcome: outcome_from_code(*outcome),
+        outcome: outcome_from_code(row.outcome),
         error,
-        total_us: latency_counts(status, error).then(|| u64::try_from(*total).unwrap_or(0)),
-        pool: pool.as_ref().map(|p| p.0),
+        total_us: timed.then(|| u64::try_from(row.total_us).unwrap_or(0)),
+        pool: row.pool.as_ref().map(|p| p.0),
+        phases_us: (timed && has_phases).then(|| row.phases.map(us)),
     }
 }
 
 fn aggregate(rows: &[RawRow], level: Level, into: &mut HashMap<Key, Rollup>) {
     for row in rows {
-        into.entry((row.0, level.truncate(row.1))).or_default().observe(&observation(row));
+        into.entry((row.probe_id, level.truncate(row.at))).or_default().observe(&observation(row));
     }
 }
 
@@ -82,7 +113,8 @@ async fn raw_rows<'e>(
     to: DateTime<Utc>,
 ) -> Result<Vec<RawRow>, sqlx::Error> {
     sqlx::query_as(
-        "select probe_id, at, outcome, status, error_class, total_us, pool from results
+        "select probe_id, at, outcome, status, error_class, total_us, pool,
+                dns_us, connect_us, tls_us, ttfb_us, transfer_us from results
           where at >= $1 and at < $2 and ($3::uuid[] is null or probe_id = any($3))",
     )
     .bind(from)
@@ -124,6 +156,8 @@ struct RollupRowDb {
     req_rate_sum: f64,
     err_rate_sum: f64,
     rate_samples: i32,
+    phase_sum_us: Vec<i64>,
+    phase_n: i64,
 }
 
 /// Decoded by position (the order of [`ROLLUP_COLUMNS`]): summaries read tens of thousands of
@@ -149,12 +183,15 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for RollupRowDb {
             req_rate_sum: row.try_get(14)?,
             err_rate_sum: row.try_get(15)?,
             rate_samples: row.try_get(16)?,
+            phase_sum_us: row.try_get(17)?,
+            phase_n: row.try_get(18)?,
         })
     }
 }
 
 const ROLLUP_COLUMNS: &str = "probe_id, bucket, n_up, n_degraded, n_down, errors, lat_hist, lat_sum_us, lat_min_us,
-    lat_max_us, pool_in_use, pool_idle, pool_max, pool_waiting, req_rate_sum, err_rate_sum, rate_samples";
+    lat_max_us, pool_in_use, pool_idle, pool_max, pool_waiting, req_rate_sum, err_rate_sum, rate_samples,
+    phase_sum_us, phase_n";
 
 /// A row's counts and gauges; the histogram is left to the caller (decoded or merged encoded).
 fn counts_of(row: &RollupRowDb) -> Rollup {
@@ -176,6 +213,8 @@ fn counts_of(row: &RollupRowDb) -> Rollup {
         req_rate_sum: row.req_rate_sum,
         err_rate_sum: row.err_rate_sum,
         rate_samples: u(i64::from(row.rate_samples)),
+        phase_sum_us: std::array::from_fn(|i| row.phase_sum_us.get(i).map_or(0, |v| u(*v))),
+        phase_n: u(row.phase_n),
     }
 }
 
@@ -235,7 +274,55 @@ impl EncodedRollups {
     }
 }
 
-/// Stored rollups of `level` for `probes` with buckets in [from, to).
+/// A stored rollup row for a chart: counts and gauges decoded, the latency histogram still
+/// encoded. Most chart buckets hold exactly one row (the level matches the step), and its
+/// percentiles are read straight off the bytes; only buckets merging several rows decode them.
+pub struct ChartRow {
+    pub bucket: DateTime<Utc>,
+    /// The row without its latency (see [`latency`](Self::latency)).
+    pub counts: Rollup,
+    hist: Vec<u8>,
+    sum_us: u64,
+    min_us: u64,
+    max_us: u64,
+}
+
+impl ChartRow {
+    pub fn latency(&self) -> LatencyHistogram {
+        LatencyHistogram::decode(&self.hist, self.sum_us, self.min_us, self.max_us).unwrap_or_default()
+    }
+
+    /// p50, p95 and p99 in µs without decoding the histogram.
+    pub fn percentiles(&self) -> [Option<f64>; 3] {
+        LatencyHistogram::percentiles_encoded(&self.hist, self.min_us, self.max_us, [0.50, 0.95, 0.99])
+            .unwrap_or([None; 3])
+    }
+}
+
+/// Stored rollups of `level` for `probes` with buckets in [from, to), for a chart.
+pub async fn read_chart_rows(
+    pool: &PgPool,
+    level: Level,
+    probes: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<ChartRow>, sqlx::Error> {
+    let rows = fetch_encoded(pool, level, probes, from, to).await?;
+    Ok(rows
+        .0
+        .into_iter()
+        .map(|row| ChartRow {
+            bucket: row.bucket,
+            counts: counts_of(&row),
+            sum_us: unsigned(row.lat_sum_us),
+            min_us: unsigned(row.lat_min_us),
+            max_us: unsigned(row.lat_max_us),
+            hist: row.lat_hist,
+        })
+        .collect())
+}
+
+/// Stored rollup rows of `level` for `probes` with buckets in [from, to).
 pub async fn read_rollups(
     pool: &PgPool,
     level: Level,
@@ -341,23 +428,30 @@ async fn write_rollups(
         let req: Vec<f64> = chunk.iter().map(|(_, r)| r.req_rate_sum).collect();
         let err: Vec<f64> = chunk.iter().map(|(_, r)| r.err_rate_sum).collect();
         let n: Vec<i32> = chunk.iter().map(|(_, r)| i(r.rate_samples)).collect();
+        let phases: Vec<String> = chunk
+            .iter()
+            .map(|(_, r)| format!("{{{}}}", r.phase_sum_us.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")))
+            .collect();
+        let phase_n: Vec<i64> = chunk.iter().map(|(_, r)| l(r.phase_n)).collect();
         sqlx::query(
             "insert into rollups (level, probe_id, bucket, n_up, n_degraded, n_down, errors, lat_hist, lat_count,
                                   lat_sum_us, lat_min_us, lat_max_us, pool_in_use, pool_idle, pool_max, pool_waiting,
-                                  req_rate_sum, err_rate_sum, rate_samples)
+                                  req_rate_sum, err_rate_sum, rate_samples, phase_sum_us, phase_n)
              select $1, t.p, t.b, t.u, t.d, t.x, t.e::int4[], t.h, t.c, t.s, t.mi, t.ma, t.iu, t.id, t.pm, t.w,
-                    t.rq, t.er, t.n
+                    t.rq, t.er, t.n, t.ph::int8[], t.pn
                from unnest($2::uuid[], $3::timestamptz[], $4::int4[], $5::int4[], $6::int4[], $7::text[],
                            $8::bytea[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::float8[],
-                           $14::float8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[], $19::int4[])
-                    as t(p, b, u, d, x, e, h, c, s, mi, ma, iu, id, pm, w, rq, er, n)
+                           $14::float8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[], $19::int4[],
+                           $20::text[], $21::int8[])
+                    as t(p, b, u, d, x, e, h, c, s, mi, ma, iu, id, pm, w, rq, er, n, ph, pn)
              on conflict (level, probe_id, bucket) do update set
                n_up = excluded.n_up, n_degraded = excluded.n_degraded, n_down = excluded.n_down,
                errors = excluded.errors, lat_hist = excluded.lat_hist, lat_count = excluded.lat_count,
                lat_sum_us = excluded.lat_sum_us, lat_min_us = excluded.lat_min_us, lat_max_us = excluded.lat_max_us,
                pool_in_use = excluded.pool_in_use, pool_idle = excluded.pool_idle, pool_max = excluded.pool_max,
                pool_waiting = excluded.pool_waiting, req_rate_sum = excluded.req_rate_sum,
-               err_rate_sum = excluded.err_rate_sum, rate_samples = excluded.rate_samples",
+               err_rate_sum = excluded.err_rate_sum, rate_samples = excluded.rate_samples,
+               phase_sum_us = excluded.phase_sum_us, phase_n = excluded.phase_n",
         )
         .bind(level as i16)
         .bind(&probes)
@@ -378,6 +472,8 @@ async fn write_rollups(
         .bind(&req)
         .bind(&err)
         .bind(&n)
+        .bind(&phases)
+        .bind(&phase_n)
         .execute(&mut **tx)
         .await?;
     }
