@@ -133,9 +133,10 @@ test('dragging across a chart zooms: the window goes into the URL, the page paus
 
   // One click copies a request id of a recent result.
   // New results keep arriving (the table re-renders): pin one row's button by its id.
-  const label = (await page.getByRole('button', { name: /^Copy request id / }).first().getAttribute('aria-label'))!;
+  const results = page.getByRole('table', { name: 'Recent results' });
+  const label = (await results.getByRole('button', { name: /^Copy request id / }).first().getAttribute('aria-label'))!;
   const id = label.replace('Copy request id ', '');
-  const copy = page.getByRole('button', { name: label, exact: true });
+  const copy = results.getByRole('button', { name: label, exact: true });
   await copy.click();
   await expect(copy).toHaveText('copied ✓');
   expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(id);
@@ -228,6 +229,22 @@ test('the latency chart switches to phases, and the choice stays in the URL acro
   await latencyView.getByRole('link', { name: 'percentiles' }).click();
   await expect(page).toHaveURL(/\?range=15m$/);
   await expect(first.locator('title')).toHaveText('Latency p50 / p95 / p99');
+
+  // The same moves from the keyboard; keys typed into a field stay in the field.
+  await page.keyboard.press('p');
+  await expect(page).toHaveURL(/\?range=15m&lat=phases$/);
   await page.screenshot({ path: 'artifacts/service-phases.png', fullPage: true });
+  await page.keyboard.press('6');
+  await expect(page).toHaveURL(/\?range=30d&lat=phases$/);
+  await page.keyboard.press('l');
+  await expect(page).toHaveURL(/\?range=1h&lat=phases$/);
+  // Typed into a field, "1" does not navigate: after it, one key press adds exactly one entry.
+  const entries = await page.evaluate(() => history.length);
+  await page.getByText('Custom', { exact: true }).click();
+  await page.getByLabel('From (UTC)').press('1');
+  await page.getByRole('heading', { level: 1 }).click();
+  await page.keyboard.press('3');
+  await expect(page).toHaveURL(/\?range=6h&lat=phases$/);
+  expect(await page.evaluate(() => history.length)).toBe(entries + 1);
   expect(errors).toEqual([]);
 });

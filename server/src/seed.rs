@@ -55,7 +55,7 @@ pub async fn seed(pool: &PgPool, n: usize, history: Duration) -> Result<Seeded, 
     let started = Instant::now();
     let now = Utc::now();
     let from = now - history;
-    for d in [-1, 0, 1] {
+    for d in -(history.num_days() + 1)..=1 {
         if let Some(day) = now.date_naive().checked_add_signed(Duration::days(d)) {
             results::ensure_partition(pool, day).await?;
         }

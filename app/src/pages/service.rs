@@ -171,6 +171,15 @@ fn ServiceBody(
         let href = format!("/services/{id}?{}{}", window.query(), if to_phases { "&lat=phases" } else { "" });
         view! { <a href=href aria-current=(phases == to_phases).to_string()>{label}</a> }
     };
+    // Keys for the common moves, so an engineer at 3 a.m. need not aim: 1–6 pick a range,
+    // - (or o) zooms out, l goes back to live, p switches the latency view.
+    let keys = KeyTargets {
+        ranges: RANGES.iter().map(|(name, _)| format!("/services/{id}?range={name}{suffix}")).collect(),
+        zoom_out: zoom_out.clone(),
+        live: live_href.clone(),
+        toggle: format!("/services/{id}?{}{}", window.query(), if phases { "" } else { "&lat=phases" }),
+    };
+    use_keys(keys);
     let lat_switch = view! {
         <nav class="ranges lat-switch" aria-label="Latency view">
             {lat_link(false, "percentiles")}
@@ -281,24 +290,25 @@ fn ServiceBody(
         <p class="muted summary-line">
             {span} {format!(" · {} s per point · drag across a chart to zoom", view.step_secs)}
             {move || pending.get().then_some(" · updating…")}
+            <span class="keys" aria-hidden="true">" · keys: 1–6 range, − zoom out, L live, P phases"</span>
         </p>
         <div class="chart-options">"Latency: " {lat_switch}</div>
         <ChartStack svgs data=stack pointer suffix/>
         {readiness}
         <h2>"Probes"</h2>
-        <table class="grid">
+        <table class="grid" aria-label="Probes">
             <thead><tr><th>"Probe"</th><th>"Kind"</th><th>"State"</th><th>"Target"</th><th>"Interval"</th></tr></thead>
             <tbody>{probes}</tbody>
         </table>
         <h2>"Recent results"</h2>
-        <table class="grid">
+        <table class="grid" aria-label="Recent results">
             <thead><tr><th>"Time (UTC)"</th><th>"Outcome"</th><th>"Status"</th><th>"Error"</th><th>"Total"</th><th>"Request id"</th></tr></thead>
             <tbody>{recent}</tbody>
         </table>
         <h2>"State changes"</h2>
         {if has_changes {
             view! {
-                <table class="grid">
+                <table class="grid" aria-label="State changes">
                     <thead><tr><th>"Time (UTC)"</th><th>"Change"</th><th>"Error"</th><th>"Request id"</th></tr></thead>
                     <tbody>{changes}</tbody>
                 </table>
@@ -307,6 +317,61 @@ fn ServiceBody(
             view! { <p class="muted">"No state changes yet."</p> }.into_any()
         }}
     }
+}
+
+/// Where each key of the service page leads.
+#[derive(Clone)]
+struct KeyTargets {
+    ranges: Vec<String>,
+    zoom_out: String,
+    live: String,
+    toggle: String,
+}
+
+impl KeyTargets {
+    fn target(&self, key: &str) -> Option<&str> {
+        match key {
+            "1" | "2" | "3" | "4" | "5" | "6" => {
+                key.parse::<usize>().ok().and_then(|n| self.ranges.get(n - 1)).map(String::as_str)
+            }
+            "-" | "o" | "O" => Some(&self.zoom_out),
+            "l" | "L" => Some(&self.live),
+            "p" | "P" => Some(&self.toggle),
+            _ => None,
+        }
+    }
+}
+
+/// Listens for the page's keys while the component lives (browser only; never while typing).
+fn use_keys(keys: KeyTargets) {
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        let (keys, navigate) = (keys.clone(), navigate.clone());
+        let handle = window_event_listener(leptos::ev::keydown, move |ev| {
+            if ev.ctrl_key() || ev.meta_key() || ev.alt_key() || typing(&ev) {
+                return;
+            }
+            if let Some(href) = keys.target(&ev.key()) {
+                ev.prevent_default();
+                navigate(href, NavigateOptions { scroll: false, ..Default::default() });
+            }
+        });
+        on_cleanup(move || handle.remove());
+    });
+}
+
+/// Whether the key went to a text field or a select (its keys are the user's, not ours).
+#[cfg(feature = "hydrate")]
+fn typing(ev: &leptos::ev::KeyboardEvent) -> bool {
+    use wasm_bindgen::JsCast;
+    ev.target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+        .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA") || el.is_content_editable())
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn typing(_: &leptos::ev::KeyboardEvent) -> bool {
+    false
 }
 
 /// What the shared cursor needs to say what is under it.
@@ -488,6 +553,23 @@ fn copy_text(_: &str) {}
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn keys_lead_where_the_buttons_do() {
+        let keys = KeyTargets {
+            ranges: RANGES.iter().map(|(n, _)| format!("/s?range={n}")).collect(),
+            zoom_out: "/s?zoom".into(),
+            live: "/s?range=1h".into(),
+            toggle: "/s?range=1h&lat=phases".into(),
+        };
+        assert_eq!(keys.target("1"), Some("/s?range=15m"));
+        assert_eq!(keys.target("6"), Some("/s?range=30d"));
+        assert_eq!(keys.target("7"), None);
+        assert_eq!(keys.target("-"), Some("/s?zoom"));
+        assert_eq!(keys.target("L"), Some("/s?range=1h"));
+        assert_eq!(keys.target("p"), Some("/s?range=1h&lat=phases"));
+        assert_eq!(keys.target("x"), None);
+    }
 
     #[test]
     fn the_tooltip_reads_the_buckets_under_the_cursor() {
