@@ -129,6 +129,9 @@ test('dragging across a chart zooms: the window goes into the URL, the page paus
   await page.goto('/');
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
   await page.locator('li.tile[data-service="shop"]').getByRole('link', { name: 'shop' }).click();
+  // The last 15 minutes: the instance started moments ago, and the zoom must take in data.
+  await page.getByRole('navigation', { name: 'Time range' }).getByRole('link', { name: '15m' }).click();
+  await expect(page).toHaveURL(/\?range=15m$/);
   await expect(page.locator('.live')).toHaveText('● live');
 
   // One click copies a request id of a recent result.
@@ -138,39 +141,51 @@ test('dragging across a chart zooms: the window goes into the URL, the page paus
   const id = label.replace('Copy request id ', '');
   const copy = results.getByRole('button', { name: label, exact: true });
   await copy.click();
-  await expect(copy).toHaveText('copied ✓');
   expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(id);
 
   // The shared cursor: hovering one chart shows the values at that time for all three.
+  // Live refetches redraw the charts several times a second: go back to the top (where the
+  // charts are) and read a position; the pointer works on coordinates, not on one element.
   const chart = page.locator('figure.chart .chart-svg').first();
-  await chart.scrollIntoViewIfNeeded();
-  const box = (await chart.boundingBox())!;
+  await page.evaluate(() => window.scrollTo(0, 0));
+  let box: { x: number; y: number; width: number; height: number } | null = null;
+  await expect(async () => {
+    box = await chart.boundingBox();
+    expect(box).not.toBeNull();
+  }).toPass();
+  box = box!;
   const y = box.y + box.height / 2;
   await page.mouse.move(box.x + box.width * 0.9, y);
   await expect(page.locator('.cursor-line')).toHaveCount(1);
   await expect(page.getByRole('tooltip')).toContainText(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/);
 
   // Drag from 30 % to 90 % of the width.
-  await page.mouse.move(box.x + box.width * 0.3, y);
+  // From the middle of the time axis to its right end (the plot spans 56…948 of 960 px).
+  await page.mouse.move(box.x + box.width * 0.5, y);
   await page.mouse.down();
-  await page.mouse.move(box.x + box.width * 0.6, y, { steps: 4 });
+  await page.mouse.move(box.x + box.width * 0.7, y, { steps: 4 });
   await expect(page.locator('.zoom-selection')).toHaveCount(1);
-  await page.mouse.move(box.x + box.width * 0.9, y, { steps: 4 });
+  await page.mouse.move(box.x + box.width * 0.985, y, { steps: 4 });
   await page.mouse.up();
   await expect(page).toHaveURL(/\?from=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ&to=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   await expect(page.getByRole('status').filter({ hasText: 'paused' })).toHaveText('❚❚ paused · fixed range');
   const zoomed = new URL(page.url());
   const span = Date.parse(zoomed.searchParams.get('to')!) - Date.parse(zoomed.searchParams.get('from')!);
-  // About 60 % of the hour shown before.
-  expect(span).toBeGreaterThan(30 * 60_000);
-  expect(span).toBeLessThan(42 * 60_000);
-  const axis = await page.locator('figure.chart svg').first().textContent();
+  // About 52 % of the 15 minutes shown before (7.8 min).
+  expect(span).toBeGreaterThan(6.5 * 60_000);
+  expect(span).toBeLessThan(9 * 60_000);
+  // Paused, so once the new window's data is in nothing redraws the charts.
+  await expect(page.locator('section.page')).toHaveAttribute('aria-busy', 'false');
+  // The time axis (a late-committed check may still add to the figures near the window's end).
+  const timeAxis = async (p: typeof page) =>
+    ((await p.locator('figure.chart svg').first().textContent()) ?? '').match(/\d\d(?:-\d\d)? ?\d\d:\d\d(?: UTC)?/g);
+  const axis = await timeAxis(page);
 
   // The link reproduces the view: same window, same axis labels, still paused.
   const other = await context.newPage();
   await other.goto(page.url());
   await expect(other.locator('body')).toHaveAttribute('data-hydrated', 'true');
-  expect(await other.locator('figure.chart svg').first().textContent()).toBe(axis);
+  expect(await timeAxis(other)).toEqual(axis);
   await expect(other.getByRole('status').filter({ hasText: 'paused' })).toBeVisible();
   await other.close();
 

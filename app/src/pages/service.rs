@@ -289,7 +289,9 @@ fn ServiceBody(
         </div>
         <p class="muted summary-line">
             {span} {format!(" · {} s per point · drag across a chart to zoom", view.step_secs)}
-            {move || pending.get().then_some(" · updating…")}
+            // Always in the markup, shown by a class: a text node that exists on one side of
+            // hydration only (the browser may already be refetching) shifted the nodes after it.
+            <span class="updating" class:on=move || pending.get()>" · updating…"</span>
             <span class="keys" aria-hidden="true">" · keys: 1–6 range, − zoom out, L live, P phases"</span>
         </p>
         <div class="chart-options">"Latency: " {lat_switch}</div>
