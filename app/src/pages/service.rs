@@ -75,6 +75,15 @@ pub fn Service() -> impl IntoView {
     }
 }
 
+/// The service page's URL for `window`, keeping the latency view (`?lat=phases`).
+fn page_href(id: uuid::Uuid, window: &Window, phases: bool) -> String {
+    format!("/services/{id}?{}{}", window.query(), if phases { "&lat=phases" } else { "" })
+}
+
+fn preset(name: &str) -> Window {
+    Window::Preset { name: name.to_string() }
+}
+
 /// "● live" while a preset follows new results; "paused" with the way back for a fixed window.
 #[component]
 fn WindowState(window: Window, link: ReadSignal<Link>, live_href: String) -> impl IntoView {
@@ -96,7 +105,7 @@ fn CustomRange(
     id: uuid::Uuid,
     from: chrono::DateTime<chrono::Utc>,
     to: chrono::DateTime<chrono::Utc>,
-    suffix: &'static str,
+    phases: bool,
 ) -> impl IntoView {
     let from_input = NodeRef::<leptos::html::Input>::new();
     let to_input = NodeRef::<leptos::html::Input>::new();
@@ -114,10 +123,7 @@ fn CustomRange(
         match window {
             Ok(w) => {
                 set_problem.set(None);
-                navigate(
-                    &format!("/services/{id}?{}{suffix}", w.query()),
-                    NavigateOptions { scroll: false, ..Default::default() },
-                );
+                navigate(&page_href(id, &w, phases), NavigateOptions { scroll: false, ..Default::default() });
             }
             Err(e) => set_problem.set(Some(e)),
         }
@@ -126,7 +132,7 @@ fn CustomRange(
         <details class="custom-range">
             <summary>"Custom"</summary>
             <form method="get" action=format!("/services/{id}") on:submit=submit>
-                {(!suffix.is_empty()).then(|| view! { <input type="hidden" name="lat" value="phases"/> })}
+                {phases.then(|| view! { <input type="hidden" name="lat" value="phases"/> })}
                 <label>"From (UTC) " <input node_ref=from_input type="datetime-local" name="from" step="60" value=local_input(from) required/></label>
                 <label>"To (UTC) " <input node_ref=to_input type="datetime-local" name="to" step="60" value=local_input(to) required/></label>
                 <button type="submit">"Apply"</button>
@@ -138,7 +144,7 @@ fn CustomRange(
 
 #[component]
 fn ServiceBody(
-    view: ServiceView,
+    mut view: ServiceView,
     window: Window,
     link: ReadSignal<Link>,
     pending: ReadSignal<bool>,
@@ -146,8 +152,6 @@ fn ServiceBody(
     copied: RwSignal<Option<String>>,
     phases: bool,
 ) -> impl IntoView {
-    // Every link keeps the latency view.
-    let suffix: &'static str = if phases { "&lat=phases" } else { "" };
     let id = view.service.id;
     let (class, label) = state_label(view.service.state);
     let traffic =
@@ -162,22 +166,23 @@ fn ServiceBody(
         .iter()
         .map(|(name, _)| {
             let current = (window.preset() == Some(*name)).to_string();
-            view! { <a href=format!("/services/{id}?range={name}{suffix}") aria-current=current>{*name}</a> }
+            view! { <a href=page_href(id, &preset(name), phases) aria-current=current>{*name}</a> }
         })
         .collect_view();
-    let zoom_out = format!("/services/{id}?{}{suffix}", Window::zoom_out(view.from, view.to, view.now).query());
-    let live_href = format!("/services/{id}?range={}{suffix}", crate::model::DEFAULT_RANGE);
+    // Every link keeps the latency view.
+    let zoom_out = page_href(id, &Window::zoom_out(view.from, view.to, view.now), phases);
+    let live_href = page_href(id, &Window::default(), phases);
     let lat_link = |to_phases: bool, label: &'static str| {
-        let href = format!("/services/{id}?{}{}", window.query(), if to_phases { "&lat=phases" } else { "" });
+        let href = page_href(id, &window, to_phases);
         view! { <a href=href aria-current=(phases == to_phases).to_string()>{label}</a> }
     };
     // Keys for the common moves, so an engineer at 3 a.m. need not aim: 1–6 pick a range,
     // - (or o) zooms out, l goes back to live, p switches the latency view.
     let keys = KeyTargets {
-        ranges: RANGES.iter().map(|(name, _)| format!("/services/{id}?range={name}{suffix}")).collect(),
+        ranges: RANGES.iter().map(|(name, _)| page_href(id, &preset(name), phases)).collect(),
         zoom_out: zoom_out.clone(),
         live: live_href.clone(),
-        toggle: format!("/services/{id}?{}{}", window.query(), if phases { "" } else { "&lat=phases" }),
+        toggle: page_href(id, &window, !phases),
     };
     use_keys(keys);
     let lat_switch = view! {
@@ -197,8 +202,9 @@ fn ServiceBody(
         from: view.from,
         to: view.to,
         step_secs: view.step_secs,
-        traffic: view.traffic.clone(),
-        pool: view.pool.clone(),
+        // The charts are drawn: the cursor's data can take the series rather than copy them.
+        traffic: std::mem::take(&mut view.traffic),
+        pool: std::mem::take(&mut view.pool),
     };
     let probes = view
         .probes
@@ -285,7 +291,7 @@ fn ServiceBody(
             <WindowState window=window.clone() link=link live_href/>
             <nav class="ranges" aria-label="Time range">{ranges}</nav>
             <a class="button" href=zoom_out title="Show twice the time around this window">"Zoom out"</a>
-            <CustomRange id from=view.from to=view.to suffix/>
+            <CustomRange id from=view.from to=view.to phases/>
         </div>
         <p class="muted summary-line">
             {span} {format!(" · {} s per point · drag across a chart to zoom", view.step_secs)}
@@ -295,7 +301,7 @@ fn ServiceBody(
             <span class="keys" aria-hidden="true">" · keys: 1–6 range, − zoom out, L live, P phases"</span>
         </p>
         <div class="chart-options">"Latency: " {lat_switch}</div>
-        <ChartStack svgs data=stack pointer suffix/>
+        <ChartStack svgs data=stack pointer phases/>
         {readiness}
         <h2>"Probes"</h2>
         <table class="grid" aria-label="Probes">
@@ -457,7 +463,7 @@ impl Default for Pointer {
 /// The three charts with one cursor line across them, a tooltip of the values under it, and
 /// drag-to-zoom (the selection becomes `?from=…&to=…`).
 #[component]
-fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer, suffix: &'static str) -> impl IntoView {
+fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer, phases: bool) -> impl IntoView {
     let stack = NodeRef::<leptos::html::Div>::new();
     let Pointer { cursor, drag } = pointer;
     let data = StoredValue::new(data);
@@ -482,10 +488,7 @@ fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer, suffix: &'st
         }
         let (id, from, to) = data.with_value(|d| (d.id, d.from, d.to));
         let w = Window::zoom(from, to, f0, f1);
-        navigate(
-            &format!("/services/{id}?{}{suffix}", w.query()),
-            NavigateOptions { scroll: false, ..Default::default() },
-        );
+        navigate(&page_href(id, &w, phases), NavigateOptions { scroll: false, ..Default::default() });
     };
     let leave = move |_| {
         cursor.set(None);
