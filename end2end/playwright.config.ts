@@ -8,7 +8,10 @@ import { demoPort } from './tests/helpers';
 const port = Number(process.env.TRIAGE_E2E_PORT ?? 3917);
 const bin = process.env.TRIAGE_E2E_BIN ?? path.resolve(__dirname, '../target/debug/triage');
 const siteRoot = process.env.TRIAGE_E2E_SITE ?? path.resolve(__dirname, '../target/site');
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'triage-e2e-'));
+// Workers load this file again: they inherit the directory through the environment instead of
+// making their own (the tests read the server's set-up token file from it).
+const dataDir =
+  process.env.TRIAGE_E2E_DATA ?? (process.env.TRIAGE_E2E_DATA = fs.mkdtempSync(path.join(os.tmpdir(), 'triage-e2e-')));
 
 // "shop", the demo target, probed through a probe file: its scenario is switched by the tests on
 // its control port (the demo port + 1). Loopback is allowlisted, as an admin would for it.

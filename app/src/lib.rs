@@ -13,6 +13,7 @@ use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{ParamSegment, StaticSegment};
 
 use components::theme::ThemeToggle;
+use model::Role;
 
 /// Applies the stored theme before first paint, so a dark-theme user never sees a white flash.
 const THEME_BOOT: &str = "try{var t=localStorage.getItem('triage-theme');if(t==='dark'||t==='light')document.documentElement.dataset.theme=t}catch(e){}";
@@ -39,6 +40,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Who is signed in: read once per page load (serialised into the page, not refetched on
+    // hydration); pages use it to hide what the role may not do. The server checks anyway.
+    let me = Resource::new(|| (), |_| api::get_me());
+    provide_context(me);
     view! {
         <Stylesheet id="leptos" href="/pkg/triage.css"/>
         <Link rel="icon" href="/favicon.ico"/>
@@ -50,7 +55,21 @@ pub fn App() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/" exact=true>"Overview"</A>
                     <A href="/status">"Status"</A>
+                    <Suspense>
+                        {move || signed_in(me).filter(|m| m.may(Role::Admin)).map(|_| view! { <A href="/admin">"Admin"</A> })}
+                    </Suspense>
                 </nav>
+                <Suspense>
+                    {move || signed_in(me).map(|m| view! {
+                        <span class="who" title=m.role.meaning()>
+                            <A href="/account">{m.email.clone()}</A>
+                            " " <span class="role-badge" data-role=m.role.as_str()>{m.role.as_str()}</span>
+                        </span>
+                        <form method="post" action="/api/v1/auth/logout" class="inline">
+                            <button class="btn" type="submit">"Sign out"</button>
+                        </form>
+                    })}
+                </Suspense>
                 <ThemeToggle/>
             </header>
             <main id="main">
@@ -58,10 +77,18 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=pages::overview::Overview/>
                     <Route path=StaticSegment("status") view=pages::status::Status/>
                     <Route path=(StaticSegment("services"), ParamSegment("id")) view=pages::service::Service/>
+                    <Route path=StaticSegment("login") view=pages::auth::Login/>
+                    <Route path=StaticSegment("setup") view=pages::auth::Setup/>
+                    <Route path=StaticSegment("account") view=pages::auth::Account/>
+                    <Route path=StaticSegment("admin") view=pages::admin::Admin/>
                 </Routes>
             </main>
         </Router>
     }
+}
+
+fn signed_in(me: Resource<Result<Option<model::Me>, ServerFnError>>) -> Option<model::Me> {
+    me.get().and_then(Result::ok).flatten()
 }
 
 /// The WASM entry point: attaches the app to the server-rendered page.

@@ -1,7 +1,13 @@
 import { test, expect } from '@playwright/test';
-import { watchErrors } from './helpers';
+import { signIn, watchErrors } from './helpers';
+
+// Every page needs a signed-in user: the page's context shares cookies with page.request.
+test.beforeEach(async ({ page }) => {
+  await signIn(page.request);
+});
 
 test('the overview is rendered on the server before any script runs', async ({ request }) => {
+  await signIn(request);
   const res = await request.get('/');
   expect(res.status()).toBe(200);
   const html = await res.text();

@@ -1,4 +1,6 @@
-import { Page } from '@playwright/test';
+import { APIRequestContext, Page, expect } from '@playwright/test';
+import * as fs from 'fs';
+import * as path from 'path';
 
 /** Collects console errors and uncaught exceptions for the whole test. */
 export function watchErrors(page: Page): string[] {
@@ -12,3 +14,37 @@ export function watchErrors(page: Page): string[] {
 
 /** The demo target's port (its control API listens on the next one). */
 export const demoPort = Number(process.env.TRIAGE_E2E_DEMO_PORT ?? 3918);
+
+export const ADMIN = { email: 'admin@example.com', password: 'e2e admin password 1' };
+
+/** The set-up token the server wrote to its data directory, while it has no users. */
+export function setupToken(): string | undefined {
+  const file = path.join(process.env.TRIAGE_E2E_DATA ?? '', 'setup-token');
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : undefined;
+}
+
+/** Creates the first admin if there is none yet (through the set-up API, as a script would). */
+export async function ensureAdmin(request: APIRequestContext) {
+  const token = setupToken();
+  if (token) {
+    const res = await request.post('/api/v1/auth/setup', {
+      data: { setup_token: token, email: ADMIN.email, password: ADMIN.password },
+      headers: { origin: baseOrigin(request) },
+    });
+    expect([201, 409]).toContain(res.status());
+  }
+}
+
+function baseOrigin(_request: APIRequestContext): string {
+  return `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
+}
+
+/** Signs `request` (a page's or a test's request context, sharing its cookies) in as `who`. */
+export async function signIn(request: APIRequestContext, who = ADMIN) {
+  await ensureAdmin(request);
+  const res = await request.post('/api/v1/auth/login', {
+    data: { email: who.email, password: who.password },
+    headers: { origin: baseOrigin(request) },
+  });
+  expect(res.status(), await res.text()).toBe(200);
+}

@@ -1,7 +1,13 @@
 import { test, expect } from '@playwright/test';
-import { demoPort, watchErrors } from './helpers';
+import { demoPort, signIn, watchErrors } from './helpers';
 
 // Triage watches itself out of the box, so a fresh instance has one service: `triage`.
+
+// Every page needs a signed-in user: the page's context shares cookies with page.request.
+test.beforeEach(async ({ page }) => {
+  await signIn(page.request);
+});
+
 test('the overview shows each service as a tile that turns up once its probes report', async ({ page }) => {
   const errors = watchErrors(page);
   await page.goto('/');

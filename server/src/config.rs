@@ -31,6 +31,8 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+// Parsed once at start-up; boxing the serve options would only complicate every use of them.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Run the dashboard (the default when no subcommand is given).
@@ -40,6 +42,12 @@ pub enum Command {
     /// Work with the stored probes.
     #[command(subcommand)]
     Probes(ProbesCommand),
+    /// Manage users (works whether or not a server runs on the same data).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens (works whether or not a server runs on the same data).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Measure the probe pipeline on this machine (a private PostgreSQL, local targets).
     Bench(BenchArgs),
     /// Add synthetic services with a stretch of history (to try or measure the dashboard at scale).
@@ -102,6 +110,61 @@ pub enum ProbesCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input (one line).
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = parse_role)]
+        role: app::model::Role,
+        #[arg(long = "name", default_value = "")]
+        display_name: String,
+    },
+    /// List users.
+    List,
+    /// Change a user's role.
+    SetRole {
+        email: String,
+        #[arg(value_parser = parse_role)]
+        role: app::model::Role,
+    },
+    /// Disable a user (their sessions end) or enable them again with `--enable`.
+    Disable {
+        email: String,
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Set a user's password from standard input (their sessions end).
+    Password { email: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (shown this once; only its hash is stored).
+    Create {
+        #[arg(long, value_parser = parse_scope)]
+        scope: app::model::Scope,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Days until it expires (default: until revoked).
+        #[arg(long = "expires-in-days")]
+        expires_in_days: Option<u32>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: uuid::Uuid },
+}
+
+fn parse_role(s: &str) -> Result<app::model::Role, String> {
+    app::model::Role::parse(s).ok_or_else(|| "expected viewer, responder, commander or admin".into())
+}
+
+fn parse_scope(s: &str) -> Result<app::model::Scope, String> {
+    app::model::Scope::parse(s).ok_or_else(|| "expected push, read or admin".into())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
@@ -218,6 +281,20 @@ pub struct ServeArgs {
     #[arg(long = "self-watch", env = "TRIAGE_SELF_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
     pub self_watch: bool,
 
+    /// The address users reach Triage at (`https://triage.example.com`), when a proxy sits in
+    /// front: browsers' Origin headers are checked against it, and `https` marks cookies Secure.
+    /// Without it the request's own Host is the site.
+    #[arg(long = "public-url", env = "TRIAGE_PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
+
+    /// A session unused for this long ends (the user signs in again).
+    #[arg(long = "session-idle", env = "TRIAGE_SESSION_IDLE", default_value = "12h")]
+    pub session_idle: DurationArg,
+
+    /// A session ends this long after sign-in, however active.
+    #[arg(long = "session-lifetime", env = "TRIAGE_SESSION_LIFETIME", default_value = "7d")]
+    pub session_lifetime: DurationArg,
+
     /// Declarative probe file (TOML) applied at start: its probes are created or updated by name and
     /// marked as managed by the file.
     #[arg(long = "config", env = "TRIAGE_CONFIG")]
@@ -266,6 +343,15 @@ impl Cli {
         }
         if self.serve_args().raw_retention.0 < Duration::from_secs(86_400) {
             return Err(ConfigError("--raw-retention must be at least 1d".into()));
+        }
+        let serve = self.serve_args();
+        if serve.session_idle.0 < Duration::from_secs(60) || serve.session_lifetime.0 < serve.session_idle.0 {
+            return Err(ConfigError("--session-idle must be at least 1m and not exceed --session-lifetime".into()));
+        }
+        if let Some(u) = &serve.public_url
+            && !matches!(u.scheme(), "http" | "https")
+        {
+            return Err(ConfigError("--public-url must start with http:// or https://".into()));
         }
         if self.serve_args().body_limit.0 == 0 {
             return Err(ConfigError("--body-limit must be greater than zero".into()));

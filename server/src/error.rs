@@ -15,6 +15,11 @@ pub enum ApiError {
     Conflict { field: Option<String>, message: String },
     #[error("missing or invalid credentials")]
     Unauthorized,
+    /// Valid credentials without the right, or a cross-site write.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many attempts; try again in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("request body exceeds the {limit}-byte limit")]
@@ -59,6 +64,8 @@ impl ApiError {
             Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
@@ -80,6 +87,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(ErrorBody { error: code, message: self.to_string(), field })).into_response();
         if matches!(self, Self::Unauthorized) {
             response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+        }
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(retry_after_secs));
         }
         response
     }

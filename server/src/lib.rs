@@ -1,7 +1,10 @@
 //! Triage's server: configuration, embedded PostgreSQL, storage, health and metrics, and the
 //! axum application serving the Leptos UI.
 
+pub mod accounts;
+pub mod admin_cli;
 pub mod api;
+pub mod auth;
 pub mod bench;
 pub mod cached;
 pub mod catalog;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use server::config::{self, Command, ProbesCommand};
-use server::{bench, demo, probe_file, run, seed, telemetry};
+use server::{admin_cli, bench, demo, probe_file, run, seed, telemetry};
 
 fn main() -> ExitCode {
     let cli = match config::parse_args(std::env::args_os()) {
@@ -11,7 +11,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let output_is_product = matches!(cli.command, Some(Command::Probes(_) | Command::Bench(_) | Command::Seed(_)));
+    let output_is_product = matches!(
+        cli.command,
+        Some(Command::Probes(_) | Command::Bench(_) | Command::Seed(_) | Command::User(_) | Command::Token(_))
+    );
     if let Err(e) = telemetry::init(&cli.log, output_is_product) {
         eprintln!("triage: {e}");
         return ExitCode::from(2);
@@ -29,6 +32,8 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => runtime.block_on(bench::run(args)),
         Some(Command::Seed(args)) => runtime.block_on(seed::seed_command(&cli, args)),
         Some(Command::TrivialHttp { addr }) => runtime.block_on(bench::trivial_http(*addr)),
+        Some(Command::User(cmd)) => runtime.block_on(admin_cli::user_command(&cli, cmd)),
+        Some(Command::Token(cmd)) => runtime.block_on(admin_cli::token_command(&cli, cmd)),
         Some(Command::Probes(ProbesCommand::Export { output })) => {
             runtime.block_on(probe_file::export_command(&cli, output.clone()))
         }

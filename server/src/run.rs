@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use app::model::DatabaseMode;
-use axum::Router;
 use sqlx::postgres::PgConnectOptions;
 use std::str::FromStr;
 
@@ -131,8 +130,11 @@ impl Database {
 
 /// `triage serve`.
 pub async fn serve(cli: &Cli) -> Result<(), RunError> {
-    let settings = ServeSettings::from(cli.serve_args());
+    let mut settings = ServeSettings::from(cli.serve_args());
     let database = Database::open(&cli.database).await?;
+    if let Some(pg) = &database.embedded {
+        settings.setup_token_file = Some(pg.data_dir().join("setup-token"));
+    }
     let result = serve_on(&database, &settings).await;
     database.close().await;
     result
@@ -152,7 +154,7 @@ async fn serve_on(database: &Database, settings: &ServeSettings) -> Result<(), R
         return Err(e);
     }
     let stopping = state.stopping.clone();
-    let router = startup::router(state, settings, Router::new());
+    let router = startup::router(state, settings, crate::auth::access::Secured::default());
     let app = Application::with_listener(listener, settings, router);
     tracing::info!(url = %format!("http://{addr}"), "Triage is up");
     app.run_until_stopped(async move {

@@ -10,7 +10,6 @@ use app::model::{DatabaseMode, InstanceInfo};
 use app::{App, shell};
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::routing::get;
 use chrono::Utc;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -23,6 +22,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+use crate::auth::access::{self, Gate, Secured, Table};
+use crate::auth::{Auth, AuthSettings};
 use crate::http::{HttpLimits, with_middleware};
 use crate::metrics::Metrics;
 use crate::probing::{ProbeSettings, Probing};
@@ -45,6 +46,9 @@ pub struct ServeSettings {
     pub probes: ProbeSettings,
     /// The declarative probe file applied at start.
     pub config_file: Option<PathBuf>,
+    pub auth: AuthSettings,
+    /// Where the first-run set-up token is also written (mode 0600), besides the log.
+    pub setup_token_file: Option<PathBuf>,
 }
 
 impl Default for ServeSettings {
@@ -60,6 +64,8 @@ impl Default for ServeSettings {
             readiness_timeout: Duration::from_secs(1),
             probes: ProbeSettings::default(),
             config_file: None,
+            auth: AuthSettings::default(),
+            setup_token_file: None,
         }
     }
 }
@@ -84,6 +90,13 @@ impl From<&crate::config::ServeArgs> for ServeSettings {
                 ..ProbeSettings::default()
             },
             config_file: a.config.clone(),
+            auth: AuthSettings {
+                public_url: a.public_url.clone(),
+                session_idle: a.session_idle.0,
+                session_lifetime: a.session_lifetime.0,
+                ..AuthSettings::default()
+            },
+            setup_token_file: None,
         }
     }
 }
@@ -110,6 +123,10 @@ pub async fn build_state(
         .site_pkg_dir("pkg")
         .site_addr(settings.addr)
         .build();
+    let has_users = storage::auth::any_users(&pool).await?;
+    let setup_token = if has_users { None } else { Some(first_run_token(settings)) };
+    let token_file = setup_token.as_ref().and(settings.setup_token_file.clone());
+    let auth = Arc::new(Auth::new(settings.auth.clone(), has_users, setup_token, token_file));
     let probing = Probing::start(pool.clone(), listen, &settings.probes).await?;
     let metrics = Metrics::new(pool.clone());
     metrics.attach_probes(Arc::clone(&probing.ingest_stats), probing.scheduler.clone());
@@ -121,30 +138,65 @@ pub async fn build_state(
         scheduler: probing.scheduler.clone(),
         hub: probing.hub.clone(),
         overview: Arc::default(),
+        auth,
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         pool,
     };
     Ok((state, probing))
 }
 
-/// All routes: health, metrics, the Leptos pages and server functions, static files. `extra` lets
-/// tests mount routes of their own under the same middleware.
-pub fn router(state: AppState, settings: &ServeSettings, extra: Router<AppState>) -> Router {
+/// A new set-up token, logged (and written to the data directory) so whoever started the server
+/// can create the first admin and nobody else on the network can.
+fn first_run_token(settings: &ServeSettings) -> String {
+    let token = crate::auth::random_secret().unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string());
+    if let Some(path) = &settings.setup_token_file {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| f.write_all(token.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "could not write the set-up token file");
+        }
+    }
+    // Printed on purpose: it is single-use and only creates the first admin.
+    tracing::warn!(setup_token = %token, "no users yet: open /setup and enter this set-up token to create the first admin");
+    token
+}
+
+/// Health and metrics: open to everyone (orchestrators and Prometheus poll them).
+fn health_routes() -> Secured {
+    Secured::default()
+        .open("/healthz", health::healthz)
+        .open("/readyz", health::readyz)
+        .open("/metrics", health::metrics)
+}
+
+/// The access table of the whole application (for the enforcement middleware and for tests).
+pub fn access_table(extra: Secured) -> (Router<AppState>, Table) {
+    health_routes().merge(api::routes()).merge(extra).finish()
+}
+
+/// All routes: health, metrics, the Leptos pages and server functions, static files, behind the
+/// access gate. `extra` lets tests mount routes of their own under the same middleware.
+pub fn router(state: AppState, settings: &ServeSettings, extra: Secured) -> Router {
     let backend = SharedBackend(Arc::new(PgBackend::new(state.clone())));
     let context = move || provide_context(backend.clone());
     let leptos_options = state.leptos_options.clone();
     let metrics = state.metrics.clone();
-    let routes = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .merge(api::routes())
-        .merge(extra)
+    let (secured, table) = access_table(extra);
+    let gate = Arc::new(Gate { pool: state.pool.clone(), auth: state.auth.clone(), table });
+    let routes = secured
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), move || {
             shell(leptos_options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
-        .with_state(state);
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(gate, access::enforce));
     with_middleware(
         routes,
         metrics,

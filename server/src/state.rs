@@ -2,12 +2,19 @@
 
 use std::sync::Arc;
 
-use app::api::backend::{Backend, BackendError, BoxFuture};
-use app::model::{InstanceInfo, Overview, ServiceView, SystemStatus, Window};
+use app::api::backend::{Backend, BackendError, BoxFuture, RequestParts};
+use app::model::{
+    AuditRow, CreatedToken, InstanceInfo, Me, NewToken, NewUser, Overview, ServiceView, SystemStatus, TokenSummary,
+    UserPatch, UserSummary, Window,
+};
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 use sqlx::PgPool;
 
+use crate::accounts;
+use crate::auth::Principal;
+use crate::auth::access::Actor;
+use crate::error::ApiError;
 use crate::events::EventHub;
 use crate::metrics::Metrics;
 use crate::readiness::ReadinessChecker;
@@ -23,6 +30,7 @@ pub struct AppState {
     pub scheduler: Scheduler,
     pub hub: EventHub,
     pub overview: Arc<crate::overview::OverviewCache>,
+    pub auth: Arc<crate::auth::Auth>,
     /// Set when shutdown begins: long-lived responses (live event streams) end on it.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -38,7 +46,70 @@ impl PgBackend {
     }
 }
 
+/// A server function's failure as the page shows it: the client's mistakes by field, our own
+/// failures without their cause (logged instead).
+fn shown(e: ApiError) -> BackendError {
+    match e {
+        ApiError::BadRequest { field: Some(f), message } | ApiError::Conflict { field: Some(f), message } => {
+            BackendError(format!("{f}: {message}"))
+        }
+        ApiError::Internal(cause) => {
+            tracing::error!(cause = %cause, "server function failed");
+            BackendError("internal error; see the server log".into())
+        }
+        other => BackendError(other.to_string()),
+    }
+}
+
 impl Backend for PgBackend {
+    fn me(&self, req: &RequestParts) -> Option<Me> {
+        req.extensions.get::<Principal>().and_then(Principal::user).cloned()
+    }
+
+    fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserSummary>, BackendError>> {
+        Box::pin(async move { crate::storage::auth::list_users(&self.state.pool).await.map_err(|e| shown(e.into())) })
+    }
+
+    fn create_user(&self, req: RequestParts, input: NewUser) -> BoxFuture<'_, Result<UserSummary, BackendError>> {
+        Box::pin(async move {
+            let user =
+                accounts::create_user(&self.state.pool, &Actor::from_parts(&req), &input).await.map_err(shown)?;
+            self.state.auth.users_exist();
+            Ok(user)
+        })
+    }
+
+    fn update_user(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        patch: UserPatch,
+    ) -> BoxFuture<'_, Result<UserSummary, BackendError>> {
+        Box::pin(async move {
+            accounts::update_user(&self.state.pool, &Actor::from_parts(&req), id, &patch).await.map_err(shown)
+        })
+    }
+
+    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenSummary>, BackendError>> {
+        Box::pin(async move { accounts::list_tokens(&self.state.pool).await.map_err(shown) })
+    }
+
+    fn create_token(&self, req: RequestParts, input: NewToken) -> BoxFuture<'_, Result<CreatedToken, BackendError>> {
+        Box::pin(async move {
+            accounts::create_token(&self.state.pool, &Actor::from_parts(&req), &input).await.map_err(shown)
+        })
+    }
+
+    fn revoke_token(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(
+            async move { accounts::revoke_token(&self.state.pool, &Actor::from_parts(&req), id).await.map_err(shown) },
+        )
+    }
+
+    fn audit(&self) -> BoxFuture<'_, Result<Vec<AuditRow>, BackendError>> {
+        Box::pin(async move { crate::api::users::audit_rows(&self.state.pool, 200).await.map_err(shown) })
+    }
+
     fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, BackendError>> {
         Box::pin(async move {
             let readiness = self.state.readiness.check().await;

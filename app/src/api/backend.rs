@@ -6,7 +6,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::model::{Overview, ServiceView, SystemStatus, Window};
+use crate::model::{
+    AuditRow, CreatedToken, Me, NewToken, NewUser, Overview, ServiceView, SystemStatus, TokenSummary, UserPatch,
+    UserSummary, Window,
+};
+
+/// The request a server function serves (who asks, from where): the server reads the caller
+/// that its access middleware attached.
+pub type RequestParts = http::request::Parts;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -22,11 +29,31 @@ pub trait Backend: Send + Sync + 'static {
     fn overview(&self) -> BoxFuture<'_, Result<Overview, BackendError>>;
     /// The service page over `window`; `None` when no such service exists.
     fn service_view(&self, id: uuid::Uuid, window: Window) -> BoxFuture<'_, Result<Option<ServiceView>, BackendError>>;
+    /// The signed-in user making this request, if any.
+    fn me(&self, req: &RequestParts) -> Option<Me>;
+    fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserSummary>, BackendError>>;
+    fn create_user(&self, req: RequestParts, input: NewUser) -> BoxFuture<'_, Result<UserSummary, BackendError>>;
+    fn update_user(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        patch: UserPatch,
+    ) -> BoxFuture<'_, Result<UserSummary, BackendError>>;
+    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenSummary>, BackendError>>;
+    fn create_token(&self, req: RequestParts, input: NewToken) -> BoxFuture<'_, Result<CreatedToken, BackendError>>;
+    fn revoke_token(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), BackendError>>;
+    fn audit(&self) -> BoxFuture<'_, Result<Vec<AuditRow>, BackendError>>;
 }
 
 /// The backend as Leptos context.
 #[derive(Clone)]
 pub struct SharedBackend(pub Arc<dyn Backend>);
+
+/// The request being served, from Leptos context.
+pub fn request_parts() -> Result<RequestParts, leptos::prelude::ServerFnError> {
+    leptos::prelude::use_context::<RequestParts>()
+        .ok_or_else(|| leptos::prelude::ServerFnError::new("request missing from context"))
+}
 
 /// The backend from context; an error (not a panic) if the server forgot to provide it.
 pub fn backend() -> Result<SharedBackend, leptos::prelude::ServerFnError> {

@@ -1,10 +1,12 @@
 //! Server functions, grouped by resource. Their bodies run on the server only and reach storage
 //! through [`backend::Backend`], which the `server` crate implements over PostgreSQL.
 
+mod auth;
 #[cfg(feature = "ssr")]
 pub mod backend;
 mod overview;
 mod system;
 
+pub use auth::*;
 pub use overview::*;
 pub use system::*;

@@ -1,31 +1,53 @@
 //! The REST API under `/api/v1`: services, probes, their results and series, and pushed results.
 //! JSON in and out; every error is the JSON body of [`ApiError`], naming the field at fault.
 
+mod auth;
 mod live;
 mod probes;
 mod push;
 mod services;
+pub mod users;
 
-use axum::Router;
+use app::model::Role;
 use axum::extract::{FromRequest, Request};
-use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use crate::auth::access::{Need, Secured};
 use crate::error::ApiError;
-use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/services", get(services::list).post(services::create))
-        .route("/api/v1/services/{id}", get(services::show).put(services::replace).delete(services::delete))
-        .route("/api/v1/probes", get(probes::list).post(probes::create))
-        .route("/api/v1/probes/{id}", get(probes::show).put(probes::replace).delete(probes::delete))
-        .route("/api/v1/probes/{id}/results", get(probes::results))
-        .route("/api/v1/probes/{id}/series", get(probes::series))
-        .route("/api/v1/probes/{id}/state-changes", get(probes::state_changes))
-        .route("/api/v1/push/{id}", post(push::push))
-        .route("/api/v1/events", get(live::events))
+/// Every REST route with what it needs (the access table is built from these calls).
+pub fn routes() -> Secured {
+    let viewer = Need::Role(Role::Viewer);
+    let admin = Need::Role(Role::Admin);
+    Secured::default()
+        .get("/api/v1/services", viewer, services::list)
+        .post("/api/v1/services", admin, services::create)
+        .get("/api/v1/services/{id}", viewer, services::show)
+        .put("/api/v1/services/{id}", admin, services::replace)
+        .delete("/api/v1/services/{id}", admin, services::delete)
+        .get("/api/v1/probes", viewer, probes::list)
+        .post("/api/v1/probes", admin, probes::create)
+        .get("/api/v1/probes/{id}", viewer, probes::show)
+        .put("/api/v1/probes/{id}", admin, probes::replace)
+        .delete("/api/v1/probes/{id}", admin, probes::delete)
+        .get("/api/v1/probes/{id}/results", viewer, probes::results)
+        .get("/api/v1/probes/{id}/series", viewer, probes::series)
+        .get("/api/v1/probes/{id}/state-changes", viewer, probes::state_changes)
+        .post("/api/v1/push/{id}", Need::Push, push::push)
+        .get("/api/v1/events", viewer, live::events)
+        .post("/api/v1/auth/login", Need::Public, auth::login)
+        .post("/api/v1/auth/logout", Need::Public, auth::logout)
+        .post("/api/v1/auth/setup", Need::Public, auth::setup)
+        .get("/api/v1/auth/me", viewer, auth::me)
+        .post("/api/v1/auth/password", viewer, auth::change_password)
+        .get("/api/v1/users", admin, users::list)
+        .post("/api/v1/users", admin, users::create)
+        .patch("/api/v1/users/{id}", admin, users::update)
+        .get("/api/v1/tokens", admin, users::tokens)
+        .post("/api/v1/tokens", admin, users::create_token)
+        .delete("/api/v1/tokens/{id}", admin, users::revoke_token)
+        .get("/api/v1/audit", admin, users::audit)
 }
 
 /// A JSON body whose errors name the offending field (`assert.status`, `interval_secs`, …).

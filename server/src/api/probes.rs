@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, parse_id};
+use crate::auth::access::Actor;
 use crate::catalog::{self, Mode};
 use crate::error::ApiError;
 use crate::series;
@@ -42,6 +43,7 @@ pub struct WrittenProbe {
 
 pub async fn create(
     State(state): State<AppState>,
+    actor: Actor,
     ApiJson(spec): ApiJson<ProbeSpec>,
 ) -> Result<(StatusCode, Json<WrittenProbe>), ApiError> {
     if let Some(id) = spec.id
@@ -50,22 +52,30 @@ pub async fn create(
         return Err(ApiError::Conflict { field: Some("id".into()), message: "a probe with this id exists".into() });
     }
     let w = catalog::write_probe(&state.pool, &state.scheduler, &spec, Mode::Create).await?;
+    actor.audit(&state.pool, "probe.create", w.probe.id.to_string(), serde_json::json!({ "name": spec.name })).await?;
     Ok((StatusCode::CREATED, Json(WrittenProbe { probe: w.probe, push_token: w.push_token })))
 }
 
 pub async fn replace(
     State(state): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
     ApiJson(spec): ApiJson<ProbeSpec>,
 ) -> Result<Json<WrittenProbe>, ApiError> {
     let id = parse_id(&id)?;
     let w = catalog::write_probe(&state.pool, &state.scheduler, &spec, Mode::Replace(id)).await?;
+    actor.audit(&state.pool, "probe.update", id.to_string(), serde_json::json!({ "name": spec.name })).await?;
     Ok(Json(WrittenProbe { probe: w.probe, push_token: w.push_token }))
 }
 
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     catalog::delete_probe(&state.pool, &state.scheduler, id).await?;
+    actor.audit(&state.pool, "probe.delete", id.to_string(), serde_json::json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use http::StatusCode;
 
 use super::{ApiJson, parse_id};
+use crate::auth::access::Actor;
 use crate::catalog;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -20,22 +21,35 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resu
 
 pub async fn create(
     State(state): State<AppState>,
+    actor: Actor,
     ApiJson(input): ApiJson<ServiceInput>,
 ) -> Result<(StatusCode, Json<Service>), ApiError> {
-    Ok((StatusCode::CREATED, Json(catalog::create_service(&state.pool, &input).await?)))
+    let service = catalog::create_service(&state.pool, &input).await?;
+    actor
+        .audit(&state.pool, "service.create", service.id.to_string(), serde_json::json!({ "name": service.name }))
+        .await?;
+    Ok((StatusCode::CREATED, Json(service)))
 }
 
 pub async fn replace(
     State(state): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ServiceInput>,
 ) -> Result<Json<Service>, ApiError> {
     let id = parse_id(&id)?;
-    Ok(Json(catalog::update_service(&state.pool, id, &input).await?))
+    let service = catalog::update_service(&state.pool, id, &input).await?;
+    actor.audit(&state.pool, "service.update", id.to_string(), serde_json::json!({ "name": service.name })).await?;
+    Ok(Json(service))
 }
 
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     catalog::delete_service(&state.pool, &state.scheduler, id).await?;
+    actor.audit(&state.pool, "service.delete", id.to_string(), serde_json::json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,7 @@
 //! Every SQL statement Triage runs lives in this module: the instance and database housekeeping
 //! here, services and probes in `catalog`, raw results in `results`, rollups in `rollups`.
 
+pub mod auth;
 pub mod bench;
 pub mod catalog;
 pub mod results;

@@ -58,13 +58,50 @@ fn help_documents_every_option_with_its_environment_variable() {
     }
 }
 
-/// Calls the status server function of a running instance (blocking, so these tests stay sync).
-fn status_json(url: &str) -> serde_json::Value {
+const ADMIN_EMAIL: &str = "admin@example.com";
+const ADMIN_PASSWORD: &str = "a long enough test password";
+
+/// The set-up token a fresh instance printed in its (JSON) log, if it printed one.
+fn setup_token_in(log: &[String]) -> Option<String> {
+    log.iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["setup_token"].as_str().map(str::to_string))
+}
+
+/// Signs in as the admin: on a fresh instance by creating it with the set-up token from the
+/// log, later with its password. Returns the session cookie (`name=value`).
+async fn admin_cookie(url: &str, log: &[String]) -> String {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let res = match setup_token_in(log) {
+        Some(token) => client
+            .post(format!("{url}/api/v1/auth/setup"))
+            .json(&serde_json::json!({"setup_token": token, "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("setup"),
+        None => client
+            .post(format!("{url}/api/v1/auth/login"))
+            .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("login"),
+    };
+    assert!(res.status().is_success(), "signing in: {}", res.status());
+    let set = res.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("a session cookie").to_string();
+    set.split(';').next().expect("name=value").to_string()
+}
+
+/// Calls the status server function of a running instance as its admin (blocking, so these
+/// tests stay sync).
+fn status_json(url: &str, log: &[String]) -> serde_json::Value {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
+        let cookie = admin_cookie(url, log).await;
         let res = reqwest::Client::new()
             .post(format!("{url}/api/get_system_status"))
             .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie)
+            .header("origin", url)
             .send()
             .await
             .expect("request");
@@ -73,21 +110,21 @@ fn status_json(url: &str) -> serde_json::Value {
     })
 }
 
-fn instance_id(url: &str) -> String {
-    status_json(url)["instance"]["instance_id"].as_str().expect("instance id").to_string()
+fn instance_id(proc: &Proc) -> String {
+    status_json(&proc.url, &proc.seen)["instance"]["instance_id"].as_str().expect("instance id").to_string()
 }
 
 #[test]
 fn serves_on_the_embedded_cluster_and_keeps_data_across_a_restart() {
     let data = tempfile::tempdir().expect("tempdir");
     let first = Proc::start(data.path(), &[]);
-    let id = instance_id(&first.url);
+    let id = instance_id(&first);
     let status = first.terminate();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     assert!(!data.path().join("pg/postmaster.pid").exists(), "PostgreSQL was stopped cleanly");
 
     let second = Proc::start(data.path(), &[]);
-    assert_eq!(instance_id(&second.url), id, "same installation after restart");
+    assert_eq!(instance_id(&second), id, "same installation after restart");
     assert!(second.terminate().success());
 }
 
@@ -101,7 +138,7 @@ fn a_second_triage_on_the_same_data_directory_is_refused() {
     assert!(stderr.contains("in use by another triage process"), "{stderr}");
     assert!(stderr.contains(&format!("pid {}", first.child.id())), "{stderr}");
     // The first instance is unharmed.
-    instance_id(&first.url);
+    instance_id(&first);
     assert!(first.terminate().success());
 }
 
@@ -109,12 +146,12 @@ fn a_second_triage_on_the_same_data_directory_is_refused() {
 fn after_a_crash_the_next_start_recovers_and_keeps_the_data() {
     let data = tempfile::tempdir().expect("tempdir");
     let mut first = Proc::start(data.path(), &[]);
-    let id = instance_id(&first.url);
+    let id = instance_id(&first);
     first.signal(Signal::SIGKILL);
     first.child.wait().expect("reaped");
 
     let second = Proc::start(data.path(), &[]);
-    assert_eq!(instance_id(&second.url), id);
+    assert_eq!(instance_id(&second), id);
     assert!(second.terminate().success());
 }
 
@@ -166,15 +203,17 @@ fn with_database_url_it_uses_that_server_and_migrates_it() {
         .expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
     let mut up = None;
+    let mut log = Vec::new();
     for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
         if line.contains("Triage is up") {
             up = Some(line);
             break;
         }
+        log.push(line);
     }
     let up: serde_json::Value = serde_json::from_str(&up.expect("came up")).expect("json");
     let base = up["url"].as_str().expect("url").to_string();
-    let status = status_json(&base);
+    let status = status_json(&base, &log);
     assert_eq!(status["instance"]["database"], "external");
     assert!(!data.path().join("pg").exists(), "DATABASE_URL wins: no embedded cluster in --data-dir");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("signal");

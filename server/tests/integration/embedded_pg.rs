@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::{spawn_app_with, start_private_cluster, test_settings};
-use axum::Router;
+use server::auth::access::Secured;
 use server::db::{self, PoolSettings};
 use server::embedded_pg::{EmbeddedPg, EmbeddedPgConfig, EmbeddedPgError};
 use server::storage;
@@ -104,10 +104,10 @@ async fn readyz_turns_503_when_the_database_stops_and_caches_within_its_window()
 
     let mut uncached = test_settings();
     uncached.readiness_cache = Duration::ZERO;
-    let live = spawn_app_with(pool.clone(), uncached, Router::new()).await;
+    let live = spawn_app_with(pool.clone(), uncached, Secured::default()).await;
     let mut cached = test_settings();
     cached.readiness_cache = Duration::from_secs(3600);
-    let cached = spawn_app_with(pool.clone(), cached, Router::new()).await;
+    let cached = spawn_app_with(pool.clone(), cached, Secured::default()).await;
 
     for app in [&live, &cached] {
         let res = app.client.get(app.url("/readyz")).send().await.expect("request");

@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use crate::common::{fresh_db, spawn_app, spawn_app_with, test_settings};
-use axum::Router;
+use app::model::Role;
+use axum::http::Method;
 use axum::routing::{get, post};
 use serde_json::Value;
+use server::auth::access::Secured;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
@@ -37,7 +39,7 @@ async fn readyz_reports_the_database_component() {
 async fn readyz_is_503_naming_the_database_when_the_pool_is_gone() {
     let mut settings = test_settings();
     settings.readiness_cache = Duration::ZERO;
-    let app = spawn_app_with(fresh_db().await, settings, Router::new()).await;
+    let app = spawn_app_with(fresh_db().await, settings, Secured::default()).await;
     app.pool.close().await;
     let res = app.client.get(app.url("/readyz")).send().await.expect("request");
     assert_eq!(res.status(), 503);
@@ -102,7 +104,7 @@ async fn a_panicking_handler_becomes_a_500_and_the_server_keeps_serving() {
     async fn boom() -> &'static str {
         panic!("boom")
     }
-    let extra = Router::new().route("/test/panic", get(boom));
+    let extra = Secured::default().public(Method::GET, "/test/panic", get(boom));
     let app = spawn_app_with(fresh_db().await, test_settings(), extra).await;
     let res = app.client.get(app.url("/test/panic")).send().await.expect("a response, not a dropped connection");
     assert_eq!(res.status(), 500);
@@ -118,7 +120,11 @@ async fn a_panicking_handler_becomes_a_500_and_the_server_keeps_serving() {
 async fn an_oversized_body_gets_413_json() {
     let mut settings = test_settings();
     settings.body_limit = 1024;
-    let extra = Router::new().route("/test/echo", post(|body: String| async move { body.len().to_string() }));
+    let extra = Secured::default().public(
+        Method::POST,
+        "/test/echo",
+        post(|body: String| async move { body.len().to_string() }),
+    );
     let app = spawn_app_with(fresh_db().await, settings, extra).await;
     let small = app.client.post(app.url("/test/echo")).body("x".repeat(1000)).send().await.expect("request");
     assert_eq!(small.status(), 200);
@@ -134,7 +140,7 @@ async fn an_oversized_body_gets_413_json() {
 async fn a_slow_handler_gets_408_after_the_request_timeout() {
     let mut settings = test_settings();
     settings.request_timeout = Duration::from_millis(200);
-    let extra = Router::new().route("/test/forever", get(std::future::pending::<&'static str>));
+    let extra = Secured::default().public(Method::GET, "/test/forever", get(std::future::pending::<&'static str>));
     let app = spawn_app_with(fresh_db().await, settings, extra).await;
     let res = app.client.get(app.url("/test/forever")).send().await.expect("request");
     assert_eq!(res.status(), 408);
@@ -144,7 +150,7 @@ async fn a_slow_handler_gets_408_after_the_request_timeout() {
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let mut settings = test_settings();
     settings.header_read_timeout = Duration::from_millis(300);
-    let app = spawn_app_with(fresh_db().await, settings, Router::new()).await;
+    let app = spawn_app_with(fresh_db().await, settings, Secured::default()).await;
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.expect("partial headers");
     let mut buf = Vec::new();
@@ -158,7 +164,8 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
 #[tokio::test]
 async fn the_overview_renders_on_the_server() {
     let app = spawn_app().await;
-    let res = app.client.get(app.url("/")).send().await.expect("request");
+    let viewer = app.browser_of(Role::Viewer).await;
+    let res = viewer.get(app.url("/")).send().await.expect("request");
     assert_eq!(res.status(), 200);
     let html = res.text().await.expect("body");
     assert!(html.contains("<h1>Services</h1>"), "{html}");
@@ -168,7 +175,8 @@ async fn the_overview_renders_on_the_server() {
 #[tokio::test]
 async fn the_status_page_renders_readiness_from_the_database() {
     let app = spawn_app().await;
-    let html = app.client.get(app.url("/status")).send().await.expect("request").text().await.expect("body");
+    let viewer = app.browser_of(Role::Viewer).await;
+    let html = viewer.get(app.url("/status")).send().await.expect("request").text().await.expect("body");
     assert!(html.contains("Ready: every dependency answers."), "{html}");
     assert!(html.contains("<svg"), "round-trip chart rendered server-side");
     let instance: (uuid::Uuid,) =
@@ -179,15 +187,16 @@ async fn the_status_page_renders_readiness_from_the_database() {
 #[tokio::test]
 async fn unknown_pages_are_404() {
     let app = spawn_app().await;
-    let res = app.client.get(app.url("/no-such-page")).send().await.expect("request");
+    let viewer = app.browser_of(Role::Viewer).await;
+    let res = viewer.get(app.url("/no-such-page")).send().await.expect("request");
     assert_eq!(res.status(), 404);
 }
 
 #[tokio::test]
 async fn the_status_server_function_returns_json() {
     let app = spawn_app().await;
-    let res = app
-        .client
+    let viewer = app.browser_of(Role::Viewer).await;
+    let res = viewer
         .post(app.url("/api/get_system_status"))
         .header("content-type", "application/x-www-form-urlencoded")
         .send()
@@ -200,7 +209,8 @@ async fn the_status_server_function_returns_json() {
 async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_ones() {
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
     let (entered_tx, mut entered_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let extra = Router::new().route(
+    let extra = Secured::default().public(
+        Method::GET,
         "/test/slow",
         get(move || {
             let mut release = release_rx.clone();

@@ -9,6 +9,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use serde_json::{Value, json};
+use server::auth::access::Secured;
 use server::events::ProbeEvent;
 
 use crate::common::{self, result_of, serve_target, spawn_app, wait_events};
@@ -196,16 +197,16 @@ async fn pushes_need_the_probe_token_and_a_retry_is_not_stored_twice() {
 
     let url = app.url(&format!("/api/v1/push/{id}"));
     let body = json!({"agent_id": "agent-1", "seq": 7, "outcome": "up", "latency_ms": 12.5});
-    let none = app.client.post(&url).json(&body).send().await.expect("post");
+    let none = app.anonymous.post(&url).json(&body).send().await.expect("post");
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
-    let wrong = app.client.post(&url).bearer_auth("0".repeat(64)).json(&body).send().await.expect("post");
+    let wrong = app.anonymous.post(&url).bearer_auth("0".repeat(64)).json(&body).send().await.expect("post");
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let text = wrong.text().await.expect("body");
     assert!(!text.contains(&token), "secrets never echoed");
 
-    let first = app.client.post(&url).bearer_auth(&token).json(&body).send().await.expect("post");
+    let first = app.anonymous.post(&url).bearer_auth(&token).json(&body).send().await.expect("post");
     assert_eq!(first.status(), StatusCode::CREATED);
-    let again = app.client.post(&url).bearer_auth(&token).json(&body).send().await.expect("post");
+    let again = app.anonymous.post(&url).bearer_auth(&token).json(&body).send().await.expect("post");
     assert_eq!(again.status(), StatusCode::OK);
     let again: Value = again.json().await.expect("json");
     assert_eq!(again["duplicate"], json!(true));
@@ -264,7 +265,7 @@ async fn triage_watches_itself_out_of_the_box() {
     let mut settings = common::test_settings();
     settings.probes.self_watch = true;
     let pool = common::fresh_db().await;
-    let app = common::spawn_app_with(pool, settings, Router::new()).await;
+    let app = common::spawn_app_with(pool, settings, Secured::default()).await;
     let mut events = app.state.hub.subscribe();
     let probes: Vec<Probe> = app.get_json("/api/v1/probes").await;
     let names: Vec<&str> = probes.iter().map(|p| p.spec.name.as_str()).collect();

@@ -101,7 +101,8 @@ async fn no_scheduled_result_is_lost_while_postgresql_restarts() {
         .expect("pool");
     db::migrate(&pool).await.expect("migrate");
     let target = serve_target(Router::new().route("/", get(|| async { "ok" }))).await;
-    let app = common::spawn_app_with(pool.clone(), common::test_settings(), Router::new()).await;
+    let app =
+        common::spawn_app_with(pool.clone(), common::test_settings(), server::auth::access::Secured::default()).await;
     let mut events = app.state.hub.subscribe();
     let created: serde_json::Value = app
         .client

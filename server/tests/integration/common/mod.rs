@@ -12,7 +12,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use app::model::DatabaseMode;
+use app::model::{NewToken, NewUser, Role, Scope};
 use axum::Router;
+use server::auth::Principal;
+use server::auth::access::{Actor, Secured};
 use server::db::{self, PoolSettings};
 use server::embedded_pg::{EmbeddedPg, EmbeddedPgConfig};
 use server::probing::{ProbeSettings, Probing};
@@ -93,7 +96,11 @@ pub async fn fresh_db() -> PgPool {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub url: String,
+    /// Sends an `admin` API token with every request (most tests exercise features, not access).
     pub client: reqwest::Client,
+    /// Sends no credentials.
+    pub anonymous: reqwest::Client,
+    pub admin_token: String,
     pub pool: PgPool,
     pub state: AppState,
     probing: Option<Probing>,
@@ -140,6 +147,43 @@ impl TestApp {
     }
 }
 
+/// The password every test user gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    /// A new user of `role` with a signed-in session: the session cookie's value.
+    pub async fn session_of(&self, role: Role) -> (String, String) {
+        let email = format!("{}-{}@example.com", role.as_str(), uuid::Uuid::new_v4().simple());
+        let actor = Actor { principal: Principal::Cli, remote_addr: None, request_id: None };
+        let input = NewUser { email: email.clone(), display_name: String::new(), role, password: PASSWORD.into() };
+        let user = server::accounts::create_user(&self.pool, &actor, &input).await.expect("user");
+        let cookie = server::auth::session::start(&self.pool, &self.state.auth.settings, user.id, None, None)
+            .await
+            .expect("session");
+        (email, cookie)
+    }
+
+    /// A client that behaves like this site's pages in a browser: the session cookie and the
+    /// site's Origin on every request, redirects not followed.
+    pub fn browser(&self, cookie: &str) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::COOKIE, format!("triage_session={cookie}").parse().expect("header"));
+        headers.insert(reqwest::header::ORIGIN, self.url.parse().expect("header"));
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .expect("client")
+    }
+
+    /// A signed-in browser of a new user with `role`.
+    pub async fn browser_of(&self, role: Role) -> reqwest::Client {
+        let (_, cookie) = self.session_of(role).await;
+        self.browser(&cookie)
+    }
+}
+
 /// Port 0, no site, no self-watch; probes may reach loopback (tests' targets live there), as an
 /// admin's `--probe-allow 127.0.0.0/8` would allow.
 pub fn test_settings() -> ServeSettings {
@@ -155,8 +199,15 @@ pub fn test_settings() -> ServeSettings {
     }
 }
 
+/// An API token of `scope`, created as `triage token create` would.
+pub async fn create_token(pool: &PgPool, scope: Scope, name: &str) -> String {
+    let actor = Actor { principal: Principal::Cli, remote_addr: None, request_id: None };
+    let input = NewToken { name: name.into(), scope, expires_in_days: None };
+    server::accounts::create_token(pool, &actor, &input).await.expect("token").token
+}
+
 /// Spawns the real application on port 0 over `pool`.
-pub async fn spawn_app_with(pool: PgPool, settings: ServeSettings, extra: Router<AppState>) -> TestApp {
+pub async fn spawn_app_with(pool: PgPool, settings: ServeSettings, extra: Secured) -> TestApp {
     let listener = tokio::net::TcpListener::bind(settings.addr).await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (state, probing) =
@@ -172,10 +223,23 @@ pub async fn spawn_app_with(pool: PgPool, settings: ServeSettings, extra: Router
         let _ = rx.await;
         stopping.send_replace(true);
     }));
+    let admin_token = create_token(&pool, Scope::Admin, "tests").await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {admin_token}").parse().expect("header value"));
     TestApp {
         addr,
         url: format!("http://{addr}"),
-        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .default_headers(headers)
+            .build()
+            .expect("client"),
+        anonymous: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        admin_token,
         pool,
         state,
         probing: Some(probing),
@@ -185,7 +249,7 @@ pub async fn spawn_app_with(pool: PgPool, settings: ServeSettings, extra: Router
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(fresh_db().await, test_settings(), Router::new()).await
+    spawn_app_with(fresh_db().await, test_settings(), Secured::default()).await
 }
 
 /// The real `triage` binary, for tests of the process itself.

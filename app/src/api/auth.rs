@@ -1,0 +1,74 @@
+use leptos::prelude::*;
+
+use crate::model::{AuditRow, CreatedToken, Me, Role, Scope, TokenSummary, UserSummary};
+
+/// The signed-in user (None for a visitor who has not signed in).
+#[server(endpoint = "get_me")]
+pub async fn get_me() -> Result<Option<Me>, ServerFnError> {
+    let backend = super::backend::backend()?;
+    Ok(backend.0.me(&super::backend::request_parts()?))
+}
+
+#[server(endpoint = "admin_list_users")]
+pub async fn admin_list_users() -> Result<Vec<UserSummary>, ServerFnError> {
+    let backend = super::backend::backend()?;
+    backend.0.list_users().await.map_err(|e| ServerFnError::new(e.0))
+}
+
+/// Creates a user (the admin page's form).
+#[server(endpoint = "admin_create_user")]
+pub async fn admin_create_user(
+    email: String,
+    display_name: String,
+    role: Role,
+    password: String,
+) -> Result<UserSummary, ServerFnError> {
+    let backend = super::backend::backend()?;
+    let input = crate::model::NewUser { email, display_name, role, password };
+    backend.0.create_user(super::backend::request_parts()?, input).await.map_err(|e| ServerFnError::new(e.0))
+}
+
+#[server(endpoint = "admin_update_user")]
+pub async fn admin_update_user(
+    id: uuid::Uuid,
+    role: Option<Role>,
+    disabled: Option<bool>,
+) -> Result<UserSummary, ServerFnError> {
+    let backend = super::backend::backend()?;
+    let patch = crate::model::UserPatch { role, disabled, password: None };
+    backend.0.update_user(super::backend::request_parts()?, id, patch).await.map_err(|e| ServerFnError::new(e.0))
+}
+
+#[server(endpoint = "admin_list_tokens")]
+pub async fn admin_list_tokens() -> Result<Vec<TokenSummary>, ServerFnError> {
+    let backend = super::backend::backend()?;
+    backend.0.list_tokens().await.map_err(|e| ServerFnError::new(e.0))
+}
+
+#[server(endpoint = "admin_create_token")]
+pub async fn admin_create_token(
+    name: String,
+    scope: Scope,
+    // A form field: empty means "until revoked".
+    expires_in_days: String,
+) -> Result<CreatedToken, ServerFnError> {
+    let backend = super::backend::backend()?;
+    let expires_in_days = match expires_in_days.trim() {
+        "" => None,
+        d => Some(d.parse().map_err(|_| ServerFnError::new("expires_in_days: a whole number of days"))?),
+    };
+    let input = crate::model::NewToken { name, scope, expires_in_days };
+    backend.0.create_token(super::backend::request_parts()?, input).await.map_err(|e| ServerFnError::new(e.0))
+}
+
+#[server(endpoint = "admin_revoke_token")]
+pub async fn admin_revoke_token(id: uuid::Uuid) -> Result<(), ServerFnError> {
+    let backend = super::backend::backend()?;
+    backend.0.revoke_token(super::backend::request_parts()?, id).await.map_err(|e| ServerFnError::new(e.0))
+}
+
+#[server(endpoint = "admin_audit")]
+pub async fn admin_audit() -> Result<Vec<AuditRow>, ServerFnError> {
+    let backend = super::backend::backend()?;
+    backend.0.audit().await.map_err(|e| ServerFnError::new(e.0))
+}
