@@ -1,6 +1,8 @@
 //! Server integration tests, linked into one binary: the whole suite shares one build and one
 //! private PostgreSQL cluster (see `common`).
 
+mod access;
+mod auth;
 mod cli;
 mod common;
 mod demo_target;

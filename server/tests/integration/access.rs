@@ -1,0 +1,266 @@
+//! Authorization: the route × role matrix, generated from the access table that builds the
+//! router, the server-function registry and the page list, checked cell by cell over HTTP.
+
+use app::model::{Role, Scope};
+use leptos_axum::generate_route_list;
+use reqwest::{Method, StatusCode};
+use server::auth::access::{Kind, Need, Rule, Secured};
+
+use crate::common::{TestApp, create_token, spawn_app};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    User(Role),
+    PushToken,
+    ReadToken,
+    RevokedToken,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    Allowed,
+    Unauthenticated,
+    Forbidden,
+}
+
+/// What each route should need, from the issue's role definitions (viewer reads everything;
+/// admin manages users, probes, settings and tokens; agents push), written apart from the table
+/// so a wrong rule there shows up as a mismatch here.
+fn intended(method: &Method, path: &str) -> Need {
+    let viewer = Need::Role(Role::Viewer);
+    let admin = Need::Role(Role::Admin);
+    if path.starts_with("/api/v1/push/") {
+        return Need::Push;
+    }
+    if ["/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/auth/setup", "/api/get_me", "/login", "/setup"]
+        .contains(&path)
+    {
+        return Need::Public;
+    }
+    if ["/healthz", "/readyz", "/metrics", "/favicon.ico"].contains(&path) || path.starts_with("/pkg/") {
+        return Need::Public;
+    }
+    if path.starts_with("/api/admin_")
+        || path == "/admin"
+        || ["/api/v1/users", "/api/v1/tokens", "/api/v1/audit"].iter().any(|p| path.starts_with(p))
+    {
+        return admin;
+    }
+    if path == "/api/v1/auth/password" || *method == Method::GET || path.starts_with("/api/get_") {
+        return viewer;
+    }
+    // Changing services and probes is the admin's.
+    admin
+}
+
+/// The policy as the issue states it, written independently of the middleware.
+fn expected(who: Who, rule: &Rule) -> Seen {
+    use Seen::*;
+    if rule.kind == Kind::Open {
+        return Allowed;
+    }
+    let rule = &Rule { need: intended(&rule.method, rule.path), ..rule.clone() };
+    let api = rule.kind == Kind::Api;
+    let reading = rule.method == Method::GET;
+    match who {
+        // Tokens count on the REST API only; elsewhere the caller is anonymous.
+        Who::PushToken | Who::ReadToken | Who::RevokedToken if !api => {
+            if rule.need == Need::Public {
+                Allowed
+            } else {
+                Unauthenticated
+            }
+        }
+        Who::RevokedToken => Unauthenticated,
+        Who::PushToken => match rule.need {
+            Need::Public | Need::Push => Allowed,
+            Need::Role(_) => Forbidden,
+        },
+        Who::ReadToken => match rule.need {
+            Need::Public => Allowed,
+            Need::Role(Role::Viewer) if reading => Allowed,
+            _ => Forbidden,
+        },
+        Who::Anonymous => {
+            if rule.need == Need::Public {
+                Allowed
+            } else {
+                Unauthenticated
+            }
+        }
+        Who::User(role) => match rule.need {
+            Need::Public => Allowed,
+            Need::Role(r) if role >= r => Allowed,
+            _ => Forbidden,
+        },
+    }
+}
+
+fn concrete(path: &str) -> String {
+    let any_id = uuid::Uuid::new_v4().to_string();
+    let path = path.replace("/*", "/triage.css");
+    path.split('/').map(|seg| if seg.starts_with('{') { any_id.as_str() } else { seg }).collect::<Vec<_>>().join("/")
+}
+
+struct Callers {
+    push: String,
+    read: String,
+    revoked: String,
+    users: Vec<(Role, uuid::Uuid)>,
+}
+
+async fn callers(app: &TestApp) -> Callers {
+    let push = create_token(&app.pool, Scope::Push, "matrix-push").await;
+    let read = create_token(&app.pool, Scope::Read, "matrix-read").await;
+    let revoked = create_token(&app.pool, Scope::Admin, "matrix-revoked").await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/tokens"))
+        .send()
+        .await
+        .expect("tokens")
+        .json::<Vec<serde_json::Value>>()
+        .await
+        .expect("json");
+    let id =
+        res.iter().find(|t| t["name"] == "matrix-revoked").expect("listed")["id"].as_str().expect("id").to_string();
+    let revoked_status =
+        app.client.delete(app.url(&format!("/api/v1/tokens/{id}"))).send().await.expect("revoke").status();
+    assert_eq!(revoked_status, StatusCode::NO_CONTENT);
+    let mut users = Vec::new();
+    for role in Role::ALL {
+        let (email, _) = app.session_of(role).await;
+        let id = server::storage::auth::user_by_email(&app.pool, &email).await.expect("query").expect("user").id;
+        users.push((role, id));
+    }
+    Callers { push, read, revoked, users }
+}
+
+async fn call(app: &TestApp, c: &Callers, who: Who, rule: &Rule) -> Seen {
+    let url = app.url(&concrete(rule.path));
+    let client = match who {
+        // A fresh session per cell: a cell may be "sign out".
+        Who::User(role) => {
+            let user = c.users.iter().find(|(r, _)| *r == role).expect("user of role").1;
+            let cookie = server::auth::session::start(&app.pool, &app.state.auth.settings, user, None, None)
+                .await
+                .expect("session");
+            app.browser(&cookie)
+        }
+        _ => app.anonymous.clone(),
+    };
+    let mut req = client.request(rule.method.clone(), &url);
+    req = match who {
+        Who::PushToken => req.bearer_auth(&c.push),
+        Who::ReadToken => req.bearer_auth(&c.read),
+        Who::RevokedToken => req.bearer_auth(&c.revoked),
+        _ => req,
+    };
+    if rule.method != Method::GET {
+        req = if rule.kind == Kind::ServerFn {
+            req.header("content-type", "application/x-www-form-urlencoded").body("")
+        } else {
+            req.header("content-type", "application/json").body("{}")
+        };
+    }
+    // Only the status matters: the body of a live stream never ends, so it is not read.
+    let res = req.send().await.unwrap_or_else(|e| panic!("{} {url}: {e}", rule.method));
+    let to_sign_in = res
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|l| l.starts_with("/login") || l.starts_with("/setup"));
+    match res.status() {
+        StatusCode::UNAUTHORIZED => Seen::Unauthenticated,
+        StatusCode::SEE_OTHER if to_sign_in && rule.kind == Kind::Page => Seen::Unauthenticated,
+        StatusCode::FORBIDDEN => Seen::Forbidden,
+        _ => Seen::Allowed,
+    }
+}
+
+#[tokio::test]
+async fn every_route_server_function_and_page_is_in_the_access_table() {
+    let (_, table) = server::startup::access_table(Secured::default());
+    let has = |method: &Method, path: &str| table.rules.iter().any(|r| r.method == method && r.path == path);
+    let fns: Vec<(String, Method)> =
+        leptos::server_fn::axum::server_fn_paths().map(|(p, m)| (p.to_string(), m)).collect();
+    assert!(fns.len() >= 11, "the registry lists the server functions: {fns:?}");
+    for (path, method) in &fns {
+        assert!(has(method, path), "server function {method} {path} has no rule");
+    }
+    for rule in table.rules.iter().filter(|r| r.kind == Kind::ServerFn) {
+        assert!(fns.iter().any(|(p, m)| *m == rule.method && p == rule.path), "rule for a missing server fn: {rule:?}");
+    }
+    let pages: Vec<String> = generate_route_list(app::App)
+        .iter()
+        .map(|r| {
+            r.path()
+                .split('/')
+                .map(|s| match s.strip_prefix(':') {
+                    Some(name) => format!("{{{name}}}"),
+                    None => s.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .map(|p| if p.is_empty() { "/".to_string() } else { p })
+        .collect();
+    for page in &pages {
+        assert!(has(&Method::GET, page), "page {page} has no rule");
+    }
+    for rule in table.rules.iter().filter(|r| r.kind == Kind::Page) {
+        assert!(pages.iter().any(|p| p == rule.path), "rule for a missing page: {rule:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_route_by_role_matrix_has_no_mismatch() {
+    let app = spawn_app().await;
+    let c = callers(&app).await;
+    let (_, table) = server::startup::access_table(Secured::default());
+    let whos = [
+        Who::Anonymous,
+        Who::User(Role::Viewer),
+        Who::User(Role::Responder),
+        Who::User(Role::Commander),
+        Who::User(Role::Admin),
+        Who::PushToken,
+        Who::ReadToken,
+        Who::RevokedToken,
+    ];
+    let mut cells = 0;
+    let mut mismatches = Vec::new();
+    for rule in &table.rules {
+        for who in whos {
+            let seen = call(&app, &c, who, rule).await;
+            let want = expected(who, rule);
+            cells += 1;
+            if seen != want {
+                mismatches.push(format!("{} {} as {who:?}: expected {want:?}, got {seen:?}", rule.method, rule.path));
+            }
+        }
+    }
+    println!(
+        "access matrix: {} rules × {} callers = {cells} cells, {} mismatches",
+        table.rules.len(),
+        whos.len(),
+        mismatches.len()
+    );
+    assert!(cells >= 8 * 40, "the table covers the application: {cells} cells");
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[tokio::test]
+async fn routes_without_a_rule_are_unreachable_for_everyone() {
+    let app = spawn_app().await;
+    let admin = app.browser_of(Role::Admin).await;
+    for (method, path) in
+        [(Method::POST, "/api/v1/nothing"), (Method::POST, "/api/not_a_server_fn"), (Method::DELETE, "/")]
+    {
+        let res = admin.request(method.clone(), app.url(path)).send().await.expect("request");
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        let with_token = app.client.request(method.clone(), app.url(path)).send().await.expect("request");
+        assert_eq!(with_token.status(), StatusCode::NOT_FOUND, "{method} {path} with an admin token");
+    }
+}
