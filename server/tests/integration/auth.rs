@@ -282,7 +282,8 @@ async fn every_write_is_in_the_audit_trail_with_who_and_where() {
         .await
         .expect("post");
     assert_eq!(res.status(), StatusCode::CREATED);
-    let rows: Vec<(String, String, String, Option<String>, Option<String>)> =
+    type AuditLine = (String, String, String, Option<String>, Option<String>);
+    let rows: Vec<AuditLine> =
         sqlx::query_as("select actor, action, target, remote_addr, request_id from audit_log order by audit_id")
             .fetch_all(&app.pool)
             .await
