@@ -52,3 +52,5 @@ create table audit_log (
     request_id text
 );
 create index audit_log_at on audit_log (at desc);
+-- Tokens are found by their visible prefix, then compared by hash in constant time.
+create index api_tokens_prefix on api_tokens (prefix);

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::auth::access::Actor;
-use crate::auth::{TOKEN_PREFIX, password, random_secret, sha256};
+use crate::auth::{PREFIX_HEX, TOKEN_PREFIX, password, random_secret, sha256};
 use crate::error::ApiError;
 use crate::storage::auth::{self as store, NewToken as StoredToken};
 
@@ -98,7 +98,7 @@ pub async fn create_token(pool: &PgPool, actor: &Actor, input: &NewToken) -> Res
     }
     let token = format!("{TOKEN_PREFIX}{}", random_secret()?);
     let hash = sha256(&token);
-    let prefix = &token[..TOKEN_PREFIX.len() + 8];
+    let prefix = &token[..TOKEN_PREFIX.len() + PREFIX_HEX];
     let summary = store::insert_token(
         pool,
         &StoredToken {

@@ -142,7 +142,36 @@ pub async fn build_state(
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         pool,
     };
+    spawn_session_purge(&state);
     Ok((state, probing))
+}
+
+/// Ended sessions are refused as soon as they end; this only keeps the table small. Hourly,
+/// until shutdown begins.
+fn spawn_session_purge(state: &AppState) {
+    let pool = state.pool.clone();
+    let idle = state.auth.settings.session_idle;
+    let mut stopping = state.stopping.subscribe();
+    tokio::spawn(async move {
+        let stopped = async move {
+            // The returned guard is dropped at once: it must not live across an await.
+            let _ = stopping.wait_for(|s| *s).await.map(|_| ());
+        };
+        tokio::pin!(stopped);
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    match storage::auth::purge_sessions(&pool, idle).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(sessions = n, "ended sessions removed"),
+                        Err(e) => tracing::warn!(error = %e, "removing ended sessions failed; retrying in an hour"),
+                    }
+                }
+                () = &mut stopped => break,
+            }
+        }
+    });
 }
 
 /// A new set-up token, logged (and written to the data directory) so whoever started the server

@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::{Auth, Principal, TOKEN_PREFIX, session, sha256};
+use super::{Auth, PREFIX_HEX, Principal, TOKEN_PREFIX, session, sha256};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::auth as store;
@@ -285,7 +285,14 @@ async fn resolve(gate: &Gate, rule: &Rule, path: &str, headers: &HeaderMap) -> R
     {
         let hash = sha256(token);
         if token.starts_with(TOKEN_PREFIX) {
-            let found = store::token_by_hash(&gate.pool, &hash).await?.ok_or(ApiError::Unauthorized)?;
+            // Found by its visible prefix, then the secret's hash compared in constant time.
+            let prefix = token.get(..TOKEN_PREFIX.len() + PREFIX_HEX).ok_or(ApiError::Unauthorized)?;
+            let candidates = store::tokens_by_prefix(&gate.pool, prefix).await?;
+            let found = candidates
+                .into_iter()
+                .find(|(_, stored)| bool::from(hash.ct_eq(stored)))
+                .map(|(t, _)| t)
+                .ok_or(ApiError::Unauthorized)?;
             let now = Utc::now();
             if found.revoked || found.expires_at.is_some_and(|e| e <= now) {
                 return Err(ApiError::Unauthorized);

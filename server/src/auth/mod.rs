@@ -61,6 +61,8 @@ impl Principal {
 
 /// Prefix of API tokens, so a leaked one is recognisable (secret scanners, logs).
 pub const TOKEN_PREFIX: &str = "tri_";
+/// Hex digits of the secret kept visible (and stored) to find a token and tell tokens apart.
+pub const PREFIX_HEX: usize = 8;
 
 /// 256 random bits, hex-encoded.
 pub fn random_secret() -> Result<String, ApiError> {

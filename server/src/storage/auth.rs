@@ -288,11 +288,35 @@ pub async fn list_tokens(pool: &PgPool) -> Result<Vec<TokenSummary>, sqlx::Error
     Ok(rows.into_iter().filter_map(token_from).collect())
 }
 
-/// The token with this hash, whatever its state (the caller decides about expiry and revocation).
-pub async fn token_by_hash(pool: &PgPool, hash: &[u8]) -> Result<Option<TokenSummary>, sqlx::Error> {
-    let row: Option<TokenRow> =
-        sqlx::query_as(&format!("{TOKEN_SELECT} where token_hash = $1")).bind(hash).fetch_optional(pool).await?;
-    Ok(row.and_then(token_from))
+/// Tokens whose visible prefix is `prefix`, with their stored hashes, whatever their state: the
+/// caller compares the hash in constant time and decides about expiry and revocation.
+pub async fn tokens_by_prefix(pool: &PgPool, prefix: &str) -> Result<Vec<(TokenSummary, Vec<u8>)>, sqlx::Error> {
+    type WithHash = (
+        Uuid,
+        String,
+        String,
+        String,
+        String,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        bool,
+        Vec<u8>,
+    );
+    let rows: Vec<WithHash> = sqlx::query_as(
+        "select token_id, name, scope, prefix, created_by, created_at, expires_at, last_used_at,
+                    revoked_at is not null, token_hash
+               from api_tokens where prefix = $1",
+    )
+    .bind(prefix)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, name, scope, prefix, by, at, exp, used, revoked, hash)| {
+            token_from((id, name, scope, prefix, by, at, exp, used, revoked)).map(|t| (t, hash))
+        })
+        .collect())
 }
 
 pub async fn touch_token(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {

@@ -60,6 +60,45 @@ async fn the_session_id_changes_at_login_and_the_old_one_ends() {
 }
 
 #[tokio::test]
+async fn sessions_end_when_idle_or_past_their_lifetime_and_cookies_are_secure_over_https() {
+    let app = spawn_app().await;
+    let (email, idle) = app.session_of(Role::Viewer).await;
+    let (_, old) = app.session_of(Role::Viewer).await;
+    assert_eq!(me_status(&app, &idle).await, StatusCode::OK);
+    let hash = |c: &str| server::auth::sha256(c);
+    sqlx::query("update sessions set last_seen_at = now() - interval '13 hours' where session_hash = $1")
+        .bind(hash(&idle))
+        .execute(&app.pool)
+        .await
+        .expect("age it");
+    sqlx::query("update sessions set expires_at = now() - interval '1 second' where session_hash = $1")
+        .bind(hash(&old))
+        .execute(&app.pool)
+        .await
+        .expect("expire it");
+    let res = app.browser(&idle).get(app.url("/api/v1/auth/me")).send().await.expect("me");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "idle for longer than 12 h");
+    let cleared = res.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(cleared.starts_with("triage_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(me_status(&app, &old).await, StatusCode::UNAUTHORIZED, "past its absolute lifetime");
+    let purged = server::storage::auth::purge_sessions(&app.pool, app.state.auth.settings.session_idle).await;
+    assert!(purged.expect("purge") >= 1);
+
+    let https = no_redirects()
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-proto", "https")
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    let set = https.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("cookie").to_string();
+    assert!(set.contains("; Secure"), "{set}");
+    let plain = login(&app, &email, PASSWORD, None).await;
+    let set = plain.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("cookie").to_string();
+    assert!(!set.contains("Secure"), "plain HTTP on loopback: {set}");
+}
+
+#[tokio::test]
 async fn a_password_change_ends_every_other_session() {
     let app = spawn_app().await;
     let (email, here) = app.session_of(Role::Responder).await;
@@ -326,7 +365,23 @@ async fn first_run_setup_needs_the_token_and_happens_once() {
 #[test]
 fn the_cli_adds_users_and_tokens_next_to_a_running_server_and_secrets_stay_out_of_logs() {
     let data = tempfile::tempdir().expect("tempdir");
+    // With no server running, the command starts the data directory's cluster itself.
+    let mut first = triage()
+        .args(["user", "add", "--email", "first@example.com", "--role", "admin", "--data-dir"])
+        .arg(data.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    first.stdin.take().expect("stdin").write_all(b"first admin password\n").expect("write");
+    let out = first.wait_with_output().expect("wait");
+    assert!(out.status.success(), "user add without a server: {}", String::from_utf8_lossy(&out.stderr));
     let mut server = Proc::start(data.path(), &["--self-watch", "false"]);
+    assert!(
+        !server.seen.iter().any(|l| l.contains("setup_token")),
+        "a user exists already: no set-up token is printed"
+    );
     let password = "cli chosen password 42";
     let mut add = triage()
         .args(["user", "add", "--email", "ops@example.com", "--role", "commander", "--data-dir"])
