@@ -14,6 +14,8 @@ const { chromium } = require('@playwright/test');
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
   });
   const page = await browser.newPage({ viewport: { width: 1440, height: 1200 } });
+  // Signed in as run.sh's bench user (its session cookie comes through the environment).
+  await page.context().addCookies([{ name: 'triage_session', value: process.env.TRIAGE_COOKIE ?? '', url: base }]);
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   const services = await (await page.request.get(`${base}/api/v1/services`)).json();

@@ -14,6 +14,8 @@ const { chromium } = require('@playwright/test');
   const times = [];
   for (let i = 0; i < runs; i++) {
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    // Signed in as run.sh's bench user (its session cookie comes through the environment).
+    await context.addCookies([{ name: 'triage_session', value: process.env.TRIAGE_COOKIE ?? '', url }]);
     const page = await context.newPage();
     const errors = [];
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));

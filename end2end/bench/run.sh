@@ -22,6 +22,14 @@ trap cleanup EXIT
 bin=target/release/triage
 site=target/site
 wait_up() { for _ in $(seq 120); do curl -sf "$1" >/dev/null && return 0; sleep 0.5; done; echo "not up: $1" >&2; exit 1; }
+# Every page needs a signed-in user: one viewer per data directory, signed in for a session cookie.
+bench_password='bench viewer password'
+add_viewer() { echo "$bench_password" | "$bin" --data-dir "$1" --log-level warn user add --email bench@example.com --role viewer >/dev/null; }
+session() {
+  curl -s -i -X POST "$1/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"bench@example.com\",\"password\":\"$bench_password\"}" |
+    awk -F'[=;]' 'tolower($1) == "set-cookie: triage_session" { print $2 }'
+}
 
 echo "== release build (cargo leptos build --release)"
 cargo leptos build --release 2>&1 | tail -n 2
@@ -40,6 +48,7 @@ if [[ $want == *load* || $want == *ssr* ]]; then
   echo; echo "== 2,000 services seeded (an hour of results every 30 s, rolled up)"
   mkdir -p "$work/big"
   "$bin" --data-dir "$work/big" --log-level warn seed --services 2000
+  add_viewer "$work/big"
   "$bin" --data-dir "$work/big" --log-level warn serve --addr 127.0.0.1:3961 --site-root "$site" --self-watch false &
   pids+=($!)
   wait_up http://127.0.0.1:3961/healthz
@@ -47,7 +56,7 @@ fi
 
 if [[ $want == *load* ]]; then
   echo; echo "== overview cold load, 2,000 services, headless Chromium (fresh context per load)"
-  (cd end2end && node bench/overview-load.js http://127.0.0.1:3961/ 7 2000)
+  (cd end2end && TRIAGE_COOKIE=$(session http://127.0.0.1:3961) node bench/overview-load.js http://127.0.0.1:3961/ 7 2000)
 fi
 
 if [[ $want == *ssr* ]]; then
@@ -55,6 +64,7 @@ if [[ $want == *ssr* ]]; then
   for n in 1 20; do
     mkdir -p "$work/small-$n"
     "$bin" --data-dir "$work/small-$n" --log-level warn seed --services "$n"
+    add_viewer "$work/small-$n"
     "$bin" --data-dir "$work/small-$n" --log-level warn serve --addr "127.0.0.1:397$n" --site-root "$site" --self-watch false &
     pids+=($!)
     wait_up "http://127.0.0.1:397$n/healthz"
@@ -62,13 +72,13 @@ if [[ $want == *ssr* ]]; then
   "$bin" trivial-http --addr 127.0.0.1:3963 &
   pids+=($!)
   wait_up http://127.0.0.1:3963/
-  rate() { wrk -t2 -c32 -d10s "$1" | awk '/Requests\/sec/ { print $2 }'; }
+  rate() { wrk -t2 -c32 -d10s ${2:+-H "Cookie: triage_session=$2"} "$1" | awk '/Requests\/sec/ { print $2 }'; }
   rate http://127.0.0.1:3963/ >/dev/null # warm-up
   trivial=$(rate http://127.0.0.1:3963/)
   healthz=$(rate http://127.0.0.1:39720/healthz)
-  one=$(rate http://127.0.0.1:3971/)
-  small=$(rate http://127.0.0.1:39720/)
-  big=$(wrk -t2 -c8 -d10s http://127.0.0.1:3961/ | awk '/Requests\/sec/ { print $2 }')
+  one=$(rate http://127.0.0.1:3971/ "$(session http://127.0.0.1:3971)")
+  small=$(rate http://127.0.0.1:39720/ "$(session http://127.0.0.1:39720)")
+  big=$(wrk -t2 -c8 -d10s -H "Cookie: triage_session=$(session http://127.0.0.1:3961)" http://127.0.0.1:3961/ | awk '/Requests\/sec/ { print $2 }')
   printf 'trivial axum handler (GET / → "ok")              %10.0f req/s\n' "$trivial"
   printf "Triage /healthz (full middleware stack)          %10.0f req/s  (%.2f of trivial)\n" "$healthz" "$(echo "$healthz / $trivial" | bc -l)"
   printf "Triage overview SSR, 1 service                   %10.0f req/s  (%.2f of trivial; target ≥ 10,000)\n" "$one" "$(echo "$one / $trivial" | bc -l)"
@@ -92,6 +102,7 @@ for i in range(10_000):
 open(sys.argv[1], "w").write("\n".join(out))
 PY
   mkdir -p "$work/live"
+  add_viewer "$work/live"
   "$bin" --data-dir "$work/live" --log-level warn serve --addr 127.0.0.1:3966 --site-root "$site" --self-watch false \
     --config "$work/load.toml" --probe-allow 127.0.0.0/8 --probe-concurrency 512 &
   pids+=($!)
@@ -99,7 +110,7 @@ PY
   checks() { curl -s http://127.0.0.1:3966/metrics | awk '/^triage_probe_results_written_total/ { print $2 }'; }
   sleep 10 # one interval to spread the probes over their phases
   before=$(checks); t0=$(date +%s.%N)
-  (cd end2end && node bench/live-latency.js http://127.0.0.1:3966 shop 60)
+  (cd end2end && TRIAGE_COOKIE=$(session http://127.0.0.1:3966) node bench/live-latency.js http://127.0.0.1:3966 shop 60)
   after=$(checks); t1=$(date +%s.%N)
   printf 'results written meanwhile: %.0f per second\n' "$(echo "($after - $before) / ($t1 - $t0)" | bc -l)"
 fi
