@@ -86,7 +86,10 @@ impl Backend for PgBackend {
         patch: UserPatch,
     ) -> BoxFuture<'_, Result<UserSummary, BackendError>> {
         Box::pin(async move {
-            accounts::update_user(&self.state.pool, &Actor::from_parts(&req), id, &patch).await.map_err(shown)
+            let user =
+                accounts::update_user(&self.state.pool, &Actor::from_parts(&req), id, &patch).await.map_err(shown)?;
+            self.state.auth.sessions.forget_user(id);
+            Ok(user)
         })
     }
 

@@ -121,6 +121,7 @@ pub async fn login(
     // A new session id at every sign-in; the one this browser had before is ended.
     if let Some(old) = session::from_headers(&headers) {
         let _ = store::delete_session(&state.pool, &sha256(old)).await;
+        state.auth.sessions.forget(&sha256(old));
     }
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let cookie = match session::start(
@@ -160,6 +161,7 @@ pub async fn logout(State(state): State<AppState>, actor: Actor, headers: Header
         if let Err(e) = store::delete_session(&state.pool, &sha256(cookie)).await {
             return ApiError::from(e).into_response();
         }
+        state.auth.sessions.forget(&sha256(cookie));
         if matches!(actor.principal, Principal::User { .. }) {
             let _ = actor.audit(&state.pool, "logout", "", serde_json::json!({})).await;
         }
@@ -306,6 +308,7 @@ pub async fn change_password(State(state): State<AppState>, actor: Actor, input:
     if let Err(e) = store::set_password(&state.pool, me.id, &hash, Some(session)).await {
         return answer(Err((e.into(), "internal")));
     }
+    state.auth.sessions.forget_user(me.id);
     if let Err(e) = actor.audit(&state.pool, "password.change", &me.email, serde_json::json!({})).await {
         return answer(Err((e.into(), "internal")));
     }

@@ -34,7 +34,9 @@ pub async fn update(
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> Result<Json<UserSummary>, ApiError> {
     let id = parse_id(&id)?;
-    Ok(Json(accounts::update_user(&state.pool, &actor, id, &patch).await?))
+    let user = accounts::update_user(&state.pool, &actor, id, &patch).await?;
+    state.auth.sessions.forget_user(id);
+    Ok(Json(user))
 }
 
 pub async fn tokens(State(state): State<AppState>) -> Result<Json<Vec<TokenSummary>>, ApiError> {

@@ -315,23 +315,31 @@ async fn resolve(gate: &Gate, rule: &Rule, path: &str, headers: &HeaderMap) -> R
         return Ok(Resolved::Who(Principal::Anonymous));
     };
     let hash = sha256(cookie);
-    let Some(found) = store::session(&gate.pool, &hash).await? else {
-        return Ok(Resolved::StaleCookie);
-    };
     let now = Utc::now();
     let idle = chrono::Duration::from_std(gate.auth.settings.session_idle).unwrap_or(chrono::Duration::hours(12));
+    if let Some(hit) = gate.auth.sessions.get(&hash)
+        && now - hit.last_seen_at <= idle
+    {
+        return Ok(Resolved::Who(Principal::User { me: hit.me, session: hash }));
+    }
+    let Some(found) = store::session(&gate.pool, &hash).await? else {
+        gate.auth.sessions.forget(&hash);
+        return Ok(Resolved::StaleCookie);
+    };
     if now - found.last_seen_at > idle {
         store::delete_session(&gate.pool, &hash).await?;
+        gate.auth.sessions.forget(&hash);
         return Ok(Resolved::StaleCookie);
     }
+    let mut last_seen_at = found.last_seen_at;
     if now - found.last_seen_at > TOUCH_EVERY {
         store::touch_session(&gate.pool, &hash).await?;
+        last_seen_at = now;
     }
     let u = found.user;
-    Ok(Resolved::Who(Principal::User {
-        me: Me { id: u.id, email: u.email, display_name: u.display_name, role: u.role },
-        session: hash,
-    }))
+    let me = Me { id: u.id, email: u.email, display_name: u.display_name, role: u.role };
+    gate.auth.sessions.put(hash.clone(), super::cache::Cached { me: me.clone(), last_seen_at });
+    Ok(Resolved::Who(Principal::User { me, session: hash }))
 }
 
 /// Where an anonymous visitor of a page is sent: set-up while there are no users, else sign-in
@@ -388,13 +396,28 @@ pub async fn enforce(State(gate): State<Arc<Gate>>, mut req: Request, next: Next
                 Need::Push => "a push token".into(),
                 Need::Public => "nothing".into(),
             };
-            ApiError::Forbidden(format!("this needs {need}")).into_response()
+            if rule.kind == Kind::Page {
+                forbidden_page(&need)
+            } else {
+                ApiError::Forbidden(format!("this needs {need}")).into_response()
+            }
         }
     };
     if clear_cookie && let Some(v) = session::clear_cookie(secure) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
+}
+
+/// A person who followed a link to a page their role may not see gets a page, not JSON.
+fn forbidden_page(need: &str) -> Response {
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not allowed · Triage</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/triage.css\"></head><body><main class=\"page narrow\">\
+         <h1>Not allowed</h1><p>This page needs {need}. Ask an admin if you need it.</p>\
+         <p><a href=\"/\">Back to the overview</a></p></main></body></html>"
+    );
+    (http::StatusCode::FORBIDDEN, axum::response::Html(body)).into_response()
 }
 
 /// Who made a request and from where, for the audit trail.

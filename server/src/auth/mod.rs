@@ -2,6 +2,7 @@
 //! setup token, and the access table every request is checked against (`access`).
 
 pub mod access;
+pub mod cache;
 pub mod limiter;
 pub mod password;
 pub mod session;
@@ -99,6 +100,7 @@ impl Default for AuthSettings {
 pub struct Auth {
     pub settings: AuthSettings,
     pub limiter: limiter::LoginLimiter,
+    pub sessions: cache::SessionCache,
     /// Once a user exists this stays true; until then every anonymous page view re-checks.
     has_users: AtomicBool,
     /// The one-time token that guards creating the first admin (None once used or not needed).
@@ -117,6 +119,7 @@ impl Auth {
         Self {
             setup_token_file,
             limiter: limiter::LoginLimiter::new(settings.limits),
+            sessions: cache::SessionCache::default(),
             settings,
             has_users: AtomicBool::new(has_users),
             setup_token: Mutex::new(setup_token),
