@@ -18,13 +18,38 @@ use model::Role;
 /// Applies the stored theme before first paint, so a dark-theme user never sees a white flash.
 const THEME_BOOT: &str = "try{var t=localStorage.getItem('triage-theme');if(t==='dark'||t==='light')document.documentElement.dataset.theme=t}catch(e){}";
 
+/// The name of the meta tag carrying the signed-in user to the browser.
+const USER_META: &str = "triage-user";
+
+/// Who the page is for: from the server's context while rendering, from the meta tag in the browser.
+fn current_user() -> Option<model::Me> {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<model::CurrentUser>().and_then(|c| c.0)
+    }
+    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+    {
+        let content = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.query_selector(&format!("meta[name=\"{USER_META}\"]")).ok().flatten())
+            .and_then(|m| m.get_attribute("content"))?;
+        serde_json::from_str(&content).ok()
+    }
+    #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
+    {
+        None
+    }
+}
+
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let user = current_user().and_then(|me| serde_json::to_string(&me).ok()).unwrap_or_default();
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name=USER_META content=user/>
                 <script>{THEME_BOOT}</script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
@@ -40,10 +65,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Who is signed in: read once per page load (serialised into the page, not refetched on
-    // hydration); pages use it to hide what the role may not do. The server checks anyway.
-    let me = Resource::new(|| (), |_| api::get_me());
-    provide_context(me);
+    // Who is signed in, known before the first render on both sides; pages use it to hide what
+    // the role may not do. The server checks anyway.
+    let me = current_user();
+    provide_context(model::CurrentUser(me.clone()));
+    let is_admin = me.as_ref().is_some_and(|m| m.may(Role::Admin));
     view! {
         <Stylesheet id="leptos" href="/pkg/triage.css"/>
         <Link rel="icon" href="/favicon.ico"/>
@@ -55,21 +81,18 @@ pub fn App() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/" exact=true>"Overview"</A>
                     <A href="/status">"Status"</A>
-                    <Suspense>
-                        {move || signed_in(me).filter(|m| m.may(Role::Admin)).map(|_| view! { <A href="/admin">"Admin"</A> })}
-                    </Suspense>
+                    // Links are built inside the Router (they resolve against it).
+                    {is_admin.then(|| view! { <A href="/admin">"Admin"</A> })}
                 </nav>
-                <Suspense>
-                    {move || signed_in(me).map(|m| view! {
-                        <span class="who" title=m.role.meaning()>
-                            <A href="/account">{m.email.clone()}</A>
-                            " " <span class="role-badge" data-role=m.role.as_str()>{m.role.as_str()}</span>
-                        </span>
-                        <form method="post" action="/api/v1/auth/logout" class="inline">
-                            <button class="btn" type="submit">"Sign out"</button>
-                        </form>
-                    })}
-                </Suspense>
+                {me.map(|m| view! {
+                    <span class="who" title=m.role.meaning()>
+                        <A href="/account">{m.email.clone()}</A>
+                        " " <span class="role-badge" data-role=m.role.as_str()>{m.role.as_str()}</span>
+                    </span>
+                    <form method="post" action="/api/v1/auth/logout" class="inline">
+                        <button class="btn" type="submit">"Sign out"</button>
+                    </form>
+                })}
                 <ThemeToggle/>
             </header>
             <main id="main">
@@ -85,10 +108,6 @@ pub fn App() -> impl IntoView {
             </main>
         </Router>
     }
-}
-
-fn signed_in(me: Resource<Result<Option<model::Me>, ServerFnError>>) -> Option<model::Me> {
-    me.get().and_then(Result::ok).flatten()
 }
 
 /// The WASM entry point: attaches the app to the server-rendered page.

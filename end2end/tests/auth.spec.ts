@@ -91,3 +91,23 @@ test('a viewer added by the admin sees no write controls, and the server refuses
   await expect(page.locator(`tr[data-user="${smuggled.email}"]`)).toHaveCount(0);
   await context.close();
 });
+
+test('signing in works without JavaScript, and returns to the page asked for', async ({ browser }) => {
+  await signIn((await browser.newContext({ baseURL: base })).request);
+  const context = await browser.newContext({ baseURL: base, javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto('/status');
+  await expect(page).toHaveURL(/\/login\?next=%2Fstatus$/);
+  await page.getByLabel('Email').fill(ADMIN.email);
+  await page.getByLabel('Password').fill('not it, but long enough');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByRole('alert')).toHaveText('Wrong email or password.');
+  // The email and the page asked for survive the failed attempt (they are in the markup).
+  await expect(page.getByLabel('Email')).toHaveValue(ADMIN.email);
+  await page.getByLabel('Password').fill(ADMIN.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(`${base}/status`);
+  await expect(page.getByRole('heading', { name: 'Triage status' })).toBeVisible();
+  await expect(page.locator('.role-badge')).toHaveText('admin');
+  await context.close();
+});

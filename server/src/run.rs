@@ -179,6 +179,17 @@ async fn prepare_probes(
             .await
             .map_err(|e| RunError::Config(format!("{}: {e}", path.display())))?;
         tracing::info!(path = %path.display(), probes = applied.probes, removed = applied.removed, "probe file applied");
+        let entry = crate::storage::auth::AuditEntry {
+            actor: "config-file".into(),
+            action: "probes.apply".into(),
+            target: path.display().to_string(),
+            detail: serde_json::json!({ "probes": applied.probes, "removed": applied.removed }),
+            remote_addr: None,
+            request_id: None,
+        };
+        crate::storage::auth::insert_audit(pool, &entry)
+            .await
+            .map_err(|e| RunError::Database(format!("recording the probe file in the audit trail: {e}")))?;
     }
     if settings.probes.self_watch {
         probing.watch_self(pool, addr).await.map_err(|e| RunError::Database(format!("self-watch: {e}")))?;

@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use leptos::prelude::{LeptosOptions, provide_context};
+use leptos::prelude::{LeptosOptions, provide_context, use_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -214,7 +214,13 @@ pub fn access_table(extra: Secured) -> (Router<AppState>, Table) {
 /// access gate. `extra` lets tests mount routes of their own under the same middleware.
 pub fn router(state: AppState, settings: &ServeSettings, extra: Secured) -> Router {
     let backend = SharedBackend(Arc::new(PgBackend::new(state.clone())));
-    let context = move || provide_context(backend.clone());
+    let context = move || {
+        provide_context(backend.clone());
+        // The page's user, from the credentials the access gate attached to the request.
+        let me = use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<crate::auth::Principal>().and_then(|p| p.user()).cloned());
+        provide_context(app::model::CurrentUser(me));
+    };
     let leptos_options = state.leptos_options.clone();
     let metrics = state.metrics.clone();
     let (secured, table) = access_table(extra);

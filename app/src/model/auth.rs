@@ -88,6 +88,12 @@ impl Me {
     }
 }
 
+/// The signed-in user of the page being rendered (Leptos context). The server provides it from
+/// the request; the browser reads it from the page's `triage-user` meta tag, so the first render
+/// and hydration agree without a round trip.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CurrentUser(pub Option<Me>);
+
 /// A user as the admin page and `GET /api/v1/users` list them (never the password hash).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserSummary {

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::model::Me;
+use crate::model::CurrentUser;
 
 fn query(name: &'static str) -> impl Fn() -> String + Copy {
     let q = use_query_map();
@@ -30,8 +30,8 @@ pub fn Login() -> impl IntoView {
             <h1>"Sign in"</h1>
             {move || message().map(|m| view! { <p class="error" role="alert">{m}</p> })}
             <form method="post" action="/api/v1/auth/login" class="form">
-                <input type="hidden" name="next" prop:value=next/>
-                <label>"Email" <input type="email" name="email" required autocomplete="username" prop:value=email/></label>
+                <input type="hidden" name="next" value=next/>
+                <label>"Email" <input type="email" name="email" required autocomplete="username" value=email/></label>
                 <label>"Password" <input type="password" name="password" required autocomplete="current-password"/></label>
                 <button class="btn primary" type="submit">"Sign in"</button>
             </form>
@@ -64,7 +64,7 @@ pub fn Setup() -> impl IntoView {
             {move || message().map(|m| view! { <p class="error" role="alert">{m}</p> })}
             <form method="post" action="/api/v1/auth/setup" class="form">
                 <label>"Set-up token" <input name="setup_token" required autocomplete="off" spellcheck="false"/></label>
-                <label>"Email" <input type="email" name="email" required autocomplete="username" prop:value=email/></label>
+                <label>"Email" <input type="email" name="email" required autocomplete="username" value=email/></label>
                 <label>"Name" <input name="display_name" autocomplete="name"/></label>
                 <label>"Password (at least 12 characters)"
                     <input type="password" name="password" required minlength="12" autocomplete="new-password"/>
@@ -77,7 +77,7 @@ pub fn Setup() -> impl IntoView {
 
 #[component]
 pub fn Account() -> impl IntoView {
-    let me = use_context::<Resource<Result<Option<Me>, ServerFnError>>>();
+    let me = use_context::<CurrentUser>().and_then(|c| c.0);
     let error = query("error");
     let changed = query("changed");
     let message = move || match error().as_str() {
@@ -91,14 +91,12 @@ pub fn Account() -> impl IntoView {
         <Title text="Account"/>
         <section class="page narrow">
             <h1>"Account"</h1>
-            <Suspense>
-                {move || me.and_then(|m| m.get()).and_then(Result::ok).flatten().map(|m| view! {
-                    <dl class="facts">
-                        <dt>"Email"</dt><dd>{m.email}</dd>
-                        <dt>"Role"</dt><dd>{m.role.as_str()} " — " {m.role.meaning()}</dd>
-                    </dl>
-                })}
-            </Suspense>
+            {me.map(|m| view! {
+                <dl class="facts">
+                    <dt>"Email"</dt><dd>{m.email}</dd>
+                    <dt>"Role"</dt><dd>{m.role.as_str()} " — " {m.role.meaning()}</dd>
+                </dl>
+            })}
             <h2>"Change password"</h2>
             <p class="muted">"Your other sessions end when the password changes."</p>
             {move || (!changed().is_empty()).then(|| view! { <p class="ok" role="status">"Password changed."</p> })}

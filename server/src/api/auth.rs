@@ -99,7 +99,7 @@ pub async fn login(
     };
     let address = actor.remote_addr.clone().unwrap_or_else(|| "-".into());
     if let Some(wait) = state.auth.limiter.blocked(&body.email, &address) {
-        let _ = actor.audit(&state.pool, "login.throttled", &body.email, serde_json::json!({})).await;
+        actor.audit_or_warn(&state.pool, "login.throttled", &body.email).await;
         return fail(ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }, "throttled");
     }
     let user = match store::user_by_email(&state.pool, &body.email).await {
@@ -113,14 +113,16 @@ pub async fn login(
         Some(u) if matches && !u.disabled => u,
         _ => {
             state.auth.limiter.failed(&body.email, &address);
-            let _ = actor.audit(&state.pool, "login.failed", &body.email, serde_json::json!({})).await;
+            actor.audit_or_warn(&state.pool, "login.failed", &body.email).await;
             return fail(ApiError::Unauthorized, "invalid");
         }
     };
     state.auth.limiter.succeeded(&body.email);
     // A new session id at every sign-in; the one this browser had before is ended.
     if let Some(old) = session::from_headers(&headers) {
-        let _ = store::delete_session(&state.pool, &sha256(old)).await;
+        if let Err(e) = store::delete_session(&state.pool, &sha256(old)).await {
+            return ApiError::from(e).into_response();
+        }
         state.auth.sessions.forget(&sha256(old));
     }
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
@@ -163,7 +165,7 @@ pub async fn logout(State(state): State<AppState>, actor: Actor, headers: Header
         }
         state.auth.sessions.forget(&sha256(cookie));
         if matches!(actor.principal, Principal::User { .. }) {
-            let _ = actor.audit(&state.pool, "logout", "", serde_json::json!({})).await;
+            actor.audit_or_warn(&state.pool, "logout", "").await;
         }
     }
     let wants_json = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("json"));
@@ -229,19 +231,18 @@ pub async fn setup(
         Err(e) => return fail(e.into(), "internal"),
     }
     state.auth.users_exist();
-    let setup_actor = Actor { principal: Principal::Cli, ..actor.clone() };
-    let _ = store::insert_audit(
-        &state.pool,
-        &store::AuditEntry {
-            actor: "setup".into(),
-            action: "user.create".into(),
-            target: body.email.clone(),
-            detail: serde_json::json!({ "role": Role::Admin, "first_admin": true }),
-            remote_addr: setup_actor.remote_addr.clone(),
-            request_id: setup_actor.request_id.clone(),
-        },
-    )
-    .await;
+    // The first admin is created by whoever held the set-up token: recorded as "setup".
+    let entry = store::AuditEntry {
+        actor: "setup".into(),
+        action: "user.create".into(),
+        target: body.email.clone(),
+        detail: serde_json::json!({ "role": Role::Admin, "first_admin": true }),
+        remote_addr: actor.remote_addr.clone(),
+        request_id: actor.request_id.clone(),
+    };
+    if let Err(e) = store::insert_audit(&state.pool, &entry).await {
+        return ApiError::from(e).into_response();
+    }
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let cookie =
         match session::start(&state.pool, &state.auth.settings, id, actor.remote_addr.as_deref(), user_agent).await {

@@ -460,6 +460,15 @@ impl Actor {
     }
 }
 
+impl Actor {
+    /// For records of refused attempts: their failure must not change the answer, only be logged.
+    pub async fn audit_or_warn(&self, pool: &PgPool, action: &str, target: &str) {
+        if let Err(e) = self.audit(pool, action, target, serde_json::json!({})).await {
+            tracing::warn!(error = %e, action, "could not record in the audit trail");
+        }
+    }
+}
+
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Actor {
     type Rejection = std::convert::Infallible;
 
