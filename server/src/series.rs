@@ -58,6 +58,10 @@ pub async fn series(
 
 /// One series merging several probes bucket by bucket (a service's probes of one kind); its
 /// `probe_id` is the first probe's, or nil for none.
+///
+/// Buckets that ended before the rollup watermark do not change until the rollups' generation
+/// does (late results, pruning), so they come from [`CLOSED`] when an earlier request computed
+/// them: a 30-day chart then reads only its open end from the database, as a 1-hour chart does.
 pub async fn series_of(
     pool: &PgPool,
     probes: &[Uuid],
@@ -69,19 +73,38 @@ pub async fn series_of(
     let step = choose_step(from, to, step);
     let level = level_for(step);
     let start = align_down(from, step);
-    let watermark = rollups::watermark(pool).await?;
-    let mut buckets: BTreeMap<DateTime<Utc>, Bucket> = BTreeMap::new();
+    let step_secs = u64::try_from(step).unwrap_or(60);
     if probes.is_empty() {
-        return Ok(Series {
-            probe_id,
-            from: start,
-            to,
-            step_secs: u64::try_from(step).unwrap_or(60),
-            points: Vec::new(),
-        });
+        return Ok(Series { probe_id, from: start, to, step_secs, points: Vec::new() });
     }
-    if start < watermark {
-        for row in rollups::read_chart_rows(pool, level, probes, start, to.min(watermark)).await? {
+    let (watermark, generation) = rollups::watermark_and_generation(pool).await?;
+    let key = ClosedKey::new(probes, step);
+    let (mut points, read_from) = match CLOSED.get(&key, generation, start, to) {
+        Some((cached, end)) => (cached, end),
+        None => (Vec::new(), start),
+    };
+    let fresh = read_buckets(pool, probes, level, step, read_from, to, watermark).await?;
+    // Buckets that end at or before the watermark are final for this generation.
+    let closed = align_down(watermark, step);
+    CLOSED.put(key, generation, start, closed, fresh.iter().filter(|p| p.at < closed));
+    points.extend(fresh);
+    Ok(Series { probe_id, from: start, to, step_secs, points })
+}
+
+/// The buckets of [from, to) computed from the database: rollups before the watermark, raw rows
+/// after it.
+async fn read_buckets(
+    pool: &PgPool,
+    probes: &[Uuid],
+    level: Level,
+    step: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    watermark: DateTime<Utc>,
+) -> Result<Vec<SeriesPoint>, sqlx::Error> {
+    let mut buckets: BTreeMap<DateTime<Utc>, Bucket> = BTreeMap::new();
+    if from < watermark {
+        for row in rollups::read_chart_rows(pool, level, probes, from, to.min(watermark)).await? {
             let at = align_down(row.bucket, step);
             match buckets.entry(at) {
                 std::collections::btree_map::Entry::Vacant(slot) => {
@@ -95,14 +118,101 @@ pub async fn series_of(
             }
         }
     }
-    let raw_from = start.max(watermark);
+    let raw_from = from.max(watermark);
     if raw_from < to {
         for ((_, minute), r) in rollups::raw_rollups(pool, probes, raw_from, to, Level::Minute).await? {
             add(&mut buckets, align_down(minute, step), r);
         }
     }
-    let points: Vec<SeriesPoint> = buckets.into_iter().map(|(at, b)| b.to_point(at)).collect();
-    Ok(Series { probe_id, from: start, to, step_secs: u64::try_from(step).unwrap_or(60), points })
+    Ok(buckets.into_iter().map(|(at, b)| b.to_point(at)).collect())
+}
+
+/// Which chart a cached run of closed buckets belongs to.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ClosedKey {
+    probes: Vec<Uuid>,
+    step: i64,
+}
+
+impl ClosedKey {
+    fn new(probes: &[Uuid], step: i64) -> Self {
+        let mut probes = probes.to_vec();
+        probes.sort_unstable();
+        Self { probes, step }
+    }
+}
+
+/// Closed buckets of one chart: every bucket in [from, horizon), for one rollup generation.
+struct ClosedRun {
+    generation: i64,
+    from: DateTime<Utc>,
+    horizon: DateTime<Utc>,
+    points: BTreeMap<DateTime<Utc>, SeriesPoint>,
+}
+
+/// Charts kept at most (each at most [`MAX_POINTS`] points); past it the cache starts over.
+const CLOSED_CHARTS: usize = 512;
+
+/// Closed chart buckets of recent requests. Keyed by probe ids (unique across databases) and
+/// checked against the database's rollup generation on every use.
+static CLOSED: std::sync::LazyLock<ClosedCache> = std::sync::LazyLock::new(ClosedCache::default);
+
+#[derive(Default)]
+struct ClosedCache {
+    runs: std::sync::Mutex<HashMap<ClosedKey, ClosedRun>>,
+}
+
+impl ClosedCache {
+    /// The cached points in [start, min(horizon, to)) and the horizon, when the run covers `start`.
+    fn get(
+        &self,
+        key: &ClosedKey,
+        generation: i64,
+        start: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Option<(Vec<SeriesPoint>, DateTime<Utc>)> {
+        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        let run = runs.get(key).filter(|r| r.generation == generation && r.from <= start && start < r.horizon)?;
+        let end = run.horizon.min(to);
+        Some((run.points.range(start..end).map(|(_, p)| p.clone()).collect(), end))
+    }
+
+    /// Records closed buckets computed from `start` on (those before `closed`).
+    fn put<'a>(
+        &self,
+        key: ClosedKey,
+        generation: i64,
+        start: DateTime<Utc>,
+        closed: DateTime<Utc>,
+        points: impl Iterator<Item = &'a SeriesPoint>,
+    ) {
+        let step = key.step;
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        if runs.len() >= CLOSED_CHARTS && !runs.contains_key(&key) {
+            runs.clear();
+        }
+        let run = runs.entry(key).or_insert_with(|| ClosedRun {
+            generation,
+            from: start,
+            horizon: start,
+            points: BTreeMap::new(),
+        });
+        let extends = run.generation == generation && run.from <= start && start <= run.horizon;
+        if !extends {
+            *run = ClosedRun { generation, from: start, horizon: start, points: BTreeMap::new() };
+        }
+        for p in points {
+            run.points.insert(p.at, p.clone());
+        }
+        run.horizon = run.horizon.max(closed);
+        // A chart left open for weeks moves on: beyond twice a chart's points, the oldest go.
+        while run.points.len() > 2 * MAX_POINTS as usize {
+            match run.points.pop_first() {
+                Some((at, _)) => run.from = at + Duration::seconds(step),
+                None => break,
+            }
+        }
+    }
 }
 
 /// A chart bucket: one stored row (percentiles read from its encoded histogram), or several

@@ -501,7 +501,7 @@ async fn add_into(
 
 /// Moves the watermark (benchmarks and tests that load history, then roll it up as new).
 pub async fn set_watermark(pool: &PgPool, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("update rollup_watermark set watermark = $1")
+    sqlx::query("update rollup_watermark set watermark = $1, generation = generation + 1")
         .bind(Level::Minute.truncate(at))
         .execute(pool)
         .await
@@ -510,6 +510,11 @@ pub async fn set_watermark(pool: &PgPool, at: DateTime<Utc>) -> Result<(), sqlx:
 
 pub async fn watermark(pool: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
     sqlx::query_scalar("select watermark from rollup_watermark").fetch_one(pool).await
+}
+
+/// The watermark and the generation of the rollups behind it (see the migration adding it).
+pub async fn watermark_and_generation(pool: &PgPool) -> Result<(DateTime<Utc>, i64), sqlx::Error> {
+    sqlx::query_as("select watermark, generation from rollup_watermark").fetch_one(pool).await
 }
 
 /// Most raw time one run rolls up, so a long gap (a stopped instance) is caught up in steps
@@ -573,6 +578,7 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
         let week_rows = recompute_from_below(&mut tx, Level::Week, Level::Day, &weeks).await?;
         write_rollups(&mut tx, Level::Week, &week_rows).await?;
         run.dirty_minutes = dirty.len();
+        sqlx::query("update rollup_watermark set generation = generation + 1").execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(run)
@@ -580,10 +586,15 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
 
 /// Deletes rollups of `level` older than `before`.
 pub async fn prune_rollups(pool: &PgPool, level: Level, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
     let done = sqlx::query("delete from rollups where level = $1 and bucket < $2")
         .bind(level as i16)
         .bind(before)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    if done.rows_affected() > 0 {
+        sqlx::query("update rollup_watermark set generation = generation + 1").execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
     Ok(done.rows_affected())
 }

@@ -70,6 +70,11 @@ async fn percentiles_from_rollups_are_within_one_percent_of_exact_and_late_resul
     let count = |s: &app::model::Series| s.points.iter().map(|p| p.count).sum::<u64>();
     assert_eq!((count(&minutes), count(&hours)), (n as u64, n as u64));
     assert!(hours.points.len() <= 4);
+    // Asked again, the closed hours come from the cache of closed buckets: the same answer.
+    let cached = series::series(&pool, probe, start, now, Some(3600)).await.expect("hours");
+    assert_eq!(cached, hours);
+    let later_start = series::series(&pool, probe, start + chrono::Duration::hours(1), now, Some(3600)).await;
+    assert_eq!(later_start.expect("hours").points[..], hours.points[1..], "a shorter range from the same cache");
 
     // A result arriving late (an agent's, or one buffered through an outage) is rolled up too.
     let late_at = start + chrono::Duration::minutes(30);
