@@ -155,13 +155,15 @@ impl Secured {
             need: Need::Public,
             kind: Kind::Open,
         }));
-        (self.router, Table { rules })
+        (self.router, Table::new(rules))
     }
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Table {
     pub rules: Vec<Rule>,
+    /// Rules without parameters, by method and path: most requests are found in one lookup.
+    exact: std::collections::HashMap<(Method, &'static str), usize>,
 }
 
 fn matches(pattern: &str, path: &str) -> bool {
@@ -181,11 +183,24 @@ fn matches(pattern: &str, path: &str) -> bool {
 }
 
 impl Table {
+    pub fn new(rules: Vec<Rule>) -> Self {
+        let mut exact = std::collections::HashMap::new();
+        for (i, r) in rules.iter().enumerate() {
+            if !r.path.contains('{') && !r.path.ends_with("/*") {
+                exact.entry((r.method.clone(), r.path)).or_insert(i);
+            }
+        }
+        Self { rules, exact }
+    }
+
     /// The rule for this request. A GET outside `/api/` that no rule names (a file of the public
     /// directory, or the not-found page) needs a viewer; anything else unnamed has no rule.
     pub fn find(&self, method: &Method, path: &str) -> Option<Rule> {
         let method = if method == Method::HEAD { &Method::GET } else { method };
-        let found = self.rules.iter().find(|r| r.method == method && matches(r.path, path)).cloned();
+        let found = match self.exact.get(&(method.clone(), path)) {
+            Some(&i) => self.rules.get(i).cloned(),
+            None => self.rules.iter().find(|r| r.method == method && matches(r.path, path)).cloned(),
+        };
         found.or_else(|| {
             (method == Method::GET && !path.starts_with("/api/")).then_some(Rule {
                 method: Method::GET,
