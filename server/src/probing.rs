@@ -189,6 +189,7 @@ pub async fn roll_up_to(pool: &PgPool, upto: chrono::DateTime<Utc>) -> Result<()
         let run = rollups::run_rollup(pool, upto).await?;
         match run.watermark {
             Some(w) if w < target => continue,
+            None if run.finished_earlier_claim => continue,
             _ => return Ok(()),
         }
     }

@@ -1,9 +1,12 @@
 //! Rollups: raw results → per-minute rows → hour and day rows, and reading them back.
 //!
-//! Levels: minute, hour, day, week. One transaction per run: it takes the watermark `for update` (writers hold it `for share`
-//! while inserting), rolls up the raw rows between the old watermark and `upto`, recomputes the
-//! minutes that late results dirtied, and moves the watermark. New minutes are added to their hour,
-//! day and week rows; dirtied minutes make those be recomputed from the level below.
+//! Levels: minute, hour, day, week. A run has two transactions. The first takes the watermark
+//! `for update` (writers hold it `for share` while inserting), moves it to `upto` and records the
+//! window between as pending: brief, so writers barely wait. The second, serialised among runners
+//! by an advisory lock but not blocking writers, rolls the window's raw rows up, clears the
+//! pending window, and recomputes the minutes that late results dirtied. New minutes are added to
+//! their hour, day and week rows; dirtied minutes make those be recomputed from the level below.
+//! Readers take rollups as complete up to the start of a pending window (see [`watermark`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -52,6 +55,8 @@ pub struct RollupRun {
     pub minutes: usize,
     pub dirty_minutes: usize,
     pub watermark: Option<DateTime<Utc>>,
+    /// It finished a window an earlier run had claimed (and moved no watermark itself).
+    pub finished_earlier_claim: bool,
 }
 
 /// probe, at, outcome, status, error class, total µs, pool, and the phases (DNS, connect, TLS,
@@ -501,21 +506,29 @@ async fn add_into(
 
 /// Moves the watermark (benchmarks and tests that load history, then roll it up as new).
 pub async fn set_watermark(pool: &PgPool, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("update rollup_watermark set watermark = $1, generation = generation + 1")
-        .bind(Level::Minute.truncate(at))
-        .execute(pool)
-        .await
-        .map(|_| ())
+    sqlx::query(
+        "update rollup_watermark
+            set watermark = $1, pending_from = null, pending_to = null, generation = generation + 1",
+    )
+    .bind(Level::Minute.truncate(at))
+    .execute(pool)
+    .await
+    .map(|_| ())
 }
 
+/// Up to where the rollups are complete, for readers: the watermark, or the start of the window a
+/// run is rolling up (writers use the watermark itself to tell late results).
 pub async fn watermark(pool: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
-    sqlx::query_scalar("select watermark from rollup_watermark").fetch_one(pool).await
+    sqlx::query_scalar("select coalesce(pending_from, watermark) from rollup_watermark").fetch_one(pool).await
 }
 
-/// The watermark and the generation of the rollups behind it (see the migration adding it).
+/// [`watermark`] and the generation of the rollups behind it (see the migration adding it).
 pub async fn watermark_and_generation(pool: &PgPool) -> Result<(DateTime<Utc>, i64), sqlx::Error> {
-    sqlx::query_as("select watermark, generation from rollup_watermark").fetch_one(pool).await
+    sqlx::query_as("select coalesce(pending_from, watermark), generation from rollup_watermark").fetch_one(pool).await
 }
+
+/// Serialises the second transaction of rollup runs (several processes may share a database).
+const ROLLUP_LOCK: i64 = 0x7472_6961_6765; // "triage"
 
 /// Most raw time one run rolls up, so a long gap (a stopped instance) is caught up in steps
 /// that each hold the watermark lock briefly.
@@ -525,24 +538,44 @@ pub const MAX_WINDOW: Duration = Duration::hours(1);
 /// [`MAX_WINDOW`] past the watermark; call again while `run.watermark < upto`.
 #[tracing::instrument(skip(pool))]
 pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let watermark: DateTime<Utc> =
-        sqlx::query_scalar("select watermark from rollup_watermark for update").fetch_one(&mut *tx).await?;
-    let upto = Level::Minute.truncate(upto).min(watermark + MAX_WINDOW);
     let mut run = RollupRun::default();
 
-    // New minutes: never rolled up before, so they add to their hour and day.
+    // Claim the next window and move the watermark: writers wait only for this.
+    let mut claim = pool.begin().await?;
+    let (watermark, pending): (DateTime<Utc>, Option<DateTime<Utc>>) =
+        sqlx::query_as("select watermark, pending_from from rollup_watermark for update")
+            .fetch_one(&mut *claim)
+            .await?;
+    let upto = Level::Minute.truncate(upto).min(watermark + MAX_WINDOW);
+    // A window still pending (a run that died, or another process's run) is finished first.
+    if pending.is_none() && upto > watermark {
+        sqlx::query("update rollup_watermark set watermark = $1, pending_from = $2, pending_to = $1")
+            .bind(upto)
+            .bind(watermark)
+            .execute(&mut *claim)
+            .await?;
+        run.watermark = Some(upto);
+    }
+    claim.commit().await?;
+
+    let mut tx = pool.begin().await?;
+    sqlx::query("select pg_advisory_xact_lock($1)").bind(ROLLUP_LOCK).execute(&mut *tx).await?;
+    let window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+        sqlx::query_as("select pending_from, pending_to from rollup_watermark").fetch_one(&mut *tx).await?;
+
+    // New minutes: never rolled up before, so they add to their hour and day. Results written
+    // into the window after the claim are also queued as dirty: counted now or recomputed next.
     let mut fresh: HashMap<Key, Rollup> = HashMap::new();
-    if upto > watermark {
-        let rows = raw_rows(&mut *tx, None, watermark, upto).await?;
+    if let (Some(from), Some(to)) = window {
+        let rows = raw_rows(&mut *tx, None, from, to).await?;
         run.raw_rows += rows.len();
         aggregate(&rows, Level::Minute, &mut fresh);
         write_rollups(&mut tx, Level::Minute, &fresh).await?;
         add_into(&mut tx, Level::Hour, &fresh).await?;
         add_into(&mut tx, Level::Day, &fresh).await?;
         add_into(&mut tx, Level::Week, &fresh).await?;
-        sqlx::query("update rollup_watermark set watermark = $1").bind(upto).execute(&mut *tx).await?;
-        run.watermark = Some(upto);
+        sqlx::query("update rollup_watermark set pending_from = null, pending_to = null").execute(&mut *tx).await?;
+        run.finished_earlier_claim = run.watermark.is_none();
     }
     run.minutes = fresh.len();
 

@@ -156,3 +156,45 @@ async fn no_scheduled_result_is_lost_while_postgresql_restarts() {
     pool.close().await;
     drop(pg);
 }
+
+/// A run that claimed its window and died before rolling it up: readers still see every result
+/// (from raw rows), results written into the window meanwhile count, and the next run finishes it.
+#[tokio::test]
+async fn a_window_left_pending_is_read_from_raw_and_finished_by_the_next_run() {
+    let pool = common::fresh_db().await;
+    let now = Utc::now();
+    let start = rollups::Level::Hour.truncate(now) - chrono::Duration::hours(2);
+    rollups::set_watermark(&pool, start).await.expect("watermark");
+    let probe = Uuid::new_v4();
+    let at = |m: i64| start + chrono::Duration::minutes(m) + chrono::Duration::seconds(5);
+    store(&pool, &(0..90).map(|m| server::bench::sample(probe, at(m), 1_000)).collect::<Vec<_>>()).await;
+    probing::roll_up_to(&pool, start + chrono::Duration::minutes(60)).await.expect("first hour");
+    // The claim of the next window, as a run does it, then nothing: the run "died".
+    let claimed_to = start + chrono::Duration::minutes(80);
+    sqlx::query("update rollup_watermark set watermark = $1, pending_from = $2, pending_to = $1")
+        .bind(claimed_to)
+        .bind(start + chrono::Duration::minutes(60))
+        .execute(&pool)
+        .await
+        .expect("claim");
+    // A result written into the claimed window afterwards is late: queued as dirty.
+    store(&pool, &[server::bench::sample(probe, at(70), 2_000)]).await;
+    let count = |s: &app::model::Series| s.points.iter().map(|p| p.count).sum::<u64>();
+    let end = start + chrono::Duration::minutes(100);
+    let during = series::series(&pool, probe, start, end, Some(3600)).await.expect("series");
+    assert_eq!(count(&during), 91, "the pending window is read from raw rows");
+    assert_eq!(rollups::watermark(&pool).await.expect("watermark"), start + chrono::Duration::minutes(60));
+    probing::roll_up_to(&pool, end).await.expect("the next runs");
+    let after = series::series(&pool, probe, start, end, Some(3600)).await.expect("series");
+    assert_eq!(count(&after), 91, "finished: nothing lost, nothing counted twice");
+    let (from, to): (Option<chrono::DateTime<Utc>>, Option<chrono::DateTime<Utc>>) =
+        sqlx::query_as("select pending_from, pending_to from rollup_watermark").fetch_one(&pool).await.expect("row");
+    assert!(from.is_none() && to.is_none());
+    assert_eq!(
+        rollups::watermark(&pool).await.expect("watermark"),
+        rollups::Level::Minute.truncate(end),
+        "and went on"
+    );
+    let summary = series::summaries(&pool, &[probe], start, end).await.expect("summaries");
+    assert_eq!(summary[&probe].count(), 91);
+}
