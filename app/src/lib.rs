@@ -10,7 +10,7 @@ mod pages;
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
-use leptos_router::{ParamSegment, StaticSegment};
+use leptos_router::{Lazy, ParamSegment, StaticSegment};
 
 use components::theme::ThemeToggle;
 use model::Role;
@@ -98,12 +98,12 @@ pub fn App() -> impl IntoView {
             <main id="main">
                 <Routes fallback=pages::not_found::NotFound>
                     <Route path=StaticSegment("") view=pages::overview::Overview/>
-                    <Route path=StaticSegment("status") view=pages::status::Status/>
-                    <Route path=(StaticSegment("services"), ParamSegment("id")) view=pages::service::Service/>
-                    <Route path=StaticSegment("login") view=pages::auth::Login/>
-                    <Route path=StaticSegment("setup") view=pages::auth::Setup/>
-                    <Route path=StaticSegment("account") view=pages::auth::Account/>
-                    <Route path=StaticSegment("admin") view=pages::admin::Admin/>
+                    <Route path=StaticSegment("status") view={Lazy::<pages::StatusRoute>::new()}/>
+                    <Route path=(StaticSegment("services"), ParamSegment("id")) view={Lazy::<pages::ServiceRoute>::new()}/>
+                    <Route path=StaticSegment("login") view={Lazy::<pages::LoginRoute>::new()}/>
+                    <Route path=StaticSegment("setup") view={Lazy::<pages::SetupRoute>::new()}/>
+                    <Route path=StaticSegment("account") view={Lazy::<pages::AccountRoute>::new()}/>
+                    <Route path=StaticSegment("admin") view={Lazy::<pages::AdminRoute>::new()}/>
                 </Routes>
             </main>
         </Router>
@@ -114,8 +114,12 @@ pub fn App() -> impl IntoView {
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
+    // Panic messages in the console in development builds; release builds leave out the
+    // formatting machinery (a panic there still stops the app and shows in the console).
+    #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    // Lazy routes (the admin page) load their code before hydrating.
+    leptos::mount::hydrate_lazy(App);
     // A marker for tests and for humans in devtools: the page is interactive from here on.
     if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
         let _ = body.set_attribute("data-hydrated", "true");

@@ -1,6 +1,35 @@
+//! One module per page. Pages other than the overview (the landing page) are lazy routes: with
+//! `cargo leptos build --split` their code is loaded when first visited, not with the first page.
+
+/// A lazy route rendering a page component: `$route` is what the router gets.
+macro_rules! lazy_page {
+    ($route:ident, $page:path) => {
+        pub struct $route;
+
+        #[leptos_router::lazy_route]
+        impl leptos_router::LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> leptos::tachys::view::any_view::AnyView {
+                use leptos::prelude::*;
+                leptos::tachys::view::any_view::IntoAny::into_any(view! { <$page/> })
+            }
+        }
+    };
+}
+
 pub mod admin;
 pub mod auth;
 pub mod not_found;
 pub mod overview;
 pub mod service;
 pub mod status;
+
+lazy_page!(AdminRoute, admin::Admin);
+lazy_page!(ServiceRoute, service::Service);
+lazy_page!(StatusRoute, status::Status);
+lazy_page!(LoginRoute, auth::Login);
+lazy_page!(SetupRoute, auth::Setup);
+lazy_page!(AccountRoute, auth::Account);

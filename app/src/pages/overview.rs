@@ -2,6 +2,7 @@
 //! the sort order and the grouping live in the URL (`/?q=shop&sort=name&group=tag`), so a link
 //! reproduces the view.
 
+use chrono::Timelike;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::NavigateOptions;
@@ -126,7 +127,9 @@ fn Tiles(overview: Overview, filter: String, sort: String, grouped: bool) -> imp
     }
     let shown = tiles.len();
     let at = overview.at;
-    let summary = format!("{shown} of {total} services · last 5 minutes · updated {}", at.format("%H:%M:%S UTC"));
+    // Formatted by hand: chrono's strftime machinery would weigh on the first-load bundle.
+    let (h, m, sec) = (at.hour(), at.minute(), at.second());
+    let summary = format!("{shown} of {total} services · last 5 minutes · updated {h:02}:{m:02}:{sec:02} UTC");
     if !grouped {
         return view! {
             <p class="muted summary-line">{summary}</p>
