@@ -10,7 +10,7 @@ mod pages;
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
-use leptos_router::{Lazy, ParamSegment, StaticSegment};
+use leptos_router::{Lazy, ParamSegment, SsrMode, StaticSegment};
 
 use components::theme::ThemeToggle;
 use model::Role;
@@ -97,7 +97,7 @@ pub fn App() -> impl IntoView {
             </header>
             <main id="main">
                 <Routes fallback=pages::not_found::NotFound>
-                    <Route path=StaticSegment("") view=pages::overview::Overview/>
+                    <Route path=StaticSegment("") view=pages::overview::Overview ssr=SsrMode::Async/>
                     <Route path=StaticSegment("status") view={Lazy::<pages::StatusRoute>::new()}/>
                     <Route path=(StaticSegment("services"), ParamSegment("id")) view={Lazy::<pages::ServiceRoute>::new()}/>
                     <Route path=StaticSegment("login") view={Lazy::<pages::LoginRoute>::new()}/>

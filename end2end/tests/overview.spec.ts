@@ -140,15 +140,6 @@ test('dragging across a chart zooms: the window goes into the URL, the page paus
   await expect(page).toHaveURL(/\?range=15m$/);
   await expect(page.locator('.live')).toHaveText('● live');
 
-  // One click copies a request id of a recent result.
-  // New results keep arriving (the table re-renders): pin one row's button by its id.
-  const results = page.getByRole('table', { name: 'Recent results' });
-  const label = (await results.getByRole('button', { name: /^Copy request id / }).first().getAttribute('aria-label'))!;
-  const id = label.replace('Copy request id ', '');
-  const copy = results.getByRole('button', { name: label, exact: true });
-  await copy.click();
-  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(id);
-
   // The shared cursor: hovering one chart shows the values at that time for all three.
   // Live refetches redraw the charts several times a second: go back to the top (where the
   // charts are) and read a position; the pointer works on coordinates, not on one element.
@@ -182,6 +173,14 @@ test('dragging across a chart zooms: the window goes into the URL, the page paus
   expect(span).toBeLessThan(9 * 60_000);
   // Paused, so once the new window's data is in nothing redraws the charts.
   await expect(page.locator('section.page')).toHaveAttribute('aria-busy', 'false');
+
+  // One click copies a request id of a recent result. Done while paused: live, the table is
+  // redrawn several times a second and a click at a button's position can land on a newer row.
+  const results = page.getByRole('table', { name: 'Recent results' });
+  const label = (await results.getByRole('button', { name: /^Copy request id / }).first().getAttribute('aria-label'))!;
+  const id = label.replace('Copy request id ', '');
+  await results.getByRole('button', { name: label, exact: true }).click();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(id);
   // The time axis (a late-committed check may still add to the figures near the window's end).
   const timeAxis = async (p: typeof page) =>
     ((await p.locator('figure.chart svg').first().textContent()) ?? '').match(/\d\d(?:-\d\d)? ?\d\d:\d\d(?: UTC)?/g);
