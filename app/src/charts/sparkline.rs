@@ -10,6 +10,45 @@ use super::{ChartSize, palette};
 pub const SIZE: ChartSize = ChartSize { width: 120, height: 26 };
 
 pub fn render_svg(values: &[Option<f64>]) -> String {
+    #[cfg(feature = "ssr")]
+    {
+        rendered::get_or_render(values, render_uncached)
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        render_uncached(values)
+    }
+}
+
+/// On the server the same sparklines are drawn for every page view until their trend changes
+/// (at most once a minute): drawn SVGs are kept by their input values.
+#[cfg(feature = "ssr")]
+mod rendered {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex};
+
+    const MAX_ENTRIES: usize = 20_000;
+
+    type Key = Vec<Option<u64>>;
+    static DRAWN: LazyLock<Mutex<HashMap<Key, Arc<str>>>> = LazyLock::new(Mutex::default);
+
+    pub fn get_or_render(values: &[Option<f64>], render: fn(&[Option<f64>]) -> String) -> String {
+        let key: Key = values.iter().map(|v| v.map(f64::to_bits)).collect();
+        if let Some(svg) = DRAWN.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return svg.to_string();
+        }
+        // Drawn outside the lock: two threads may both draw a new trend once, which is harmless.
+        let svg: Arc<str> = render(values).into();
+        let mut drawn = DRAWN.lock().unwrap_or_else(|p| p.into_inner());
+        if drawn.len() >= MAX_ENTRIES {
+            drawn.clear();
+        }
+        drawn.insert(key, Arc::clone(&svg));
+        svg.to_string()
+    }
+}
+
+fn render_uncached(values: &[Option<f64>]) -> String {
     let known: Vec<f64> = values.iter().flatten().copied().collect();
     let desc = match (known.iter().copied().reduce(f64::min), known.iter().copied().reduce(f64::max)) {
         (Some(lo), Some(hi)) => format!("p95 over the last hour, between {lo:.0} and {hi:.0} ms"),
@@ -88,5 +127,18 @@ mod tests {
         assert!(svg.contains("no timed checks in the last hour"));
         assert!(svg.contains("var(--chart-grid)"));
         assert!(!svg.contains("<circle"));
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod cache_tests {
+    #[test]
+    fn a_kept_sparkline_is_the_one_that_would_be_drawn() {
+        let values = [Some(12.0), None, Some(15.5), Some(9.25)];
+        let first = super::render_svg(&values);
+        assert_eq!(first, super::render_uncached(&values));
+        assert_eq!(super::render_svg(&values), first, "the second answer comes from the cache");
+        let other = [Some(12.0), None, Some(15.5), Some(90.25)];
+        assert_ne!(super::render_svg(&other), first, "another trend is drawn anew");
     }
 }
