@@ -111,3 +111,15 @@ test('signing in works without JavaScript, and returns to the page asked for', a
   await expect(page.locator('.role-badge')).toHaveText('admin');
   await context.close();
 });
+
+test('a page left open is sent to sign in once its session ends elsewhere', async ({ page }) => {
+  await signIn(page.request);
+  await page.goto('/');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.locator('.live')).toHaveText('● live');
+  // Signed out from somewhere else: the live stream ends (the server re-checks it every 10 s),
+  // its reconnect is refused, and the page leaves for the sign-in page, to come back here.
+  const out = await page.request.post('/api/v1/auth/logout', { headers: { origin: base, accept: 'application/json' } });
+  expect(out.status()).toBe(204);
+  await expect(page).toHaveURL(/\/login\?next=%2F$/, { timeout: 30_000 });
+});

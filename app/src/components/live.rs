@@ -36,7 +36,16 @@ pub fn use_live_events(url: String, on_update: impl Fn(&'static str) + Clone + '
             set_link.set(Link::Live);
         });
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| set_link.set(Link::Reconnecting));
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            set_link.set(Link::Reconnecting);
+            // The stream also ends when the session does (signed out elsewhere, password changed,
+            // user disabled): then reconnecting is refused, and the user is sent to sign in.
+            leptos::task::spawn_local(async {
+                if let Ok(None) = crate::api::get_me().await {
+                    to_sign_in();
+                }
+            });
+        });
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         let mut listeners = Vec::new();
         for name in ["result", "state"] {
@@ -55,6 +64,26 @@ pub fn use_live_events(url: String, on_update: impl Fn(&'static str) + Clone + '
     #[cfg(not(feature = "hydrate"))]
     let _ = (url, on_update, set_link);
     link
+}
+
+/// Leaves for the sign-in page, coming back here afterwards.
+#[cfg(feature = "hydrate")]
+fn to_sign_in() {
+    let Some(location) = web_sys::window().map(|w| w.location()) else { return };
+    let here = format!("{}{}", location.pathname().unwrap_or_default(), location.search().unwrap_or_default());
+    let next: String = encode_component(&here);
+    let _ = location.set_href(&format!("/login?next={next}"));
+}
+
+/// Percent-encodes a path for use as a query parameter value.
+#[cfg(feature = "hydrate")]
+fn encode_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// "● live" or "◌ reconnecting…", with a class per state for colour.

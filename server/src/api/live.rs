@@ -4,7 +4,9 @@
 //! Each client reads the hub through its own bounded receiver. A client that falls more than the
 //! hub's capacity behind is disconnected rather than allowed to hold anything up; browsers
 //! reconnect by themselves (after the `retry` delay sent first) and refetch what they missed.
-//! Streams end when the server begins shutting down, so open pages never delay a restart.
+//! Streams end when the server begins shutting down, so open pages never delay a restart, and
+//! when the session or token that opened them stops being valid (checked every
+//! `live_recheck`): the browser's reconnect is then refused and the page sends its user to sign in.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,9 +20,12 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
+use crate::auth::Principal;
+use crate::auth::access::Actor;
 use crate::error::ApiError;
 use crate::events::ProbeEvent;
 use crate::state::AppState;
+use crate::storage::auth as store;
 
 /// How long a browser waits before reconnecting.
 const RETRY: Duration = Duration::from_secs(2);
@@ -67,8 +72,35 @@ fn sse(event: &LiveEvent) -> Event {
     Event::default().event(event.name()).data(data)
 }
 
+/// What an open stream re-checks: a stream must not outlive the session or token that opened it
+/// (signed out, password changed, user disabled, token revoked).
+#[derive(Clone)]
+enum Credential {
+    Session(Vec<u8>),
+    Token(Uuid),
+}
+
+impl Credential {
+    fn of(p: &Principal) -> Option<Self> {
+        match p {
+            Principal::User { session, .. } => Some(Self::Session(session.clone())),
+            Principal::Token { id, .. } => Some(Self::Token(*id)),
+            _ => None,
+        }
+    }
+
+    /// A database error keeps the stream: an outage must not disconnect every browser.
+    async fn still_valid(&self, pool: &sqlx::PgPool) -> bool {
+        match self {
+            Self::Session(hash) => store::session(pool, hash).await.map(|s| s.is_some()).unwrap_or(true),
+            Self::Token(id) => store::token_active(pool, *id).await.unwrap_or(true),
+        }
+    }
+}
+
 pub async fn events(
     State(state): State<AppState>,
+    actor: Actor,
     Query(q): Query<LiveQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = |field: &'static str, v: &Option<String>| {
@@ -78,28 +110,41 @@ pub async fn events(
     let rx = state.hub.subscribe();
     let stopping = state.stopping.subscribe();
     let hello = Event::default().event("ready").retry(RETRY).data("{}");
-    let updates = futures::stream::unfold((rx, stopping, filter), |(mut rx, mut stopping, filter)| async move {
-        loop {
-            if *stopping.borrow() {
-                return None;
-            }
-            tokio::select! {
-                _ = stopping.changed() => return None,
-                got = rx.recv() => match got {
-                    Ok(event) => {
-                        if let Some(live) = filter.to_live(&event) {
-                            return Some((Ok(sse(&live)), (rx, stopping, filter)));
+    let every = state.auth.settings.live_recheck;
+    let recheck = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let checked = (Credential::of(&actor.principal), state.pool.clone(), recheck);
+    let updates = futures::stream::unfold(
+        (rx, stopping, filter, checked),
+        |(mut rx, mut stopping, filter, mut checked)| async move {
+            loop {
+                if *stopping.borrow() {
+                    return None;
+                }
+                tokio::select! {
+                    _ = stopping.changed() => return None,
+                    _ = checked.2.tick() => {
+                        if let Some(credential) = &checked.0
+                            && !credential.still_valid(&checked.1).await
+                        {
+                            return None;
                         }
                     }
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::info!(missed, "a live client fell behind; disconnecting it (it will reconnect)");
-                        return None;
-                    }
-                    Err(RecvError::Closed) => return None,
-                },
+                    got = rx.recv() => match got {
+                        Ok(event) => {
+                            if let Some(live) = filter.to_live(&event) {
+                                return Some((Ok(sse(&live)), (rx, stopping, filter, checked)));
+                            }
+                        }
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::info!(missed, "a live client fell behind; disconnecting it (it will reconnect)");
+                            return None;
+                        }
+                        Err(RecvError::Closed) => return None,
+                    },
+                }
             }
-        }
-    });
+        },
+    );
     let stream = futures::StreamExt::chain(futures::stream::once(async move { Ok(hello) }), updates);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

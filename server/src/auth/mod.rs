@@ -83,6 +83,8 @@ pub struct AuthSettings {
     pub session_idle: Duration,
     pub session_lifetime: Duration,
     pub limits: limiter::Limits,
+    /// How often an open live stream re-checks that its session or token is still valid.
+    pub live_recheck: Duration,
 }
 
 impl Default for AuthSettings {
@@ -92,6 +94,7 @@ impl Default for AuthSettings {
             session_idle: Duration::from_secs(12 * 3600),
             session_lifetime: Duration::from_secs(7 * 86_400),
             limits: limiter::Limits::default(),
+            live_recheck: Duration::from_secs(10),
         }
     }
 }

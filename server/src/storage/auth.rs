@@ -319,6 +319,17 @@ pub async fn tokens_by_prefix(pool: &PgPool, prefix: &str) -> Result<Vec<(TokenS
         .collect())
 }
 
+/// Whether the token can still be used (not revoked, not expired).
+pub async fn token_active(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from api_tokens
+                         where token_id = $1 and revoked_at is null and (expires_at is null or expires_at > now()))",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+}
+
 pub async fn touch_token(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("update api_tokens set last_used_at = now() where token_id = $1")
         .bind(id)

@@ -101,6 +101,34 @@ async fn sessions_end_when_idle_or_past_their_lifetime_and_cookies_are_secure_ov
 }
 
 #[tokio::test]
+async fn an_open_live_stream_ends_when_its_session_does() {
+    let mut settings = crate::common::test_settings();
+    settings.auth.live_recheck = std::time::Duration::from_millis(100);
+    let app = crate::common::spawn_app_with(
+        crate::common::fresh_db().await,
+        settings,
+        server::auth::access::Secured::default(),
+    )
+    .await;
+    let (_, cookie) = app.session_of(Role::Viewer).await;
+    let browser = app.browser(&cookie);
+    let mut stream = browser.get(app.url("/api/v1/events")).send().await.expect("events");
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = stream.chunk().await.expect("read").expect("the ready event");
+    assert!(String::from_utf8_lossy(&first).contains("event: ready"));
+    let out = browser.post(app.url("/api/v1/auth/logout")).header("accept", "application/json").send().await;
+    assert_eq!(out.expect("logout").status(), StatusCode::NO_CONTENT);
+    // The stream ends by itself (keep-alive comments may come first), well before a timeout.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(_chunk) = stream.chunk().await.expect("read") {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived the session");
+    let again = browser.get(app.url("/api/v1/events")).send().await.expect("events");
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "and reconnecting is refused");
+}
+
+#[tokio::test]
 async fn a_password_change_ends_every_other_session() {
     let app = spawn_app().await;
     let (email, here) = app.session_of(Role::Responder).await;
