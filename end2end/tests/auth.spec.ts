@@ -117,8 +117,8 @@ test('a page left open is sent to sign in once its session ends elsewhere', asyn
   await page.goto('/');
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.locator('.live')).toHaveText('● live');
-  // Signed out from somewhere else: the live stream ends (the server re-checks it every 10 s),
-  // its reconnect is refused, and the page leaves for the sign-in page, to come back here.
+  // Signed out from somewhere else: within 10 s the server re-checks the live stream's session,
+  // says `signed_out` and closes it, and the page leaves for sign-in (to come back here).
   const out = await page.request.post('/api/v1/auth/logout', { headers: { origin: base, accept: 'application/json' } });
   expect(out.status()).toBe(204);
   await expect(page).toHaveURL(/\/login\?next=%2F$/, { timeout: 30_000 });

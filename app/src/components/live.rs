@@ -36,18 +36,13 @@ pub fn use_live_events(url: String, on_update: impl Fn(&'static str) + Clone + '
             set_link.set(Link::Live);
         });
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-            set_link.set(Link::Reconnecting);
-            // The stream also ends when the session does (signed out elsewhere, password changed,
-            // user disabled): then reconnecting is refused, and the user is sent to sign in.
-            leptos::task::spawn_local(async {
-                if let Ok(None) = crate::api::get_me().await {
-                    to_sign_in();
-                }
-            });
-        });
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| set_link.set(Link::Reconnecting));
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        let mut listeners = Vec::new();
+        // The server ends the stream with `signed_out` when the session does (signed out
+        // elsewhere, password changed, user disabled): reconnecting would be refused.
+        let on_signed_out = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_| to_sign_in());
+        let _ = source.add_event_listener_with_callback("signed_out", on_signed_out.as_ref().unchecked_ref());
+        let mut listeners = vec![on_signed_out];
         for name in ["result", "state"] {
             let f = on_update.clone();
             let cb = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_| f(name));
@@ -69,21 +64,22 @@ pub fn use_live_events(url: String, on_update: impl Fn(&'static str) + Clone + '
 /// Leaves for the sign-in page, coming back here afterwards.
 #[cfg(feature = "hydrate")]
 fn to_sign_in() {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let Some(location) = web_sys::window().map(|w| w.location()) else { return };
-    let here = format!("{}{}", location.pathname().unwrap_or_default(), location.search().unwrap_or_default());
-    let next: String = encode_component(&here);
-    let _ = location.set_href(&format!("/login?next={next}"));
-}
-
-/// Percent-encodes a path for use as a query parameter value.
-#[cfg(feature = "hydrate")]
-fn encode_component(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    // Percent-encoded by hand: `format!` here would cost the first-load bundle about 10 KB.
+    let mut url = String::from("/login?next=");
+    for part in [location.pathname(), location.search()] {
+        for b in part.unwrap_or_default().bytes() {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                url.push(char::from(b));
+            } else {
+                url.push('%');
+                url.push(char::from(HEX[usize::from(b >> 4)]));
+                url.push(char::from(HEX[usize::from(b & 15)]));
+            }
+        }
+    }
+    let _ = location.set_href(&url);
 }
 
 /// "● live" or "◌ reconnecting…", with a class per state for colour.

@@ -112,12 +112,13 @@ pub async fn events(
     let hello = Event::default().event("ready").retry(RETRY).data("{}");
     let every = state.auth.settings.live_recheck;
     let recheck = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    let checked = (Credential::of(&actor.principal), state.pool.clone(), recheck);
+    // (what to re-check, the pool, when, and whether the stream is over)
+    let checked = (Credential::of(&actor.principal), state.pool.clone(), recheck, false);
     let updates = futures::stream::unfold(
         (rx, stopping, filter, checked),
         |(mut rx, mut stopping, filter, mut checked)| async move {
             loop {
-                if *stopping.borrow() {
+                if *stopping.borrow() || checked.3 {
                     return None;
                 }
                 tokio::select! {
@@ -126,7 +127,10 @@ pub async fn events(
                         if let Some(credential) = &checked.0
                             && !credential.still_valid(&checked.1).await
                         {
-                            return None;
+                            // Said before closing, so the page can send its user to sign in.
+                            checked.3 = true;
+                            let bye = Event::default().event("signed_out").data("{}");
+                            return Some((Ok(bye), (rx, stopping, filter, checked)));
                         }
                     }
                     got = rx.recv() => match got {

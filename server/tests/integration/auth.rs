@@ -118,12 +118,17 @@ async fn an_open_live_stream_ends_when_its_session_does() {
     assert!(String::from_utf8_lossy(&first).contains("event: ready"));
     let out = browser.post(app.url("/api/v1/auth/logout")).header("accept", "application/json").send().await;
     assert_eq!(out.expect("logout").status(), StatusCode::NO_CONTENT);
-    // The stream ends by itself (keep-alive comments may come first), well before a timeout.
+    // The stream says `signed_out` and ends by itself (keep-alive comments may come first).
     let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while let Some(_chunk) = stream.chunk().await.expect("read") {}
+        let mut said = String::new();
+        while let Some(chunk) = stream.chunk().await.expect("read") {
+            said.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        said
     })
     .await;
-    assert!(ended.is_ok(), "the stream outlived the session");
+    let said = ended.expect("the stream outlived the session");
+    assert!(said.contains("event: signed_out"), "{said}");
     let again = browser.get(app.url("/api/v1/events")).send().await.expect("events");
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "and reconnecting is refused");
 }
