@@ -64,6 +64,27 @@ fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
     format!("{path}?{q}")
 }
 
+/// A refused form goes back to its page with the reason (and what to refill) in the query; a
+/// refused JSON request gets the error itself.
+fn refused(form: bool, page: &str, pairs: &[(&str, &str)], error: ApiError) -> Response {
+    if form { Redirect::to(&with_query(page, pairs)).into_response() } else { error.into_response() }
+}
+
+fn already_set_up() -> ApiError {
+    ApiError::Conflict { field: None, message: "Triage already has users; sign in".into() }
+}
+
+/// A new session for `user_id`, remembering where and with what the browser signed in.
+async fn new_session(
+    state: &AppState,
+    actor: &Actor,
+    headers: &HeaderMap,
+    user_id: uuid::Uuid,
+) -> Result<String, ApiError> {
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    session::start(&state.pool, &state.auth.settings, user_id, actor.remote_addr.as_deref(), user_agent).await
+}
+
 fn signed_in(response: impl IntoResponse, cookie: &str, state: &AppState, headers: &HeaderMap) -> Response {
     let mut response = response.into_response();
     let secure = session::secure(&state.auth.settings, headers);
@@ -90,12 +111,7 @@ pub async fn login(
     let Input { body, form } = input;
     let next = local_path(body.next.as_deref());
     let fail = |error: ApiError, code: &str| {
-        if form {
-            Redirect::to(&with_query("/login", &[("error", code), ("next", &next), ("email", &body.email)]))
-                .into_response()
-        } else {
-            error.into_response()
-        }
+        refused(form, "/login", &[("error", code), ("next", &next), ("email", &body.email)], error)
     };
     let address = actor.remote_addr.clone().unwrap_or_else(|| "-".into());
     if let Some(wait) = state.auth.limiter.blocked(&body.email, &address) {
@@ -120,21 +136,13 @@ pub async fn login(
     state.auth.limiter.succeeded(&body.email);
     // A new session id at every sign-in; the one this browser had before is ended.
     if let Some(old) = session::from_headers(&headers) {
-        if let Err(e) = store::delete_session(&state.pool, &sha256(old)).await {
+        let old = sha256(old);
+        if let Err(e) = store::delete_session(&state.pool, &old).await {
             return ApiError::from(e).into_response();
         }
-        state.auth.sessions.forget(&sha256(old));
+        state.auth.sessions.forget(&old);
     }
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let cookie = match session::start(
-        &state.pool,
-        &state.auth.settings,
-        user.id,
-        actor.remote_addr.as_deref(),
-        user_agent,
-    )
-    .await
-    {
+    let cookie = match new_session(&state, &actor, &headers, user.id).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -160,10 +168,11 @@ fn principal_of(u: &store::UserRecord) -> Principal {
 
 pub async fn logout(State(state): State<AppState>, actor: Actor, headers: HeaderMap) -> Response {
     if let Some(cookie) = session::from_headers(&headers) {
-        if let Err(e) = store::delete_session(&state.pool, &sha256(cookie)).await {
+        let hash = sha256(cookie);
+        if let Err(e) = store::delete_session(&state.pool, &hash).await {
             return ApiError::from(e).into_response();
         }
-        state.auth.sessions.forget(&sha256(cookie));
+        state.auth.sessions.forget(&hash);
         if matches!(actor.principal, Principal::User { .. }) {
             actor.audit_or_warn(&state.pool, "logout", "").await;
         }
@@ -194,15 +203,9 @@ pub async fn setup(
     input: Input<SetupBody>,
 ) -> Response {
     let Input { body, form } = input;
-    let fail = |error: ApiError, code: &str| {
-        if form {
-            Redirect::to(&with_query("/setup", &[("error", code), ("email", &body.email)])).into_response()
-        } else {
-            error.into_response()
-        }
-    };
+    let fail = |error: ApiError, code: &str| refused(form, "/setup", &[("error", code), ("email", &body.email)], error);
     if state.auth.has_users(&state.pool).await {
-        return fail(ApiError::Conflict { field: None, message: "Triage already has users; sign in".into() }, "done");
+        return fail(already_set_up(), "done");
     }
     let address = actor.remote_addr.clone().unwrap_or_else(|| "-".into());
     if let Some(wait) = state.auth.limiter.blocked("setup", &address) {
@@ -223,10 +226,7 @@ pub async fn setup(
     match store::insert_first_user(&state.pool, id, &body.email, &body.display_name, &hash).await {
         Ok(true) => {}
         Ok(false) => {
-            return fail(
-                ApiError::Conflict { field: None, message: "Triage already has users; sign in".into() },
-                "done",
-            );
+            return fail(already_set_up(), "done");
         }
         Err(e) => return fail(e.into(), "internal"),
     }
@@ -243,12 +243,10 @@ pub async fn setup(
     if let Err(e) = store::insert_audit(&state.pool, &entry).await {
         return ApiError::from(e).into_response();
     }
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let cookie =
-        match session::start(&state.pool, &state.auth.settings, id, actor.remote_addr.as_deref(), user_agent).await {
-            Ok(c) => c,
-            Err(e) => return e.into_response(),
-        };
+    let cookie = match new_session(&state, &actor, &headers, id).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     tracing::info!("first admin created; the set-up token is spent");
     let me = Me { id, email: body.email.clone(), display_name: body.display_name.clone(), role: Role::Admin };
     if form {
