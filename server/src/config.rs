@@ -295,6 +295,11 @@ pub struct ServeArgs {
     #[arg(long = "session-lifetime", env = "TRIAGE_SESSION_LIFETIME", default_value = "7d")]
     pub session_lifetime: DurationArg,
 
+    /// Open incidents automatically when a probe is confirmed down (each probe can also opt out
+    /// with `incidents.auto_open = false`). Off: state changes still reach open incidents.
+    #[arg(long = "auto-incidents", env = "TRIAGE_AUTO_INCIDENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_incidents: bool,
+
     /// Declarative probe file (TOML) applied at start: its probes are created or updated by name and
     /// marked as managed by the file.
     #[arg(long = "config", env = "TRIAGE_CONFIG")]

@@ -140,6 +140,11 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
     let all: Vec<Uuid> = probes.iter().map(|p| p.id).collect();
     let recent = results::list_results(pool, &all, from, to, RECENT).await?;
     let changes = results::list_state_changes(pool, &all, RECENT).await?;
+    let incidents = crate::storage::incidents::bands_for_service(pool, id, from, to)
+        .await?
+        .into_iter()
+        .map(|(number, title, from, to)| app::model::IncidentBand { number, title, from, to })
+        .collect();
     Ok(Some(ServiceView {
         service,
         probes,
@@ -151,6 +156,7 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
         pool: gauges.points,
         recent,
         changes,
+        incidents,
     }))
 }
 

@@ -25,6 +25,8 @@ use tower::ServiceExt;
 use crate::auth::access::{self, Gate, Secured, Table};
 use crate::auth::{Auth, AuthSettings};
 use crate::http::{HttpLimits, with_middleware};
+use crate::incidents::engine::{Engine, EngineSettings};
+use crate::incidents::{Incidents, RoomHub};
 use crate::metrics::Metrics;
 use crate::probing::{ProbeSettings, Probing};
 use crate::readiness::ReadinessChecker;
@@ -49,6 +51,7 @@ pub struct ServeSettings {
     pub auth: AuthSettings,
     /// Where the first-run set-up token is also written (mode 0600), besides the log.
     pub setup_token_file: Option<PathBuf>,
+    pub incidents: EngineSettings,
 }
 
 impl Default for ServeSettings {
@@ -66,6 +69,7 @@ impl Default for ServeSettings {
             config_file: None,
             auth: AuthSettings::default(),
             setup_token_file: None,
+            incidents: EngineSettings::default(),
         }
     }
 }
@@ -97,6 +101,7 @@ impl From<&crate::config::ServeArgs> for ServeSettings {
                 ..AuthSettings::default()
             },
             setup_token_file: None,
+            incidents: EngineSettings { auto_open: a.auto_incidents, ..EngineSettings::default() },
         }
     }
 }
@@ -139,10 +144,14 @@ pub async fn build_state(
         hub: probing.hub.clone(),
         overview: Arc::default(),
         auth,
+        incidents: Incidents { pool: pool.clone(), rooms: RoomHub::default() },
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         pool,
     };
     spawn_session_purge(&state);
+    let engine =
+        Engine { pool: state.pool.clone(), rooms: state.incidents.rooms.clone(), settings: settings.incidents.clone() };
+    tokio::spawn(engine.run(state.hub.clone(), state.stopping.subscribe()));
     Ok((state, probing))
 }
 

@@ -31,6 +31,7 @@ pub struct AppState {
     pub hub: EventHub,
     pub overview: Arc<crate::overview::OverviewCache>,
     pub auth: Arc<crate::auth::Auth>,
+    pub incidents: crate::incidents::Incidents,
     /// Set when shutdown begins: long-lived responses (live event streams) end on it.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }

@@ -23,6 +23,12 @@ pub struct Band {
     pub label: String,
 }
 
+/// A moment marked on the time axis (a timeline entry), drawn as a thin line behind the data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Marker {
+    pub at: DateTime<Utc>,
+}
+
 /// Everything a service chart draws from.
 #[derive(Clone, Copy, Debug)]
 pub struct ChartInput<'a> {
@@ -31,6 +37,7 @@ pub struct ChartInput<'a> {
     pub step_secs: u64,
     pub points: &'a [SeriesPoint],
     pub bands: &'a [Band],
+    pub markers: &'a [Marker],
 }
 
 /// Pixel geometry of the plot area and the mapping of time and value into it.
@@ -83,6 +90,10 @@ pub fn axes<DB: DrawingBackend>(
         let (a, b) = (frame.x(band.from), frame.x(band.to).max(frame.x(band.from) + 2));
         area.draw(&Rectangle::new([(a, frame.y0), (b, frame.y1)], palette::BAND.filled()))?;
         area.draw(&Text::new(band.label.clone(), (a + 3, frame.y0 + 2), label(Pos::new(HPos::Left, VPos::Top))))?;
+    }
+    for m in input.markers {
+        let x = frame.x(m.at);
+        area.draw(&PathElement::new(vec![(x, frame.y0), (x, frame.y1)], palette::REF.stroke_width(1)))?;
     }
     for i in 0..=4 {
         let v = frame.y_max * f64::from(i) / 4.0;
@@ -227,6 +238,15 @@ mod tests {
         ] {
             assert!(svg.contains("No data in this range"), "{svg}");
         }
+    }
+
+    #[test]
+    fn markers_are_lines_at_their_time() {
+        let pts = points();
+        let markers = [Marker { at: at(5) }];
+        let plain = latency::render_svg(&input(&pts), SIZE);
+        let marked = latency::render_svg(&ChartInput { markers: &markers, ..input(&pts) }, SIZE);
+        assert_eq!(marked.matches("var(--chart-ref)").count(), plain.matches("var(--chart-ref)").count() + 1);
     }
 
     #[test]

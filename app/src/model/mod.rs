@@ -2,12 +2,14 @@
 //! pinned by tests.
 
 mod auth;
+mod incident;
 mod overview;
 mod probe;
 mod service;
 mod system;
 
 pub use auth::*;
+pub use incident::*;
 pub use overview::*;
 pub use probe::*;
 pub use service::*;

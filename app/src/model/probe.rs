@@ -378,6 +378,44 @@ pub struct ProbeSpec {
     pub tls: TlsSpec,
     #[serde(default, skip_serializing_if = "PoolMappingSpec::is_default")]
     pub pool_mapping: PoolMappingSpec,
+    /// Whether and when this probe opens incidents.
+    #[serde(default, skip_serializing_if = "IncidentPolicy::is_default")]
+    pub incidents: IncidentPolicy,
+}
+
+/// How a probe's failures become incidents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentPolicy {
+    /// Open an incident when the probe is confirmed down (off: it still adds entries to
+    /// incidents that cover its service).
+    #[serde(default = "default_true")]
+    pub auto_open: bool,
+    /// Also open one after the probe has been degraded this long; none: degraded never opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_for_secs: Option<u32>,
+    /// The severity of an incident it opens follows this; none: the service's criticality.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criticality: Option<Criticality>,
+    /// How long every affected probe must be up before the room suggests resolving.
+    #[serde(default = "default_healthy_for")]
+    pub healthy_for_secs: u32,
+}
+
+fn default_healthy_for() -> u32 {
+    300
+}
+
+impl Default for IncidentPolicy {
+    fn default() -> Self {
+        Self { auto_open: true, degraded_for_secs: None, criticality: None, healthy_for_secs: default_healthy_for() }
+    }
+}
+
+impl IncidentPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl ProbeSpec {
@@ -405,6 +443,7 @@ impl ProbeSpec {
             assertions: AssertionSpec::default(),
             tls: TlsSpec::default(),
             pool_mapping: PoolMappingSpec::default(),
+            incidents: IncidentPolicy::default(),
         }
     }
 }

@@ -165,6 +165,18 @@ pub struct ServiceView {
     /// Newest results of all its probes in the window, newest first.
     pub recent: Vec<ProbeResult>,
     pub changes: Vec<StateChange>,
+    /// Incidents of this service overlapping the window (drawn as bands on its charts).
+    #[serde(default)]
+    pub incidents: Vec<IncidentBand>,
+}
+
+/// An incident's window on a service's charts; `to` is none while it is open.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentBand {
+    pub number: i64,
+    pub title: String,
+    pub from: DateTime<Utc>,
+    pub to: Option<DateTime<Utc>>,
 }
 
 /// The bucket of `points` (sorted, each `step_secs` wide) that contains `at`: what the shared

@@ -10,7 +10,7 @@ use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use crate::api::get_service_view;
-use crate::charts::timeline::ChartInput;
+use crate::charts::timeline::{Band, ChartInput};
 use crate::charts::{self, ChartSize};
 use crate::components::live::{Link, LiveBadge, use_live_refetch};
 use crate::components::state::state_label;
@@ -154,8 +154,15 @@ fn ServiceBody(
 ) -> impl IntoView {
     let id = view.service.id;
     let (class, label) = state_label(view.service.state);
-    let traffic =
-        ChartInput { from: view.from, to: view.to, step_secs: view.step_secs, points: &view.traffic, bands: &[] };
+    let bands = incident_bands(&view.incidents, view.to);
+    let traffic = ChartInput {
+        from: view.from,
+        to: view.to,
+        step_secs: view.step_secs,
+        points: &view.traffic,
+        bands: &bands,
+        markers: &[],
+    };
     let pool = ChartInput { points: &view.pool, ..traffic };
     let svgs = [
         if phases { charts::phases::render_svg(&traffic, CHART) } else { charts::latency::render_svg(&traffic, CHART) },
@@ -604,4 +611,16 @@ mod tests {
         assert_eq!(lines[2], "errors 5.0 % (1 of 20 checks)");
         assert_eq!(data.describe(0.1)[1], "no checks in this bucket");
     }
+}
+
+/// Incidents as chart bands, an open one reaching the window's end.
+pub fn incident_bands(incidents: &[crate::model::IncidentBand], end: chrono::DateTime<chrono::Utc>) -> Vec<Band> {
+    incidents
+        .iter()
+        .map(|i| {
+            let mut label = String::from("#");
+            label.push_str(&i.number.to_string());
+            Band { from: i.from, to: i.to.unwrap_or(end), label }
+        })
+        .collect()
 }

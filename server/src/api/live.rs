@@ -28,7 +28,7 @@ use crate::state::AppState;
 use crate::storage::auth as store;
 
 /// How long a browser waits before reconnecting.
-const RETRY: Duration = Duration::from_secs(2);
+pub(super) const RETRY: Duration = Duration::from_secs(2);
 
 #[derive(Deserialize)]
 pub struct LiveQuery {
@@ -75,13 +75,13 @@ fn sse(event: &LiveEvent) -> Event {
 /// What an open stream re-checks: a stream must not outlive the session or token that opened it
 /// (signed out, password changed, user disabled, token revoked).
 #[derive(Clone)]
-enum Credential {
+pub(super) enum Credential {
     Session(Vec<u8>),
     Token(Uuid),
 }
 
 impl Credential {
-    fn of(p: &Principal) -> Option<Self> {
+    pub(super) fn of(p: &Principal) -> Option<Self> {
         match p {
             Principal::User { session, .. } => Some(Self::Session(session.clone())),
             Principal::Token { id, .. } => Some(Self::Token(*id)),
@@ -90,7 +90,7 @@ impl Credential {
     }
 
     /// A database error keeps the stream: an outage must not disconnect every browser.
-    async fn still_valid(&self, pool: &sqlx::PgPool) -> bool {
+    pub(super) async fn still_valid(&self, pool: &sqlx::PgPool) -> bool {
         match self {
             Self::Session(hash) => store::session(pool, hash).await.map(|s| s.is_some()).unwrap_or(true),
             Self::Token(id) => store::token_active(pool, *id).await.unwrap_or(true),

@@ -2,6 +2,7 @@
 //! JSON in and out; every error is the JSON body of [`ApiError`], naming the field at fault.
 
 mod auth;
+mod incidents;
 mod live;
 mod probes;
 mod push;
@@ -20,6 +21,8 @@ use crate::error::ApiError;
 pub fn routes() -> Secured {
     let viewer = Need::Role(Role::Viewer);
     let admin = Need::Role(Role::Admin);
+    let responder = Need::Role(Role::Responder);
+    let commander = Need::Role(Role::Commander);
     Secured::default()
         .get("/api/v1/services", viewer, services::list)
         .post("/api/v1/services", admin, services::create)
@@ -48,6 +51,16 @@ pub fn routes() -> Secured {
         .post("/api/v1/tokens", admin, users::create_token)
         .delete("/api/v1/tokens/{id}", admin, users::revoke_token)
         .get("/api/v1/audit", admin, users::audit)
+        .get("/api/v1/incidents", viewer, incidents::list)
+        .post("/api/v1/incidents", responder, incidents::create)
+        .get("/api/v1/incidents/{id}", viewer, incidents::show)
+        .patch("/api/v1/incidents/{id}", commander, incidents::update)
+        .get("/api/v1/incidents/{id}/events", viewer, incidents::events)
+        .get("/api/v1/incidents/{id}/timeline", viewer, incidents::timeline)
+        .post("/api/v1/incidents/{id}/timeline", responder, incidents::post_entry)
+        .patch("/api/v1/incidents/{id}/timeline/{entry}", responder, incidents::edit_entry)
+        .delete("/api/v1/incidents/{id}/timeline/{entry}", responder, incidents::delete_entry)
+        .get("/api/v1/incidents/{id}/timeline/{entry}/history", viewer, incidents::history)
 }
 
 /// A JSON body whose errors name the offending field (`assert.status`, `interval_secs`, …).

@@ -119,6 +119,13 @@ fn compile_check(spec: &ProbeSpec) -> Result<Option<HttpCheck>, SpecError> {
     if !(1..=100).contains(&spec.successes_to_up) {
         return Err(bad("successes_to_up", "must be between 1 and 100"));
     }
+    let policy = &spec.incidents;
+    if !(1..=86_400).contains(&policy.healthy_for_secs) {
+        return Err(bad("incidents.healthy_for_secs", "must be between 1 and 86400"));
+    }
+    if policy.degraded_for_secs.is_some_and(|d| !(1..=86_400).contains(&d)) {
+        return Err(bad("incidents.degraded_for_secs", "must be between 1 and 86400"));
+    }
     if spec.max_redirects > 20 {
         return Err(bad("max_redirects", "must be at most 20"));
     }
@@ -255,6 +262,12 @@ mod tests {
         let mut s = spec();
         s.interval_secs = 0;
         assert_eq!(field_of(&s), "interval_secs");
+        let mut s = spec();
+        s.incidents.healthy_for_secs = 0;
+        assert_eq!(field_of(&s), "incidents.healthy_for_secs");
+        let mut s = spec();
+        s.incidents.degraded_for_secs = Some(0);
+        assert_eq!(field_of(&s), "incidents.degraded_for_secs");
         let mut s = spec();
         s.headers.insert("Host".into(), "evil".into());
         assert_eq!(field_of(&s), "headers");

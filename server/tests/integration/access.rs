@@ -47,6 +47,22 @@ fn intended(method: &Method, path: &str) -> Need {
     {
         return admin;
     }
+    // Incidents: anyone reads; responders declare and write the timeline; commanders change
+    // the incident itself.
+    if path.starts_with("/api/v1/incidents") && *method != Method::GET {
+        let only_incident = path.trim_start_matches("/api/v1/incidents/").split('/').count() == 1;
+        return if *method == Method::PATCH && path != "/api/v1/incidents" && only_incident {
+            Need::Role(Role::Commander)
+        } else {
+            Need::Role(Role::Responder)
+        };
+    }
+    if path.starts_with("/api/post_incident") || path.starts_with("/api/post_entry") {
+        return Need::Role(Role::Responder);
+    }
+    if path.starts_with("/api/update_incident") {
+        return Need::Role(Role::Commander);
+    }
     if path == "/api/v1/auth/password" || *method == Method::GET || path.starts_with("/api/get_") {
         return viewer;
     }

@@ -8,6 +8,7 @@ mod common;
 mod demo_target;
 mod embedded_pg;
 mod http;
+mod incidents;
 mod probe_http;
 mod probe_tls;
 mod probes_api;

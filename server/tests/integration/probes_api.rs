@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use server::auth::access::Secured;
 use server::events::ProbeEvent;
 
-use crate::common::{self, result_of, serve_target, spawn_app, wait_events};
+use crate::common::{self, next_frame, result_of, serve_target, spawn_app, wait_events};
 
 async fn post(app: &common::TestApp, path: &str, body: Value) -> reqwest::Response {
     app.client.post(app.url(path)).json(&body).send().await.expect("request")
@@ -388,22 +388,6 @@ async fn the_overview_tile_carries_fresh_latency_errors_and_state() {
 }
 
 /// Reads SSE frames from a streaming response until `pred` accepts one or the stream ends.
-async fn next_frame(res: &mut reqwest::Response, buf: &mut String, pred: impl Fn(&str) -> bool) -> Option<String> {
-    loop {
-        while let Some(end) = buf.find("\n\n") {
-            let frame = buf[..end].to_string();
-            buf.drain(..end + 2);
-            if pred(&frame) {
-                return Some(frame);
-            }
-        }
-        match tokio::time::timeout(Duration::from_secs(20), res.chunk()).await.expect("no frame within 20 s") {
-            Ok(Some(bytes)) => buf.push_str(&String::from_utf8_lossy(&bytes)),
-            _ => return None,
-        }
-    }
-}
-
 #[tokio::test]
 async fn live_events_stream_the_filtered_probes_results_and_end_at_shutdown() {
     let target = serve_target(Router::new().route("/", get(|| async { "ok" }))).await;

@@ -375,3 +375,20 @@ pub async fn wait_events(
 pub fn result_of(probe: uuid::Uuid) -> impl Fn(&server::events::ProbeEvent) -> bool {
     move |e| matches!(e, server::events::ProbeEvent::Result { result, .. } if result.probe_id == probe)
 }
+
+/// The next Server-Sent Events frame that `pred` accepts (earlier ones are skipped).
+pub async fn next_frame(res: &mut reqwest::Response, buf: &mut String, pred: impl Fn(&str) -> bool) -> Option<String> {
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let frame = buf[..end].to_string();
+            buf.drain(..end + 2);
+            if pred(&frame) {
+                return Some(frame);
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(20), res.chunk()).await.expect("no frame within 20 s") {
+            Ok(Some(bytes)) => buf.push_str(&String::from_utf8_lossy(&bytes)),
+            _ => return None,
+        }
+    }
+}

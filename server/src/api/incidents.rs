@@ -1,0 +1,209 @@
+//! `/api/v1/incidents…`: incidents, their timelines, and the room's live stream.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use app::model::{
+    EntryPatch, EntryRevision, Incident, IncidentFilter, IncidentPatch, IncidentStatus, NewEntry, NewIncident, Role,
+    RoomEvent, Severity, TimelineEntry,
+};
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use http::{HeaderMap, StatusCode};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::live::{Credential, RETRY};
+use super::{ApiJson, parse_id};
+use crate::auth::access::Actor;
+use crate::error::ApiError;
+use crate::incidents::Author;
+use crate::state::AppState;
+
+/// The list's filters from the query string, each bad value named by its parameter.
+pub fn parse_filter(query: Option<&str>) -> Result<IncidentFilter, ApiError> {
+    let mut f = IncidentFilter::default();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if v.is_empty() {
+            continue;
+        }
+        let day = |v: &str| {
+            chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map_err(|_| ApiError::bad(k.to_string(), "a date, YYYY-MM-DD"))
+        };
+        match k.as_ref() {
+            "status" => {
+                f.status = Some(IncidentStatus::parse(&v).ok_or_else(|| {
+                    ApiError::bad("status", "one of investigating, identified, monitoring, resolved")
+                })?);
+            }
+            "severity" => {
+                f.severity = Some(Severity::parse(&v).ok_or_else(|| ApiError::bad("severity", "one of SEV1–SEV4"))?);
+            }
+            "service" => f.service = Some(parse_id(&v).map_err(|_| ApiError::bad("service", "not a valid id"))?),
+            "from" => f.from = Some(day(&v)?),
+            "to" => f.to = Some(day(&v)?),
+            "q" => f.q = Some(v.chars().take(200).collect()),
+            other => return Err(ApiError::bad(other.to_string(), "unknown filter")),
+        }
+    }
+    Ok(f)
+}
+
+pub async fn list(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Json<Vec<Incident>>, ApiError> {
+    let filter = parse_filter(q.as_deref())?;
+    Ok(Json(state.incidents.list(&filter).await?))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiJson(input): ApiJson<NewIncident>,
+) -> Result<(StatusCode, Json<Incident>), ApiError> {
+    Ok((StatusCode::CREATED, Json(state.incidents.create(&actor, &input).await?)))
+}
+
+pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Incident>, ApiError> {
+    Ok(Json(state.incidents.get(parse_id(&id)?).await?))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<IncidentPatch>,
+) -> Result<Json<Incident>, ApiError> {
+    Ok(Json(state.incidents.update(&actor, parse_id(&id)?, &patch).await?))
+}
+
+pub async fn timeline(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<TimelineEntry>>, ApiError> {
+    let id = parse_id(&id)?;
+    state.incidents.get(id).await?;
+    Ok(Json(state.incidents.timeline(&actor, id).await?))
+}
+
+/// 201 with the new entry; 200 with the stored one when the idempotency key was seen before.
+pub async fn post_entry(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(input): ApiJson<NewEntry>,
+) -> Result<(StatusCode, Json<TimelineEntry>), ApiError> {
+    let key =
+        headers.get("idempotency-key").map(|v| v.to_str().map_err(|_| ApiError::bad("Idempotency-Key", "not text")));
+    let key = key.transpose()?;
+    let (entry, created) = state.incidents.post_entry(&actor, parse_id(&id)?, &input, key).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(entry)))
+}
+
+fn entry_path(ids: &(String, String)) -> Result<(uuid::Uuid, uuid::Uuid), ApiError> {
+    Ok((parse_id(&ids.0)?, ids.1.parse().map_err(|_| ApiError::bad("entry", "not a valid id (UUID)"))?))
+}
+
+pub async fn edit_entry(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(ids): Path<(String, String)>,
+    ApiJson(patch): ApiJson<EntryPatch>,
+) -> Result<Json<TimelineEntry>, ApiError> {
+    let (id, entry) = entry_path(&ids)?;
+    Ok(Json(state.incidents.edit_entry(&actor, id, entry, &patch).await?))
+}
+
+pub async fn delete_entry(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(ids): Path<(String, String)>,
+) -> Result<Json<TimelineEntry>, ApiError> {
+    let (id, entry) = entry_path(&ids)?;
+    Ok(Json(state.incidents.delete_entry(&actor, id, entry).await?))
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+) -> Result<Json<Vec<EntryRevision>>, ApiError> {
+    let (id, entry) = entry_path(&ids)?;
+    Ok(Json(state.incidents.history(id, entry).await?))
+}
+
+/// What a viewer of the room may see of an event: a deleted entry's content only for commanders.
+fn visible(event: &RoomEvent, commander: bool) -> RoomEvent {
+    match event {
+        RoomEvent::Entry(e) if e.deleted.is_some() && !commander => {
+            let mut e = e.clone();
+            e.text.clear();
+            e.html.clear();
+            e.attachments.clear();
+            RoomEvent::Entry(e)
+        }
+        other => other.clone(),
+    }
+}
+
+fn sse(event: &RoomEvent) -> Event {
+    Event::default().event(event.name()).data(serde_json::to_string(event).unwrap_or_default())
+}
+
+/// `GET /api/v1/incidents/{id}/events`: the room live. The viewer counts as present while the
+/// stream is open. Ends with the session (`signed_out`), on shutdown, or when it falls behind
+/// (the page reconnects and refetches).
+pub async fn events(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let id = parse_id(&id)?;
+    state.incidents.get(id).await?;
+    let author = Author::of(&actor.principal)?;
+    let commander = author.role >= Role::Commander;
+    let rx = state.incidents.rooms.subscribe();
+    let presence = state.incidents.rooms.enter(id, author.name);
+    let stopping = state.stopping.subscribe();
+    let hello = Event::default().event("ready").retry(RETRY).data("{}");
+    let every = state.auth.settings.live_recheck;
+    let recheck = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let checked = (Credential::of(&actor.principal), state.pool.clone(), recheck, false);
+    let updates = futures::stream::unfold(
+        (rx, stopping, checked, presence),
+        move |(mut rx, mut stopping, mut checked, presence)| async move {
+            loop {
+                if *stopping.borrow() || checked.3 {
+                    return None;
+                }
+                tokio::select! {
+                    _ = stopping.changed() => return None,
+                    _ = checked.2.tick() => {
+                        if let Some(credential) = &checked.0
+                            && !credential.still_valid(&checked.1).await
+                        {
+                            checked.3 = true;
+                            let bye = Event::default().event("signed_out").data("{}");
+                            return Some((Ok(bye), (rx, stopping, checked, presence)));
+                        }
+                    }
+                    got = rx.recv() => match got {
+                        Ok((room, event)) if room == id => {
+                            let shown = visible(&event, commander);
+                            return Some((Ok(sse(&shown)), (rx, stopping, checked, presence)));
+                        }
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::info!(missed, "a room viewer fell behind; disconnecting it (it will reconnect)");
+                            return None;
+                        }
+                        Err(RecvError::Closed) => return None,
+                    },
+                }
+            }
+        },
+    );
+    let stream = futures::StreamExt::chain(futures::stream::once(async move { Ok(hello) }), updates);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,781 @@
+//! Incidents, their affected services and probes, participants, timeline entries with their
+//! revisions, and the incident engine's queue of probe state changes.
+
+use std::collections::HashMap;
+
+use app::model::{
+    AffectedService, Attachment, Deletion, EntryKind, EntryRevision, Incident, IncidentFilter, IncidentStatus, KeyTime,
+    KeyTimes, Outcome, ProbeResult, ProbeSpec, Severity, Stamp, TimelineEntry, UserRef,
+};
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// An incident's own columns, as read and written back whole by a change.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct IncidentRecord {
+    pub incident_id: Uuid,
+    pub number: i64,
+    pub title: String,
+    pub severity: String,
+    pub status: String,
+    pub commander_id: Option<Uuid>,
+    pub summary: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub started_by: Option<String>,
+    pub detected_at: Option<DateTime<Utc>>,
+    pub detected_by: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub mitigated_at: Option<DateTime<Utc>>,
+    pub mitigated_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub automatic: bool,
+    pub resolve_suggested_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn stamp(at: Option<DateTime<Utc>>, by: &Option<String>) -> Option<Stamp> {
+    at.map(|at| Stamp { at, source: by.clone().unwrap_or_else(|| app::model::AUTOMATIC.into()) })
+}
+
+impl IncidentRecord {
+    pub fn severity(&self) -> Severity {
+        Severity::parse(&self.severity).unwrap_or(Severity::Sev3)
+    }
+
+    pub fn status(&self) -> IncidentStatus {
+        IncidentStatus::parse(&self.status).unwrap_or(IncidentStatus::Investigating)
+    }
+
+    pub fn times(&self) -> KeyTimes {
+        KeyTimes {
+            started: stamp(self.started_at, &self.started_by),
+            detected: stamp(self.detected_at, &self.detected_by),
+            acknowledged: stamp(self.acknowledged_at, &self.acknowledged_by),
+            mitigated: stamp(self.mitigated_at, &self.mitigated_by),
+            resolved: stamp(self.resolved_at, &self.resolved_by),
+        }
+    }
+
+    pub fn set_times(&mut self, t: &KeyTimes) {
+        for k in KeyTime::ALL {
+            let (at, by) = match t.get(k) {
+                Some(s) => (Some(s.at), Some(s.source.clone())),
+                None => (None, None),
+            };
+            match k {
+                KeyTime::Started => (self.started_at, self.started_by) = (at, by),
+                KeyTime::Detected => (self.detected_at, self.detected_by) = (at, by),
+                KeyTime::Acknowledged => (self.acknowledged_at, self.acknowledged_by) = (at, by),
+                KeyTime::Mitigated => (self.mitigated_at, self.mitigated_by) = (at, by),
+                KeyTime::Resolved => (self.resolved_at, self.resolved_by) = (at, by),
+            }
+        }
+    }
+}
+
+const INCIDENT_COLUMNS: &str = "incident_id, number, title, severity, status, commander_id, summary,
+    started_at, started_by, detected_at, detected_by, acknowledged_at, acknowledged_by,
+    mitigated_at, mitigated_by, resolved_at, resolved_by, automatic, resolve_suggested_at,
+    created_by, created_at, updated_at";
+
+/// A new incident (its number is assigned by the database).
+pub struct NewIncidentRow<'a> {
+    pub id: Uuid,
+    pub title: &'a str,
+    pub severity: Severity,
+    pub summary: &'a str,
+    pub commander: Option<Uuid>,
+    pub times: &'a KeyTimes,
+    pub automatic: bool,
+    pub created_by: &'a str,
+}
+
+pub async fn insert_incident(tx: &mut Transaction<'_, Postgres>, n: &NewIncidentRow<'_>) -> Result<(), sqlx::Error> {
+    let mut rec = IncidentRecord {
+        incident_id: n.id,
+        number: 0,
+        title: n.title.into(),
+        severity: n.severity.as_str().into(),
+        status: IncidentStatus::Investigating.as_str().into(),
+        commander_id: n.commander,
+        summary: n.summary.into(),
+        started_at: None,
+        started_by: None,
+        detected_at: None,
+        detected_by: None,
+        acknowledged_at: None,
+        acknowledged_by: None,
+        mitigated_at: None,
+        mitigated_by: None,
+        resolved_at: None,
+        resolved_by: None,
+        automatic: n.automatic,
+        resolve_suggested_at: None,
+        created_by: n.created_by.into(),
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    };
+    rec.set_times(n.times);
+    sqlx::query(
+        "insert into incidents (incident_id, title, severity, status, commander_id, summary,
+             started_at, started_by, detected_at, detected_by, acknowledged_at, acknowledged_by,
+             automatic, created_by)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(rec.incident_id)
+    .bind(&rec.title)
+    .bind(&rec.severity)
+    .bind(&rec.status)
+    .bind(rec.commander_id)
+    .bind(&rec.summary)
+    .bind(rec.started_at)
+    .bind(&rec.started_by)
+    .bind(rec.detected_at)
+    .bind(&rec.detected_by)
+    .bind(rec.acknowledged_at)
+    .bind(&rec.acknowledged_by)
+    .bind(rec.automatic)
+    .bind(&rec.created_by)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+/// The incident's row, locked until the transaction ends (changes are read-modify-write).
+pub async fn lock_incident(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+) -> Result<Option<IncidentRecord>, sqlx::Error> {
+    sqlx::query_as(&format!("select {INCIDENT_COLUMNS} from incidents where incident_id = $1 for update"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+pub async fn save_incident(tx: &mut Transaction<'_, Postgres>, r: &IncidentRecord) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update incidents set title = $2, severity = $3, status = $4, commander_id = $5, summary = $6,
+             started_at = $7, started_by = $8, detected_at = $9, detected_by = $10,
+             acknowledged_at = $11, acknowledged_by = $12, mitigated_at = $13, mitigated_by = $14,
+             resolved_at = $15, resolved_by = $16, resolve_suggested_at = $17, updated_at = now()
+         where incident_id = $1",
+    )
+    .bind(r.incident_id)
+    .bind(&r.title)
+    .bind(&r.severity)
+    .bind(&r.status)
+    .bind(r.commander_id)
+    .bind(&r.summary)
+    .bind(r.started_at)
+    .bind(&r.started_by)
+    .bind(r.detected_at)
+    .bind(&r.detected_by)
+    .bind(r.acknowledged_at)
+    .bind(&r.acknowledged_by)
+    .bind(r.mitigated_at)
+    .bind(&r.mitigated_by)
+    .bind(r.resolved_at)
+    .bind(&r.resolved_by)
+    .bind(r.resolve_suggested_at)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+/// Adds services to the incident (already present ones are kept).
+pub async fn add_services(tx: &mut Transaction<'_, Postgres>, id: Uuid, services: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into incident_services (incident_id, service_id) select $1, s from unnest($2::uuid[]) s
+         on conflict do nothing",
+    )
+    .bind(id)
+    .bind(services)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+/// Replaces the incident's services.
+pub async fn set_services(tx: &mut Transaction<'_, Postgres>, id: Uuid, services: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from incident_services where incident_id = $1 and service_id <> all($2)")
+        .bind(id)
+        .bind(services)
+        .execute(&mut **tx)
+        .await?;
+    add_services(tx, id, services).await
+}
+
+/// Which of `ids` are not services (so a request naming them can be refused by field).
+pub async fn unknown_services(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select s from unnest($1::uuid[]) s where not exists (select 1 from services where service_id = s)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn add_probe(tx: &mut Transaction<'_, Postgres>, id: Uuid, probe: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("insert into incident_probes (incident_id, probe_id) values ($1, $2) on conflict do nothing")
+        .bind(id)
+        .bind(probe)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+}
+
+pub async fn add_participant<'e>(ex: impl PgExecutor<'e>, id: Uuid, user: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("insert into incident_participants (incident_id, user_id) values ($1, $2) on conflict do nothing")
+        .bind(id)
+        .bind(user)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+pub async fn user_ref(pool: &PgPool, id: Uuid) -> Result<Option<UserRef>, sqlx::Error> {
+    let row: Option<(Uuid, String)> =
+        sqlx::query_as("select user_id, email from users where user_id = $1 and disabled_at is null")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(id, email)| UserRef { id, email }))
+}
+
+/// The incidents with these rows, with their services (and live states), commander and participants.
+async fn complete(pool: &PgPool, rows: Vec<IncidentRecord>) -> Result<Vec<Incident>, sqlx::Error> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.incident_id).collect();
+    let services: Vec<(Uuid, Uuid, String, Option<String>)> = sqlx::query_as(
+        "select i.incident_id, s.service_id, s.name,
+                case max(case ps.state when 'down' then 2 when 'degraded' then 1 when 'up' then 0 end)
+                       filter (where p.enabled)
+                  when 2 then 'down' when 1 then 'degraded' when 0 then 'up' end
+           from incident_services i
+           join services s using (service_id)
+           left join probes p on p.service_id = s.service_id
+           left join probe_state ps on ps.probe_id = p.probe_id
+          where i.incident_id = any($1)
+          group by i.incident_id, s.service_id, s.name
+          order by s.name",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let people: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+        "select p.incident_id, u.user_id, u.email from incident_participants p join users u using (user_id)
+          where p.incident_id = any($1) order by p.joined_at",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let commanders: Vec<Uuid> = rows.iter().filter_map(|r| r.commander_id).collect();
+    let emails: HashMap<Uuid, String> =
+        sqlx::query_as::<_, (Uuid, String)>("select user_id, email from users where user_id = any($1)")
+            .bind(&commanders)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
+    let mut by_incident: HashMap<Uuid, Vec<AffectedService>> = HashMap::new();
+    for (incident, id, name, state) in services {
+        by_incident.entry(incident).or_default().push(AffectedService {
+            id,
+            name,
+            state: state.as_deref().and_then(Outcome::parse),
+        });
+    }
+    let mut participants: HashMap<Uuid, Vec<UserRef>> = HashMap::new();
+    for (incident, id, email) in people {
+        participants.entry(incident).or_default().push(UserRef { id, email });
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| Incident {
+            id: r.incident_id,
+            number: r.number,
+            severity: r.severity(),
+            status: r.status(),
+            times: r.times(),
+            commander: r.commander_id.and_then(|id| emails.get(&id).map(|email| UserRef { id, email: email.clone() })),
+            participants: participants.remove(&r.incident_id).unwrap_or_default(),
+            services: by_incident.remove(&r.incident_id).unwrap_or_default(),
+            title: r.title,
+            summary: r.summary,
+            automatic: r.automatic,
+            resolve_suggested_at: r.resolve_suggested_at,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect())
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn get_incident(pool: &PgPool, id: Uuid) -> Result<Option<Incident>, sqlx::Error> {
+    let rows: Vec<IncidentRecord> =
+        sqlx::query_as(&format!("select {INCIDENT_COLUMNS} from incidents where incident_id = $1"))
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+    Ok(complete(pool, rows).await?.pop())
+}
+
+/// Incidents matching `f`: open ones first, then newest first.
+#[tracing::instrument(skip(pool))]
+pub async fn list_incidents(pool: &PgPool, f: &IncidentFilter, limit: i64) -> Result<Vec<Incident>, sqlx::Error> {
+    let pattern = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| {
+        let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let rows: Vec<IncidentRecord> = sqlx::query_as(&format!(
+        "select {INCIDENT_COLUMNS} from incidents i
+          where ($1::text is null or status = $1)
+            and ($2::text is null or severity = $2)
+            and ($3::uuid is null or exists (select 1 from incident_services s
+                                              where s.incident_id = i.incident_id and s.service_id = $3))
+            and ($4::date is null or created_at >= $4::date)
+            and ($5::date is null or created_at < $5::date + 1)
+            and ($6::text is null or title ilike $6 or summary ilike $6
+                 or exists (select 1 from timeline_entries e
+                             where e.incident_id = i.incident_id and e.deleted_at is null and e.text ilike $6))
+          order by (status = 'resolved'), created_at desc
+          limit $7"
+    ))
+    .bind(f.status.map(IncidentStatus::as_str))
+    .bind(f.severity.map(Severity::as_str))
+    .bind(f.service)
+    .bind(f.from)
+    .bind(f.to)
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    complete(pool, rows).await
+}
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    entry_id: Uuid,
+    incident_id: Uuid,
+    kind: String,
+    text: String,
+    author: String,
+    happened_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    attachments: Json<Vec<Attachment>>,
+    revision: i32,
+    edited_at: Option<DateTime<Utc>>,
+    deleted_at: Option<DateTime<Utc>>,
+    deleted_by: Option<String>,
+}
+
+const ENTRY_COLUMNS: &str = "entry_id, incident_id, kind, text, author, happened_at, recorded_at, attachments,
+    revision, edited_at, deleted_at, deleted_by";
+
+fn entry_from(r: EntryRow) -> TimelineEntry {
+    TimelineEntry {
+        id: r.entry_id,
+        incident_id: r.incident_id,
+        kind: EntryKind::parse(&r.kind).unwrap_or(EntryKind::Note),
+        html: crate::markdown::render(&r.text),
+        text: r.text,
+        author: r.author,
+        happened_at: r.happened_at,
+        recorded_at: r.recorded_at,
+        attachments: r.attachments.0,
+        revision: r.revision,
+        edited_at: r.edited_at,
+        deleted: r.deleted_at.map(|at| Deletion { at, by: r.deleted_by.unwrap_or_default() }),
+    }
+}
+
+/// A new timeline entry.
+pub struct NewEntryRow<'a> {
+    pub id: Uuid,
+    pub incident_id: Uuid,
+    pub kind: EntryKind,
+    pub text: &'a str,
+    pub author: &'a str,
+    pub author_id: Option<Uuid>,
+    pub happened_at: DateTime<Utc>,
+    pub attachments: &'a [Attachment],
+    pub idempotency_key: Option<&'a str>,
+    pub state_change_id: Option<i64>,
+}
+
+/// Stores the entry; `None` when one with the same idempotency key or state change exists (the
+/// caller reads that one instead).
+pub async fn insert_entry<'e>(
+    ex: impl PgExecutor<'e>,
+    e: &NewEntryRow<'_>,
+) -> Result<Option<TimelineEntry>, sqlx::Error> {
+    let row: Option<EntryRow> = sqlx::query_as(&format!(
+        "insert into timeline_entries (entry_id, incident_id, kind, text, author, author_id, happened_at,
+             attachments, idempotency_key, state_change_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         on conflict do nothing
+         returning {ENTRY_COLUMNS}"
+    ))
+    .bind(e.id)
+    .bind(e.incident_id)
+    .bind(e.kind.as_str())
+    .bind(e.text)
+    .bind(e.author)
+    .bind(e.author_id)
+    .bind(e.happened_at)
+    .bind(Json(e.attachments))
+    .bind(e.idempotency_key)
+    .bind(e.state_change_id)
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(entry_from))
+}
+
+pub async fn entry_by_key(pool: &PgPool, incident: Uuid, key: &str) -> Result<Option<TimelineEntry>, sqlx::Error> {
+    let row: Option<EntryRow> = sqlx::query_as(&format!(
+        "select {ENTRY_COLUMNS} from timeline_entries where incident_id = $1 and idempotency_key = $2"
+    ))
+    .bind(incident)
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(entry_from))
+}
+
+/// The incident's timeline in the order things happened; deleted entries only when asked for.
+pub async fn list_entries(
+    pool: &PgPool,
+    incident: Uuid,
+    with_deleted: bool,
+) -> Result<Vec<TimelineEntry>, sqlx::Error> {
+    let rows: Vec<EntryRow> = sqlx::query_as(&format!(
+        "select {ENTRY_COLUMNS} from timeline_entries
+          where incident_id = $1 and ($2 or deleted_at is null)
+          order by happened_at, recorded_at, entry_id"
+    ))
+    .bind(incident)
+    .bind(with_deleted)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(entry_from).collect())
+}
+
+/// The entry with its author's user id, locked for a change.
+pub async fn lock_entry(
+    tx: &mut Transaction<'_, Postgres>,
+    incident: Uuid,
+    entry: Uuid,
+) -> Result<Option<(TimelineEntry, Option<Uuid>)>, sqlx::Error> {
+    let row: Option<EntryRow> = sqlx::query_as(&format!(
+        "select {ENTRY_COLUMNS} from timeline_entries where incident_id = $1 and entry_id = $2 for update"
+    ))
+    .bind(incident)
+    .bind(entry)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let author_id: Option<Uuid> = sqlx::query_scalar("select author_id from timeline_entries where entry_id = $1")
+        .bind(entry)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(Some((entry_from(row), author_id)))
+}
+
+/// Keeps `old` as a revision and writes the new version over it.
+pub async fn update_entry(
+    tx: &mut Transaction<'_, Postgres>,
+    old: &TimelineEntry,
+    new: &TimelineEntry,
+    by: &str,
+) -> Result<TimelineEntry, sqlx::Error> {
+    sqlx::query(
+        "insert into timeline_revisions (entry_id, revision, kind, text, happened_at, attachments, replaced_by)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(old.id)
+    .bind(old.revision)
+    .bind(old.kind.as_str())
+    .bind(&old.text)
+    .bind(old.happened_at)
+    .bind(Json(&old.attachments))
+    .bind(by)
+    .execute(&mut **tx)
+    .await?;
+    let row: EntryRow = sqlx::query_as(&format!(
+        "update timeline_entries set kind = $2, text = $3, happened_at = $4, attachments = $5,
+             revision = revision + 1, edited_at = now()
+          where entry_id = $1 returning {ENTRY_COLUMNS}"
+    ))
+    .bind(old.id)
+    .bind(new.kind.as_str())
+    .bind(&new.text)
+    .bind(new.happened_at)
+    .bind(Json(&new.attachments))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(entry_from(row))
+}
+
+pub async fn delete_entry(
+    tx: &mut Transaction<'_, Postgres>,
+    entry: Uuid,
+    by: &str,
+) -> Result<TimelineEntry, sqlx::Error> {
+    let row: EntryRow = sqlx::query_as(&format!(
+        "update timeline_entries set deleted_at = coalesce(deleted_at, now()), deleted_by = coalesce(deleted_by, $2)
+          where entry_id = $1 returning {ENTRY_COLUMNS}"
+    ))
+    .bind(entry)
+    .bind(by)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(entry_from(row))
+}
+
+pub async fn entry_exists(pool: &PgPool, incident: Uuid, entry: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select exists (select 1 from timeline_entries where incident_id = $1 and entry_id = $2)")
+        .bind(incident)
+        .bind(entry)
+        .fetch_one(pool)
+        .await
+}
+
+pub async fn entry_revisions(pool: &PgPool, entry: Uuid) -> Result<Vec<EntryRevision>, sqlx::Error> {
+    type Row = (i32, String, String, DateTime<Utc>, Json<Vec<Attachment>>, String, DateTime<Utc>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "select revision, kind, text, happened_at, attachments, replaced_by, replaced_at
+           from timeline_revisions where entry_id = $1 order by revision",
+    )
+    .bind(entry)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(revision, kind, text, happened_at, attachments, replaced_by, replaced_at)| EntryRevision {
+            revision,
+            kind: EntryKind::parse(&kind).unwrap_or(EntryKind::Note),
+            text,
+            happened_at,
+            attachments: attachments.0,
+            replaced_by,
+            replaced_at,
+        })
+        .collect())
+}
+
+// ---- The incident engine's reads and writes ----
+
+/// A probe state change not yet handled by the incident engine, with what it needs to decide.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct PendingChange {
+    pub state_change_id: i64,
+    pub probe_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub from_state: String,
+    pub to_state: String,
+    pub request_id: String,
+    pub error_class: Option<String>,
+    pub probe_name: String,
+    pub spec: Json<ProbeSpec>,
+    pub service_id: Uuid,
+    pub service_name: String,
+    pub criticality: String,
+}
+
+/// The oldest unhandled state changes, locked so that two engines never handle one twice.
+pub async fn claim_changes(tx: &mut Transaction<'_, Postgres>, limit: i64) -> Result<Vec<PendingChange>, sqlx::Error> {
+    sqlx::query_as(
+        "select c.state_change_id, c.probe_id, c.at, c.from_state, c.to_state, c.request_id, c.error_class,
+                p.name as probe_name, p.spec, p.service_id, s.name as service_name, s.criticality
+           from state_changes c
+           join probes p using (probe_id)
+           join services s on s.service_id = p.service_id
+          where c.handled_at is null
+          order by c.state_change_id
+          limit $1
+          for update of c skip locked",
+    )
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+pub async fn mark_handled(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("update state_changes set handled_at = now() where state_change_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+}
+
+/// The open incident that covers `service`, newest first, if any.
+pub async fn open_incident_for_service(
+    tx: &mut Transaction<'_, Postgres>,
+    service: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select i.incident_id from incidents i join incident_services s using (incident_id)
+          where s.service_id = $1 and i.status <> 'resolved'
+          order by i.created_at desc limit 1",
+    )
+    .bind(service)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// Serialises the engine's decision to open an incident for a service, across engines.
+pub async fn lock_service_for_opening(tx: &mut Transaction<'_, Postgres>, service: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("select 1 from services where service_id = $1 for update")
+        .bind(service)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+}
+
+/// The stored result that confirmed a change (same probe, time and request id).
+pub async fn result_at(pool: &PgPool, probe: Uuid, at: DateTime<Utc>) -> Result<Option<ProbeResult>, sqlx::Error> {
+    let mut found = super::results::list_results(pool, &[probe], at, at + chrono::Duration::microseconds(1), 1).await?;
+    Ok(found.pop())
+}
+
+/// Up to `n` results of the probe in the hour before `at`, newest first, with the given outcome.
+pub async fn results_before(
+    pool: &PgPool,
+    probe: Uuid,
+    at: DateTime<Utc>,
+    outcome: Outcome,
+    n: usize,
+) -> Result<Vec<ProbeResult>, sqlx::Error> {
+    let found = super::results::list_results(pool, &[probe], at - chrono::Duration::hours(1), at, 500).await?;
+    Ok(found.into_iter().filter(|r| r.outcome == outcome).take(n).collect())
+}
+
+/// The first failing result of the run of failures that ends at `at`: the last success before
+/// `at` (within a day), then the first result after it.
+pub async fn failing_since(
+    pool: &PgPool,
+    probe: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select min(at) from results
+          where probe_id = $1 and at <= $2 and at > $2 - interval '1 day'
+            and at > coalesce((select max(at) from results
+                                where probe_id = $1 and outcome = 0 and at <= $2 and at > $2 - interval '1 day'),
+                              '-infinity')",
+    )
+    .bind(probe)
+    .bind(at)
+    .fetch_one(pool)
+    .await
+}
+
+/// A probe that has been degraded since `since`, with what opening an incident for it needs.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct DegradedProbe {
+    pub probe_id: Uuid,
+    pub probe_name: String,
+    pub since: DateTime<Utc>,
+    pub spec: Json<ProbeSpec>,
+    pub service_id: Uuid,
+    pub service_name: String,
+    pub criticality: String,
+}
+
+/// Enabled probes now degraded whose service no open incident covers.
+pub async fn degraded_uncovered(pool: &PgPool) -> Result<Vec<DegradedProbe>, sqlx::Error> {
+    sqlx::query_as(
+        "select p.probe_id, p.name as probe_name, ps.since, p.spec, p.service_id, s.name as service_name, s.criticality
+           from probe_state ps join probes p using (probe_id) join services s on s.service_id = p.service_id
+          where ps.state = 'degraded' and p.enabled
+            and not exists (select 1 from incidents i join incident_services x using (incident_id)
+                             where x.service_id = p.service_id and i.status <> 'resolved')",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// For each open incident: its affected probes (those attached, or else every enabled probe of
+/// its services) with state, since when, and how long they must stay up.
+pub struct OpenIncidentProbes {
+    pub incident_id: Uuid,
+    pub suggested: bool,
+    pub probes: Vec<(Outcome, DateTime<Utc>, u32)>,
+}
+
+pub async fn open_incident_probes(pool: &PgPool) -> Result<Vec<OpenIncidentProbes>, sqlx::Error> {
+    type Row = (Uuid, bool, Option<String>, Option<DateTime<Utc>>, Option<Json<ProbeSpec>>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "with open as (select incident_id, resolve_suggested_at is not null as suggested
+                         from incidents where status <> 'resolved'),
+              affected as (
+                select o.incident_id, ip.probe_id from open o join incident_probes ip using (incident_id)
+                union
+                select o.incident_id, p.probe_id from open o join incident_services s using (incident_id)
+                  join probes p on p.service_id = s.service_id and p.enabled
+                 where not exists (select 1 from incident_probes ip where ip.incident_id = o.incident_id))
+         select o.incident_id, o.suggested, ps.state, ps.since, p.spec
+           from open o
+           left join affected a using (incident_id)
+           left join probes p on p.probe_id = a.probe_id
+           left join probe_state ps on ps.probe_id = a.probe_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out: Vec<OpenIncidentProbes> = Vec::new();
+    for (incident_id, suggested, state, since, spec) in rows {
+        if out.last().is_none_or(|o| o.incident_id != incident_id) {
+            out.push(OpenIncidentProbes { incident_id, suggested, probes: Vec::new() });
+        }
+        if let (Some(last), Some(state), Some(since), Some(spec)) =
+            (out.last_mut(), state.as_deref().and_then(Outcome::parse), since, spec)
+        {
+            last.probes.push((state, since, spec.0.incidents.healthy_for_secs));
+        }
+    }
+    Ok(out)
+}
+
+/// Sets or clears the resolve suggestion; returns whether it changed.
+pub async fn set_resolve_suggested(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    at: Option<DateTime<Utc>>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update incidents set resolve_suggested_at = $2, updated_at = now()
+          where incident_id = $1 and status <> 'resolved' and (resolve_suggested_at is null) <> ($2::timestamptz is null)",
+    )
+    .bind(id)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Incident windows touching [from, to] for a service: (number, title, started, resolved).
+pub async fn bands_for_service(
+    pool: &PgPool,
+    service: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(i64, String, DateTime<Utc>, Option<DateTime<Utc>>)>, sqlx::Error> {
+    sqlx::query_as(
+        "select i.number, i.title, coalesce(i.started_at, i.created_at), i.resolved_at
+           from incidents i join incident_services s using (incident_id)
+          where s.service_id = $1 and coalesce(i.started_at, i.created_at) <= $3
+            and (i.resolved_at is null or i.resolved_at >= $2)
+          order by 3",
+    )
+    .bind(service)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+}
