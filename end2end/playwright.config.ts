@@ -32,6 +32,7 @@ url = "${shop}/api/products"
 interval_secs = 1
 timeout_ms = 800
 failures_to_down = 2
+incidents = { healthy_for_secs = 4 }
 
 [[probe]]
 name = "shop-ready"
@@ -41,6 +42,7 @@ url = "${shop}/readyz"
 interval_secs = 1
 timeout_ms = 800
 failures_to_down = 2
+incidents = { healthy_for_secs = 4 }
 
 [[probe]]
 name = "shop-pool"
@@ -49,6 +51,7 @@ kind = "metrics"
 url = "${shop}/metrics"
 interval_secs = 1
 timeout_ms = 800
+incidents = { healthy_for_secs = 4 }
 `,
 );
 

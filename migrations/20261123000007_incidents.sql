@@ -61,7 +61,8 @@ create table timeline_entries (
     author text not null,
     author_id uuid references users (user_id) on delete set null,
     happened_at timestamptz not null,
-    recorded_at timestamptz not null default now(),
+    -- The clock, not the transaction's start: entries written in one transaction keep their order.
+    recorded_at timestamptz not null default clock_timestamp(),
     attachments jsonb not null default '[]',
     revision integer not null default 1,
     edited_at timestamptz,

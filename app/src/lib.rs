@@ -80,6 +80,7 @@ pub fn App() -> impl IntoView {
                 <A href="/" attr:class="brand">"Triage"</A>
                 <nav aria-label="Main">
                     <A href="/" exact=true>"Overview"</A>
+                    <A href="/incidents">"Incidents"</A>
                     <A href="/status">"Status"</A>
                     // Links are built inside the Router (they resolve against it).
                     {is_admin.then(|| view! { <A href="/admin">"Admin"</A> })}
@@ -100,6 +101,8 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=pages::overview::Overview ssr=SsrMode::Async/>
                     <Route path=StaticSegment("status") view={Lazy::<pages::StatusRoute>::new()}/>
                     <Route path=(StaticSegment("services"), ParamSegment("id")) view={Lazy::<pages::ServiceRoute>::new()}/>
+                    <Route path=StaticSegment("incidents") view={Lazy::<pages::IncidentsRoute>::new()}/>
+                    <Route path=(StaticSegment("incidents"), ParamSegment("id")) view={Lazy::<pages::IncidentRoute>::new()}/>
                     <Route path=StaticSegment("login") view={Lazy::<pages::LoginRoute>::new()}/>
                     <Route path=StaticSegment("setup") view={Lazy::<pages::SetupRoute>::new()}/>
                     <Route path=StaticSegment("account") view={Lazy::<pages::AccountRoute>::new()}/>

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use app::api::backend::{Backend, BackendError, BoxFuture, RequestParts};
 use app::model::{
-    AuditRow, CreatedToken, InstanceInfo, Me, NewToken, NewUser, Overview, ServiceView, SystemStatus, TokenSummary,
+    AuditRow, CreatedToken, Incident, IncidentFilter, IncidentList, IncidentPatch, IncidentRoom, InstanceInfo, Me,
+    NewEntry, NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus, TimelineEntry, TokenSummary,
     UserPatch, UserSummary, Window,
 };
 use axum::extract::FromRef;
@@ -112,6 +113,59 @@ impl Backend for PgBackend {
 
     fn audit(&self) -> BoxFuture<'_, Result<Vec<AuditRow>, BackendError>> {
         Box::pin(async move { crate::api::users::audit_rows(&self.state.pool, 200).await.map_err(shown) })
+    }
+
+    fn incidents(&self, filter: IncidentFilter) -> BoxFuture<'_, Result<IncidentList, BackendError>> {
+        Box::pin(async move {
+            let incidents = self.state.incidents.list(&filter).await.map_err(shown)?;
+            let services = crate::storage::catalog::list_services(&self.state.pool)
+                .await
+                .map_err(|e| shown(e.into()))?
+                .into_iter()
+                .map(|s| (s.id, s.name))
+                .collect();
+            Ok(IncidentList { incidents, services, now: chrono::Utc::now() })
+        })
+    }
+
+    fn incident_room(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<Option<IncidentRoom>, BackendError>> {
+        Box::pin(async move {
+            match self.state.incidents.room(&Actor::from_parts(&req), id).await {
+                Ok(room) => Ok(Some(room)),
+                Err(ApiError::NotFound(_)) => Ok(None),
+                Err(e) => Err(shown(e)),
+            }
+        })
+    }
+
+    fn declare_incident(&self, req: RequestParts, input: NewIncident) -> BoxFuture<'_, Result<Incident, BackendError>> {
+        Box::pin(async move { self.state.incidents.create(&Actor::from_parts(&req), &input).await.map_err(shown) })
+    }
+
+    fn update_incident(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        patch: IncidentPatch,
+    ) -> BoxFuture<'_, Result<Incident, BackendError>> {
+        Box::pin(async move { self.state.incidents.update(&Actor::from_parts(&req), id, &patch).await.map_err(shown) })
+    }
+
+    fn post_entry(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        entry: NewEntry,
+    ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>> {
+        Box::pin(async move {
+            let (e, _) =
+                self.state.incidents.post_entry(&Actor::from_parts(&req), id, &entry, None).await.map_err(shown)?;
+            Ok(e)
+        })
     }
 
     fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, BackendError>> {

@@ -7,7 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::model::{
-    AuditRow, CreatedToken, Me, NewToken, NewUser, Overview, ServiceView, SystemStatus, TokenSummary, UserPatch,
+    AuditRow, CreatedToken, Incident, IncidentFilter, IncidentList, IncidentPatch, IncidentRoom, Me, NewEntry,
+    NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus, TimelineEntry, TokenSummary, UserPatch,
     UserSummary, Window,
 };
 
@@ -43,6 +44,27 @@ pub trait Backend: Send + Sync + 'static {
     fn create_token(&self, req: RequestParts, input: NewToken) -> BoxFuture<'_, Result<CreatedToken, BackendError>>;
     fn revoke_token(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), BackendError>>;
     fn audit(&self) -> BoxFuture<'_, Result<Vec<AuditRow>, BackendError>>;
+    /// Incidents matching `filter`, with the services one can filter by.
+    fn incidents(&self, filter: IncidentFilter) -> BoxFuture<'_, Result<IncidentList, BackendError>>;
+    /// The incident with its timeline; `None` when no such incident exists.
+    fn incident_room(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<Option<IncidentRoom>, BackendError>>;
+    fn declare_incident(&self, req: RequestParts, input: NewIncident) -> BoxFuture<'_, Result<Incident, BackendError>>;
+    fn update_incident(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        patch: IncidentPatch,
+    ) -> BoxFuture<'_, Result<Incident, BackendError>>;
+    fn post_entry(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        entry: NewEntry,
+    ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>>;
 }
 
 /// The backend as Leptos context.

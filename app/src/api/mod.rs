@@ -4,9 +4,11 @@
 mod auth;
 #[cfg(feature = "ssr")]
 pub mod backend;
+mod incidents;
 mod overview;
 mod system;
 
 pub use auth::*;
+pub use incidents::*;
 pub use overview::*;
 pub use system::*;

@@ -19,6 +19,15 @@ pub enum Link {
 /// comes back after a drop: events sent meanwhile are lost, so the page refetches. Browser only:
 /// on the server it stays `Connecting` and opens nothing.
 pub fn use_live_events(url: String, on_update: impl Fn(&'static str) + Clone + 'static) -> ReadSignal<Link> {
+    use_live_stream(url, &["result", "state"], move |name, _| on_update(name))
+}
+
+/// Like [`use_live_events`] for the events named in `names`, passing each event's data (JSON).
+pub fn use_live_stream(
+    url: String,
+    names: &'static [&'static str],
+    on_event: impl Fn(&'static str, String) + Clone + 'static,
+) -> ReadSignal<Link> {
     let (link, set_link) = signal(Link::Connecting);
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
@@ -28,10 +37,10 @@ pub fn use_live_events(url: String, on_update: impl Fn(&'static str) + Clone + '
             set_link.set(Link::Reconnecting);
             return;
         };
-        let after_drop = on_update.clone();
+        let after_drop = on_event.clone();
         let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
             if link.get_untracked() == Link::Reconnecting {
-                after_drop("reconnected");
+                after_drop("reconnected", String::new());
             }
             set_link.set(Link::Live);
         });
@@ -43,9 +52,11 @@ pub fn use_live_events(url: String, on_update: impl Fn(&'static str) + Clone + '
         let on_signed_out = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_| to_sign_in());
         let _ = source.add_event_listener_with_callback("signed_out", on_signed_out.as_ref().unchecked_ref());
         let mut listeners = vec![on_signed_out];
-        for name in ["result", "state"] {
-            let f = on_update.clone();
-            let cb = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_| f(name));
+        for name in names {
+            let f = on_event.clone();
+            let cb = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+                f(name, e.data().as_string().unwrap_or_default())
+            });
             let _ = source.add_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
             listeners.push(cb);
         }
@@ -57,7 +68,7 @@ pub fn use_live_events(url: String, on_update: impl Fn(&'static str) + Clone + '
         });
     });
     #[cfg(not(feature = "hydrate"))]
-    let _ = (url, on_update, set_link);
+    let _ = (url, names, on_event, set_link);
     link
 }
 

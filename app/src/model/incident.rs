@@ -272,27 +272,27 @@ fn default_severity() -> Severity {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentPatch {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<IncidentStatus>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commander: Option<Uuid>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<Vec<Uuid>>,
-    #[serde(default, with = "maybe")]
+    #[serde(default, with = "maybe", skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Option<DateTime<Utc>>>,
-    #[serde(default, with = "maybe")]
+    #[serde(default, with = "maybe", skip_serializing_if = "Option::is_none")]
     pub detected_at: Option<Option<DateTime<Utc>>>,
-    #[serde(default, with = "maybe")]
+    #[serde(default, with = "maybe", skip_serializing_if = "Option::is_none")]
     pub acknowledged_at: Option<Option<DateTime<Utc>>>,
-    #[serde(default, with = "maybe")]
+    #[serde(default, with = "maybe", skip_serializing_if = "Option::is_none")]
     pub mitigated_at: Option<Option<DateTime<Utc>>>,
-    #[serde(default, with = "maybe")]
+    #[serde(default, with = "maybe", skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<Option<DateTime<Utc>>>,
 }
 
@@ -521,6 +521,14 @@ pub struct IncidentFilter {
     pub q: Option<String>,
 }
 
+/// The list page: incidents and the services to filter by (id, name).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentList {
+    pub incidents: Vec<Incident>,
+    pub services: Vec<(Uuid, String)>,
+    pub now: DateTime<Utc>,
+}
+
 /// The incident room: the incident with its timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IncidentRoom {
@@ -535,7 +543,7 @@ pub struct IncidentRoom {
 #[serde(rename_all = "snake_case")]
 pub enum RoomEvent {
     Entry(TimelineEntry),
-    Incident(Incident),
+    Incident(Box<Incident>),
     /// Who has the room open (emails), whenever it changes.
     Presence(Vec<String>),
 }
@@ -586,6 +594,17 @@ mod tests {
         assert!(t.check_order().is_ok());
         assert!(!t.fits(KeyTime::Mitigated, at("2026-01-01T10:03:00Z")), "after resolved");
         assert!(t.fits(KeyTime::Mitigated, at("2026-01-01T10:02:00Z")));
+    }
+
+    #[test]
+    fn a_patch_survives_the_round_trip_to_the_server() {
+        let p = IncidentPatch { status: Some(IncidentStatus::Resolved), ..Default::default() };
+        let json = serde_json::to_string(&p).unwrap_or_default();
+        assert_eq!(json, r#"{"status":"resolved"}"#, "absent fields stay absent (null would clear a time)");
+        let cleared = IncidentPatch { resolved_at: Some(None), ..Default::default() };
+        assert_eq!(serde_json::to_string(&cleared).unwrap_or_default(), r#"{"resolved_at":null}"#);
+        let back: IncidentPatch = serde_json::from_str(r#"{"resolved_at":null}"#).unwrap_or_default();
+        assert_eq!(back, cleared);
     }
 
     #[test]

@@ -22,6 +22,8 @@ macro_rules! lazy_page {
 
 pub mod admin;
 pub mod auth;
+pub mod incident;
+pub mod incidents;
 pub mod not_found;
 pub mod overview;
 pub mod service;
@@ -33,3 +35,5 @@ lazy_page!(StatusRoute, status::Status);
 lazy_page!(LoginRoute, auth::Login);
 lazy_page!(SetupRoute, auth::Setup);
 lazy_page!(AccountRoute, auth::Account);
+lazy_page!(IncidentsRoute, incidents::Incidents);
+lazy_page!(IncidentRoute, incident::IncidentRoomPage);

@@ -532,7 +532,7 @@ fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer, phases: bool
 
 /// A request id with a button that copies it (for searching the target's logs).
 #[component]
-fn CopyId(id: String, copied: RwSignal<Option<String>>) -> impl IntoView {
+pub(crate) fn CopyId(id: String, copied: RwSignal<Option<String>>) -> impl IntoView {
     let mine = id.clone();
     let is_copied = {
         let id = id.clone();
@@ -560,6 +560,18 @@ fn copy_text(text: &str) {
 
 #[cfg(not(feature = "hydrate"))]
 fn copy_text(_: &str) {}
+
+/// Incidents as chart bands, an open one reaching the window's end.
+pub fn incident_bands(incidents: &[crate::model::IncidentBand], end: chrono::DateTime<chrono::Utc>) -> Vec<Band> {
+    incidents
+        .iter()
+        .map(|i| {
+            let mut label = String::from("#");
+            label.push_str(&i.number.to_string());
+            Band { from: i.from, to: i.to.unwrap_or(end), label }
+        })
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {
@@ -611,16 +623,4 @@ mod tests {
         assert_eq!(lines[2], "errors 5.0 % (1 of 20 checks)");
         assert_eq!(data.describe(0.1)[1], "no checks in this bucket");
     }
-}
-
-/// Incidents as chart bands, an open one reaching the window's end.
-pub fn incident_bands(incidents: &[crate::model::IncidentBand], end: chrono::DateTime<chrono::Utc>) -> Vec<Band> {
-    incidents
-        .iter()
-        .map(|i| {
-            let mut label = String::from("#");
-            label.push_str(&i.number.to_string());
-            Band { from: i.from, to: i.to.unwrap_or(end), label }
-        })
-        .collect()
 }

@@ -61,7 +61,9 @@ const fn rule(path: &'static str, need: Need, kind: Kind) -> (&'static str, Need
 }
 
 /// The pages (GET). Admin pages are refused to other roles here, not only hidden.
-pub const PAGES: [(&str, Need, Kind); 7] = [
+pub const PAGES: [(&str, Need, Kind); 9] = [
+    rule("/incidents", Need::Role(Role::Viewer), Kind::Page),
+    rule("/incidents/{id}", Need::Role(Role::Viewer), Kind::Page),
     rule("/", Need::Role(Role::Viewer), Kind::Page),
     rule("/status", Need::Role(Role::Viewer), Kind::Page),
     rule("/services/{id}", Need::Role(Role::Viewer), Kind::Page),
@@ -72,7 +74,12 @@ pub const PAGES: [(&str, Need, Kind); 7] = [
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 11] = [
+pub const SERVER_FNS: [(&str, Need); 16] = [
+    ("/api/get_incidents", Need::Role(Role::Viewer)),
+    ("/api/get_incident_room", Need::Role(Role::Viewer)),
+    ("/api/post_incident", Need::Role(Role::Responder)),
+    ("/api/post_entry", Need::Role(Role::Responder)),
+    ("/api/update_incident", Need::Role(Role::Commander)),
     ("/api/get_me", Need::Public),
     ("/api/get_overview", Need::Role(Role::Viewer)),
     ("/api/get_service_view", Need::Role(Role::Viewer)),

@@ -104,7 +104,7 @@ impl Engine {
 
     async fn reload(&self, id: Uuid) {
         match store::get_incident(&self.pool, id).await {
-            Ok(Some(i)) => self.rooms.publish(id, RoomEvent::Incident(i)),
+            Ok(Some(i)) => self.rooms.publish(id, RoomEvent::Incident(Box::new(i))),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "incident engine: reloading an incident for its room"),
         }
@@ -348,7 +348,7 @@ fn healthy_for(probes: &[(Outcome, DateTime<Utc>, u32)], now: DateTime<Utc>) -> 
 fn human_secs(s: u32) -> String {
     match s {
         0..60 => format!("{s} s"),
-        60..3600 if s % 60 == 0 => format!("{} min", s / 60),
+        60..3600 if s.is_multiple_of(60) => format!("{} min", s / 60),
         60..3600 => format!("{} min {} s", s / 60, s % 60),
         _ => format!("{:.1} h", f64::from(s) / 3600.0),
     }

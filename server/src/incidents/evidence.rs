@@ -42,7 +42,10 @@ fn ms(us: u64) -> String {
     }
 }
 
-const PHASES: [(&str, fn(&Phases) -> Option<u64>); 5] = [
+/// Reads one phase's duration.
+type PhaseOf = fn(&Phases) -> Option<u64>;
+
+const PHASES: [(&str, PhaseOf); 5] = [
     ("DNS", |p| p.dns_us),
     ("connect", |p| p.connect_us),
     ("TLS", |p| p.tls_us),

@@ -188,7 +188,7 @@ impl Incidents {
         store_audit(&mut tx, actor, "incident.create", id, serde_json::json!({ "severity": input.severity })).await?;
         tx.commit().await?;
         let incident = self.get(id).await?;
-        self.rooms.publish(id, RoomEvent::Incident(incident.clone()));
+        self.rooms.publish(id, RoomEvent::Incident(Box::new(incident.clone())));
         if let Some(e) = entry {
             self.rooms.publish(id, RoomEvent::Entry(e));
         }
@@ -354,7 +354,7 @@ impl Incidents {
         store_audit(&mut tx, actor, "incident.update", id, serde_json::json!({ "changes": changes })).await?;
         tx.commit().await?;
         let incident = self.get(id).await?;
-        self.rooms.publish(id, RoomEvent::Incident(incident.clone()));
+        self.rooms.publish(id, RoomEvent::Incident(Box::new(incident.clone())));
         if let Some(e) = entry {
             self.rooms.publish(id, RoomEvent::Entry(e));
         }
@@ -494,7 +494,7 @@ impl Incidents {
     /// Tells the room the incident changed (participants); a failure only costs freshness.
     async fn publish_incident(&self, id: Uuid) {
         match self.get(id).await {
-            Ok(i) => self.rooms.publish(id, RoomEvent::Incident(i)),
+            Ok(i) => self.rooms.publish(id, RoomEvent::Incident(Box::new(i))),
             Err(e) => tracing::warn!(error = %e, "could not reload the incident for its room"),
         }
     }

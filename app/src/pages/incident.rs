@@ -1,0 +1,503 @@
+//! The incident room: header (status, severity, commander, elapsed time, affected services live),
+//! the affected services' charts over the incident window with the incident band and timeline
+//! markers, the live timeline, who else is here, and the composer.
+//!
+//! Live: the room's stream (`/api/v1/incidents/{id}/events`) sends new and changed entries,
+//! incident changes and presence. A post is retried with its idempotency key until the server
+//! has it, so a connection blip neither loses nor doubles it.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use super::incidents::{elapsed, severity_badge, status_badge};
+use super::service::{CopyId, incident_bands};
+use crate::api::{get_incident_room, get_service_view, post_entry, update_incident};
+use crate::charts::timeline::{ChartInput, Marker};
+use crate::charts::{self, ChartSize};
+use crate::components::live::{Link, LiveBadge, use_live_refetch, use_live_stream};
+use crate::components::state::state_label;
+use crate::model::{
+    AffectedService, Attachment, CurrentUser, EntryKind, Incident, IncidentPatch, IncidentRoom, IncidentStatus, Me,
+    NewEntry, Role, RoomEvent, Severity, TimelineEntry, Window,
+};
+
+const CHART: ChartSize = ChartSize { width: 960, height: 160 };
+/// Charts start this long before the incident did, so the change is visible.
+const LEAD_MINUTES: i64 = 15;
+
+/// What the room shows, kept outside the fetched body so the composer and live updates share it.
+#[derive(Clone, Copy)]
+struct RoomState {
+    incident: RwSignal<Option<Incident>>,
+    entries: RwSignal<Vec<TimelineEntry>>,
+    presence: RwSignal<Vec<String>>,
+    /// A chart range the next post will carry.
+    attach: RwSignal<Option<Attachment>>,
+}
+
+impl RoomState {
+    fn upsert(&self, e: TimelineEntry) {
+        self.entries.update(|list| {
+            match list.iter_mut().find(|x| x.id == e.id) {
+                Some(x) => *x = e,
+                None => list.push(e),
+            }
+            list.sort_by_key(|a| (a.happened_at, a.recorded_at));
+        });
+    }
+}
+
+#[component]
+pub fn IncidentRoomPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.read().get("id").and_then(|s| s.parse::<uuid::Uuid>().ok()));
+    let tick = RwSignal::new(0u64);
+    let room = Resource::new(
+        move || (id.get(), tick.get()),
+        |(id, _)| async move {
+            match id {
+                Some(id) => get_incident_room(id).await,
+                None => Ok(None),
+            }
+        },
+    );
+    let state = RoomState {
+        incident: RwSignal::new(None),
+        entries: RwSignal::new(Vec::new()),
+        presence: RwSignal::new(Vec::new()),
+        attach: RwSignal::new(None),
+    };
+    let me = use_context::<CurrentUser>().and_then(|c| c.0);
+    let url = format!("/api/v1/incidents/{}/events", id.get_untracked().unwrap_or_default());
+    let link = use_live_stream(url, &["entry", "incident", "presence"], move |name, data| {
+        if name == "reconnected" {
+            // Events sent while the stream was down are lost: take the room afresh.
+            tick.update(|t| *t += 1);
+            return;
+        }
+        match serde_json::from_str::<RoomEvent>(&data) {
+            Ok(RoomEvent::Entry(e)) => state.upsert(e),
+            Ok(RoomEvent::Incident(i)) => state.incident.set(Some(*i)),
+            Ok(RoomEvent::Presence(p)) => state.presence.set(p),
+            Err(_) => {}
+        }
+    });
+    let may_write = me.as_ref().is_some_and(|m| m.may(Role::Responder));
+    view! {
+        <section class="page room">
+            <Transition fallback=|| view! { <p class="muted">"Loading the incident…"</p> }>
+                {move || room.get().map(|r| match r {
+                    Ok(Some(r)) => view! { <RoomBody room=r state link me=me.clone()/> }.into_any(),
+                    Ok(None) => view! {
+                        <Title text="Incident not found"/>
+                        <h1>"Incident not found"</h1>
+                        <p><a href="/incidents">"All incidents"</a></p>
+                    }.into_any(),
+                    Err(e) => view! { <p class="error" role="alert">"Could not load the incident: " {e.to_string()}</p> }.into_any(),
+                })}
+            </Transition>
+            {move || (may_write && id.get().is_some()).then(|| view! { <Composer id=id.get().unwrap_or_default() state/> })}
+        </section>
+    }
+}
+
+#[component]
+fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Option<Me>) -> impl IntoView {
+    let IncidentRoom { incident, timeline, now } = room;
+    state.incident.set(Some(incident.clone()));
+    state.entries.set(timeline);
+    let title = format!("#{} {}", incident.number, incident.title);
+    let commander = me.as_ref().is_some_and(|m| m.may(Role::Commander));
+    // Seconds since the page's data was taken, counted by the browser (never its clock: the
+    // server's `now` is the reference, so both sides of hydration draw the same).
+    let ticks = RwSignal::new(0i64);
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = set_interval_with_handle(move || ticks.update(|t| *t += 1), std::time::Duration::from_secs(1));
+        if let Ok(h) = handle {
+            on_cleanup(move || h.clear());
+        }
+    }
+    let services = incident.services.clone();
+    let open_at_load = incident.status.is_open();
+    view! {
+        <Title text=title/>
+        <Header state now ticks link commander me=me.clone()/>
+        <p class="presence" aria-live="polite">
+            {move || {
+                let who = state.presence.get();
+                if who.is_empty() { String::new() } else { format!("Here now: {}", who.join(", ")) }
+            }}
+        </p>
+        <div class="room-grid">
+            <div class="room-charts">
+                {services.into_iter().map(|s| view! { <ServiceCharts service=s state now open=open_at_load/> }).collect_view()}
+            </div>
+            <Timeline state commander/>
+        </div>
+    }
+}
+
+#[component]
+fn Header(
+    state: RoomState,
+    now: chrono::DateTime<chrono::Utc>,
+    ticks: RwSignal<i64>,
+    link: ReadSignal<Link>,
+    commander: bool,
+    me: Option<Me>,
+) -> impl IntoView {
+    let me_id = me.map(|m| m.id);
+    let (problem, set_problem) = signal(None::<String>);
+    let change = move |patch: IncidentPatch| {
+        let Some(id) = state.incident.with_untracked(|i| i.as_ref().map(|i| i.id)) else { return };
+        leptos::task::spawn_local(async move {
+            match update_incident(id, patch).await {
+                Ok(i) => {
+                    set_problem.set(None);
+                    state.incident.set(Some(i));
+                }
+                Err(e) => set_problem.set(Some(e.to_string())),
+            }
+        });
+    };
+    move || {
+        let Some(i) = state.incident.get() else { return view! { <p></p> }.into_any() };
+        let started = i.times.started.as_ref().map(|s| s.at).unwrap_or(i.created_at);
+        let end = i.times.resolved.as_ref().map(|s| s.at);
+        let running = end.is_none();
+        let for_secs = move || {
+            let until = end.unwrap_or(now + chrono::Duration::seconds(ticks.get()));
+            elapsed((until - started).num_seconds())
+        };
+        let services = i
+            .services
+            .iter()
+            .map(|s| {
+                let (class, label) = state_label(s.state);
+                view! { <a href=format!("/services/{}", s.id)>{s.name.clone()}</a> " " <span class=class>{label}</span> " " }
+            })
+            .collect_view();
+        let times = crate::model::KeyTime::ALL
+            .iter()
+            .filter_map(|k| {
+                let s = i.times.get(*k)?;
+                Some(view! {
+                    <span class="key-time" title=format!("set by {}", s.source)>
+                        {k.as_str()} " " {s.at.format("%H:%M:%S").to_string()}
+                        {(s.source != crate::model::AUTOMATIC).then_some(" ✎")}
+                    </span>
+                })
+            })
+            .collect_view();
+        let controls = commander.then(|| {
+            let statuses = IncidentStatus::ALL
+                .map(|s| {
+                    let current = s == i.status;
+                    view! {
+                        <button type="button" class="btn" aria-pressed=current.to_string() disabled=current
+                            on:click=move |_| change(IncidentPatch { status: Some(s), ..Default::default() })>
+                            {s.as_str()}
+                        </button>
+                    }
+                })
+                .into_iter()
+                .collect_view();
+            let severities = Severity::ALL
+                .map(|s| view! { <option value=s.as_str() selected=s == i.severity title=s.meaning()>{s.as_str()}</option> })
+                .into_iter()
+                .collect_view();
+            let pick = move |ev: leptos::ev::Event| {
+                if let Some(s) = Severity::parse(&event_target_value(&ev)) {
+                    change(IncidentPatch { severity: Some(s), ..Default::default() });
+                }
+            };
+            let take = me_id.filter(|id| i.commander.as_ref().map(|c| c.id) != Some(*id)).map(|id| {
+                view! { <button type="button" class="btn" on:click=move |_| change(IncidentPatch { commander: Some(id), ..Default::default() })>"Take command"</button> }
+            });
+            view! {
+                <div class="toolbar controls" role="group" aria-label="Incident controls">
+                    {statuses}
+                    <label>"Severity " <select on:change=pick aria-label="Severity">{severities}</select></label>
+                    {take}
+                </div>
+            }
+        });
+        let suggestion = (i.resolve_suggested_at.is_some() && i.status.is_open()).then(|| {
+            view! {
+                <div class="suggestion" role="status">
+                    "✔ Every affected probe has been healthy long enough. "
+                    {if commander {
+                        view! { <button type="button" class="btn primary" on:click=move |_| change(IncidentPatch { status: Some(IncidentStatus::Resolved), ..Default::default() })>"Resolve"</button> }.into_any()
+                    } else {
+                        view! { <span>"A commander can resolve it."</span> }.into_any()
+                    }}
+                </div>
+            }
+        });
+        view! {
+            <div class="page-head room-head">
+                <h1>{format!("#{} ", i.number)} {i.title.clone()}</h1>
+                {status_badge(i.status)}
+                {severity_badge(i.severity)}
+                <span class="muted sev-meaning">{i.severity.meaning()}</span>
+                <LiveBadge link=link/>
+            </div>
+            <p class="room-facts">
+                <span>"Commander: " <strong>{i.commander.as_ref().map(|c| c.email.clone()).unwrap_or_else(|| "none yet".into())}</strong></span>
+                " · " <span class="elapsed" title="since it started">{move || for_secs()} {(!running).then_some(" (resolved)")}</span>
+                " · " {services}
+            </p>
+            <p class="room-facts key-times">{times}</p>
+            {suggestion}
+            {controls}
+            {move || problem.get().map(|p| view! { <p class="error" role="alert">{p}</p> })}
+        }
+        .into_any()
+    }
+}
+
+/// One affected service's three charts over the incident window, live while the incident is open.
+#[component]
+fn ServiceCharts(
+    service: AffectedService,
+    state: RoomState,
+    now: chrono::DateTime<chrono::Utc>,
+    open: bool,
+) -> impl IntoView {
+    let tick = RwSignal::new(0u64);
+    let window = Memo::new(move |_| {
+        let (started, resolved) = state
+            .incident
+            .with(|i| {
+                i.as_ref().map(|i| {
+                    (
+                        i.times.started.as_ref().map(|s| s.at).unwrap_or(i.created_at),
+                        i.times.resolved.as_ref().map(|s| s.at),
+                    )
+                })
+            })
+            .unwrap_or((now, None));
+        let from = started - chrono::Duration::minutes(LEAD_MINUTES);
+        // An open incident's window reaches into the future: the server stops it at its now.
+        let to = resolved.map_or(from + chrono::Duration::days(365), |r| r + chrono::Duration::minutes(LEAD_MINUTES));
+        Window::fixed(from, to.max(from + chrono::Duration::minutes(1))).unwrap_or_default()
+    });
+    let id = service.id;
+    let view = Resource::new(move || (window.get(), tick.get()), move |(w, _)| get_service_view(id, w));
+    let _ = use_live_refetch(format!("/api/v1/events?service_id={id}"), tick, 1000, Signal::derive(move || open));
+    view! {
+        <section class="room-service" aria-label=format!("{} charts", service.name)>
+            <h2><a href=format!("/services/{id}")>{service.name.clone()}</a></h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading charts…"</p> }>
+                {move || view.get().map(|r| match r {
+                    Ok(Some(v)) => {
+                        let bands = incident_bands(&v.incidents, v.to);
+                        let markers: Vec<Marker> = state.entries.with_untracked(|e| e.iter().filter(|x| x.deleted.is_none()).map(|x| Marker { at: x.happened_at }).collect());
+                        let traffic = ChartInput { from: v.from, to: v.to, step_secs: v.step_secs, points: &v.traffic, bands: &bands, markers: &markers };
+                        let pool = ChartInput { points: &v.pool, ..traffic };
+                        let (from, to) = (v.from, v.to);
+                        let attach = move |_| state.attach.set(Some(Attachment::ChartRange { service_id: id, from, to }));
+                        view! {
+                            <figure class="chart"><div inner_html=charts::latency::render_svg(&traffic, CHART)></div></figure>
+                            <figure class="chart"><div inner_html=charts::errors::render_svg(&traffic, CHART)></div></figure>
+                            <figure class="chart"><div inner_html=charts::pool::render_svg(&pool, CHART)></div></figure>
+                            <button type="button" class="btn attach" on:click=attach title="The next timeline entry links to this chart range">"Attach this chart range to the next entry"</button>
+                        }.into_any()
+                    }
+                    Ok(None) => view! { <p class="muted">"This service no longer exists."</p> }.into_any(),
+                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn Timeline(state: RoomState, commander: bool) -> impl IntoView {
+    let copied = RwSignal::new(None::<String>);
+    view! {
+        <section class="timeline" aria-label="Timeline">
+            <h2>"Timeline"</h2>
+            <ol class="entries">
+                <For each=move || state.entries.get() key=|e| (e.id, e.revision, e.deleted.is_some()) let:e>
+                    <EntryView e commander copied/>
+                </For>
+            </ol>
+        </section>
+    }
+}
+
+#[component]
+fn EntryView(e: TimelineEntry, commander: bool, copied: RwSignal<Option<String>>) -> impl IntoView {
+    if e.deleted.is_some() && !commander {
+        return view! { <li class="entry deleted-hidden" hidden=true></li> }.into_any();
+    }
+    let attachments = e
+        .attachments
+        .iter()
+        .map(|a| match a {
+            Attachment::ChartRange { service_id, from, to } => view! {
+                <a class="attachment" href=format!("/services/{service_id}?from={}&to={}", from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))>
+                    {format!("chart {}–{} UTC", from.format("%H:%M"), to.format("%H:%M"))}
+                </a>
+            }.into_any(),
+            Attachment::RequestIds { ids } => ids.iter().map(|id| view! { <span class="attachment request-id"><CopyId id=id.clone() copied/></span> }).collect_view().into_any(),
+            Attachment::ProbeResult { probe_id, at, .. } => view! {
+                <span class="attachment muted" title=probe_id.to_string()>{format!("result at {}", at.format("%H:%M:%S"))}</span>
+            }.into_any(),
+        })
+        .collect_view();
+    let deleted = e.deleted.as_ref().map(|d| format!(" · deleted by {} at {}", d.by, d.at.format("%H:%M:%S")));
+    view! {
+        <li class="entry" data-kind=e.kind.as_str() class:deleted=e.deleted.is_some()>
+            <div class="entry-head">
+                <time datetime=e.happened_at.to_rfc3339()>{e.happened_at.format("%H:%M:%S").to_string()}</time>
+                <span class="kind">{e.kind.label()}</span>
+                <span class="author">{e.author.clone()}</span>
+                {(e.revision > 1).then(|| view! { <span class="muted" title="edited; earlier versions are kept">"edited"</span> })}
+                {deleted.map(|d| view! { <span class="muted">{d}</span> })}
+            </div>
+            <div class="entry-text" inner_html=e.html.clone()></div>
+            {(!e.attachments.is_empty()).then(|| view! { <div class="attachments">{attachments}</div> })}
+        </li>
+    }
+    .into_any()
+}
+
+/// A post not yet confirmed by the server, retried with its key.
+#[derive(Clone, Debug, PartialEq)]
+struct Pending {
+    key: String,
+    text: String,
+    status: String,
+}
+
+#[component]
+fn Composer(id: uuid::Uuid, state: RoomState) -> impl IntoView {
+    let kind = RwSignal::new(EntryKind::Observation);
+    let text = NodeRef::<leptos::html::Textarea>::new();
+    let pending = RwSignal::new(Vec::<Pending>::new());
+    let send = move || {
+        let Some(area) = text.get() else { return };
+        let raw = area.value();
+        let (command, rest) = EntryKind::from_command(&raw);
+        if rest.trim().is_empty() {
+            return;
+        }
+        let entry = NewEntry {
+            kind: command.unwrap_or(kind.get_untracked()),
+            text: rest.to_string(),
+            happened_at: client_now(),
+            attachments: state.attach.get_untracked().into_iter().collect(),
+            idempotency_key: Some(new_key()),
+        };
+        area.set_value("");
+        state.attach.set(None);
+        submit(id, entry, state, pending, 0);
+    };
+    let keydown = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() == "Enter" && !ev.shift_key() {
+            ev.prevent_default();
+            send();
+        }
+    };
+    let kinds = EntryKind::WRITABLE
+        .map(|k| {
+            view! {
+                <button type="button" class="btn kind-choice" aria-pressed=move || (kind.get() == k).to_string()
+                    on:click=move |_| kind.set(k)>{k.label()}</button>
+            }
+        })
+        .into_iter()
+        .collect_view();
+    view! {
+        <form class="composer" on:submit=move |ev: leptos::ev::SubmitEvent| { ev.prevent_default(); send(); }>
+            <div class="toolbar" role="group" aria-label="Entry kind">{kinds}</div>
+            <textarea node_ref=text rows="2" aria-label="New timeline entry"
+                placeholder="What do you see? Enter posts, Shift+Enter for a new line. /obs /hyp /act /dec /note set the kind."
+                on:keydown=keydown></textarea>
+            {move || state.attach.get().map(|a| match a {
+                Attachment::ChartRange { from, to, .. } => view! {
+                    <p class="attached">{format!("Attached: chart range {}–{} UTC ", from.format("%H:%M"), to.format("%H:%M"))}
+                        <button type="button" class="btn" on:click=move |_| state.attach.set(None) aria-label="Remove the attachment">"✕"</button>
+                    </p>
+                }.into_any(),
+                _ => view! { <span></span> }.into_any(),
+            })}
+            <button class="btn primary" type="submit">"Post"</button>
+            <ul class="pending" aria-live="polite">
+                <For each=move || pending.get() key=|p| (p.key.clone(), p.status.clone()) let:p>
+                    <li>{p.status.clone()} ": " {p.text.clone()}</li>
+                </For>
+            </ul>
+        </form>
+    }
+}
+
+/// Sends `entry`; on a failure that may be the connection, tries again with the same key after
+/// 1, 2, 4 … 30 s. A refusal (the server answered with a reason) is shown and not retried.
+fn submit(id: uuid::Uuid, entry: NewEntry, state: RoomState, pending: RwSignal<Vec<Pending>>, attempt: u32) {
+    let key = entry.idempotency_key.clone().unwrap_or_default();
+    let shown = |status: String| {
+        let key = key.clone();
+        let text = entry.text.clone();
+        pending.update(move |list| match list.iter_mut().find(|p| p.key == key) {
+            Some(p) => p.status = status,
+            None => list.push(Pending { key, text, status }),
+        });
+    };
+    shown(if attempt == 0 { "sending".into() } else { format!("retrying (attempt {})", attempt + 1) });
+    leptos::task::spawn_local(async move {
+        match post_entry(id, entry.clone()).await {
+            Ok(e) => {
+                pending.update(|list| list.retain(|p| p.key != key));
+                state.upsert(e);
+            }
+            Err(ServerFnError::ServerError(reason)) => {
+                pending.update(|list| {
+                    if let Some(p) = list.iter_mut().find(|p| p.key == key) {
+                        p.status = format!("not posted: {reason}");
+                    }
+                });
+            }
+            Err(_) => {
+                let wait = 1u64 << attempt.min(5);
+                pending.update(|list| {
+                    if let Some(p) = list.iter_mut().find(|p| p.key == key) {
+                        p.status = format!("connection lost, retrying in {} s", wait.min(30));
+                    }
+                });
+                set_timeout(
+                    move || submit(id, entry, state, pending, attempt + 1),
+                    std::time::Duration::from_secs(wait.min(30)),
+                );
+            }
+        }
+    });
+}
+
+#[cfg(feature = "hydrate")]
+fn new_key() -> String {
+    web_sys::window()
+        .and_then(|w| w.crypto().ok())
+        .map(|c| c.random_uuid())
+        .unwrap_or_else(|| format!("k{}", js_sys::Date::now()))
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn new_key() -> String {
+    uuid::Uuid::nil().to_string()
+}
+
+/// When the user pressed Enter, by the browser's clock: a retried post keeps that time.
+#[cfg(feature = "hydrate")]
+fn client_now() -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_millis(js_sys::Date::now() as i64)
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn client_now() -> Option<chrono::DateTime<chrono::Utc>> {
+    None
+}

@@ -1,0 +1,124 @@
+import { test, expect, APIRequestContext } from '@playwright/test';
+import { ADMIN, demoPort, signIn, watchErrors } from './helpers';
+
+const origin = `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
+const RESPONDER = { email: 'responder@example.com', password: 'e2e responder password' };
+
+test.beforeEach(async ({ page }) => {
+  await signIn(page.request);
+});
+
+/** Creates the responder once (a 409 means an earlier test made it). */
+async function ensureResponder(admin: APIRequestContext) {
+  const res = await admin.post('/api/v1/users', {
+    data: { email: RESPONDER.email, password: RESPONDER.password, role: 'responder' },
+    headers: { origin },
+  });
+  expect([201, 409]).toContain(res.status());
+}
+
+/** Resolves every open incident, so the next one is new. */
+async function resolveOpen(admin: APIRequestContext) {
+  const list = await (await admin.get('/api/v1/incidents')).json();
+  for (const i of list) {
+    if (i.status !== 'resolved') {
+      const res = await admin.patch(`/api/v1/incidents/${i.id}`, { data: { status: 'resolved' }, headers: { origin } });
+      expect(res.status(), await res.text()).toBe(200);
+    }
+  }
+}
+
+test('two people in the room: each sees the other, and what one posts the other sees live', async ({ page, browser }) => {
+  const errors = watchErrors(page);
+  await ensureResponder(page.request);
+  // The commander declares the incident from the list page.
+  await page.goto('/incidents');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await page.getByText('Declare an incident').click();
+  await page.getByLabel('Title').fill('Checkout is slow');
+  await page.locator('label.sev-choice', { hasText: 'SEV2' }).locator('input').check();
+  await page.getByRole('button', { name: 'Declare' }).click();
+  await expect(page).toHaveURL(/\/incidents\/[0-9a-f-]{36}$/);
+  await expect(page.getByRole('heading', { level: 1 })).toContainText('Checkout is slow');
+  await expect(page.locator('.room-head .sev')).toHaveText('SEV2');
+  await expect(page.locator('.live')).toHaveText('● live');
+  const room = page.url();
+
+  // A responder opens the same room in another browser.
+  const other = await browser.newContext();
+  const second = await other.newPage();
+  const secondErrors = watchErrors(second);
+  await signIn(second.request, RESPONDER);
+  await second.goto(room);
+  await expect(second.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(second.locator('.live')).toHaveText('● live');
+  await expect(page.locator('.presence')).toContainText(RESPONDER.email);
+  await expect(second.locator('.presence')).toContainText(ADMIN.email);
+
+  // A quick kind and Enter: the entry reaches the other browser without a reload.
+  const composer = page.getByLabel('New timeline entry');
+  await composer.fill('/hyp connection **pool** exhausted');
+  await composer.press('Enter');
+  const seen = second.locator('.entry[data-kind="hypothesis"]');
+  await expect(seen).toContainText('connection pool exhausted', { timeout: 5_000 });
+  await expect(seen.locator('strong')).toHaveText('pool');
+  await expect(seen).toContainText(ADMIN.email);
+
+  const reply = second.getByLabel('New timeline entry');
+  await reply.fill('p95 on /checkout is 2.3 s');
+  await reply.press('Enter');
+  await expect(page.locator('.entry[data-kind="observation"]')).toContainText('p95 on /checkout is 2.3 s', { timeout: 5_000 });
+
+  // Status and severity changes reach the responder live too.
+  await page.getByRole('button', { name: 'identified' }).click();
+  await expect(second.locator('.room-head .status-badge')).toHaveText('identified', { timeout: 5_000 });
+  await expect(second.locator('.entry[data-kind="status_change"]').last()).toContainText('identified');
+  // Responders get no status controls.
+  await expect(second.getByRole('group', { name: 'Incident controls' })).toHaveCount(0);
+  await page.screenshot({ path: 'artifacts/incident-room.png', fullPage: true });
+  await second.screenshot({ path: 'artifacts/incident-room-responder.png', fullPage: true });
+  await other.close();
+  expect(errors).toEqual([]);
+  expect(secondErrors).toEqual([]);
+});
+
+test('the demo target going down opens an incident with evidence; recovery suggests resolving', async ({
+  page,
+  request,
+}) => {
+  const errors = watchErrors(page);
+  const control = (scenario: string) => request.post(`http://127.0.0.1:${demoPort + 1}/control/${scenario}`);
+  expect((await control('healthy')).ok()).toBe(true);
+  await resolveOpen(page.request);
+
+  expect((await control('down')).ok()).toBe(true);
+  let id = '';
+  await expect
+    .poll(
+      async () => {
+        const list = await (await page.request.get('/api/v1/incidents?status=investigating')).json();
+        const auto = list.find((i: any) => i.automatic && i.services.some((s: any) => s.name === 'shop'));
+        id = auto?.id ?? '';
+        return id;
+      },
+      { timeout: 30_000 },
+    )
+    .not.toBe('');
+  await page.goto(`/incidents/${id}`);
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.locator('.room-head .sev')).toHaveText('SEV2'); // shop is "high"
+  const automatic = page.locator('.entry[data-kind="automatic"]');
+  await expect(automatic.first()).toContainText('is down');
+  await expect(automatic.first()).toContainText('request id');
+  await expect(page.locator('.room-service figure.chart')).toHaveCount(3);
+
+  // Back to healthy: the recovery entries and the suggestion arrive without a reload.
+  expect((await control('healthy')).ok()).toBe(true);
+  await expect(automatic.filter({ hasText: 'recovered' }).first()).toBeVisible({ timeout: 30_000 });
+  await expect(page.locator('.suggestion')).toBeVisible({ timeout: 30_000 });
+  await expect(automatic.filter({ hasText: 'consider resolving' })).toHaveCount(1);
+  await page.screenshot({ path: 'artifacts/incident-recovered.png', fullPage: true });
+  await page.locator('.suggestion').getByRole('button', { name: 'Resolve' }).click();
+  await expect(page.locator('.room-head .status-badge')).toHaveText('resolved');
+  expect(errors).toEqual([]);
+});
