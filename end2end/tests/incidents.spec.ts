@@ -69,6 +69,20 @@ test('two people in the room: each sees the other, and what one posts the other 
   await reply.press('Enter');
   await expect(page.locator('.entry[data-kind="observation"]')).toContainText('p95 on /checkout is 2.3 s', { timeout: 5_000 });
 
+  // The responder corrects their entry; the edit reaches the commander live (history is kept).
+  const mine = second.locator('.entry[data-kind="observation"]', { hasText: 'p95 on /checkout' });
+  await mine.getByRole('button', { name: 'edit' }).click();
+  await mine.getByLabel('Entry text').fill('p95 on /checkout is 2.8 s');
+  await mine.getByRole('button', { name: 'Save' }).click();
+  await expect(page.locator('.entry[data-kind="observation"]')).toContainText('2.8 s', { timeout: 5_000 });
+  await expect(page.locator('.entry[data-kind="observation"]')).toContainText('edited');
+
+  // The commander deletes it: gone for the responder, struck through for the commander.
+  page.once('dialog', (d) => d.accept());
+  await page.locator('.entry[data-kind="observation"]').getByRole('button', { name: 'delete' }).click();
+  await expect(page.locator('.entry.deleted')).toContainText('deleted by ' + ADMIN.email);
+  await expect(second.locator('.entry[data-kind="observation"]:visible')).toHaveCount(0, { timeout: 5_000 });
+
   // Status and severity changes reach the responder live too.
   await page.getByRole('button', { name: 'identified' }).click();
   await expect(second.locator('.room-head .status-badge')).toHaveText('identified', { timeout: 5_000 });

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use app::api::backend::{Backend, BackendError, BoxFuture, RequestParts};
 use app::model::{
-    AuditRow, CreatedToken, Incident, IncidentFilter, IncidentList, IncidentPatch, IncidentRoom, InstanceInfo, Me,
-    NewEntry, NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus, TimelineEntry, TokenSummary,
-    UserPatch, UserSummary, Window,
+    AuditRow, CreatedToken, EntryPatch, Incident, IncidentFilter, IncidentList, IncidentPatch, IncidentRoom,
+    InstanceInfo, Me, NewEntry, NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus, TimelineEntry,
+    TokenSummary, UserPatch, UserSummary, Window,
 };
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
@@ -165,6 +165,23 @@ impl Backend for PgBackend {
             let (e, _) =
                 self.state.incidents.post_entry(&Actor::from_parts(&req), id, &entry, None).await.map_err(shown)?;
             Ok(e)
+        })
+    }
+
+    fn edit_entry(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        entry: uuid::Uuid,
+        patch: Option<EntryPatch>,
+    ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>> {
+        Box::pin(async move {
+            let actor = Actor::from_parts(&req);
+            let done = match patch {
+                Some(p) => self.state.incidents.edit_entry(&actor, id, entry, &p).await,
+                None => self.state.incidents.delete_entry(&actor, id, entry).await,
+            };
+            done.map_err(shown)
         })
     }
 

@@ -7,9 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::model::{
-    AuditRow, CreatedToken, Incident, IncidentFilter, IncidentList, IncidentPatch, IncidentRoom, Me, NewEntry,
-    NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus, TimelineEntry, TokenSummary, UserPatch,
-    UserSummary, Window,
+    AuditRow, CreatedToken, EntryPatch, Incident, IncidentFilter, IncidentList, IncidentPatch, IncidentRoom, Me,
+    NewEntry, NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus, TimelineEntry, TokenSummary,
+    UserPatch, UserSummary, Window,
 };
 
 /// The request a server function serves (who asks, from where): the server reads the caller
@@ -64,6 +64,14 @@ pub trait Backend: Send + Sync + 'static {
         req: RequestParts,
         id: uuid::Uuid,
         entry: NewEntry,
+    ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>>;
+    /// Applies `patch` to the entry, or deletes it (softly) when there is none.
+    fn edit_entry(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        entry: uuid::Uuid,
+        patch: Option<EntryPatch>,
     ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>>;
 }
 

@@ -5,7 +5,8 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 use crate::model::{
-    Incident, IncidentFilter, IncidentList, IncidentPatch, IncidentRoom, NewEntry, NewIncident, TimelineEntry,
+    EntryPatch, Incident, IncidentFilter, IncidentList, IncidentPatch, IncidentRoom, NewEntry, NewIncident,
+    TimelineEntry,
 };
 
 #[server(endpoint = "get_incidents", input = Json)]
@@ -37,4 +38,22 @@ pub async fn update_incident(id: uuid::Uuid, patch: IncidentPatch) -> Result<Inc
 pub async fn post_entry(id: uuid::Uuid, entry: NewEntry) -> Result<TimelineEntry, ServerFnError> {
     let backend = super::backend::backend()?;
     backend.0.post_entry(super::backend::request_parts()?, id, entry).await.map_err(|e| ServerFnError::new(e.0))
+}
+
+/// Edits an entry (its author or a commander); the previous version is kept.
+#[server(endpoint = "edit_entry", input = Json)]
+pub async fn edit_entry(id: uuid::Uuid, entry: uuid::Uuid, patch: EntryPatch) -> Result<TimelineEntry, ServerFnError> {
+    let backend = super::backend::backend()?;
+    backend
+        .0
+        .edit_entry(super::backend::request_parts()?, id, entry, Some(patch))
+        .await
+        .map_err(|e| ServerFnError::new(e.0))
+}
+
+/// Deletes an entry softly (its author or a commander); commanders still see it.
+#[server(endpoint = "delete_entry", input = Json)]
+pub async fn delete_entry(id: uuid::Uuid, entry: uuid::Uuid) -> Result<TimelineEntry, ServerFnError> {
+    let backend = super::backend::backend()?;
+    backend.0.edit_entry(super::backend::request_parts()?, id, entry, None).await.map_err(|e| ServerFnError::new(e.0))
 }

@@ -535,6 +535,8 @@ pub struct IncidentRoom {
     pub incident: Incident,
     pub timeline: Vec<TimelineEntry>,
     pub now: DateTime<Utc>,
+    /// Every service (id, name), for a commander changing the affected ones.
+    pub services: Vec<(Uuid, String)>,
 }
 
 /// What the room's live stream (`GET /api/v1/incidents/{id}/events`) sends, one SSE event each:

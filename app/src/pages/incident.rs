@@ -12,14 +12,14 @@ use leptos_router::hooks::use_params_map;
 
 use super::incidents::{elapsed, severity_badge, status_badge};
 use super::service::{CopyId, incident_bands};
-use crate::api::{get_incident_room, get_service_view, post_entry, update_incident};
+use crate::api::{delete_entry, edit_entry, get_incident_room, get_service_view, post_entry, update_incident};
 use crate::charts::timeline::{ChartInput, Marker};
 use crate::charts::{self, ChartSize};
 use crate::components::live::{Link, LiveBadge, use_live_refetch, use_live_stream};
 use crate::components::state::state_label;
 use crate::model::{
-    AffectedService, Attachment, CurrentUser, EntryKind, Incident, IncidentPatch, IncidentRoom, IncidentStatus, Me,
-    NewEntry, Role, RoomEvent, Severity, TimelineEntry, Window,
+    AffectedService, Attachment, CurrentUser, EntryKind, EntryPatch, Incident, IncidentPatch, IncidentRoom,
+    IncidentStatus, Me, NewEntry, Role, RoomEvent, Severity, TimelineEntry, Window,
 };
 
 const CHART: ChartSize = ChartSize { width: 960, height: 160 };
@@ -104,7 +104,7 @@ pub fn IncidentRoomPage() -> impl IntoView {
 
 #[component]
 fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Option<Me>) -> impl IntoView {
-    let IncidentRoom { incident, timeline, now } = room;
+    let IncidentRoom { incident, timeline, now, services: all_services } = room;
     state.incident.set(Some(incident.clone()));
     state.entries.set(timeline);
     let title = format!("#{} {}", incident.number, incident.title);
@@ -123,7 +123,7 @@ fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Op
     let open_at_load = incident.status.is_open();
     view! {
         <Title text=title/>
-        <Header state now ticks link commander me=me.clone()/>
+        <Header state now ticks link commander me=me.clone() all_services/>
         <p class="presence" aria-live="polite">
             {move || {
                 let who = state.presence.get();
@@ -132,9 +132,12 @@ fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Op
         </p>
         <div class="room-grid">
             <div class="room-charts">
+                {services.is_empty().then(|| view! {
+                    <p class="empty-state">"No affected services yet. A commander adds them under Affected services; their charts then show here."</p>
+                })}
                 {services.into_iter().map(|s| view! { <ServiceCharts service=s state now open=open_at_load/> }).collect_view()}
             </div>
-            <Timeline state commander/>
+            <Timeline state commander me=me.as_ref().map(|m| m.email.clone())/>
         </div>
     }
 }
@@ -147,6 +150,7 @@ fn Header(
     link: ReadSignal<Link>,
     commander: bool,
     me: Option<Me>,
+    all_services: Vec<(uuid::Uuid, String)>,
 ) -> impl IntoView {
     let me_id = me.map(|m| m.id);
     let (problem, set_problem) = signal(None::<String>);
@@ -216,11 +220,27 @@ fn Header(
             let take = me_id.filter(|id| i.commander.as_ref().map(|c| c.id) != Some(*id)).map(|id| {
                 view! { <button type="button" class="btn" on:click=move |_| change(IncidentPatch { commander: Some(id), ..Default::default() })>"Take command"</button> }
             });
+            let chosen = RwSignal::new(i.services.iter().map(|s| s.id).collect::<Vec<_>>());
+            let boxes = all_services
+                .iter()
+                .map(|(id, name)| {
+                    let id = *id;
+                    let on = chosen.with_untracked(|c| c.contains(&id));
+                    let toggle = move |_| chosen.update(|c| if c.contains(&id) { c.retain(|x| *x != id) } else { c.push(id) });
+                    view! { <label class="check"><input type="checkbox" checked=on on:change=toggle/> {name.clone()}</label> }
+                })
+                .collect_view();
+            let save = move |_| change(IncidentPatch { services: Some(chosen.get_untracked()), ..Default::default() });
             view! {
                 <div class="toolbar controls" role="group" aria-label="Incident controls">
                     {statuses}
                     <label>"Severity " <select on:change=pick aria-label="Severity">{severities}</select></label>
                     {take}
+                    <details class="services-edit">
+                        <summary>"Affected services"</summary>
+                        {boxes}
+                        <button type="button" class="btn" on:click=save>"Save services"</button>
+                    </details>
                 </div>
             }
         });
@@ -315,14 +335,14 @@ fn ServiceCharts(
 }
 
 #[component]
-fn Timeline(state: RoomState, commander: bool) -> impl IntoView {
+fn Timeline(state: RoomState, commander: bool, me: Option<String>) -> impl IntoView {
     let copied = RwSignal::new(None::<String>);
     view! {
         <section class="timeline" aria-label="Timeline">
             <h2>"Timeline"</h2>
             <ol class="entries">
                 <For each=move || state.entries.get() key=|e| (e.id, e.revision, e.deleted.is_some()) let:e>
-                    <EntryView e commander copied/>
+                    <EntryView e commander copied state me=me.clone()/>
                 </For>
             </ol>
         </section>
@@ -330,10 +350,75 @@ fn Timeline(state: RoomState, commander: bool) -> impl IntoView {
 }
 
 #[component]
-fn EntryView(e: TimelineEntry, commander: bool, copied: RwSignal<Option<String>>) -> impl IntoView {
+fn EntryView(
+    e: TimelineEntry,
+    commander: bool,
+    copied: RwSignal<Option<String>>,
+    state: RoomState,
+    me: Option<String>,
+) -> impl IntoView {
     if e.deleted.is_some() && !commander {
         return view! { <li class="entry deleted-hidden" hidden=true></li> }.into_any();
     }
+    // People's own entries (or any, for commanders) can be corrected; Triage's are records.
+    let changeable = e.deleted.is_none()
+        && EntryKind::WRITABLE.contains(&e.kind)
+        && (commander || me.as_deref() == Some(e.author.as_str()));
+    let editing = RwSignal::new(false);
+    let (problem, set_problem) = signal(None::<String>);
+    let (incident, entry_id) = (e.incident_id, e.id);
+    let text_ref = NodeRef::<leptos::html::Textarea>::new();
+    let at_ref = NodeRef::<leptos::html::Input>::new();
+    let local_at = e.happened_at.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let shown_at = local_at.clone();
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let text = text_ref.get().map(|t| t.value());
+        // Only a time the user changed: the field has whole seconds, the entry may not.
+        let at = at_ref.get().map(|i| i.value()).filter(|v| *v != shown_at).and_then(|v| crate::model::parse_time(&v));
+        let patch = EntryPatch { text, happened_at: at, ..Default::default() };
+        leptos::task::spawn_local(async move {
+            match edit_entry(incident, entry_id, patch).await {
+                Ok(saved) => {
+                    editing.set(false);
+                    state.upsert(saved);
+                }
+                Err(err) => set_problem.set(Some(err.to_string())),
+            }
+        });
+    };
+    let remove = move |_| {
+        if !confirm("Delete this entry? Commanders will still see it, struck through.") {
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            match delete_entry(incident, entry_id).await {
+                Ok(gone) => state.upsert(gone),
+                Err(err) => set_problem.set(Some(err.to_string())),
+            }
+        });
+    };
+    let source = e.text.clone();
+    let tools = changeable.then(|| {
+        view! {
+            <span class="entry-tools">
+                <button type="button" class="link" on:click=move |_| editing.update(|v| *v = !*v)>"edit"</button>
+                <button type="button" class="link" on:click=remove>"delete"</button>
+            </span>
+        }
+    });
+    let editor = move || {
+        editing.get().then(|| {
+            view! {
+                <form class="entry-edit" on:submit=save.clone()>
+                    <textarea node_ref=text_ref rows="3" aria-label="Entry text">{source.clone()}</textarea>
+                    <label>"Happened at (UTC) " <input node_ref=at_ref type="datetime-local" step="1" value=local_at.clone()/></label>
+                    <button class="btn primary" type="submit">"Save"</button>
+                    <button class="btn" type="button" on:click=move |_| editing.set(false)>"Cancel"</button>
+                </form>
+            }
+        })
+    };
     let attachments = e
         .attachments
         .iter()
@@ -358,7 +443,10 @@ fn EntryView(e: TimelineEntry, commander: bool, copied: RwSignal<Option<String>>
                 <span class="author">{e.author.clone()}</span>
                 {(e.revision > 1).then(|| view! { <span class="muted" title="edited; earlier versions are kept">"edited"</span> })}
                 {deleted.map(|d| view! { <span class="muted">{d}</span> })}
+                {tools}
             </div>
+            {editor}
+            {move || problem.get().map(|p| view! { <p class="error" role="alert">{p}</p> })}
             <div class="entry-text" inner_html=e.html.clone()></div>
             {(!e.attachments.is_empty()).then(|| view! { <div class="attachments">{attachments}</div> })}
         </li>
@@ -500,4 +588,14 @@ fn client_now() -> Option<chrono::DateTime<chrono::Utc>> {
 #[cfg(not(feature = "hydrate"))]
 fn client_now() -> Option<chrono::DateTime<chrono::Utc>> {
     None
+}
+
+#[cfg(feature = "hydrate")]
+fn confirm(question: &str) -> bool {
+    web_sys::window().and_then(|w| w.confirm_with_message(question).ok()).unwrap_or(false)
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn confirm(_: &str) -> bool {
+    false
 }

@@ -74,7 +74,9 @@ pub const PAGES: [(&str, Need, Kind); 9] = [
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 16] = [
+pub const SERVER_FNS: [(&str, Need); 18] = [
+    ("/api/edit_entry", Need::Role(Role::Responder)),
+    ("/api/delete_entry", Need::Role(Role::Responder)),
     ("/api/get_incidents", Need::Role(Role::Viewer)),
     ("/api/get_incident_room", Need::Role(Role::Viewer)),
     ("/api/post_incident", Need::Role(Role::Responder)),

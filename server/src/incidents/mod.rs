@@ -234,7 +234,9 @@ impl Incidents {
     pub async fn room(&self, actor: &Actor, id: Uuid) -> Result<IncidentRoom, ApiError> {
         let incident = self.get(id).await?;
         let timeline = self.timeline(actor, id).await?;
-        Ok(IncidentRoom { incident, timeline, now: Utc::now() })
+        let services =
+            crate::storage::catalog::list_services(&self.pool).await?.into_iter().map(|s| (s.id, s.name)).collect();
+        Ok(IncidentRoom { incident, timeline, now: Utc::now(), services })
     }
 
     pub async fn timeline(&self, actor: &Actor, id: Uuid) -> Result<Vec<TimelineEntry>, ApiError> {

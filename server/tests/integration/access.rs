@@ -57,7 +57,7 @@ fn intended(method: &Method, path: &str) -> Need {
             Need::Role(Role::Responder)
         };
     }
-    if path.starts_with("/api/post_incident") || path.starts_with("/api/post_entry") {
+    if ["/api/post_incident", "/api/post_entry", "/api/edit_entry", "/api/delete_entry"].contains(&path) {
         return Need::Role(Role::Responder);
     }
     if path.starts_with("/api/update_incident") {
