@@ -368,8 +368,25 @@ async fn a_probe_confirmed_down_opens_an_incident_and_its_recovery_suggests_reso
     let quiet: Probe = res.json().await.expect("probe");
     let res = app.client.post(app.url("/api/v1/probes")).json(&spec("checkout", true)).send().await.expect("probe");
     assert_eq!(res.status(), StatusCode::CREATED);
+    // A second probe of the same service joins the incident the first one opens.
+    let mut sibling = spec("checkout-ready", true);
+    sibling["service"] = json!("checkout-svc");
+    let res = app.client.post(app.url("/api/v1/probes")).json(&sibling).send().await.expect("probe");
+    assert_eq!(res.status(), StatusCode::CREATED);
 
-    let (id, _) = room_event(&mut rooms, "the down entry", automatic_containing("is **down**")).await;
+    // Whichever probe is confirmed first opens the incident; the other's entry joins it.
+    let mut seen: Vec<(String, uuid::Uuid)> = Vec::new();
+    while seen.len() < 2 {
+        let (id, e) = room_event(&mut rooms, "both down entries", automatic_containing("is **down**")).await;
+        if let RoomEvent::Entry(x) = e {
+            let probe = if x.text.contains("checkout-ready**") { "checkout-ready" } else { "checkout" };
+            if !seen.iter().any(|(p, _)| p == probe) {
+                seen.push((probe.to_string(), id));
+            }
+        }
+    }
+    assert_eq!(seen[0].1, seen[1].1, "both in one incident: {seen:?}");
+    let id = seen[0].1;
     let incident: Incident = app.get_json(&format!("/api/v1/incidents/{id}")).await;
     assert!(incident.automatic);
     assert_eq!(incident.severity, Severity::Sev2, "from the probe's criticality");
@@ -396,7 +413,9 @@ async fn a_probe_confirmed_down_opens_an_incident_and_its_recovery_suggests_reso
     assert_eq!(incident.status, IncidentStatus::Investigating, "only a commander resolves");
     let entries: Vec<TimelineEntry> = app.get_json(&format!("/api/v1/incidents/{id}/timeline")).await;
     let automatic = entries.iter().filter(|e| e.kind == EntryKind::Automatic).count();
-    assert_eq!(automatic, 3, "one per state change (down, up) and the suggestion: {entries:#?}");
+    assert_eq!(automatic, 5, "one per state change (two probes down, two up) and the suggestion: {entries:#?}");
+    let all: Vec<Incident> = app.get_json("/api/v1/incidents").await;
+    assert_eq!(all.len(), 1, "one incident for the service, not one per probe");
     let (code, v) = patch(&app, &app.client, id, json!({"status": "resolved"})).await;
     assert_eq!(code, StatusCode::OK);
     assert!(v["resolve_suggested_at"].is_null());
@@ -421,4 +440,45 @@ async fn wait_handled(app: &TestApp, probe: uuid::Uuid) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+#[tokio::test]
+async fn a_probe_degraded_longer_than_its_policy_allows_opens_an_incident() {
+    let target = serve_target(Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            "slow"
+        }),
+    ))
+    .await;
+    let app = spawn_app().await;
+    let mut rooms = app.state.incidents.rooms.subscribe();
+    let res = app
+        .client
+        .post(app.url("/api/v1/probes"))
+        .json(
+            &json!({"name": "search", "service": "search-svc", "kind": "http", "url": format!("http://{target}/slow"),
+               "interval_secs": 1, "timeout_ms": 900, "degraded_after_ms": 50, "failures_to_down": 1,
+               "incidents": {"degraded_for_secs": 2}}),
+        )
+        .send()
+        .await
+        .expect("probe");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let (id, opened) = room_event(&mut rooms, "the opening entry", |e| {
+        matches!(e, RoomEvent::Entry(x) if x.kind == EntryKind::StatusChange && x.text.contains("confirmed degraded"))
+    })
+    .await;
+    assert!(matches!(&opened, RoomEvent::Entry(e) if e.author == "triage"));
+    let incident: Incident = app.get_json(&format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(incident.title, "search-svc: search degraded");
+    assert_eq!(incident.severity, Severity::Sev3, "the service's default criticality, medium");
+    let started = incident.times.started.expect("started").at;
+    let detected = incident.times.detected.expect("detected").at;
+    assert!(
+        detected - started >= chrono::Duration::seconds(2),
+        "opened only after 2 s degraded: {started} → {detected}"
+    );
+    app.stop().await;
 }
