@@ -14,6 +14,7 @@ pub mod demo;
 pub mod embedded_pg;
 pub mod error;
 pub mod events;
+pub mod guidance;
 pub mod health;
 pub mod http;
 pub mod incidents;

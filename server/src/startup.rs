@@ -132,6 +132,12 @@ pub async fn build_state(
     let setup_token = if has_users { None } else { Some(first_run_token(settings)) };
     let token_file = setup_token.as_ref().and(settings.setup_token_file.clone());
     let auth = Arc::new(Auth::new(settings.auth.clone(), has_users, setup_token, token_file));
+    match crate::guidance::library::seed(&pool).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(checklists = n, "checklist versions seeded from checklists/"),
+        Err(e) => tracing::error!(error = %e, "seeding the checklist library failed"),
+    }
+    let rooms = RoomHub::default();
     let probing = Probing::start(pool.clone(), listen, &settings.probes).await?;
     let metrics = Metrics::new(pool.clone());
     metrics.attach_probes(Arc::clone(&probing.ingest_stats), probing.scheduler.clone());
@@ -144,7 +150,8 @@ pub async fn build_state(
         hub: probing.hub.clone(),
         overview: Arc::default(),
         auth,
-        incidents: Incidents { pool: pool.clone(), rooms: RoomHub::default() },
+        incidents: Incidents { pool: pool.clone(), rooms: rooms.clone() },
+        guide: crate::guidance::Guide { pool: pool.clone(), rooms },
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         pool,
     };

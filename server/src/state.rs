@@ -33,6 +33,7 @@ pub struct AppState {
     pub overview: Arc<crate::overview::OverviewCache>,
     pub auth: Arc<crate::auth::Auth>,
     pub incidents: crate::incidents::Incidents,
+    pub guide: crate::guidance::Guide,
     /// Set when shutdown begins: long-lived responses (live event streams) end on it.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }

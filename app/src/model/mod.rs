@@ -2,6 +2,7 @@
 //! pinned by tests.
 
 mod auth;
+mod guidance;
 mod incident;
 mod overview;
 mod probe;
@@ -9,6 +10,7 @@ mod service;
 mod system;
 
 pub use auth::*;
+pub use guidance::*;
 pub use incident::*;
 pub use overview::*;
 pub use probe::*;

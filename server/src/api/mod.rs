@@ -2,6 +2,7 @@
 //! JSON in and out; every error is the JSON body of [`ApiError`], naming the field at fault.
 
 mod auth;
+mod guidance;
 mod incidents;
 mod live;
 mod probes;
@@ -61,6 +62,13 @@ pub fn routes() -> Secured {
         .patch("/api/v1/incidents/{id}/timeline/{entry}", responder, incidents::edit_entry)
         .delete("/api/v1/incidents/{id}/timeline/{entry}", responder, incidents::delete_entry)
         .get("/api/v1/incidents/{id}/timeline/{entry}/history", viewer, incidents::history)
+        .get("/api/v1/incidents/{id}/guidance", viewer, guidance::show)
+        .post("/api/v1/incidents/{id}/guidance/ticks", responder, guidance::tick)
+        .post("/api/v1/incidents/{id}/hypotheses", responder, guidance::add_hypothesis)
+        .patch("/api/v1/incidents/{id}/hypotheses/{hypothesis}", responder, guidance::update_hypothesis)
+        .get("/api/v1/checklists", viewer, guidance::checklists)
+        .get("/api/v1/checklists/{id}", viewer, guidance::versions)
+        .put("/api/v1/checklists/{id}", admin, guidance::save)
 }
 
 /// A JSON body whose errors name the offending field (`assert.status`, `interval_secs`, …).

@@ -51,7 +51,7 @@ impl Author {
         }
     }
 
-    fn require(&self, role: Role, what: &str) -> Result<(), ApiError> {
+    pub fn require(&self, role: Role, what: &str) -> Result<(), ApiError> {
         if self.role >= role {
             Ok(())
         } else {

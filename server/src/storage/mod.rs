@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bench;
 pub mod catalog;
+pub mod guidance;
 pub mod incidents;
 pub mod results;
 pub mod rollups;

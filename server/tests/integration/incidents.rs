@@ -482,3 +482,111 @@ async fn a_probe_degraded_longer_than_its_policy_allows_opens_an_incident() {
     );
     app.stop().await;
 }
+
+/// The demo target in the pool scenario: the room proposes the pool checklist first with failing
+/// evidence; ticks, risky actions and hypotheses land on the timeline; an incident keeps the
+/// checklist version it was shown.
+#[tokio::test]
+async fn guidance_reads_the_pool_scenario_and_records_what_responders_do() {
+    use app::model::{EvidenceStatus, Guidance, SymptomKind};
+    use server::demo::{DemoTarget, Scenario};
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let demo = DemoTarget::start(any, any).await.expect("demo target");
+    demo.set_scenario(Scenario::Pool);
+    let app = spawn_app().await;
+    let mut hub = app.state.hub.subscribe();
+    let res = app
+        .client
+        .post(app.url("/api/v1/probes"))
+        .json(&json!({"name": "shop-pool", "service": "shop", "kind": "metrics",
+                      "url": format!("http://{}/metrics", demo.addr), "interval_secs": 1, "timeout_ms": 800}))
+        .send()
+        .await
+        .expect("probe");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let probe: Probe = res.json().await.expect("probe");
+    // Wait for a scrape that shows the pool full.
+    crate::common::wait_events(&mut hub, 1, Duration::from_secs(20), |e| {
+        matches!(e, server::events::ProbeEvent::Result { result, .. }
+            if result.probe_id == probe.id && result.pool.is_some_and(|p| p.in_use.is_some() && p.in_use == p.max))
+    })
+    .await;
+    app.flush().await;
+    let commander = app.browser_of(Role::Commander).await;
+    let responder = app.browser_of(Role::Responder).await;
+    let viewer = app.browser_of(Role::Viewer).await;
+    let id = declare(&app, &commander, json!({"title": "Pool", "services": [probe.service_id]})).await.id;
+
+    let raw = app.client.get(app.url(&format!("/api/v1/incidents/{id}/guidance"))).send().await.expect("guidance");
+    let raw = raw.text().await.expect("body");
+    let g: Guidance = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{e}: {raw}"));
+    let pool = g.symptoms.iter().find(|s| s.kind == SymptomKind::PoolSaturated).expect("pool symptom");
+    assert!(pool.reason.contains("of 10 in use") && pool.reason.contains("waiting"), "{}", pool.reason);
+    assert_eq!(g.checklists[0].id, "pool-exhaustion", "{:?}", g.checklists.iter().map(|c| &c.id).collect::<Vec<_>>());
+    let step = g.checklists[0].steps.iter().find(|s| s.def.id == "pool").expect("pool step");
+    let evidence = step.live.as_ref().expect("evidence");
+    assert_eq!(evidence.status, EvidenceStatus::Fail, "{evidence:?}");
+    assert_eq!(evidence.charts, vec![(probe.service_id, app::model::ChartKind::Pool)]);
+    assert!(!g.suggested_hypotheses.is_empty() && g.suggested_hypotheses.len() <= 3);
+    assert!(!g.recovery.healthy);
+
+    let ticks = app.url(&format!("/api/v1/incidents/{id}/guidance/ticks"));
+    let tick = json!({"checklist": "pool-exhaustion", "step": "server-connections", "finding": "97 of 100 connections from the shop"});
+    let (status, _) = send(&viewer, reqwest::Method::POST, ticks.clone(), tick.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, v) = send(&responder, reqwest::Method::POST, ticks.clone(), tick).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let g: Guidance = serde_json::from_value(v).expect("guidance");
+    let ticked = g.checklists[0].steps.iter().find(|s| s.def.id == "server-connections").and_then(|s| s.tick.clone());
+    assert!(ticked.is_some_and(|t| t.done && t.finding.contains("97 of 100")));
+    let risky = json!({"checklist": "pool-exhaustion", "step": "raise-max-connections"});
+    let (status, v) = send(&responder, reqwest::Method::POST, ticks.clone(), risky.clone()).await;
+    assert_eq!((status, v["field"].as_str()), (StatusCode::CONFLICT, Some("accept_risk")));
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("restarts PostgreSQL")), "the warning: {v}");
+    let mut accepted = risky.clone();
+    accepted["accept_risk"] = json!(true);
+    let (status, _) = send(&responder, reqwest::Method::POST, ticks.clone(), accepted).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = send(&responder, reqwest::Method::POST, ticks, json!({"checklist": "nope", "step": "x"})).await;
+    assert_eq!((status, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("checklist")));
+
+    let hyps = app.url(&format!("/api/v1/incidents/{id}/hypotheses"));
+    let (status, v) = send(&responder, reqwest::Method::POST, hyps.clone(), json!({"text": "connections leak"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let hid = v["id"].as_str().expect("id").to_string();
+    let (status, v) = send(
+        &responder,
+        reqwest::Method::PATCH,
+        format!("{hyps}/{hid}"),
+        json!({"status": "ruled_out", "evidence": "in use drops when traffic does"}),
+    )
+    .await;
+    assert_eq!((status, v["status"].as_str()), (StatusCode::OK, Some("ruled_out")));
+    let entries = timeline(&app, &viewer, id).await;
+    let texts: Vec<&str> = entries.iter().map(|e| e.text.as_str()).collect();
+    assert!(
+        texts.iter().any(|t| t.starts_with("**Checked**: How many connections") && t.contains("97 of 100")),
+        "{texts:#?}"
+    );
+    assert!(entries.iter().any(|e| e.kind == EntryKind::Action && e.text.contains("high-risk action taken")));
+    assert!(texts.iter().any(|t| t.starts_with("**Hypothesis ruled out**: connections leak")));
+
+    // An admin edits the checklist: new incidents get version 2, this one keeps version 1.
+    let mut def: Value = app.get_json::<Vec<Value>>("/api/v1/checklists/pool-exhaustion").await[0].clone();
+    for k in ["version", "created_by", "created_at"] {
+        def.as_object_mut().expect("object").remove(k);
+    }
+    def["title"] = json!("Pool exhausted (edited)");
+    let put = app.client.put(app.url("/api/v1/checklists/pool-exhaustion")).json(&def).send().await.expect("put");
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let saved: Value = put.json().await.expect("json");
+    assert_eq!(saved["version"], 2);
+    let g: Guidance = app.get_json(&format!("/api/v1/incidents/{id}/guidance")).await;
+    assert_eq!((g.checklists[0].version, g.checklists[0].title.as_str()), (1, "Connection pool exhausted"));
+    def["step"][0]["id"] = json!("Not An Id");
+    let bad = app.client.put(app.url("/api/v1/checklists/pool-exhaustion")).json(&def).send().await.expect("put");
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let v: Value = bad.json().await.expect("json");
+    assert_eq!(v["field"], "step[0].id");
+    app.stop().await;
+}
