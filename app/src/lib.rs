@@ -1,6 +1,8 @@
 //! Triage's UI: the Leptos app (rendered on the server, hydrated in the browser), the types
 //! shared with the server, server functions and chart drawing.
 
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod charts;
 mod components;

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use app::api::backend::{Backend, BackendError, BoxFuture, RequestParts};
 use app::model::{
-    AuditRow, CreatedToken, EntryPatch, Incident, IncidentFilter, IncidentList, IncidentPatch, IncidentRoom,
-    InstanceInfo, Me, NewEntry, NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus, TimelineEntry,
-    TokenSummary, UserPatch, UserSummary, Window,
+    AuditRow, CreatedToken, EntryPatch, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter, IncidentList,
+    IncidentPatch, IncidentRoom, InstanceInfo, Me, NewEntry, NewIncident, NewToken, NewUser, Overview, ServiceView,
+    SystemStatus, TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary, Window,
 };
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
@@ -166,6 +166,36 @@ impl Backend for PgBackend {
             let (e, _) =
                 self.state.incidents.post_entry(&Actor::from_parts(&req), id, &entry, None).await.map_err(shown)?;
             Ok(e)
+        })
+    }
+
+    fn guidance(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<Guidance, BackendError>> {
+        Box::pin(async move { self.state.guide.guidance(id).await.map_err(shown) })
+    }
+
+    fn tick(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        tick: TickInput,
+    ) -> BoxFuture<'_, Result<Guidance, BackendError>> {
+        Box::pin(async move { self.state.guide.tick(&Actor::from_parts(&req), id, &tick).await.map_err(shown) })
+    }
+
+    fn hypothesis(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        hypothesis: Option<uuid::Uuid>,
+        input: HypothesisInput,
+    ) -> BoxFuture<'_, Result<Hypothesis, BackendError>> {
+        Box::pin(async move {
+            let actor = Actor::from_parts(&req);
+            let done = match hypothesis {
+                Some(h) => self.state.guide.update_hypothesis(&actor, id, h, &input).await,
+                None => self.state.guide.add_hypothesis(&actor, id, &input).await,
+            };
+            done.map_err(shown)
         })
     }
 

@@ -7,9 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::model::{
-    AuditRow, CreatedToken, EntryPatch, Incident, IncidentFilter, IncidentList, IncidentPatch, IncidentRoom, Me,
-    NewEntry, NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus, TimelineEntry, TokenSummary,
-    UserPatch, UserSummary, Window,
+    AuditRow, CreatedToken, EntryPatch, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter, IncidentList,
+    IncidentPatch, IncidentRoom, Me, NewEntry, NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus,
+    TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary, Window,
 };
 
 /// The request a server function serves (who asks, from where): the server reads the caller
@@ -65,6 +65,17 @@ pub trait Backend: Send + Sync + 'static {
         id: uuid::Uuid,
         entry: NewEntry,
     ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>>;
+    fn guidance(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<Guidance, BackendError>>;
+    fn tick(&self, req: RequestParts, id: uuid::Uuid, tick: TickInput)
+    -> BoxFuture<'_, Result<Guidance, BackendError>>;
+    /// Adds a hypothesis (`hypothesis` none) or changes it.
+    fn hypothesis(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        hypothesis: Option<uuid::Uuid>,
+        input: HypothesisInput,
+    ) -> BoxFuture<'_, Result<Hypothesis, BackendError>>;
     /// Applies `patch` to the entry, or deletes it (softly) when there is none.
     fn edit_entry(
         &self,

@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 use crate::model::{
-    EntryPatch, Incident, IncidentFilter, IncidentList, IncidentPatch, IncidentRoom, NewEntry, NewIncident,
-    TimelineEntry,
+    EntryPatch, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter, IncidentList, IncidentPatch,
+    IncidentRoom, NewEntry, NewIncident, TickInput, TimelineEntry,
 };
 
 #[server(endpoint = "get_incidents", input = Json)]
@@ -56,4 +56,33 @@ pub async fn edit_entry(id: uuid::Uuid, entry: uuid::Uuid, patch: EntryPatch) ->
 pub async fn delete_entry(id: uuid::Uuid, entry: uuid::Uuid) -> Result<TimelineEntry, ServerFnError> {
     let backend = super::backend::backend()?;
     backend.0.edit_entry(super::backend::request_parts()?, id, entry, None).await.map_err(|e| ServerFnError::new(e.0))
+}
+
+/// The room's guidance: symptoms, proposed checklists with live evidence, hypotheses, recovery.
+#[server(endpoint = "get_guidance", input = Json)]
+pub async fn get_guidance(id: uuid::Uuid) -> Result<Guidance, ServerFnError> {
+    let backend = super::backend::backend()?;
+    backend.0.guidance(id).await.map_err(|e| ServerFnError::new(e.0))
+}
+
+/// Ticks a step with a finding; returns the guidance after it.
+#[server(endpoint = "tick_step", input = Json)]
+pub async fn tick_step(id: uuid::Uuid, tick: TickInput) -> Result<Guidance, ServerFnError> {
+    let backend = super::backend::backend()?;
+    backend.0.tick(super::backend::request_parts()?, id, tick).await.map_err(|e| ServerFnError::new(e.0))
+}
+
+/// Adds a hypothesis (`hypothesis: None`) or changes one.
+#[server(endpoint = "save_hypothesis", input = Json)]
+pub async fn save_hypothesis(
+    id: uuid::Uuid,
+    hypothesis: Option<uuid::Uuid>,
+    input: HypothesisInput,
+) -> Result<Hypothesis, ServerFnError> {
+    let backend = super::backend::backend()?;
+    backend
+        .0
+        .hypothesis(super::backend::request_parts()?, id, hypothesis, input)
+        .await
+        .map_err(|e| ServerFnError::new(e.0))
 }

@@ -10,6 +10,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use super::guidance::GuidancePanel;
 use super::incidents::{elapsed, severity_badge, status_badge};
 use super::service::{CopyId, incident_bands};
 use crate::api::{delete_entry, edit_entry, get_incident_room, get_service_view, post_entry, update_incident};
@@ -34,6 +35,10 @@ struct RoomState {
     presence: RwSignal<Vec<String>>,
     /// A chart range the next post will carry.
     attach: RwSignal<Option<Attachment>>,
+    /// Bumped by live results of the affected services: charts and guidance refetch on it.
+    data_tick: RwSignal<u64>,
+    /// The incident window the charts show.
+    window: Memo<Window>,
 }
 
 impl RoomState {
@@ -62,11 +67,14 @@ pub fn IncidentRoomPage() -> impl IntoView {
             }
         },
     );
+    let incident = RwSignal::new(None::<Incident>);
     let state = RoomState {
-        incident: RwSignal::new(None),
+        incident,
         entries: RwSignal::new(Vec::new()),
         presence: RwSignal::new(Vec::new()),
         attach: RwSignal::new(None),
+        data_tick: RwSignal::new(0),
+        window: Memo::new(move |_| incident_window(incident.get().as_ref())),
     };
     let me = use_context::<CurrentUser>().and_then(|c| c.0);
     let url = format!("/api/v1/incidents/{}/events", id.get_untracked().unwrap_or_default());
@@ -97,7 +105,14 @@ pub fn IncidentRoomPage() -> impl IntoView {
                     Err(e) => view! { <p class="error" role="alert">"Could not load the incident: " {e.to_string()}</p> }.into_any(),
                 })}
             </Transition>
-            {move || (may_write && id.get().is_some()).then(|| view! { <Composer id=id.get().unwrap_or_default() state/> })}
+            // Outside the fetched body: what is typed here survives a refetch of the room.
+            {move || id.get().map(|id| {
+                // Live results come by the second; the guidance (heavier) follows every fifth refetch.
+                let refresh = Signal::derive(move || state.data_tick.get() / 5 + state.entries.with(|e| e.len() as u64));
+                let window = Signal::derive(move || state.incident.with(|i| i.is_some()).then(|| state.window.get()));
+                view! { <GuidancePanel id refresh may_write window/> }.into_any()
+            })}
+            {move || (may_write && id.get().is_some()).then(|| view! { <Composer id=id.get().unwrap_or_default() state/> }.into_any())}
         </section>
     }
 }
@@ -135,7 +150,7 @@ fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Op
                 {services.is_empty().then(|| view! {
                     <p class="empty-state">"No affected services yet. A commander adds them under Affected services; their charts then show here."</p>
                 })}
-                {services.into_iter().map(|s| view! { <ServiceCharts service=s state now open=open_at_load/> }).collect_view()}
+                {services.into_iter().map(|s| view! { <ServiceCharts service=s state open=open_at_load/> }).collect_view()}
             </div>
             <Timeline state commander me=me.as_ref().map(|m| m.email.clone())/>
         </div>
@@ -280,30 +295,9 @@ fn Header(
 
 /// One affected service's three charts over the incident window, live while the incident is open.
 #[component]
-fn ServiceCharts(
-    service: AffectedService,
-    state: RoomState,
-    now: chrono::DateTime<chrono::Utc>,
-    open: bool,
-) -> impl IntoView {
-    let tick = RwSignal::new(0u64);
-    let window = Memo::new(move |_| {
-        let (started, resolved) = state
-            .incident
-            .with(|i| {
-                i.as_ref().map(|i| {
-                    (
-                        i.times.started.as_ref().map(|s| s.at).unwrap_or(i.created_at),
-                        i.times.resolved.as_ref().map(|s| s.at),
-                    )
-                })
-            })
-            .unwrap_or((now, None));
-        let from = started - chrono::Duration::minutes(LEAD_MINUTES);
-        // An open incident's window reaches into the future: the server stops it at its now.
-        let to = resolved.map_or(from + chrono::Duration::days(365), |r| r + chrono::Duration::minutes(LEAD_MINUTES));
-        Window::fixed(from, to.max(from + chrono::Duration::minutes(1))).unwrap_or_default()
-    });
+fn ServiceCharts(service: AffectedService, state: RoomState, open: bool) -> impl IntoView {
+    let tick = state.data_tick;
+    let window = state.window;
     let id = service.id;
     let view = Resource::new(move || (window.get(), tick.get()), move |(w, _)| get_service_view(id, w));
     let _ = use_live_refetch(format!("/api/v1/events?service_id={id}"), tick, 1000, Signal::derive(move || open));
@@ -598,4 +592,15 @@ fn confirm(question: &str) -> bool {
 #[cfg(not(feature = "hydrate"))]
 fn confirm(_: &str) -> bool {
     false
+}
+
+/// From 15 minutes before the incident started to 15 minutes after it was resolved; an open
+/// incident's window reaches into the future and the server stops it at its now.
+fn incident_window(i: Option<&Incident>) -> Window {
+    let Some(i) = i else { return Window::default() };
+    let started = i.times.started.as_ref().map(|s| s.at).unwrap_or(i.created_at);
+    let resolved = i.times.resolved.as_ref().map(|s| s.at);
+    let from = started - chrono::Duration::minutes(LEAD_MINUTES);
+    let to = resolved.map_or(from + chrono::Duration::days(365), |r| r + chrono::Duration::minutes(LEAD_MINUTES));
+    Window::fixed(from, to.max(from + chrono::Duration::minutes(1))).unwrap_or_default()
 }

@@ -74,7 +74,10 @@ pub const PAGES: [(&str, Need, Kind); 9] = [
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 18] = [
+pub const SERVER_FNS: [(&str, Need); 21] = [
+    ("/api/get_guidance", Need::Role(Role::Viewer)),
+    ("/api/tick_step", Need::Role(Role::Responder)),
+    ("/api/save_hypothesis", Need::Role(Role::Responder)),
     ("/api/edit_entry", Need::Role(Role::Responder)),
     ("/api/delete_entry", Need::Role(Role::Responder)),
     ("/api/get_incidents", Need::Role(Role::Viewer)),

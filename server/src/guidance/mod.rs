@@ -37,12 +37,14 @@ fn quantile(mut v: Vec<f64>, q: f64) -> Option<f64> {
 }
 
 /// The usual p95 and error rate: the median of the same hour on earlier days when at least three
-/// of the last seven have data; otherwise the lower quartile of the last hour's buckets (the
-/// incident itself is often in that hour; the quartile keeps it from becoming "normal").
+/// of the last seven have data. Otherwise the hour before the incident started (the incident
+/// must not become its own baseline), and failing that the lower quartile of the last hour's
+/// buckets (the quartile keeps a recent bad stretch from counting as normal).
 async fn baseline(
     pool: &PgPool,
     ids: &[Uuid],
     now: DateTime<Utc>,
+    incident_start: Option<DateTime<Utc>>,
 ) -> Result<(Option<f64>, Option<f64>, BaselineSource), sqlx::Error> {
     let mut p95s = Vec::new();
     let mut errs = Vec::new();
@@ -58,6 +60,15 @@ async fn baseline(
     if p95s.len() >= 3 {
         return Ok((quantile(p95s, 0.5), quantile(errs, 0.5), BaselineSource::SameHour7d));
     }
+    if let Some(start) = incident_start.filter(|s| *s < now) {
+        let s = crate::series::series_of(pool, ids, start - Duration::hours(1), start, None).await?;
+        let before: Vec<&SeriesPoint> = s.points.iter().filter(|p| p.count >= 5).collect();
+        if !before.is_empty() {
+            let p95 = quantile(before.iter().filter_map(|p| p.p95_ms).collect(), 0.5);
+            let err = quantile(before.iter().filter_map(|p| p.error_pct).collect(), 0.5);
+            return Ok((p95, err, BaselineSource::BeforeIncident));
+        }
+    }
     let s = crate::series::series_of(pool, ids, now - Duration::hours(1), now, None).await?;
     let settled: Vec<&SeriesPoint> = s.points.iter().rev().skip(2).collect();
     let p95 = quantile(settled.iter().filter_map(|p| p.p95_ms).collect(), 0.25);
@@ -71,6 +82,7 @@ pub async fn service_signals(
     service_id: Uuid,
     service: &str,
     now: DateTime<Utc>,
+    incident_start: Option<DateTime<Utc>>,
 ) -> Result<ServiceSignals, sqlx::Error> {
     let probes = catalog::list_probes(pool, Some(service_id)).await?;
     let enabled: Vec<&app::model::Probe> = probes.iter().filter(|p| p.spec.enabled).collect();
@@ -84,7 +96,8 @@ pub async fn service_signals(
     let all: Vec<Uuid> = enabled.iter().map(|p| p.id).collect();
     let recent = results::list_results(pool, &traffic_ids, from, now + Duration::seconds(1), 200).await?;
     let latest = results::list_results(pool, &all, from, now + Duration::seconds(1), 500).await?;
-    let (baseline_p95_ms, baseline_error_pct, baseline_source) = baseline(pool, &traffic_ids, now).await?;
+    let (baseline_p95_ms, baseline_error_pct, baseline_source) =
+        baseline(pool, &traffic_ids, now, incident_start).await?;
     let probes = enabled
         .iter()
         .map(|p| ProbeSignal {
@@ -124,7 +137,8 @@ impl Guide {
         let now = Utc::now();
         let mut services = Vec::new();
         for s in &incident.services {
-            services.push(service_signals(&self.pool, s.id, &s.name, now).await?);
+            let start = incident.times.started.as_ref().map(|t| t.at);
+            services.push(service_signals(&self.pool, s.id, &s.name, now, start).await?);
         }
         let mut symptoms: Vec<_> = services.iter().flat_map(signals::detect).collect();
         symptoms.sort_by(|a, b| b.strength.total_cmp(&a.strength));

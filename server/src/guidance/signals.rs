@@ -21,7 +21,9 @@ pub const POOL_SATURATED: f64 = 0.9;
 pub enum BaselineSource {
     /// The same hour on the previous days (at least three of the last seven).
     SameHour7d,
-    /// The hour before the observation window (too little history for the above).
+    /// The hour before the incident started (too little history for the above).
+    BeforeIncident,
+    /// The last hour's lower quartile (no data before the incident either).
     PreviousHour,
 }
 
@@ -29,7 +31,8 @@ impl BaselineSource {
     fn words(self) -> &'static str {
         match self {
             Self::SameHour7d => "its 7-day baseline",
-            Self::PreviousHour => "the hour before",
+            Self::BeforeIncident => "the hour before the incident",
+            Self::PreviousHour => "the last hour's usual level",
         }
     }
 }
@@ -82,9 +85,10 @@ fn current_p95(points: &[SeriesPoint]) -> Option<f64> {
     Some(last[last.len() / 2])
 }
 
-/// Failed ÷ checks over the last five buckets with checks.
+/// Failed ÷ checks over the last two buckets with checks (errors that stopped a few minutes ago
+/// are history, not a symptom).
 fn current_error_pct(points: &[SeriesPoint]) -> Option<f64> {
-    let recent: Vec<&SeriesPoint> = points.iter().rev().filter(|p| p.count > 0).take(5).collect();
+    let recent: Vec<&SeriesPoint> = points.iter().rev().filter(|p| p.count > 0).take(2).collect();
     let checks: u64 = recent.iter().map(|p| p.count).sum();
     let failed: f64 = recent.iter().map(|p| p.error_pct.unwrap_or(0.0) * p.count as f64 / 100.0).sum();
     (checks > 0).then(|| failed * 100.0 / checks as f64)
@@ -192,7 +196,8 @@ pub fn detect(s: &ServiceSignals) -> Vec<Symptom> {
         out.push(symptom(
             SymptomKind::PoolSaturated,
             format!("pool {in_use:.0} of {max:.0} in use ({pct:.0} %), {waiting:.0} waiting{since_words}"),
-            if waiting > 0.0 { 1.0 } else { 0.85 },
+            // Requests queueing is the strong sign; nearly full without a queue only a weak one.
+            if waiting > 0.0 { 1.0 } else { 0.5 },
             since,
         ));
     }
@@ -619,6 +624,17 @@ mod tests {
             evaluate(Binding::Pool, std::slice::from_ref(&s), &recovery(std::slice::from_ref(&s), &detect(&s), at(15)));
         assert_eq!(ev.status, EvidenceStatus::Fail);
         assert_eq!(ev.charts, vec![(Uuid::nil(), ChartKind::Pool)]);
+    }
+
+    #[test]
+    fn a_nearly_full_pool_without_a_queue_does_not_outrank_slowness() {
+        let mut s = healthy();
+        for m in 10..15 {
+            s.pool[m as usize] = pool_point(m, 9.0, 0.0);
+            s.traffic[m as usize] = point(m, 460.0, 0);
+        }
+        assert_eq!(kinds(&s), vec![SymptomKind::Slow, SymptomKind::PoolSaturated]);
+        assert_eq!(first_choice(&s).as_deref(), Some("service-slow"));
     }
 
     #[test]

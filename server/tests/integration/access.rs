@@ -57,7 +57,16 @@ fn intended(method: &Method, path: &str) -> Need {
             Need::Role(Role::Responder)
         };
     }
-    if ["/api/post_incident", "/api/post_entry", "/api/edit_entry", "/api/delete_entry"].contains(&path) {
+    if [
+        "/api/post_incident",
+        "/api/post_entry",
+        "/api/edit_entry",
+        "/api/delete_entry",
+        "/api/tick_step",
+        "/api/save_hypothesis",
+    ]
+    .contains(&path)
+    {
         return Need::Role(Role::Responder);
     }
     if path.starts_with("/api/update_incident") {

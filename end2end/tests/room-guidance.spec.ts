@@ -1,0 +1,84 @@
+import { test, expect } from '@playwright/test';
+import { demoPort, signIn, watchErrors } from './helpers';
+
+// Runs after the overview tests (file order): the demo target has a history by then.
+const origin = `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
+const RESPONDER = { email: 'responder@example.com', password: 'e2e responder password' };
+
+test.beforeEach(async ({ page }) => {
+  await signIn(page.request);
+});
+
+test('guidance follows the signal: pool first, then slow, and recovery is confirmed', async ({ page, browser, request }) => {
+  test.setTimeout(480_000);
+  const errors = watchErrors(page);
+  const control = (scenario: string) => request.post(`http://127.0.0.1:${demoPort + 1}/control/${scenario}`);
+  const made = await page.request.post('/api/v1/users', {
+    data: { email: RESPONDER.email, password: RESPONDER.password, role: 'responder' },
+    headers: { origin },
+  });
+  expect([201, 409]).toContain(made.status());
+  const services = await (await page.request.get('/api/v1/services')).json();
+  const shop = services.find((s: any) => s.name === 'shop');
+  const declared = await page.request.post('/api/v1/incidents', {
+    data: { title: 'Checkout degraded', services: [shop.id] },
+    headers: { origin },
+  });
+  expect(declared.status()).toBe(201);
+  const { id } = await declared.json();
+
+  expect((await control('pool')).ok()).toBe(true);
+  await page.goto(`/incidents/${id}`);
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  const first = page.locator('details.checklist').first();
+  await expect(first).toHaveAttribute('data-checklist', 'pool-exhaustion', { timeout: 60_000 });
+  const poolStep = first.locator('li.step[data-step="pool"]');
+  await expect(poolStep).toContainText('Is the pool exhausted?');
+  await expect(poolStep.locator('.evidence')).toHaveAttribute('data-status', 'fail');
+  await expect(poolStep.locator('.step-chart svg')).toBeVisible();
+  await expect(poolStep.locator('.step-chart svg desc')).toContainText(/in use 10 of 10/);
+  await expect(page.locator('.symptom[data-kind="pool_saturated"]')).toBeVisible();
+  await page.screenshot({ path: 'artifacts/guidance-pool.png', fullPage: true });
+
+  // A responder ticks a step with a finding; the commander sees it on the timeline live.
+  const other = await browser.newContext();
+  const second = await other.newPage();
+  await signIn(second.request, RESPONDER);
+  await second.goto(`/incidents/${id}`);
+  await expect(second.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  const step = second.locator('details.checklist[data-checklist="pool-exhaustion"] li.step[data-step="server-connections"]');
+  await step.getByLabel('Finding').fill('97 of 100 connections are the shop');
+  await step.getByRole('button', { name: 'Done' }).click();
+  await expect(page.locator('.entry[data-kind="observation"]')).toContainText('97 of 100 connections are the shop', {
+    timeout: 10_000,
+  });
+  await expect(page.locator('li.step[data-step="server-connections"]').first()).toContainText(RESPONDER.email);
+  await other.close();
+
+  // Slow: the slow checklist comes first once the pool has drained.
+  expect((await control('slow')).ok()).toBe(true);
+  let last = '';
+  const slowFirst = expect
+    .poll(
+      async () => {
+        const g = await (await page.request.get(`/api/v1/incidents/${id}/guidance`)).json();
+        last = JSON.stringify({ symptoms: g.symptoms, order: g.checklists.map((c: any) => [c.id, c.score]) });
+        return g.checklists[0]?.id;
+      },
+      { timeout: 180_000, intervals: [2_000] },
+    )
+    .toBe('service-slow');
+  await slowFirst.catch((e) => {
+    throw new Error(`the slow checklist never came first; last guidance: ${last}\n${e}`);
+  });
+  await expect(page.locator('details.checklist').first()).toHaveAttribute('data-checklist', 'service-slow', {
+    timeout: 20_000,
+  });
+  await page.screenshot({ path: 'artifacts/guidance-slow.png', fullPage: true });
+
+  // Healthy: recovery turns green once it has held for the configured time.
+  expect((await control('healthy')).ok()).toBe(true);
+  await expect(page.locator('.recovery')).toHaveAttribute('data-confirmed', 'true', { timeout: 180_000 });
+  await page.screenshot({ path: 'artifacts/guidance-recovered.png', fullPage: true });
+  expect(errors).toEqual([]);
+});
