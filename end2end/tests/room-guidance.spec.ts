@@ -82,3 +82,27 @@ test('guidance follows the signal: pool first, then slow, and recovery is confir
   await page.screenshot({ path: 'artifacts/guidance-recovered.png', fullPage: true });
   expect(errors).toEqual([]);
 });
+
+test('admins edit a checklist in the browser: a new version, and bad TOML is refused with its line', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/admin');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await page.getByRole('button', { name: 'cache-problems' }).click();
+  const editor = page.getByLabel('Checklist TOML');
+  const text = await editor.inputValue();
+  expect(text).toContain('[[step]]');
+  await editor.fill(text.replace(/^title = ".*"$/m, 'title = "Cache trouble"'));
+  await page.getByRole('button', { name: 'Save as a new version' }).click();
+  await expect(page.getByRole('status')).toContainText(/Saved as version \d+/);
+  await expect(page.getByRole('row', { name: /cache-problems/ })).toContainText('Cache trouble');
+  const versions = await (await page.request.get('/api/v1/checklists/cache-problems')).json();
+  expect(versions[0].title).toBe('Cache trouble');
+  expect(versions.length).toBeGreaterThan(1);
+
+  await page.getByRole('button', { name: 'cache-problems' }).click();
+  await page.getByLabel('Checklist TOML').fill('id = "cache-problems"\ntitle = 3\n');
+  await page.getByRole('button', { name: 'Save as a new version' }).click();
+  await expect(page.getByRole('alert')).toContainText('line 2');
+  // A refused server function answers 500, which the browser logs; nothing else may.
+  expect(errors.filter((e) => !e.includes('status of 500'))).toEqual([]);
+});

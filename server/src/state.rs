@@ -169,6 +169,40 @@ impl Backend for PgBackend {
         })
     }
 
+    fn checklist_texts(&self) -> BoxFuture<'_, Result<Vec<app::model::ChecklistText>, BackendError>> {
+        Box::pin(async move {
+            let all = crate::storage::guidance::latest(&self.state.pool).await.map_err(|e| shown(e.into()))?;
+            Ok(all
+                .into_iter()
+                .map(|c| app::model::ChecklistText {
+                    toml: toml::to_string(&c.def).unwrap_or_default(),
+                    id: c.def.id,
+                    version: c.version,
+                    title: c.def.title,
+                    created_by: c.created_by,
+                })
+                .collect())
+        })
+    }
+
+    fn save_checklist(&self, req: RequestParts, text: String) -> BoxFuture<'_, Result<i32, BackendError>> {
+        Box::pin(async move {
+            let def: app::model::ChecklistDef = toml::from_str(&text).map_err(|e| {
+                let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+                BackendError(format!("line {}: {}", line.unwrap_or(1), e.message()))
+            })?;
+            let actor = Actor::from_parts(&req);
+            let saved = crate::guidance::library::save(&self.state.pool, &actor.principal.actor(), &def)
+                .await
+                .map_err(shown)?;
+            actor
+                .audit(&self.state.pool, "checklist.save", &def.id, serde_json::json!({ "version": saved.version }))
+                .await
+                .map_err(|e| shown(e.into()))?;
+            Ok(saved.version)
+        })
+    }
+
     fn guidance(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<Guidance, BackendError>> {
         Box::pin(async move { self.state.guide.guidance(id).await.map_err(shown) })
     }

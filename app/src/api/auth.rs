@@ -72,3 +72,17 @@ pub async fn admin_audit() -> Result<Vec<AuditRow>, ServerFnError> {
     let backend = super::backend::backend()?;
     backend.0.audit().await.map_err(|e| ServerFnError::new(e.0))
 }
+
+/// Every checklist's newest version as TOML, for the admin page's editor.
+#[server(endpoint = "admin_list_checklists")]
+pub async fn admin_list_checklists() -> Result<Vec<crate::model::ChecklistText>, ServerFnError> {
+    let backend = super::backend::backend()?;
+    backend.0.checklist_texts().await.map_err(|e| ServerFnError::new(e.0))
+}
+
+/// Saves a checklist (TOML, as in `checklists/*.toml`) as its next version; returns the version.
+#[server(endpoint = "admin_save_checklist")]
+pub async fn admin_save_checklist(toml: String) -> Result<i32, ServerFnError> {
+    let backend = super::backend::backend()?;
+    backend.0.save_checklist(super::backend::request_parts()?, toml).await.map_err(|e| ServerFnError::new(e.0))
+}

@@ -65,6 +65,8 @@ pub trait Backend: Send + Sync + 'static {
         id: uuid::Uuid,
         entry: NewEntry,
     ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>>;
+    fn checklist_texts(&self) -> BoxFuture<'_, Result<Vec<crate::model::ChecklistText>, BackendError>>;
+    fn save_checklist(&self, req: RequestParts, toml: String) -> BoxFuture<'_, Result<i32, BackendError>>;
     fn guidance(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<Guidance, BackendError>>;
     fn tick(&self, req: RequestParts, id: uuid::Uuid, tick: TickInput)
     -> BoxFuture<'_, Result<Guidance, BackendError>>;

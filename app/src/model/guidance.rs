@@ -143,6 +143,17 @@ pub struct ChecklistDef {
     pub steps: Vec<StepDef>,
 }
 
+/// A checklist's newest version as the admin page edits it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChecklistText {
+    pub id: String,
+    pub version: i32,
+    pub title: String,
+    pub created_by: String,
+    /// The definition as TOML, in the format of `checklists/*.toml`.
+    pub toml: String,
+}
+
 /// A stored checklist version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Checklist {

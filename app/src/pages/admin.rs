@@ -150,6 +150,8 @@ pub fn Admin() -> impl IntoView {
                 })}
             </Transition>
 
+            <Checklists/>
+
             <h2 id="audit">"Audit trail"</h2>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || audit.get().map(|r| match r {
@@ -170,5 +172,57 @@ pub fn Admin() -> impl IntoView {
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// The checklist library: pick one, edit its TOML, save a new version (incidents keep the
+/// version they were shown).
+#[component]
+fn Checklists() -> impl IntoView {
+    let save = ServerAction::<crate::api::AdminSaveChecklist>::new();
+    let list = Resource::new(move || save.version().get(), |_| crate::api::admin_list_checklists());
+    let chosen = RwSignal::new(None::<String>);
+    view! {
+        <h2 id="checklists">"Checklists"</h2>
+        <p class="muted">"Saving makes a new version; incidents keep the version they were first shown."</p>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || list.get().map(|r| match r {
+                Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                Ok(all) => {
+                    let rows = all.iter().map(|c| {
+                        let id = c.id.clone();
+                        view! {
+                            <tr>
+                                <td><button type="button" class="link" on:click=move |_| chosen.set(Some(id.clone()))>{c.id.clone()}</button></td>
+                                <td>{c.title.clone()}</td><td>{c.version}</td><td>{c.created_by.clone()}</td>
+                            </tr>
+                        }
+                    }).collect_view();
+                    let editor = move || {
+                        let id = chosen.get()?;
+                        let c = all.iter().find(|c| c.id == id)?.clone();
+                        Some(view! {
+                            <ActionForm action=save attr:class="form checklist-editor">
+                                <label>{format!("{} (version {}) ", c.id, c.version)}
+                                    <textarea name="toml" rows="24" aria-label="Checklist TOML">{c.toml.clone()}</textarea>
+                                </label>
+                                <button class="btn primary" type="submit">"Save as a new version"</button>
+                            </ActionForm>
+                        })
+                    };
+                    view! {
+                        <table class="grid" aria-labelledby="checklists">
+                            <thead><tr><th>"Id"</th><th>"Title"</th><th>"Version"</th><th>"Saved by"</th></tr></thead>
+                            <tbody>{rows}</tbody>
+                        </table>
+                        {editor}
+                    }.into_any()
+                }
+            })}
+        </Transition>
+        {move || save.value().get().map(|r| match r {
+            Ok(v) => view! { <p class="ok" role="status">{format!("Saved as version {v}.")}</p> }.into_any(),
+            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+        })}
     }
 }

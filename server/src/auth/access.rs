@@ -74,7 +74,9 @@ pub const PAGES: [(&str, Need, Kind); 9] = [
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 21] = [
+pub const SERVER_FNS: [(&str, Need); 23] = [
+    ("/api/admin_list_checklists", Need::Role(Role::Admin)),
+    ("/api/admin_save_checklist", Need::Role(Role::Admin)),
     ("/api/get_guidance", Need::Role(Role::Viewer)),
     ("/api/tick_step", Need::Role(Role::Responder)),
     ("/api/save_hypothesis", Need::Role(Role::Responder)),
