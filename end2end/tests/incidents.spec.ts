@@ -68,6 +68,8 @@ test('two people in the room: each sees the other, and what one posts the other 
   await reply.fill('p95 on /checkout is 2.3 s');
   await reply.press('Enter');
   await expect(page.locator('.entry[data-kind="observation"]')).toContainText('p95 on /checkout is 2.3 s', { timeout: 5_000 });
+  // Writing makes the responder a participant, shown in everyone's header.
+  await expect(page.locator('.participants')).toContainText(RESPONDER.email);
 
   // The responder corrects their entry; the edit reaches the commander live (history is kept).
   const mine = second.locator('.entry[data-kind="observation"]', { hasText: 'p95 on /checkout' });

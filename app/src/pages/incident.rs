@@ -285,6 +285,9 @@ fn Header(
                 " · " {services}
             </p>
             <p class="room-facts key-times">{times}</p>
+            {(!i.participants.is_empty()).then(|| view! {
+                <p class="room-facts participants">"Participants: " {i.participants.iter().map(|p| p.email.clone()).collect::<Vec<_>>().join(", ")}</p>
+            })}
             {suggestion}
             {controls}
             {move || problem.get().map(|p| view! { <p class="error" role="alert">{p}</p> })}
