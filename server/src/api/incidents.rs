@@ -1,7 +1,6 @@
 //! `/api/v1/incidents…`: incidents, their timelines, and the room's live stream.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use app::model::{
     EntryPatch, EntryRevision, Incident, IncidentFilter, IncidentPatch, IncidentStatus, NewEntry, NewIncident, Role,
@@ -9,12 +8,10 @@ use app::model::{
 };
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use futures::Stream;
 use http::{HeaderMap, StatusCode};
-use tokio::sync::broadcast::error::RecvError;
 
-use super::live::{Credential, RETRY};
 use super::{ApiJson, parse_id};
 use crate::auth::access::Actor;
 use crate::error::ApiError;
@@ -164,46 +161,9 @@ pub async fn events(
     let author = Author::of(&actor.principal)?;
     let commander = author.role >= Role::Commander;
     let rx = state.incidents.rooms.subscribe();
+    // Subscribed first: the viewer's own arrival is the stream's first presence event.
     let presence = state.incidents.rooms.enter(id, author.name);
-    let stopping = state.stopping.subscribe();
-    let hello = Event::default().event("ready").retry(RETRY).data("{}");
-    let every = state.auth.settings.live_recheck;
-    let recheck = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    let checked = (Credential::of(&actor.principal), state.pool.clone(), recheck, false);
-    let updates = futures::stream::unfold(
-        (rx, stopping, checked, presence),
-        move |(mut rx, mut stopping, mut checked, presence)| async move {
-            loop {
-                if *stopping.borrow() || checked.3 {
-                    return None;
-                }
-                tokio::select! {
-                    _ = stopping.changed() => return None,
-                    _ = checked.2.tick() => {
-                        if let Some(credential) = &checked.0
-                            && !credential.still_valid(&checked.1).await
-                        {
-                            checked.3 = true;
-                            let bye = Event::default().event("signed_out").data("{}");
-                            return Some((Ok(bye), (rx, stopping, checked, presence)));
-                        }
-                    }
-                    got = rx.recv() => match got {
-                        Ok((room, event)) if room == id => {
-                            let shown = visible(&event, commander);
-                            return Some((Ok(sse(&shown)), (rx, stopping, checked, presence)));
-                        }
-                        Ok(_) => {}
-                        Err(RecvError::Lagged(missed)) => {
-                            tracing::info!(missed, "a room viewer fell behind; disconnecting it (it will reconnect)");
-                            return None;
-                        }
-                        Err(RecvError::Closed) => return None,
-                    },
-                }
-            }
-        },
-    );
-    let stream = futures::StreamExt::chain(futures::stream::once(async move { Ok(hello) }), updates);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(super::live::guarded(&state, &actor.principal, rx, presence, move |(room, event)| {
+        (*room == id).then(|| sse(&visible(event, commander)))
+    }))
 }

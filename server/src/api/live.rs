@@ -28,7 +28,7 @@ use crate::state::AppState;
 use crate::storage::auth as store;
 
 /// How long a browser waits before reconnecting.
-pub(super) const RETRY: Duration = Duration::from_secs(2);
+const RETRY: Duration = Duration::from_secs(2);
 
 #[derive(Deserialize)]
 pub struct LiveQuery {
@@ -75,13 +75,13 @@ fn sse(event: &LiveEvent) -> Event {
 /// What an open stream re-checks: a stream must not outlive the session or token that opened it
 /// (signed out, password changed, user disabled, token revoked).
 #[derive(Clone)]
-pub(super) enum Credential {
+enum Credential {
     Session(Vec<u8>),
     Token(Uuid),
 }
 
 impl Credential {
-    pub(super) fn of(p: &Principal) -> Option<Self> {
+    fn of(p: &Principal) -> Option<Self> {
         match p {
             Principal::User { session, .. } => Some(Self::Session(session.clone())),
             Principal::Token { id, .. } => Some(Self::Token(*id)),
@@ -90,7 +90,7 @@ impl Credential {
     }
 
     /// A database error keeps the stream: an outage must not disconnect every browser.
-    pub(super) async fn still_valid(&self, pool: &sqlx::PgPool) -> bool {
+    async fn still_valid(&self, pool: &sqlx::PgPool) -> bool {
         match self {
             Self::Session(hash) => store::session(pool, hash).await.map(|s| s.is_some()).unwrap_or(true),
             Self::Token(id) => store::token_active(pool, *id).await.unwrap_or(true),
@@ -107,16 +107,36 @@ pub async fn events(
         v.as_deref().map(|s| s.parse::<Uuid>().map_err(|_| ApiError::bad(field, "not a valid id"))).transpose()
     };
     let filter = Arc::new(Filter { service: id("service_id", &q.service_id)?, probe: id("probe_id", &q.probe_id)? });
-    let rx = state.hub.subscribe();
+    Ok(guarded(&state, &actor.principal, state.hub.subscribe(), (), move |event| {
+        filter.to_live(event).map(|live| sse(&live))
+    }))
+}
+
+/// A live stream: `ready` first (with the reconnect delay), then what `pick` makes of each hub
+/// message. It ends when shutdown begins, when the session or token that opened it ends (after
+/// saying `signed_out`, re-checked every `live_recheck`), or when the client falls behind the
+/// hub (it reconnects and refetches). `keep` lives exactly as long as the stream.
+pub(super) fn guarded<T, K, F>(
+    state: &AppState,
+    principal: &Principal,
+    rx: tokio::sync::broadcast::Receiver<T>,
+    keep: K,
+    pick: F,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<T, K, F>>
+where
+    T: Clone + Send + 'static,
+    K: Send + 'static,
+    F: Fn(&T) -> Option<Event> + Send + 'static,
+{
     let stopping = state.stopping.subscribe();
     let hello = Event::default().event("ready").retry(RETRY).data("{}");
     let every = state.auth.settings.live_recheck;
     let recheck = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     // (what to re-check, the pool, when, and whether the stream is over)
-    let checked = (Credential::of(&actor.principal), state.pool.clone(), recheck, false);
+    let checked = (Credential::of(principal), state.pool.clone(), recheck, false);
     let updates = futures::stream::unfold(
-        (rx, stopping, filter, checked),
-        |(mut rx, mut stopping, filter, mut checked)| async move {
+        (rx, stopping, pick, checked, keep),
+        |(mut rx, mut stopping, pick, mut checked, keep)| async move {
             loop {
                 if *stopping.borrow() || checked.3 {
                     return None;
@@ -130,13 +150,13 @@ pub async fn events(
                             // Said before closing, so the page can send its user to sign in.
                             checked.3 = true;
                             let bye = Event::default().event("signed_out").data("{}");
-                            return Some((Ok(bye), (rx, stopping, filter, checked)));
+                            return Some((Ok(bye), (rx, stopping, pick, checked, keep)));
                         }
                     }
                     got = rx.recv() => match got {
-                        Ok(event) => {
-                            if let Some(live) = filter.to_live(&event) {
-                                return Some((Ok(sse(&live)), (rx, stopping, filter, checked)));
+                        Ok(message) => {
+                            if let Some(event) = pick(&message) {
+                                return Some((Ok(event), (rx, stopping, pick, checked, keep)));
                             }
                         }
                         Err(RecvError::Lagged(missed)) => {
@@ -150,5 +170,5 @@ pub async fn events(
         },
     );
     let stream = futures::StreamExt::chain(futures::stream::once(async move { Ok(hello) }), updates);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

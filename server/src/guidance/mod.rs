@@ -94,8 +94,9 @@ pub async fn service_signals(
     let series = crate::series::series_of(pool, &traffic_ids, from, now, None).await?;
     let pool_series = crate::series::series_of(pool, &gauge_ids, from, now, None).await?;
     let all: Vec<Uuid> = enabled.iter().map(|p| p.id).collect();
-    let recent = results::list_results(pool, &traffic_ids, from, now + Duration::seconds(1), 200).await?;
+    // One read serves both the probes' latest results and the traffic probes' recent ones.
     let latest = results::list_results(pool, &all, from, now + Duration::seconds(1), 500).await?;
+    let recent: Vec<_> = latest.iter().filter(|r| traffic_ids.contains(&r.probe_id)).take(200).cloned().collect();
     let (baseline_p95_ms, baseline_error_pct, baseline_source) =
         baseline(pool, &traffic_ids, now, incident_start).await?;
     let probes = enabled

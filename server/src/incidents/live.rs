@@ -35,12 +35,6 @@ impl RoomHub {
         let _ = self.tx.send((incident, Arc::new(event)));
     }
 
-    pub fn publish_all(&self, incident: Uuid, events: Vec<RoomEvent>) {
-        for e in events {
-            self.publish(incident, e);
-        }
-    }
-
     /// Who is in the room now, sorted.
     pub fn present(&self, incident: Uuid) -> Vec<String> {
         let rooms = self.presence.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -187,6 +187,12 @@ impl Incidents {
             store::insert_entry(&mut *tx, &self.entry_row(id, EntryKind::StatusChange, &text, &author, now)).await?;
         store_audit(&mut tx, actor, "incident.create", id, serde_json::json!({ "severity": input.severity })).await?;
         tx.commit().await?;
+        self.announce(id, entry).await
+    }
+
+    /// After a committed change: the room gets the incident as it now is, then the entry that
+    /// records the change.
+    async fn announce(&self, id: Uuid, entry: Option<TimelineEntry>) -> Result<Incident, ApiError> {
         let incident = self.get(id).await?;
         self.rooms.publish(id, RoomEvent::Incident(Box::new(incident.clone())));
         if let Some(e) = entry {
@@ -355,12 +361,7 @@ impl Incidents {
             store::insert_entry(&mut *tx, &self.entry_row(id, EntryKind::StatusChange, &text, &author, now)).await?;
         store_audit(&mut tx, actor, "incident.update", id, serde_json::json!({ "changes": changes })).await?;
         tx.commit().await?;
-        let incident = self.get(id).await?;
-        self.rooms.publish(id, RoomEvent::Incident(Box::new(incident.clone())));
-        if let Some(e) = entry {
-            self.rooms.publish(id, RoomEvent::Entry(e));
-        }
-        Ok(incident)
+        self.announce(id, entry).await
     }
 
     /// Posts an entry (responders). With an idempotency key a retry returns the entry stored the

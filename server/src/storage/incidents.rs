@@ -466,25 +466,27 @@ pub async fn list_entries(
     Ok(rows.into_iter().map(entry_from).collect())
 }
 
+#[derive(sqlx::FromRow)]
+struct LockedEntryRow {
+    #[sqlx(flatten)]
+    entry: EntryRow,
+    author_id: Option<Uuid>,
+}
+
 /// The entry with its author's user id, locked for a change.
 pub async fn lock_entry(
     tx: &mut Transaction<'_, Postgres>,
     incident: Uuid,
     entry: Uuid,
 ) -> Result<Option<(TimelineEntry, Option<Uuid>)>, sqlx::Error> {
-    let row: Option<EntryRow> = sqlx::query_as(&format!(
-        "select {ENTRY_COLUMNS} from timeline_entries where incident_id = $1 and entry_id = $2 for update"
+    let row: Option<LockedEntryRow> = sqlx::query_as(&format!(
+        "select {ENTRY_COLUMNS}, author_id from timeline_entries where incident_id = $1 and entry_id = $2 for update"
     ))
     .bind(incident)
     .bind(entry)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let author_id: Option<Uuid> = sqlx::query_scalar("select author_id from timeline_entries where entry_id = $1")
-        .bind(entry)
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(Some((entry_from(row), author_id)))
+    Ok(row.map(|r| (entry_from(r.entry), r.author_id)))
 }
 
 /// Keeps `old` as a revision and writes the new version over it.
