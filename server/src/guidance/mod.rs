@@ -36,10 +36,25 @@ fn quantile(mut v: Vec<f64>, q: f64) -> Option<f64> {
     v.get(i).copied()
 }
 
+/// The usual p95 and error rate of a stretch of buckets. Buckets where checks failed are left out
+/// when enough clean ones remain: a timeout or an outage earlier in the hour is not what "normal"
+/// looks like, and counting it would hide a slowdown behind an inflated baseline. Without enough
+/// clean buckets, the lower quartile keeps a bad stretch from counting as normal.
+fn usual(points: &[&SeriesPoint]) -> (Option<f64>, Option<f64>) {
+    let clean: Vec<&SeriesPoint> = points.iter().copied().filter(|p| p.error_pct.is_none_or(|e| e == 0.0)).collect();
+    if clean.len() >= 3 {
+        let p95 = quantile(clean.iter().filter_map(|p| p.p95_ms).collect(), 0.5);
+        return (p95, Some(0.0));
+    }
+    let p95 = quantile(points.iter().filter_map(|p| p.p95_ms).collect(), 0.25);
+    let err = quantile(points.iter().filter_map(|p| p.error_pct).collect(), 0.25);
+    (p95, err)
+}
+
 /// The usual p95 and error rate: the median of the same hour on earlier days when at least three
 /// of the last seven have data. Otherwise the hour before the incident started (the incident
-/// must not become its own baseline), and failing that the lower quartile of the last hour's
-/// buckets (the quartile keeps a recent bad stretch from counting as normal).
+/// must not become its own baseline), and failing that the last hour's settled buckets; both
+/// through [`usual`].
 async fn baseline(
     pool: &PgPool,
     ids: &[Uuid],
@@ -64,15 +79,13 @@ async fn baseline(
         let s = crate::series::series_of(pool, ids, start - Duration::hours(1), start, None).await?;
         let before: Vec<&SeriesPoint> = s.points.iter().filter(|p| p.count >= 5).collect();
         if !before.is_empty() {
-            let p95 = quantile(before.iter().filter_map(|p| p.p95_ms).collect(), 0.5);
-            let err = quantile(before.iter().filter_map(|p| p.error_pct).collect(), 0.5);
+            let (p95, err) = usual(&before);
             return Ok((p95, err, BaselineSource::BeforeIncident));
         }
     }
     let s = crate::series::series_of(pool, ids, now - Duration::hours(1), now, None).await?;
     let settled: Vec<&SeriesPoint> = s.points.iter().rev().skip(2).collect();
-    let p95 = quantile(settled.iter().filter_map(|p| p.p95_ms).collect(), 0.25);
-    let err = quantile(settled.iter().filter_map(|p| p.error_pct).collect(), 0.25);
+    let (p95, err) = usual(&settled);
     Ok((p95, err, BaselineSource::PreviousHour))
 }
 
@@ -330,5 +343,32 @@ fn entry_row<'a>(id: Uuid, kind: EntryKind, text: &'a str, author: &'a Author) -
         attachments: &[],
         idempotency_key: None,
         state_change_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(p95: f64, error_pct: Option<f64>) -> SeriesPoint {
+        SeriesPoint { count: 10, p95_ms: Some(p95), error_pct, ..SeriesPoint::default() }
+    }
+
+    #[test]
+    fn failing_buckets_do_not_inflate_the_usual_latency() {
+        // An hour that was mostly outage and timeouts (800 ms) with a few clean 30 ms stretches.
+        let mut points: Vec<SeriesPoint> = (0..10).map(|_| bucket(800.0, Some(60.0))).collect();
+        points.extend([bucket(30.0, Some(0.0)), bucket(35.0, None), bucket(28.0, Some(0.0))]);
+        let refs: Vec<&SeriesPoint> = points.iter().collect();
+        assert_eq!(usual(&refs), (Some(30.0), Some(0.0)));
+    }
+
+    #[test]
+    fn without_clean_buckets_the_lower_quartile_is_usual() {
+        let points: Vec<SeriesPoint> =
+            [100.0, 200.0, 300.0, 400.0, 500.0].iter().map(|v| bucket(*v, Some(10.0))).collect();
+        let refs: Vec<&SeriesPoint> = points.iter().collect();
+        assert_eq!(usual(&refs), (Some(200.0), Some(10.0)));
+        assert_eq!(usual(&[]), (None, None));
     }
 }
