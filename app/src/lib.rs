@@ -83,6 +83,7 @@ pub fn App() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/" exact=true>"Overview"</A>
                     <A href="/incidents">"Incidents"</A>
+                    <A href="/postmortems">"Postmortems"</A>
                     <A href="/status">"Status"</A>
                     // Links are built inside the Router (they resolve against it).
                     {is_admin.then(|| view! { <A href="/admin">"Admin"</A> })}
@@ -105,6 +106,8 @@ pub fn App() -> impl IntoView {
                     <Route path=(StaticSegment("services"), ParamSegment("id")) view={Lazy::<pages::ServiceRoute>::new()}/>
                     <Route path=StaticSegment("incidents") view={Lazy::<pages::IncidentsRoute>::new()}/>
                     <Route path=(StaticSegment("incidents"), ParamSegment("id")) view={Lazy::<pages::IncidentRoute>::new()}/>
+                    <Route path=StaticSegment("postmortems") view={Lazy::<pages::PostmortemsRoute>::new()}/>
+                    <Route path=(StaticSegment("postmortems"), ParamSegment("id")) view={Lazy::<pages::PostmortemRoute>::new()}/>
                     <Route path=StaticSegment("login") view={Lazy::<pages::LoginRoute>::new()}/>
                     <Route path=StaticSegment("setup") view={Lazy::<pages::SetupRoute>::new()}/>
                     <Route path=StaticSegment("account") view={Lazy::<pages::AccountRoute>::new()}/>

@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod markdown;
 pub mod metrics;
 pub mod overview;
+pub mod postmortems;
 pub mod probe;
 pub mod probe_file;
 pub mod probing;

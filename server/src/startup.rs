@@ -152,6 +152,7 @@ pub async fn build_state(
         auth,
         incidents: Incidents { pool: pool.clone(), rooms: rooms.clone() },
         guide: crate::guidance::Guide { pool: pool.clone(), rooms },
+        postmortems: crate::postmortems::Postmortems { pool: pool.clone() },
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         pool,
     };

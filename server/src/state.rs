@@ -34,6 +34,7 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Auth>,
     pub incidents: crate::incidents::Incidents,
     pub guide: crate::guidance::Guide,
+    pub postmortems: crate::postmortems::Postmortems,
     /// Set when shutdown begins: long-lived responses (live event streams) end on it.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -279,5 +280,53 @@ impl Backend for PgBackend {
             })?;
             Ok((*o).clone())
         })
+    }
+
+    fn postmortems(&self) -> BoxFuture<'_, Result<Vec<app::model::PostmortemSummary>, BackendError>> {
+        Box::pin(async move { self.state.postmortems.list().await.map_err(shown) })
+    }
+
+    fn postmortem(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<Option<app::model::Postmortem>, BackendError>> {
+        Box::pin(async move {
+            match self.state.postmortems.get(&Actor::from_parts(&req), id).await {
+                Ok(p) => Ok(Some(p)),
+                Err(ApiError::NotFound(_)) => Ok(None),
+                Err(e) => Err(shown(e)),
+            }
+        })
+    }
+
+    fn create_postmortem(
+        &self,
+        req: RequestParts,
+        incident: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<app::model::Postmortem, BackendError>> {
+        Box::pin(async move {
+            self.state.postmortems.create(&Actor::from_parts(&req), incident).await.map(|(p, _)| p).map_err(shown)
+        })
+    }
+
+    fn update_postmortem(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        patch: app::model::PostmortemPatch,
+    ) -> BoxFuture<'_, Result<app::model::Postmortem, BackendError>> {
+        Box::pin(async move { self.state.postmortems.update(&Actor::from_parts(&req), id, patch).await.map_err(shown) })
+    }
+
+    fn comment_postmortem(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        comment: app::model::NewComment,
+    ) -> BoxFuture<'_, Result<app::model::PostmortemComment, BackendError>> {
+        Box::pin(
+            async move { self.state.postmortems.comment(&Actor::from_parts(&req), id, &comment).await.map_err(shown) },
+        )
     }
 }

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use crate::model::{
     AuditRow, CreatedToken, EntryPatch, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter, IncidentList,
-    IncidentPatch, IncidentRoom, Me, NewEntry, NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus,
-    TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary, Window,
+    IncidentPatch, IncidentRoom, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Overview, Postmortem,
+    PostmortemComment, PostmortemPatch, PostmortemSummary, ServiceView, SystemStatus, TickInput, TimelineEntry,
+    TokenSummary, UserPatch, UserSummary, Window,
 };
 
 /// The request a server function serves (who asks, from where): the server reads the caller
@@ -86,6 +87,28 @@ pub trait Backend: Send + Sync + 'static {
         entry: uuid::Uuid,
         patch: Option<EntryPatch>,
     ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>>;
+    /// Every postmortem with its headline metrics.
+    fn postmortems(&self) -> BoxFuture<'_, Result<Vec<PostmortemSummary>, BackendError>>;
+    /// `None` when no such postmortem exists.
+    fn postmortem(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<Option<Postmortem>, BackendError>>;
+    /// The incident's postmortem, created (prefilled) when it has none.
+    fn create_postmortem(
+        &self,
+        req: RequestParts,
+        incident: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<Postmortem, BackendError>>;
+    fn update_postmortem(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        patch: PostmortemPatch,
+    ) -> BoxFuture<'_, Result<Postmortem, BackendError>>;
+    fn comment_postmortem(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        comment: NewComment,
+    ) -> BoxFuture<'_, Result<PostmortemComment, BackendError>>;
 }
 
 /// The backend as Leptos context.

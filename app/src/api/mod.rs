@@ -6,9 +6,11 @@ mod auth;
 pub mod backend;
 mod incidents;
 mod overview;
+mod postmortems;
 mod system;
 
 pub use auth::*;
 pub use incidents::*;
 pub use overview::*;
+pub use postmortems::*;
 pub use system::*;

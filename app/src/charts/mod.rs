@@ -13,6 +13,7 @@ mod fixtures;
 pub mod latency;
 pub mod phases;
 pub mod pool;
+pub mod response_times;
 pub mod round_trips;
 #[cfg(test)]
 mod snapshots;

@@ -16,6 +16,18 @@ fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/charts/snapshots")
 }
 
+/// Four incidents over a week: one not yet resolved, one without any figure.
+fn response_times() -> Vec<super::response_times::ResponseTimes> {
+    use super::response_times::ResponseTimes;
+    let day = |d: i64| super::fixtures::at(0) + chrono::Duration::days(d);
+    vec![
+        ResponseTimes { at: day(0), detect_secs: Some(240), resolve_secs: Some(3600) },
+        ResponseTimes { at: day(2), detect_secs: Some(90), resolve_secs: Some(1500) },
+        ResponseTimes { at: day(3), detect_secs: None, resolve_secs: None },
+        ResponseTimes { at: day(6), detect_secs: Some(60), resolve_secs: None },
+    ]
+}
+
 /// Every snapshot: (file name, the SVG drawn now).
 fn drawings() -> Vec<(&'static str, String)> {
     let pts = points();
@@ -34,6 +46,8 @@ fn drawings() -> Vec<(&'static str, String)> {
         ("pool-empty.svg", pool::render_svg(&input(&[]), SIZE)),
         ("sparkline.svg", sparkline::render_svg(&[Some(12.0), Some(14.0), None, Some(48.0), Some(13.0), Some(12.5)])),
         ("sparkline-empty.svg", sparkline::render_svg(&[None; 12])),
+        ("response-times.svg", super::response_times::render_svg(&response_times(), SIZE)),
+        ("response-times-empty.svg", super::response_times::render_svg(&[], SIZE)),
     ]
 }
 

@@ -537,6 +537,9 @@ pub struct IncidentRoom {
     pub now: DateTime<Utc>,
     /// Every service (id, name), for a commander changing the affected ones.
     pub services: Vec<(Uuid, String)>,
+    /// The incident's postmortem, once someone has started it.
+    #[serde(default)]
+    pub postmortem: Option<Uuid>,
 }
 
 /// What the room's live stream (`GET /api/v1/incidents/{id}/events`) sends, one SSE event each:

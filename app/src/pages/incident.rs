@@ -119,7 +119,8 @@ pub fn IncidentRoomPage() -> impl IntoView {
 
 #[component]
 fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Option<Me>) -> impl IntoView {
-    let IncidentRoom { incident, timeline, now, services: all_services } = room;
+    let IncidentRoom { incident, timeline, now, services: all_services, postmortem } = room;
+    let responder = me.as_ref().is_some_and(|m| m.may(Role::Responder));
     state.incident.set(Some(incident.clone()));
     state.entries.set(timeline);
     let title = format!("#{} {}", incident.number, incident.title);
@@ -139,6 +140,7 @@ fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Op
     view! {
         <Title text=title/>
         <Header state now ticks link commander me=me.clone() all_services/>
+        <PostmortemLink incident=incident.id existing=postmortem responder/>
         <p class="presence" aria-live="polite">
             {move || {
                 let who = state.presence.get();
@@ -154,6 +156,43 @@ fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Op
             </div>
             <Timeline state commander me=me.as_ref().map(|m| m.email.clone())/>
         </div>
+    }
+}
+
+/// The incident's postmortem: a link once it exists, else a button that writes it (prefilled).
+#[component]
+fn PostmortemLink(incident: uuid::Uuid, existing: Option<uuid::Uuid>, responder: bool) -> impl IntoView {
+    let (problem, set_problem) = signal(None::<String>);
+    let (busy, set_busy) = signal(false);
+    let navigate = leptos_router::hooks::use_navigate();
+    let create = move |_| {
+        set_busy.set(true);
+        let navigate = navigate.clone();
+        leptos::task::spawn_local(async move {
+            match crate::api::create_postmortem(incident).await {
+                Ok(p) => {
+                    navigate(&format!("/postmortems/{}", p.id), Default::default());
+                }
+                Err(e) => {
+                    set_busy.set(false);
+                    set_problem.set(Some(e.to_string()));
+                }
+            }
+        });
+    };
+    view! {
+        <p class="postmortem-link">
+            {match existing {
+                Some(id) => view! { <a class="btn" href=format!("/postmortems/{id}")>"Postmortem"</a> }.into_any(),
+                None if responder => view! {
+                    <button type="button" class="btn" on:click=create disabled=busy>
+                        {move || if busy.get() { "Writing the postmortem…" } else { "Write the postmortem" }}
+                    </button>
+                }.into_any(),
+                None => ().into_any(),
+            }}
+            {move || problem.get().map(|p| view! { <span class="error" role="alert">" " {p}</span> })}
+        </p>
     }
 }
 

@@ -27,6 +27,8 @@ pub mod incident;
 pub mod incidents;
 pub mod not_found;
 pub mod overview;
+pub mod postmortem;
+pub mod postmortems;
 pub mod service;
 pub mod status;
 
@@ -38,3 +40,5 @@ lazy_page!(SetupRoute, auth::Setup);
 lazy_page!(AccountRoute, auth::Account);
 lazy_page!(IncidentsRoute, incidents::Incidents);
 lazy_page!(IncidentRoute, incident::IncidentRoomPage);
+lazy_page!(PostmortemsRoute, postmortems::Postmortems);
+lazy_page!(PostmortemRoute, postmortem::PostmortemPage);

@@ -5,6 +5,7 @@ mod auth;
 mod guidance;
 mod incidents;
 mod live;
+mod postmortems;
 mod probes;
 mod push;
 mod services;
@@ -69,6 +70,13 @@ pub fn routes() -> Secured {
         .get("/api/v1/checklists", viewer, guidance::checklists)
         .get("/api/v1/checklists/{id}", viewer, guidance::versions)
         .put("/api/v1/checklists/{id}", admin, guidance::save)
+        .post("/api/v1/incidents/{id}/postmortem", responder, postmortems::create)
+        .get("/api/v1/postmortems", viewer, postmortems::list)
+        .get("/api/v1/postmortems/{id}", viewer, postmortems::show)
+        .patch("/api/v1/postmortems/{id}", responder, postmortems::update)
+        .post("/api/v1/postmortems/{id}/comments", responder, postmortems::comment)
+        .get("/api/v1/postmortems/{id}/export.md", viewer, postmortems::export)
+        .get("/api/v1/postmortems/{id}/charts/{file}", viewer, postmortems::chart)
 }
 
 /// A JSON body whose errors name the offending field (`assert.status`, `interval_secs`, …).
@@ -104,8 +112,14 @@ where
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+        let mut path = e.path().to_string();
         let inner = e.inner().to_string();
+        // A bad map key fails at an unnamed segment (`sections.?`): name it by the key.
+        if let (Some(stem), Some(key)) =
+            (path.strip_suffix('?'), inner.strip_prefix("unknown variant `").and_then(|r| r.split('`').next()))
+        {
+            path = format!("{stem}{key}");
+        }
         // A missing field fails at its parent: take its name from the message.
         let missing = inner.strip_prefix("missing field `").and_then(|r| r.split('`').next()).map(str::to_string);
         let field = match (path.as_str(), missing) {

@@ -61,7 +61,9 @@ const fn rule(path: &'static str, need: Need, kind: Kind) -> (&'static str, Need
 }
 
 /// The pages (GET). Admin pages are refused to other roles here, not only hidden.
-pub const PAGES: [(&str, Need, Kind); 9] = [
+pub const PAGES: [(&str, Need, Kind); 11] = [
+    rule("/postmortems", Need::Role(Role::Viewer), Kind::Page),
+    rule("/postmortems/{id}", Need::Role(Role::Viewer), Kind::Page),
     rule("/incidents", Need::Role(Role::Viewer), Kind::Page),
     rule("/incidents/{id}", Need::Role(Role::Viewer), Kind::Page),
     rule("/", Need::Role(Role::Viewer), Kind::Page),
@@ -74,7 +76,12 @@ pub const PAGES: [(&str, Need, Kind); 9] = [
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 23] = [
+pub const SERVER_FNS: [(&str, Need); 28] = [
+    ("/api/get_postmortems", Need::Role(Role::Viewer)),
+    ("/api/get_postmortem", Need::Role(Role::Viewer)),
+    ("/api/create_postmortem", Need::Role(Role::Responder)),
+    ("/api/update_postmortem", Need::Role(Role::Responder)),
+    ("/api/comment_postmortem", Need::Role(Role::Responder)),
     ("/api/admin_list_checklists", Need::Role(Role::Admin)),
     ("/api/admin_save_checklist", Need::Role(Role::Admin)),
     ("/api/get_guidance", Need::Role(Role::Viewer)),

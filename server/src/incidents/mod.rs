@@ -242,7 +242,8 @@ impl Incidents {
         let timeline = self.timeline(actor, id).await?;
         let services =
             crate::storage::catalog::list_services(&self.pool).await?.into_iter().map(|s| (s.id, s.name)).collect();
-        Ok(IncidentRoom { incident, timeline, now: Utc::now(), services })
+        let postmortem = crate::storage::postmortems::id_for_incident(&self.pool, id).await?;
+        Ok(IncidentRoom { incident, timeline, now: Utc::now(), services, postmortem })
     }
 
     pub async fn timeline(&self, actor: &Actor, id: Uuid) -> Result<Vec<TimelineEntry>, ApiError> {

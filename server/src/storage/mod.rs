@@ -6,6 +6,7 @@ pub mod bench;
 pub mod catalog;
 pub mod guidance;
 pub mod incidents;
+pub mod postmortems;
 pub mod results;
 pub mod rollups;
 

@@ -64,9 +64,16 @@ fn intended(method: &Method, path: &str) -> Need {
         "/api/delete_entry",
         "/api/tick_step",
         "/api/save_hypothesis",
+        "/api/create_postmortem",
+        "/api/update_postmortem",
+        "/api/comment_postmortem",
     ]
     .contains(&path)
     {
+        return Need::Role(Role::Responder);
+    }
+    // Postmortems: responders write and comment (publishing is checked inside, for commanders).
+    if path.starts_with("/api/v1/postmortems") && *method != Method::GET {
         return Need::Role(Role::Responder);
     }
     if path.starts_with("/api/update_incident") {

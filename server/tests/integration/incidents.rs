@@ -325,7 +325,7 @@ async fn the_room_stream_delivers_entries_and_presence_live() {
 }
 
 /// Waits for a room event that `pred` accepts.
-async fn room_event(
+pub async fn room_event(
     rx: &mut tokio::sync::broadcast::Receiver<(uuid::Uuid, Arc<RoomEvent>)>,
     what: &str,
     pred: impl Fn(&RoomEvent) -> bool,
@@ -341,7 +341,7 @@ async fn room_event(
     }
 }
 
-fn automatic_containing(needle: &'static str) -> impl Fn(&RoomEvent) -> bool {
+pub fn automatic_containing(needle: &'static str) -> impl Fn(&RoomEvent) -> bool {
     move |e| matches!(e, RoomEvent::Entry(x) if x.kind == EntryKind::Automatic && x.text.contains(needle))
 }
 

@@ -9,6 +9,7 @@ mod demo_target;
 mod embedded_pg;
 mod http;
 mod incidents;
+mod postmortems;
 mod probe_http;
 mod probe_tls;
 mod probes_api;

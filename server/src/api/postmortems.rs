@@ -1,0 +1,79 @@
+//! `/api/v1/postmortems…` and `POST /api/v1/incidents/{id}/postmortem`.
+
+use app::model::{NewComment, Postmortem, PostmortemComment, PostmortemPatch, PostmortemSummary};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+
+use super::{ApiJson, parse_id};
+use crate::auth::access::Actor;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// 201 with the new postmortem; 200 with the incident's existing one.
+pub async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Postmortem>), ApiError> {
+    let (p, created) = state.postmortems.create(&actor, parse_id(&id)?).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(p)))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<PostmortemSummary>>, ApiError> {
+    Ok(Json(state.postmortems.list().await?))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<Json<Postmortem>, ApiError> {
+    Ok(Json(state.postmortems.get(&actor, parse_id(&id)?).await?))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<PostmortemPatch>,
+) -> Result<Json<Postmortem>, ApiError> {
+    Ok(Json(state.postmortems.update(&actor, parse_id(&id)?, patch).await?))
+}
+
+pub async fn comment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<NewComment>,
+) -> Result<(StatusCode, Json<PostmortemComment>), ApiError> {
+    Ok((StatusCode::CREATED, Json(state.postmortems.comment(&actor, parse_id(&id)?, &input).await?)))
+}
+
+/// `GET …/export.md`: the document as Markdown, charts referenced as `charts/{n}.svg` beside it.
+pub async fn export(State(state): State<AppState>, actor: Actor, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let p = state.postmortems.get(&actor, id).await?;
+    let name = format!("attachment; filename=\"postmortem-incident-{}.md\"", p.incident.number);
+    let body = crate::postmortems::export::markdown(&p);
+    Ok((
+        [(header::CONTENT_TYPE, "text/markdown; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, name)],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET …/charts/{n}.svg`: one frozen chart.
+pub async fn chart(
+    State(state): State<AppState>,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let position = file
+        .strip_suffix(".svg")
+        .and_then(|n| n.parse::<i32>().ok())
+        .ok_or_else(|| ApiError::bad("chart", "expected {number}.svg"))?;
+    let svg = state.postmortems.chart_svg(id, position).await?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
