@@ -48,3 +48,28 @@ export async function signIn(request: APIRequestContext, who = ADMIN) {
   });
   expect(res.status(), await res.text()).toBe(200);
 }
+
+export const RESPONDER = { email: 'responder@example.com', password: 'e2e responder password' };
+
+/** Creates the responder once (a 409 means an earlier test made it). */
+export async function ensureResponder(admin: APIRequestContext) {
+  const res = await admin.post('/api/v1/users', {
+    data: { email: RESPONDER.email, password: RESPONDER.password, role: 'responder' },
+    headers: { origin: baseOrigin(admin) },
+  });
+  expect([201, 409]).toContain(res.status());
+}
+
+/** Resolves every open incident, so the next one is new. */
+export async function resolveOpen(admin: APIRequestContext) {
+  const list = await (await admin.get('/api/v1/incidents')).json();
+  for (const i of list) {
+    if (i.status !== 'resolved') {
+      const res = await admin.patch(`/api/v1/incidents/${i.id}`, {
+        data: { status: 'resolved' },
+        headers: { origin: baseOrigin(admin) },
+      });
+      expect(res.status(), await res.text()).toBe(200);
+    }
+  }
+}

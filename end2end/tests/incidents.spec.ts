@@ -1,32 +1,10 @@
-import { test, expect, APIRequestContext } from '@playwright/test';
-import { ADMIN, demoPort, signIn, watchErrors } from './helpers';
+import { test, expect } from '@playwright/test';
+import { ADMIN, RESPONDER, demoPort, ensureResponder, resolveOpen, signIn, watchErrors } from './helpers';
 
-const origin = `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
-const RESPONDER = { email: 'responder@example.com', password: 'e2e responder password' };
 
 test.beforeEach(async ({ page }) => {
   await signIn(page.request);
 });
-
-/** Creates the responder once (a 409 means an earlier test made it). */
-async function ensureResponder(admin: APIRequestContext) {
-  const res = await admin.post('/api/v1/users', {
-    data: { email: RESPONDER.email, password: RESPONDER.password, role: 'responder' },
-    headers: { origin },
-  });
-  expect([201, 409]).toContain(res.status());
-}
-
-/** Resolves every open incident, so the next one is new. */
-async function resolveOpen(admin: APIRequestContext) {
-  const list = await (await admin.get('/api/v1/incidents')).json();
-  for (const i of list) {
-    if (i.status !== 'resolved') {
-      const res = await admin.patch(`/api/v1/incidents/${i.id}`, { data: { status: 'resolved' }, headers: { origin } });
-      expect(res.status(), await res.text()).toBe(200);
-    }
-  }
-}
 
 test('two people in the room: each sees the other, and what one posts the other sees live', async ({ page, browser }) => {
   const errors = watchErrors(page);
