@@ -126,10 +126,13 @@ pub fn hydrate() {
     // formatting machinery (a panic there still stops the app and shows in the console).
     #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
-    // Lazy routes (the admin page) load their code before hydrating.
-    leptos::mount::hydrate_lazy(App);
-    // A marker for tests and for humans in devtools: the page is interactive from here on.
-    if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+    // What `leptos::mount::hydrate_lazy` does, plus the marker once it is done: a lazy route
+    // loaded directly fetches its code before hydrating, and only then is the page interactive.
+    let _ = any_spawner::Executor::init_wasm_bindgen();
+    let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) else { return };
+    leptos::task::spawn_local(async move {
+        leptos::mount::hydrate_from_async(body.clone(), App).await.forget();
+        // A marker for tests and for humans in devtools: the page is interactive from here on.
         let _ = body.set_attribute("data-hydrated", "true");
-    }
+    });
 }

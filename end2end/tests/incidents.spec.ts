@@ -76,6 +76,65 @@ test('two people in the room: each sees the other, and what one posts the other 
   expect(secondErrors).toEqual([]);
 });
 
+test('a commander corrects key times and hands over command; history and request ids show in the room', async ({
+  page,
+}) => {
+  const errors = watchErrors(page);
+  const origin = `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
+  const other = { email: 'commander@example.com', password: 'e2e commander password' };
+  const made = await page.request.post('/api/v1/users', {
+    data: { email: other.email, password: other.password, role: 'commander' },
+    headers: { origin },
+  });
+  expect([201, 409]).toContain(made.status());
+  const declared = await page.request.post('/api/v1/incidents', { data: { title: 'Search degraded' }, headers: { origin } });
+  expect(declared.status()).toBe(201);
+  const { id } = await declared.json();
+  await page.goto(`/incidents/${id}`);
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+
+  // Request ids typed beside the composer are attached to the entry.
+  await page.getByLabel('Request ids to attach').fill('req-7f3a, req-91bc');
+  const composer = page.getByLabel('New timeline entry');
+  await composer.fill('Two failing searches');
+  await composer.press('Enter');
+  const entry = page.locator('.entry[data-kind="observation"]', { hasText: 'Two failing searches' });
+  await expect(entry.locator('.request-id')).toHaveCount(2);
+  await expect(entry.locator('.attachments')).toContainText('req-91bc');
+
+  // An edit keeps the earlier version, shown on demand.
+  await entry.getByRole('button', { name: 'edit' }).click();
+  await entry.getByLabel('Entry text').fill('Two failing searches, both timeouts');
+  await entry.getByRole('button', { name: 'Save' }).click();
+  const edited = page.locator('.entry[data-kind="observation"]', { hasText: 'both timeouts' });
+  await edited.getByRole('button', { name: 'edited · history' }).click();
+  await expect(edited.getByRole('list', { name: 'Earlier versions' })).toContainText('Two failing searches');
+  await expect(edited.getByRole('list', { name: 'Earlier versions' })).toContainText('version 1');
+
+  // Key times set by hand carry who set them; one out of order is refused, naming it.
+  const controls = page.getByRole('group', { name: 'Incident controls' });
+  await controls.getByText('Key times').click();
+  const started = controls.getByLabel('started (UTC)');
+  const value = await started.inputValue();
+  const earlier = new Date(Date.parse(value + 'Z') - 5 * 60_000).toISOString().slice(0, 19);
+  await started.fill(earlier);
+  await controls.getByRole('button', { name: 'Save times' }).click();
+  await expect(page.locator('.key-time', { hasText: 'started' })).toContainText(earlier.slice(11, 19));
+  await expect(page.locator('.key-time', { hasText: 'started' })).toHaveAttribute('title', `set by ${ADMIN.email}`);
+  // The header is redrawn by the change: open the form again if it closed.
+  const times = controls.locator('details.times-edit');
+  if (!(await times.evaluate((d) => (d as HTMLDetailsElement).open))) await times.locator('summary').click();
+  await controls.getByLabel('detected (UTC)').fill(new Date(Date.parse(earlier + 'Z') - 60_000).toISOString().slice(0, 19));
+  await controls.getByRole('button', { name: 'Save times' }).click();
+  await expect(page.locator('p.error[role="alert"]')).toContainText('detected');
+
+  // Command goes to another commander: the header says so and acknowledged is set.
+  await controls.getByLabel('Commander', { exact: true }).selectOption({ label: other.email });
+  await expect(page.locator('.room-facts', { hasText: 'Commander:' })).toContainText(`Commander: ${other.email}`);
+  await expect(page.locator('.key-time', { hasText: 'acknowledged' })).toBeVisible();
+  expect(errors.filter((e) => !e.includes('500'))).toEqual([]);
+});
+
 test('the demo target going down opens an incident with evidence; recovery suggests resolving', async ({
   page,
   request,

@@ -282,6 +282,14 @@ impl Backend for PgBackend {
         })
     }
 
+    fn entry_history(
+        &self,
+        id: uuid::Uuid,
+        entry: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<Vec<app::model::EntryRevision>, BackendError>> {
+        Box::pin(async move { self.state.incidents.history(id, entry).await.map_err(shown) })
+    }
+
     fn postmortems(&self) -> BoxFuture<'_, Result<Vec<app::model::PostmortemSummary>, BackendError>> {
         Box::pin(async move { self.state.postmortems.list().await.map_err(shown) })
     }

@@ -7,10 +7,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::model::{
-    AuditRow, CreatedToken, EntryPatch, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter, IncidentList,
-    IncidentPatch, IncidentRoom, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Overview, Postmortem,
-    PostmortemComment, PostmortemPatch, PostmortemSummary, ServiceView, SystemStatus, TickInput, TimelineEntry,
-    TokenSummary, UserPatch, UserSummary, Window,
+    AuditRow, CreatedToken, EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter,
+    IncidentList, IncidentPatch, IncidentRoom, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Overview,
+    Postmortem, PostmortemComment, PostmortemPatch, PostmortemSummary, ServiceView, SystemStatus, TickInput,
+    TimelineEntry, TokenSummary, UserPatch, UserSummary, Window,
 };
 
 /// The request a server function serves (who asks, from where): the server reads the caller
@@ -87,6 +87,12 @@ pub trait Backend: Send + Sync + 'static {
         entry: uuid::Uuid,
         patch: Option<EntryPatch>,
     ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>>;
+    /// Earlier versions of an edited timeline entry.
+    fn entry_history(
+        &self,
+        id: uuid::Uuid,
+        entry: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<Vec<EntryRevision>, BackendError>>;
     /// Every postmortem with its headline metrics.
     fn postmortems(&self) -> BoxFuture<'_, Result<Vec<PostmortemSummary>, BackendError>>;
     /// `None` when no such postmortem exists.

@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 use crate::model::{
-    EntryPatch, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter, IncidentList, IncidentPatch,
-    IncidentRoom, NewEntry, NewIncident, TickInput, TimelineEntry,
+    EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter, IncidentList,
+    IncidentPatch, IncidentRoom, NewEntry, NewIncident, TickInput, TimelineEntry,
 };
 
 #[server(endpoint = "get_incidents", input = Json)]
@@ -49,6 +49,13 @@ pub async fn edit_entry(id: uuid::Uuid, entry: uuid::Uuid, patch: EntryPatch) ->
         .edit_entry(super::backend::request_parts()?, id, entry, Some(patch))
         .await
         .map_err(|e| ServerFnError::new(e.0))
+}
+
+/// Earlier versions of an edited entry, oldest first.
+#[server(endpoint = "get_entry_history", input = Json)]
+pub async fn get_entry_history(id: uuid::Uuid, entry: uuid::Uuid) -> Result<Vec<EntryRevision>, ServerFnError> {
+    let backend = super::backend::backend()?;
+    backend.0.entry_history(id, entry).await.map_err(|e| ServerFnError::new(e.0))
 }
 
 /// Deletes an entry softly (its author or a commander); commanders still see it.

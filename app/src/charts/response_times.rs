@@ -1,5 +1,6 @@
-//! Time to detect and time to resolve across incidents, one point per postmortem at the
-//! incident's start: whether the team is getting faster shows as the lines' trend.
+//! Mean time to detect and to resolve across incidents over time: each incident is a dot at its
+//! start, and the lines are the mean of the last few incidents (up to [`WINDOW`]), so one bad
+//! incident does not hide the trend and one good one does not fake it.
 
 use chrono::{DateTime, Duration, Utc};
 use plotters::coord::Shift;
@@ -14,6 +15,19 @@ pub struct ResponseTimes {
     pub at: DateTime<Utc>,
     pub detect_secs: Option<i64>,
     pub resolve_secs: Option<i64>,
+}
+
+/// How many incidents each point of a mean line covers.
+pub const WINDOW: usize = 5;
+
+/// The mean of each value and the up to `WINDOW - 1` values before it.
+pub fn running_mean(values: &[f64]) -> Vec<f64> {
+    (0..values.len())
+        .map(|i| {
+            let part = &values[i.saturating_sub(WINDOW - 1)..=i];
+            part.iter().sum::<f64>() / part.len() as f64
+        })
+        .collect()
 }
 
 fn minutes(secs: Option<i64>) -> Option<f64> {
@@ -33,7 +47,9 @@ pub fn render_svg(points: &[ResponseTimes], size: ChartSize) -> String {
         (Some(d), None) => format!("{} incidents: mean time to detect {d:.1} min, none resolved", points.len()),
         _ => "no incident has response times yet".into(),
     };
-    super::render_svg(size, "Time to detect and to resolve, per incident", &desc, |area| draw(area, points))
+    super::render_svg(size, "Mean time to detect and to resolve (MTTD / MTTR), over incidents", &desc, |area| {
+        draw(area, points)
+    })
 }
 
 pub fn draw<DB: DrawingBackend>(
@@ -57,14 +73,29 @@ pub fn draw<DB: DrawingBackend>(
         (&(|p: &ResponseTimes| minutes(p.resolve_secs)) as &dyn Fn(&ResponseTimes) -> Option<f64>, palette::P95),
         (&|p: &ResponseTimes| minutes(p.detect_secs), palette::P50),
     ] {
-        let xy: Vec<(i32, i32)> = sorted.iter().filter_map(|p| value(p).map(|v| (frame.x(p.at), frame.y(v)))).collect();
-        if xy.len() > 1 {
-            area.draw(&PathElement::new(xy.clone(), color.stroke_width(2)))?;
+        let known: Vec<(DateTime<Utc>, f64)> = sorted.iter().filter_map(|p| value(p).map(|v| (p.at, v))).collect();
+        let values: Vec<f64> = known.iter().map(|(_, v)| *v).collect();
+        let mean: Vec<(i32, i32)> =
+            known.iter().zip(running_mean(&values)).map(|((at, _), m)| (frame.x(*at), frame.y(m))).collect();
+        if mean.len() > 1 {
+            area.draw(&PathElement::new(mean, color.stroke_width(2)))?;
         }
-        for point in xy {
-            area.draw(&Circle::new(point, 3, color.filled()))?;
+        for (at, v) in &known {
+            area.draw(&Circle::new((frame.x(*at), frame.y(*v)), 3, color.filled()))?;
         }
     }
-    timeline::legend(area, &frame, &[("detect", palette::P50), ("resolve", palette::P95)], 64)?;
+    timeline::legend(area, &frame, &[("MTTD", palette::P50), ("MTTR", palette::P95)], 56)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mean_covers_the_last_few_incidents() {
+        let v = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0];
+        assert_eq!(running_mean(&v), vec![10.0, 15.0, 20.0, 25.0, 30.0, 40.0]);
+        assert!(running_mean(&[]).is_empty());
+    }
 }

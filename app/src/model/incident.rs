@@ -310,6 +310,16 @@ impl IncidentPatch {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
+
+    pub fn time_mut(&mut self, k: KeyTime) -> &mut Option<Option<DateTime<Utc>>> {
+        match k {
+            KeyTime::Started => &mut self.started_at,
+            KeyTime::Detected => &mut self.detected_at,
+            KeyTime::Acknowledged => &mut self.acknowledged_at,
+            KeyTime::Mitigated => &mut self.mitigated_at,
+            KeyTime::Resolved => &mut self.resolved_at,
+        }
+    }
 }
 
 /// Absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
@@ -540,6 +550,9 @@ pub struct IncidentRoom {
     /// The incident's postmortem, once someone has started it.
     #[serde(default)]
     pub postmortem: Option<Uuid>,
+    /// Who may be assigned as commander (enabled commanders and admins).
+    #[serde(default)]
+    pub commanders: Vec<UserRef>,
 }
 
 /// What the room's live stream (`GET /api/v1/incidents/{id}/events`) sends, one SSE event each:

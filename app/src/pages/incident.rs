@@ -119,7 +119,7 @@ pub fn IncidentRoomPage() -> impl IntoView {
 
 #[component]
 fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Option<Me>) -> impl IntoView {
-    let IncidentRoom { incident, timeline, now, services: all_services, postmortem } = room;
+    let IncidentRoom { incident, timeline, now, services: all_services, postmortem, commanders } = room;
     let responder = me.as_ref().is_some_and(|m| m.may(Role::Responder));
     state.incident.set(Some(incident.clone()));
     state.entries.set(timeline);
@@ -139,7 +139,7 @@ fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Op
     let open_at_load = incident.status.is_open();
     view! {
         <Title text=title/>
-        <Header state now ticks link commander me=me.clone() all_services/>
+        <Header state now ticks link commander me=me.clone() all_services commanders/>
         <PostmortemLink incident=incident.id existing=postmortem responder/>
         <p class="presence" aria-live="polite">
             {move || {
@@ -156,6 +156,48 @@ fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Op
             </div>
             <Timeline state commander me=me.as_ref().map(|m| m.email.clone())/>
         </div>
+    }
+}
+
+/// A commander's form for the key times, in UTC: a changed field is sent, an emptied one clears
+/// that time (the server checks the order and names the field it refuses).
+fn key_times_editor(times: &crate::model::KeyTimes, change: impl Fn(IncidentPatch) + Copy + 'static) -> impl IntoView {
+    use crate::model::KeyTime;
+    let shown: Vec<(KeyTime, String)> = KeyTime::ALL
+        .iter()
+        .map(|k| (*k, times.get(*k).map(|s| s.at.format("%Y-%m-%dT%H:%M:%S").to_string()).unwrap_or_default()))
+        .collect();
+    let fields: Vec<(KeyTime, String, NodeRef<leptos::html::Input>)> =
+        shown.into_iter().map(|(k, v)| (k, v, NodeRef::new())).collect();
+    let inputs = fields
+        .iter()
+        .map(|(k, v, node)| {
+            view! { <label>{k.as_str()} " " <input node_ref=*node type="datetime-local" step="1" value=v.clone() aria-label=format!("{} (UTC)", k.as_str())/></label> }
+        })
+        .collect_view();
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let mut patch = IncidentPatch::default();
+        for (k, before, node) in &fields {
+            let Some(now) = node.get().map(|n| n.value()) else { continue };
+            if now == *before {
+                continue;
+            }
+            *patch.time_mut(*k) = Some(if now.is_empty() { None } else { crate::model::parse_time(&now) });
+        }
+        if !patch.is_empty() {
+            change(patch);
+        }
+    };
+    view! {
+        <details class="times-edit">
+            <summary>"Key times"</summary>
+            <form on:submit=save>
+                {inputs}
+                <span class="muted">"UTC"</span>
+                <button type="submit" class="btn">"Save times"</button>
+            </form>
+        </details>
     }
 }
 
@@ -205,6 +247,7 @@ fn Header(
     commander: bool,
     me: Option<Me>,
     all_services: Vec<(uuid::Uuid, String)>,
+    commanders: Vec<crate::model::UserRef>,
 ) -> impl IntoView {
     let me_id = me.map(|m| m.id);
     let (problem, set_problem) = signal(None::<String>);
@@ -285,11 +328,29 @@ fn Header(
                 })
                 .collect_view();
             let save = move |_| change(IncidentPatch { services: Some(chosen.get_untracked()), ..Default::default() });
+            let current = i.commander.as_ref().map(|c| c.id);
+            let people = commanders
+                .iter()
+                .map(|u| view! { <option value=u.id.to_string() selected=Some(u.id) == current>{u.email.clone()}</option> })
+                .collect_view();
+            let assign = move |ev: leptos::ev::Event| {
+                if let Ok(id) = event_target_value(&ev).parse::<uuid::Uuid>() {
+                    change(IncidentPatch { commander: Some(id), ..Default::default() });
+                }
+            };
+            let times_form = key_times_editor(&i.times, change);
             view! {
                 <div class="toolbar controls" role="group" aria-label="Incident controls">
                     {statuses}
                     <label>"Severity " <select on:change=pick aria-label="Severity">{severities}</select></label>
                     {take}
+                    <label>"Commander "
+                        <select on:change=assign aria-label="Commander">
+                            <option value="" selected=current.is_none() disabled=true>"none"</option>
+                            {people}
+                        </select>
+                    </label>
+                    {times_form}
                     <details class="services-edit">
                         <summary>"Affected services"</summary>
                         {boxes}
@@ -434,6 +495,19 @@ fn EntryView(
             }
         });
     };
+    let history = RwSignal::new(None::<Vec<crate::model::EntryRevision>>);
+    let show_history = move |_| {
+        if history.with_untracked(|h| h.is_some()) {
+            history.set(None);
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            match crate::api::get_entry_history(incident, entry_id).await {
+                Ok(v) => history.set(Some(v)),
+                Err(err) => set_problem.set(Some(err.to_string())),
+            }
+        });
+    };
     let source = e.text.clone();
     let tools = changeable.then(|| {
         view! {
@@ -477,11 +551,27 @@ fn EntryView(
                 <time datetime=e.happened_at.to_rfc3339()>{e.happened_at.format("%H:%M:%S").to_string()}</time>
                 <span class="kind">{e.kind.label()}</span>
                 <span class="author">{e.author.clone()}</span>
-                {(e.revision > 1).then(|| view! { <span class="muted" title="edited; earlier versions are kept">"edited"</span> })}
+                {(e.revision > 1).then(|| view! {
+                    <button type="button" class="link muted" title="edited; earlier versions are kept" on:click=show_history
+                        aria-expanded=move || history.with(|h| h.is_some()).to_string()>"edited · history"</button>
+                })}
                 {deleted.map(|d| view! { <span class="muted">{d}</span> })}
                 {tools}
             </div>
             {editor}
+            {move || history.get().map(|versions| view! {
+                <ol class="history" aria-label="Earlier versions">
+                    {versions.into_iter().map(|v| view! {
+                        <li>
+                            <span class="muted">
+                                {format!("version {}: {} at {} UTC, replaced by {} at {}", v.revision, v.kind.label(),
+                                    v.happened_at.format("%H:%M:%S"), v.replaced_by, v.replaced_at.format("%H:%M:%S"))}
+                            </span>
+                            <pre class="md-source">{v.text}</pre>
+                        </li>
+                    }).collect_view()}
+                </ol>
+            })}
             {move || problem.get().map(|p| view! { <p class="error" role="alert">{p}</p> })}
             <div class="entry-text" inner_html=e.html.clone()></div>
             {(!e.attachments.is_empty()).then(|| view! { <div class="attachments">{attachments}</div> })}
@@ -502,6 +592,7 @@ struct Pending {
 fn Composer(id: uuid::Uuid, state: RoomState) -> impl IntoView {
     let kind = RwSignal::new(EntryKind::Observation);
     let text = NodeRef::<leptos::html::Textarea>::new();
+    let request_ids = NodeRef::<leptos::html::Input>::new();
     let pending = RwSignal::new(Vec::<Pending>::new());
     let send = move || {
         let Some(area) = text.get() else { return };
@@ -510,14 +601,29 @@ fn Composer(id: uuid::Uuid, state: RoomState) -> impl IntoView {
         if rest.trim().is_empty() {
             return;
         }
+        let mut attachments: Vec<Attachment> = state.attach.get_untracked().into_iter().collect();
+        let ids: Vec<String> = request_ids
+            .get()
+            .map(|i| i.value())
+            .unwrap_or_default()
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            attachments.push(Attachment::RequestIds { ids });
+        }
         let entry = NewEntry {
             kind: command.unwrap_or(kind.get_untracked()),
             text: rest.to_string(),
             happened_at: client_now(),
-            attachments: state.attach.get_untracked().into_iter().collect(),
+            attachments,
             idempotency_key: Some(new_key()),
         };
         area.set_value("");
+        if let Some(i) = request_ids.get() {
+            i.set_value("");
+        }
         state.attach.set(None);
         submit(id, entry, state, pending, 0);
     };
@@ -539,6 +645,8 @@ fn Composer(id: uuid::Uuid, state: RoomState) -> impl IntoView {
     view! {
         <form class="composer" on:submit=move |ev: leptos::ev::SubmitEvent| { ev.prevent_default(); send(); }>
             <div class="toolbar" role="group" aria-label="Entry kind">{kinds}</div>
+            <input node_ref=request_ids type="text" class="request-ids" aria-label="Request ids to attach"
+                placeholder="Request ids to attach (optional, space- or comma-separated)"/>
             <textarea node_ref=text rows="2" aria-label="New timeline entry"
                 placeholder="What do you see? Enter posts, Shift+Enter for a new line. /obs /hyp /act /dec /note set the kind."
                 on:keydown=keydown></textarea>

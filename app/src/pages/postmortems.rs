@@ -53,7 +53,7 @@ pub fn Postmortems() -> impl IntoView {
                             all.into_iter().filter(|p| status.get().is_none_or(|s| p.status == s)).collect();
                         view! {
                             <figure class="chart response-times">
-                                <figcaption>"Time to detect and to resolve, by incident start (all postmortems)"</figcaption>
+                                <figcaption>"MTTD and MTTR over incidents: dots are incidents, lines the mean of the last five (all postmortems)"</figcaption>
                                 <div inner_html=response_times::render_svg(&points, CHART)></div>
                             </figure>
                             <Table rows=shown/>

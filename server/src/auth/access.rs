@@ -76,7 +76,8 @@ pub const PAGES: [(&str, Need, Kind); 11] = [
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 28] = [
+pub const SERVER_FNS: [(&str, Need); 29] = [
+    ("/api/get_entry_history", Need::Role(Role::Viewer)),
     ("/api/get_postmortems", Need::Role(Role::Viewer)),
     ("/api/get_postmortem", Need::Role(Role::Viewer)),
     ("/api/create_postmortem", Need::Role(Role::Responder)),

@@ -243,7 +243,8 @@ impl Incidents {
         let services =
             crate::storage::catalog::list_services(&self.pool).await?.into_iter().map(|s| (s.id, s.name)).collect();
         let postmortem = crate::storage::postmortems::id_for_incident(&self.pool, id).await?;
-        Ok(IncidentRoom { incident, timeline, now: Utc::now(), services, postmortem })
+        let commanders = store::commanders(&self.pool).await?;
+        Ok(IncidentRoom { incident, timeline, now: Utc::now(), services, postmortem, commanders })
     }
 
     pub async fn timeline(&self, actor: &Actor, id: Uuid) -> Result<Vec<TimelineEntry>, ApiError> {

@@ -248,6 +248,17 @@ pub async fn user_ref(pool: &PgPool, id: Uuid) -> Result<Option<UserRef>, sqlx::
     Ok(row.map(|(id, email)| UserRef { id, email }))
 }
 
+/// Enabled users who may command an incident (commanders and admins), for the room's picker.
+pub async fn commanders(pool: &PgPool) -> Result<Vec<UserRef>, sqlx::Error> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "select user_id, email from users
+          where disabled_at is null and role in ('commander', 'admin') order by lower(email)",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(id, email)| UserRef { id, email }).collect())
+}
+
 /// The incidents with these rows, with their services (and live states), commander and participants.
 async fn complete(pool: &PgPool, rows: Vec<IncidentRecord>) -> Result<Vec<Incident>, sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.incident_id).collect();
