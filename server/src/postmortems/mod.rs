@@ -555,6 +555,15 @@ impl Postmortems {
                     let metrics = self.current_metrics(&incident, &row.metrics.0).await?;
                     let (start, end) = span(&incident, &metrics, Utc::now());
                     row.impact = Json(self.impact(&incident, start, end).await?);
+                    // Written while the incident was still open, the charts stop before its end:
+                    // drawn again now, while the results are still kept.
+                    let window = padded(start, end);
+                    if row.window_to < window.1 {
+                        let timeline = incidents_store::list_entries(&self.pool, incident.id, false).await?;
+                        let charts = self.freeze(&incident, window, (start, end), &timeline).await?;
+                        store::replace_charts(&mut tx, id, window, &charts).await?;
+                        changes.push("charts redrawn to the resolution".into());
+                    }
                     row.metrics = Json(metrics);
                     row.timeline = Some(Json(incidents_store::list_entries(&self.pool, incident.id, false).await?));
                     row.published_by = Some(author.name.clone());

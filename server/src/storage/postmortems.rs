@@ -67,12 +67,38 @@ pub async fn insert(
     if done.rows_affected() == 0 {
         return Ok(false);
     }
+    insert_charts(tx, r.postmortem_id, charts).await?;
+    Ok(true)
+}
+
+/// Replaces the frozen charts and their window (charts redrawn when the incident outlasted them).
+pub async fn replace_charts(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    charts: &[FrozenChart],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from postmortem_charts where postmortem_id = $1").bind(id).execute(&mut **tx).await?;
+    sqlx::query("update postmortems set window_from = $2, window_to = $3 where postmortem_id = $1")
+        .bind(id)
+        .bind(window.0)
+        .bind(window.1)
+        .execute(&mut **tx)
+        .await?;
+    insert_charts(tx, id, charts).await
+}
+
+async fn insert_charts(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    charts: &[FrozenChart],
+) -> Result<(), sqlx::Error> {
     for c in charts {
         sqlx::query(
             "insert into postmortem_charts (postmortem_id, position, service_id, service_name, kind, svg)
              values ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(r.postmortem_id)
+        .bind(id)
         .bind(c.position)
         .bind(c.service_id)
         .bind(&c.service)
@@ -81,7 +107,7 @@ pub async fn insert(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(true)
+    Ok(())
 }
 
 pub async fn get<'e>(ex: impl PgExecutor<'e>, id: Uuid) -> Result<Option<PostmortemRow>, sqlx::Error> {

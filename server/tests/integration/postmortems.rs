@@ -304,7 +304,12 @@ async fn manual_and_reopened_incidents_get_honest_metrics() {
     let r = metric(&p, MetricKind::TimeToResolve);
     assert_eq!(r.computed_secs, Some((resolved - incident.times.started.as_ref().expect("s").at).num_seconds()));
     assert_eq!(r.note.as_deref(), Some("reopened once: measured to the final resolution"));
-    assert_eq!(patch_pm(&app, &commander, pm.id, json!({"status": "published"})).await.0, StatusCode::OK);
+    // Written while open, its charts stopped at creation: publishing draws them to the end.
+    assert!(pm.window_to < resolved + chrono::Duration::minutes(5));
+    let (code, v) = patch_pm(&app, &commander, pm.id, json!({"status": "published"})).await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let published: Postmortem = serde_json::from_value(v).expect("postmortem");
+    assert_eq!(published.window_to, resolved + chrono::Duration::minutes(5));
 
     // Unknown and malformed ids.
     let res =
