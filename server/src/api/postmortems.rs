@@ -2,7 +2,7 @@
 
 use app::model::{NewComment, Postmortem, PostmortemComment, PostmortemPatch, PostmortemSummary};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 
@@ -51,12 +51,28 @@ pub async fn comment(
     Ok((StatusCode::CREATED, Json(state.postmortems.comment(&actor, parse_id(&id)?, &input).await?)))
 }
 
-/// `GET …/export.md`: the document as Markdown, charts referenced as `charts/{n}.svg` beside it.
-pub async fn export(State(state): State<AppState>, actor: Actor, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// `GET …/export.md`: the document as Markdown, charts referenced as `charts/{n}.svg` beside it,
+/// or with `?charts=inline` embedded as SVG.
+pub async fn export(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    use crate::postmortems::export::Charts;
     let id = parse_id(&id)?;
+    let mut charts = Charts::Files;
+    for (k, v) in url::form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes()) {
+        charts = match (k.as_ref(), v.as_ref()) {
+            ("charts", "files") => Charts::Files,
+            ("charts", "inline") => Charts::Inline,
+            ("charts", _) => return Err(ApiError::bad("charts", "files or inline")),
+            (other, _) => return Err(ApiError::bad(other.to_string(), "unknown parameter")),
+        };
+    }
     let p = state.postmortems.get(&actor, id).await?;
     let name = format!("attachment; filename=\"postmortem-incident-{}.md\"", p.incident.number);
-    let body = crate::postmortems::export::markdown(&p);
+    let body = crate::postmortems::export::markdown(&p, charts);
     Ok((
         [(header::CONTENT_TYPE, "text/markdown; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, name)],
         body,

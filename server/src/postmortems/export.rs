@@ -34,9 +34,18 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\r', '\n'], " ")
 }
 
+/// Where the export's charts go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Charts {
+    /// Links to the SVG files beside the export (`charts/{n}.svg`).
+    Files,
+    /// Each chart's standalone SVG in the Markdown itself, for a file that travels alone.
+    Inline,
+}
+
 /// The whole document as Markdown: metrics, the four answers, every section, action items, the
-/// charts (as the SVG files beside the export: `charts/{n}.svg`) and the timeline.
-pub fn markdown(p: &Postmortem) -> String {
+/// charts and the timeline.
+pub fn markdown(p: &Postmortem, charts: Charts) -> String {
     let mut md = String::new();
     let i = &p.incident;
     let _ = writeln!(md, "# Postmortem: incident #{} — {}\n", i.number, i.title);
@@ -125,7 +134,14 @@ pub fn markdown(p: &Postmortem) -> String {
         md.push_str("_No probe data for the affected services._\n\n");
     }
     for c in &p.charts {
-        let _ = writeln!(md, "![{} {}](charts/{}.svg)\n", c.service, c.kind.as_str(), c.position);
+        match charts {
+            Charts::Files => {
+                let _ = writeln!(md, "![{} {}](charts/{}.svg)\n", c.service, c.kind.as_str(), c.position);
+            }
+            Charts::Inline => {
+                let _ = writeln!(md, "**{} {}**\n\n{}\n", c.service, c.kind.as_str(), standalone_svg(&c.svg));
+            }
+        }
     }
 
     md.push_str("## Timeline\n\n");

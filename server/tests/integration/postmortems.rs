@@ -216,6 +216,16 @@ async fn a_probed_incident_becomes_a_reviewed_published_exported_and_amended_pos
         assert!(md.contains(needle), "{needle:?} missing from\n{md}");
     }
 
+    let res =
+        viewer.get(app.url(&format!("/api/v1/postmortems/{pid}/export.md?charts=inline"))).send().await.expect("x");
+    let inline = res.text().await.expect("markdown");
+    assert!(
+        inline.contains("**payments latency**") && inline.contains("<style>svg {") && !inline.contains("charts/0.svg")
+    );
+    let res =
+        viewer.get(app.url(&format!("/api/v1/postmortems/{pid}/export.md?charts=embed"))).send().await.expect("x");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
     // The charts are stored: deleting the raw results and rollups changes the live series, not them.
     let chart_url = app.url(&format!("/api/v1/postmortems/{pid}/charts/0.svg"));
     let before = viewer.get(&chart_url).send().await.expect("chart").text().await.expect("svg");
