@@ -141,7 +141,7 @@ pub async fn build_state(
     let probing = Probing::start(pool.clone(), listen, &settings.probes).await?;
     let metrics = Metrics::new(pool.clone());
     metrics.attach_probes(Arc::clone(&probing.ingest_stats), probing.scheduler.clone());
-    let state = AppState {
+    let state = AppState::new(crate::state::Shared {
         leptos_options,
         readiness: ReadinessChecker::new(pool.clone(), settings.readiness_timeout, settings.readiness_cache),
         metrics,
@@ -155,7 +155,7 @@ pub async fn build_state(
         postmortems: crate::postmortems::Postmortems { pool: pool.clone() },
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         pool,
-    };
+    });
     spawn_session_purge(&state);
     let engine =
         Engine { pool: state.pool.clone(), rooms: state.incidents.rooms.clone(), settings: settings.incidents.clone() };

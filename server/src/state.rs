@@ -21,8 +21,44 @@ use crate::metrics::Metrics;
 use crate::readiness::ReadinessChecker;
 use crate::scheduler::Scheduler;
 
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// Shared by every request. axum and Leptos clone the state several times per request, so it is
+/// one `Arc`: a clone is one counter increment instead of one per field.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<ReadinessChecker> {
+    fn from_ref(state: &AppState) -> Self {
+        state.readiness.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}
+
+pub struct Shared {
     pub leptos_options: LeptosOptions,
     pub pool: PgPool,
     pub readiness: Arc<ReadinessChecker>,

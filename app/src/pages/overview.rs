@@ -13,6 +13,24 @@ use crate::components::live::{LiveBadge, use_live_refetch};
 use crate::components::state::state_label;
 use crate::model::{Overview, ServiceTile};
 
+/// A figure with `decimals` digits after the point. Rounds the scaled integer instead of using
+/// `{:.N}`: the standard library's exact formatting falls back to big-number arithmetic for many
+/// values, and with four figures per tile it was about 5 % of rendering the overview.
+pub fn fixed(v: f64, decimals: u32) -> String {
+    let scale = 10u64.pow(decimals.min(6));
+    let scaled = (v.abs() * scale as f64).round();
+    if !v.is_finite() || scaled >= 1e15 {
+        return format!("{v:.*}", decimals as usize);
+    }
+    let n = scaled as u64;
+    let sign = if v < 0.0 && n > 0 { "-" } else { "" };
+    if decimals == 0 {
+        format!("{sign}{n}")
+    } else {
+        format!("{sign}{}.{:0width$}", n / scale, n % scale, width = decimals.min(6) as usize)
+    }
+}
+
 /// Figures are refetched when live events arrive; this poll is only a safety net (and keeps the
 /// "checked … ago" ages moving on a quiet system).
 const REFRESH_MS: u64 = 30_000;
@@ -211,13 +229,16 @@ fn age(now: chrono::DateTime<chrono::Utc>, at: Option<chrono::DateTime<chrono::U
 #[component]
 fn Tile(tile: ServiceTile, now: chrono::DateTime<chrono::Utc>) -> impl IntoView {
     let (class, label) = state_label(tile.state);
-    let p95 = tile.p95_ms.map(|v| format!("{v:.0} ms")).unwrap_or_else(|| "–".into());
-    let errors = tile.error_pct.map(|v| format!("{v:.1} %")).unwrap_or_else(|| "–".into());
+    let p95 = tile.p95_ms.map(|v| format!("{} ms", fixed(v, 0))).unwrap_or_else(|| "–".into());
+    let errors = tile.error_pct.map(|v| format!("{} %", fixed(v, 1))).unwrap_or_else(|| "–".into());
     let pool = match (tile.pool_in_use, tile.pool_max) {
         (Some(u), Some(m)) if m > 0.0 => {
-            let waiting =
-                tile.pool_waiting.filter(|w| *w > 0.0).map(|w| format!(", {w:.0} waiting")).unwrap_or_default();
-            format!("{u:.0}/{m:.0}{waiting}")
+            let waiting = tile
+                .pool_waiting
+                .filter(|w| *w > 0.0)
+                .map(|w| format!(", {} waiting", fixed(w, 0)))
+                .unwrap_or_default();
+            format!("{}/{}{waiting}", fixed(u, 0), fixed(m, 0))
         }
         _ => "–".into(),
     };
@@ -246,6 +267,16 @@ fn Tile(tile: ServiceTile, now: chrono::DateTime<chrono::Utc>) -> impl IntoView 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figures_read_as_the_standard_formatting_would() {
+        for (v, d) in [(0.0, 1), (3.24159, 1), (12.96, 1), (99.99, 1), (250.4, 0), (1234.6, 0), (0.04, 1), (7.0, 0)] {
+            assert_eq!(fixed(v, d), format!("{v:.*}", d as usize), "{v} to {d}");
+        }
+        assert_eq!(fixed(-2.26, 1), "-2.3");
+        assert_eq!(fixed(-0.01, 1), "0.0");
+        assert_eq!(fixed(f64::NAN, 0), "NaN");
+    }
 
     #[test]
     fn view_state_round_trips_through_the_url() {
