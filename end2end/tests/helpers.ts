@@ -73,3 +73,28 @@ export async function resolveOpen(admin: APIRequestContext) {
     }
   }
 }
+
+/** Switches the demo target to `scenario` through its control port. */
+export async function demoScenario(request: APIRequestContext, scenario: string) {
+  const res = await request.post(`http://127.0.0.1:${demoPort + 1}/control/${scenario}`);
+  expect(res.ok()).toBe(true);
+}
+
+/** With no incident open, takes the demo target down and returns the incident Triage opens for it. */
+export async function demoOutage(admin: APIRequestContext): Promise<string> {
+  await demoScenario(admin, 'healthy');
+  await resolveOpen(admin);
+  await demoScenario(admin, 'down');
+  let id = '';
+  await expect
+    .poll(
+      async () => {
+        const list = await (await admin.get('/api/v1/incidents?status=investigating')).json();
+        id = list.find((i: any) => i.automatic && i.services.some((s: any) => s.name === 'shop'))?.id ?? '';
+        return id;
+      },
+      { timeout: 30_000 },
+    )
+    .not.toBe('');
+  return id;
+}

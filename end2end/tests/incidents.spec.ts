@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { ADMIN, RESPONDER, demoPort, ensureResponder, resolveOpen, signIn, watchErrors } from './helpers';
+import { ADMIN, RESPONDER, demoOutage, demoScenario, ensureResponder, signIn, watchErrors } from './helpers';
 
 
 test.beforeEach(async ({ page }) => {
@@ -140,23 +140,7 @@ test('the demo target going down opens an incident with evidence; recovery sugge
   request,
 }) => {
   const errors = watchErrors(page);
-  const control = (scenario: string) => request.post(`http://127.0.0.1:${demoPort + 1}/control/${scenario}`);
-  expect((await control('healthy')).ok()).toBe(true);
-  await resolveOpen(page.request);
-
-  expect((await control('down')).ok()).toBe(true);
-  let id = '';
-  await expect
-    .poll(
-      async () => {
-        const list = await (await page.request.get('/api/v1/incidents?status=investigating')).json();
-        const auto = list.find((i: any) => i.automatic && i.services.some((s: any) => s.name === 'shop'));
-        id = auto?.id ?? '';
-        return id;
-      },
-      { timeout: 30_000 },
-    )
-    .not.toBe('');
+  const id = await demoOutage(page.request);
   await page.goto(`/incidents/${id}`);
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.locator('.room-head .sev')).toHaveText('SEV2'); // shop is "high"
@@ -166,7 +150,7 @@ test('the demo target going down opens an incident with evidence; recovery sugge
   await expect(page.locator('.room-service figure.chart')).toHaveCount(3);
 
   // Back to healthy: the recovery entries and the suggestion arrive without a reload.
-  expect((await control('healthy')).ok()).toBe(true);
+  await demoScenario(request, 'healthy');
   await expect(automatic.filter({ hasText: 'recovered' }).first()).toBeVisible({ timeout: 30_000 });
   await expect(page.locator('.suggestion')).toBeVisible({ timeout: 30_000 });
   await expect(automatic.filter({ hasText: 'consider resolving' })).toHaveCount(1);

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { RESPONDER, demoPort, ensureResponder, resolveOpen, signIn, watchErrors } from './helpers';
+import { RESPONDER, demoOutage, demoScenario, ensureResponder, signIn, watchErrors } from './helpers';
 
 test.beforeEach(async ({ page }) => {
   await signIn(page.request);
@@ -20,24 +20,9 @@ test('an incident from the demo becomes a reviewed, published and exported postm
   test.setTimeout(180_000);
   const errors = watchErrors(page);
   await ensureResponder(page.request);
-  const control = (scenario: string) => request.post(`http://127.0.0.1:${demoPort + 1}/control/${scenario}`);
-  expect((await control('healthy')).ok()).toBe(true);
-  await resolveOpen(page.request);
-
   // The demo goes down: Triage opens an incident; back to healthy, the commander resolves it.
-  expect((await control('down')).ok()).toBe(true);
-  let id = '';
-  await expect
-    .poll(
-      async () => {
-        const list = await (await page.request.get('/api/v1/incidents?status=investigating')).json();
-        id = list.find((i: any) => i.automatic && i.services.some((s: any) => s.name === 'shop'))?.id ?? '';
-        return id;
-      },
-      { timeout: 30_000 },
-    )
-    .not.toBe('');
-  expect((await control('healthy')).ok()).toBe(true);
+  const id = await demoOutage(page.request);
+  await demoScenario(request, 'healthy');
   await page.goto(`/incidents/${id}`);
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
   await expect(page.locator('.suggestion')).toBeVisible({ timeout: 30_000 });

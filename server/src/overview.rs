@@ -132,11 +132,9 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
     let probes = catalog::list_probes(pool, Some(id)).await?;
     let now = Utc::now();
     let (from, to) = window.bounds(now);
-    let (pool_ids, traffic_ids): (Vec<&Probe>, Vec<&Probe>) =
-        probes.iter().filter(|p| p.spec.enabled).partition(|p| p.spec.kind == ProbeKind::Metrics);
-    let ids = |ps: &[&Probe]| ps.iter().map(|p| p.id).collect::<Vec<Uuid>>();
-    let traffic = series::series_of(pool, &ids(&traffic_ids), from, to, None).await?;
-    let gauges = series::series_of(pool, &ids(&pool_ids), from, to, None).await?;
+    let (traffic_ids, gauge_ids) = series::split_probes(&probes);
+    let traffic = series::series_of(pool, &traffic_ids, from, to, None).await?;
+    let gauges = series::series_of(pool, &gauge_ids, from, to, None).await?;
     let all: Vec<Uuid> = probes.iter().map(|p| p.id).collect();
     let recent = results::list_results(pool, &all, from, to, RECENT).await?;
     let changes = results::list_state_changes(pool, &all, RECENT).await?;

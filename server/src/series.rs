@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use app::model::{Series, SeriesPoint};
+use app::model::{Probe, ProbeKind, Series, SeriesPoint};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -43,6 +43,14 @@ fn level_for(step: i64) -> Level {
 fn align_down(t: DateTime<Utc>, step: i64) -> DateTime<Utc> {
     let s = t.timestamp();
     Utc.timestamp_opt(s - s.rem_euclid(step), 0).single().unwrap_or(t)
+}
+
+/// A service's enabled probes as every chart of it reads them: (traffic, gauges). Traffic
+/// (HTTP, readiness, push) gives latency and errors; gauges (metrics scrapes) give the pool.
+pub fn split_probes(probes: &[Probe]) -> (Vec<Uuid>, Vec<Uuid>) {
+    let (gauges, traffic): (Vec<&Probe>, Vec<&Probe>) =
+        probes.iter().filter(|p| p.spec.enabled).partition(|p| p.spec.kind == ProbeKind::Metrics);
+    (traffic.iter().map(|p| p.id).collect(), gauges.iter().map(|p| p.id).collect())
 }
 
 /// The chart series of one probe over [from, to).

@@ -474,16 +474,16 @@ impl Actor {
         }
     }
 
-    /// Records a write in the audit trail.
-    pub async fn audit(
+    /// Records a write in the audit trail, on the pool or inside the write's own transaction.
+    pub async fn audit<'e>(
         &self,
-        pool: &PgPool,
+        ex: impl sqlx::PgExecutor<'e>,
         action: &str,
         target: impl Into<String>,
         detail: serde_json::Value,
     ) -> Result<(), sqlx::Error> {
         store::insert_audit(
-            pool,
+            ex,
             &store::AuditEntry {
                 actor: self.principal.actor(),
                 action: action.into(),

@@ -7,8 +7,8 @@ pub mod library;
 pub mod signals;
 
 use app::model::{
-    EntryKind, Guidance, GuidedChecklist, GuidedStep, Hypothesis, HypothesisInput, HypothesisStatus, ProbeKind, Risk,
-    Role, RoomEvent, SeriesPoint, StepKind, TickInput,
+    EntryKind, Guidance, GuidedChecklist, GuidedStep, Hypothesis, HypothesisInput, HypothesisStatus, Risk, Role,
+    RoomEvent, SeriesPoint, StepKind, TickInput,
 };
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
@@ -99,10 +99,7 @@ pub async fn service_signals(
 ) -> Result<ServiceSignals, sqlx::Error> {
     let probes = catalog::list_probes(pool, Some(service_id)).await?;
     let enabled: Vec<&app::model::Probe> = probes.iter().filter(|p| p.spec.enabled).collect();
-    let (gauges, traffic): (Vec<&app::model::Probe>, Vec<&app::model::Probe>) =
-        enabled.iter().copied().partition(|p| p.spec.kind == ProbeKind::Metrics);
-    let traffic_ids: Vec<Uuid> = traffic.iter().map(|p| p.id).collect();
-    let gauge_ids: Vec<Uuid> = gauges.iter().map(|p| p.id).collect();
+    let (traffic_ids, gauge_ids) = crate::series::split_probes(&probes);
     let from = now - WINDOW;
     let series = crate::series::series_of(pool, &traffic_ids, from, now, None).await?;
     let pool_series = crate::series::series_of(pool, &gauge_ids, from, now, None).await?;

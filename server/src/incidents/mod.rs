@@ -185,7 +185,9 @@ impl Incidents {
         }
         let entry =
             store::insert_entry(&mut *tx, &self.entry_row(id, EntryKind::StatusChange, &text, &author, now)).await?;
-        store_audit(&mut tx, actor, "incident.create", id, serde_json::json!({ "severity": input.severity })).await?;
+        actor
+            .audit(&mut *tx, "incident.create", id.to_string(), serde_json::json!({ "severity": input.severity }))
+            .await?;
         tx.commit().await?;
         self.announce(id, entry).await
     }
@@ -361,7 +363,7 @@ impl Incidents {
         let text = changes.join(" · ");
         let entry =
             store::insert_entry(&mut *tx, &self.entry_row(id, EntryKind::StatusChange, &text, &author, now)).await?;
-        store_audit(&mut tx, actor, "incident.update", id, serde_json::json!({ "changes": changes })).await?;
+        actor.audit(&mut *tx, "incident.update", id.to_string(), serde_json::json!({ "changes": changes })).await?;
         tx.commit().await?;
         self.announce(id, entry).await
     }
@@ -523,26 +525,4 @@ fn may_change(author: &Author, entry: &TimelineEntry, owner: Option<Uuid>) -> Re
     } else {
         Err(ApiError::Forbidden("only the author or a commander may change this entry".into()))
     }
-}
-
-async fn store_audit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    actor: &Actor,
-    action: &str,
-    id: Uuid,
-    detail: serde_json::Value,
-) -> Result<(), ApiError> {
-    crate::storage::auth::insert_audit(
-        &mut **tx,
-        &crate::storage::auth::AuditEntry {
-            actor: actor.principal.actor(),
-            action: action.into(),
-            target: id.to_string(),
-            detail,
-            remote_addr: actor.remote_addr.clone(),
-            request_id: actor.request_id.clone(),
-        },
-    )
-    .await
-    .map_err(ApiError::from)
 }

@@ -14,7 +14,7 @@ use app::charts::timeline::{Band, ChartInput, Marker};
 use app::model::{
     ActionItem, EntryKind, FrozenChart, FrozenChartKind, Impact, Incident, IncidentRef, Metric, MetricKind,
     MetricOverride, NewComment, Postmortem, PostmortemComment, PostmortemDoc, PostmortemPatch, PostmortemStatus,
-    PostmortemSummary, ProbeKind, Role, Section, ServiceImpact, TimelineEntry, human_secs,
+    PostmortemSummary, Role, Section, ServiceImpact, TimelineEntry, human_secs,
 };
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::auth::access::Actor;
 use crate::error::ApiError;
 use crate::incidents::Author;
+use crate::series::split_probes;
 use crate::storage::postmortems::{self as store, PostmortemRow};
 use crate::storage::{catalog, guidance as guidance_store, incidents as incidents_store};
 use metrics::Facts;
@@ -54,6 +55,16 @@ fn span(incident: &Incident, metrics: &[Metric], now: DateTime<Utc>) -> (DateTim
         .unwrap_or(incident.created_at);
     let end = incident.times.resolved.as_ref().map(|s| s.at).unwrap_or(now).max(start);
     (start, end)
+}
+
+/// A frozen chart's input: the series up to the window's end, the incident band, the markers.
+fn frozen_input<'a>(
+    s: &'a app::model::Series,
+    to: DateTime<Utc>,
+    bands: &'a [Band],
+    markers: &'a [Marker],
+) -> ChartInput<'a> {
+    ChartInput { from: s.from, to, step_secs: s.step_secs, points: &s.points, bands, markers }
 }
 
 fn padded(start: DateTime<Utc>, end: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -202,9 +213,7 @@ impl Postmortems {
     async fn impact(&self, incident: &Incident, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Impact, ApiError> {
         let mut services = Vec::new();
         for svc in &incident.services {
-            let probes = catalog::list_probes(&self.pool, Some(svc.id)).await?;
-            let traffic: Vec<Uuid> =
-                probes.iter().filter(|p| p.spec.enabled && p.spec.kind != ProbeKind::Metrics).map(|p| p.id).collect();
+            let (traffic, _) = split_probes(&catalog::list_probes(&self.pool, Some(svc.id)).await?);
             let (mut checks, mut failed) = (0u64, 0f64);
             if !traffic.is_empty() && end > start {
                 let s = crate::series::series_of(&self.pool, &traffic, start, end, None).await?;
@@ -242,37 +251,20 @@ impl Postmortems {
             .collect();
         let mut charts = Vec::new();
         for svc in &incident.services {
-            let probes = catalog::list_probes(&self.pool, Some(svc.id)).await?;
-            let (gauges, traffic): (Vec<_>, Vec<_>) =
-                probes.iter().filter(|p| p.spec.enabled).partition(|p| p.spec.kind == ProbeKind::Metrics);
+            let (traffic, gauges) = split_probes(&catalog::list_probes(&self.pool, Some(svc.id)).await?);
             let mut add = |kind: FrozenChartKind, svg: String| {
                 let position = charts.len() as i32;
                 charts.push(FrozenChart { position, service_id: svc.id, service: svc.name.clone(), kind, svg });
             };
-            let ids = |ps: &[&app::model::Probe]| ps.iter().map(|p| p.id).collect::<Vec<Uuid>>();
             if !traffic.is_empty() {
-                let s = crate::series::series_of(&self.pool, &ids(&traffic), window.0, window.1, None).await?;
-                let input = ChartInput {
-                    from: s.from,
-                    to: window.1,
-                    step_secs: s.step_secs,
-                    points: &s.points,
-                    bands: &bands,
-                    markers: &markers,
-                };
+                let s = crate::series::series_of(&self.pool, &traffic, window.0, window.1, None).await?;
+                let input = frozen_input(&s, window.1, &bands, &markers);
                 add(FrozenChartKind::Latency, app::charts::latency::render_svg(&input, CHART));
                 add(FrozenChartKind::Errors, app::charts::errors::render_svg(&input, CHART));
             }
             if !gauges.is_empty() {
-                let s = crate::series::series_of(&self.pool, &ids(&gauges), window.0, window.1, None).await?;
-                let input = ChartInput {
-                    from: s.from,
-                    to: window.1,
-                    step_secs: s.step_secs,
-                    points: &s.points,
-                    bands: &bands,
-                    markers: &markers,
-                };
+                let s = crate::series::series_of(&self.pool, &gauges, window.0, window.1, None).await?;
+                let input = frozen_input(&s, window.1, &bands, &markers);
                 add(FrozenChartKind::Pool, app::charts::pool::render_svg(&input, CHART));
             }
         }
@@ -354,7 +346,9 @@ impl Postmortems {
                 store::id_for_incident(&self.pool, incident_id).await?.ok_or(ApiError::NotFound("postmortem"))?;
             return Ok((self.get(actor, existing).await?, false));
         }
-        audit(&mut tx, actor, "postmortem.create", id, serde_json::json!({ "incident": incident.id })).await?;
+        actor
+            .audit(&mut *tx, "postmortem.create", id.to_string(), serde_json::json!({ "incident": incident.id }))
+            .await?;
         tx.commit().await?;
         Ok((self.get(actor, id).await?, true))
     }
@@ -593,7 +587,7 @@ impl Postmortems {
         }
         row.updated_by = author.name.clone();
         store::save(&mut tx, &row).await?;
-        audit(&mut tx, actor, "postmortem.update", id, serde_json::json!({ "changes": changes })).await?;
+        actor.audit(&mut *tx, "postmortem.update", id.to_string(), serde_json::json!({ "changes": changes })).await?;
         tx.commit().await?;
         self.get(actor, id).await
     }
@@ -629,28 +623,6 @@ impl Postmortems {
             .ok_or(ApiError::NotFound("chart"))?;
         Ok(export::standalone_svg(&chart.svg))
     }
-}
-
-async fn audit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    actor: &Actor,
-    action: &str,
-    id: Uuid,
-    detail: serde_json::Value,
-) -> Result<(), ApiError> {
-    crate::storage::auth::insert_audit(
-        &mut **tx,
-        &crate::storage::auth::AuditEntry {
-            actor: actor.principal.actor(),
-            action: action.into(),
-            target: id.to_string(),
-            detail,
-            remote_addr: actor.remote_addr.clone(),
-            request_id: actor.request_id.clone(),
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! room's live stream, and incidents opened and followed from a failing probe on loopback.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use app::model::{EntryKind, Incident, IncidentStatus, Probe, Role, RoomEvent, Severity, TimelineEntry};
@@ -12,9 +12,9 @@ use axum::routing::get;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, next_frame, serve_target, spawn_app};
+use crate::common::{TestApp, health_target, next_frame, serve_target, spawn_app};
 
-async fn send(client: &reqwest::Client, method: reqwest::Method, url: String, body: Value) -> (StatusCode, Value) {
+pub async fn send(client: &reqwest::Client, method: reqwest::Method, url: String, body: Value) -> (StatusCode, Value) {
     let res = client.request(method, url).json(&body).send().await.expect("request");
     let status = res.status();
     (status, res.json().await.unwrap_or(Value::Null))
@@ -347,16 +347,7 @@ pub fn automatic_containing(needle: &'static str) -> impl Fn(&RoomEvent) -> bool
 
 #[tokio::test]
 async fn a_probe_confirmed_down_opens_an_incident_and_its_recovery_suggests_resolving() {
-    let status = Arc::new(AtomicU16::new(503));
-    let served = status.clone();
-    let target = serve_target(Router::new().route(
-        "/health",
-        get(move || {
-            let code = served.load(Ordering::SeqCst);
-            async move { (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), "state") }
-        }),
-    ))
-    .await;
+    let (target, status) = health_target(503).await;
     let app = spawn_app().await;
     let mut rooms = app.state.incidents.rooms.subscribe();
     let spec = |name: &str, auto_open: bool| {

@@ -3,24 +3,15 @@
 //! charts), reviewed, overridden, published, exported, amended; the charts survive the raw
 //! results' deletion; metrics of a manual incident without probes and of a reopened one.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use app::model::{Incident, MetricKind, Postmortem, PostmortemStatus, Role, Section};
-use axum::Router;
-use axum::routing::get;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, result_of, serve_target, spawn_app, wait_events};
-use crate::incidents::{automatic_containing, room_event};
-
-async fn send(client: &reqwest::Client, method: reqwest::Method, url: String, body: Value) -> (StatusCode, Value) {
-    let res = client.request(method, url).json(&body).send().await.expect("request");
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
+use crate::common::{TestApp, health_target, result_of, spawn_app, wait_events};
+use crate::incidents::{automatic_containing, room_event, send};
 
 async fn patch_pm(app: &TestApp, client: &reqwest::Client, id: uuid::Uuid, body: Value) -> (StatusCode, Value) {
     send(client, reqwest::Method::PATCH, app.url(&format!("/api/v1/postmortems/{id}")), body).await
@@ -38,16 +29,7 @@ fn metric(p: &Postmortem, kind: MetricKind) -> &app::model::Metric {
 
 #[tokio::test]
 async fn a_probed_incident_becomes_a_reviewed_published_exported_and_amended_postmortem() {
-    let status = Arc::new(AtomicU16::new(200));
-    let served = status.clone();
-    let target = serve_target(Router::new().route(
-        "/health",
-        get(move || {
-            let code = served.load(Ordering::SeqCst);
-            async move { (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), "state") }
-        }),
-    ))
-    .await;
+    let (target, status) = health_target(200).await;
     let app = spawn_app().await;
     let mut rooms = app.state.incidents.rooms.subscribe();
     let (commander_email, cookie) = app.session_of(Role::Commander).await;

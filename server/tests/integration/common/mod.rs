@@ -347,6 +347,23 @@ pub async fn serve_target(router: Router) -> SocketAddr {
     addr
 }
 
+/// A loopback target whose `/health` answers the status held in the returned cell (switched by
+/// the test to fail and recover).
+pub async fn health_target(initial: u16) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU16>) {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let status = std::sync::Arc::new(AtomicU16::new(initial));
+    let served = status.clone();
+    let target = serve_target(Router::new().route(
+        "/health",
+        axum::routing::get(move || {
+            let code = served.load(Ordering::SeqCst);
+            async move { (http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::OK), "state") }
+        }),
+    ))
+    .await;
+    (target, status)
+}
+
 /// Waits for hub events until `pred` has accepted `n` of them; returns those.
 pub async fn wait_events(
     rx: &mut tokio::sync::broadcast::Receiver<server::events::ProbeEvent>,
