@@ -6,6 +6,7 @@
 pub mod api;
 pub mod charts;
 mod components;
+mod markup;
 pub mod model;
 mod pages;
 

@@ -63,10 +63,21 @@ pub async fn p95_trends(pool: &PgPool, probes: &[Probe]) -> Result<Arc<Trends>, 
         groups.entry(p.service_id).or_default().push(p.id);
     }
     let step = Duration::seconds(TREND_STEP_SECS);
-    series::p95_trends(pool, &groups, Utc::now(), step, TREND_BUCKETS)
+    let mut trends = series::p95_trends(pool, &groups, Utc::now(), step, TREND_BUCKETS)
         .await
-        .map(Arc::new)
-        .map_err(|e| crate::db::describe(&e))
+        .map_err(|e| crate::db::describe(&e))?;
+    for v in trends.values_mut().flatten().flatten() {
+        *v = to_places(*v, 2);
+    }
+    Ok(Arc::new(trends))
+}
+
+/// `v` rounded to `places` decimals. The tiles show whole milliseconds and tenths of a percent,
+/// and the rollups' percentiles are within 1 % anyway: further digits are noise that every page
+/// view would serialise into its hydration data (half of its bytes at 15 digits a figure).
+fn to_places(v: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (v * scale).round() / scale
 }
 
 /// The tiles, straight from the database (the figures of the last five minutes).
@@ -112,8 +123,8 @@ async fn overview_of(
                 criticality: s.criticality,
                 state: s.state,
                 probes: counts.get(&s.id).copied().unwrap_or(0),
-                p95_ms: t.as_ref().and_then(|p| p.p95_ms),
-                error_pct: t.as_ref().and_then(|p| p.error_pct),
+                p95_ms: t.as_ref().and_then(|p| p.p95_ms).map(|v| to_places(v, 2)),
+                error_pct: t.as_ref().and_then(|p| p.error_pct).map(|v| to_places(v, 2)),
                 pool_in_use: pool.and_then(|p| p.in_use),
                 pool_max: pool.and_then(|p| p.max),
                 pool_waiting: pool.and_then(|p| p.waiting),
@@ -160,3 +171,16 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
 
 /// Results and state changes listed on the service page.
 const RECENT: i64 = 20;
+
+#[cfg(test)]
+mod tests {
+    use super::to_places;
+
+    #[test]
+    fn figures_keep_the_digits_the_tiles_show() {
+        assert_eq!(to_places(39.130284795460035, 2), 39.13);
+        assert_eq!(to_places(54.54545454545455, 2), 54.55);
+        assert_eq!(to_places(1351.75, 1), 1351.8);
+        assert_eq!(to_places(0.04, 1), 0.0);
+    }
+}

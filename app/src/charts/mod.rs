@@ -75,7 +75,10 @@ where
         let root = SVGBackend::with_string(&mut raw, (size.width, size.height)).into_drawing_area();
         let drawn = draw(&root).and_then(|()| root.present());
         if let Err(e) = drawn {
-            return format!("<p class=\"chart-error\">chart unavailable: {}</p>", escape(&e.to_string()));
+            return format!(
+                "<p class=\"chart-error\">chart unavailable: {}</p>",
+                crate::markup::escaped(&e.to_string())
+            );
         }
     }
     let svg = themed(&raw);
@@ -85,7 +88,7 @@ where
         .replacen(&format!("width=\"{}\"", size.width), "width=\"100%\"", 1)
         .replacen(&format!(" height=\"{}\"", size.height), "", 1)
         .replacen("<svg ", "<svg role=\"img\" class=\"chart-svg\" ", 1);
-    format!("{open}<title>{}</title><desc>{}</desc>{rest}", escape(title), escape(desc))
+    format!("{open}<title>{}</title><desc>{}</desc>{rest}", crate::markup::escaped(title), crate::markup::escaped(desc))
 }
 
 /// Every sentinel colour (`#0102xx`) as its theme variable, in one pass: SSR draws a sparkline per
@@ -111,10 +114,6 @@ fn themed(svg: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `max`.

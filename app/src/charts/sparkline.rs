@@ -10,13 +10,20 @@ use super::{ChartSize, palette};
 pub const SIZE: ChartSize = ChartSize { width: 120, height: 26 };
 
 pub fn render_svg(values: &[Option<f64>]) -> String {
+    let mut out = String::new();
+    push_svg(&mut out, values);
+    out
+}
+
+/// Appends the sparkline's SVG to `buf`.
+pub fn push_svg(buf: &mut String, values: &[Option<f64>]) {
     #[cfg(feature = "ssr")]
     {
-        rendered::get_or_render(values, render_uncached)
+        rendered::push(buf, values, render_uncached)
     }
     #[cfg(not(feature = "ssr"))]
     {
-        render_uncached(values)
+        buf.push_str(&render_uncached(values))
     }
 }
 
@@ -32,19 +39,20 @@ mod rendered {
     type Key = Vec<Option<u64>>;
     static DRAWN: LazyLock<Mutex<HashMap<Key, Arc<str>>>> = LazyLock::new(Mutex::default);
 
-    pub fn get_or_render(values: &[Option<f64>], render: fn(&[Option<f64>]) -> String) -> String {
+    pub fn push(buf: &mut String, values: &[Option<f64>], render: fn(&[Option<f64>]) -> String) {
         let key: Key = values.iter().map(|v| v.map(f64::to_bits)).collect();
         if let Some(svg) = DRAWN.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return svg.to_string();
+            buf.push_str(svg);
+            return;
         }
         // Drawn outside the lock: two threads may both draw a new trend once, which is harmless.
         let svg: Arc<str> = render(values).into();
+        buf.push_str(&svg);
         let mut drawn = DRAWN.lock().unwrap_or_else(|p| p.into_inner());
         if drawn.len() >= MAX_ENTRIES {
             drawn.clear();
         }
-        drawn.insert(key, Arc::clone(&svg));
-        svg.to_string()
+        drawn.insert(key, svg);
     }
 }
 

@@ -31,6 +31,7 @@ pub mod postmortem;
 pub mod postmortems;
 pub mod service;
 pub mod status;
+pub mod tiles;
 
 lazy_page!(AdminRoute, admin::Admin);
 lazy_page!(ServiceRoute, service::Service);

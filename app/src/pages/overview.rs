@@ -10,8 +10,9 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::get_overview;
 use crate::components::live::{LiveBadge, use_live_refetch};
-use crate::components::state::state_label;
 use crate::model::{Overview, ServiceTile};
+
+use super::tiles::tiles_html;
 
 /// A figure with `decimals` digits after the point. Rounds the scaled integer instead of using
 /// `{:.N}`: the standard library's exact formatting falls back to big-number arithmetic for many
@@ -151,9 +152,7 @@ fn Tiles(overview: Overview, filter: String, sort: String, grouped: bool) -> imp
     if !grouped {
         return view! {
             <p class="muted summary-line">{summary}</p>
-            <ul class="tiles" aria-label="Services">
-                {tiles.into_iter().map(|t| view! { <Tile tile=t now=at/> }).collect_view()}
-            </ul>
+            <ul class="tiles" aria-label="Services" inner_html=tiles_html(&tiles, at)></ul>
         }
         .into_any();
     }
@@ -165,9 +164,7 @@ fn Tiles(overview: Overview, filter: String, sort: String, grouped: bool) -> imp
             view! {
                 <section class="tile-group" data-tag=tag.clone()>
                     <h2 class="group-head">{tag.clone()} <span class="muted">{counts}</span></h2>
-                    <ul class="tiles" aria-label=label>
-                        {tiles.into_iter().map(|t| view! { <Tile tile=t now=at/> }).collect_view()}
-                    </ul>
+                    <ul class="tiles" aria-label=label inner_html=tiles_html(&tiles, at)></ul>
                 </section>
             }
         })
@@ -214,54 +211,6 @@ fn group_counts(tiles: &[ServiceTile]) -> String {
         }
     }
     parts.join(" · ")
-}
-
-fn age(now: chrono::DateTime<chrono::Utc>, at: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    let Some(at) = at else { return "never checked".into() };
-    let s = (now - at).num_seconds().max(0);
-    match s {
-        0..=59 => format!("checked {s} s ago"),
-        60..=3599 => format!("checked {} min ago", s / 60),
-        _ => format!("checked {} h ago", s / 3600),
-    }
-}
-
-#[component]
-fn Tile(tile: ServiceTile, now: chrono::DateTime<chrono::Utc>) -> impl IntoView {
-    let (class, label) = state_label(tile.state);
-    let p95 = tile.p95_ms.map(|v| format!("{} ms", fixed(v, 0))).unwrap_or_else(|| "–".into());
-    let errors = tile.error_pct.map(|v| format!("{} %", fixed(v, 1))).unwrap_or_else(|| "–".into());
-    let pool = match (tile.pool_in_use, tile.pool_max) {
-        (Some(u), Some(m)) if m > 0.0 => {
-            let waiting = tile
-                .pool_waiting
-                .filter(|w| *w > 0.0)
-                .map(|w| format!(", {} waiting", fixed(w, 0)))
-                .unwrap_or_default();
-            format!("{}/{}{waiting}", fixed(u, 0), fixed(m, 0))
-        }
-        _ => "–".into(),
-    };
-    let saturated = matches!((tile.pool_in_use, tile.pool_max), (Some(u), Some(m)) if m > 0.0 && u >= m);
-    let state_attr = tile.state.map(|s| s.as_str()).unwrap_or("none");
-    view! {
-        <li class="tile" data-state=state_attr data-service=tile.name.clone()>
-            <div class="tile-head">
-                <h2 class="tile-name"><a href=format!("/services/{}", tile.id)>{tile.name.clone()}</a></h2>
-                <span class=class>{label}</span>
-            </div>
-            <div class="sparkline" inner_html=crate::charts::sparkline::render_svg(&tile.p95_trend)></div>
-            <dl class="tile-figures">
-                <div><dt>"p95"</dt><dd>{p95}</dd></div>
-                <div><dt>"errors"</dt><dd>{errors}</dd></div>
-                <div class:warn=saturated><dt>"pool"</dt><dd>{pool}</dd></div>
-            </dl>
-            <p class="tile-foot muted">
-                {format!("{} probes · {}", tile.probes, age(now, tile.last_check))}
-                {(!tile.tags.is_empty()).then(|| view! { <span class="tags">{tile.tags.join(", ")}</span> })}
-            </p>
-        </li>
-    }
 }
 
 #[cfg(test)]
