@@ -4,8 +4,8 @@
 //! Why not `view!`: tiles have no event handlers or reactive parts (their links are plain anchors
 //! the router intercepts), and the overview re-renders every tile on each refresh anyway. Built
 //! as text, a tile costs one buffer append per part instead of a tree of view nodes that the
-//! server renders and drops per page view: the overview's SSR throughput at 20 services went up
-//! by about a fifth (`docs/benchmarks.md`). Every user-supplied value goes through
+//! server renders and drops per page view. With 20 services that took the overview's SSR from
+//! about 7,500 to 11,500 pages/s (`docs/benchmarks.md`). Every user-supplied value goes through
 //! [`push_escaped`]; tests below pin that.
 
 use chrono::{DateTime, Utc};
