@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { ADMIN, RESPONDER, demoOutage, demoScenario, ensureResponder, signIn, watchErrors } from './helpers';
+import { ADMIN, RESPONDER, demoOutage, demoScenario, ensureResponder, resolveOpen, signIn, watchErrors } from './helpers';
 
 
 test.beforeEach(async ({ page }) => {
@@ -158,4 +158,55 @@ test('the demo target going down opens an incident with evidence; recovery sugge
   await page.locator('.suggestion').getByRole('button', { name: 'Resolve' }).click();
   await expect(page.locator('.room-head .status-badge')).toHaveText('resolved');
   expect(errors).toEqual([]);
+});
+
+test('a post whose answer is lost is retried with its key and recorded once', async ({ page }) => {
+  const errors = watchErrors(page);
+  const origin = `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
+  const declared = await page.request.post('/api/v1/incidents', { data: { title: 'Flaky uplink' }, headers: { origin } });
+  expect(declared.status()).toBe(201);
+  const { id } = await declared.json();
+  await page.goto(`/incidents/${id}`);
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+
+  // The first post reaches the server, which stores it, but its answer never arrives: the
+  // connection drops. The retry is held until the page has said it is retrying.
+  let posts = 0;
+  let releaseRetry!: () => void;
+  const retryMayGo = new Promise<void>((resolve) => (releaseRetry = resolve));
+  const keys: string[] = [];
+  await page.route('**/api/post_entry', async (route) => {
+    posts += 1;
+    keys.push(JSON.parse(route.request().postData() ?? '{}').entry?.idempotency_key);
+    if (posts === 1) {
+      const stored = await route.fetch();
+      expect(stored.status()).toBe(200);
+      await route.abort('connectionreset');
+    } else {
+      await retryMayGo;
+      await route.continue();
+    }
+  });
+
+  const composer = page.getByLabel('New timeline entry');
+  await composer.fill('Packet loss on the uplink to eu-west');
+  await composer.press('Enter');
+  await expect(page.locator('.pending')).toContainText('connection lost, retrying in 1 s');
+  releaseRetry();
+  await expect(page.locator('.pending li')).toHaveCount(0);
+
+  // One entry, on the page and in the database, and both attempts carried the same key.
+  expect(posts).toBe(2);
+  expect(keys[0]).toBeTruthy();
+  expect(keys[1]).toBe(keys[0]);
+  await expect(page.locator('.entry', { hasText: 'Packet loss on the uplink' })).toHaveCount(1);
+  const timeline: { text: string }[] = await (await page.request.get(`/api/v1/incidents/${id}/timeline`)).json();
+  expect(timeline.filter((e) => e.text.includes('Packet loss on the uplink'))).toHaveLength(1);
+  await page.reload();
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.locator('.entry', { hasText: 'Packet loss on the uplink' })).toHaveCount(1);
+
+  await resolveOpen(page.request);
+  // The aborted request is reported by the browser itself; nothing else may be.
+  expect(errors.filter((e) => !e.includes('net::ERR_CONNECTION_RESET'))).toEqual([]);
 });
