@@ -14,24 +14,6 @@ use crate::model::{Overview, ServiceTile};
 
 use super::tiles::tiles_html;
 
-/// A figure with `decimals` digits after the point. Rounds the scaled integer instead of using
-/// `{:.N}`: the standard library's exact formatting falls back to big-number arithmetic for many
-/// values, and with four figures per tile it was about 5 % of rendering the overview.
-pub fn fixed(v: f64, decimals: u32) -> String {
-    let scale = 10u64.pow(decimals.min(6));
-    let scaled = (v.abs() * scale as f64).round();
-    if !v.is_finite() || scaled >= 1e15 {
-        return format!("{v:.*}", decimals as usize);
-    }
-    let n = scaled as u64;
-    let sign = if v < 0.0 && n > 0 { "-" } else { "" };
-    if decimals == 0 {
-        format!("{sign}{n}")
-    } else {
-        format!("{sign}{}.{:0width$}", n / scale, n % scale, width = decimals.min(6) as usize)
-    }
-}
-
 /// Figures are refetched when live events arrive; this poll is only a safety net (and keeps the
 /// "checked … ago" ages moving on a quiet system).
 const REFRESH_MS: u64 = 30_000;
@@ -216,16 +198,6 @@ fn group_counts(tiles: &[ServiceTile]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn figures_read_as_the_standard_formatting_would() {
-        for (v, d) in [(0.0, 1), (3.24159, 1), (12.96, 1), (99.99, 1), (250.4, 0), (1234.6, 0), (0.04, 1), (7.0, 0)] {
-            assert_eq!(fixed(v, d), format!("{v:.*}", d as usize), "{v} to {d}");
-        }
-        assert_eq!(fixed(-2.26, 1), "-2.3");
-        assert_eq!(fixed(-0.01, 1), "0.0");
-        assert_eq!(fixed(f64::NAN, 0), "NaN");
-    }
 
     #[test]
     fn view_state_round_trips_through_the_url() {

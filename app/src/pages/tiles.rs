@@ -14,7 +14,23 @@ use crate::components::state::state_label;
 use crate::markup::push_escaped;
 use crate::model::ServiceTile;
 
-use super::overview::fixed;
+/// A figure with `decimals` digits after the point. Rounds the scaled integer instead of using
+/// `{:.N}`: the standard library's exact formatting falls back to big-number arithmetic for many
+/// values, and with four figures per tile it was about 5 % of rendering the overview.
+fn fixed(v: f64, decimals: u32) -> String {
+    let scale = 10u64.pow(decimals.min(6));
+    let scaled = (v.abs() * scale as f64).round();
+    if !v.is_finite() || scaled >= 1e15 {
+        return format!("{v:.*}", decimals as usize);
+    }
+    let n = scaled as u64;
+    let sign = if v < 0.0 && n > 0 { "-" } else { "" };
+    if decimals == 0 {
+        format!("{sign}{n}")
+    } else {
+        format!("{sign}{}.{:0width$}", n / scale, n % scale, width = decimals.min(6) as usize)
+    }
+}
 
 /// The `<li>` of every tile, in the given order.
 pub fn tiles_html(tiles: &[ServiceTile], now: DateTime<Utc>) -> String {
@@ -59,14 +75,17 @@ fn push_tile(buf: &mut String, tile: &ServiceTile, now: DateTime<Utc>) {
         }
         None => buf.push('–'),
     }
-    let saturated = matches!((tile.pool_in_use, tile.pool_max), (Some(u), Some(m)) if m > 0.0 && u >= m);
-    buf.push_str(if saturated {
+    let pool = match (tile.pool_in_use, tile.pool_max) {
+        (Some(u), Some(m)) if m > 0.0 => Some((u, m)),
+        _ => None,
+    };
+    buf.push_str(if pool.is_some_and(|(u, m)| u >= m) {
         "</dd></div><div class=\"warn\"><dt>pool</dt><dd>"
     } else {
         "</dd></div><div><dt>pool</dt><dd>"
     });
-    match (tile.pool_in_use, tile.pool_max) {
-        (Some(u), Some(m)) if m > 0.0 => {
+    match pool {
+        Some((u, m)) => {
             buf.push_str(&fixed(u, 0));
             buf.push('/');
             buf.push_str(&fixed(m, 0));
@@ -76,7 +95,7 @@ fn push_tile(buf: &mut String, tile: &ServiceTile, now: DateTime<Utc>) {
                 buf.push_str(" waiting");
             }
         }
-        _ => buf.push('–'),
+        None => buf.push('–'),
     }
     buf.push_str("</dd></div></dl><p class=\"tile-foot muted\">");
     buf.push_str(&tile.probes.to_string());
@@ -133,6 +152,16 @@ mod tests {
             last_check: None,
             p95_trend: vec![Some(10.0), None, Some(30.0)],
         }
+    }
+
+    #[test]
+    fn figures_read_as_the_standard_formatting_would() {
+        for (v, d) in [(0.0, 1), (3.24159, 1), (12.96, 1), (99.99, 1), (250.4, 0), (1234.6, 0), (0.04, 1), (7.0, 0)] {
+            assert_eq!(fixed(v, d), format!("{v:.*}", d as usize), "{v} to {d}");
+        }
+        assert_eq!(fixed(-2.26, 1), "-2.3");
+        assert_eq!(fixed(-0.01, 1), "0.0");
+        assert_eq!(fixed(f64::NAN, 0), "NaN");
     }
 
     #[test]
