@@ -92,8 +92,9 @@ pub async fn series_of(
         None => (Vec::new(), start),
     };
     let fresh = read_buckets(pool, probes, level, step, read_from, to, watermark).await?;
-    // Buckets that end at or before the watermark are final for this generation.
-    let closed = align_down(watermark, step);
+    // Buckets that end at or before the watermark are final for this generation; only those this
+    // read saw whole can be cached, so a range ending in the past does not claim later ones.
+    let closed = align_down(watermark, step).min(align_down(to, step));
     CLOSED.put(key, generation, start, closed, fresh.iter().filter(|p| p.at < closed));
     points.extend(fresh);
     Ok(Series { probe_id, from: start, to, step_secs, points })

@@ -89,6 +89,37 @@ async fn percentiles_from_rollups_are_within_one_percent_of_exact_and_late_resul
     assert_eq!(again[&probe].latency.max_us(), 5_000_000);
 }
 
+/// The incident room reads a window ending in the past (the hour before the incident) between
+/// reads of the live window, with the same probes and step: the first must not make the cache
+/// claim buckets it never read, or the live window loses everything in between.
+#[tokio::test]
+async fn a_range_ending_in_the_past_leaves_the_later_buckets_to_be_read() {
+    let pool = common::fresh_db().await;
+    let now = Utc::now();
+    let start = rollups::Level::Hour.truncate(now) - chrono::Duration::hours(3);
+    rollups::set_watermark(&pool, start).await.expect("watermark");
+    let probe = Uuid::new_v4();
+    let rows: Vec<ProbeResult> = (0..)
+        .map(|i| start + chrono::Duration::seconds(10 * i))
+        .take_while(|at| *at < now - chrono::Duration::minutes(2))
+        .map(|at| server::bench::sample(probe, at, 20_000))
+        .collect();
+    store(&pool, &rows).await;
+    probing::roll_up_to(&pool, now).await.expect("rollup");
+    let count = |s: &app::model::Series| s.points.iter().map(|p| p.count).sum::<u64>();
+    let rows_in = |from, to| rows.iter().filter(|r| r.at >= from && r.at < to).count() as u64;
+
+    let before_to = start + chrono::Duration::hours(1);
+    let before = series::series(&pool, probe, start, before_to, Some(60)).await.expect("before");
+    assert_eq!(count(&before), rows_in(start, before_to));
+    let window_from = start + chrono::Duration::minutes(30);
+    let window = series::series(&pool, probe, window_from, now, Some(60)).await.expect("window");
+    assert_eq!(count(&window), rows_in(window_from, now), "no bucket after the earlier range's end is lost");
+    // And again, now that the window's buckets are cached.
+    let again = series::series(&pool, probe, window_from, now, Some(60)).await.expect("window");
+    assert_eq!(again, window);
+}
+
 #[tokio::test]
 async fn no_scheduled_result_is_lost_while_postgresql_restarts() {
     let dir = tempfile::Builder::new().prefix("triage-outage-").tempdir().expect("tempdir");
