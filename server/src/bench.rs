@@ -381,7 +381,7 @@ async fn probes(pool: &PgPool, args: &BenchArgs) -> Result<(), RunError> {
         rt.block_on(async move {
             let (ingest, writer) = Ingest::spawn(pool.clone(), EventHub::new(), IngestConfig::default());
             let policy = Arc::new(NetworkPolicy::new(vec!["127.0.0.0/8".parse().map_err(|e: String| e)?], vec![]));
-            let scheduler = Scheduler::new(policy, ingest.clone(), 512);
+            let scheduler = Scheduler::new(policy, ingest.clone(), 512, tokio::runtime::Handle::current());
             let now = Utc::now();
             for i in 0..n {
                 let mut spec = ProbeSpec::new(&format!("bench-{i}"), "bench", ProbeKind::Http, Some(&format!("http://{target}/")));

@@ -25,6 +25,7 @@ pub mod overview;
 pub mod postmortems;
 pub mod probe;
 pub mod probe_file;
+pub mod probe_runtime;
 pub mod probing;
 pub mod readiness;
 pub mod run;

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::events::EventHub;
 use crate::ingest::{Ingest, IngestConfig};
 use crate::probe::policy::{Cidr, NetworkPolicy};
+use crate::probe_runtime::ProbeRuntime;
 use crate::scheduler::{DEFAULT_CONCURRENCY, Scheduler};
 use crate::storage::{catalog as store, results, rollups};
 
@@ -54,6 +55,8 @@ pub struct Probing {
     pub ingest_stats: Arc<crate::ingest::IngestStats>,
     writer: JoinHandle<()>,
     background: JoinHandle<()>,
+    /// Dropped last: the probe tasks stop with it.
+    _runtime: ProbeRuntime,
 }
 
 /// Addresses that mean "this instance": a wildcard listener is reached over loopback.
@@ -73,11 +76,13 @@ impl Probing {
         let (ingest, writer) = Ingest::spawn(pool.clone(), hub.clone(), settings.ingest);
         let policy = Arc::new(NetworkPolicy::new(settings.allow.clone(), own_addresses(listen)));
         let ingest_stats = Arc::clone(&ingest.stats);
-        let scheduler = Scheduler::new(policy, ingest, settings.concurrency);
+        let runtime = ProbeRuntime::start()
+            .map_err(|e| sqlx::Error::Io(std::io::Error::other(format!("starting the probe threads: {e}"))))?;
+        let scheduler = Scheduler::new(policy, ingest, settings.concurrency, runtime.handle());
         let scheduled = catalog::schedule_all(&pool, &scheduler).await?;
         tracing::info!(probes = scheduled, "probes scheduled");
         let background = tokio::spawn(background(pool, settings.clone()));
-        Ok(Self { scheduler, hub, ingest_stats, writer, background })
+        Ok(Self { scheduler, hub, ingest_stats, writer, background, _runtime: runtime })
     }
 
     /// Creates (or refreshes) the `triage` service watching this instance.

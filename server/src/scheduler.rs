@@ -124,6 +124,8 @@ struct Inner {
     permits: Arc<Semaphore>,
     probes: Mutex<HashMap<Uuid, Running>>,
     lateness: Lateness,
+    /// Where probe tasks run (see [`crate::probe_runtime`]).
+    runtime: tokio::runtime::Handle,
 }
 
 #[derive(Clone)]
@@ -132,7 +134,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(policy: Arc<NetworkPolicy>, ingest: Ingest, concurrency: usize) -> Self {
+    pub fn new(
+        policy: Arc<NetworkPolicy>,
+        ingest: Ingest,
+        concurrency: usize,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 policy,
@@ -140,6 +147,7 @@ impl Scheduler {
                 permits: Arc::new(Semaphore::new(concurrency.max(1))),
                 probes: Mutex::new(HashMap::new()),
                 lateness: Lateness::default(),
+                runtime,
             }),
         }
     }
@@ -187,7 +195,7 @@ impl Scheduler {
         tracker.last_push = last_push;
         let enabled = compiled.enabled;
         let scheduled = Arc::new(Scheduled { probe: compiled, tracker: Mutex::new(tracker) });
-        let task = enabled.then(|| tokio::spawn(probe_loop(self.inner.clone(), scheduled.clone())));
+        let task = enabled.then(|| self.inner.runtime.spawn(probe_loop(self.inner.clone(), scheduled.clone())));
         probes.insert(probe.id, Running { scheduled, task });
         Ok(())
     }
