@@ -62,7 +62,16 @@ test('guidance follows the signal: pool first, then slow, and recovery is confir
     .poll(
       async () => {
         const g = await (await page.request.get(`/api/v1/incidents/${id}/guidance`)).json();
-        last = JSON.stringify({ symptoms: g.symptoms, order: g.checklists.map((c: any) => [c.id, c.score]) });
+        // The latency evidence (p95 against its baseline) says why slowness is or is not seen.
+        const latency = g.checklists
+          .flatMap((c: any) => c.steps)
+          .map((s: any) => s.live?.detail)
+          .filter((d: any) => typeof d === 'string' && d.includes('p95'));
+        last = JSON.stringify({
+          symptoms: g.symptoms,
+          order: g.checklists.map((c: any) => [c.id, c.score]),
+          latency: [...new Set(latency)],
+        });
         return g.checklists[0]?.id;
       },
       { timeout: 180_000, intervals: [2_000] },

@@ -19,12 +19,12 @@ pub enum Link {
 /// comes back after a drop: events sent meanwhile are lost, so the page refetches. Browser only:
 /// on the server it stays `Connecting` and opens nothing.
 pub fn use_live_events(url: String, on_update: impl Fn(&'static str) + Clone + 'static) -> ReadSignal<Link> {
-    use_live_stream(url, &["result", "state"], move |name, _| on_update(name))
+    use_live_stream(move || url.clone(), &["result", "state"], move |name, _| on_update(name))
 }
 
 /// Like [`use_live_events`] for the events named in `names`, passing each event's data (JSON).
 pub fn use_live_stream(
-    url: String,
+    url: impl Fn() -> String + 'static,
     names: &'static [&'static str],
     on_event: impl Fn(&'static str, String) + Clone + 'static,
 ) -> ReadSignal<Link> {
@@ -33,7 +33,7 @@ pub fn use_live_stream(
     Effect::new(move |_| {
         use wasm_bindgen::JsCast;
         use wasm_bindgen::closure::Closure;
-        let Ok(source) = web_sys::EventSource::new(&url) else {
+        let Ok(source) = web_sys::EventSource::new(&url()) else {
             set_link.set(Link::Reconnecting);
             return;
         };

@@ -77,7 +77,17 @@ pub fn IncidentRoomPage() -> impl IntoView {
         window: Memo::new(move |_| incident_window(incident.get().as_ref())),
     };
     let me = use_context::<CurrentUser>().and_then(|c| c.0);
-    let url = format!("/api/v1/incidents/{}/events", id.get_untracked().unwrap_or_default());
+    // Asked when the stream opens (after hydration): it starts with what changed since the room
+    // on the page was read, which a stream opened later would otherwise never send.
+    let url = move || {
+        let base = format!("/api/v1/incidents/{}/events", id.get_untracked().unwrap_or_default());
+        let read_at = room.get_untracked().and_then(|r| r.ok().flatten()).map(|r| r.now);
+        // The JSON form of the time is RFC 3339 in UTC ("…Z"): nothing in it needs escaping.
+        match read_at.and_then(|t| serde_json::to_string(&t).ok()) {
+            Some(t) => format!("{base}?since={}", t.trim_matches('"')),
+            None => base,
+        }
+    };
     let link = use_live_stream(url, &["entry", "incident", "presence"], move |name, data| {
         if name == "reconnected" {
             // Events sent while the stream was down are lost: take the room afresh.
@@ -86,7 +96,13 @@ pub fn IncidentRoomPage() -> impl IntoView {
         }
         match serde_json::from_str::<RoomEvent>(&data) {
             Ok(RoomEvent::Entry(e)) => state.upsert(e),
-            Ok(RoomEvent::Incident(i)) => state.incident.set(Some(*i)),
+            // The stream opens with the incident as it is: re-rendering the header when nothing
+            // changed would reset what someone is in the middle of choosing there.
+            Ok(RoomEvent::Incident(i)) => {
+                if state.incident.with_untracked(|cur| cur.as_ref() != Some(&*i)) {
+                    state.incident.set(Some(*i));
+                }
+            }
             Ok(RoomEvent::Presence(p)) => state.presence.set(p),
             Err(_) => {}
         }

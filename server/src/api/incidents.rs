@@ -148,22 +148,48 @@ fn sse(event: &RoomEvent) -> Event {
     Event::default().event(event.name()).data(serde_json::to_string(event).unwrap_or_default())
 }
 
-/// `GET /api/v1/incidents/{id}/events`: the room live. The viewer counts as present while the
-/// stream is open. Ends with the session (`signed_out`), on shutdown, or when it falls behind
+/// `since` of the room stream: the `now` of the room the page shows.
+fn since_param(query: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    let mut since = None;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "since" => {
+                let at = chrono::DateTime::parse_from_rfc3339(&v)
+                    .map_err(|_| ApiError::bad("since", "use RFC 3339, e.g. 2026-11-23T10:00:00Z"))?;
+                since = Some(at.with_timezone(&chrono::Utc));
+            }
+            other => return Err(ApiError::bad(other, "unknown parameter (since is the only one)")),
+        }
+    }
+    Ok(since)
+}
+
+/// `GET /api/v1/incidents/{id}/events[?since=…]`: the room live. It opens with the incident as it
+/// is now and, given `since` (when the page's copy was read), the entries changed after it, so
+/// nothing between reading the page and connecting is lost. The viewer counts as present while
+/// the stream is open. Ends with the session (`signed_out`), on shutdown, or when it falls behind
 /// (the page reconnects and refetches).
 pub async fn events(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_id(&id)?;
+    let since = since_param(query.as_deref())?;
     state.incidents.get(id).await?;
     let author = Author::of(&actor.principal)?;
     let commander = author.role >= Role::Commander;
     let rx = state.incidents.rooms.subscribe();
+    // Read after subscribing: a change is then either in this snapshot or on the stream.
+    let (incident, entries) = state.incidents.changes_since(id, since).await?;
+    let first = std::iter::once(RoomEvent::Incident(Box::new(incident)))
+        .chain(entries.into_iter().map(RoomEvent::Entry))
+        .map(|e| sse(&visible(&e, commander)))
+        .collect();
     // Subscribed first: the viewer's own arrival is the stream's first presence event.
     let presence = state.incidents.rooms.enter(id, author.name);
-    Ok(super::live::guarded(&state, &actor.principal, rx, presence, move |(room, event)| {
+    Ok(super::live::guarded(&state, &actor.principal, rx, presence, first, move |(room, event)| {
         (*room == id).then(|| sse(&visible(event, commander)))
     }))
 }

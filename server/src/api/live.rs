@@ -107,7 +107,7 @@ pub async fn events(
         v.as_deref().map(|s| s.parse::<Uuid>().map_err(|_| ApiError::bad(field, "not a valid id"))).transpose()
     };
     let filter = Arc::new(Filter { service: id("service_id", &q.service_id)?, probe: id("probe_id", &q.probe_id)? });
-    Ok(guarded(&state, &actor.principal, state.hub.subscribe(), (), move |event| {
+    Ok(guarded(&state, &actor.principal, state.hub.subscribe(), (), Vec::new(), move |event| {
         filter.to_live(event).map(|live| sse(&live))
     }))
 }
@@ -121,6 +121,7 @@ pub(super) fn guarded<T, K, F>(
     principal: &Principal,
     rx: tokio::sync::broadcast::Receiver<T>,
     keep: K,
+    first: Vec<Event>,
     pick: F,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<T, K, F>>
 where
@@ -169,6 +170,7 @@ where
             }
         },
     );
-    let stream = futures::StreamExt::chain(futures::stream::once(async move { Ok(hello) }), updates);
+    let opening = std::iter::once(hello).chain(first).map(Ok);
+    let stream = futures::StreamExt::chain(futures::stream::iter(opening), updates);
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -240,13 +240,38 @@ impl Incidents {
 
     /// The incident with its timeline; deleted entries only for commanders.
     pub async fn room(&self, actor: &Actor, id: Uuid) -> Result<IncidentRoom, ApiError> {
+        // Read before the data: a live stream asks for what changed since this time, and must get
+        // whatever was written while the room was being read.
+        let now = Utc::now();
         let incident = self.get(id).await?;
         let timeline = self.timeline(actor, id).await?;
         let services =
             crate::storage::catalog::list_services(&self.pool).await?.into_iter().map(|s| (s.id, s.name)).collect();
         let postmortem = crate::storage::postmortems::id_for_incident(&self.pool, id).await?;
         let commanders = store::commanders(&self.pool).await?;
-        Ok(IncidentRoom { incident, timeline, now: Utc::now(), services, postmortem, commanders })
+        Ok(IncidentRoom { incident, timeline, now, services, postmortem, commanders })
+    }
+
+    /// What a room's live stream starts with: the incident as it is now and the entries written,
+    /// edited or deleted since `since` (the time its page was read), deleted ones included. Events
+    /// between reading the page and opening the stream are otherwise lost.
+    pub async fn changes_since(
+        &self,
+        id: Uuid,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<(Incident, Vec<TimelineEntry>), ApiError> {
+        let incident = self.get(id).await?;
+        let Some(since) = since else { return Ok((incident, Vec::new())) };
+        // A margin for the application's and the database's clocks: an entry sent twice replaces
+        // itself on the page.
+        let from = since - chrono::Duration::seconds(5);
+        let changed = |e: &TimelineEntry| {
+            e.recorded_at > from
+                || e.edited_at.is_some_and(|t| t > from)
+                || e.deleted.as_ref().is_some_and(|d| d.at > from)
+        };
+        let entries = store::list_entries(&self.pool, id, true).await?.into_iter().filter(changed).collect();
+        Ok((incident, entries))
     }
 
     pub async fn timeline(&self, actor: &Actor, id: Uuid) -> Result<Vec<TimelineEntry>, ApiError> {

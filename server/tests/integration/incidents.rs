@@ -324,6 +324,79 @@ async fn the_room_stream_delivers_entries_and_presence_live() {
     app.stop().await;
 }
 
+/// The frames a room stream opens with, up to and including the viewer's own presence.
+async fn opening_frames(client: &reqwest::Client, url: String) -> Vec<RoomEvent> {
+    let mut res = client.get(url).send().await.expect("connect");
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    loop {
+        let frame = next_frame(&mut res, &mut buf, |_| true).await.expect("a frame");
+        let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else { continue };
+        if frame.contains("event: ready") {
+            continue;
+        }
+        let event: RoomEvent = serde_json::from_str(data).expect("RoomEvent JSON");
+        let presence = matches!(event, RoomEvent::Presence(_));
+        out.push(event);
+        if presence {
+            return out;
+        }
+    }
+}
+
+/// What happens between reading the room for a page and opening its stream reaches the page: the
+/// stream opens with the incident as it is and the entries changed since the page's read.
+#[tokio::test]
+async fn the_room_stream_opens_with_what_changed_since_the_page_was_read() {
+    let app = spawn_app().await;
+    let (_, cookie) = app.session_of(Role::Commander).await;
+    let c = app.browser(&cookie);
+    let id = declare(&app, &c, json!({"title": "Cache stampede"})).await.id;
+    let timeline = app.url(&format!("/api/v1/incidents/{id}/timeline"));
+    let (status, _) = send(&c, reqwest::Method::POST, timeline.clone(), json!({"text": "read with the page"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Past the clock margin, so the entry above counts as already on the page.
+    let read_at = chrono::Utc::now() + chrono::Duration::seconds(6);
+    let events = app.url(&format!("/api/v1/incidents/{id}/events"));
+    let since = |t: chrono::DateTime<chrono::Utc>| {
+        format!("{events}?since={}", t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    };
+
+    // Nothing happened since: the incident, then presence.
+    let quiet = opening_frames(&c, since(read_at)).await;
+    assert_eq!(quiet.len(), 2, "{quiet:?}");
+    assert!(matches!(&quiet[0], RoomEvent::Incident(i) if i.id == id && i.status == IncidentStatus::Investigating));
+
+    // In the gap: a status change and an entry.
+    let (status, v) = patch(&app, &c, id, json!({"status": "identified"})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, _) = send(&c, reqwest::Method::POST, timeline, json!({"text": "written in the gap"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let caught_up = opening_frames(&c, since(read_at - chrono::Duration::seconds(6))).await;
+    assert!(matches!(&caught_up[0], RoomEvent::Incident(i) if i.status == IncidentStatus::Identified), "{caught_up:?}");
+    let texts: Vec<&str> = caught_up
+        .iter()
+        .filter_map(|e| match e {
+            RoomEvent::Entry(e) => Some(e.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(texts.contains(&"written in the gap"), "{texts:?}");
+    assert!(matches!(caught_up.last(), Some(RoomEvent::Presence(_))));
+
+    // Without `since` the stream opens with the incident only.
+    let bare = opening_frames(&c, events.clone()).await;
+    assert!(matches!(&bare[..], [RoomEvent::Incident(_), RoomEvent::Presence(_)]), "{bare:?}");
+    for (query, field) in [("since=yesterday", "since"), ("after=2026-01-01T00:00:00Z", "after")] {
+        let res = c.get(format!("{events}?{query}")).send().await.expect("connect");
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{query}");
+        let v: Value = res.json().await.expect("json");
+        assert_eq!(v["field"], field, "{query}");
+    }
+    app.stop().await;
+}
+
 /// Waits for a room event that `pred` accepts.
 pub async fn room_event(
     rx: &mut tokio::sync::broadcast::Receiver<(uuid::Uuid, Arc<RoomEvent>)>,
