@@ -210,3 +210,39 @@ test('a post whose answer is lost is retried with its key and recorded once', as
   // The aborted request is reported by the browser itself; nothing else may be.
   expect(errors.filter((e) => !e.includes('net::ERR_CONNECTION_RESET'))).toEqual([]);
 });
+
+test('what changes between the server render and the live stream still reaches the room', async ({ page }) => {
+  const errors = watchErrors(page);
+  const origin = `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
+  const declared = await page.request.post('/api/v1/incidents', { data: { title: 'Stale cache keys' }, headers: { origin } });
+  expect(declared.status()).toBe(201);
+  const { id } = await declared.json();
+
+  // The stream is held back, as on a slow hydration, until the changes below are made.
+  let asked = '';
+  let release!: () => void;
+  const mayConnect = new Promise<void>((resolve) => (release = resolve));
+  await page.route(`**/api/v1/incidents/${id}/events*`, async (route) => {
+    asked = route.request().url();
+    await mayConnect;
+    await route.continue();
+  });
+  await page.goto(`/incidents/${id}`);
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect.poll(() => asked).toContain('since=');
+  await expect(page.locator('.room-head .status-badge')).toHaveAttribute('data-status', 'investigating');
+
+  const posted = await page.request.post(`/api/v1/incidents/${id}/timeline`, {
+    data: { text: 'Written while the page was loading' },
+    headers: { origin },
+  });
+  expect(posted.status()).toBe(201);
+  const patched = await page.request.patch(`/api/v1/incidents/${id}`, { data: { status: 'identified' }, headers: { origin } });
+  expect(patched.status()).toBe(200);
+  release();
+
+  await expect(page.locator('.entry', { hasText: 'Written while the page was loading' })).toHaveCount(1);
+  await expect(page.locator('.room-head .status-badge')).toHaveAttribute('data-status', 'identified');
+  await resolveOpen(page.request);
+  expect(errors).toEqual([]);
+});
