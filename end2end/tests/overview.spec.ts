@@ -139,6 +139,12 @@ test('dragging across a chart zooms: the window goes into the URL, the page paus
   await page.getByRole('navigation', { name: 'Time range' }).getByRole('link', { name: '15m' }).click();
   await expect(page).toHaveURL(/\?range=15m$/);
   await expect(page.locator('.live')).toHaveText('● live');
+  // A drag zooms within the window the charts show, which follows the URL once its data is in.
+  const shownSpan = async () => {
+    const stack = page.locator('.stack').first();
+    return Number(await stack.getAttribute('data-to-ms')) - Number(await stack.getAttribute('data-from-ms'));
+  };
+  await expect.poll(shownSpan).toBeLessThan(16 * 60_000 + 1);
 
   // The shared cursor: hovering one chart shows the values at that time for all three.
   // Live refetches redraw the charts several times a second: go back to the top (where the

@@ -473,6 +473,9 @@ impl Default for Pointer {
 fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer, phases: bool) -> impl IntoView {
     let stack = NodeRef::<leptos::html::Div>::new();
     let Pointer { cursor, drag } = pointer;
+    // The window the charts show, which a drag zooms within (it trails the URL until the new
+    // range's data is in): on the element, so a test or a script can wait for it.
+    let (shown_from, shown_to) = (data.from.timestamp_millis(), data.to.timestamp_millis());
     let data = StoredValue::new(data);
     let navigate = use_navigate();
     let at = move |x: i32| stack.get().and_then(|s| locate(&s, f64::from(x)));
@@ -520,7 +523,7 @@ fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer, phases: bool
         })
     };
     view! {
-        <div class="stack" node_ref=stack on:pointerdown=down on:pointermove=moved on:pointerup=up on:pointerleave=leave>
+        <div class="stack" data-from-ms=shown_from data-to-ms=shown_to node_ref=stack on:pointerdown=down on:pointermove=moved on:pointerup=up on:pointerleave=leave>
             <figure class="chart"><div inner_html=latency></div></figure>
             <figure class="chart"><div inner_html=errors></div></figure>
             <figure class="chart"><div inner_html=pool></div></figure>
