@@ -12,7 +12,9 @@ use tokio::runtime::{Builder, Handle, Runtime};
 
 /// Owns the probe runtime; dropping it stops every task on it without waiting.
 pub struct ProbeRuntime {
+    /// Taken out only by `drop`.
     runtime: Option<Runtime>,
+    handle: Handle,
 }
 
 impl ProbeRuntime {
@@ -21,15 +23,12 @@ impl ProbeRuntime {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
         let runtime =
             Builder::new_multi_thread().worker_threads(threads).thread_name("triage-probe").enable_all().build()?;
-        Ok(Self { runtime: Some(runtime) })
+        let handle = runtime.handle().clone();
+        Ok(Self { runtime: Some(runtime), handle })
     }
 
     pub fn handle(&self) -> Handle {
-        match &self.runtime {
-            Some(rt) => rt.handle().clone(),
-            // Only `drop` takes the runtime out.
-            None => Handle::current(),
-        }
+        self.handle.clone()
     }
 }
 

@@ -177,11 +177,11 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_id(&id)?;
     let since = since_param(query.as_deref())?;
-    state.incidents.get(id).await?;
     let author = Author::of(&actor.principal)?;
     let commander = author.role >= Role::Commander;
     let rx = state.incidents.rooms.subscribe();
-    // Read after subscribing: a change is then either in this snapshot or on the stream.
+    // Read after subscribing: a change is then either in this snapshot or on the stream. An
+    // unknown incident ends here with a 404.
     let (incident, entries) = state.incidents.changes_since(id, since).await?;
     let first = std::iter::once(RoomEvent::Incident(Box::new(incident)))
         .chain(entries.into_iter().map(RoomEvent::Entry))

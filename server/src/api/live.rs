@@ -113,9 +113,10 @@ pub async fn events(
 }
 
 /// A live stream: `ready` first (with the reconnect delay), then the `first` events (a snapshot
-/// read after subscribing), then what `pick` makes of each hub message. It ends when shutdown begins, when the session or token that opened it ends (after
-/// saying `signed_out`, re-checked every `live_recheck`), or when the client falls behind the
-/// hub (it reconnects and refetches). `keep` lives exactly as long as the stream.
+/// read after subscribing), then what `pick` makes of each hub message. It ends when shutdown
+/// begins, when the session or token that opened it ends (after saying `signed_out`, re-checked
+/// every `live_recheck`), or when the client falls behind the hub (it reconnects and refetches).
+/// `keep` lives exactly as long as the stream.
 pub(super) fn guarded<T, K, F>(
     state: &AppState,
     principal: &Principal,
