@@ -35,8 +35,18 @@ export async function ensureAdmin(request: APIRequestContext) {
   }
 }
 
+/** The app's origin, which writes must send (the server refuses cross-site writes). */
+export const ORIGIN = `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
+
 function baseOrigin(_request: APIRequestContext): string {
-  return `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
+  return ORIGIN;
+}
+
+/** Declares an incident through the API and returns its id. */
+export async function declareIncident(request: APIRequestContext, data: Record<string, unknown>): Promise<string> {
+  const declared = await request.post('/api/v1/incidents', { data, headers: { origin: ORIGIN } });
+  expect(declared.status()).toBe(201);
+  return (await declared.json()).id;
 }
 
 /** Signs `request` (a page's or a test's request context, sharing its cookies) in as `who`. */

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { ADMIN, RESPONDER, demoOutage, demoScenario, ensureResponder, resolveOpen, signIn, watchErrors } from './helpers';
+import { ADMIN, ORIGIN, RESPONDER, declareIncident, demoOutage, demoScenario, ensureResponder, resolveOpen, signIn, watchErrors } from './helpers';
 
 
 test.beforeEach(async ({ page }) => {
@@ -80,16 +80,13 @@ test('a commander corrects key times and hands over command; history and request
   page,
 }) => {
   const errors = watchErrors(page);
-  const origin = `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
   const other = { email: 'commander@example.com', password: 'e2e commander password' };
   const made = await page.request.post('/api/v1/users', {
     data: { email: other.email, password: other.password, role: 'commander' },
-    headers: { origin },
+    headers: { origin: ORIGIN },
   });
   expect([201, 409]).toContain(made.status());
-  const declared = await page.request.post('/api/v1/incidents', { data: { title: 'Search degraded' }, headers: { origin } });
-  expect(declared.status()).toBe(201);
-  const { id } = await declared.json();
+  const id = await declareIncident(page.request, { title: 'Search degraded' });
   await page.goto(`/incidents/${id}`);
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
 
@@ -162,10 +159,7 @@ test('the demo target going down opens an incident with evidence; recovery sugge
 
 test('a post whose answer is lost is retried with its key and recorded once', async ({ page }) => {
   const errors = watchErrors(page);
-  const origin = `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
-  const declared = await page.request.post('/api/v1/incidents', { data: { title: 'Flaky uplink' }, headers: { origin } });
-  expect(declared.status()).toBe(201);
-  const { id } = await declared.json();
+  const id = await declareIncident(page.request, { title: 'Flaky uplink' });
   await page.goto(`/incidents/${id}`);
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
 
@@ -213,10 +207,7 @@ test('a post whose answer is lost is retried with its key and recorded once', as
 
 test('what changes between the server render and the live stream still reaches the room', async ({ page }) => {
   const errors = watchErrors(page);
-  const origin = `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
-  const declared = await page.request.post('/api/v1/incidents', { data: { title: 'Stale cache keys' }, headers: { origin } });
-  expect(declared.status()).toBe(201);
-  const { id } = await declared.json();
+  const id = await declareIncident(page.request, { title: 'Stale cache keys' });
 
   // The stream is held back, as on a slow hydration, until the changes below are made.
   let asked = '';
@@ -234,10 +225,10 @@ test('what changes between the server render and the live stream still reaches t
 
   const posted = await page.request.post(`/api/v1/incidents/${id}/timeline`, {
     data: { text: 'Written while the page was loading' },
-    headers: { origin },
+    headers: { origin: ORIGIN },
   });
   expect(posted.status()).toBe(201);
-  const patched = await page.request.patch(`/api/v1/incidents/${id}`, { data: { status: 'identified' }, headers: { origin } });
+  const patched = await page.request.patch(`/api/v1/incidents/${id}`, { data: { status: 'identified' }, headers: { origin: ORIGIN } });
   expect(patched.status()).toBe(200);
   release();
 

@@ -1,8 +1,7 @@
 import { test, expect } from '@playwright/test';
-import { demoPort, signIn, watchErrors } from './helpers';
+import { ORIGIN, declareIncident, demoPort, signIn, watchErrors } from './helpers';
 
 // Runs after the overview tests (file order): the demo target has a history by then.
-const origin = `http://127.0.0.1:${Number(process.env.TRIAGE_E2E_PORT ?? 3917)}`;
 const RESPONDER = { email: 'responder@example.com', password: 'e2e responder password' };
 
 test.beforeEach(async ({ page }) => {
@@ -15,17 +14,12 @@ test('guidance follows the signal: pool first, then slow, and recovery is confir
   const control = (scenario: string) => request.post(`http://127.0.0.1:${demoPort + 1}/control/${scenario}`);
   const made = await page.request.post('/api/v1/users', {
     data: { email: RESPONDER.email, password: RESPONDER.password, role: 'responder' },
-    headers: { origin },
+    headers: { origin: ORIGIN },
   });
   expect([201, 409]).toContain(made.status());
   const services = await (await page.request.get('/api/v1/services')).json();
   const shop = services.find((s: any) => s.name === 'shop');
-  const declared = await page.request.post('/api/v1/incidents', {
-    data: { title: 'Checkout degraded', services: [shop.id] },
-    headers: { origin },
-  });
-  expect(declared.status()).toBe(201);
-  const { id } = await declared.json();
+  const id = await declareIncident(page.request, { title: 'Checkout degraded', services: [shop.id] });
 
   expect((await control('pool')).ok()).toBe(true);
   await page.goto(`/incidents/${id}`);
