@@ -6,6 +6,9 @@
 pub mod api;
 pub mod charts;
 mod components;
+/// Markdown from people to sanitised HTML; rendered on the server only (the browser receives HTML).
+#[cfg(feature = "ssr")]
+pub mod markdown;
 mod markup;
 pub mod model;
 mod pages;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::error::{ContextKind, ContextValue};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::probe::policy::Cidr;
+use crate::monitor::check::policy::Cidr;
 
 /// Options whose values may contain credentials: never echoed in error messages.
 const SECRET_ARGS: [&str; 1] = ["--database-url"];

@@ -1,39 +1,22 @@
-//! Triage's server: configuration, embedded PostgreSQL, storage, health and metrics, and the
-//! axum application serving the Leptos UI.
+//! Triage's server. The folders read as what happens to a probe result and an incident, from the
+//! bottom up; a module only imports from the ones listed before it (`.ci/modcycles` checks that
+//! no two top-level modules import each other, directly or round a loop).
+//!
+//! - `error`: the error every layer below the web answers with.
+//! - `storage`: PostgreSQL: the embedded cluster, the pool, migrations and every SQL statement.
+//! - `monitor`: watching services: checks, their schedule, the result writer, the event hub,
+//!   rollups, the catalog of services and probes, and the reads behind charts and the overview.
+//! - `access`: who is asking: users, sessions, tokens, passwords, and the actor of the audit trail.
+//! - `respond`: incident response: incidents and their rooms, guidance, postmortems.
+//! - `web`: the HTTP server: routes and their access table, middleware, health, REST API, the
+//!   backend of the UI's server functions.
+//! - `config` and `cli`: the command line: options, and each command (`serve`, `bench`, …).
 
-pub mod accounts;
-pub mod admin_cli;
-pub mod api;
-pub mod auth;
-pub mod bench;
-pub mod cached;
-pub mod catalog;
+pub mod access;
+pub mod cli;
 pub mod config;
-pub mod db;
-pub mod demo;
-pub mod embedded_pg;
 pub mod error;
-pub mod events;
-pub mod guidance;
-pub mod health;
-pub mod http;
-pub mod incidents;
-pub mod ingest;
-pub mod markdown;
-pub mod metrics;
-pub mod overview;
-pub mod postmortems;
-pub mod probe;
-pub mod probe_file;
-pub mod probe_runtime;
-pub mod probing;
-pub mod readiness;
-pub mod run;
-pub mod scheduler;
-pub mod seed;
-pub mod series;
-pub mod startup;
-pub mod state;
-pub mod stats;
+pub mod monitor;
+pub mod respond;
 pub mod storage;
-pub mod telemetry;
+pub mod web;

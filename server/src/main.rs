@@ -6,8 +6,8 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use server::cli::{admin, bench, demo, probes, seed, serve, telemetry};
 use server::config::{self, Command, ProbesCommand};
-use server::{admin_cli, bench, demo, probe_file, run, seed, telemetry};
 
 fn main() -> ExitCode {
     let cli = match config::parse_args(std::env::args_os()) {
@@ -33,15 +33,15 @@ fn main() -> ExitCode {
         }
     };
     let result = match &cli.command {
-        None | Some(Command::Serve(_)) => runtime.block_on(run::serve(&cli)),
+        None | Some(Command::Serve(_)) => runtime.block_on(serve::serve(&cli)),
         Some(Command::DemoTarget(args)) => runtime.block_on(demo::run(args.clone())),
         Some(Command::Bench(args)) => runtime.block_on(bench::run(args)),
         Some(Command::Seed(args)) => runtime.block_on(seed::seed_command(&cli, args)),
         Some(Command::TrivialHttp { addr }) => runtime.block_on(bench::trivial_http(*addr)),
-        Some(Command::User(cmd)) => runtime.block_on(admin_cli::user_command(&cli, cmd)),
-        Some(Command::Token(cmd)) => runtime.block_on(admin_cli::token_command(&cli, cmd)),
+        Some(Command::User(cmd)) => runtime.block_on(admin::user_command(&cli, cmd)),
+        Some(Command::Token(cmd)) => runtime.block_on(admin::token_command(&cli, cmd)),
         Some(Command::Probes(ProbesCommand::Export { output })) => {
-            runtime.block_on(probe_file::export_command(&cli, output.clone()))
+            runtime.block_on(probes::export_command(&cli, output.clone()))
         }
     };
     match result {

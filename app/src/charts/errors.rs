@@ -3,7 +3,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::timeline::{self, ChartInput, Frame};
+use super::frame::{self, ChartInput, Frame};
 use super::{ChartSize, palette};
 use crate::model::ErrorClass;
 
@@ -33,11 +33,11 @@ pub fn draw<DB: DrawingBackend>(
     input: &ChartInput<'_>,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     if input.points.iter().all(|p| p.count == 0) {
-        return timeline::empty(area);
+        return frame::empty(area);
     }
     let y_max = input.points.iter().filter_map(|p| p.error_pct).fold(1.0, f64::max);
     let frame = Frame::new(area.dim_in_pixel(), input, y_max);
-    timeline::axes(area, &frame, input, " %")?;
+    frame::axes(area, &frame, input, " %")?;
     let step = chrono::Duration::seconds(i64::try_from(input.step_secs).unwrap_or(60));
     for p in input.points.iter().filter(|p| p.count > 0 && p.down > 0) {
         let mut shares = [0.0f64; 3];
@@ -55,6 +55,6 @@ pub fn draw<DB: DrawingBackend>(
             base += share;
         }
     }
-    timeline::legend(area, &frame, &GROUPS, 110)?;
+    frame::legend(area, &frame, &GROUPS, 110)?;
     Ok(())
 }

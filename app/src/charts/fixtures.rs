@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use std::collections::BTreeMap;
 
 use super::ChartSize;
-use super::timeline::ChartInput;
+use super::frame::ChartInput;
 use crate::model::{ErrorClass, PoolReading, SeriesPoint};
 
 pub const SIZE: ChartSize = ChartSize { width: 600, height: 160 };

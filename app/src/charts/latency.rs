@@ -3,7 +3,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::timeline::{self, ChartInput, Frame};
+use super::frame::{self, ChartInput, Frame};
 use super::{ChartSize, palette};
 
 pub fn render_svg(input: &ChartInput<'_>, size: ChartSize) -> String {
@@ -20,14 +20,14 @@ pub fn draw<DB: DrawingBackend>(
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let y_max = input.points.iter().filter_map(|p| p.p99_ms.or(p.p95_ms)).fold(0.0, f64::max);
     if input.points.iter().all(|p| p.p50_ms.is_none()) {
-        return timeline::empty(area);
+        return frame::empty(area);
     }
     let frame = Frame::new(area.dim_in_pixel(), input, y_max);
-    timeline::axes(area, &frame, input, " ms")?;
-    timeline::line(area, &frame, input, |p| p.p99_ms, palette::P99.stroke_width(1))?;
-    timeline::line(area, &frame, input, |p| p.p95_ms, palette::P95.stroke_width(2))?;
-    timeline::line(area, &frame, input, |p| p.p50_ms, palette::P50.stroke_width(2))?;
+    frame::axes(area, &frame, input, " ms")?;
+    frame::line(area, &frame, input, |p| p.p99_ms, palette::P99.stroke_width(1))?;
+    frame::line(area, &frame, input, |p| p.p95_ms, palette::P95.stroke_width(2))?;
+    frame::line(area, &frame, input, |p| p.p50_ms, palette::P50.stroke_width(2))?;
     let legend = [("p50", palette::P50), ("p95", palette::P95), ("p99", palette::P99)];
-    timeline::legend(area, &frame, &legend, 40)?;
+    frame::legend(area, &frame, &legend, 40)?;
     Ok(())
 }

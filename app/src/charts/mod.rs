@@ -10,6 +10,7 @@
 pub mod errors;
 #[cfg(test)]
 mod fixtures;
+pub mod frame;
 pub mod latency;
 pub mod phases;
 pub mod pool;
@@ -18,7 +19,6 @@ pub mod round_trips;
 #[cfg(test)]
 mod snapshots;
 pub mod sparkline;
-pub mod timeline;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;

@@ -5,7 +5,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::timeline::{self, ChartInput, Frame};
+use super::frame::{self, ChartInput, Frame};
 use super::{ChartSize, palette};
 use crate::model::PhaseMeans;
 
@@ -38,10 +38,10 @@ pub fn draw<DB: DrawingBackend>(
     let total = |p: &PhaseMeans| PHASES.iter().map(|(_, _, f)| f(p)).sum::<f64>();
     let y_max = input.points.iter().filter_map(|p| p.phases_ms.as_ref()).map(total).fold(0.0, f64::max);
     if y_max <= 0.0 {
-        return timeline::empty(area);
+        return frame::empty(area);
     }
     let frame = Frame::new(area.dim_in_pixel(), input, y_max);
-    timeline::axes(area, &frame, input, " ms")?;
+    frame::axes(area, &frame, input, " ms")?;
     let step = chrono::Duration::seconds(i64::try_from(input.step_secs).unwrap_or(60));
     for p in input.points {
         let Some(phases) = &p.phases_ms else { continue };
@@ -57,6 +57,6 @@ pub fn draw<DB: DrawingBackend>(
         }
     }
     let legend: Vec<(&str, RGBColor)> = PHASES.iter().map(|(name, color, _)| (*name, *color)).collect();
-    timeline::legend(area, &frame, &legend, 62)?;
+    frame::legend(area, &frame, &legend, 62)?;
     Ok(())
 }

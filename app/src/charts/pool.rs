@@ -4,7 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::timeline::{self, ChartInput, Frame};
+use super::frame::{self, ChartInput, Frame};
 use super::{ChartSize, palette};
 
 pub fn render_svg(input: &ChartInput<'_>, size: ChartSize) -> String {
@@ -26,7 +26,7 @@ pub fn draw<DB: DrawingBackend>(
     input: &ChartInput<'_>,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     if input.points.iter().all(|p| p.pool.is_none()) {
-        return timeline::empty(area);
+        return frame::empty(area);
     }
     let y_max = input
         .points
@@ -36,11 +36,11 @@ pub fn draw<DB: DrawingBackend>(
         .flatten()
         .fold(1.0, f64::max);
     let frame = Frame::new(area.dim_in_pixel(), input, y_max);
-    timeline::axes(area, &frame, input, "")?;
-    timeline::line(area, &frame, input, |p| p.pool.and_then(|x| x.max), palette::REF.stroke_width(1))?;
-    timeline::line(area, &frame, input, |p| p.pool.and_then(|x| x.waiting), palette::WARN.stroke_width(2))?;
-    timeline::line(area, &frame, input, |p| p.pool.and_then(|x| x.in_use), palette::LINE.stroke_width(2))?;
+    frame::axes(area, &frame, input, "")?;
+    frame::line(area, &frame, input, |p| p.pool.and_then(|x| x.max), palette::REF.stroke_width(1))?;
+    frame::line(area, &frame, input, |p| p.pool.and_then(|x| x.waiting), palette::WARN.stroke_width(2))?;
+    frame::line(area, &frame, input, |p| p.pool.and_then(|x| x.in_use), palette::LINE.stroke_width(2))?;
     let legend = [("in use", palette::LINE), ("waiting", palette::WARN), ("max", palette::REF)];
-    timeline::legend(area, &frame, &legend, 60)?;
+    frame::legend(area, &frame, &legend, 60)?;
     Ok(())
 }

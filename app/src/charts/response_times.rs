@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::timeline::{self, ChartInput, Frame};
+use super::frame::{self, ChartInput, Frame};
 use super::{ChartSize, palette};
 
 /// One incident's figures, in seconds.
@@ -59,7 +59,7 @@ pub fn draw<DB: DrawingBackend>(
     let mut sorted: Vec<&ResponseTimes> =
         points.iter().filter(|p| p.detect_secs.is_some() || p.resolve_secs.is_some()).collect();
     if sorted.is_empty() {
-        return timeline::empty(area);
+        return frame::empty(area);
     }
     sorted.sort_by_key(|p| p.at);
     let (first, last) = (sorted[0].at, sorted[sorted.len() - 1].at);
@@ -68,7 +68,7 @@ pub fn draw<DB: DrawingBackend>(
     let input = ChartInput { from: first - pad, to: last + pad, step_secs: 60, points: &[], bands: &[], markers: &[] };
     let y_max = sorted.iter().filter_map(|p| minutes(p.resolve_secs).or(minutes(p.detect_secs))).fold(0.0, f64::max);
     let frame = Frame::new(area.dim_in_pixel(), &input, y_max.max(1.0));
-    timeline::axes(area, &frame, &input, " min")?;
+    frame::axes(area, &frame, &input, " min")?;
     for (value, color) in [
         (&(|p: &ResponseTimes| minutes(p.resolve_secs)) as &dyn Fn(&ResponseTimes) -> Option<f64>, palette::P95),
         (&|p: &ResponseTimes| minutes(p.detect_secs), palette::P50),
@@ -84,7 +84,7 @@ pub fn draw<DB: DrawingBackend>(
             area.draw(&Circle::new((frame.x(*at), frame.y(*v)), 3, color.filled()))?;
         }
     }
-    timeline::legend(area, &frame, &[("MTTD", palette::P50), ("MTTR", palette::P95)], 56)?;
+    frame::legend(area, &frame, &[("MTTD", palette::P50), ("MTTR", palette::P95)], 56)?;
     Ok(())
 }
 

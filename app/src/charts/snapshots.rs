@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use super::fixtures::{SIZE, input, points};
-use super::timeline::Band;
+use super::frame::Band;
 use super::{ChartSize, errors, latency, phases, pool, sparkline};
 
 fn dir() -> PathBuf {
@@ -32,7 +32,7 @@ fn response_times() -> Vec<super::response_times::ResponseTimes> {
 fn drawings() -> Vec<(&'static str, String)> {
     let pts = points();
     let bands = [Band { from: super::fixtures::at(11), to: super::fixtures::at(13), label: "INC-7".into() }];
-    let banded = super::timeline::ChartInput { bands: &bands, ..input(&pts) };
+    let banded = super::frame::ChartInput { bands: &bands, ..input(&pts) };
     let wide = ChartSize { width: 960, height: 200 };
     vec![
         ("latency.svg", latency::render_svg(&input(&pts), SIZE)),

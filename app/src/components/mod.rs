@@ -1,3 +1,5 @@
+pub mod guidance;
 pub mod live;
 pub mod state;
 pub mod theme;
+pub mod tiles;

@@ -10,12 +10,12 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use super::guidance::GuidancePanel;
 use super::incidents::{elapsed, severity_badge, status_badge};
 use super::service::{CopyId, incident_bands};
 use crate::api::{delete_entry, edit_entry, get_incident_room, get_service_view, post_entry, update_incident};
-use crate::charts::timeline::{ChartInput, Marker};
+use crate::charts::frame::{ChartInput, Marker};
 use crate::charts::{self, ChartSize};
+use crate::components::guidance::GuidancePanel;
 use crate::components::live::{Link, LiveBadge, use_live_refetch, use_live_stream};
 use crate::components::state::state_label;
 use crate::model::{

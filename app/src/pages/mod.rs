@@ -22,7 +22,6 @@ macro_rules! lazy_page {
 
 pub mod admin;
 pub mod auth;
-pub mod guidance;
 pub mod incident;
 pub mod incidents;
 pub mod not_found;
@@ -31,7 +30,6 @@ pub mod postmortem;
 pub mod postmortems;
 pub mod service;
 pub mod status;
-pub mod tiles;
 
 lazy_page!(AdminRoute, admin::Admin);
 lazy_page!(ServiceRoute, service::Service);

@@ -12,7 +12,7 @@ use crate::api::get_overview;
 use crate::components::live::{LiveBadge, use_live_refetch};
 use crate::model::{Overview, ServiceTile};
 
-use super::tiles::tiles_html;
+use crate::components::tiles::tiles_html;
 
 /// Figures are refetched when live events arrive; this poll is only a safety net (and keeps the
 /// "checked … ago" ages moving on a quiet system).

@@ -10,7 +10,7 @@ use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use crate::api::get_service_view;
-use crate::charts::timeline::{Band, ChartInput};
+use crate::charts::frame::{Band, ChartInput};
 use crate::charts::{self, ChartSize};
 use crate::components::live::{Link, LiveBadge, use_live_refetch};
 use crate::components::state::state_label;
@@ -436,7 +436,7 @@ impl StackData {
 /// plot area (0 = left edge of the time axis, 1 = right edge). Browser only.
 #[cfg(feature = "hydrate")]
 fn locate(stack: &web_sys::HtmlDivElement, client_x: f64) -> Option<(f64, f64)> {
-    use crate::charts::timeline::{LEFT, RIGHT};
+    use crate::charts::frame::{LEFT, RIGHT};
     let svg = stack.query_selector(".chart-svg").ok().flatten()?;
     let (outer, rect) = (stack.get_bounding_client_rect(), svg.get_bounding_client_rect());
     if rect.width() <= 0.0 {

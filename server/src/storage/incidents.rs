@@ -394,7 +394,7 @@ fn entry_from(r: EntryRow) -> TimelineEntry {
         id: r.entry_id,
         incident_id: r.incident_id,
         kind: EntryKind::parse(&r.kind).unwrap_or(EntryKind::Note),
-        html: crate::markdown::render(&r.text),
+        html: app::markdown::render(&r.text),
         text: r.text,
         author: r.author,
         happened_at: r.happened_at,

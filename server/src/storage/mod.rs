@@ -1,11 +1,16 @@
-//! Every SQL statement Triage runs lives in this module: the instance and database housekeeping
-//! here, services and probes in `catalog`, raw results in `results`, rollups in `rollups`.
+//! PostgreSQL, and every SQL statement Triage runs: the embedded cluster (`cluster`), the pool and
+//! migrations (`pool`), instance and database housekeeping here, services and probes in `catalog`,
+//! raw results in `results`, rollups and their bucket format in `rollups`, users, sessions,
+//! tokens and the audit trail in `auth`, incidents in `incidents`, checklists and hypotheses in
+//! `guidance`, postmortems in `postmortems`, benchmark set-up in `bench`.
 
 pub mod auth;
 pub mod bench;
 pub mod catalog;
+pub mod cluster;
 pub mod guidance;
 pub mod incidents;
+pub mod pool;
 pub mod postmortems;
 pub mod results;
 pub mod rollups;

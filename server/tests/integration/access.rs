@@ -4,7 +4,7 @@
 use app::model::{Role, Scope};
 use leptos_axum::generate_route_list;
 use reqwest::{Method, StatusCode};
-use server::auth::access::{Kind, Need, Rule, Secured};
+use server::web::access::{Kind, Need, Rule, Secured};
 
 use crate::common::{TestApp, create_token, spawn_app};
 
@@ -175,7 +175,7 @@ async fn call(app: &TestApp, c: &Callers, who: Who, rule: &Rule) -> Seen {
         // A fresh session per cell: a cell may be "sign out".
         Who::User(role) => {
             let user = c.users.iter().find(|(r, _)| *r == role).expect("user of role").1;
-            let cookie = server::auth::session::start(&app.pool, &app.state.auth.settings, user, None, None)
+            let cookie = server::access::session::start(&app.pool, &app.state.auth.settings, user, None, None)
                 .await
                 .expect("session");
             app.browser(&cookie)
@@ -213,7 +213,7 @@ async fn call(app: &TestApp, c: &Callers, who: Who, rule: &Rule) -> Seen {
 
 #[tokio::test]
 async fn every_route_server_function_and_page_is_in_the_access_table() {
-    let (_, table) = server::startup::access_table(Secured::default());
+    let (_, table) = server::web::http_server::access_table(Secured::default());
     let has = |method: &Method, path: &str| table.rules.iter().any(|r| r.method == method && r.path == path);
     let fns: Vec<(String, Method)> =
         leptos::server_fn::axum::server_fn_paths().map(|(p, m)| (p.to_string(), m)).collect();
@@ -250,7 +250,7 @@ async fn every_route_server_function_and_page_is_in_the_access_table() {
 async fn the_route_by_role_matrix_has_no_mismatch() {
     let app = spawn_app().await;
     let c = callers(&app).await;
-    let (_, table) = server::startup::access_table(Secured::default());
+    let (_, table) = server::web::http_server::access_table(Secured::default());
     let whos = [
         Who::Anonymous,
         Who::User(Role::Viewer),

@@ -65,7 +65,7 @@ async fn sessions_end_when_idle_or_past_their_lifetime_and_cookies_are_secure_ov
     let (email, idle) = app.session_of(Role::Viewer).await;
     let (_, old) = app.session_of(Role::Viewer).await;
     assert_eq!(me_status(&app, &idle).await, StatusCode::OK);
-    let hash = |c: &str| server::auth::sha256(c);
+    let hash = |c: &str| server::access::sha256(c);
     sqlx::query("update sessions set last_seen_at = now() - interval '13 hours' where session_hash = $1")
         .bind(hash(&idle))
         .execute(&app.pool)
@@ -107,7 +107,7 @@ async fn an_open_live_stream_ends_when_its_session_does() {
     let app = crate::common::spawn_app_with(
         crate::common::fresh_db().await,
         settings,
-        server::auth::access::Secured::default(),
+        server::web::access::Secured::default(),
     )
     .await;
     let (_, cookie) = app.session_of(Role::Viewer).await;

@@ -222,9 +222,12 @@ fn with_database_url_it_uses_that_server_and_migrates_it() {
     // The migrations ran on that server.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let applied: i64 = rt.block_on(async {
-        let pool = server::db::connect(pg.connect_options("postgres"), server::db::PoolSettings::default())
-            .await
-            .expect("connect");
+        let pool = server::storage::pool::connect(
+            pg.connect_options("postgres"),
+            server::storage::pool::PoolSettings::default(),
+        )
+        .await
+        .expect("connect");
         sqlx::query_scalar("select count(*) from _sqlx_migrations").fetch_one(&pool).await.expect("migrations table")
     });
     assert!(applied >= 1);
@@ -255,7 +258,7 @@ fn the_probe_file_is_applied_at_start_and_exported_while_the_server_runs() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("name = \"shop-health\"") && stdout.contains("criticality = \"high\""), "{stdout}");
-    let exported = server::probe_file::parse(&stdout).expect("the export is a valid probe file");
+    let exported = server::monitor::probe_file::parse(&stdout).expect("the export is a valid probe file");
     assert_eq!(exported.probes.len(), 1);
     assert!(server.terminate().success());
 }

@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use crate::common::{spawn_app_with, start_private_cluster, test_settings};
-use server::auth::access::Secured;
-use server::db::{self, PoolSettings};
-use server::embedded_pg::{EmbeddedPg, EmbeddedPgConfig, EmbeddedPgError};
 use server::storage;
+use server::storage::cluster::{EmbeddedPg, EmbeddedPgConfig, EmbeddedPgError};
+use server::storage::pool::{self, PoolSettings};
+use server::web::access::Secured;
 use sqlx::PgPool;
 
 async fn connect(pg: &EmbeddedPg, database: &str) -> PgPool {
-    db::connect(pg.connect_options(database), PoolSettings { max_connections: 2, min_connections: 0 })
+    pool::connect(pg.connect_options(database), PoolSettings { max_connections: 2, min_connections: 0 })
         .await
         .expect("connect")
 }
@@ -100,7 +100,7 @@ async fn readyz_turns_503_when_the_database_stops_and_caches_within_its_window()
     storage::create_database_if_missing(&admin, "triage").await.expect("create db");
     admin.close().await;
     let pool = connect(&pg, "triage").await;
-    db::migrate(&pool).await.expect("migrate");
+    pool::migrate(&pool).await.expect("migrate");
 
     let mut uncached = test_settings();
     uncached.readiness_cache = Duration::ZERO;

@@ -8,7 +8,7 @@ use app::model::Role;
 use axum::http::Method;
 use axum::routing::{get, post};
 use serde_json::Value;
-use server::auth::access::Secured;
+use server::web::access::Secured;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]

@@ -553,7 +553,7 @@ async fn a_probe_degraded_longer_than_its_policy_allows_opens_an_incident() {
 #[tokio::test]
 async fn guidance_reads_the_pool_scenario_and_records_what_responders_do() {
     use app::model::{EvidenceStatus, Guidance, SymptomKind};
-    use server::demo::{DemoTarget, Scenario};
+    use server::cli::demo::{DemoTarget, Scenario};
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let demo = DemoTarget::start(any, any).await.expect("demo target");
     demo.set_scenario(Scenario::Pool);
@@ -571,7 +571,7 @@ async fn guidance_reads_the_pool_scenario_and_records_what_responders_do() {
     let probe: Probe = res.json().await.expect("probe");
     // Wait for a scrape that shows the pool full.
     crate::common::wait_events(&mut hub, 1, Duration::from_secs(20), |e| {
-        matches!(e, server::events::ProbeEvent::Result { result, .. }
+        matches!(e, server::monitor::hub::ProbeEvent::Result { result, .. }
             if result.probe_id == probe.id && result.pool.is_some_and(|p| p.in_use.is_some() && p.in_use == p.max))
     })
     .await;

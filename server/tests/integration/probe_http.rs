@@ -10,9 +10,9 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use server::probe::http::{self, ErrorClass, HeaderCheck, HttpCheck, StatusRule};
-use server::probe::policy::NetworkPolicy;
-use server::probe::state::Outcome;
+use server::monitor::check::confirm::Outcome;
+use server::monitor::check::http::{self, ErrorClass, HeaderCheck, HttpCheck, StatusRule};
+use server::monitor::check::policy::NetworkPolicy;
 
 /// Tests probe loopback on purpose: allowlisted, as an admin would.
 fn loopback_allowed() -> NetworkPolicy {
@@ -244,8 +244,8 @@ async fn only_http_is_probed() {
 
 #[tokio::test]
 async fn a_readiness_check_of_the_demo_target_names_the_failing_component() {
-    use server::demo::{DemoTarget, Scenario};
-    use server::probe::readiness;
+    use server::cli::demo::{DemoTarget, Scenario};
+    use server::monitor::check::readiness;
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let demo = DemoTarget::start(any, any).await.expect("demo");
     let policy = loopback_allowed();
@@ -264,8 +264,8 @@ async fn a_readiness_check_of_the_demo_target_names_the_failing_component() {
 
 #[tokio::test]
 async fn a_metrics_scrape_of_the_demo_target_shows_pool_exhaustion() {
-    use server::demo::{DemoTarget, Scenario};
-    use server::probe::scrape::{self, PoolMapping};
+    use server::cli::demo::{DemoTarget, Scenario};
+    use server::monitor::check::scrape::{self, PoolMapping};
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let demo = DemoTarget::start(any, any).await.expect("demo");
     let policy = loopback_allowed();
@@ -284,7 +284,7 @@ async fn a_metrics_scrape_of_the_demo_target_shows_pool_exhaustion() {
 #[tokio::test]
 async fn json_path_assertions_judge_a_live_body() {
     use app::model::{CompareOp, JsonPathAssertion};
-    use server::probe::http::JsonPathCheck;
+    use server::monitor::check::http::JsonPathCheck;
     let addr =
         target(Router::new().route(
             "/status",
@@ -307,7 +307,7 @@ async fn json_path_assertions_judge_a_live_body() {
 
 #[tokio::test]
 async fn a_readiness_body_reporting_a_component_down_fails_even_with_200() {
-    use server::probe::execute::{self, ScrapeMemory};
+    use server::monitor::check::execute::{self, ScrapeMemory};
     let addr = target(Router::new().route(
         "/readyz",
         get(|| async { axum::Json(serde_json::json!({"status": "degraded", "database": "connected", "cache": {"status": "down", "error": "timeout"}})) }),
@@ -330,7 +330,7 @@ async fn a_readiness_body_reporting_a_component_down_fails_even_with_200() {
 
 #[tokio::test]
 async fn a_metrics_body_that_is_not_prometheus_text_is_a_parse_error() {
-    use server::probe::execute::{self, ScrapeMemory};
+    use server::monitor::check::execute::{self, ScrapeMemory};
     let addr = target(Router::new().route("/metrics", get(|| async { "<html>login required</html>\n{{{" }))).await;
     let c = check(addr, "/metrics");
     let r = execute::run(
@@ -348,7 +348,7 @@ async fn a_metrics_body_that_is_not_prometheus_text_is_a_parse_error() {
 
 #[tokio::test]
 async fn counter_rates_come_from_consecutive_scrapes() {
-    use server::probe::execute::{self, ScrapeMemory};
+    use server::monitor::check::execute::{self, ScrapeMemory};
     let hits = Arc::new(Mutex::new(0u32));
     let hits2 = hits.clone();
     let addr = target(Router::new().route(

@@ -15,9 +15,9 @@ use chrono::Datelike;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use server::probe::http::{self, HttpCheck};
-use server::probe::policy::NetworkPolicy;
-use server::probe::tls::TlsOptions;
+use server::monitor::check::http::{self, HttpCheck};
+use server::monitor::check::policy::NetworkPolicy;
+use server::monitor::check::tls::TlsOptions;
 
 use crate::common::serve_target;
 

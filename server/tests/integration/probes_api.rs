@@ -9,8 +9,8 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use serde_json::{Value, json};
-use server::auth::access::Secured;
-use server::events::ProbeEvent;
+use server::monitor::hub::ProbeEvent;
+use server::web::access::Secured;
 
 use crate::common::{self, next_frame, result_of, serve_target, spawn_app, wait_events};
 
@@ -309,8 +309,8 @@ kind = "http"
 url = "http://127.0.0.1:9/b"
 interval_secs = 60
 "#;
-    let file = server::probe_file::parse(text).expect("parses");
-    let applied = server::probe_file::apply(&app.pool, &app.state.scheduler, &file).await.expect("applies");
+    let file = server::monitor::probe_file::parse(text).expect("parses");
+    let applied = server::monitor::probe_file::apply(&app.pool, &app.state.scheduler, &file).await.expect("applies");
     assert_eq!((applied.probes, applied.removed), (2, 0));
     let probes: Vec<Probe> = app.get_json("/api/v1/probes").await;
     assert!(probes.iter().all(|p| p.file_managed));
@@ -318,20 +318,22 @@ interval_secs = 60
     let put = app.client.put(app.url(&format!("/api/v1/probes/{}", a.id))).json(&a.spec).send().await.expect("put");
     assert_eq!(put.status(), StatusCode::CONFLICT, "the file owns it");
 
-    let fewer = server::probe_file::parse(&text.replace("shop-b", "shop-c")).expect("parses");
-    let applied = server::probe_file::apply(&app.pool, &app.state.scheduler, &fewer).await.expect("applies");
+    let fewer = server::monitor::probe_file::parse(&text.replace("shop-b", "shop-c")).expect("parses");
+    let applied = server::monitor::probe_file::apply(&app.pool, &app.state.scheduler, &fewer).await.expect("applies");
     assert_eq!(applied.removed, 1);
     let again: Vec<Probe> = app.get_json("/api/v1/probes").await;
     let names: Vec<&str> = again.iter().map(|p| p.spec.name.as_str()).collect();
     assert_eq!(names, vec!["shop-a", "shop-c"]);
     assert_eq!(again[0].id, a.id, "matched by name: same probe, same id");
 
-    let exported = server::probe_file::export(&app.pool).await.expect("export");
-    let round = server::probe_file::parse(&server::probe_file::to_toml(&exported).expect("toml")).expect("re-parses");
+    let exported = server::monitor::probe_file::export(&app.pool).await.expect("export");
+    let round = server::monitor::probe_file::parse(&server::monitor::probe_file::to_toml(&exported).expect("toml"))
+        .expect("re-parses");
     assert_eq!(round.probes.len(), 2);
     assert_eq!(round.services[0].criticality, app::model::Criticality::Critical);
-    let bad = server::probe_file::parse(&text.replace("interval_secs = 60", "interval_secs = 0")).expect("parses");
-    let err = server::probe_file::apply(&app.pool, &app.state.scheduler, &bad).await.expect_err("invalid");
+    let bad =
+        server::monitor::probe_file::parse(&text.replace("interval_secs = 60", "interval_secs = 0")).expect("parses");
+    let err = server::monitor::probe_file::apply(&app.pool, &app.state.scheduler, &bad).await.expect_err("invalid");
     assert!(err.contains("shop-a") && err.contains("interval_secs"), "{err}");
     app.stop().await;
 }
@@ -352,23 +354,24 @@ async fn the_overview_tile_carries_fresh_latency_errors_and_state() {
     .await
     .expect("probe");
     wait_events(&mut events, 2, Duration::from_secs(20), result_of(probe.id)).await;
-    let overview = server::overview::overview(&app.pool).await.expect("overview");
+    let overview = server::monitor::overview::overview(&app.pool).await.expect("overview");
     let tile = &overview.services[0];
     assert_eq!((tile.name.as_str(), tile.state, tile.probes), ("shop", Some(Outcome::Up), 1));
     assert!(tile.p95_ms.is_some_and(|ms| ms > 0.0), "latency from raw results newer than any rollup: {tile:?}");
     assert_eq!(tile.error_pct, Some(0.0));
     assert!(tile.last_check.is_some());
 
-    let view = server::overview::service_view(&app.pool, tile.id, &app::model::Window::Preset { name: "15m".into() })
-        .await
-        .expect("query")
-        .expect("exists");
+    let view =
+        server::monitor::overview::service_view(&app.pool, tile.id, &app::model::Window::Preset { name: "15m".into() })
+            .await
+            .expect("query")
+            .expect("exists");
     assert_eq!(view.step_secs, 60);
     assert!(view.traffic.iter().map(|p| p.count).sum::<u64>() >= 2, "{:?}", view.traffic);
     assert!(view.pool.is_empty(), "no metrics probe, no pool series");
     assert!(view.recent.len() >= 2 && view.recent.windows(2).all(|w| w[0].at >= w[1].at));
     assert_eq!(view.probes.len(), 1);
-    let none = server::overview::service_view(&app.pool, uuid::Uuid::new_v4(), &app::model::Window::default())
+    let none = server::monitor::overview::service_view(&app.pool, uuid::Uuid::new_v4(), &app::model::Window::default())
         .await
         .expect("query");
     assert!(none.is_none());

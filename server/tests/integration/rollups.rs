@@ -8,10 +8,11 @@ use axum::Router;
 use axum::routing::get;
 use chrono::Utc;
 use serde_json::json;
-use server::db::{self, PoolSettings};
-use server::embedded_pg::{EmbeddedPg, EmbeddedPgConfig};
+use server::monitor::{pipeline, series};
+use server::storage;
+use server::storage::cluster::{EmbeddedPg, EmbeddedPgConfig};
+use server::storage::pool::{self, PoolSettings};
 use server::storage::{results, rollups};
-use server::{probing, series, storage};
 use uuid::Uuid;
 
 use crate::common::{self, result_of, serve_target, wait_events};
@@ -43,16 +44,16 @@ async fn percentiles_from_rollups_are_within_one_percent_of_exact_and_late_resul
     let start = rollups::Level::Hour.truncate(now) - chrono::Duration::hours(3);
     rollups::set_watermark(&pool, start).await.expect("watermark");
     let probe = Uuid::new_v4();
-    let mut rng = server::bench::Rng(42);
+    let mut rng = server::cli::bench::Rng(42);
     let n = 30_000;
     let span_ms = (now - chrono::Duration::minutes(2) - start).num_milliseconds();
     let rows: Vec<ProbeResult> = (0..n)
         .map(|i| {
-            server::bench::sample(probe, start + chrono::Duration::milliseconds(span_ms * i / n), rng.latency_us())
+            server::cli::bench::sample(probe, start + chrono::Duration::milliseconds(span_ms * i / n), rng.latency_us())
         })
         .collect();
     store(&pool, &rows).await;
-    probing::roll_up_to(&pool, now).await.expect("rollup");
+    pipeline::roll_up_to(&pool, now).await.expect("rollup");
 
     let summary = series::summaries(&pool, &[probe], start, now).await.expect("summaries");
     let got = &summary[&probe];
@@ -78,8 +79,8 @@ async fn percentiles_from_rollups_are_within_one_percent_of_exact_and_late_resul
 
     // A result arriving late (an agent's, or one buffered through an outage) is rolled up too.
     let late_at = start + chrono::Duration::minutes(30);
-    store(&pool, &[server::bench::sample(probe, late_at, 5_000_000)]).await;
-    probing::roll_up_to(&pool, Utc::now()).await.expect("rollup");
+    store(&pool, &[server::cli::bench::sample(probe, late_at, 5_000_000)]).await;
+    pipeline::roll_up_to(&pool, Utc::now()).await.expect("rollup");
     let again = series::summaries(&pool, &[probe], start, now).await.expect("summaries");
     assert_eq!(again[&probe].count(), n as u64 + 1);
     let hours = series::series(&pool, probe, start, now, Some(3600)).await.expect("hours");
@@ -102,10 +103,10 @@ async fn a_range_ending_in_the_past_leaves_the_later_buckets_to_be_read() {
     let rows: Vec<ProbeResult> = (0..)
         .map(|i| start + chrono::Duration::seconds(10 * i))
         .take_while(|at| *at < now - chrono::Duration::minutes(2))
-        .map(|at| server::bench::sample(probe, at, 20_000))
+        .map(|at| server::cli::bench::sample(probe, at, 20_000))
         .collect();
     store(&pool, &rows).await;
-    probing::roll_up_to(&pool, now).await.expect("rollup");
+    pipeline::roll_up_to(&pool, now).await.expect("rollup");
     let count = |s: &app::model::Series| s.points.iter().map(|p| p.count).sum::<u64>();
     let rows_in = |from, to| rows.iter().filter(|r| r.at >= from && r.at < to).count() as u64;
 
@@ -127,18 +128,18 @@ async fn no_scheduled_result_is_lost_while_postgresql_restarts() {
     config.durable = false;
     let start = config.clone();
     let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&start)).await.expect("join").expect("pg starts");
-    let admin = db::connect(pg.connect_options("postgres"), PoolSettings { max_connections: 1, min_connections: 0 })
+    let admin = pool::connect(pg.connect_options("postgres"), PoolSettings { max_connections: 1, min_connections: 0 })
         .await
         .expect("admin");
     storage::create_database_if_missing(&admin, "triage").await.expect("create db");
     admin.close().await;
-    let pool = db::connect(pg.connect_options("triage"), PoolSettings { max_connections: 4, min_connections: 0 })
+    let pool = pool::connect(pg.connect_options("triage"), PoolSettings { max_connections: 4, min_connections: 0 })
         .await
         .expect("pool");
-    db::migrate(&pool).await.expect("migrate");
+    pool::migrate(&pool).await.expect("migrate");
     let target = serve_target(Router::new().route("/", get(|| async { "ok" }))).await;
     let app =
-        common::spawn_app_with(pool.clone(), common::test_settings(), server::auth::access::Secured::default()).await;
+        common::spawn_app_with(pool.clone(), common::test_settings(), server::web::access::Secured::default()).await;
     let mut events = app.state.hub.subscribe();
     let created: serde_json::Value = app
         .client
@@ -198,8 +199,8 @@ async fn a_window_left_pending_is_read_from_raw_and_finished_by_the_next_run() {
     rollups::set_watermark(&pool, start).await.expect("watermark");
     let probe = Uuid::new_v4();
     let at = |m: i64| start + chrono::Duration::minutes(m) + chrono::Duration::seconds(5);
-    store(&pool, &(0..90).map(|m| server::bench::sample(probe, at(m), 1_000)).collect::<Vec<_>>()).await;
-    probing::roll_up_to(&pool, start + chrono::Duration::minutes(60)).await.expect("first hour");
+    store(&pool, &(0..90).map(|m| server::cli::bench::sample(probe, at(m), 1_000)).collect::<Vec<_>>()).await;
+    pipeline::roll_up_to(&pool, start + chrono::Duration::minutes(60)).await.expect("first hour");
     // The claim of the next window, as a run does it, then nothing: the run "died".
     let claimed_to = start + chrono::Duration::minutes(80);
     sqlx::query("update rollup_watermark set watermark = $1, pending_from = $2, pending_to = $1")
@@ -209,13 +210,13 @@ async fn a_window_left_pending_is_read_from_raw_and_finished_by_the_next_run() {
         .await
         .expect("claim");
     // A result written into the claimed window afterwards is late: queued as dirty.
-    store(&pool, &[server::bench::sample(probe, at(70), 2_000)]).await;
+    store(&pool, &[server::cli::bench::sample(probe, at(70), 2_000)]).await;
     let count = |s: &app::model::Series| s.points.iter().map(|p| p.count).sum::<u64>();
     let end = start + chrono::Duration::minutes(100);
     let during = series::series(&pool, probe, start, end, Some(3600)).await.expect("series");
     assert_eq!(count(&during), 91, "the pending window is read from raw rows");
     assert_eq!(rollups::watermark(&pool).await.expect("watermark"), start + chrono::Duration::minutes(60));
-    probing::roll_up_to(&pool, end).await.expect("the next runs");
+    pipeline::roll_up_to(&pool, end).await.expect("the next runs");
     let after = series::series(&pool, probe, start, end, Some(3600)).await.expect("series");
     assert_eq!(count(&after), 91, "finished: nothing lost, nothing counted twice");
     let (from, to): (Option<chrono::DateTime<Utc>>, Option<chrono::DateTime<Utc>>) =

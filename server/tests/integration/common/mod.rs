@@ -14,14 +14,15 @@ use std::time::Duration;
 use app::model::DatabaseMode;
 use app::model::{NewToken, NewUser, Role, Scope};
 use axum::Router;
-use server::auth::Principal;
-use server::auth::access::{Actor, Secured};
-use server::db::{self, PoolSettings};
-use server::embedded_pg::{EmbeddedPg, EmbeddedPgConfig};
-use server::probing::{ProbeSettings, Probing};
-use server::startup::{self, Application, ServeSettings};
-use server::state::AppState;
+use server::access::Principal;
+use server::access::actor::Actor;
+use server::monitor::pipeline::{ProbeSettings, Probing};
 use server::storage;
+use server::storage::cluster::{EmbeddedPg, EmbeddedPgConfig};
+use server::storage::pool::{self, PoolSettings};
+use server::web::access::Secured;
+use server::web::http_server::{self, Application, ServeSettings};
+use server::web::state::AppState;
 use sqlx::PgPool;
 use tempfile::TempDir;
 
@@ -44,15 +45,15 @@ pub fn cluster() -> &'static TestCluster {
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
-                let admin = db::connect(options.clone(), PoolSettings { max_connections: 1, min_connections: 0 })
+                let admin = pool::connect(options.clone(), PoolSettings { max_connections: 1, min_connections: 0 })
                     .await
                     .expect("connect to test cluster");
                 storage::create_database_if_missing(&admin, TEMPLATE).await.expect("create template");
                 let template =
-                    db::connect(options.database(TEMPLATE), PoolSettings { max_connections: 1, min_connections: 0 })
+                    pool::connect(options.database(TEMPLATE), PoolSettings { max_connections: 1, min_connections: 0 })
                         .await
                         .expect("connect to template");
-                db::migrate(&template).await.expect("migrate template");
+                pool::migrate(&template).await.expect("migrate template");
                 template.close().await;
                 admin.close().await;
             })
@@ -79,7 +80,7 @@ pub async fn fresh_db() -> PgPool {
     {
         // CREATE DATABASE … TEMPLATE fails while another session uses the template: one at a time.
         let _guard = CREATE_LOCK.lock().await;
-        let admin = db::connect(
+        let admin = pool::connect(
             cluster.pg.connect_options("postgres"),
             PoolSettings { max_connections: 1, min_connections: 0 },
         )
@@ -88,7 +89,7 @@ pub async fn fresh_db() -> PgPool {
         storage::create_database_from_template(&admin, &name, TEMPLATE).await.expect("clone template");
         admin.close().await;
     }
-    db::connect(cluster.pg.connect_options(&name), PoolSettings { max_connections: 5, min_connections: 0 })
+    pool::connect(cluster.pg.connect_options(&name), PoolSettings { max_connections: 5, min_connections: 0 })
         .await
         .expect("connect to test database")
 }
@@ -156,8 +157,8 @@ impl TestApp {
         let email = format!("{}-{}@example.com", role.as_str(), uuid::Uuid::new_v4().simple());
         let actor = Actor { principal: Principal::Cli, remote_addr: None, request_id: None };
         let input = NewUser { email: email.clone(), display_name: String::new(), role, password: PASSWORD.into() };
-        let user = server::accounts::create_user(&self.pool, &actor, &input).await.expect("user");
-        let cookie = server::auth::session::start(&self.pool, &self.state.auth.settings, user.id, None, None)
+        let user = server::access::accounts::create_user(&self.pool, &actor, &input).await.expect("user");
+        let cookie = server::access::session::start(&self.pool, &self.state.auth.settings, user.id, None, None)
             .await
             .expect("session");
         (email, cookie)
@@ -203,7 +204,7 @@ pub fn test_settings() -> ServeSettings {
 pub async fn create_token(pool: &PgPool, scope: Scope, name: &str) -> String {
     let actor = Actor { principal: Principal::Cli, remote_addr: None, request_id: None };
     let input = NewToken { name: name.into(), scope, expires_in_days: None };
-    server::accounts::create_token(pool, &actor, &input).await.expect("token").token
+    server::access::accounts::create_token(pool, &actor, &input).await.expect("token").token
 }
 
 /// Spawns the real application on port 0 over `pool`.
@@ -211,11 +212,11 @@ pub async fn spawn_app_with(pool: PgPool, settings: ServeSettings, extra: Secure
     let listener = tokio::net::TcpListener::bind(settings.addr).await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (state, probing) =
-        startup::build_state(pool.clone(), &settings, DatabaseMode::Embedded, addr).await.expect("state");
+        http_server::build_state(pool.clone(), &settings, DatabaseMode::Embedded, addr).await.expect("state");
     if settings.probes.self_watch {
         probing.watch_self(&pool, addr).await.expect("self-watch");
     }
-    let router = startup::router(state.clone(), &settings, extra);
+    let router = http_server::router(state.clone(), &settings, extra);
     let app = Application::with_listener(listener, &settings, router);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let stopping = state.stopping.clone();
@@ -366,11 +367,11 @@ pub async fn health_target(initial: u16) -> (SocketAddr, std::sync::Arc<std::syn
 
 /// Waits for hub events until `pred` has accepted `n` of them; returns those.
 pub async fn wait_events(
-    rx: &mut tokio::sync::broadcast::Receiver<server::events::ProbeEvent>,
+    rx: &mut tokio::sync::broadcast::Receiver<server::monitor::hub::ProbeEvent>,
     n: usize,
     timeout: Duration,
-    pred: impl Fn(&server::events::ProbeEvent) -> bool,
-) -> Vec<server::events::ProbeEvent> {
+    pred: impl Fn(&server::monitor::hub::ProbeEvent) -> bool,
+) -> Vec<server::monitor::hub::ProbeEvent> {
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + timeout;
     while got.len() < n {
@@ -389,8 +390,8 @@ pub async fn wait_events(
 }
 
 /// Result events of one probe.
-pub fn result_of(probe: uuid::Uuid) -> impl Fn(&server::events::ProbeEvent) -> bool {
-    move |e| matches!(e, server::events::ProbeEvent::Result { result, .. } if result.probe_id == probe)
+pub fn result_of(probe: uuid::Uuid) -> impl Fn(&server::monitor::hub::ProbeEvent) -> bool {
+    move |e| matches!(e, server::monitor::hub::ProbeEvent::Result { result, .. } if result.probe_id == probe)
 }
 
 /// The next Server-Sent Events frame that `pred` accepts (earlier ones are skipped).

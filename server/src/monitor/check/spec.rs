@@ -1,0 +1,321 @@
+//! A probe's JSON definition checked and compiled into what the scheduler runs. Every rejection
+//! names the field, so the API can answer 400 with it and the declarative file can say which
+//! probe and which field is wrong.
+
+use std::time::Duration;
+
+use app::model::{ProbeKind, ProbeSpec, StatusSpec};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method};
+use uuid::Uuid;
+
+use super::confirm::Confirmation;
+use super::http::{Assertions, HeaderCheck, HttpCheck, JsonPathCheck, StatusRule};
+use super::scrape::PoolMapping;
+
+/// Largest body cap a probe may ask for.
+pub const MAX_BODY_CAP: u32 = 64 << 20;
+pub const DEFAULT_BODY_CAP: u32 = 1 << 20;
+/// Longest interval: a day.
+pub const MAX_INTERVAL_SECS: u32 = 86_400;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn bad(field: &'static str, message: impl Into<String>) -> SpecError {
+    SpecError { field, message: message.into() }
+}
+
+/// What the scheduler runs for one probe.
+#[derive(Clone, Debug)]
+pub struct CompiledProbe {
+    pub id: Uuid,
+    pub service_id: Uuid,
+    pub name: String,
+    pub kind: ProbeKind,
+    pub enabled: bool,
+    pub interval: Duration,
+    pub confirmation: Confirmation,
+    /// `None` for push probes.
+    pub check: Option<HttpCheck>,
+    pub pool_mapping: PoolMapping,
+}
+
+/// Headers Triage sets itself or that would desynchronise the connection.
+const RESERVED_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+];
+
+/// Checks the parts of a spec that do not depend on the database (names, URL, numbers, patterns).
+pub fn validate(spec: &ProbeSpec) -> Result<(), SpecError> {
+    compile_check(spec).map(|_| ())
+}
+
+/// Compiles a stored, valid spec for the scheduler.
+pub fn compile(id: Uuid, service_id: Uuid, spec: &ProbeSpec) -> Result<CompiledProbe, SpecError> {
+    let check = compile_check(spec)?;
+    Ok(CompiledProbe {
+        id,
+        service_id,
+        name: spec.name.clone(),
+        kind: spec.kind,
+        enabled: spec.enabled,
+        interval: Duration::from_secs(u64::from(spec.interval_secs)),
+        confirmation: Confirmation { failures_to_down: spec.failures_to_down, successes_to_up: spec.successes_to_up },
+        check,
+        pool_mapping: pool_mapping(spec),
+    })
+}
+
+fn pool_mapping(spec: &ProbeSpec) -> PoolMapping {
+    let m = &spec.pool_mapping;
+    let d = PoolMapping::default();
+    let pick = |over: &Vec<String>, default: Vec<String>| if over.is_empty() { default } else { over.clone() };
+    PoolMapping {
+        in_use: pick(&m.in_use, d.in_use),
+        idle: pick(&m.idle, d.idle),
+        max: pick(&m.max, d.max),
+        waiting: pick(&m.waiting, d.waiting),
+        total: pick(&m.total, d.total),
+        requests: pick(&m.requests, d.requests),
+        errors: pick(&m.errors, d.errors),
+    }
+}
+
+fn compile_check(spec: &ProbeSpec) -> Result<Option<HttpCheck>, SpecError> {
+    let name = spec.name.trim();
+    if name.is_empty() || name.len() > 200 || name != spec.name {
+        return Err(bad("name", "must be 1–200 characters without surrounding spaces"));
+    }
+    if spec.service.is_none() && spec.service_id.is_none() {
+        return Err(bad("service", "name the service (`service`) or give its id (`service_id`)"));
+    }
+    if let Some(s) = &spec.service
+        && (s.trim().is_empty() || s.len() > 200)
+    {
+        return Err(bad("service", "must be 1–200 characters"));
+    }
+    if spec.interval_secs < 1 || spec.interval_secs > MAX_INTERVAL_SECS {
+        return Err(bad("interval_secs", format!("must be between 1 and {MAX_INTERVAL_SECS}")));
+    }
+    if spec.timeout_ms < 1 || u64::from(spec.timeout_ms) >= u64::from(spec.interval_secs) * 1000 {
+        return Err(bad("timeout_ms", "must be at least 1 and less than the interval"));
+    }
+    if !(1..=100).contains(&spec.failures_to_down) {
+        return Err(bad("failures_to_down", "must be between 1 and 100"));
+    }
+    if !(1..=100).contains(&spec.successes_to_up) {
+        return Err(bad("successes_to_up", "must be between 1 and 100"));
+    }
+    let policy = &spec.incidents;
+    if !(1..=86_400).contains(&policy.healthy_for_secs) {
+        return Err(bad("incidents.healthy_for_secs", "must be between 1 and 86400"));
+    }
+    if policy.degraded_for_secs.is_some_and(|d| !(1..=86_400).contains(&d)) {
+        return Err(bad("incidents.degraded_for_secs", "must be between 1 and 86400"));
+    }
+    if spec.max_redirects > 20 {
+        return Err(bad("max_redirects", "must be at most 20"));
+    }
+    if let Some(d) = spec.degraded_after_ms
+        && d >= spec.timeout_ms
+    {
+        return Err(bad("degraded_after_ms", "must be less than timeout_ms"));
+    }
+    let body_cap = spec.body_cap_bytes.unwrap_or(DEFAULT_BODY_CAP);
+    if body_cap == 0 || body_cap > MAX_BODY_CAP {
+        return Err(bad("body_cap_bytes", format!("must be between 1 and {MAX_BODY_CAP}")));
+    }
+    if spec.kind == ProbeKind::Push {
+        if spec.url.is_some() {
+            return Err(bad("url", "push probes receive results; they have no URL"));
+        }
+        return Ok(None);
+    }
+    let raw = spec.url.as_deref().ok_or_else(|| bad("url", "required for http, readiness and metrics probes"))?;
+    let url: url::Url = raw.parse().map_err(|e| bad("url", format!("not a valid URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("url", "only http and https URLs are probed"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("url", "has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Credentials in a URL end up in logs and exports; headers are kept out of both.
+        return Err(bad("url", "must not contain credentials; send them in `headers`"));
+    }
+    let method = Method::from_bytes(spec.method.as_bytes()).map_err(|_| bad("method", "not an HTTP method"))?;
+    let mut headers = Vec::with_capacity(spec.headers.len());
+    for (k, v) in &spec.headers {
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad("headers", format!("'{k}' is not a header name")))?;
+        if RESERVED_HEADERS.contains(&name.as_str()) || name.as_str() == "x-request-id" {
+            return Err(bad("headers", format!("'{name}' is set by Triage and cannot be overridden")));
+        }
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| bad("headers", format!("value of '{k}' is not a valid header value")))?;
+        headers.push((name, value));
+    }
+    let assertions = compile_assertions(spec)?;
+    let mut check = HttpCheck::get(url, Duration::from_millis(u64::from(spec.timeout_ms)));
+    check.method = method;
+    check.headers = headers;
+    check.body = spec.body.clone().map(Bytes::from);
+    check.body_cap = body_cap as usize;
+    check.degraded_after = spec.degraded_after_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+    check.assertions = assertions;
+    check.follow_redirects = spec.follow_redirects;
+    check.max_redirects = spec.max_redirects;
+    check.tls = super::tls::TlsOptions::from_spec(&spec.tls).map_err(|m| bad("tls", m))?;
+    Ok(Some(check))
+}
+
+fn compile_assertions(spec: &ProbeSpec) -> Result<Assertions, SpecError> {
+    let a = &spec.assertions;
+    let status = match &a.status {
+        None => StatusRule::default(),
+        Some(StatusSpec::OneOf(codes)) => {
+            if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
+                return Err(bad("assert.status", "codes must be between 100 and 599"));
+            }
+            StatusRule::OneOf(codes.clone())
+        }
+        Some(StatusSpec::Range { min, max }) => {
+            if min > max || *min < 100 || *max > 599 {
+                return Err(bad("assert.status", "range must satisfy 100 ≤ min ≤ max ≤ 599"));
+            }
+            StatusRule::Range { min: *min, max: *max }
+        }
+    };
+    let body_regex = match &a.body_regex {
+        None => None,
+        Some(p) => Some(
+            regex::RegexBuilder::new(p)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| bad("assert.body_regex", one_line(&e.to_string())))?,
+        ),
+    };
+    let mut json_paths = Vec::new();
+    for jp in &a.json_path {
+        json_paths.push(JsonPathCheck::new(jp).map_err(|m| bad("assert.json_path", m))?);
+    }
+    let mut headers = Vec::new();
+    for h in &a.header {
+        headers.push(HeaderCheck::new(h).map_err(|m| bad("assert.header", m))?);
+    }
+    Ok(Assertions {
+        status,
+        body_contains: a.body_contains.clone(),
+        body_regex,
+        json_paths,
+        headers,
+        cert_min_days: a.cert_min_days,
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::model::{HeaderAssertion, JsonPathAssertion, ProbeKind};
+
+    fn spec() -> ProbeSpec {
+        ProbeSpec::new("shop-health", "shop", ProbeKind::Http, Some("http://shop.example/healthz"))
+    }
+
+    fn field_of(s: &ProbeSpec) -> &'static str {
+        validate(s).expect_err("must be rejected").field
+    }
+
+    #[test]
+    fn a_plain_probe_is_valid() {
+        validate(&spec()).expect("valid");
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let mut s = spec();
+        s.url = Some("ftp://x/".into());
+        assert_eq!(field_of(&s), "url");
+        s.url = Some("http://user:secret@x/".into());
+        let err = validate(&s).expect_err("credentials");
+        assert!(!err.message.contains("secret"), "never echoes secrets: {err}");
+        let mut s = spec();
+        s.timeout_ms = 30_000;
+        assert_eq!(field_of(&s), "timeout_ms", "timeout must be under the 30 s interval");
+        let mut s = spec();
+        s.interval_secs = 0;
+        assert_eq!(field_of(&s), "interval_secs");
+        let mut s = spec();
+        s.incidents.healthy_for_secs = 0;
+        assert_eq!(field_of(&s), "incidents.healthy_for_secs");
+        let mut s = spec();
+        s.incidents.degraded_for_secs = Some(0);
+        assert_eq!(field_of(&s), "incidents.degraded_for_secs");
+        let mut s = spec();
+        s.headers.insert("Host".into(), "evil".into());
+        assert_eq!(field_of(&s), "headers");
+        let mut s = spec();
+        s.headers.insert("x-ok".into(), "line\r\nbreak".into());
+        assert_eq!(field_of(&s), "headers");
+        let mut s = spec();
+        s.assertions.body_regex = Some("(unclosed".into());
+        assert_eq!(field_of(&s), "assert.body_regex");
+        let mut s = spec();
+        s.assertions.json_path =
+            vec![JsonPathAssertion { path: "$[".into(), op: app::model::CompareOp::Eq, value: None }];
+        assert_eq!(field_of(&s), "assert.json_path");
+        let mut s = spec();
+        s.assertions.header =
+            vec![HeaderAssertion { name: "bad name".into(), op: app::model::CompareOp::Eq, value: Some("x".into()) }];
+        assert_eq!(field_of(&s), "assert.header");
+        let mut s = spec();
+        s.assertions.status = Some(StatusSpec::Range { min: 300, max: 200 });
+        assert_eq!(field_of(&s), "assert.status");
+        let mut s = spec();
+        s.service = None;
+        assert_eq!(field_of(&s), "service");
+        let mut s = spec();
+        s.degraded_after_ms = Some(9_000);
+        assert_eq!(field_of(&s), "degraded_after_ms");
+        let mut s = spec();
+        s.name = " padded".into();
+        assert_eq!(field_of(&s), "name");
+    }
+
+    #[test]
+    fn push_probes_have_no_url_and_no_check() {
+        let mut s = spec();
+        s.kind = ProbeKind::Push;
+        assert_eq!(field_of(&s), "url");
+        s.url = None;
+        let c = compile(Uuid::new_v4(), Uuid::new_v4(), &s).expect("valid");
+        assert!(c.check.is_none());
+    }
+
+    #[test]
+    fn pool_mapping_overrides_only_what_it_names() {
+        let mut s = spec();
+        s.kind = ProbeKind::Metrics;
+        s.pool_mapping.in_use = vec!["myapp_busy".into()];
+        let c = compile(Uuid::new_v4(), Uuid::new_v4(), &s).expect("valid");
+        assert_eq!(c.pool_mapping.in_use, vec!["myapp_busy".to_string()]);
+        assert_eq!(c.pool_mapping.max, PoolMapping::default().max);
+    }
+}

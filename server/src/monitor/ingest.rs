@@ -1,0 +1,288 @@
+//! The result writer: results from the scheduler are written in batches (one transaction each,
+//! at least every 100 ms), and published on the event hub once committed.
+//!
+//! Backpressure is explicit. The scheduler's `submit` waits when the bounded channel is full, so a
+//! writer that cannot keep up with a working database slows the probes down instead of growing
+//! memory or dropping results. While PostgreSQL is unreachable the writer instead keeps draining
+//! the channel into a bounded buffer and retries with backoff, so checks go on; past the buffer's
+//! size the oldest results are dropped, counted and logged. A write
+//! that fails is retried as a whole, so nothing is written twice or half.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use app::model::{ProbeResult, StateChange};
+use chrono::NaiveDate;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::monitor::hub::{EventHub, ProbeEvent};
+use crate::storage::results::{self as store, StateRow};
+
+/// One finished check with the probe's state after it.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub service_id: Uuid,
+    pub result: Arc<ProbeResult>,
+    pub state: StateRow,
+    pub change: Option<StateChange>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct IngestConfig {
+    /// Results kept in memory while the database is unreachable; older ones are dropped beyond it.
+    pub buffer: usize,
+    pub max_batch: usize,
+    pub flush_every: Duration,
+    /// Capacity of the channel from the scheduler.
+    pub channel: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self { buffer: 100_000, max_batch: 5_000, flush_every: Duration::from_millis(100), channel: 16_384 }
+    }
+}
+
+/// Counters for /metrics, logs and tests.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    /// Results received from the scheduler.
+    pub accepted: AtomicU64,
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    pub late: AtomicU64,
+    pub failed_writes: AtomicU64,
+    pub pending: AtomicU64,
+}
+
+enum Msg {
+    Record(Record),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the result writer has stopped")]
+pub struct IngestClosed;
+
+#[derive(Clone)]
+pub struct Ingest {
+    tx: mpsc::Sender<Msg>,
+    pub stats: Arc<IngestStats>,
+}
+
+impl Ingest {
+    pub fn spawn(pool: PgPool, hub: EventHub, config: IngestConfig) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(config.channel.max(1));
+        let stats = Arc::new(IngestStats::default());
+        let queue = Queue {
+            buffer: config.buffer.max(1),
+            stats: stats.clone(),
+            pending: VecDeque::new(),
+            next_seq: 0,
+            waiters: Vec::new(),
+            closed: false,
+            overflow_logged: false,
+        };
+        let writer = Writer { pool, hub, config, queue, partitions: HashSet::new() };
+        let handle = tokio::spawn(writer.run(rx));
+        (Self { tx, stats }, handle)
+    }
+
+    /// Queues a result; waits while the writer's channel is full (backpressure).
+    pub async fn submit(&self, record: Record) -> Result<(), IngestClosed> {
+        self.tx.send(Msg::Record(record)).await.map_err(|_| IngestClosed)
+    }
+
+    /// Resolves once everything submitted before the call is written (or dropped for overflow).
+    pub async fn flush(&self) -> Result<(), IngestClosed> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Flush(tx)).await.map_err(|_| IngestClosed)?;
+        rx.await.map_err(|_| IngestClosed)
+    }
+}
+
+/// Accepted, not yet written results, oldest first, with the flush callers waiting on them.
+struct Queue {
+    buffer: usize,
+    stats: Arc<IngestStats>,
+    pending: VecDeque<(u64, Record)>,
+    next_seq: u64,
+    /// Flush callers and the last sequence number they wait for.
+    waiters: Vec<(u64, oneshot::Sender<()>)>,
+    closed: bool,
+    overflow_logged: bool,
+}
+
+impl Queue {
+    fn accept(&mut self, msg: Option<Msg>) {
+        match msg {
+            None => self.closed = true,
+            Some(Msg::Flush(tx)) => self.waiters.push((self.next_seq, tx)),
+            Some(Msg::Record(r)) => {
+                self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                self.next_seq += 1;
+                self.pending.push_back((self.next_seq, r));
+                while self.pending.len() > self.buffer {
+                    self.pending.pop_front();
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    if !self.overflow_logged {
+                        self.overflow_logged = true;
+                        tracing::error!(
+                            buffer = self.buffer,
+                            "result buffer full while the database is unreachable: dropping the oldest results"
+                        );
+                    }
+                }
+            }
+        }
+        self.stats.pending.store(self.pending.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Answers flush callers whose results are all written or dropped.
+    fn notify(&mut self) {
+        let done_below = self.pending.front().map(|(seq, _)| *seq).unwrap_or(self.next_seq + 1);
+        let waiters = std::mem::take(&mut self.waiters);
+        for (target, tx) in waiters {
+            if target < done_below {
+                let _ = tx.send(());
+            } else {
+                self.waiters.push((target, tx));
+            }
+        }
+    }
+}
+
+struct Writer {
+    pool: PgPool,
+    hub: EventHub,
+    config: IngestConfig,
+    queue: Queue,
+    partitions: HashSet<NaiveDate>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut backoff = Duration::from_millis(100);
+        let mut outage: Option<(Instant, u64)> = None;
+        loop {
+            self.queue.notify();
+            if self.queue.pending.is_empty() {
+                if self.queue.closed {
+                    return;
+                }
+                let msg = rx.recv().await;
+                self.queue.accept(msg);
+                continue;
+            }
+            // Gather for up to one flush interval, so batches are large under load.
+            let deadline = Instant::now() + self.config.flush_every;
+            while self.queue.pending.len() < self.config.max_batch && !self.queue.closed {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(msg) => self.queue.accept(msg),
+                    Err(_) => break,
+                }
+            }
+            let n = self.queue.pending.len().min(self.config.max_batch);
+            let batch: Vec<(u64, Record)> = self.queue.pending.drain(..n).collect();
+            let result = {
+                let write = write(&self.pool, &mut self.partitions, &batch);
+                tokio::pin!(write);
+                // While the database is failing, keep draining the channel so the scheduler keeps
+                // running and the buffer absorbs the outage. While it is healthy, take only up to
+                // the next batch: the rest waits in the bounded channel, and `submit` waits with it
+                // (backpressure instead of dropping results a slow-but-working database would take).
+                let draining = outage.is_some();
+                loop {
+                    let room = draining || self.queue.pending.len() < self.config.max_batch;
+                    tokio::select! {
+                        r = &mut write => break r,
+                        msg = rx.recv(), if !self.queue.closed && room => self.queue.accept(msg),
+                    }
+                }
+            };
+            match result {
+                Ok(done) => {
+                    self.queue.stats.written.fetch_add(done.written as u64, Ordering::Relaxed);
+                    self.queue.stats.late.fetch_add(done.late as u64, Ordering::Relaxed);
+                    self.queue.overflow_logged = false;
+                    backoff = Duration::from_millis(100);
+                    if let Some((since, failures)) = outage.take() {
+                        tracing::info!(
+                            down_for_ms = since.elapsed().as_millis() as u64,
+                            failed_writes = failures,
+                            buffered = self.queue.pending.len() + batch.len(),
+                            "database reachable again: writing buffered results"
+                        );
+                    }
+                    for (_, r) in batch {
+                        if let Some(change) = r.change {
+                            self.hub.publish(ProbeEvent::StateChanged(Arc::new(change)));
+                        }
+                        self.hub.publish(ProbeEvent::Result { service_id: r.service_id, result: r.result });
+                    }
+                }
+                Err(e) => {
+                    self.queue.stats.failed_writes.fetch_add(1, Ordering::Relaxed);
+                    let (_, failures) = outage.get_or_insert((Instant::now(), 0));
+                    *failures += 1;
+                    if *failures == 1 || (*failures).is_multiple_of(50) {
+                        tracing::warn!(error = %crate::storage::pool::describe(&e), buffered = self.queue.pending.len() + batch.len(),
+                            "cannot write results; keeping them and retrying");
+                    }
+                    // Back at the front, in order: the retry writes exactly this batch again.
+                    for item in batch.into_iter().rev() {
+                        self.queue.pending.push_front(item);
+                    }
+                    let wake = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    loop {
+                        tokio::select! {
+                            () = tokio::time::sleep_until(wake) => break,
+                            msg = rx.recv(), if !self.queue.closed => self.queue.accept(msg),
+                        }
+                    }
+                    // Re-admitting the batch may have pushed the queue over its bound.
+                    while self.queue.pending.len() > self.queue.buffer {
+                        self.queue.pending.pop_front();
+                        self.queue.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            self.queue.stats.pending.store(self.queue.pending.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn write(
+    pool: &PgPool,
+    partitions: &mut HashSet<NaiveDate>,
+    batch: &[(u64, Record)],
+) -> Result<store::BatchOutcome, sqlx::Error> {
+    let days: HashSet<NaiveDate> = batch.iter().map(|(_, r)| r.result.at.date_naive()).collect();
+    for day in days {
+        if !partitions.contains(&day) {
+            store::ensure_partition(pool, day).await?;
+            partitions.insert(day);
+        }
+    }
+    let results: Vec<&ProbeResult> = batch.iter().map(|(_, r)| r.result.as_ref()).collect();
+    let changes: Vec<StateChange> = batch.iter().filter_map(|(_, r)| r.change.clone()).collect();
+    store::write_batch(pool, &results, &latest_states(batch), &changes).await
+}
+
+/// The latest state row per probe in a batch (a probe may appear several times).
+fn latest_states(batch: &[(u64, Record)]) -> Vec<StateRow> {
+    let mut latest: HashMap<Uuid, &StateRow> = HashMap::new();
+    for (_, r) in batch {
+        let slot = latest.entry(r.state.probe_id).or_insert(&r.state);
+        if r.state.last_result_at >= slot.last_result_at {
+            *slot = &r.state;
+        }
+    }
+    latest.into_values().cloned().collect()
+}

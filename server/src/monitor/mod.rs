@@ -1,0 +1,18 @@
+//! Watching services, in the order a result travels: a probe's definition (`catalog`, or the
+//! declarative `probe_file`) is scheduled (`schedule`) on the probes' own threads (`runtime`), one
+//! check of any kind runs (`check`), its result is batched into PostgreSQL (`ingest`) and
+//! announced to live pages (`hub`); `pipeline` starts and stops all of that and the rollup task.
+//! Reads for the UI: chart series and range summaries (`series`), the overview's tiles and the
+//! service page (`overview`), computed at most once per interval (`cached`).
+
+pub mod cached;
+pub mod catalog;
+pub mod check;
+pub mod hub;
+pub mod ingest;
+pub mod overview;
+pub mod pipeline;
+pub mod probe_file;
+pub mod runtime;
+pub mod schedule;
+pub mod series;

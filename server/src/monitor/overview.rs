@@ -1,0 +1,186 @@
+//! The overview's tiles: every service with its state and the last five minutes of its probes.
+//! Latency and errors come from its HTTP, readiness and push probes; pool gauges from its metrics
+//! probes (a scrape's own latency says nothing about the service).
+
+use std::collections::HashMap;
+
+use std::sync::Arc;
+
+use app::model::{Overview, Probe, ProbeKind, ServiceTile, ServiceView, TREND_BUCKETS, TREND_STEP_SECS, Window};
+use chrono::{Duration, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::monitor::cached::Cached;
+use crate::monitor::series;
+use crate::storage::rollups::bucket::Rollup;
+use crate::storage::{catalog, results};
+
+pub const WINDOW: Duration = Duration::minutes(5);
+
+/// The overview as every open dashboard asks for it: computed at most once per second however
+/// many browsers refresh, the sparklines at most once per minute (they cover an hour in
+/// five-minute steps; recomputing them costs about twice the tiles at 2,000 services).
+pub struct OverviewCache {
+    tiles: Cached<Arc<Overview>, String>,
+    trends: Arc<Cached<Arc<Trends>, String>>,
+}
+
+type Trends = HashMap<Uuid, Vec<Option<f64>>>;
+
+impl Default for OverviewCache {
+    fn default() -> Self {
+        Self {
+            tiles: Cached::new(std::time::Duration::from_secs(1)),
+            trends: Arc::new(Cached::new(std::time::Duration::from_secs(60))),
+        }
+    }
+}
+
+impl OverviewCache {
+    pub async fn get(&self, pool: &PgPool) -> Result<Arc<Overview>, String> {
+        let (pool, trends) = (pool.clone(), Arc::clone(&self.trends));
+        self.tiles
+            .get(move || async move {
+                let db = |e: sqlx::Error| crate::storage::pool::describe(&e);
+                let services = catalog::list_services(&pool).await.map_err(db)?;
+                let probes = catalog::list_probes(&pool, None).await.map_err(db)?;
+                let mut o = overview_of(&pool, services, &probes, Utc::now()).await.map_err(db)?;
+                let trends = trends.get(move || async move { p95_trends(&pool, &probes).await }).await?;
+                for t in &mut o.services {
+                    t.p95_trend = trends.get(&t.id).cloned().unwrap_or_default();
+                }
+                Ok(Arc::new(o))
+            })
+            .await
+    }
+}
+
+/// Every service's p95 sparkline: its traffic probes' p95 per five minutes over the last hour.
+pub async fn p95_trends(pool: &PgPool, probes: &[Probe]) -> Result<Arc<Trends>, String> {
+    let mut groups: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for p in probes.iter().filter(|p| p.spec.enabled && p.spec.kind != ProbeKind::Metrics) {
+        groups.entry(p.service_id).or_default().push(p.id);
+    }
+    let step = Duration::seconds(TREND_STEP_SECS);
+    let mut trends = series::p95_trends(pool, &groups, Utc::now(), step, TREND_BUCKETS)
+        .await
+        .map_err(|e| crate::storage::pool::describe(&e))?;
+    for v in trends.values_mut().flatten().flatten() {
+        *v = to_places(*v, 2);
+    }
+    Ok(Arc::new(trends))
+}
+
+/// `v` rounded to `places` decimals. The tiles show whole milliseconds and tenths of a percent,
+/// and the rollups' percentiles are within 1 % anyway: further digits are noise that every page
+/// view would serialise into its hydration data (half of its bytes at 15 digits a figure).
+fn to_places(v: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (v * scale).round() / scale
+}
+
+/// The tiles, straight from the database (the figures of the last five minutes).
+pub async fn overview(pool: &PgPool) -> Result<Overview, sqlx::Error> {
+    let now = Utc::now();
+    let services = catalog::list_services(pool).await?;
+    let probes = catalog::list_probes(pool, None).await?;
+    overview_of(pool, services, &probes, now).await
+}
+
+async fn overview_of(
+    pool: &PgPool,
+    services: Vec<app::model::Service>,
+    probes: &[Probe],
+    now: chrono::DateTime<Utc>,
+) -> Result<Overview, sqlx::Error> {
+    let enabled: Vec<Uuid> = probes.iter().filter(|p| p.spec.enabled).map(|p| p.id).collect();
+    let summaries = series::summaries(pool, &enabled, now - WINDOW, now).await?;
+
+    let mut traffic: HashMap<Uuid, Rollup> = HashMap::new();
+    let mut pools: HashMap<Uuid, Rollup> = HashMap::new();
+    let mut counts: HashMap<Uuid, u32> = HashMap::new();
+    let mut last: HashMap<Uuid, chrono::DateTime<Utc>> = HashMap::new();
+    for p in probes {
+        *counts.entry(p.service_id).or_default() += 1;
+        if let Some(at) = p.status.as_ref().and_then(|s| s.last_result_at) {
+            let slot = last.entry(p.service_id).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+        let Some(r) = summaries.get(&p.id) else { continue };
+        let into = if p.spec.kind == ProbeKind::Metrics { &mut pools } else { &mut traffic };
+        into.entry(p.service_id).or_default().merge(r);
+    }
+    let mut tiles: Vec<ServiceTile> = services
+        .into_iter()
+        .map(|s| {
+            let t = traffic.get(&s.id).map(|r| r.to_point(now));
+            let pool = pools.get(&s.id).and_then(|r| r.to_point(now).pool);
+            ServiceTile {
+                id: s.id,
+                name: s.name,
+                tags: s.tags,
+                criticality: s.criticality,
+                state: s.state,
+                probes: counts.get(&s.id).copied().unwrap_or(0),
+                p95_ms: t.as_ref().and_then(|p| p.p95_ms).map(|v| to_places(v, 2)),
+                error_pct: t.as_ref().and_then(|p| p.error_pct).map(|v| to_places(v, 2)),
+                pool_in_use: pool.and_then(|p| p.in_use),
+                pool_max: pool.and_then(|p| p.max),
+                pool_waiting: pool.and_then(|p| p.waiting),
+                last_check: last.get(&s.id).copied(),
+                p95_trend: Vec::new(),
+            }
+        })
+        .collect();
+    tiles.sort_by(|a, b| a.severity_rank().cmp(&b.severity_rank()).then_with(|| a.name.cmp(&b.name)));
+    Ok(Overview { at: now, services: tiles })
+}
+
+/// The service page's data over `window`.
+pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Option<ServiceView>, sqlx::Error> {
+    let Some(service) = catalog::get_service(pool, id).await? else { return Ok(None) };
+    let probes = catalog::list_probes(pool, Some(id)).await?;
+    let now = Utc::now();
+    let (from, to) = window.bounds(now);
+    let (traffic_ids, gauge_ids) = series::split_probes(&probes);
+    let traffic = series::series_of(pool, &traffic_ids, from, to, None).await?;
+    let gauges = series::series_of(pool, &gauge_ids, from, to, None).await?;
+    let all: Vec<Uuid> = probes.iter().map(|p| p.id).collect();
+    let recent = results::list_results(pool, &all, from, to, RECENT).await?;
+    let changes = results::list_state_changes(pool, &all, RECENT).await?;
+    let incidents = crate::storage::incidents::bands_for_service(pool, id, from, to)
+        .await?
+        .into_iter()
+        .map(|(number, title, from, to)| app::model::IncidentBand { number, title, from, to })
+        .collect();
+    Ok(Some(ServiceView {
+        service,
+        probes,
+        from: traffic.from,
+        to,
+        step_secs: traffic.step_secs,
+        now,
+        traffic: traffic.points,
+        pool: gauges.points,
+        recent,
+        changes,
+        incidents,
+    }))
+}
+
+/// Results and state changes listed on the service page.
+const RECENT: i64 = 20;
+
+#[cfg(test)]
+mod tests {
+    use super::to_places;
+
+    #[test]
+    fn figures_keep_the_digits_the_tiles_show() {
+        assert_eq!(to_places(39.130284795460035, 2), 39.13);
+        assert_eq!(to_places(54.54545454545455, 2), 54.55);
+        assert_eq!(to_places(1351.75, 1), 1351.8);
+        assert_eq!(to_places(0.04, 1), 0.0);
+    }
+}

@@ -1,0 +1,201 @@
+//! Everything that runs probes, started after the listener is bound and stopped before the pool
+//! closes: the event hub, the result writer, the scheduler, the rollup and maintenance task, and
+//! Triage's watch of itself.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::model::{ProbeKind, ProbeSpec, ServiceInput};
+use chrono::Utc;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+
+use crate::error::ApiError;
+use crate::monitor::catalog::{self, Mode};
+use crate::monitor::check::policy::{Cidr, NetworkPolicy};
+use crate::monitor::hub::EventHub;
+use crate::monitor::ingest::{Ingest, IngestConfig};
+use crate::monitor::runtime::ProbeRuntime;
+use crate::monitor::schedule::{DEFAULT_CONCURRENCY, Scheduler};
+use crate::storage::{catalog as store, results, rollups};
+
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    pub allow: Vec<Cidr>,
+    pub concurrency: usize,
+    pub ingest: IngestConfig,
+    /// How often raw results are rolled up.
+    pub rollup_every: Duration,
+    pub raw_retention: Duration,
+    /// Create and keep the `triage` service probing this instance's own endpoints.
+    pub self_watch: bool,
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            concurrency: DEFAULT_CONCURRENCY,
+            ingest: IngestConfig::default(),
+            rollup_every: Duration::from_secs(10),
+            raw_retention: Duration::from_secs(14 * 86_400),
+            self_watch: true,
+        }
+    }
+}
+
+/// How long after a minute ends before it is rolled up: results of checks that started in it may
+/// still be on their way to the writer. Later arrivals are handled too (as dirty minutes).
+const ROLLUP_GRACE: chrono::Duration = chrono::Duration::seconds(10);
+
+pub struct Probing {
+    pub scheduler: Scheduler,
+    pub hub: EventHub,
+    pub ingest_stats: Arc<crate::monitor::ingest::IngestStats>,
+    writer: JoinHandle<()>,
+    background: JoinHandle<()>,
+    /// Dropped last: the probe tasks stop with it.
+    _runtime: ProbeRuntime,
+}
+
+/// Addresses that mean "this instance": a wildcard listener is reached over loopback.
+fn own_addresses(listen: SocketAddr) -> Vec<SocketAddr> {
+    let mut own = vec![listen];
+    if listen.ip().is_unspecified() {
+        own.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port()));
+        own.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port()));
+    }
+    own
+}
+
+impl Probing {
+    pub async fn start(pool: PgPool, listen: SocketAddr, settings: &ProbeSettings) -> Result<Self, sqlx::Error> {
+        maintain(&pool, settings).await?;
+        let hub = EventHub::new();
+        let (ingest, writer) = Ingest::spawn(pool.clone(), hub.clone(), settings.ingest);
+        let policy = Arc::new(NetworkPolicy::new(settings.allow.clone(), own_addresses(listen)));
+        let ingest_stats = Arc::clone(&ingest.stats);
+        let runtime = ProbeRuntime::start()
+            .map_err(|e| sqlx::Error::Io(std::io::Error::other(format!("starting the probe threads: {e}"))))?;
+        let scheduler = Scheduler::new(policy, ingest, settings.concurrency, runtime.handle());
+        let scheduled = catalog::schedule_all(&pool, &scheduler).await?;
+        tracing::info!(probes = scheduled, "probes scheduled");
+        let background = tokio::spawn(background(pool, settings.clone()));
+        Ok(Self { scheduler, hub, ingest_stats, writer, background, _runtime: runtime })
+    }
+
+    /// Creates (or refreshes) the `triage` service watching this instance.
+    pub async fn watch_self(&self, pool: &PgPool, listen: SocketAddr) -> Result<(), ApiError> {
+        let host = if listen.ip().is_unspecified() {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port())
+        } else {
+            listen
+        };
+        let base = format!("http://{host}");
+        if store::list_services(pool).await?.iter().all(|s| s.name != SELF_SERVICE) {
+            let input = ServiceInput {
+                name: SELF_SERVICE.into(),
+                description: "This Triage instance: its liveness, readiness (database) and connection pool.".into(),
+                tags: vec!["triage".into()],
+                criticality: app::model::Criticality::High,
+            };
+            match catalog::create_service(pool, &input).await {
+                Ok(_) | Err(ApiError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for spec in self_probes(&base) {
+            catalog::write_probe(pool, &self.scheduler, &spec, Mode::Named).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops probing and writes what is queued, within `timeout`.
+    pub async fn shutdown(self, timeout: Duration) {
+        self.scheduler.stop();
+        self.background.abort();
+        let ingest = self.scheduler.ingest().clone();
+        if tokio::time::timeout(timeout, ingest.flush()).await.is_err() {
+            let pending = ingest.stats.pending.load(std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(pending, "results still unwritten at shutdown (database unreachable?)");
+        }
+        self.writer.abort();
+    }
+}
+
+pub const SELF_SERVICE: &str = "triage";
+
+fn self_probes(base: &str) -> Vec<ProbeSpec> {
+    let mut health = ProbeSpec::new("triage-healthz", SELF_SERVICE, ProbeKind::Http, Some(&format!("{base}/healthz")));
+    health.interval_secs = 15;
+    health.timeout_ms = 2_000;
+    health.degraded_after_ms = Some(250);
+    let mut ready =
+        ProbeSpec::new("triage-readyz", SELF_SERVICE, ProbeKind::Readiness, Some(&format!("{base}/readyz")));
+    ready.interval_secs = 15;
+    ready.timeout_ms = 3_000;
+    ready.degraded_after_ms = Some(1_000);
+    let mut metrics =
+        ProbeSpec::new("triage-metrics", SELF_SERVICE, ProbeKind::Metrics, Some(&format!("{base}/metrics")));
+    metrics.interval_secs = 15;
+    metrics.timeout_ms = 3_000;
+    let m = &mut metrics.pool_mapping;
+    m.in_use = vec!["triage_db_pool_in_use".into()];
+    m.idle = vec!["triage_db_pool_idle".into()];
+    m.max = vec!["triage_db_pool_max".into()];
+    m.requests = vec!["triage_http_requests_total".into()];
+    vec![health, ready, metrics]
+}
+
+/// Partitions for the coming days, retention, receipt pruning.
+async fn maintain(pool: &PgPool, settings: &ProbeSettings) -> Result<(), sqlx::Error> {
+    let today = Utc::now().date_naive();
+    for offset in -1..=2 {
+        if let Some(day) = today.checked_add_signed(chrono::Duration::days(offset)) {
+            results::ensure_partition(pool, day).await?;
+        }
+    }
+    let keep = chrono::Duration::from_std(settings.raw_retention).unwrap_or(chrono::Duration::days(14));
+    if let Some(cutoff) = today.checked_sub_signed(keep) {
+        for name in results::drop_partitions_before(pool, cutoff).await? {
+            tracing::info!(partition = %name, "dropped raw results past retention");
+        }
+    }
+    results::prune_push_receipts(pool, chrono::Duration::days(2)).await?;
+    rollups::prune_rollups(pool, rollups::Level::Minute, Utc::now() - chrono::Duration::days(35)).await?;
+    rollups::prune_rollups(pool, rollups::Level::Hour, Utc::now() - chrono::Duration::days(400)).await?;
+    Ok(())
+}
+
+/// Rolls up results every `rollup_every`, catching up in steps after a gap; maintenance hourly.
+async fn background(pool: PgPool, settings: ProbeSettings) {
+    let mut tick = tokio::time::interval(settings.rollup_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_maintenance = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        if let Err(e) = roll_up_to(&pool, Utc::now() - ROLLUP_GRACE).await {
+            tracing::warn!(error = %e, "rollup failed; will retry");
+        }
+        if last_maintenance.elapsed() >= Duration::from_secs(3600) {
+            last_maintenance = tokio::time::Instant::now();
+            if let Err(e) = maintain(&pool, &settings).await {
+                tracing::warn!(error = %e, "maintenance failed; will retry");
+            }
+        }
+    }
+}
+
+/// Runs rollups until the watermark reaches `upto` (a long gap takes several runs).
+pub async fn roll_up_to(pool: &PgPool, upto: chrono::DateTime<Utc>) -> Result<(), sqlx::Error> {
+    let target = rollups::Level::Minute.truncate(upto);
+    loop {
+        let run = rollups::run_rollup(pool, upto).await?;
+        match run.watermark {
+            Some(w) if w < target => continue,
+            None if run.finished_earlier_claim => continue,
+            _ => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The probe scheduler: one task per enabled probe, each firing at a fixed phase of its interval
+//! (derived from the probe's id, so 10,000 probes with a 30 s interval spread over those 30 s
+//! instead of firing together), under a global concurrency limit.
+//!
+//! A check never outlives its own timeout, so a hanging target delays nothing but itself. A
+//! probe that could not start on time (all permits busy) skips the ticks it missed rather than
+//! bursting to catch up. Each result goes through the probe's confirmation state machine and then
+//! to the writer; `submit` waits when the writer is saturated (backpressure, not memory growth).
+//! Locks here are `std::sync::Mutex`es held for a few instructions, never across `.await`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use app::model::{Outcome, Probe, ProbeKind, ProbeResult, StateChange};
+use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::monitor::check::confirm::ProbeState;
+use crate::monitor::check::execute::{self, ScrapeMemory};
+use crate::monitor::check::policy::NetworkPolicy;
+use crate::monitor::check::spec::{self, CompiledProbe};
+use crate::monitor::ingest::{Ingest, Record};
+use crate::storage::results::StateRow;
+use crate::storage::rollups::histogram::LatencyHistogram;
+
+pub const DEFAULT_CONCURRENCY: usize = 512;
+
+/// A probe's confirmed state, shared by its task and the push endpoint.
+#[derive(Debug)]
+pub struct Tracker {
+    machine: ProbeState,
+    since: DateTime<Utc>,
+    last_push: Option<DateTime<Utc>>,
+}
+
+impl Tracker {
+    fn new(state: Outcome, since: DateTime<Utc>, probe: &CompiledProbe) -> Self {
+        Self { machine: ProbeState::resume(state, probe.confirmation), since, last_push: None }
+    }
+
+    /// Feeds a result through the state machine; returns the state row and any confirmed change.
+    pub fn observe(&mut self, result: &ProbeResult, service_id: Uuid) -> (StateRow, Option<StateChange>) {
+        let change = self.machine.observe(result.outcome).map(|c| {
+            self.since = result.at;
+            StateChange {
+                probe_id: result.probe_id,
+                service_id,
+                at: result.at,
+                from: c.from,
+                to: c.to,
+                request_id: result.request_id.clone(),
+                error: result.error,
+            }
+        });
+        let row = StateRow {
+            probe_id: result.probe_id,
+            state: self.machine.state(),
+            since: self.since,
+            last_result_at: result.at,
+            last_outcome: result.outcome,
+            last_error: result.error,
+        };
+        (row, change)
+    }
+}
+
+/// A scheduled probe: its compiled definition and its state.
+pub struct Scheduled {
+    pub probe: CompiledProbe,
+    tracker: Mutex<Tracker>,
+}
+
+impl Scheduled {
+    /// The state machine, locked for a moment (never across an await).
+    pub fn tracker(&self) -> MutexGuard<'_, Tracker> {
+        self.tracker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Builds the writer's record for a finished check (push or scheduled).
+    pub fn record(&self, result: ProbeResult) -> Record {
+        let (state, change) = self.tracker().observe(&result, self.probe.service_id);
+        Record { service_id: self.probe.service_id, result: Arc::new(result), state, change }
+    }
+
+    pub fn note_push(&self, at: DateTime<Utc>) {
+        let mut t = self.tracker();
+        t.last_push = Some(t.last_push.map_or(at, |p| p.max(at)));
+    }
+}
+
+struct Running {
+    scheduled: Arc<Scheduled>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Scheduling lateness (how long after its due time a check started), for benchmarks and metrics.
+#[derive(Default)]
+pub struct Lateness {
+    histogram: Mutex<LatencyHistogram>,
+    pub started: AtomicU64,
+}
+
+impl Lateness {
+    fn record(&self, late: Duration) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        self.histogram.lock().unwrap_or_else(|p| p.into_inner()).record(us);
+    }
+
+    /// The lateness histogram so far, and a fresh one from now on.
+    pub fn take(&self) -> LatencyHistogram {
+        std::mem::take(&mut *self.histogram.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+struct Inner {
+    policy: Arc<NetworkPolicy>,
+    ingest: Ingest,
+    permits: Arc<Semaphore>,
+    probes: Mutex<HashMap<Uuid, Running>>,
+    lateness: Lateness,
+    /// Where probe tasks run (see [`crate::monitor::runtime`]).
+    runtime: tokio::runtime::Handle,
+}
+
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+impl Scheduler {
+    pub fn new(
+        policy: Arc<NetworkPolicy>,
+        ingest: Ingest,
+        concurrency: usize,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                policy,
+                ingest,
+                permits: Arc::new(Semaphore::new(concurrency.max(1))),
+                probes: Mutex::new(HashMap::new()),
+                lateness: Lateness::default(),
+                runtime,
+            }),
+        }
+    }
+
+    fn probes(&self) -> MutexGuard<'_, HashMap<Uuid, Running>> {
+        self.inner.probes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn ingest(&self) -> &Ingest {
+        &self.inner.ingest
+    }
+
+    pub fn lateness(&self) -> &Lateness {
+        &self.inner.lateness
+    }
+
+    pub fn len(&self) -> usize {
+        self.probes().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Starts (or restarts with its new definition) a probe. Its confirmed state carries over from
+    /// the running instance, or from the stored state after a restart.
+    pub fn upsert(&self, probe: &Probe) -> Result<(), spec::SpecError> {
+        let compiled = spec::compile(probe.id, probe.service_id, &probe.spec)?;
+        let mut probes = self.probes();
+        let previous = probes.remove(&probe.id);
+        let (state, since, last_push) = match &previous {
+            Some(running) => {
+                if let Some(task) = &running.task {
+                    task.abort();
+                }
+                let t = running.scheduled.tracker();
+                (t.machine.state(), t.since, t.last_push)
+            }
+            None => match &probe.status {
+                Some(s) => (s.state, s.since, None),
+                None => (Outcome::Up, Utc::now(), None),
+            },
+        };
+        let mut tracker = Tracker::new(state, since, &compiled);
+        tracker.last_push = last_push;
+        let enabled = compiled.enabled;
+        let scheduled = Arc::new(Scheduled { probe: compiled, tracker: Mutex::new(tracker) });
+        let task = enabled.then(|| self.inner.runtime.spawn(probe_loop(self.inner.clone(), scheduled.clone())));
+        probes.insert(probe.id, Running { scheduled, task });
+        Ok(())
+    }
+
+    pub fn remove(&self, id: Uuid) {
+        if let Some(Running { task: Some(task), .. }) = self.probes().remove(&id) {
+            task.abort();
+        }
+    }
+
+    /// The scheduled probe, e.g. for the push endpoint.
+    pub fn get(&self, id: Uuid) -> Option<Arc<Scheduled>> {
+        self.probes().get(&id).map(|r| r.scheduled.clone())
+    }
+
+    /// Stops every probe task (results already submitted are still written).
+    pub fn stop(&self) {
+        for (_, running) in self.probes().drain() {
+            if let Some(task) = running.task {
+                task.abort();
+            }
+        }
+    }
+}
+
+fn epoch_ms() -> u64 {
+    u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
+/// The probe's fixed phase within its interval, from its id: stable across restarts, spread
+/// evenly over the interval across many probes.
+fn phase_ms(id: Uuid, period_ms: u64) -> u64 {
+    let period = u128::from(period_ms.max(1));
+    u64::try_from(id.as_u128() % period).unwrap_or(0)
+}
+
+async fn probe_loop(inner: Arc<Inner>, scheduled: Arc<Scheduled>) {
+    let probe = &scheduled.probe;
+    let interval = probe.interval;
+    let period_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+    let mut due = if probe.kind == ProbeKind::Push {
+        // A heartbeat is judged after a whole interval of waiting for it.
+        Instant::now() + interval
+    } else {
+        let wait = (phase_ms(probe.id, period_ms) + period_ms - epoch_ms() % period_ms) % period_ms;
+        Instant::now() + Duration::from_millis(wait)
+    };
+    let mut memory = ScrapeMemory::default();
+    loop {
+        tokio::time::sleep_until(due).await;
+        let result = match (&probe.check, probe.kind) {
+            (None, _) | (_, ProbeKind::Push) => {
+                let window = chrono::Duration::from_std(interval).unwrap_or(chrono::TimeDelta::MAX);
+                let last = scheduled.tracker().last_push;
+                let silent = last.is_none_or(|at| Utc::now() - at > window);
+                if silent {
+                    let secs = last.map_or(interval.as_secs(), |at| (Utc::now() - at).num_seconds().max(0) as u64);
+                    Some(execute::missed_heartbeat(probe.id, secs))
+                } else {
+                    None
+                }
+            }
+            (Some(check), kind) => {
+                let Ok(permit) = inner.permits.clone().acquire_owned().await else { return };
+                inner.lateness.record(Instant::now().saturating_duration_since(due));
+                let r = execute::run(probe.id, kind, check, &probe.pool_mapping, &inner.policy, &mut memory).await;
+                drop(permit);
+                Some(r)
+            }
+        };
+        if let Some(result) = result
+            && inner.ingest.submit(scheduled.record(result)).await.is_err()
+        {
+            return;
+        }
+        due += interval;
+        let now = Instant::now();
+        if due <= now {
+            // Missed ticks are skipped, not replayed in a burst.
+            let behind = now.duration_since(due).as_millis() as u64;
+            due += interval * u32::try_from(behind / period_ms + 1).unwrap_or(u32::MAX);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_spread_evenly_over_the_interval() {
+        let period = 30_000u64;
+        let mut per_second = [0u32; 30];
+        for _ in 0..30_000 {
+            per_second[(phase_ms(Uuid::new_v4(), period) / 1000) as usize] += 1;
+        }
+        let (min, max) = (per_second.iter().min().copied(), per_second.iter().max().copied());
+        // 1,000 expected per second; random ids stay within ±20%.
+        assert!(min > Some(800) && max < Some(1200), "{per_second:?}");
+    }
+
+    #[test]
+    fn the_phase_of_a_probe_is_stable() {
+        let id = Uuid::new_v4();
+        assert_eq!(phase_ms(id, 10_000), phase_ms(id, 10_000));
+        assert!(phase_ms(id, 10_000) < 10_000);
+    }
+}

@@ -1,0 +1,132 @@
+//! The checklist library: the files in `checklists/` (built into the binary, so an installed
+//! Triage has them) seeded into PostgreSQL at start, and admins' edits as new versions.
+
+use app::model::{Checklist, ChecklistDef, Risk, StepKind};
+use sqlx::PgPool;
+
+use crate::error::ApiError;
+use crate::storage::guidance as store;
+
+/// The shipped checklists, by file name.
+pub const FILES: [(&str, &str); 10] = [
+    ("service-down.toml", include_str!("../../../../checklists/service-down.toml")),
+    ("service-slow.toml", include_str!("../../../../checklists/service-slow.toml")),
+    ("errors-spike.toml", include_str!("../../../../checklists/errors-spike.toml")),
+    ("pool-exhaustion.toml", include_str!("../../../../checklists/pool-exhaustion.toml")),
+    ("slow-queries.toml", include_str!("../../../../checklists/slow-queries.toml")),
+    ("readiness-failing.toml", include_str!("../../../../checklists/readiness-failing.toml")),
+    ("memory-climbing.toml", include_str!("../../../../checklists/memory-climbing.toml")),
+    ("service-hangs.toml", include_str!("../../../../checklists/service-hangs.toml")),
+    ("rollout-instability.toml", include_str!("../../../../checklists/rollout-instability.toml")),
+    ("cache-problems.toml", include_str!("../../../../checklists/cache-problems.toml")),
+];
+
+/// Checks what TOML and serde cannot: ids, unique steps, a risk on every action and a warning
+/// on every high-risk one. The error names the field.
+pub fn validate(def: &ChecklistDef) -> Result<(), ApiError> {
+    let id_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+    };
+    if !id_ok(&def.id) {
+        return Err(ApiError::bad("id", "lower-case letters, digits and dashes, at most 64"));
+    }
+    if def.title.trim().is_empty() || def.title.len() > 200 {
+        return Err(ApiError::bad("title", "must be 1–200 characters"));
+    }
+    if def.symptoms.is_empty() {
+        return Err(ApiError::bad("symptoms", "name at least one symptom it answers"));
+    }
+    if def.steps.is_empty() {
+        return Err(ApiError::bad("step", "a checklist needs at least one step"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, s) in def.steps.iter().enumerate() {
+        let at = |f: &str| format!("step[{i}].{f}");
+        if !id_ok(&s.id) || !seen.insert(s.id.as_str()) {
+            return Err(ApiError::bad(at("id"), "must be a unique id (lower-case letters, digits, dashes)"));
+        }
+        if s.question.trim().is_empty() {
+            return Err(ApiError::bad(at("question"), "must not be empty"));
+        }
+        match (s.kind, s.risk, &s.warning) {
+            (StepKind::Action, None, _) => {
+                return Err(ApiError::bad(at("risk"), "an action needs a risk (low or high)"));
+            }
+            (StepKind::Check, Some(_), _) => return Err(ApiError::bad(at("risk"), "only actions have a risk")),
+            (_, Some(Risk::High), None) => {
+                return Err(ApiError::bad(at("warning"), "a high-risk action needs the warning shown before it"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+pub fn parse(name: &str, text: &str) -> Result<ChecklistDef, String> {
+    let def: ChecklistDef = toml::from_str(text).map_err(|e| format!("{name}: {}", e.message()))?;
+    validate(&def).map_err(|e| format!("{name}: {e}"))?;
+    Ok(def)
+}
+
+/// Stores each shipped checklist as a new version when it differs from the last version seeded
+/// from its file (an admin's later edit is not overwritten by an unchanged file).
+pub async fn seed(pool: &PgPool) -> Result<usize, String> {
+    let mut added = 0;
+    for (name, text) in FILES {
+        let def = parse(name, text)?;
+        let json = serde_json::to_value(&def).map_err(|e| e.to_string())?;
+        if store::seed_version(pool, &def.id, &json).await.map_err(|e| format!("seeding {name}: {e}"))? {
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
+/// An admin's edit: a new version (the incidents using older ones keep them).
+pub async fn save(pool: &PgPool, by: &str, def: &ChecklistDef) -> Result<Checklist, ApiError> {
+    validate(def)?;
+    let json = serde_json::to_value(def).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(store::insert_version(pool, &def.id, &json, by).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_checklist_parses_and_validates() {
+        let mut ids = std::collections::HashSet::new();
+        for (name, text) in FILES {
+            let def = parse(name, text).unwrap_or_else(|e| panic!("{e}"));
+            assert!(ids.insert(def.id.clone()), "{name}: duplicate id");
+            assert_eq!(format!("{}.toml", def.id), name, "file named after its id");
+        }
+        assert_eq!(ids.len(), 10);
+    }
+
+    #[test]
+    fn bad_checklists_name_the_field() {
+        let (name, text) = FILES[1];
+        let good = parse(name, text).unwrap_or_else(|e| panic!("{e}"));
+        let field = |d: &ChecklistDef| match validate(d) {
+            Err(ApiError::BadRequest { field, .. }) => field.unwrap_or_default(),
+            other => panic!("{other:?}"),
+        };
+        let mut d = good.clone();
+        d.id = "Bad Id".into();
+        assert_eq!(field(&d), "id");
+        let mut d = good.clone();
+        d.steps[1].id = d.steps[0].id.clone();
+        assert_eq!(field(&d), "step[1].id");
+        let mut d = good.clone();
+        let high = d.steps.iter().position(|s| s.risk == Some(Risk::High)).unwrap_or(0);
+        d.steps[high].warning = None;
+        assert_eq!(field(&d), format!("step[{high}].warning"));
+        let mut d = good;
+        d.steps[0].risk = Some(Risk::Low);
+        assert_eq!(field(&d), "step[0].risk");
+    }
+}

@@ -1,0 +1,7 @@
+//! Incident response: incidents with their timelines, key times and live rooms (`incidents`), the
+//! guided debugging checklists picked from the live signal (`guidance`), and postmortems
+//! written from resolved incidents (`postmortems`). Their Markdown is rendered by `app::markdown`.
+
+pub mod guidance;
+pub mod incidents;
+pub mod postmortems;

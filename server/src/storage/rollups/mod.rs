@@ -1,0 +1,636 @@
+//! Rollups: raw results → per-minute rows → hour and day rows, and reading them back.
+//!
+//! Levels: minute, hour, day, week. A run has two transactions. The first takes the watermark
+//! `for update` (writers hold it `for share` while inserting), moves it to `upto` and records the
+//! window between as pending: brief, so writers barely wait. The second, serialised among runners
+//! by an advisory lock but not blocking writers, rolls the window's raw rows up, clears the
+//! pending window, and recomputes the minutes that late results dirtied. New minutes are added to
+//! their hour, day and week rows; dirtied minutes make those be recomputed from the level below.
+//! Readers take rollups as complete up to the start of a pending window (see [`watermark`]).
+
+pub mod bucket;
+pub mod histogram;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use app::model::PoolReading;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use sqlx::types::Json;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::results::{error_from_code, outcome_from_code};
+use crate::storage::rollups::bucket::{ERROR_CLASSES, Observation, Rollup, latency_counts};
+use crate::storage::rollups::histogram::{DenseAccumulator, LatencyHistogram};
+
+/// Rollup levels and their bucket widths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    Minute = 0,
+    Hour = 1,
+    Day = 2,
+    /// Seven days, aligned to the Unix epoch (weeks start on Thursday, 00:00 UTC): long ranges
+    /// read a few week rows instead of dozens of day rows.
+    Week = 3,
+}
+
+impl Level {
+    pub fn width(self) -> Duration {
+        match self {
+            Self::Minute => Duration::minutes(1),
+            Self::Hour => Duration::hours(1),
+            Self::Day => Duration::days(1),
+            Self::Week => Duration::weeks(1),
+        }
+    }
+
+    pub fn truncate(self, t: DateTime<Utc>) -> DateTime<Utc> {
+        t.duration_trunc(self.width()).unwrap_or(t)
+    }
+}
+
+type Key = (Uuid, DateTime<Utc>);
+
+/// What one rollup run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RollupRun {
+    pub raw_rows: usize,
+    pub minutes: usize,
+    pub dirty_minutes: usize,
+    pub watermark: Option<DateTime<Utc>>,
+    /// It finished a window an earlier run had claimed (and moved no watermark itself).
+    pub finished_earlier_claim: bool,
+}
+
+/// probe, at, outcome, status, error class, total µs, pool, and the phases (DNS, connect, TLS,
+/// TTFB, transfer).
+struct RawRow {
+    probe_id: Uuid,
+    at: DateTime<Utc>,
+    outcome: i16,
+    status: Option<i16>,
+    error: Option<i16>,
+    total_us: i32,
+    pool: Option<Json<PoolReading>>,
+    phases: [Option<i32>; 5],
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for RawRow {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            probe_id: row.try_get(0)?,
+            at: row.try_get(1)?,
+            outcome: row.try_get(2)?,
+            status: row.try_get(3)?,
+            error: row.try_get(4)?,
+            total_us: row.try_get(5)?,
+            pool: row.try_get(6)?,
+            phases: [row.try_get(7)?, row.try_get(8)?, row.try_get(9)?, row.try_get(10)?, row.try_get(11)?],
+        })
+    }
+}
+
+fn observation(row: &RawRow) -> Observation {
+    let error = error_from_code(row.error);
+    let status = row.status.and_then(|s| u16::try_from(s).ok());
+    let timed = latency_counts(status, error);
+    let us = |v: Option<i32>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+    // Pushed results carry no phases at all: they say nothing about where the time went.
+    let has_phases = row.phases.iter().any(Option::is_some);
+    Observation {
+        outcome: outcome_from_code(row.outcome),
+        error,
+        total_us: timed.then(|| u64::try_from(row.total_us).unwrap_or(0)),
+        pool: row.pool.as_ref().map(|p| p.0),
+        phases_us: (timed && has_phases).then(|| row.phases.map(us)),
+    }
+}
+
+fn aggregate(rows: &[RawRow], level: Level, into: &mut HashMap<Key, Rollup>) {
+    for row in rows {
+        into.entry((row.probe_id, level.truncate(row.at))).or_default().observe(&observation(row));
+    }
+}
+
+/// Raw observations of `probes` (all probes when `None`) in [from, to).
+async fn raw_rows<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    probes: Option<&[Uuid]>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<RawRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select probe_id, at, outcome, status, error_class, total_us, pool,
+                dns_us, connect_us, tls_us, ttfb_us, transfer_us from results
+          where at >= $1 and at < $2 and ($3::uuid[] is null or probe_id = any($3))",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(probes)
+    .fetch_all(ex)
+    .await
+}
+
+/// Raw results in [from, to) of `probes`, rolled up per probe into buckets of `level`.
+pub async fn raw_rollups(
+    pool: &PgPool,
+    probes: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    level: Level,
+) -> Result<HashMap<Key, Rollup>, sqlx::Error> {
+    let rows = raw_rows(pool, Some(probes), from, to).await?;
+    let mut out = HashMap::new();
+    aggregate(&rows, level, &mut out);
+    Ok(out)
+}
+
+struct RollupRowDb {
+    probe_id: Uuid,
+    bucket: DateTime<Utc>,
+    n_up: i32,
+    n_degraded: i32,
+    n_down: i32,
+    errors: Vec<i32>,
+    lat_hist: Vec<u8>,
+    lat_sum_us: i64,
+    lat_min_us: i64,
+    lat_max_us: i64,
+    pool_in_use: Option<f64>,
+    pool_idle: Option<f64>,
+    pool_max: Option<f64>,
+    pool_waiting: Option<f64>,
+    req_rate_sum: f64,
+    err_rate_sum: f64,
+    rate_samples: i32,
+    phase_sum_us: Vec<i64>,
+    phase_n: i64,
+}
+
+/// Decoded by position (the order of [`ROLLUP_COLUMNS`]): summaries read tens of thousands of
+/// rows, and looking each column up by name was a measurable share of the time.
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for RollupRowDb {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            probe_id: row.try_get(0)?,
+            bucket: row.try_get(1)?,
+            n_up: row.try_get(2)?,
+            n_degraded: row.try_get(3)?,
+            n_down: row.try_get(4)?,
+            errors: row.try_get(5)?,
+            lat_hist: row.try_get(6)?,
+            lat_sum_us: row.try_get(7)?,
+            lat_min_us: row.try_get(8)?,
+            lat_max_us: row.try_get(9)?,
+            pool_in_use: row.try_get(10)?,
+            pool_idle: row.try_get(11)?,
+            pool_max: row.try_get(12)?,
+            pool_waiting: row.try_get(13)?,
+            req_rate_sum: row.try_get(14)?,
+            err_rate_sum: row.try_get(15)?,
+            rate_samples: row.try_get(16)?,
+            phase_sum_us: row.try_get(17)?,
+            phase_n: row.try_get(18)?,
+        })
+    }
+}
+
+const ROLLUP_COLUMNS: &str = "probe_id, bucket, n_up, n_degraded, n_down, errors, lat_hist, lat_sum_us, lat_min_us,
+    lat_max_us, pool_in_use, pool_idle, pool_max, pool_waiting, req_rate_sum, err_rate_sum, rate_samples,
+    phase_sum_us, phase_n";
+
+/// A row's counts and gauges; the histogram is left to the caller (decoded or merged encoded).
+fn counts_of(row: &RollupRowDb) -> Rollup {
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    let mut errors = [0u64; ERROR_CLASSES];
+    for (slot, v) in errors.iter_mut().zip(&row.errors) {
+        *slot = u(i64::from(*v));
+    }
+    Rollup {
+        n_up: u(i64::from(row.n_up)),
+        n_degraded: u(i64::from(row.n_degraded)),
+        n_down: u(i64::from(row.n_down)),
+        errors,
+        latency: LatencyHistogram::default(),
+        pool_in_use: row.pool_in_use,
+        pool_idle: row.pool_idle,
+        pool_max: row.pool_max,
+        pool_waiting: row.pool_waiting,
+        req_rate_sum: row.req_rate_sum,
+        err_rate_sum: row.err_rate_sum,
+        rate_samples: u(i64::from(row.rate_samples)),
+        phase_sum_us: std::array::from_fn(|i| row.phase_sum_us.get(i).map_or(0, |v| u(*v))),
+        phase_n: u(row.phase_n),
+    }
+}
+
+fn unsigned(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn rollup_from(row: RollupRowDb) -> (Key, Rollup) {
+    let mut r = counts_of(&row);
+    r.latency = LatencyHistogram::decode(
+        &row.lat_hist,
+        unsigned(row.lat_sum_us),
+        unsigned(row.lat_min_us),
+        unsigned(row.lat_max_us),
+    )
+    .unwrap_or_default();
+    ((row.probe_id, row.bucket), r)
+}
+
+/// Stored rollup rows of `level` for `probes` with buckets in [from, to), histograms still encoded.
+pub struct EncodedRollups(Vec<RollupRowDb>);
+
+#[tracing::instrument(skip(pool, probes), fields(probes = probes.len()))]
+pub async fn fetch_encoded(
+    pool: &PgPool,
+    level: Level,
+    probes: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<EncodedRollups, sqlx::Error> {
+    let rows: Vec<RollupRowDb> = sqlx::query_as(&format!(
+        "select {ROLLUP_COLUMNS} from rollups
+          where level = $1 and probe_id = any($2) and bucket >= $3 and bucket < $4"
+    ))
+    .bind(level as i16)
+    .bind(probes)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    Ok(EncodedRollups(rows))
+}
+
+impl EncodedRollups {
+    /// Adds the rows into one rollup per probe; histograms go into a dense accumulator each.
+    pub fn merge_into(self, into: &mut HashMap<Uuid, (Rollup, DenseAccumulator)>) {
+        for row in self.0 {
+            let (acc, latency) = into.entry(row.probe_id).or_default();
+            acc.merge(&counts_of(&row));
+            latency.add_encoded(
+                &row.lat_hist,
+                unsigned(row.lat_sum_us),
+                unsigned(row.lat_min_us),
+                unsigned(row.lat_max_us),
+            );
+        }
+    }
+}
+
+/// A stored rollup row for a chart: counts and gauges decoded, the latency histogram still
+/// encoded. Most chart buckets hold exactly one row (the level matches the step), and its
+/// percentiles are read straight off the bytes; only buckets merging several rows decode them.
+pub struct ChartRow {
+    pub bucket: DateTime<Utc>,
+    /// The row without its latency (see [`latency`](Self::latency)).
+    pub counts: Rollup,
+    hist: Vec<u8>,
+    sum_us: u64,
+    min_us: u64,
+    max_us: u64,
+}
+
+impl ChartRow {
+    pub fn latency(&self) -> LatencyHistogram {
+        LatencyHistogram::decode(&self.hist, self.sum_us, self.min_us, self.max_us).unwrap_or_default()
+    }
+
+    /// p50, p95 and p99 in µs without decoding the histogram.
+    pub fn percentiles(&self) -> [Option<f64>; 3] {
+        LatencyHistogram::percentiles_encoded(&self.hist, self.min_us, self.max_us, [0.50, 0.95, 0.99])
+            .unwrap_or([None; 3])
+    }
+}
+
+/// Stored rollups of `level` for `probes` with buckets in [from, to), for a chart.
+pub async fn read_chart_rows(
+    pool: &PgPool,
+    level: Level,
+    probes: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<ChartRow>, sqlx::Error> {
+    let rows = fetch_encoded(pool, level, probes, from, to).await?;
+    Ok(rows
+        .0
+        .into_iter()
+        .map(|row| ChartRow {
+            bucket: row.bucket,
+            counts: counts_of(&row),
+            sum_us: unsigned(row.lat_sum_us),
+            min_us: unsigned(row.lat_min_us),
+            max_us: unsigned(row.lat_max_us),
+            hist: row.lat_hist,
+        })
+        .collect())
+}
+
+/// Stored rollup rows of `level` for `probes` with buckets in [from, to).
+pub async fn read_rollups(
+    pool: &PgPool,
+    level: Level,
+    probes: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(Key, Rollup)>, sqlx::Error> {
+    let rows = fetch_encoded(pool, level, probes, from, to).await?;
+    Ok(rows.0.into_iter().map(rollup_from).collect())
+}
+
+async fn read_keys(
+    tx: &mut Transaction<'_, Postgres>,
+    level: Level,
+    keys: &[Key],
+) -> Result<HashMap<Key, Rollup>, sqlx::Error> {
+    let probes: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let buckets: Vec<DateTime<Utc>> = keys.iter().map(|k| k.1).collect();
+    let rows: Vec<RollupRowDb> = sqlx::query_as(&format!(
+        "select {ROLLUP_COLUMNS} from rollups r
+          where level = $1 and (probe_id, bucket) in (select * from unnest($2::uuid[], $3::timestamptz[]))"
+    ))
+    .bind(level as i16)
+    .bind(&probes)
+    .bind(&buckets)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(rollup_from).collect())
+}
+
+/// Sum of the `below` rows inside each key's bucket of `level`.
+async fn recompute_from_below(
+    tx: &mut Transaction<'_, Postgres>,
+    level: Level,
+    below: Level,
+    keys: &BTreeSet<Key>,
+) -> Result<HashMap<Key, Rollup>, sqlx::Error> {
+    let probes: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let starts: Vec<DateTime<Utc>> = keys.iter().map(|k| k.1).collect();
+    let rows: Vec<RollupRowDb> = sqlx::query_as(&format!(
+        "select {ROLLUP_COLUMNS} from rollups r
+          join unnest($2::uuid[], $3::timestamptz[]) as k(p, s)
+            on r.probe_id = k.p and r.bucket >= k.s and r.bucket < k.s + $4::interval
+         where r.level = $1"
+    ))
+    .bind(below as i16)
+    .bind(&probes)
+    .bind(&starts)
+    .bind(level.width())
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut out: HashMap<Key, Rollup> = keys.iter().map(|k| (*k, Rollup::default())).collect();
+    for ((probe, bucket), r) in rows.into_iter().map(rollup_from) {
+        out.entry((probe, level.truncate(bucket))).or_default().merge(&r);
+    }
+    Ok(out)
+}
+
+/// Writes (replacing) rollup rows of `level`; empty rollups delete their row.
+async fn write_rollups(
+    tx: &mut Transaction<'_, Postgres>,
+    level: Level,
+    rows: &HashMap<Key, Rollup>,
+) -> Result<(), sqlx::Error> {
+    let (empty, full): (Vec<_>, Vec<_>) = rows.iter().partition(|(_, r)| r.count() == 0);
+    if !empty.is_empty() {
+        let probes: Vec<Uuid> = empty.iter().map(|(k, _)| k.0).collect();
+        let buckets: Vec<DateTime<Utc>> = empty.iter().map(|(k, _)| k.1).collect();
+        sqlx::query(
+            "delete from rollups where level = $1
+                and (probe_id, bucket) in (select * from unnest($2::uuid[], $3::timestamptz[]))",
+        )
+        .bind(level as i16)
+        .bind(&probes)
+        .bind(&buckets)
+        .execute(&mut **tx)
+        .await?;
+    }
+    // Chunks keep each statement's arrays (and the errors array literal) moderate.
+    for chunk in full.chunks(5_000) {
+        let i = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+        let l = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let probes: Vec<Uuid> = chunk.iter().map(|(k, _)| k.0).collect();
+        let buckets: Vec<DateTime<Utc>> = chunk.iter().map(|(k, _)| k.1).collect();
+        let up: Vec<i32> = chunk.iter().map(|(_, r)| i(r.n_up)).collect();
+        let degraded: Vec<i32> = chunk.iter().map(|(_, r)| i(r.n_degraded)).collect();
+        let down: Vec<i32> = chunk.iter().map(|(_, r)| i(r.n_down)).collect();
+        // Postgres has no array-of-arrays parameter for ragged data; the fixed-width counts go
+        // as a text literal per row.
+        let errors: Vec<String> = chunk
+            .iter()
+            .map(|(_, r)| format!("{{{}}}", r.errors.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")))
+            .collect();
+        let hist: Vec<Vec<u8>> = chunk.iter().map(|(_, r)| r.latency.encode()).collect();
+        let count: Vec<i64> = chunk.iter().map(|(_, r)| l(r.latency.count())).collect();
+        let sum: Vec<i64> = chunk.iter().map(|(_, r)| l(r.latency.sum_us())).collect();
+        let min: Vec<i64> = chunk.iter().map(|(_, r)| l(r.latency.min_us())).collect();
+        let max: Vec<i64> = chunk.iter().map(|(_, r)| l(r.latency.max_us())).collect();
+        let in_use: Vec<Option<f64>> = chunk.iter().map(|(_, r)| r.pool_in_use).collect();
+        let idle: Vec<Option<f64>> = chunk.iter().map(|(_, r)| r.pool_idle).collect();
+        let pmax: Vec<Option<f64>> = chunk.iter().map(|(_, r)| r.pool_max).collect();
+        let waiting: Vec<Option<f64>> = chunk.iter().map(|(_, r)| r.pool_waiting).collect();
+        let req: Vec<f64> = chunk.iter().map(|(_, r)| r.req_rate_sum).collect();
+        let err: Vec<f64> = chunk.iter().map(|(_, r)| r.err_rate_sum).collect();
+        let n: Vec<i32> = chunk.iter().map(|(_, r)| i(r.rate_samples)).collect();
+        let phases: Vec<String> = chunk
+            .iter()
+            .map(|(_, r)| format!("{{{}}}", r.phase_sum_us.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")))
+            .collect();
+        let phase_n: Vec<i64> = chunk.iter().map(|(_, r)| l(r.phase_n)).collect();
+        sqlx::query(
+            "insert into rollups (level, probe_id, bucket, n_up, n_degraded, n_down, errors, lat_hist, lat_count,
+                                  lat_sum_us, lat_min_us, lat_max_us, pool_in_use, pool_idle, pool_max, pool_waiting,
+                                  req_rate_sum, err_rate_sum, rate_samples, phase_sum_us, phase_n)
+             select $1, t.p, t.b, t.u, t.d, t.x, t.e::int4[], t.h, t.c, t.s, t.mi, t.ma, t.iu, t.id, t.pm, t.w,
+                    t.rq, t.er, t.n, t.ph::int8[], t.pn
+               from unnest($2::uuid[], $3::timestamptz[], $4::int4[], $5::int4[], $6::int4[], $7::text[],
+                           $8::bytea[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::float8[],
+                           $14::float8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[], $19::int4[],
+                           $20::text[], $21::int8[])
+                    as t(p, b, u, d, x, e, h, c, s, mi, ma, iu, id, pm, w, rq, er, n, ph, pn)
+             on conflict (level, probe_id, bucket) do update set
+               n_up = excluded.n_up, n_degraded = excluded.n_degraded, n_down = excluded.n_down,
+               errors = excluded.errors, lat_hist = excluded.lat_hist, lat_count = excluded.lat_count,
+               lat_sum_us = excluded.lat_sum_us, lat_min_us = excluded.lat_min_us, lat_max_us = excluded.lat_max_us,
+               pool_in_use = excluded.pool_in_use, pool_idle = excluded.pool_idle, pool_max = excluded.pool_max,
+               pool_waiting = excluded.pool_waiting, req_rate_sum = excluded.req_rate_sum,
+               err_rate_sum = excluded.err_rate_sum, rate_samples = excluded.rate_samples,
+               phase_sum_us = excluded.phase_sum_us, phase_n = excluded.phase_n",
+        )
+        .bind(level as i16)
+        .bind(&probes)
+        .bind(&buckets)
+        .bind(&up)
+        .bind(&degraded)
+        .bind(&down)
+        .bind(&errors)
+        .bind(&hist)
+        .bind(&count)
+        .bind(&sum)
+        .bind(&min)
+        .bind(&max)
+        .bind(&in_use)
+        .bind(&idle)
+        .bind(&pmax)
+        .bind(&waiting)
+        .bind(&req)
+        .bind(&err)
+        .bind(&n)
+        .bind(&phases)
+        .bind(&phase_n)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Adds `new` minute rollups into the rows of `level` that contain them.
+async fn add_into(
+    tx: &mut Transaction<'_, Postgres>,
+    level: Level,
+    new: &HashMap<Key, Rollup>,
+) -> Result<(), sqlx::Error> {
+    let mut sums: HashMap<Key, Rollup> = HashMap::new();
+    for ((probe, minute), r) in new {
+        sums.entry((*probe, level.truncate(*minute))).or_default().merge(r);
+    }
+    let keys: Vec<Key> = sums.keys().copied().collect();
+    let mut existing = read_keys(tx, level, &keys).await?;
+    for (k, r) in &sums {
+        existing.entry(*k).or_default().merge(r);
+    }
+    existing.retain(|k, _| sums.contains_key(k));
+    write_rollups(tx, level, &existing).await
+}
+
+/// Moves the watermark (benchmarks and tests that load history, then roll it up as new).
+pub async fn set_watermark(pool: &PgPool, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update rollup_watermark
+            set watermark = $1, pending_from = null, pending_to = null, generation = generation + 1",
+    )
+    .bind(Level::Minute.truncate(at))
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Up to where the rollups are complete, for readers: the watermark, or the start of the window a
+/// run is rolling up (writers use the watermark itself to tell late results).
+pub async fn watermark(pool: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar("select coalesce(pending_from, watermark) from rollup_watermark").fetch_one(pool).await
+}
+
+/// [`watermark`] and the generation of the rollups behind it (see the migration adding it).
+pub async fn watermark_and_generation(pool: &PgPool) -> Result<(DateTime<Utc>, i64), sqlx::Error> {
+    sqlx::query_as("select coalesce(pending_from, watermark), generation from rollup_watermark").fetch_one(pool).await
+}
+
+/// Serialises the second transaction of rollup runs (several processes may share a database).
+const ROLLUP_LOCK: i64 = 0x7472_6961_6765; // "triage"
+
+/// Most raw time one run rolls up, so a long gap (a stopped instance) is caught up in steps
+/// that each hold the watermark lock briefly.
+pub const MAX_WINDOW: Duration = Duration::hours(1);
+
+/// Rolls results before `upto` (truncated to the minute) into the rollups, at most
+/// [`MAX_WINDOW`] past the watermark; call again while `run.watermark < upto`.
+#[tracing::instrument(skip(pool))]
+pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun, sqlx::Error> {
+    let mut run = RollupRun::default();
+
+    // Claim the next window and move the watermark: writers wait only for this.
+    let mut claim = pool.begin().await?;
+    let (watermark, pending): (DateTime<Utc>, Option<DateTime<Utc>>) =
+        sqlx::query_as("select watermark, pending_from from rollup_watermark for update")
+            .fetch_one(&mut *claim)
+            .await?;
+    let upto = Level::Minute.truncate(upto).min(watermark + MAX_WINDOW);
+    // A window still pending (a run that died, or another process's run) is finished first.
+    if pending.is_none() && upto > watermark {
+        sqlx::query("update rollup_watermark set watermark = $1, pending_from = $2, pending_to = $1")
+            .bind(upto)
+            .bind(watermark)
+            .execute(&mut *claim)
+            .await?;
+        run.watermark = Some(upto);
+    }
+    claim.commit().await?;
+
+    let mut tx = pool.begin().await?;
+    sqlx::query("select pg_advisory_xact_lock($1)").bind(ROLLUP_LOCK).execute(&mut *tx).await?;
+    let window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+        sqlx::query_as("select pending_from, pending_to from rollup_watermark").fetch_one(&mut *tx).await?;
+
+    // New minutes: never rolled up before, so they add to their hour and day. Results written
+    // into the window after the claim are also queued as dirty: counted now or recomputed next.
+    let mut fresh: HashMap<Key, Rollup> = HashMap::new();
+    if let (Some(from), Some(to)) = window {
+        let rows = raw_rows(&mut *tx, None, from, to).await?;
+        run.raw_rows += rows.len();
+        aggregate(&rows, Level::Minute, &mut fresh);
+        write_rollups(&mut tx, Level::Minute, &fresh).await?;
+        add_into(&mut tx, Level::Hour, &fresh).await?;
+        add_into(&mut tx, Level::Day, &fresh).await?;
+        add_into(&mut tx, Level::Week, &fresh).await?;
+        sqlx::query("update rollup_watermark set pending_from = null, pending_to = null").execute(&mut *tx).await?;
+        run.finished_earlier_claim = run.watermark.is_none();
+    }
+    run.minutes = fresh.len();
+
+    // Dirty minutes: recomputed from raw, then their hours and days from the level below.
+    let dirty: Vec<(Uuid, DateTime<Utc>)> =
+        sqlx::query_as("delete from rollup_dirty returning probe_id, minute").fetch_all(&mut *tx).await?;
+    if !dirty.is_empty() {
+        let mut by_probe: BTreeMap<Uuid, Vec<DateTime<Utc>>> = BTreeMap::new();
+        for (p, m) in &dirty {
+            by_probe.entry(*p).or_default().push(*m);
+        }
+        let mut recomputed: HashMap<Key, Rollup> = dirty.iter().map(|k| (*k, Rollup::default())).collect();
+        for (probe, minutes) in &by_probe {
+            let (Some(first), Some(last)) = (minutes.iter().min(), minutes.iter().max()) else { continue };
+            let rows = raw_rows(&mut *tx, Some(&[*probe]), *first, *last + Level::Minute.width()).await?;
+            run.raw_rows += rows.len();
+            let mut agg = HashMap::new();
+            aggregate(&rows, Level::Minute, &mut agg);
+            for (k, r) in agg {
+                if let Some(slot) = recomputed.get_mut(&k) {
+                    *slot = r;
+                }
+            }
+        }
+        write_rollups(&mut tx, Level::Minute, &recomputed).await?;
+        let hours: BTreeSet<Key> = dirty.iter().map(|(p, m)| (*p, Level::Hour.truncate(*m))).collect();
+        let hour_rows = recompute_from_below(&mut tx, Level::Hour, Level::Minute, &hours).await?;
+        write_rollups(&mut tx, Level::Hour, &hour_rows).await?;
+        let days: BTreeSet<Key> = dirty.iter().map(|(p, m)| (*p, Level::Day.truncate(*m))).collect();
+        let day_rows = recompute_from_below(&mut tx, Level::Day, Level::Hour, &days).await?;
+        write_rollups(&mut tx, Level::Day, &day_rows).await?;
+        let weeks: BTreeSet<Key> = dirty.iter().map(|(p, m)| (*p, Level::Week.truncate(*m))).collect();
+        let week_rows = recompute_from_below(&mut tx, Level::Week, Level::Day, &weeks).await?;
+        write_rollups(&mut tx, Level::Week, &week_rows).await?;
+        run.dirty_minutes = dirty.len();
+        sqlx::query("update rollup_watermark set generation = generation + 1").execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(run)
+}
+
+/// Deletes rollups of `level` older than `before`.
+pub async fn prune_rollups(pool: &PgPool, level: Level, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query("delete from rollups where level = $1 and bucket < $2")
+        .bind(level as i16)
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() > 0 {
+        sqlx::query("update rollup_watermark set generation = generation + 1").execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}

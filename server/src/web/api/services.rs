@@ -1,0 +1,55 @@
+use app::model::{Service, ServiceInput};
+use axum::Json;
+use axum::extract::{Path, State};
+use http::StatusCode;
+
+use super::{ApiJson, parse_id};
+use crate::access::actor::Actor;
+use crate::error::ApiError;
+use crate::monitor::catalog;
+use crate::storage::catalog as store;
+use crate::web::state::AppState;
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Service>>, ApiError> {
+    Ok(Json(store::list_services(&state.pool).await?))
+}
+
+pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Service>, ApiError> {
+    let id = parse_id(&id)?;
+    store::get_service(&state.pool, id).await?.map(Json).ok_or(ApiError::NotFound("service"))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiJson(input): ApiJson<ServiceInput>,
+) -> Result<(StatusCode, Json<Service>), ApiError> {
+    let service = catalog::create_service(&state.pool, &input).await?;
+    actor
+        .audit(&state.pool, "service.create", service.id.to_string(), serde_json::json!({ "name": service.name }))
+        .await?;
+    Ok((StatusCode::CREATED, Json(service)))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ServiceInput>,
+) -> Result<Json<Service>, ApiError> {
+    let id = parse_id(&id)?;
+    let service = catalog::update_service(&state.pool, id, &input).await?;
+    actor.audit(&state.pool, "service.update", id.to_string(), serde_json::json!({ "name": service.name })).await?;
+    Ok(Json(service))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    catalog::delete_service(&state.pool, &state.scheduler, id).await?;
+    actor.audit(&state.pool, "service.delete", id.to_string(), serde_json::json!({})).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

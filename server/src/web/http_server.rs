@@ -1,0 +1,363 @@
+//! Building the application (state, routes, middleware) and serving it until shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::api::backend::SharedBackend;
+use app::model::{DatabaseMode, InstanceInfo};
+use app::{App, shell};
+use axum::Router;
+use axum::extract::ConnectInfo;
+use chrono::Utc;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use leptos::prelude::{LeptosOptions, provide_context, use_context};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::access::{Auth, AuthSettings};
+use crate::monitor::pipeline::{ProbeSettings, Probing};
+use crate::respond::incidents::engine::{Engine, EngineSettings};
+use crate::respond::incidents::{Incidents, RoomHub};
+use crate::storage;
+use crate::web::access::{self, Gate, Secured, Table};
+use crate::web::metrics::Metrics;
+use crate::web::middleware::{HttpLimits, with_middleware};
+use crate::web::self_check::ReadinessChecker;
+use crate::web::server_fns::PgBackend;
+use crate::web::state::AppState;
+use crate::web::{api, health};
+
+/// Serving settings, separate from the CLI so tests can build them directly.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub addr: SocketAddr,
+    pub site_root: PathBuf,
+    pub request_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub body_limit: usize,
+    pub shutdown_timeout: Duration,
+    pub readiness_cache: Duration,
+    pub readiness_timeout: Duration,
+    pub probes: ProbeSettings,
+    /// The declarative probe file applied at start.
+    pub config_file: Option<PathBuf>,
+    pub auth: AuthSettings,
+    /// Where the first-run set-up token is also written (mode 0600), besides the log.
+    pub setup_token_file: Option<PathBuf>,
+    pub incidents: EngineSettings,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            site_root: PathBuf::from("target/site"),
+            request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            body_limit: 2 << 20,
+            shutdown_timeout: Duration::from_secs(30),
+            readiness_cache: Duration::from_secs(1),
+            readiness_timeout: Duration::from_secs(1),
+            probes: ProbeSettings::default(),
+            config_file: None,
+            auth: AuthSettings::default(),
+            setup_token_file: None,
+            incidents: EngineSettings::default(),
+        }
+    }
+}
+
+impl From<&crate::config::ServeArgs> for ServeSettings {
+    fn from(a: &crate::config::ServeArgs) -> Self {
+        Self {
+            addr: a.addr,
+            site_root: a.site_root.clone(),
+            request_timeout: a.request_timeout.0,
+            header_read_timeout: a.header_read_timeout.0,
+            body_limit: a.body_limit.0,
+            shutdown_timeout: a.shutdown_timeout.0,
+            readiness_cache: a.readiness_cache.0,
+            readiness_timeout: a.readiness_timeout.0,
+            probes: ProbeSettings {
+                allow: a.probe_allow.clone(),
+                concurrency: a.probe_concurrency as usize,
+                ingest: crate::monitor::ingest::IngestConfig { buffer: a.result_buffer as usize, ..Default::default() },
+                raw_retention: a.raw_retention.0,
+                self_watch: a.self_watch,
+                ..ProbeSettings::default()
+            },
+            config_file: a.config.clone(),
+            auth: AuthSettings {
+                public_url: a.public_url.clone(),
+                session_idle: a.session_idle.0,
+                session_lifetime: a.session_lifetime.0,
+                ..AuthSettings::default()
+            },
+            setup_token_file: None,
+            incidents: EngineSettings { auto_open: a.auto_incidents, ..EngineSettings::default() },
+        }
+    }
+}
+
+/// Builds the shared state over a migrated pool and starts probing; `listen` is the bound address
+/// (the prober may reach it, so Triage can watch itself).
+pub async fn build_state(
+    pool: PgPool,
+    settings: &ServeSettings,
+    database: DatabaseMode,
+    listen: SocketAddr,
+) -> Result<(AppState, Probing), sqlx::Error> {
+    let (instance_id, created_at) = storage::ensure_instance(&pool).await?;
+    let instance = InstanceInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        instance_id,
+        created_at,
+        started_at: Utc::now(),
+        database,
+    };
+    let leptos_options = LeptosOptions::builder()
+        .output_name("triage")
+        .site_root(settings.site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(settings.addr)
+        .build();
+    let has_users = storage::auth::any_users(&pool).await?;
+    let setup_token = if has_users { None } else { Some(first_run_token(settings)) };
+    let token_file = setup_token.as_ref().and(settings.setup_token_file.clone());
+    let auth = Arc::new(Auth::new(settings.auth.clone(), has_users, setup_token, token_file));
+    match crate::respond::guidance::library::seed(&pool).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(checklists = n, "checklist versions seeded from checklists/"),
+        Err(e) => tracing::error!(error = %e, "seeding the checklist library failed"),
+    }
+    let rooms = RoomHub::default();
+    let probing = Probing::start(pool.clone(), listen, &settings.probes).await?;
+    let metrics = Metrics::new(pool.clone());
+    metrics.attach_probes(Arc::clone(&probing.ingest_stats), probing.scheduler.clone());
+    let state = AppState::new(crate::web::state::Shared {
+        leptos_options,
+        readiness: ReadinessChecker::new(pool.clone(), settings.readiness_timeout, settings.readiness_cache),
+        metrics,
+        instance: Arc::new(instance),
+        scheduler: probing.scheduler.clone(),
+        hub: probing.hub.clone(),
+        overview: Arc::default(),
+        auth,
+        incidents: Incidents { pool: pool.clone(), rooms: rooms.clone() },
+        guide: crate::respond::guidance::Guide { pool: pool.clone(), rooms },
+        postmortems: crate::respond::postmortems::Postmortems { pool: pool.clone() },
+        stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+        pool,
+    });
+    spawn_session_purge(&state);
+    let engine =
+        Engine { pool: state.pool.clone(), rooms: state.incidents.rooms.clone(), settings: settings.incidents.clone() };
+    tokio::spawn(engine.run(state.hub.clone(), state.stopping.subscribe()));
+    Ok((state, probing))
+}
+
+/// Ended sessions are refused as soon as they end; this only keeps the table small. Hourly,
+/// until shutdown begins.
+fn spawn_session_purge(state: &AppState) {
+    let pool = state.pool.clone();
+    let idle = state.auth.settings.session_idle;
+    let mut stopping = state.stopping.subscribe();
+    tokio::spawn(async move {
+        let stopped = async move {
+            // The returned guard is dropped at once: it must not live across an await.
+            let _ = stopping.wait_for(|s| *s).await.map(|_| ());
+        };
+        tokio::pin!(stopped);
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    match storage::auth::purge_sessions(&pool, idle).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(sessions = n, "ended sessions removed"),
+                        Err(e) => tracing::warn!(error = %e, "removing ended sessions failed; retrying in an hour"),
+                    }
+                }
+                () = &mut stopped => break,
+            }
+        }
+    });
+}
+
+/// A new set-up token, logged (and written to the data directory) so whoever started the server
+/// can create the first admin and nobody else on the network can.
+fn first_run_token(settings: &ServeSettings) -> String {
+    let token = crate::access::random_secret().unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string());
+    if let Some(path) = &settings.setup_token_file {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| f.write_all(token.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "could not write the set-up token file");
+        }
+    }
+    // Printed on purpose: it is single-use and only creates the first admin.
+    tracing::warn!(setup_token = %token, "no users yet: open /setup and enter this set-up token to create the first admin");
+    token
+}
+
+/// Health and metrics: open to everyone (orchestrators and Prometheus poll them).
+fn health_routes() -> Secured {
+    Secured::default()
+        .open("/healthz", health::healthz)
+        .open("/readyz", health::readyz)
+        .open("/metrics", health::metrics)
+}
+
+/// The access table of the whole application (for the enforcement middleware and for tests).
+pub fn access_table(extra: Secured) -> (Router<AppState>, Table) {
+    health_routes().merge(api::routes()).merge(extra).finish()
+}
+
+/// All routes: health, metrics, the Leptos pages and server functions, static files, behind the
+/// access gate. `extra` lets tests mount routes of their own under the same middleware.
+pub fn router(state: AppState, settings: &ServeSettings, extra: Secured) -> Router {
+    let backend = SharedBackend(Arc::new(PgBackend::new(state.clone())));
+    let context = move || {
+        provide_context(backend.clone());
+        // The page's user, from the credentials the access gate attached to the request.
+        let me = use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<crate::access::Principal>().and_then(|p| p.user()).cloned());
+        provide_context(app::model::CurrentUser(me));
+    };
+    let leptos_options = state.leptos_options.clone();
+    let metrics = state.metrics.clone();
+    let (secured, table) = access_table(extra);
+    let gate = Arc::new(Gate { pool: state.pool.clone(), auth: state.auth.clone(), table });
+    let routes = secured
+        .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), move || {
+            shell(leptos_options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(gate, access::enforce));
+    with_middleware(
+        routes,
+        metrics,
+        HttpLimits { request_timeout: settings.request_timeout, body_limit: settings.body_limit },
+    )
+}
+
+/// A bound, not yet serving, application.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port, as tests do).
+    pub async fn bind(settings: &ServeSettings, router: Router) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(settings.addr).await?;
+        Ok(Self::with_listener(listener, settings, router))
+    }
+
+    /// Serves on a listener bound earlier (its address is needed before the router exists).
+    pub fn with_listener(listener: TcpListener, settings: &ServeSettings, router: Router) -> Self {
+        Self {
+            listener,
+            router,
+            header_read_timeout: settings.header_read_timeout,
+            shutdown_timeout: settings.shutdown_timeout,
+        }
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and gives in-flight requests up to
+    /// the shutdown timeout to finish. axum::serve has no header-read timeout, hence our own loop.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(self.header_read_timeout);
+        builder.http2().timer(TokioTimer::new());
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            // e.g. out of file descriptors: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    // Pages are streamed in several writes: with Nagle's algorithm each small write
+                    // after the first waits for the client's delayed ACK (up to 40 ms), which held
+                    // SSR at ~750 pages/s. Responses are already batched by hyper; no need for it.
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(error = %e, %peer, "could not disable Nagle's algorithm");
+                    }
+                    let service = self.router.clone().map_request(move |mut req: http::Request<Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        req
+                    });
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+                        .into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, %peer, "connection closed with an error");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        drop(self.listener);
+        tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+        if tokio::time::timeout(self.shutdown_timeout, graceful.shutdown()).await.is_err() {
+            tracing::warn!(timeout = ?self.shutdown_timeout, "shutdown timeout reached; closing remaining connections");
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,333 @@
+//! The backend of the UI's server functions: each call of [`app::api::backend::Backend`] reaches
+//! the domain through the shared state, and its failure becomes what the page shows.
+
+use app::api::backend::{Backend, BackendError, BoxFuture, RequestParts};
+use app::model::{
+    AuditRow, CreatedToken, EntryPatch, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter, IncidentList,
+    IncidentPatch, IncidentRoom, Me, NewEntry, NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus,
+    TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary, Window,
+};
+
+use crate::access::Principal;
+use crate::access::accounts;
+use crate::error::ApiError;
+use crate::web::state::AppState;
+
+/// What server functions reach through [`app::api::backend::Backend`].
+pub struct PgBackend {
+    state: AppState,
+}
+
+impl PgBackend {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+/// A server function's failure as the page shows it: the client's mistakes by field, our own
+/// failures without their cause (logged instead).
+fn shown(e: ApiError) -> BackendError {
+    match e {
+        ApiError::BadRequest { field: Some(f), message } | ApiError::Conflict { field: Some(f), message } => {
+            BackendError(format!("{f}: {message}"))
+        }
+        ApiError::Internal(cause) => {
+            tracing::error!(cause = %cause, "server function failed");
+            BackendError("internal error; see the server log".into())
+        }
+        other => BackendError(other.to_string()),
+    }
+}
+
+impl Backend for PgBackend {
+    fn me(&self, req: &RequestParts) -> Option<Me> {
+        req.extensions.get::<Principal>().and_then(Principal::user).cloned()
+    }
+
+    fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserSummary>, BackendError>> {
+        Box::pin(async move { crate::storage::auth::list_users(&self.state.pool).await.map_err(|e| shown(e.into())) })
+    }
+
+    fn create_user(&self, req: RequestParts, input: NewUser) -> BoxFuture<'_, Result<UserSummary, BackendError>> {
+        Box::pin(async move {
+            let user = accounts::create_user(&self.state.pool, &crate::web::access::actor_of(&req), &input)
+                .await
+                .map_err(shown)?;
+            self.state.auth.users_exist();
+            Ok(user)
+        })
+    }
+
+    fn update_user(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        patch: UserPatch,
+    ) -> BoxFuture<'_, Result<UserSummary, BackendError>> {
+        Box::pin(async move {
+            let user = accounts::update_user(&self.state.pool, &crate::web::access::actor_of(&req), id, &patch)
+                .await
+                .map_err(shown)?;
+            self.state.auth.sessions.forget_user(id);
+            Ok(user)
+        })
+    }
+
+    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenSummary>, BackendError>> {
+        Box::pin(async move { accounts::list_tokens(&self.state.pool).await.map_err(shown) })
+    }
+
+    fn create_token(&self, req: RequestParts, input: NewToken) -> BoxFuture<'_, Result<CreatedToken, BackendError>> {
+        Box::pin(async move {
+            accounts::create_token(&self.state.pool, &crate::web::access::actor_of(&req), &input).await.map_err(shown)
+        })
+    }
+
+    fn revoke_token(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            accounts::revoke_token(&self.state.pool, &crate::web::access::actor_of(&req), id).await.map_err(shown)
+        })
+    }
+
+    fn audit(&self) -> BoxFuture<'_, Result<Vec<AuditRow>, BackendError>> {
+        Box::pin(async move { accounts::audit_trail(&self.state.pool, 200).await.map_err(shown) })
+    }
+
+    fn incidents(&self, filter: IncidentFilter) -> BoxFuture<'_, Result<IncidentList, BackendError>> {
+        Box::pin(async move {
+            let incidents = self.state.incidents.list(&filter).await.map_err(shown)?;
+            let services = crate::storage::catalog::list_services(&self.state.pool)
+                .await
+                .map_err(|e| shown(e.into()))?
+                .into_iter()
+                .map(|s| (s.id, s.name))
+                .collect();
+            Ok(IncidentList { incidents, services, now: chrono::Utc::now() })
+        })
+    }
+
+    fn incident_room(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<Option<IncidentRoom>, BackendError>> {
+        Box::pin(async move {
+            match self.state.incidents.room(&crate::web::access::actor_of(&req), id).await {
+                Ok(room) => Ok(Some(room)),
+                Err(ApiError::NotFound(_)) => Ok(None),
+                Err(e) => Err(shown(e)),
+            }
+        })
+    }
+
+    fn declare_incident(&self, req: RequestParts, input: NewIncident) -> BoxFuture<'_, Result<Incident, BackendError>> {
+        Box::pin(async move {
+            self.state.incidents.create(&crate::web::access::actor_of(&req), &input).await.map_err(shown)
+        })
+    }
+
+    fn update_incident(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        patch: IncidentPatch,
+    ) -> BoxFuture<'_, Result<Incident, BackendError>> {
+        Box::pin(async move {
+            self.state.incidents.update(&crate::web::access::actor_of(&req), id, &patch).await.map_err(shown)
+        })
+    }
+
+    fn post_entry(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        entry: NewEntry,
+    ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>> {
+        Box::pin(async move {
+            let (e, _) = self
+                .state
+                .incidents
+                .post_entry(&crate::web::access::actor_of(&req), id, &entry, None)
+                .await
+                .map_err(shown)?;
+            Ok(e)
+        })
+    }
+
+    fn checklist_texts(&self) -> BoxFuture<'_, Result<Vec<app::model::ChecklistText>, BackendError>> {
+        Box::pin(async move {
+            let all = crate::storage::guidance::latest(&self.state.pool).await.map_err(|e| shown(e.into()))?;
+            Ok(all
+                .into_iter()
+                .map(|c| app::model::ChecklistText {
+                    toml: toml::to_string(&c.def).unwrap_or_default(),
+                    id: c.def.id,
+                    version: c.version,
+                    title: c.def.title,
+                    created_by: c.created_by,
+                })
+                .collect())
+        })
+    }
+
+    fn save_checklist(&self, req: RequestParts, text: String) -> BoxFuture<'_, Result<i32, BackendError>> {
+        Box::pin(async move {
+            let def: app::model::ChecklistDef = toml::from_str(&text).map_err(|e| {
+                let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+                BackendError(format!("line {}: {}", line.unwrap_or(1), e.message()))
+            })?;
+            let actor = crate::web::access::actor_of(&req);
+            let saved = crate::respond::guidance::library::save(&self.state.pool, &actor.principal.actor(), &def)
+                .await
+                .map_err(shown)?;
+            actor
+                .audit(&self.state.pool, "checklist.save", &def.id, serde_json::json!({ "version": saved.version }))
+                .await
+                .map_err(|e| shown(e.into()))?;
+            Ok(saved.version)
+        })
+    }
+
+    fn guidance(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<Guidance, BackendError>> {
+        Box::pin(async move { self.state.guide.guidance(id).await.map_err(shown) })
+    }
+
+    fn tick(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        tick: TickInput,
+    ) -> BoxFuture<'_, Result<Guidance, BackendError>> {
+        Box::pin(
+            async move { self.state.guide.tick(&crate::web::access::actor_of(&req), id, &tick).await.map_err(shown) },
+        )
+    }
+
+    fn hypothesis(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        hypothesis: Option<uuid::Uuid>,
+        input: HypothesisInput,
+    ) -> BoxFuture<'_, Result<Hypothesis, BackendError>> {
+        Box::pin(async move {
+            let actor = crate::web::access::actor_of(&req);
+            let done = match hypothesis {
+                Some(h) => self.state.guide.update_hypothesis(&actor, id, h, &input).await,
+                None => self.state.guide.add_hypothesis(&actor, id, &input).await,
+            };
+            done.map_err(shown)
+        })
+    }
+
+    fn edit_entry(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        entry: uuid::Uuid,
+        patch: Option<EntryPatch>,
+    ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>> {
+        Box::pin(async move {
+            let actor = crate::web::access::actor_of(&req);
+            let done = match patch {
+                Some(p) => self.state.incidents.edit_entry(&actor, id, entry, &p).await,
+                None => self.state.incidents.delete_entry(&actor, id, entry).await,
+            };
+            done.map_err(shown)
+        })
+    }
+
+    fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, BackendError>> {
+        Box::pin(async move {
+            let readiness = self.state.readiness.check().await;
+            Ok(SystemStatus {
+                instance: (*self.state.instance).clone(),
+                readiness,
+                recent_checks: self.state.readiness.history(),
+            })
+        })
+    }
+
+    fn service_view(&self, id: uuid::Uuid, window: Window) -> BoxFuture<'_, Result<Option<ServiceView>, BackendError>> {
+        Box::pin(async move {
+            crate::monitor::overview::service_view(&self.state.pool, id, &window).await.map_err(|e| {
+                tracing::error!(error = %e, "service view query failed");
+                BackendError("the service could not be loaded; see the server log".into())
+            })
+        })
+    }
+
+    fn overview(&self) -> BoxFuture<'_, Result<Overview, BackendError>> {
+        Box::pin(async move {
+            let o = self.state.overview.get(&self.state.pool).await.map_err(|e| {
+                // The cause may name hosts or queries: logged, not shown.
+                tracing::error!(error = %e, "overview query failed");
+                BackendError("the overview could not be loaded; see the server log".into())
+            })?;
+            Ok((*o).clone())
+        })
+    }
+
+    fn entry_history(
+        &self,
+        id: uuid::Uuid,
+        entry: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<Vec<app::model::EntryRevision>, BackendError>> {
+        Box::pin(async move { self.state.incidents.history(id, entry).await.map_err(shown) })
+    }
+
+    fn postmortems(&self) -> BoxFuture<'_, Result<Vec<app::model::PostmortemSummary>, BackendError>> {
+        Box::pin(async move { self.state.postmortems.list().await.map_err(shown) })
+    }
+
+    fn postmortem(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<Option<app::model::Postmortem>, BackendError>> {
+        Box::pin(async move {
+            match self.state.postmortems.get(&crate::web::access::actor_of(&req), id).await {
+                Ok(p) => Ok(Some(p)),
+                Err(ApiError::NotFound(_)) => Ok(None),
+                Err(e) => Err(shown(e)),
+            }
+        })
+    }
+
+    fn create_postmortem(
+        &self,
+        req: RequestParts,
+        incident: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<app::model::Postmortem, BackendError>> {
+        Box::pin(async move {
+            self.state
+                .postmortems
+                .create(&crate::web::access::actor_of(&req), incident)
+                .await
+                .map(|(p, _)| p)
+                .map_err(shown)
+        })
+    }
+
+    fn update_postmortem(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        patch: app::model::PostmortemPatch,
+    ) -> BoxFuture<'_, Result<app::model::Postmortem, BackendError>> {
+        Box::pin(async move {
+            self.state.postmortems.update(&crate::web::access::actor_of(&req), id, patch).await.map_err(shown)
+        })
+    }
+
+    fn comment_postmortem(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+        comment: app::model::NewComment,
+    ) -> BoxFuture<'_, Result<app::model::PostmortemComment, BackendError>> {
+        Box::pin(async move {
+            self.state.postmortems.comment(&crate::web::access::actor_of(&req), id, &comment).await.map_err(shown)
+        })
+    }
+}

@@ -1,0 +1,67 @@
+//! The state shared by routes, middleware and server functions: wiring only, no behaviour.
+
+use std::sync::Arc;
+
+use app::model::InstanceInfo;
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+use sqlx::PgPool;
+
+use crate::monitor::hub::EventHub;
+use crate::monitor::schedule::Scheduler;
+use crate::web::metrics::Metrics;
+use crate::web::self_check::ReadinessChecker;
+
+/// Shared by every request. axum and Leptos clone the state several times per request, so it is
+/// one `Arc`: a clone is one counter increment instead of one per field.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<ReadinessChecker> {
+    fn from_ref(state: &AppState) -> Self {
+        state.readiness.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}
+
+pub struct Shared {
+    pub leptos_options: LeptosOptions,
+    pub pool: PgPool,
+    pub readiness: Arc<ReadinessChecker>,
+    pub metrics: Arc<Metrics>,
+    pub instance: Arc<InstanceInfo>,
+    pub scheduler: Scheduler,
+    pub hub: EventHub,
+    pub overview: Arc<crate::monitor::overview::OverviewCache>,
+    pub auth: Arc<crate::access::Auth>,
+    pub incidents: crate::respond::incidents::Incidents,
+    pub guide: crate::respond::guidance::Guide,
+    pub postmortems: crate::respond::postmortems::Postmortems,
+    /// Set when shutdown begins: long-lived responses (live event streams) end on it.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+}
