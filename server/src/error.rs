@@ -1,96 +1,83 @@
-//! The HTTP error type: every API failure becomes a JSON body `{"error": <code>, "message": …,
-//! "field": …}` with the matching status, mapped here and nowhere else.
+//! The error of the layers below the web (`monitor`, `access`, `respond`): what went wrong, in
+//! terms of the request, never of HTTP. `web::error` maps each kind to a status in one place; the
+//! UI's server functions carry the kind to the page (`app::api::ServerError`).
 
-use axum::Json;
-use axum::response::{IntoResponse, Response};
-use http::StatusCode;
-use serde::Serialize;
-
+/// Why a domain operation did not happen.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{message}")]
-    BadRequest { field: Option<String>, message: String },
-    /// The request is well-formed but collides with what exists (a duplicate name).
-    #[error("{message}")]
-    Conflict { field: Option<String>, message: String },
-    #[error("missing or invalid credentials")]
-    Unauthorized,
-    /// Valid credentials without the right, or a cross-site write.
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("too many attempts; try again in {retry_after_secs} s")]
-    TooManyRequests { retry_after_secs: u64 },
+pub enum Error {
+    /// No such resource (the name of its kind: "incident", "probe", …).
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("request body exceeds the {limit}-byte limit")]
-    PayloadTooLarge { limit: usize },
-    #[error("the request took too long")]
-    Timeout,
-    /// The cause is logged, never sent: it may name hosts, queries or secrets.
-    #[error("internal server error")]
+    /// The input is wrong; `field` names the part of it (dotted path for nested fields).
+    #[error("{message}")]
+    Invalid { field: Option<String>, message: String },
+    /// The input is fine but collides with what exists (a duplicate name, a stale revision).
+    #[error("{message}")]
+    Conflict { field: Option<String>, message: String },
+    /// Nobody is signed in, and the operation needs someone.
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The database cannot be reached right now; the same request may succeed later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// The database refused or failed the statement. The cause is logged, never shown.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// Something else of ours failed (no randomness, a value that did not serialise). The
+    /// cause is logged, never shown.
+    #[error("internal error")]
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-}
-
-impl ApiError {
-    pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::BadRequest { field: Some(field.into()), message: message.into() }
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid { field: Some(field.into()), message: message.into() }
     }
-}
 
-/// Storage failures: a unique violation is the client's duplicate, anything else is ours.
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e
-            && db.code().as_deref() == Some("23505")
-        {
-            let field = if db.constraint().is_some_and(|c| c.contains("name")) { Some("name".into()) } else { None };
-            return Self::Conflict { field, message: "a resource with that name already exists".into() };
-        }
-        Self::Internal(e.to_string())
-    }
-}
-
-impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The same conflict, blamed on `field` with `message` (a unique index says which rows
+    /// collide, not what the caller should change).
+    pub fn conflict_on(self, field: &str, message: impl Into<String>) -> Self {
         match self {
-            Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Self::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Conflict { .. } => Self::Conflict { field: Some(field.into()), message: message.into() },
+            other => other,
         }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        if let Self::Internal(cause) = &self {
-            tracing::error!(cause = %cause, "internal error");
+/// A unique violation is the caller's duplicate; a connection that cannot be had is an outage;
+/// anything else is ours.
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+                let field = db.constraint().is_some_and(|c| c.contains("name")).then(|| "name".to_string());
+                Self::Conflict { field, message: "a resource with that name already exists".into() }
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => Self::Unavailable(e),
+            _ => Self::Database(e),
         }
-        let field = match &self {
-            Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
-            _ => None,
-        };
-        let mut response = (status, Json(ErrorBody { error: code, message: self.to_string(), field })).into_response();
-        if matches!(self, Self::Unauthorized) {
-            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
-        }
-        if let Self::TooManyRequests { retry_after_secs } = self {
-            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(retry_after_secs));
-        }
-        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_connection_is_an_outage_and_other_failures_are_ours() {
+        assert!(matches!(Error::from(sqlx::Error::PoolTimedOut), Error::Unavailable(_)));
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(matches!(Error::from(sqlx::Error::Io(io)), Error::Unavailable(_)));
+        assert!(matches!(Error::from(sqlx::Error::RowNotFound), Error::Database(_)));
+    }
+
+    #[test]
+    fn a_conflict_is_blamed_on_the_field_and_other_errors_pass_through() {
+        let c = Error::Conflict { field: None, message: "dup".into() }.conflict_on("email", "taken");
+        assert!(matches!(c, Error::Conflict { field: Some(f), message } if f == "email" && message == "taken"));
+        assert!(matches!(Error::NotFound("user").conflict_on("email", "taken"), Error::NotFound("user")));
     }
 }

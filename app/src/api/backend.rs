@@ -19,58 +19,53 @@ pub type RequestParts = http::request::Parts;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A failure inside the backend; the message is safe to show (internal causes are logged by the
-/// server, not returned).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct BackendError(pub String);
+pub use super::ServerError;
 
 pub trait Backend: Send + Sync + 'static {
-    fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, BackendError>>;
+    fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, ServerError>>;
     /// Every service as an overview tile, figures over the last five minutes.
-    fn overview(&self) -> BoxFuture<'_, Result<Overview, BackendError>>;
+    fn overview(&self) -> BoxFuture<'_, Result<Overview, ServerError>>;
     /// The service page over `window`; `None` when no such service exists.
-    fn service_view(&self, id: uuid::Uuid, window: Window) -> BoxFuture<'_, Result<Option<ServiceView>, BackendError>>;
+    fn service_view(&self, id: uuid::Uuid, window: Window) -> BoxFuture<'_, Result<Option<ServiceView>, ServerError>>;
     /// The signed-in user making this request, if any.
     fn me(&self, req: &RequestParts) -> Option<Me>;
-    fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserSummary>, BackendError>>;
-    fn create_user(&self, req: RequestParts, input: NewUser) -> BoxFuture<'_, Result<UserSummary, BackendError>>;
+    fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserSummary>, ServerError>>;
+    fn create_user(&self, req: RequestParts, input: NewUser) -> BoxFuture<'_, Result<UserSummary, ServerError>>;
     fn update_user(
         &self,
         req: RequestParts,
         id: uuid::Uuid,
         patch: UserPatch,
-    ) -> BoxFuture<'_, Result<UserSummary, BackendError>>;
-    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenSummary>, BackendError>>;
-    fn create_token(&self, req: RequestParts, input: NewToken) -> BoxFuture<'_, Result<CreatedToken, BackendError>>;
-    fn revoke_token(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), BackendError>>;
-    fn audit(&self) -> BoxFuture<'_, Result<Vec<AuditRow>, BackendError>>;
+    ) -> BoxFuture<'_, Result<UserSummary, ServerError>>;
+    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenSummary>, ServerError>>;
+    fn create_token(&self, req: RequestParts, input: NewToken) -> BoxFuture<'_, Result<CreatedToken, ServerError>>;
+    fn revoke_token(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), ServerError>>;
+    fn audit(&self) -> BoxFuture<'_, Result<Vec<AuditRow>, ServerError>>;
     /// Incidents matching `filter`, with the services one can filter by.
-    fn incidents(&self, filter: IncidentFilter) -> BoxFuture<'_, Result<IncidentList, BackendError>>;
+    fn incidents(&self, filter: IncidentFilter) -> BoxFuture<'_, Result<IncidentList, ServerError>>;
     /// The incident with its timeline; `None` when no such incident exists.
     fn incident_room(
         &self,
         req: RequestParts,
         id: uuid::Uuid,
-    ) -> BoxFuture<'_, Result<Option<IncidentRoom>, BackendError>>;
-    fn declare_incident(&self, req: RequestParts, input: NewIncident) -> BoxFuture<'_, Result<Incident, BackendError>>;
+    ) -> BoxFuture<'_, Result<Option<IncidentRoom>, ServerError>>;
+    fn declare_incident(&self, req: RequestParts, input: NewIncident) -> BoxFuture<'_, Result<Incident, ServerError>>;
     fn update_incident(
         &self,
         req: RequestParts,
         id: uuid::Uuid,
         patch: IncidentPatch,
-    ) -> BoxFuture<'_, Result<Incident, BackendError>>;
+    ) -> BoxFuture<'_, Result<Incident, ServerError>>;
     fn post_entry(
         &self,
         req: RequestParts,
         id: uuid::Uuid,
         entry: NewEntry,
-    ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>>;
-    fn checklist_texts(&self) -> BoxFuture<'_, Result<Vec<crate::model::ChecklistText>, BackendError>>;
-    fn save_checklist(&self, req: RequestParts, toml: String) -> BoxFuture<'_, Result<i32, BackendError>>;
-    fn guidance(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<Guidance, BackendError>>;
-    fn tick(&self, req: RequestParts, id: uuid::Uuid, tick: TickInput)
-    -> BoxFuture<'_, Result<Guidance, BackendError>>;
+    ) -> BoxFuture<'_, Result<TimelineEntry, ServerError>>;
+    fn checklist_texts(&self) -> BoxFuture<'_, Result<Vec<crate::model::ChecklistText>, ServerError>>;
+    fn save_checklist(&self, req: RequestParts, toml: String) -> BoxFuture<'_, Result<i32, ServerError>>;
+    fn guidance(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<Guidance, ServerError>>;
+    fn tick(&self, req: RequestParts, id: uuid::Uuid, tick: TickInput) -> BoxFuture<'_, Result<Guidance, ServerError>>;
     /// Adds a hypothesis (`hypothesis` none) or changes it.
     fn hypothesis(
         &self,
@@ -78,7 +73,7 @@ pub trait Backend: Send + Sync + 'static {
         id: uuid::Uuid,
         hypothesis: Option<uuid::Uuid>,
         input: HypothesisInput,
-    ) -> BoxFuture<'_, Result<Hypothesis, BackendError>>;
+    ) -> BoxFuture<'_, Result<Hypothesis, ServerError>>;
     /// Applies `patch` to the entry, or deletes it (softly) when there is none.
     fn edit_entry(
         &self,
@@ -86,35 +81,35 @@ pub trait Backend: Send + Sync + 'static {
         id: uuid::Uuid,
         entry: uuid::Uuid,
         patch: Option<EntryPatch>,
-    ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>>;
+    ) -> BoxFuture<'_, Result<TimelineEntry, ServerError>>;
     /// Earlier versions of an edited timeline entry.
     fn entry_history(
         &self,
         id: uuid::Uuid,
         entry: uuid::Uuid,
-    ) -> BoxFuture<'_, Result<Vec<EntryRevision>, BackendError>>;
+    ) -> BoxFuture<'_, Result<Vec<EntryRevision>, ServerError>>;
     /// Every postmortem with its headline metrics.
-    fn postmortems(&self) -> BoxFuture<'_, Result<Vec<PostmortemSummary>, BackendError>>;
+    fn postmortems(&self) -> BoxFuture<'_, Result<Vec<PostmortemSummary>, ServerError>>;
     /// `None` when no such postmortem exists.
-    fn postmortem(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<Option<Postmortem>, BackendError>>;
+    fn postmortem(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<Option<Postmortem>, ServerError>>;
     /// The incident's postmortem, created (prefilled) when it has none.
     fn create_postmortem(
         &self,
         req: RequestParts,
         incident: uuid::Uuid,
-    ) -> BoxFuture<'_, Result<Postmortem, BackendError>>;
+    ) -> BoxFuture<'_, Result<Postmortem, ServerError>>;
     fn update_postmortem(
         &self,
         req: RequestParts,
         id: uuid::Uuid,
         patch: PostmortemPatch,
-    ) -> BoxFuture<'_, Result<Postmortem, BackendError>>;
+    ) -> BoxFuture<'_, Result<Postmortem, ServerError>>;
     fn comment_postmortem(
         &self,
         req: RequestParts,
         id: uuid::Uuid,
         comment: NewComment,
-    ) -> BoxFuture<'_, Result<PostmortemComment, BackendError>>;
+    ) -> BoxFuture<'_, Result<PostmortemComment, ServerError>>;
 }
 
 /// The backend as Leptos context.
@@ -122,13 +117,20 @@ pub trait Backend: Send + Sync + 'static {
 pub struct SharedBackend(pub Arc<dyn Backend>);
 
 /// The request being served, from Leptos context.
-pub fn request_parts() -> Result<RequestParts, leptos::prelude::ServerFnError> {
-    leptos::prelude::use_context::<RequestParts>()
-        .ok_or_else(|| leptos::prelude::ServerFnError::new("request missing from context"))
+pub fn request_parts() -> Result<RequestParts, ServerError> {
+    leptos::prelude::use_context::<RequestParts>().ok_or(ServerError::Internal)
 }
 
 /// The backend from context; an error (not a panic) if the server forgot to provide it.
-pub fn backend() -> Result<SharedBackend, leptos::prelude::ServerFnError> {
-    leptos::prelude::use_context::<SharedBackend>()
-        .ok_or_else(|| leptos::prelude::ServerFnError::new("backend missing from context"))
+pub fn backend() -> Result<SharedBackend, ServerError> {
+    leptos::prelude::use_context::<SharedBackend>().ok_or(ServerError::Internal)
+}
+
+/// Refuses a server function's input before it reaches the backend, with the status the REST
+/// API gives bad input (400).
+pub fn refuse(field: &str, message: &str) -> ServerError {
+    if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::BAD_REQUEST);
+    }
+    ServerError::invalid(field, message)
 }

@@ -4,12 +4,14 @@
 mod auth;
 #[cfg(feature = "ssr")]
 pub mod backend;
+mod error;
 mod incidents;
 mod overview;
 mod postmortems;
 mod system;
 
 pub use auth::*;
+pub use error::ServerError;
 pub use incidents::*;
 pub use overview::*;
 pub use postmortems::*;

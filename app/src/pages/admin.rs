@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::{
-    AdminCreateToken, AdminCreateUser, AdminRevokeToken, AdminUpdateUser, admin_audit, admin_list_tokens,
+    AdminCreateToken, AdminCreateUser, AdminRevokeToken, AdminUpdateUser, ServerError, admin_audit, admin_list_tokens,
     admin_list_users,
 };
 use crate::model::{Role, Scope};
@@ -35,7 +35,7 @@ pub fn Admin() -> impl IntoView {
         },
         |_| admin_audit(),
     );
-    let failure = |v: Option<Result<_, ServerFnError>>| {
+    let failure = |v: Option<Result<_, ServerError>>| {
         v.and_then(|r| r.err()).map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })
     };
     view! {

@@ -703,7 +703,7 @@ fn submit(id: uuid::Uuid, entry: NewEntry, state: RoomState, pending: RwSignal<V
                 pending.update(|list| list.retain(|p| p.key != key));
                 state.upsert(e);
             }
-            Err(ServerFnError::ServerError(reason)) => {
+            Err(reason) if reason.is_refusal() => {
                 pending.update(|list| {
                     if let Some(p) = list.iter_mut().find(|p| p.key == key) {
                         p.status = format!("not posted: {reason}");

@@ -8,39 +8,39 @@ use uuid::Uuid;
 
 use crate::access::actor::Actor;
 use crate::access::{PREFIX_HEX, TOKEN_PREFIX, password, random_secret, sha256};
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::storage::auth::{self as store, NewToken as StoredToken};
 
-pub fn validate_email(email: &str) -> Result<(), ApiError> {
+pub fn validate_email(email: &str) -> Result<(), Error> {
     let ok = email.len() <= 254
         && email == email.trim()
         && !email.chars().any(char::is_whitespace)
         && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
-    if ok { Ok(()) } else { Err(ApiError::bad("email", "must be an email address (name@example.com)")) }
+    if ok { Ok(()) } else { Err(Error::invalid("email", "must be an email address (name@example.com)")) }
 }
 
-fn validate_display_name(name: &str) -> Result<(), ApiError> {
+fn validate_display_name(name: &str) -> Result<(), Error> {
     if name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad("display_name", "must be at most 100 characters, without control characters"));
+        return Err(Error::invalid("display_name", "must be at most 100 characters, without control characters"));
     }
     Ok(())
 }
 
-pub async fn hash_new_password(field: &str, password: &str) -> Result<String, ApiError> {
-    password::check_new(password).map_err(|m| ApiError::bad(field, m))?;
-    password::hash(password.to_string()).await.map_err(ApiError::Internal)
+pub async fn hash_new_password(field: &str, password: &str) -> Result<String, Error> {
+    password::check_new(password).map_err(|m| Error::invalid(field, m))?;
+    password::hash(password.to_string()).await.map_err(Error::Internal)
 }
 
-fn conflict_on_email(e: sqlx::Error) -> ApiError {
-    match ApiError::from(e) {
-        ApiError::Conflict { .. } => {
-            ApiError::Conflict { field: Some("email".into()), message: "a user with that email exists".into() }
+fn conflict_on_email(e: sqlx::Error) -> Error {
+    match Error::from(e) {
+        Error::Conflict { .. } => {
+            Error::Conflict { field: Some("email".into()), message: "a user with that email exists".into() }
         }
         other => other,
     }
 }
 
-pub async fn create_user(pool: &PgPool, actor: &Actor, input: &NewUser) -> Result<UserSummary, ApiError> {
+pub async fn create_user(pool: &PgPool, actor: &Actor, input: &NewUser) -> Result<UserSummary, Error> {
     validate_email(&input.email)?;
     validate_display_name(&input.display_name)?;
     let hash = hash_new_password("password", &input.password).await?;
@@ -60,15 +60,15 @@ pub async fn create_user(pool: &PgPool, actor: &Actor, input: &NewUser) -> Resul
 }
 
 /// Applies `patch`; refuses to leave the instance without an enabled admin.
-pub async fn update_user(pool: &PgPool, actor: &Actor, id: Uuid, patch: &UserPatch) -> Result<UserSummary, ApiError> {
+pub async fn update_user(pool: &PgPool, actor: &Actor, id: Uuid, patch: &UserPatch) -> Result<UserSummary, Error> {
     let users = store::list_users(pool).await?;
-    let user = users.iter().find(|u| u.id == id).ok_or(ApiError::NotFound("user"))?;
+    let user = users.iter().find(|u| u.id == id).ok_or(Error::NotFound("user"))?;
     let loses_admin = user.role == Role::Admin
         && !user.disabled
         && (patch.role.is_some_and(|r| r != Role::Admin) || patch.disabled == Some(true));
     if loses_admin && users.iter().filter(|u| u.role == Role::Admin && !u.disabled).count() <= 1 {
         let field = if patch.disabled == Some(true) { "disabled" } else { "role" };
-        return Err(ApiError::Conflict { field: Some(field.into()), message: "this is the last enabled admin".into() });
+        return Err(Error::Conflict { field: Some(field.into()), message: "this is the last enabled admin".into() });
     }
     let hash = match &patch.password {
         Some(p) => Some(hash_new_password("password", p).await?),
@@ -88,13 +88,13 @@ pub async fn update_user(pool: &PgPool, actor: &Actor, id: Uuid, patch: &UserPat
     Ok(updated)
 }
 
-pub async fn create_token(pool: &PgPool, actor: &Actor, input: &NewToken) -> Result<CreatedToken, ApiError> {
+pub async fn create_token(pool: &PgPool, actor: &Actor, input: &NewToken) -> Result<CreatedToken, Error> {
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name != input.name {
-        return Err(ApiError::bad("name", "must be 1–100 characters without surrounding spaces"));
+        return Err(Error::invalid("name", "must be 1–100 characters without surrounding spaces"));
     }
     if input.expires_in_days.is_some_and(|d| !(1..=3650).contains(&d)) {
-        return Err(ApiError::bad("expires_in_days", "must be between 1 and 3650"));
+        return Err(Error::invalid("expires_in_days", "must be between 1 and 3650"));
     }
     let token = format!("{TOKEN_PREFIX}{}", random_secret()?);
     let hash = sha256(&token);
@@ -116,20 +116,20 @@ pub async fn create_token(pool: &PgPool, actor: &Actor, input: &NewToken) -> Res
     Ok(CreatedToken { token, summary })
 }
 
-pub async fn revoke_token(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), ApiError> {
+pub async fn revoke_token(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), Error> {
     if !store::revoke_token(pool, id).await? {
-        return Err(ApiError::NotFound("token"));
+        return Err(Error::NotFound("token"));
     }
     actor.audit(pool, "token.revoke", id.to_string(), serde_json::json!({})).await?;
     Ok(())
 }
 
-pub async fn list_tokens(pool: &PgPool) -> Result<Vec<TokenSummary>, ApiError> {
+pub async fn list_tokens(pool: &PgPool) -> Result<Vec<TokenSummary>, Error> {
     Ok(store::list_tokens(pool).await?)
 }
 
 /// The newest `limit` entries of the audit trail, as the admin page and the API show them.
-pub async fn audit_trail(pool: &sqlx::PgPool, limit: i64) -> Result<Vec<app::model::AuditRow>, ApiError> {
+pub async fn audit_trail(pool: &sqlx::PgPool, limit: i64) -> Result<Vec<app::model::AuditRow>, Error> {
     Ok(store::list_audit(pool, limit)
         .await?
         .into_iter()
@@ -152,7 +152,7 @@ mod tests {
         assert!(validate_email("ops@example.com").is_ok());
         for bad in ["", "ops", "@x", "ops@", " ops@x", "o ps@x"] {
             match validate_email(bad) {
-                Err(ApiError::BadRequest { field, .. }) => assert_eq!(field.as_deref(), Some("email")),
+                Err(Error::Invalid { field, .. }) => assert_eq!(field.as_deref(), Some("email")),
                 other => panic!("{bad:?}: {other:?}"),
             }
         }

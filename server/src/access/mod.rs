@@ -18,7 +18,7 @@ use app::model::{Me, Role, Scope};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// The credentials a request carried, as resolved by the access middleware.
 #[derive(Debug, Clone)]
@@ -69,9 +69,9 @@ pub const TOKEN_PREFIX: &str = "tri_";
 pub const PREFIX_HEX: usize = 8;
 
 /// 256 random bits, hex-encoded.
-pub fn random_secret() -> Result<String, ApiError> {
+pub fn random_secret() -> Result<String, Error> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

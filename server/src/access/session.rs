@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{AuthSettings, random_secret, sha256};
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::storage::auth::{self as store, NewSession};
 
 pub const COOKIE: &str = "triage_session";
@@ -51,7 +51,7 @@ pub async fn start(
     user_id: Uuid,
     remote_addr: Option<&str>,
     user_agent: Option<&str>,
-) -> Result<String, ApiError> {
+) -> Result<String, Error> {
     let value = random_secret()?;
     let lifetime = chrono::Duration::from_std(settings.session_lifetime).unwrap_or(chrono::Duration::days(7));
     let hash = sha256(&value);

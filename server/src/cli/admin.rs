@@ -12,19 +12,22 @@ use crate::access::actor::Actor;
 use crate::cli::RunError;
 use crate::cli::serve::Database;
 use crate::config::{Cli, TokenCommand, UserCommand};
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::storage::auth as store;
+use crate::storage::pool::describe;
 
 fn cli_actor() -> Actor {
     Actor { principal: Principal::Cli, remote_addr: None, request_id: None }
 }
 
-fn api_error(e: ApiError) -> RunError {
+/// A refused change is the operator's input (exit code 2); a failure is ours (exit code 1).
+fn api_error(e: Error) -> RunError {
     match e {
-        ApiError::BadRequest { field: Some(f), message } | ApiError::Conflict { field: Some(f), message } => {
+        Error::Invalid { field: Some(f), message } | Error::Conflict { field: Some(f), message } => {
             RunError::Config(format!("{f}: {message}"))
         }
-        ApiError::Internal(cause) => RunError::Database(cause),
+        Error::Unavailable(cause) | Error::Database(cause) => RunError::Database(describe(&cause)),
+        Error::Internal(cause) => RunError::Database(cause),
         other => RunError::Config(other.to_string()),
     }
 }

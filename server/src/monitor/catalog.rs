@@ -7,15 +7,15 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::monitor::check::spec;
 use crate::monitor::schedule::Scheduler;
 use crate::storage::catalog::{self as store, ProbeWrite};
 
 /// A new push token: 256 random bits, hex-encoded. Only its SHA-256 is stored.
-pub fn new_token() -> Result<String, ApiError> {
+pub fn new_token() -> Result<String, Error> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -23,37 +23,37 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-pub fn validate_service(input: &ServiceInput) -> Result<(), ApiError> {
+pub fn validate_service(input: &ServiceInput) -> Result<(), Error> {
     let name = input.name.trim();
     if name.is_empty() || name.len() > 200 || name != input.name {
-        return Err(ApiError::bad("name", "must be 1–200 characters without surrounding spaces"));
+        return Err(Error::invalid("name", "must be 1–200 characters without surrounding spaces"));
     }
     if input.description.len() > 10_000 {
-        return Err(ApiError::bad("description", "must be at most 10,000 characters"));
+        return Err(Error::invalid("description", "must be at most 10,000 characters"));
     }
     if input.tags.len() > 50 || input.tags.iter().any(|t| t.trim().is_empty() || t.len() > 64) {
-        return Err(ApiError::bad("tags", "at most 50 tags of 1–64 characters"));
+        return Err(Error::invalid("tags", "at most 50 tags of 1–64 characters"));
     }
     Ok(())
 }
 
-pub async fn create_service(pool: &PgPool, input: &ServiceInput) -> Result<Service, ApiError> {
+pub async fn create_service(pool: &PgPool, input: &ServiceInput) -> Result<Service, Error> {
     validate_service(input)?;
     let id = Uuid::new_v4();
     store::insert_service(pool, id, input).await?;
-    store::get_service(pool, id).await?.ok_or(ApiError::NotFound("service"))
+    store::get_service(pool, id).await?.ok_or(Error::NotFound("service"))
 }
 
-pub async fn update_service(pool: &PgPool, id: Uuid, input: &ServiceInput) -> Result<Service, ApiError> {
+pub async fn update_service(pool: &PgPool, id: Uuid, input: &ServiceInput) -> Result<Service, Error> {
     validate_service(input)?;
     if !store::update_service(pool, id, input).await? {
-        return Err(ApiError::NotFound("service"));
+        return Err(Error::NotFound("service"));
     }
-    store::get_service(pool, id).await?.ok_or(ApiError::NotFound("service"))
+    store::get_service(pool, id).await?.ok_or(Error::NotFound("service"))
 }
 
-pub async fn delete_service(pool: &PgPool, scheduler: &Scheduler, id: Uuid) -> Result<(), ApiError> {
-    let probes = store::delete_service(pool, id).await?.ok_or(ApiError::NotFound("service"))?;
+pub async fn delete_service(pool: &PgPool, scheduler: &Scheduler, id: Uuid) -> Result<(), Error> {
+    let probes = store::delete_service(pool, id).await?.ok_or(Error::NotFound("service"))?;
     for p in probes {
         scheduler.remove(p);
     }
@@ -79,23 +79,18 @@ pub struct Written {
     pub push_token: Option<String>,
 }
 
-pub async fn write_probe(
-    pool: &PgPool,
-    scheduler: &Scheduler,
-    spec: &ProbeSpec,
-    mode: Mode,
-) -> Result<Written, ApiError> {
-    spec::validate(spec).map_err(|e| ApiError::bad(e.field, e.message))?;
+pub async fn write_probe(pool: &PgPool, scheduler: &Scheduler, spec: &ProbeSpec, mode: Mode) -> Result<Written, Error> {
+    spec::validate(spec).map_err(|e| Error::invalid(e.field, e.message))?;
     let mut tx = pool.begin().await?;
     let service_id = match (spec.service_id, &spec.service) {
         (Some(id), _) => {
             if !store::service_exists(&mut tx, id).await? {
-                return Err(ApiError::bad("service_id", "no service has this id"));
+                return Err(Error::invalid("service_id", "no service has this id"));
             }
             id
         }
         (None, Some(name)) => store::service_id_by_name_or_create(&mut tx, name.trim()).await?,
-        (None, None) => return Err(ApiError::bad("service", "name the service or give its id")),
+        (None, None) => return Err(Error::invalid("service", "name the service or give its id")),
     };
     let (id, existing) = match mode {
         Mode::Create => {
@@ -104,9 +99,9 @@ pub async fn write_probe(
         }
         Mode::Replace(id) => {
             if spec.id.is_some_and(|body_id| body_id != id) {
-                return Err(ApiError::bad("id", "differs from the id in the path"));
+                return Err(Error::invalid("id", "differs from the id in the path"));
             }
-            let current = store::get_probe(pool, id).await?.ok_or(ApiError::NotFound("probe"))?;
+            let current = store::get_probe(pool, id).await?.ok_or(Error::NotFound("probe"))?;
             (id, Some(current))
         }
         Mode::File | Mode::Named => match store::probe_id_by_name(&mut tx, &spec.name).await? {
@@ -118,7 +113,7 @@ pub async fn write_probe(
         && mode != Mode::File
         && current.file_managed
     {
-        return Err(ApiError::Conflict {
+        return Err(Error::Conflict {
             field: None,
             message: "this probe is managed by the configuration file; change it there".into(),
         });
@@ -136,30 +131,30 @@ pub async fn write_probe(
         &ProbeWrite { id, service_id, spec, file_managed: mode == Mode::File, push_token_sha256: token_write },
     )
     .await
-    .map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict { .. } => ApiError::Conflict {
+    .map_err(|e| match Error::from(e) {
+        Error::Conflict { .. } => Error::Conflict {
             field: Some("name".into()),
             message: format!("a probe named '{}' already exists", spec.name),
         },
         other => other,
     })?;
     tx.commit().await?;
-    let probe = store::get_probe(pool, id).await?.ok_or(ApiError::NotFound("probe"))?;
-    scheduler.upsert(&probe).map_err(|e| ApiError::bad(e.field, e.message))?;
+    let probe = store::get_probe(pool, id).await?.ok_or(Error::NotFound("probe"))?;
+    scheduler.upsert(&probe).map_err(|e| Error::invalid(e.field, e.message))?;
     Ok(Written { probe, push_token })
 }
 
-pub async fn delete_probe(pool: &PgPool, scheduler: &Scheduler, id: Uuid) -> Result<(), ApiError> {
+pub async fn delete_probe(pool: &PgPool, scheduler: &Scheduler, id: Uuid) -> Result<(), Error> {
     if let Some(p) = store::get_probe(pool, id).await?
         && p.file_managed
     {
-        return Err(ApiError::Conflict {
+        return Err(Error::Conflict {
             field: None,
             message: "this probe is managed by the configuration file; remove it there".into(),
         });
     }
     if !store::delete_probe(pool, id).await? {
-        return Err(ApiError::NotFound("probe"));
+        return Err(Error::NotFound("probe"));
     }
     scheduler.remove(id);
     Ok(())

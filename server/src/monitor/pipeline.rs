@@ -11,7 +11,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::monitor::catalog::{self, Mode};
 use crate::monitor::check::policy::{Cidr, NetworkPolicy};
 use crate::monitor::hub::EventHub;
@@ -86,7 +86,7 @@ impl Probing {
     }
 
     /// Creates (or refreshes) the `triage` service watching this instance.
-    pub async fn watch_self(&self, pool: &PgPool, listen: SocketAddr) -> Result<(), ApiError> {
+    pub async fn watch_self(&self, pool: &PgPool, listen: SocketAddr) -> Result<(), Error> {
         let host = if listen.ip().is_unspecified() {
             SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port())
         } else {
@@ -101,7 +101,7 @@ impl Probing {
                 criticality: app::model::Criticality::High,
             };
             match catalog::create_service(pool, &input).await {
-                Ok(_) | Err(ApiError::Conflict { .. }) => {}
+                Ok(_) | Err(Error::Conflict { .. }) => {}
                 Err(e) => return Err(e),
             }
         }

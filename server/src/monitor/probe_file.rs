@@ -10,7 +10,7 @@ use app::model::{ProbeSpec, ServiceInput};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::monitor::catalog::{self, Mode};
 use crate::monitor::schedule::Scheduler;
 use crate::storage::catalog as store;
@@ -48,9 +48,9 @@ pub struct Applied {
     pub removed: usize,
 }
 
-fn describe(e: ApiError) -> String {
+fn describe(e: Error) -> String {
     match e {
-        ApiError::BadRequest { field: Some(f), message } | ApiError::Conflict { field: Some(f), message } => {
+        Error::Invalid { field: Some(f), message } | Error::Conflict { field: Some(f), message } => {
             format!("{f}: {message}")
         }
         other => other.to_string(),

@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use crate::access::actor::Actor;
 use crate::access::{Auth, PREFIX_HEX, Principal, TOKEN_PREFIX, session, sha256};
-use crate::error::ApiError;
 use crate::storage::auth as store;
+use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
 /// What a route needs from the caller.

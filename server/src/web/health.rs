@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 use crate::web::metrics::{self, Metrics};
 use crate::web::self_check::ReadinessChecker;
 

@@ -17,7 +17,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 use crate::web::metrics::{self, Metrics};
 
 pub const REQUEST_ID: &str = "x-request-id";

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api;
+pub mod error;
 pub mod health;
 pub mod http_server;
 pub mod metrics;

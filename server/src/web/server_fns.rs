@@ -1,7 +1,7 @@
 //! The backend of the UI's server functions: each call of [`app::api::backend::Backend`] reaches
 //! the domain through the shared state, and its failure becomes what the page shows.
 
-use app::api::backend::{Backend, BackendError, BoxFuture, RequestParts};
+use app::api::backend::{Backend, BoxFuture, RequestParts, ServerError};
 use app::model::{
     AuditRow, CreatedToken, EntryPatch, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter, IncidentList,
     IncidentPatch, IncidentRoom, Me, NewEntry, NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus,
@@ -10,7 +10,8 @@ use app::model::{
 
 use crate::access::Principal;
 use crate::access::accounts;
-use crate::error::ApiError;
+use crate::error::Error;
+use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
 /// What server functions reach through [`app::api::backend::Backend`].
@@ -24,19 +25,14 @@ impl PgBackend {
     }
 }
 
-/// A server function's failure as the page shows it: the client's mistakes by field, our own
-/// failures without their cause (logged instead).
-fn shown(e: ApiError) -> BackendError {
-    match e {
-        ApiError::BadRequest { field: Some(f), message } | ApiError::Conflict { field: Some(f), message } => {
-            BackendError(format!("{f}: {message}"))
-        }
-        ApiError::Internal(cause) => {
-            tracing::error!(cause = %cause, "server function failed");
-            BackendError("internal error; see the server log".into())
-        }
-        other => BackendError(other.to_string()),
+/// A server function's failure: the same status as the REST API would answer (set on the
+/// response), and the kind the page matches on. Our own failures are logged, not shown.
+fn shown(e: impl Into<ApiError>) -> ServerError {
+    let e = e.into();
+    if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(e.status());
     }
+    e.into_server_error()
 }
 
 impl Backend for PgBackend {
@@ -44,11 +40,11 @@ impl Backend for PgBackend {
         req.extensions.get::<Principal>().and_then(Principal::user).cloned()
     }
 
-    fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserSummary>, BackendError>> {
-        Box::pin(async move { crate::storage::auth::list_users(&self.state.pool).await.map_err(|e| shown(e.into())) })
+    fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserSummary>, ServerError>> {
+        Box::pin(async move { crate::storage::auth::list_users(&self.state.pool).await.map_err(shown) })
     }
 
-    fn create_user(&self, req: RequestParts, input: NewUser) -> BoxFuture<'_, Result<UserSummary, BackendError>> {
+    fn create_user(&self, req: RequestParts, input: NewUser) -> BoxFuture<'_, Result<UserSummary, ServerError>> {
         Box::pin(async move {
             let user = accounts::create_user(&self.state.pool, &crate::web::access::actor_of(&req), &input)
                 .await
@@ -63,7 +59,7 @@ impl Backend for PgBackend {
         req: RequestParts,
         id: uuid::Uuid,
         patch: UserPatch,
-    ) -> BoxFuture<'_, Result<UserSummary, BackendError>> {
+    ) -> BoxFuture<'_, Result<UserSummary, ServerError>> {
         Box::pin(async move {
             let user = accounts::update_user(&self.state.pool, &crate::web::access::actor_of(&req), id, &patch)
                 .await
@@ -73,32 +69,32 @@ impl Backend for PgBackend {
         })
     }
 
-    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenSummary>, BackendError>> {
+    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenSummary>, ServerError>> {
         Box::pin(async move { accounts::list_tokens(&self.state.pool).await.map_err(shown) })
     }
 
-    fn create_token(&self, req: RequestParts, input: NewToken) -> BoxFuture<'_, Result<CreatedToken, BackendError>> {
+    fn create_token(&self, req: RequestParts, input: NewToken) -> BoxFuture<'_, Result<CreatedToken, ServerError>> {
         Box::pin(async move {
             accounts::create_token(&self.state.pool, &crate::web::access::actor_of(&req), &input).await.map_err(shown)
         })
     }
 
-    fn revoke_token(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), BackendError>> {
+    fn revoke_token(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), ServerError>> {
         Box::pin(async move {
             accounts::revoke_token(&self.state.pool, &crate::web::access::actor_of(&req), id).await.map_err(shown)
         })
     }
 
-    fn audit(&self) -> BoxFuture<'_, Result<Vec<AuditRow>, BackendError>> {
+    fn audit(&self) -> BoxFuture<'_, Result<Vec<AuditRow>, ServerError>> {
         Box::pin(async move { accounts::audit_trail(&self.state.pool, 200).await.map_err(shown) })
     }
 
-    fn incidents(&self, filter: IncidentFilter) -> BoxFuture<'_, Result<IncidentList, BackendError>> {
+    fn incidents(&self, filter: IncidentFilter) -> BoxFuture<'_, Result<IncidentList, ServerError>> {
         Box::pin(async move {
             let incidents = self.state.incidents.list(&filter).await.map_err(shown)?;
             let services = crate::storage::catalog::list_services(&self.state.pool)
                 .await
-                .map_err(|e| shown(e.into()))?
+                .map_err(shown)?
                 .into_iter()
                 .map(|s| (s.id, s.name))
                 .collect();
@@ -110,17 +106,17 @@ impl Backend for PgBackend {
         &self,
         req: RequestParts,
         id: uuid::Uuid,
-    ) -> BoxFuture<'_, Result<Option<IncidentRoom>, BackendError>> {
+    ) -> BoxFuture<'_, Result<Option<IncidentRoom>, ServerError>> {
         Box::pin(async move {
             match self.state.incidents.room(&crate::web::access::actor_of(&req), id).await {
                 Ok(room) => Ok(Some(room)),
-                Err(ApiError::NotFound(_)) => Ok(None),
+                Err(Error::NotFound(_)) => Ok(None),
                 Err(e) => Err(shown(e)),
             }
         })
     }
 
-    fn declare_incident(&self, req: RequestParts, input: NewIncident) -> BoxFuture<'_, Result<Incident, BackendError>> {
+    fn declare_incident(&self, req: RequestParts, input: NewIncident) -> BoxFuture<'_, Result<Incident, ServerError>> {
         Box::pin(async move {
             self.state.incidents.create(&crate::web::access::actor_of(&req), &input).await.map_err(shown)
         })
@@ -131,7 +127,7 @@ impl Backend for PgBackend {
         req: RequestParts,
         id: uuid::Uuid,
         patch: IncidentPatch,
-    ) -> BoxFuture<'_, Result<Incident, BackendError>> {
+    ) -> BoxFuture<'_, Result<Incident, ServerError>> {
         Box::pin(async move {
             self.state.incidents.update(&crate::web::access::actor_of(&req), id, &patch).await.map_err(shown)
         })
@@ -142,7 +138,7 @@ impl Backend for PgBackend {
         req: RequestParts,
         id: uuid::Uuid,
         entry: NewEntry,
-    ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>> {
+    ) -> BoxFuture<'_, Result<TimelineEntry, ServerError>> {
         Box::pin(async move {
             let (e, _) = self
                 .state
@@ -154,9 +150,9 @@ impl Backend for PgBackend {
         })
     }
 
-    fn checklist_texts(&self) -> BoxFuture<'_, Result<Vec<app::model::ChecklistText>, BackendError>> {
+    fn checklist_texts(&self) -> BoxFuture<'_, Result<Vec<app::model::ChecklistText>, ServerError>> {
         Box::pin(async move {
-            let all = crate::storage::guidance::latest(&self.state.pool).await.map_err(|e| shown(e.into()))?;
+            let all = crate::storage::guidance::latest(&self.state.pool).await.map_err(shown)?;
             Ok(all
                 .into_iter()
                 .map(|c| app::model::ChecklistText {
@@ -170,11 +166,14 @@ impl Backend for PgBackend {
         })
     }
 
-    fn save_checklist(&self, req: RequestParts, text: String) -> BoxFuture<'_, Result<i32, BackendError>> {
+    fn save_checklist(&self, req: RequestParts, text: String) -> BoxFuture<'_, Result<i32, ServerError>> {
         Box::pin(async move {
             let def: app::model::ChecklistDef = toml::from_str(&text).map_err(|e| {
                 let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-                BackendError(format!("line {}: {}", line.unwrap_or(1), e.message()))
+                shown(ApiError::BadRequest {
+                    field: None,
+                    message: format!("line {}: {}", line.unwrap_or(1), e.message()),
+                })
             })?;
             let actor = crate::web::access::actor_of(&req);
             let saved = crate::respond::guidance::library::save(&self.state.pool, &actor.principal.actor(), &def)
@@ -183,21 +182,16 @@ impl Backend for PgBackend {
             actor
                 .audit(&self.state.pool, "checklist.save", &def.id, serde_json::json!({ "version": saved.version }))
                 .await
-                .map_err(|e| shown(e.into()))?;
+                .map_err(shown)?;
             Ok(saved.version)
         })
     }
 
-    fn guidance(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<Guidance, BackendError>> {
+    fn guidance(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<Guidance, ServerError>> {
         Box::pin(async move { self.state.guide.guidance(id).await.map_err(shown) })
     }
 
-    fn tick(
-        &self,
-        req: RequestParts,
-        id: uuid::Uuid,
-        tick: TickInput,
-    ) -> BoxFuture<'_, Result<Guidance, BackendError>> {
+    fn tick(&self, req: RequestParts, id: uuid::Uuid, tick: TickInput) -> BoxFuture<'_, Result<Guidance, ServerError>> {
         Box::pin(
             async move { self.state.guide.tick(&crate::web::access::actor_of(&req), id, &tick).await.map_err(shown) },
         )
@@ -209,7 +203,7 @@ impl Backend for PgBackend {
         id: uuid::Uuid,
         hypothesis: Option<uuid::Uuid>,
         input: HypothesisInput,
-    ) -> BoxFuture<'_, Result<Hypothesis, BackendError>> {
+    ) -> BoxFuture<'_, Result<Hypothesis, ServerError>> {
         Box::pin(async move {
             let actor = crate::web::access::actor_of(&req);
             let done = match hypothesis {
@@ -226,7 +220,7 @@ impl Backend for PgBackend {
         id: uuid::Uuid,
         entry: uuid::Uuid,
         patch: Option<EntryPatch>,
-    ) -> BoxFuture<'_, Result<TimelineEntry, BackendError>> {
+    ) -> BoxFuture<'_, Result<TimelineEntry, ServerError>> {
         Box::pin(async move {
             let actor = crate::web::access::actor_of(&req);
             let done = match patch {
@@ -237,7 +231,7 @@ impl Backend for PgBackend {
         })
     }
 
-    fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, BackendError>> {
+    fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, ServerError>> {
         Box::pin(async move {
             let readiness = self.state.readiness.check().await;
             Ok(SystemStatus {
@@ -248,22 +242,16 @@ impl Backend for PgBackend {
         })
     }
 
-    fn service_view(&self, id: uuid::Uuid, window: Window) -> BoxFuture<'_, Result<Option<ServiceView>, BackendError>> {
-        Box::pin(async move {
-            crate::monitor::overview::service_view(&self.state.pool, id, &window).await.map_err(|e| {
-                tracing::error!(error = %e, "service view query failed");
-                BackendError("the service could not be loaded; see the server log".into())
-            })
-        })
+    fn service_view(&self, id: uuid::Uuid, window: Window) -> BoxFuture<'_, Result<Option<ServiceView>, ServerError>> {
+        Box::pin(
+            async move { crate::monitor::overview::service_view(&self.state.pool, id, &window).await.map_err(shown) },
+        )
     }
 
-    fn overview(&self) -> BoxFuture<'_, Result<Overview, BackendError>> {
+    fn overview(&self) -> BoxFuture<'_, Result<Overview, ServerError>> {
         Box::pin(async move {
-            let o = self.state.overview.get(&self.state.pool).await.map_err(|e| {
-                // The cause may name hosts or queries: logged, not shown.
-                tracing::error!(error = %e, "overview query failed");
-                BackendError("the overview could not be loaded; see the server log".into())
-            })?;
+            let o =
+                self.state.overview.get(&self.state.pool).await.map_err(|cause| shown(ApiError::Internal(cause)))?;
             Ok((*o).clone())
         })
     }
@@ -272,11 +260,11 @@ impl Backend for PgBackend {
         &self,
         id: uuid::Uuid,
         entry: uuid::Uuid,
-    ) -> BoxFuture<'_, Result<Vec<app::model::EntryRevision>, BackendError>> {
+    ) -> BoxFuture<'_, Result<Vec<app::model::EntryRevision>, ServerError>> {
         Box::pin(async move { self.state.incidents.history(id, entry).await.map_err(shown) })
     }
 
-    fn postmortems(&self) -> BoxFuture<'_, Result<Vec<app::model::PostmortemSummary>, BackendError>> {
+    fn postmortems(&self) -> BoxFuture<'_, Result<Vec<app::model::PostmortemSummary>, ServerError>> {
         Box::pin(async move { self.state.postmortems.list().await.map_err(shown) })
     }
 
@@ -284,11 +272,11 @@ impl Backend for PgBackend {
         &self,
         req: RequestParts,
         id: uuid::Uuid,
-    ) -> BoxFuture<'_, Result<Option<app::model::Postmortem>, BackendError>> {
+    ) -> BoxFuture<'_, Result<Option<app::model::Postmortem>, ServerError>> {
         Box::pin(async move {
             match self.state.postmortems.get(&crate::web::access::actor_of(&req), id).await {
                 Ok(p) => Ok(Some(p)),
-                Err(ApiError::NotFound(_)) => Ok(None),
+                Err(Error::NotFound(_)) => Ok(None),
                 Err(e) => Err(shown(e)),
             }
         })
@@ -298,7 +286,7 @@ impl Backend for PgBackend {
         &self,
         req: RequestParts,
         incident: uuid::Uuid,
-    ) -> BoxFuture<'_, Result<app::model::Postmortem, BackendError>> {
+    ) -> BoxFuture<'_, Result<app::model::Postmortem, ServerError>> {
         Box::pin(async move {
             self.state
                 .postmortems
@@ -314,7 +302,7 @@ impl Backend for PgBackend {
         req: RequestParts,
         id: uuid::Uuid,
         patch: app::model::PostmortemPatch,
-    ) -> BoxFuture<'_, Result<app::model::Postmortem, BackendError>> {
+    ) -> BoxFuture<'_, Result<app::model::Postmortem, ServerError>> {
         Box::pin(async move {
             self.state.postmortems.update(&crate::web::access::actor_of(&req), id, patch).await.map_err(shown)
         })
@@ -325,7 +313,7 @@ impl Backend for PgBackend {
         req: RequestParts,
         id: uuid::Uuid,
         comment: app::model::NewComment,
-    ) -> BoxFuture<'_, Result<app::model::PostmortemComment, BackendError>> {
+    ) -> BoxFuture<'_, Result<app::model::PostmortemComment, ServerError>> {
         Box::pin(async move {
             self.state.postmortems.comment(&crate::web::access::actor_of(&req), id, &comment).await.map_err(shown)
         })

@@ -14,3 +14,4 @@ mod probe_http;
 mod probe_tls;
 mod probes_api;
 mod rollups;
+mod server_fns;

@@ -4,7 +4,7 @@
 use app::model::{Checklist, ChecklistDef, Risk, StepKind};
 use sqlx::PgPool;
 
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::storage::guidance as store;
 
 /// The shipped checklists, by file name.
@@ -23,7 +23,7 @@ pub const FILES: [(&str, &str); 10] = [
 
 /// Checks what TOML and serde cannot: ids, unique steps, a risk on every action and a warning
 /// on every high-risk one. The error names the field.
-pub fn validate(def: &ChecklistDef) -> Result<(), ApiError> {
+pub fn validate(def: &ChecklistDef) -> Result<(), Error> {
     let id_ok = |s: &str| {
         !s.is_empty()
             && s.len() <= 64
@@ -31,33 +31,33 @@ pub fn validate(def: &ChecklistDef) -> Result<(), ApiError> {
             && !s.starts_with('-')
     };
     if !id_ok(&def.id) {
-        return Err(ApiError::bad("id", "lower-case letters, digits and dashes, at most 64"));
+        return Err(Error::invalid("id", "lower-case letters, digits and dashes, at most 64"));
     }
     if def.title.trim().is_empty() || def.title.len() > 200 {
-        return Err(ApiError::bad("title", "must be 1–200 characters"));
+        return Err(Error::invalid("title", "must be 1–200 characters"));
     }
     if def.symptoms.is_empty() {
-        return Err(ApiError::bad("symptoms", "name at least one symptom it answers"));
+        return Err(Error::invalid("symptoms", "name at least one symptom it answers"));
     }
     if def.steps.is_empty() {
-        return Err(ApiError::bad("step", "a checklist needs at least one step"));
+        return Err(Error::invalid("step", "a checklist needs at least one step"));
     }
     let mut seen = std::collections::HashSet::new();
     for (i, s) in def.steps.iter().enumerate() {
         let at = |f: &str| format!("step[{i}].{f}");
         if !id_ok(&s.id) || !seen.insert(s.id.as_str()) {
-            return Err(ApiError::bad(at("id"), "must be a unique id (lower-case letters, digits, dashes)"));
+            return Err(Error::invalid(at("id"), "must be a unique id (lower-case letters, digits, dashes)"));
         }
         if s.question.trim().is_empty() {
-            return Err(ApiError::bad(at("question"), "must not be empty"));
+            return Err(Error::invalid(at("question"), "must not be empty"));
         }
         match (s.kind, s.risk, &s.warning) {
             (StepKind::Action, None, _) => {
-                return Err(ApiError::bad(at("risk"), "an action needs a risk (low or high)"));
+                return Err(Error::invalid(at("risk"), "an action needs a risk (low or high)"));
             }
-            (StepKind::Check, Some(_), _) => return Err(ApiError::bad(at("risk"), "only actions have a risk")),
+            (StepKind::Check, Some(_), _) => return Err(Error::invalid(at("risk"), "only actions have a risk")),
             (_, Some(Risk::High), None) => {
-                return Err(ApiError::bad(at("warning"), "a high-risk action needs the warning shown before it"));
+                return Err(Error::invalid(at("warning"), "a high-risk action needs the warning shown before it"));
             }
             _ => {}
         }
@@ -86,9 +86,9 @@ pub async fn seed(pool: &PgPool) -> Result<usize, String> {
 }
 
 /// An admin's edit: a new version (the incidents using older ones keep them).
-pub async fn save(pool: &PgPool, by: &str, def: &ChecklistDef) -> Result<Checklist, ApiError> {
+pub async fn save(pool: &PgPool, by: &str, def: &ChecklistDef) -> Result<Checklist, Error> {
     validate(def)?;
-    let json = serde_json::to_value(def).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let json = serde_json::to_value(def).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(store::insert_version(pool, &def.id, &json, by).await?)
 }
 
@@ -112,7 +112,7 @@ mod tests {
         let (name, text) = FILES[1];
         let good = parse(name, text).unwrap_or_else(|e| panic!("{e}"));
         let field = |d: &ChecklistDef| match validate(d) {
-            Err(ApiError::BadRequest { field, .. }) => field.unwrap_or_default(),
+            Err(Error::Invalid { field, .. }) => field.unwrap_or_default(),
             other => panic!("{other:?}"),
         };
         let mut d = good.clone();

@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::access::actor::Actor;
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::respond::incidents::{Author, RoomHub};
 use crate::storage::guidance as store;
 use crate::storage::incidents::{self as incidents_store, NewEntryRow};
@@ -143,8 +143,8 @@ pub struct Guide {
 
 impl Guide {
     /// The room's guidance now.
-    pub async fn guidance(&self, id: Uuid) -> Result<Guidance, ApiError> {
-        let incident = incidents_store::get_incident(&self.pool, id).await?.ok_or(ApiError::NotFound("incident"))?;
+    pub async fn guidance(&self, id: Uuid) -> Result<Guidance, Error> {
+        let incident = incidents_store::get_incident(&self.pool, id).await?.ok_or(Error::NotFound("incident"))?;
         let now = Utc::now();
         let mut services = Vec::new();
         for s in &incident.services {
@@ -197,25 +197,25 @@ impl Guide {
     }
 
     /// Ticks (or unticks) a step with a finding; the timeline records it.
-    pub async fn tick(&self, actor: &Actor, id: Uuid, input: &TickInput) -> Result<Guidance, ApiError> {
+    pub async fn tick(&self, actor: &Actor, id: Uuid, input: &TickInput) -> Result<Guidance, Error> {
         let author = Author::of(&actor.principal)?;
         author.require(Role::Responder, "ticking a step")?;
         if input.finding.chars().count() > 5000 {
-            return Err(ApiError::bad("finding", "at most 5000 characters"));
+            return Err(Error::invalid("finding", "at most 5000 characters"));
         }
         let pinned = store::pin(&self.pool, id, &[]).await?;
         let checklist = pinned
             .iter()
             .find(|c| c.def.id == input.checklist)
-            .ok_or_else(|| ApiError::bad("checklist", "not a checklist of this incident"))?;
+            .ok_or_else(|| Error::invalid("checklist", "not a checklist of this incident"))?;
         let step = checklist
             .def
             .steps
             .iter()
             .find(|s| s.id == input.step)
-            .ok_or_else(|| ApiError::bad("step", "no such step in this checklist"))?;
+            .ok_or_else(|| Error::invalid("step", "no such step in this checklist"))?;
         if input.done && step.risk == Some(Risk::High) && !input.accept_risk {
-            return Err(ApiError::Conflict {
+            return Err(Error::Conflict {
                 field: Some("accept_risk".into()),
                 message: format!("high-risk action: {}", step.warning.clone().unwrap_or_default()),
             });
@@ -245,19 +245,14 @@ impl Guide {
     }
 
     /// Adds a hypothesis (open unless said otherwise).
-    pub async fn add_hypothesis(
-        &self,
-        actor: &Actor,
-        id: Uuid,
-        input: &HypothesisInput,
-    ) -> Result<Hypothesis, ApiError> {
+    pub async fn add_hypothesis(&self, actor: &Actor, id: Uuid, input: &HypothesisInput) -> Result<Hypothesis, Error> {
         let author = Author::of(&actor.principal)?;
         author.require(Role::Responder, "adding a hypothesis")?;
         let text = input.text.as_deref().map(str::trim).unwrap_or("");
         if text.is_empty() || text.chars().count() > 2000 {
-            return Err(ApiError::bad("text", "must be 1–2000 characters"));
+            return Err(Error::invalid("text", "must be 1–2000 characters"));
         }
-        incidents_store::get_incident(&self.pool, id).await?.ok_or(ApiError::NotFound("incident"))?;
+        incidents_store::get_incident(&self.pool, id).await?.ok_or(Error::NotFound("incident"))?;
         let status = input.status.unwrap_or(HypothesisStatus::Open);
         let evidence = input.evidence.as_deref().unwrap_or("").trim();
         let mut tx = self.pool.begin().await?;
@@ -279,14 +274,14 @@ impl Guide {
         id: Uuid,
         hid: Uuid,
         input: &HypothesisInput,
-    ) -> Result<Hypothesis, ApiError> {
+    ) -> Result<Hypothesis, Error> {
         let author = Author::of(&actor.principal)?;
         author.require(Role::Responder, "changing a hypothesis")?;
         if input.text.as_deref().is_some_and(|t| t.trim().is_empty() || t.chars().count() > 2000) {
-            return Err(ApiError::bad("text", "must be 1–2000 characters"));
+            return Err(Error::invalid("text", "must be 1–2000 characters"));
         }
         let mut tx = self.pool.begin().await?;
-        let old = store::lock_hypothesis(&mut tx, id, hid).await?.ok_or(ApiError::NotFound("hypothesis"))?;
+        let old = store::lock_hypothesis(&mut tx, id, hid).await?.ok_or(Error::NotFound("hypothesis"))?;
         let mut new = old.clone();
         if let Some(t) = &input.text {
             new.text = t.trim().to_string();

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::access::Principal;
 use crate::access::actor::Actor;
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::storage::incidents::{self as store, NewEntryRow, NewIncidentRow};
 
 pub use rooms::RoomHub;
@@ -38,7 +38,7 @@ pub struct Author {
 }
 
 impl Author {
-    pub fn of(principal: &Principal) -> Result<Self, ApiError> {
+    pub fn of(principal: &Principal) -> Result<Self, Error> {
         match principal {
             Principal::User { me, .. } => Ok(Self { name: me.email.clone(), user: Some(me.id), role: me.role }),
             Principal::Token { name, scope, .. } => Ok(Self {
@@ -47,15 +47,15 @@ impl Author {
                 role: if *scope == Scope::Admin { Role::Admin } else { Role::Viewer },
             }),
             Principal::Cli => Ok(Self { name: "cli".into(), user: None, role: Role::Admin }),
-            Principal::Anonymous | Principal::Agent { .. } => Err(ApiError::Unauthorized),
+            Principal::Anonymous | Principal::Agent { .. } => Err(Error::Unauthenticated),
         }
     }
 
-    pub fn require(&self, role: Role, what: &str) -> Result<(), ApiError> {
+    pub fn require(&self, role: Role, what: &str) -> Result<(), Error> {
         if self.role >= role {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!("{what} needs the {} role", role.as_str())))
+            Err(Error::Forbidden(format!("{what} needs the {} role", role.as_str())))
         }
     }
 }
@@ -67,46 +67,46 @@ pub struct Incidents {
     pub rooms: RoomHub,
 }
 
-fn check_title(title: &str) -> Result<String, ApiError> {
+fn check_title(title: &str) -> Result<String, Error> {
     let t = title.trim();
     if t.is_empty() || t.chars().count() > MAX_TITLE || t.chars().any(char::is_control) {
-        return Err(ApiError::bad("title", "must be 1–200 characters on one line"));
+        return Err(Error::invalid("title", "must be 1–200 characters on one line"));
     }
     Ok(t.to_string())
 }
 
-fn check_text(field: &str, text: &str, required: bool) -> Result<(), ApiError> {
+fn check_text(field: &str, text: &str, required: bool) -> Result<(), Error> {
     if required && text.trim().is_empty() {
-        return Err(ApiError::bad(field, "must not be empty"));
+        return Err(Error::invalid(field, "must not be empty"));
     }
     if text.chars().count() > MAX_TEXT {
-        return Err(ApiError::bad(field, format!("must be at most {MAX_TEXT} characters")));
+        return Err(Error::invalid(field, format!("must be at most {MAX_TEXT} characters")));
     }
     Ok(())
 }
 
-fn check_not_future(field: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ApiError> {
+fn check_not_future(field: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), Error> {
     if at > now + SKEW {
-        return Err(ApiError::bad(field, "must not be in the future"));
+        return Err(Error::invalid(field, "must not be in the future"));
     }
     Ok(())
 }
 
-fn check_attachments(a: &[app::model::Attachment]) -> Result<(), ApiError> {
+fn check_attachments(a: &[app::model::Attachment]) -> Result<(), Error> {
     use app::model::Attachment;
     if a.len() > MAX_ATTACHMENTS {
-        return Err(ApiError::bad("attachments", format!("at most {MAX_ATTACHMENTS}")));
+        return Err(Error::invalid("attachments", format!("at most {MAX_ATTACHMENTS}")));
     }
     for (i, att) in a.iter().enumerate() {
         match att {
             Attachment::ChartRange { from, to, .. } if from >= to => {
-                return Err(ApiError::bad(format!("attachments[{i}].to"), "must be after from"));
+                return Err(Error::invalid(format!("attachments[{i}].to"), "must be after from"));
             }
             Attachment::RequestIds { ids } if ids.is_empty() || ids.len() > 50 => {
-                return Err(ApiError::bad(format!("attachments[{i}].ids"), "1–50 request ids"));
+                return Err(Error::invalid(format!("attachments[{i}].ids"), "1–50 request ids"));
             }
             Attachment::RequestIds { ids } if ids.iter().any(|id| id.is_empty() || id.len() > 200) => {
-                return Err(ApiError::bad(format!("attachments[{i}].ids"), "each id must be 1–200 characters"));
+                return Err(Error::invalid(format!("attachments[{i}].ids"), "each id must be 1–200 characters"));
             }
             _ => {}
         }
@@ -114,26 +114,26 @@ fn check_attachments(a: &[app::model::Attachment]) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn check_services(pool: &PgPool, services: &[Uuid]) -> Result<(), ApiError> {
+async fn check_services(pool: &PgPool, services: &[Uuid]) -> Result<(), Error> {
     let unknown = store::unknown_services(pool, services).await?;
     if let Some(first) = unknown.first() {
-        return Err(ApiError::bad("services", format!("no service has id {first}")));
+        return Err(Error::invalid("services", format!("no service has id {first}")));
     }
     Ok(())
 }
 
-async fn check_commander(pool: &PgPool, id: Uuid) -> Result<app::model::UserRef, ApiError> {
-    store::user_ref(pool, id).await?.ok_or_else(|| ApiError::bad("commander", "no enabled user has this id"))
+async fn check_commander(pool: &PgPool, id: Uuid) -> Result<app::model::UserRef, Error> {
+    store::user_ref(pool, id).await?.ok_or_else(|| Error::invalid("commander", "no enabled user has this id"))
 }
 
-fn order_error((k, message): (KeyTime, String)) -> ApiError {
-    ApiError::bad(k.field(), message)
+fn order_error((k, message): (KeyTime, String)) -> Error {
+    Error::invalid(k.field(), message)
 }
 
 impl Incidents {
     /// Declares an incident by hand. It starts `investigating`; detected now; acknowledged now if
     /// it already has a commander.
-    pub async fn create(&self, actor: &Actor, input: &NewIncident) -> Result<Incident, ApiError> {
+    pub async fn create(&self, actor: &Actor, input: &NewIncident) -> Result<Incident, Error> {
         let author = Author::of(&actor.principal)?;
         author.require(Role::Responder, "declaring an incident")?;
         let title = check_title(&input.title)?;
@@ -194,7 +194,7 @@ impl Incidents {
 
     /// After a committed change: the room gets the incident as it now is, then the entry that
     /// records the change.
-    async fn announce(&self, id: Uuid, entry: Option<TimelineEntry>) -> Result<Incident, ApiError> {
+    async fn announce(&self, id: Uuid, entry: Option<TimelineEntry>) -> Result<Incident, Error> {
         let incident = self.get(id).await?;
         self.rooms.publish(id, RoomEvent::Incident(Box::new(incident.clone())));
         if let Some(e) = entry {
@@ -225,21 +225,21 @@ impl Incidents {
         }
     }
 
-    pub async fn get(&self, id: Uuid) -> Result<Incident, ApiError> {
-        store::get_incident(&self.pool, id).await?.ok_or(ApiError::NotFound("incident"))
+    pub async fn get(&self, id: Uuid) -> Result<Incident, Error> {
+        store::get_incident(&self.pool, id).await?.ok_or(Error::NotFound("incident"))
     }
 
-    pub async fn list(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, ApiError> {
+    pub async fn list(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, Error> {
         if let (Some(f), Some(t)) = (filter.from, filter.to)
             && f > t
         {
-            return Err(ApiError::bad("to", "must not be before from"));
+            return Err(Error::invalid("to", "must not be before from"));
         }
         Ok(store::list_incidents(&self.pool, filter, 500).await?)
     }
 
     /// The incident with its timeline; deleted entries only for commanders.
-    pub async fn room(&self, actor: &Actor, id: Uuid) -> Result<IncidentRoom, ApiError> {
+    pub async fn room(&self, actor: &Actor, id: Uuid) -> Result<IncidentRoom, Error> {
         // Read before the data: a live stream asks for what changed since this time, and must get
         // whatever was written while the room was being read.
         let now = Utc::now();
@@ -259,7 +259,7 @@ impl Incidents {
         &self,
         id: Uuid,
         since: Option<DateTime<Utc>>,
-    ) -> Result<(Incident, Vec<TimelineEntry>), ApiError> {
+    ) -> Result<(Incident, Vec<TimelineEntry>), Error> {
         let incident = self.get(id).await?;
         let Some(since) = since else { return Ok((incident, Vec::new())) };
         // A margin for the application's and the database's clocks: an entry sent twice replaces
@@ -274,18 +274,18 @@ impl Incidents {
         Ok((incident, entries))
     }
 
-    pub async fn timeline(&self, actor: &Actor, id: Uuid) -> Result<Vec<TimelineEntry>, ApiError> {
+    pub async fn timeline(&self, actor: &Actor, id: Uuid) -> Result<Vec<TimelineEntry>, Error> {
         let sees_deleted = Author::of(&actor.principal).is_ok_and(|a| a.role >= Role::Commander);
         Ok(store::list_entries(&self.pool, id, sees_deleted).await?)
     }
 
     /// Changes status, severity, commander, title, summary, services or key times (commanders).
     /// Every change is recorded as a status-change entry.
-    pub async fn update(&self, actor: &Actor, id: Uuid, patch: &IncidentPatch) -> Result<Incident, ApiError> {
+    pub async fn update(&self, actor: &Actor, id: Uuid, patch: &IncidentPatch) -> Result<Incident, Error> {
         let author = Author::of(&actor.principal)?;
         author.require(Role::Commander, "changing an incident")?;
         if patch.is_empty() {
-            return Err(ApiError::BadRequest { field: None, message: "nothing to change".into() });
+            return Err(Error::Invalid { field: None, message: "nothing to change".into() });
         }
         let title = patch.title.as_deref().map(check_title).transpose()?;
         if let Some(s) = &patch.summary {
@@ -300,7 +300,7 @@ impl Incidents {
         };
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
-        let mut rec = store::lock_incident(&mut tx, id).await?.ok_or(ApiError::NotFound("incident"))?;
+        let mut rec = store::lock_incident(&mut tx, id).await?.ok_or(Error::NotFound("incident"))?;
         let mut times = rec.times();
         let mut changes: Vec<String> = Vec::new();
         if let Some(t) = title
@@ -366,10 +366,10 @@ impl Incidents {
         }
         let resolved = rec.status() == IncidentStatus::Resolved;
         if resolved && times.resolved.is_none() {
-            return Err(ApiError::bad("resolved_at", "a resolved incident keeps its resolved time"));
+            return Err(Error::invalid("resolved_at", "a resolved incident keeps its resolved time"));
         }
         if !resolved && times.resolved.is_some() {
-            return Err(ApiError::bad("resolved_at", "only a resolved incident has a resolved time; set status"));
+            return Err(Error::invalid("resolved_at", "only a resolved incident has a resolved time; set status"));
         }
         times.check_order().map_err(order_error)?;
         rec.set_times(&times);
@@ -401,22 +401,22 @@ impl Incidents {
         id: Uuid,
         input: &NewEntry,
         header_key: Option<&str>,
-    ) -> Result<(TimelineEntry, bool), ApiError> {
+    ) -> Result<(TimelineEntry, bool), Error> {
         let author = Author::of(&actor.principal)?;
         author.require(Role::Responder, "writing to the timeline")?;
         if !EntryKind::WRITABLE.contains(&input.kind) {
-            return Err(ApiError::bad("kind", "status_change and automatic entries are written by Triage"));
+            return Err(Error::invalid("kind", "status_change and automatic entries are written by Triage"));
         }
         check_text("text", &input.text, true)?;
         check_attachments(&input.attachments)?;
         let key = match (input.idempotency_key.as_deref(), header_key) {
             (Some(a), Some(b)) if a != b => {
-                return Err(ApiError::bad("idempotency_key", "differs from the Idempotency-Key header"));
+                return Err(Error::invalid("idempotency_key", "differs from the Idempotency-Key header"));
             }
             (a, b) => a.or(b),
         };
         if key.is_some_and(|k| k.is_empty() || k.len() > MAX_KEY) {
-            return Err(ApiError::bad("idempotency_key", "must be 1–200 characters"));
+            return Err(Error::invalid("idempotency_key", "must be 1–200 characters"));
         }
         let now = Utc::now();
         let happened = input.happened_at.unwrap_or(now);
@@ -439,7 +439,7 @@ impl Incidents {
             // A concurrent retry with the same key won the race.
             tx.rollback().await?;
             let k = key.unwrap_or_default();
-            let existing = store::entry_by_key(&self.pool, id, k).await?.ok_or(ApiError::NotFound("entry"))?;
+            let existing = store::entry_by_key(&self.pool, id, k).await?.ok_or(Error::NotFound("entry"))?;
             return Ok((existing, false));
         };
         if let Some(user) = author.user {
@@ -458,13 +458,13 @@ impl Incidents {
         id: Uuid,
         entry: Uuid,
         patch: &EntryPatch,
-    ) -> Result<TimelineEntry, ApiError> {
+    ) -> Result<TimelineEntry, Error> {
         let author = Author::of(&actor.principal)?;
         author.require(Role::Responder, "editing the timeline")?;
         if let Some(k) = patch.kind
             && !EntryKind::WRITABLE.contains(&k)
         {
-            return Err(ApiError::bad("kind", "status_change and automatic entries are written by Triage"));
+            return Err(Error::invalid("kind", "status_change and automatic entries are written by Triage"));
         }
         if let Some(t) = &patch.text {
             check_text("text", t, true)?;
@@ -477,7 +477,7 @@ impl Incidents {
             check_not_future("happened_at", at, now)?;
         }
         let mut tx = self.pool.begin().await?;
-        let (old, owner) = store::lock_entry(&mut tx, id, entry).await?.ok_or(ApiError::NotFound("entry"))?;
+        let (old, owner) = store::lock_entry(&mut tx, id, entry).await?.ok_or(Error::NotFound("entry"))?;
         may_change(&author, &old, owner)?;
         let mut new = old.clone();
         if let Some(k) = patch.kind {
@@ -503,11 +503,11 @@ impl Incidents {
     }
 
     /// Soft deletion: the entry stays, visible to commanders with who deleted it and when.
-    pub async fn delete_entry(&self, actor: &Actor, id: Uuid, entry: Uuid) -> Result<TimelineEntry, ApiError> {
+    pub async fn delete_entry(&self, actor: &Actor, id: Uuid, entry: Uuid) -> Result<TimelineEntry, Error> {
         let author = Author::of(&actor.principal)?;
         author.require(Role::Responder, "editing the timeline")?;
         let mut tx = self.pool.begin().await?;
-        let (old, owner) = store::lock_entry(&mut tx, id, entry).await?.ok_or(ApiError::NotFound("entry"))?;
+        let (old, owner) = store::lock_entry(&mut tx, id, entry).await?.ok_or(Error::NotFound("entry"))?;
         may_change(&author, &old, owner)?;
         let deleted = store::delete_entry(&mut tx, entry, &author.name).await?;
         tx.commit().await?;
@@ -516,9 +516,9 @@ impl Incidents {
     }
 
     /// Earlier versions of an entry, oldest first.
-    pub async fn history(&self, id: Uuid, entry: Uuid) -> Result<Vec<app::model::EntryRevision>, ApiError> {
+    pub async fn history(&self, id: Uuid, entry: Uuid) -> Result<Vec<app::model::EntryRevision>, Error> {
         if !store::entry_exists(&self.pool, id, entry).await? {
-            return Err(ApiError::NotFound("entry"));
+            return Err(Error::NotFound("entry"));
         }
         Ok(store::entry_revisions(&self.pool, entry).await?)
     }
@@ -534,20 +534,20 @@ impl Incidents {
 
 /// Entries written by Triage are records; people's entries may be changed by their author or a
 /// commander.
-fn may_change(author: &Author, entry: &TimelineEntry, owner: Option<Uuid>) -> Result<(), ApiError> {
+fn may_change(author: &Author, entry: &TimelineEntry, owner: Option<Uuid>) -> Result<(), Error> {
     if matches!(entry.kind, EntryKind::Automatic | EntryKind::StatusChange) {
-        return Err(ApiError::Conflict {
+        return Err(Error::Conflict {
             field: Some("kind".into()),
             message: "entries written by Triage cannot be changed".into(),
         });
     }
     if entry.deleted.is_some() {
-        return Err(ApiError::Conflict { field: None, message: "the entry was deleted".into() });
+        return Err(Error::Conflict { field: None, message: "the entry was deleted".into() });
     }
     let own = author.user.is_some() && author.user == owner;
     if own || author.role >= Role::Commander {
         Ok(())
     } else {
-        Err(ApiError::Forbidden("only the author or a commander may change this entry".into()))
+        Err(Error::Forbidden("only the author or a commander may change this entry".into()))
     }
 }

@@ -22,7 +22,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::access::actor::Actor;
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::monitor::series::split_probes;
 use crate::respond::incidents::Author;
 use crate::storage::postmortems::{self as store, PostmortemRow};
@@ -160,23 +160,23 @@ fn incident_ref(i: &Incident) -> IncidentRef {
     }
 }
 
-fn check_action_items(items: &mut [ActionItem]) -> Result<(), ApiError> {
+fn check_action_items(items: &mut [ActionItem]) -> Result<(), Error> {
     if items.len() > MAX_ACTION_ITEMS {
-        return Err(ApiError::bad("action_items", format!("at most {MAX_ACTION_ITEMS}")));
+        return Err(Error::invalid("action_items", format!("at most {MAX_ACTION_ITEMS}")));
     }
     for (i, item) in items.iter_mut().enumerate() {
         let title = item.title.trim();
         if title.is_empty() || title.chars().count() > 300 || title.chars().any(char::is_control) {
-            return Err(ApiError::bad(format!("action_items[{i}].title"), "must be 1–300 characters on one line"));
+            return Err(Error::invalid(format!("action_items[{i}].title"), "must be 1–300 characters on one line"));
         }
         item.title = title.to_string();
         if item.owner.chars().count() > 200 {
-            return Err(ApiError::bad(format!("action_items[{i}].owner"), "must be at most 200 characters"));
+            return Err(Error::invalid(format!("action_items[{i}].owner"), "must be at most 200 characters"));
         }
         if let Some(link) = &item.link {
             let ok = url::Url::parse(link).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) && link.len() <= 2000;
             if !ok {
-                return Err(ApiError::bad(format!("action_items[{i}].link"), "must be an http or https URL"));
+                return Err(Error::invalid(format!("action_items[{i}].link"), "must be an http or https URL"));
             }
         }
         item.id.get_or_insert_with(Uuid::new_v4);
@@ -186,7 +186,7 @@ fn check_action_items(items: &mut [ActionItem]) -> Result<(), ApiError> {
 
 impl Postmortems {
     /// The facts the metrics are computed from.
-    async fn facts(&self, incident: &Incident) -> Result<Facts, ApiError> {
+    async fn facts(&self, incident: &Incident) -> Result<Facts, Error> {
         let probes: Vec<Uuid> =
             store::incident_probes(&self.pool, incident.id).await?.into_iter().map(|(id, _)| id).collect();
         let now = Utc::now();
@@ -210,7 +210,7 @@ impl Postmortems {
     }
 
     /// Checks and failures of each affected service between start and end.
-    async fn impact(&self, incident: &Incident, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Impact, ApiError> {
+    async fn impact(&self, incident: &Incident, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Impact, Error> {
         let mut services = Vec::new();
         for svc in &incident.services {
             let (traffic, _) = split_probes(&catalog::list_probes(&self.pool, Some(svc.id)).await?);
@@ -242,7 +242,7 @@ impl Postmortems {
         window: (DateTime<Utc>, DateTime<Utc>),
         span: (DateTime<Utc>, DateTime<Utc>),
         timeline: &[TimelineEntry],
-    ) -> Result<Vec<FrozenChart>, ApiError> {
+    ) -> Result<Vec<FrozenChart>, Error> {
         let bands = [Band { from: span.0, to: span.1, label: format!("#{}", incident.number) }];
         let markers: Vec<Marker> = timeline
             .iter()
@@ -272,7 +272,7 @@ impl Postmortems {
     }
 
     /// Metrics as of now, keeping the overrides already made.
-    async fn current_metrics(&self, incident: &Incident, stored: &[Metric]) -> Result<Vec<Metric>, ApiError> {
+    async fn current_metrics(&self, incident: &Incident, stored: &[Metric]) -> Result<Vec<Metric>, Error> {
         let mut fresh = timings::compute(&self.facts(incident).await?);
         for m in &mut fresh {
             m.overridden = stored.iter().find(|s| s.kind == m.kind).and_then(|s| s.overridden.clone());
@@ -280,16 +280,16 @@ impl Postmortems {
         Ok(fresh)
     }
 
-    async fn incident(&self, id: Uuid) -> Result<Incident, ApiError> {
-        incidents_store::get_incident(&self.pool, id).await?.ok_or(ApiError::NotFound("incident"))
+    async fn incident(&self, id: Uuid) -> Result<Incident, Error> {
+        incidents_store::get_incident(&self.pool, id).await?.ok_or(Error::NotFound("incident"))
     }
 
-    pub async fn for_incident(&self, incident: Uuid) -> Result<Option<Uuid>, ApiError> {
+    pub async fn for_incident(&self, incident: Uuid) -> Result<Option<Uuid>, Error> {
         Ok(store::id_for_incident(&self.pool, incident).await?)
     }
 
     /// Creates the incident's postmortem, or returns the one it has (`false`).
-    pub async fn create(&self, actor: &Actor, incident_id: Uuid) -> Result<(Postmortem, bool), ApiError> {
+    pub async fn create(&self, actor: &Actor, incident_id: Uuid) -> Result<(Postmortem, bool), Error> {
         let author = Author::of(&actor.principal)?;
         author.require(Role::Responder, "writing a postmortem")?;
         if let Some(id) = store::id_for_incident(&self.pool, incident_id).await? {
@@ -343,7 +343,7 @@ impl Postmortems {
             // Someone else created it meanwhile: theirs stands.
             tx.rollback().await?;
             let existing =
-                store::id_for_incident(&self.pool, incident_id).await?.ok_or(ApiError::NotFound("postmortem"))?;
+                store::id_for_incident(&self.pool, incident_id).await?.ok_or(Error::NotFound("postmortem"))?;
             return Ok((self.get(actor, existing).await?, false));
         }
         actor
@@ -353,12 +353,12 @@ impl Postmortems {
         Ok((self.get(actor, id).await?, true))
     }
 
-    pub async fn get(&self, actor: &Actor, id: Uuid) -> Result<Postmortem, ApiError> {
-        let row = store::get(&self.pool, id).await?.ok_or(ApiError::NotFound("postmortem"))?;
+    pub async fn get(&self, actor: &Actor, id: Uuid) -> Result<Postmortem, Error> {
+        let row = store::get(&self.pool, id).await?.ok_or(Error::NotFound("postmortem"))?;
         self.assemble(actor, row).await
     }
 
-    async fn assemble(&self, actor: &Actor, row: PostmortemRow) -> Result<Postmortem, ApiError> {
+    async fn assemble(&self, actor: &Actor, row: PostmortemRow) -> Result<Postmortem, Error> {
         let incident = self.incident(row.incident_id).await?;
         let status = row.status();
         // A published document is as it was published; a draft follows the incident.
@@ -407,7 +407,7 @@ impl Postmortems {
         })
     }
 
-    pub async fn list(&self) -> Result<Vec<PostmortemSummary>, ApiError> {
+    pub async fn list(&self) -> Result<Vec<PostmortemSummary>, Error> {
         let rows = store::list(&self.pool).await?;
         let incidents: HashMap<Uuid, Incident> =
             incidents_store::list_incidents(&self.pool, &app::model::IncidentFilter::default(), 5000)
@@ -440,26 +440,26 @@ impl Postmortems {
     }
 
     /// Edits, moves through review, overrides metrics, publishes or amends.
-    pub async fn update(&self, actor: &Actor, id: Uuid, patch: PostmortemPatch) -> Result<Postmortem, ApiError> {
+    pub async fn update(&self, actor: &Actor, id: Uuid, patch: PostmortemPatch) -> Result<Postmortem, Error> {
         let author = Author::of(&actor.principal)?;
         author.require(Role::Responder, "editing a postmortem")?;
         let mut patch = patch;
         let mut tx = self.pool.begin().await?;
-        let mut row = store::lock(&mut tx, id).await?.ok_or(ApiError::NotFound("postmortem"))?;
+        let mut row = store::lock(&mut tx, id).await?.ok_or(Error::NotFound("postmortem"))?;
         let incident = self.incident(row.incident_id).await?;
         let mut changes: Vec<String> = Vec::new();
 
         if let Some(reason) = patch.amend.take() {
             author.require(Role::Commander, "amending a published postmortem")?;
             if row.status() != PostmortemStatus::Published {
-                return Err(ApiError::Conflict {
+                return Err(Error::Conflict {
                     field: Some("amend".into()),
                     message: "only a published postmortem is amended; a draft is edited directly".into(),
                 });
             }
             let reason = reason.trim();
             if reason.is_empty() || reason.chars().count() > 500 {
-                return Err(ApiError::bad("amend", "give the reason for the amendment (1–500 characters)"));
+                return Err(Error::invalid("amend", "give the reason for the amendment (1–500 characters)"));
             }
             store::insert_revision(&mut tx, &row, &author.name, reason).await?;
             row.revision += 1;
@@ -471,7 +471,7 @@ impl Postmortems {
         }
         let edits = patch.sections.is_some() || patch.action_items.is_some() || patch.overrides.is_some();
         if row.status() == PostmortemStatus::Published && (edits || patch.status.is_some()) {
-            return Err(ApiError::Conflict {
+            return Err(Error::Conflict {
                 field: None,
                 message: format!(
                     "a published postmortem is read-only: amend it (\"amend\": the reason) to start revision {}",
@@ -482,7 +482,7 @@ impl Postmortems {
         if let Some(sections) = patch.sections.take() {
             for (section, text) in sections {
                 if text.chars().count() > MAX_SECTION {
-                    return Err(ApiError::bad(
+                    return Err(Error::invalid(
                         format!("sections.{}", section.as_str()),
                         format!("must be at most {MAX_SECTION} characters"),
                     ));
@@ -510,11 +510,11 @@ impl Postmortems {
                     None => None,
                     Some(o) => {
                         if !(0..=MAX_OVERRIDE_SECS).contains(&o.secs) {
-                            return Err(ApiError::bad(format!("{field}.secs"), "must be 0 or more seconds"));
+                            return Err(Error::invalid(format!("{field}.secs"), "must be 0 or more seconds"));
                         }
                         let reason = o.reason.trim();
                         if reason.is_empty() || reason.chars().count() > 500 {
-                            return Err(ApiError::bad(
+                            return Err(Error::invalid(
                                 format!("{field}.reason"),
                                 "say why the computed value is wrong (1–500 characters)",
                             ));
@@ -540,7 +540,7 @@ impl Postmortems {
                 (PostmortemStatus::InReview, PostmortemStatus::Published) => {
                     author.require(Role::Commander, "publishing a postmortem")?;
                     if incident.status.is_open() {
-                        return Err(ApiError::Conflict {
+                        return Err(Error::Conflict {
                             field: Some("status".into()),
                             message: format!("resolve incident #{} before publishing its postmortem", incident.number),
                         });
@@ -564,13 +564,13 @@ impl Postmortems {
                     row.published_at = Some(Utc::now());
                 }
                 (PostmortemStatus::Draft, PostmortemStatus::Published) => {
-                    return Err(ApiError::Conflict {
+                    return Err(Error::Conflict {
                         field: Some("status".into()),
                         message: "send the postmortem for review (in_review) before publishing it".into(),
                     });
                 }
                 (a, b) => {
-                    return Err(ApiError::Conflict {
+                    return Err(Error::Conflict {
                         field: Some("status".into()),
                         message: format!("a postmortem cannot go from {} to {}", a.as_str(), b.as_str()),
                     });
@@ -592,14 +592,14 @@ impl Postmortems {
         self.get(actor, id).await
     }
 
-    pub async fn comment(&self, actor: &Actor, id: Uuid, input: &NewComment) -> Result<PostmortemComment, ApiError> {
+    pub async fn comment(&self, actor: &Actor, id: Uuid, input: &NewComment) -> Result<PostmortemComment, Error> {
         let author = Author::of(&actor.principal)?;
         author.require(Role::Responder, "commenting on a postmortem")?;
         let text = input.text.trim();
         if text.is_empty() || text.chars().count() > MAX_COMMENT {
-            return Err(ApiError::bad("text", format!("must be 1–{MAX_COMMENT} characters")));
+            return Err(Error::invalid("text", format!("must be 1–{MAX_COMMENT} characters")));
         }
-        let row = store::get(&self.pool, id).await?.ok_or(ApiError::NotFound("postmortem"))?;
+        let row = store::get(&self.pool, id).await?.ok_or(Error::NotFound("postmortem"))?;
         let comment = PostmortemComment {
             id: Uuid::new_v4(),
             revision: row.revision,
@@ -614,13 +614,13 @@ impl Postmortems {
     }
 
     /// One frozen chart as a standalone SVG file (light theme colours inlined).
-    pub async fn chart_svg(&self, id: Uuid, position: i32) -> Result<String, ApiError> {
-        store::get(&self.pool, id).await?.ok_or(ApiError::NotFound("postmortem"))?;
+    pub async fn chart_svg(&self, id: Uuid, position: i32) -> Result<String, Error> {
+        store::get(&self.pool, id).await?.ok_or(Error::NotFound("postmortem"))?;
         let chart = store::charts(&self.pool, id)
             .await?
             .into_iter()
             .find(|c| c.position == position)
-            .ok_or(ApiError::NotFound("chart"))?;
+            .ok_or(Error::NotFound("chart"))?;
         Ok(export::standalone_svg(&chart.svg))
     }
 }
@@ -664,7 +664,7 @@ mod tests {
             link: link.map(str::to_string),
         };
         let field = |mut items: Vec<ActionItem>| match check_action_items(&mut items) {
-            Err(ApiError::BadRequest { field, .. }) => field,
+            Err(Error::Invalid { field, .. }) => field,
             _ => None,
         };
         assert_eq!(field(vec![item("ok", None), item(" ", None)]).as_deref(), Some("action_items[1].title"));

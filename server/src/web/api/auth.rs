@@ -14,8 +14,8 @@ use super::parse_json;
 use crate::access::accounts;
 use crate::access::actor::Actor;
 use crate::access::{Principal, password, session, sha256};
-use crate::error::ApiError;
 use crate::storage::auth as store;
+use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
 /// A body sent as JSON or as an HTML form; `form` says which (and so how to answer).
@@ -82,7 +82,7 @@ async fn new_session(
     user_id: uuid::Uuid,
 ) -> Result<String, ApiError> {
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    session::start(&state.pool, &state.auth.settings, user_id, actor.remote_addr.as_deref(), user_agent).await
+    Ok(session::start(&state.pool, &state.auth.settings, user_id, actor.remote_addr.as_deref(), user_agent).await?)
 }
 
 fn signed_in(response: impl IntoResponse, cookie: &str, state: &AppState, headers: &HeaderMap) -> Response {
@@ -216,11 +216,11 @@ pub async fn setup(
         return fail(ApiError::bad("setup_token", "does not match the set-up token in the server's log"), "token");
     }
     if let Err(e) = accounts::validate_email(&body.email) {
-        return fail(e, "email");
+        return fail(e.into(), "email");
     }
     let hash = match accounts::hash_new_password("password", &body.password).await {
         Ok(h) => h,
-        Err(e) => return fail(e, "password"),
+        Err(e) => return fail(e.into(), "password"),
     };
     let id = uuid::Uuid::new_v4();
     match store::insert_first_user(&state.pool, id, &body.email, &body.display_name, &hash).await {
@@ -302,7 +302,7 @@ pub async fn change_password(State(state): State<AppState>, actor: Actor, input:
     }
     let hash = match accounts::hash_new_password("new_password", &body.new_password).await {
         Ok(h) => h,
-        Err(e) => return answer(Err((e, "new"))),
+        Err(e) => return answer(Err((e.into(), "new"))),
     };
     if let Err(e) = store::set_password(&state.pool, me.id, &hash, Some(session)).await {
         return answer(Err((e.into(), "internal")));

@@ -7,9 +7,9 @@ use http::StatusCode;
 
 use super::{ApiJson, parse_id};
 use crate::access::actor::Actor;
-use crate::error::ApiError;
 use crate::respond::guidance::library;
 use crate::storage::guidance as store;
+use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
 pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Guidance>, ApiError> {

@@ -14,8 +14,8 @@ use http::{HeaderMap, StatusCode};
 
 use super::{ApiJson, parse_id};
 use crate::access::actor::Actor;
-use crate::error::ApiError;
 use crate::respond::incidents::Author;
+use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
 /// The list's filters from the query string, each bad value named by its parameter.

@@ -16,8 +16,8 @@ use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
 use crate::web::access::{Need, Secured};
+use crate::web::error::ApiError;
 
 /// Every REST route with what it needs (the access table is built from these calls).
 pub fn routes() -> Secured {

@@ -8,7 +8,7 @@ use http::{StatusCode, header};
 
 use super::{ApiJson, parse_id};
 use crate::access::actor::Actor;
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
 /// 201 with the new postmortem; 200 with the incident's existing one.

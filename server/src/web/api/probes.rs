@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, parse_id};
 use crate::access::actor::Actor;
-use crate::error::ApiError;
 use crate::monitor::catalog::{self, Mode};
 use crate::monitor::series;
 use crate::storage::catalog as store;
 use crate::storage::results;
+use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
 /// The longest range one request may ask for.

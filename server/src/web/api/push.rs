@@ -15,9 +15,9 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, parse_id};
-use crate::error::ApiError;
 use crate::monitor::hub::ProbeEvent;
 use crate::storage::results::{self, PushReceipt};
+use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
 #[derive(Debug, Deserialize)]

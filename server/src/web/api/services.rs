@@ -5,9 +5,9 @@ use http::StatusCode;
 
 use super::{ApiJson, parse_id};
 use crate::access::actor::Actor;
-use crate::error::ApiError;
 use crate::monitor::catalog;
 use crate::storage::catalog as store;
+use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Service>>, ApiError> {

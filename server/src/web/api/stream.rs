@@ -22,9 +22,9 @@ use uuid::Uuid;
 
 use crate::access::Principal;
 use crate::access::actor::Actor;
-use crate::error::ApiError;
 use crate::monitor::hub::ProbeEvent;
 use crate::storage::auth as store;
+use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
 /// How long a browser waits before reconnecting.

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::{ApiJson, parse_id};
 use crate::access::accounts;
 use crate::access::actor::Actor;
-use crate::error::ApiError;
 use crate::storage::auth as store;
+use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<UserSummary>>, ApiError> {

@@ -1,0 +1,153 @@
+//! The HTTP error type: every API failure becomes a JSON body `{"error": <code>, "message": …,
+//! "field": …}` with the matching status, mapped here and nowhere else. The domain's
+//! [`crate::error::Error`] becomes one of these in [`From<Error>`](ApiError::from).
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Serialize;
+
+use app::api::ServerError;
+
+use crate::error::Error;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { field: Option<String>, message: String },
+    /// The request is well-formed but collides with what exists (a duplicate name).
+    #[error("{message}")]
+    Conflict { field: Option<String>, message: String },
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    /// Valid credentials without the right, or a cross-site write.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many attempts; try again in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("request body exceeds the {limit}-byte limit")]
+    PayloadTooLarge { limit: usize },
+    #[error("the request took too long")]
+    Timeout,
+    /// The database cannot be reached; the client may retry after a pause.
+    #[error("the service is unavailable; try again shortly")]
+    Unavailable(String),
+    /// The cause is logged, never sent: it may name hosts, queries or secrets.
+    #[error("internal server error")]
+    Internal(String),
+}
+
+/// How long a client should wait before retrying while the database is unreachable.
+const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadRequest { field: Some(field.into()), message: message.into() }
+    }
+}
+
+/// The one mapping of domain failures to HTTP.
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound(what) => Self::NotFound(what),
+            Error::Invalid { field, message } => Self::BadRequest { field, message },
+            Error::Conflict { field, message } => Self::Conflict { field, message },
+            Error::Unauthenticated => Self::Unauthorized,
+            Error::Forbidden(why) => Self::Forbidden(why),
+            Error::Unavailable(cause) => Self::Unavailable(crate::storage::pool::describe(&cause)),
+            Error::Database(cause) => Self::Internal(cause.to_string()),
+            Error::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+/// Storage failures read the way the domain reads them.
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Error::from(e).into()
+    }
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    /// What a server function tells the page (its status comes from [`status`](Self::status)).
+    /// Internal causes are logged here and replaced by a generic message.
+    pub fn into_server_error(self) -> ServerError {
+        match self {
+            Self::BadRequest { field, message } => ServerError::Invalid { field, message },
+            Self::Conflict { field, message } => ServerError::Conflict { field, message },
+            Self::Unauthorized => ServerError::Unauthenticated,
+            Self::Forbidden(message) => ServerError::Forbidden { message },
+            Self::TooManyRequests { retry_after_secs } => ServerError::TooManyRequests { retry_after_secs },
+            Self::NotFound(what) => ServerError::NotFound { what: what.into() },
+            Self::PayloadTooLarge { .. } | Self::Timeout => {
+                ServerError::Invalid { field: None, message: self.to_string() }
+            }
+            Self::Unavailable(cause) => {
+                tracing::warn!(cause = %cause, "server function: database unavailable");
+                ServerError::Unavailable
+            }
+            Self::Internal(cause) => {
+                tracing::error!(cause = %cause, "server function failed");
+                ServerError::Internal
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        match &self {
+            Self::Internal(cause) => tracing::error!(cause = %cause, "internal error"),
+            Self::Unavailable(cause) => tracing::warn!(cause = %cause, "database unavailable"),
+            _ => {}
+        }
+        let field = match &self {
+            Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
+            _ => None,
+        };
+        let mut response = (status, Json(ErrorBody { error: code, message: self.to_string(), field })).into_response();
+        if matches!(self, Self::Unauthorized) {
+            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+        }
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(retry_after_secs));
+        }
+        if matches!(self, Self::Unavailable(_)) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(UNAVAILABLE_RETRY_SECS));
+        }
+        response
+    }
+}
