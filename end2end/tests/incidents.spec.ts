@@ -129,7 +129,9 @@ test('a commander corrects key times and hands over command; history and request
   await controls.getByLabel('Commander', { exact: true }).selectOption({ label: other.email });
   await expect(page.locator('.room-facts', { hasText: 'Commander:' })).toContainText(`Commander: ${other.email}`);
   await expect(page.locator('.key-time', { hasText: 'acknowledged' })).toBeVisible();
-  expect(errors.filter((e) => !e.includes('500'))).toEqual([]);
+  // The refused key time answers 400 like the REST API (it used to be a 500), which the browser
+  // logs; nothing else may.
+  expect(errors.filter((e) => !e.includes('status of 400'))).toEqual([]);
 });
 
 test('the demo target going down opens an incident with evidence; recovery suggests resolving', async ({
