@@ -159,12 +159,12 @@ pub enum TokenCommand {
     Revoke { id: uuid::Uuid },
 }
 
-fn parse_role(s: &str) -> Result<app::model::Role, String> {
-    app::model::Role::parse(s).ok_or_else(|| "expected viewer, responder, commander or admin".into())
+fn parse_role(s: &str) -> Result<app::model::Role, ConfigError> {
+    app::model::Role::parse(s).ok_or_else(|| ConfigError("expected viewer, responder, commander or admin".into()))
 }
 
-fn parse_scope(s: &str) -> Result<app::model::Scope, String> {
-    app::model::Scope::parse(s).ok_or_else(|| "expected push, read or admin".into())
+fn parse_scope(s: &str) -> Result<app::model::Scope, ConfigError> {
+    app::model::Scope::parse(s).ok_or_else(|| ConfigError("expected push, read or admin".into()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
@@ -307,7 +307,7 @@ pub struct ServeArgs {
 }
 
 /// A problem with the configuration: printed as one line, exit code 2.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
@@ -403,13 +403,13 @@ impl fmt::Debug for DatabaseUrl {
 }
 
 impl FromStr for DatabaseUrl {
-    type Err = String;
+    type Err = ConfigError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         // The message must not echo the input: it may carry a password.
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             Ok(Self(s.to_string()))
         } else {
-            Err("expected a URL starting with postgres:// or postgresql://".into())
+            Err(ConfigError("expected a URL starting with postgres:// or postgresql://".into()))
         }
     }
 }
@@ -419,19 +419,19 @@ impl FromStr for DatabaseUrl {
 pub struct DurationArg(pub Duration);
 
 impl FromStr for DurationArg {
-    type Err = String;
+    type Err = ConfigError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a duration (try 500ms, 10s, 5m)"))?;
+        let n: u64 = num.parse().map_err(|_| ConfigError(format!("'{s}' is not a duration (try 500ms, 10s, 5m)")))?;
         let d = match unit.trim() {
             "ms" => Duration::from_millis(n),
             "" | "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n.saturating_mul(60)),
             "h" => Duration::from_secs(n.saturating_mul(3600)),
             "d" => Duration::from_secs(n.saturating_mul(86_400)),
-            other => return Err(format!("unknown duration unit '{other}' (use ms, s, m, h or d)")),
+            other => return Err(ConfigError(format!("unknown duration unit '{other}' (use ms, s, m, h or d)"))),
         };
         Ok(Self(d))
     }
@@ -442,12 +442,13 @@ impl FromStr for DurationArg {
 pub struct ByteSize(pub usize);
 
 impl FromStr for ByteSize {
-    type Err = String;
+    type Err = ConfigError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: usize = num.parse().map_err(|_| format!("'{s}' is not a size (try 1048576, 512KiB, 2MiB)"))?;
+        let n: usize =
+            num.parse().map_err(|_| ConfigError(format!("'{s}' is not a size (try 1048576, 512KiB, 2MiB)")))?;
         let mult: usize = match unit.trim() {
             "" | "B" => 1,
             "KiB" => 1 << 10,
@@ -456,9 +457,9 @@ impl FromStr for ByteSize {
             "kB" | "KB" => 1_000,
             "MB" => 1_000_000,
             "GB" => 1_000_000_000,
-            other => return Err(format!("unknown size unit '{other}' (use B, KiB, MiB, GiB)")),
+            other => return Err(ConfigError(format!("unknown size unit '{other}' (use B, KiB, MiB, GiB)"))),
         };
-        n.checked_mul(mult).map(Self).ok_or_else(|| format!("'{s}' is too large"))
+        n.checked_mul(mult).map(Self).ok_or_else(|| ConfigError(format!("'{s}' is too large")))
     }
 }
 

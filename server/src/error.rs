@@ -47,6 +47,11 @@ impl Error {
     }
 }
 
+/// No connection to the database could be had or kept: the same request may succeed later.
+pub fn is_outage(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+}
+
 /// A unique violation is the caller's duplicate; a connection that cannot be had is an outage;
 /// anything else is ours.
 impl From<sqlx::Error> for Error {
@@ -56,7 +61,7 @@ impl From<sqlx::Error> for Error {
                 let field = db.constraint().is_some_and(|c| c.contains("name")).then(|| "name".to_string());
                 Self::Conflict { field, message: "a resource with that name already exists".into() }
             }
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => Self::Unavailable(e),
+            _ if is_outage(&e) => Self::Unavailable(e),
             _ => Self::Database(e),
         }
     }

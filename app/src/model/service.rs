@@ -37,31 +37,45 @@ impl Default for Window {
     }
 }
 
+/// A custom window that cannot be shown: the query field at fault and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct WindowError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl WindowError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+}
+
 impl Window {
     /// Reads `range`, `from` and `to` query values. `from`/`to` (RFC 3339) win over `range`; a
     /// fixed window that is malformed, reversed or shorter than a minute is reported, so the page
     /// can say what was wrong instead of silently showing something else.
-    pub fn from_query(range: Option<&str>, from: Option<&str>, to: Option<&str>) -> Result<Window, String> {
+    pub fn from_query(range: Option<&str>, from: Option<&str>, to: Option<&str>) -> Result<Window, WindowError> {
         match (from, to) {
             (None, None) => Ok(Window::Preset { name: range_secs(range.unwrap_or(DEFAULT_RANGE)).0.to_string() }),
             (Some(f), Some(t)) => {
-                let parse = |field: &str, v: &str| {
-                    parse_time(v).ok_or_else(|| format!("{field}: not a time (e.g. 2026-11-23T14:00:00Z)"))
+                let parse = |field: &'static str, v: &str| {
+                    parse_time(v).ok_or_else(|| WindowError::new(field, "not a time (e.g. 2026-11-23T14:00:00Z)"))
                 };
                 Window::fixed(parse("from", f)?, parse("to", t)?)
             }
-            (Some(_), None) => Err("to: missing (a custom range needs both from and to)".into()),
-            (None, Some(_)) => Err("from: missing (a custom range needs both from and to)".into()),
+            (Some(_), None) => Err(WindowError::new("to", "missing (a custom range needs both from and to)")),
+            (None, Some(_)) => Err(WindowError::new("from", "missing (a custom range needs both from and to)")),
         }
     }
 
-    pub fn fixed(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Window, String> {
+    pub fn fixed(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Window, WindowError> {
         let span = (to - from).num_seconds();
         if span < MIN_WINDOW_SECS {
-            return Err(format!("to: must be at least {MIN_WINDOW_SECS} s after from"));
+            return Err(WindowError::new("to", format!("must be at least {MIN_WINDOW_SECS} s after from")));
         }
         if span > MAX_WINDOW_SECS {
-            return Err("from: a custom range spans at most 366 days".into());
+            return Err(WindowError::new("from", "a custom range spans at most 366 days"));
         }
         Ok(Window::Fixed { from, to })
     }
@@ -224,7 +238,7 @@ mod tests {
 
     #[test]
     fn bad_custom_windows_name_the_field() {
-        let e = |f, to| Window::from_query(None, f, to).expect_err("rejected");
+        let e = |f, to| Window::from_query(None, f, to).expect_err("rejected").to_string();
         assert!(e(Some("yesterday"), Some("2026-11-23T10:00:00Z")).starts_with("from:"));
         assert!(e(Some("2026-11-23T10:00:00Z"), Some("2026-11-23T09:00:00Z")).starts_with("to:"));
         assert!(e(Some("2026-11-23T10:00:00Z"), Some("2026-11-23T10:00:30Z")).starts_with("to:"));

@@ -14,7 +14,7 @@ use crate::charts::frame::{Band, ChartInput};
 use crate::charts::{self, ChartSize};
 use crate::components::live::{Link, LiveBadge, use_live_refetch};
 use crate::components::state::state_label;
-use crate::model::{RANGES, SeriesPoint, ServiceView, Window, bucket_at, local_input, parse_time};
+use crate::model::{RANGES, SeriesPoint, ServiceView, Window, WindowError, bucket_at, local_input, parse_time};
 
 const CHART: ChartSize = ChartSize { width: 960, height: 200 };
 /// A service's results refetch its page at most four times a second (the first one at once):
@@ -60,7 +60,7 @@ pub fn Service() -> impl IntoView {
                     (_, Err(problem)) => view! {
                         <Title text="Bad time range"/>
                         <h1>"This link's time range is not valid"</h1>
-                        <p class="error" role="alert">{problem}</p>
+                        <p class="error" role="alert">{problem.to_string()}</p>
                         <p>{id.get().map(|id| view! { <a href=format!("/services/{id}")>"Show the last hour instead"</a> })}</p>
                     }.into_any(),
                     (Ok(_), _) => view! {
@@ -117,15 +117,15 @@ fn CustomRange(
         let (f, t) = (value(from_input), value(to_input));
         let window = match (parse_time(&f), parse_time(&t)) {
             (Some(f), Some(t)) => Window::fixed(f, t),
-            (None, _) => Err("from: not a time".into()),
-            (_, None) => Err("to: not a time".into()),
+            (None, _) => Err(WindowError { field: "from", message: "not a time".into() }),
+            (_, None) => Err(WindowError { field: "to", message: "not a time".into() }),
         };
         match window {
             Ok(w) => {
                 set_problem.set(None);
                 navigate(&page_href(id, &w, phases), NavigateOptions { scroll: false, ..Default::default() });
             }
-            Err(e) => set_problem.set(Some(e)),
+            Err(e) => set_problem.set(Some(e.to_string())),
         }
     };
     view! {

@@ -27,8 +27,8 @@ fn validate_display_name(name: &str) -> Result<(), Error> {
 }
 
 pub async fn hash_new_password(field: &str, password: &str) -> Result<String, Error> {
-    password::check_new(password).map_err(|m| Error::invalid(field, m))?;
-    password::hash(password.to_string()).await.map_err(Error::Internal)
+    password::check_new(field, password)?;
+    password::hash(password.to_string()).await
 }
 
 fn conflict_on_email(e: sqlx::Error) -> Error {

@@ -4,6 +4,8 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+use crate::error::Error;
+
 pub const MIN_LENGTH: usize = 12;
 pub const MAX_LENGTH: usize = 1024;
 
@@ -13,26 +15,30 @@ fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Why a new password is refused, naming the rule (the password itself is never echoed).
-pub fn check_new(password: &str) -> Result<(), String> {
+/// Refuses a new password given in `field`, naming the rule (the password itself is never
+/// echoed).
+pub fn check_new(field: &str, password: &str) -> Result<(), Error> {
     let n = password.chars().count();
     if n < MIN_LENGTH {
-        return Err(format!("must be at least {MIN_LENGTH} characters"));
+        return Err(Error::invalid(field, format!("must be at least {MIN_LENGTH} characters")));
     }
     if password.len() > MAX_LENGTH {
-        return Err(format!("must be at most {MAX_LENGTH} bytes"));
+        return Err(Error::invalid(field, format!("must be at most {MAX_LENGTH} bytes")));
     }
     Ok(())
 }
 
 /// Hashes on a blocking thread: argon2 takes tens of milliseconds of CPU by design.
-pub async fn hash(password: String) -> Result<String, String> {
+pub async fn hash(password: String) -> Result<String, Error> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+        hasher()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::Internal(format!("hashing a password: {e}")))
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| Error::Internal(format!("the hashing task failed: {e}")))?
 }
 
 /// True when `password` matches the PHC string; a malformed hash never matches.
@@ -69,8 +75,8 @@ mod tests {
 
     #[test]
     fn new_passwords_have_a_minimum_length() {
-        assert!(check_new("short").is_err());
-        assert!(check_new("twelve chars").is_ok());
-        assert!(check_new(&"x".repeat(2000)).is_err());
+        assert!(check_new("password", "short").is_err());
+        assert!(check_new("password", "twelve chars").is_ok());
+        assert!(check_new("password", &"x".repeat(2000)).is_err());
     }
 }

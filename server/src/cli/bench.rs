@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::cli::RunError;
 use crate::config::{BenchArgs, BenchKind};
-use crate::monitor::check::policy::NetworkPolicy;
+use crate::monitor::check::policy::{BadCidr, NetworkPolicy};
 use crate::monitor::hub::EventHub;
 use crate::monitor::ingest::{Ingest, IngestConfig, Record};
 use crate::monitor::schedule::Scheduler;
@@ -376,11 +376,11 @@ async fn probes(pool: &PgPool, args: &BenchArgs) -> Result<(), RunError> {
     let pool = pool.clone();
     let duration = args.duration.0;
     // The prober and its writer on one core: a current-thread runtime on a thread of its own.
-    let report = std::thread::spawn(move || -> Result<String, String> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let report = std::thread::spawn(move || -> Result<String, RunError> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| RunError::Io(e.to_string()))?;
         rt.block_on(async move {
             let (ingest, writer) = Ingest::spawn(pool.clone(), EventHub::new(), IngestConfig::default());
-            let policy = Arc::new(NetworkPolicy::new(vec!["127.0.0.0/8".parse().map_err(|e: String| e)?], vec![]));
+            let policy = Arc::new(NetworkPolicy::new(vec!["127.0.0.0/8".parse().map_err(|e: BadCidr| RunError::Config(e.0))?], vec![]));
             let scheduler = Scheduler::new(policy, ingest.clone(), 512, tokio::runtime::Handle::current());
             let now = Utc::now();
             for i in 0..n {
@@ -397,7 +397,7 @@ async fn probes(pool: &PgPool, args: &BenchArgs) -> Result<(), RunError> {
                     created_at: now,
                     updated_at: now,
                 };
-                scheduler.upsert(&probe).map_err(|e| e.to_string())?;
+                scheduler.upsert(&probe).map_err(|e| RunError::Config(e.to_string()))?;
             }
             // One interval to settle into the spread, then measure.
             tokio::time::sleep(interval).await;
@@ -411,7 +411,7 @@ async fn probes(pool: &PgPool, args: &BenchArgs) -> Result<(), RunError> {
             let written = ingest.stats.written.load(Ordering::Relaxed) - written0;
             let late: LatencyHistogram = scheduler.lateness().take();
             scheduler.stop();
-            ingest.flush().await.map_err(|e| e.to_string())?;
+            ingest.flush().await.map_err(|e| RunError::Database(e.to_string()))?;
             drop(scheduler);
             drop(ingest);
             let _ = writer.await;
@@ -427,8 +427,7 @@ async fn probes(pool: &PgPool, args: &BenchArgs) -> Result<(), RunError> {
         })
     })
     .join()
-    .map_err(|_| RunError::Io("benchmark thread panicked".into()))?
-    .map_err(RunError::Io)?;
+    .map_err(|_| RunError::Io("benchmark thread panicked".into()))??;
     println!("{report}");
     let outcomes = store::count_by_outcome(&pool_for_counts).await.map_err(err)?;
     let describe: Vec<String> = outcomes

@@ -53,13 +53,15 @@ impl Scenario {
     }
 }
 
+/// A scenario name the demo does not have.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scenario '{0}' (healthy, slow, errors, pool, unready, down)")]
+pub struct UnknownScenario(pub String);
+
 impl FromStr for Scenario {
-    type Err = String;
+    type Err = UnknownScenario;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|sc| sc.name() == s)
-            .ok_or_else(|| format!("unknown scenario '{s}' (healthy, slow, errors, pool, unready, down)"))
+        Self::ALL.into_iter().find(|sc| sc.name() == s).ok_or_else(|| UnknownScenario(s.to_string()))
     }
 }
 
@@ -182,7 +184,7 @@ async fn control(State(shop): State<Arc<Shop>>, Path(name): Path<String>) -> Res
         }
         Err(msg) => (
             StatusCode::BAD_REQUEST,
-            axum::Json(json!({ "error": "bad_request", "field": "scenario", "message": msg })),
+            axum::Json(json!({ "error": "bad_request", "field": "scenario", "message": msg.to_string() })),
         )
             .into_response(),
     }

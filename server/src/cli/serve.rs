@@ -152,7 +152,7 @@ async fn prepare_probes(
     addr: std::net::SocketAddr,
 ) -> Result<(), RunError> {
     if let Some(path) = &settings.config_file {
-        let file = probe_file::load(path).map_err(RunError::Config)?;
+        let file = probe_file::load(path).map_err(|e| RunError::Config(e.to_string()))?;
         let applied = probe_file::apply(pool, &probing.scheduler, &file)
             .await
             .map_err(|e| RunError::Config(format!("{}: {e}", path.display())))?;

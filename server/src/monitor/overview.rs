@@ -22,8 +22,8 @@ pub const WINDOW: Duration = Duration::minutes(5);
 /// many browsers refresh, the sparklines at most once per minute (they cover an hour in
 /// five-minute steps; recomputing them costs about twice the tiles at 2,000 services).
 pub struct OverviewCache {
-    tiles: Cached<Arc<Overview>, String>,
-    trends: Arc<Cached<Arc<Trends>, String>>,
+    tiles: Cached<Arc<Overview>, Arc<sqlx::Error>>,
+    trends: Arc<Cached<Arc<Trends>, Arc<sqlx::Error>>>,
 }
 
 type Trends = HashMap<Uuid, Vec<Option<f64>>>;
@@ -38,11 +38,12 @@ impl Default for OverviewCache {
 }
 
 impl OverviewCache {
-    pub async fn get(&self, pool: &PgPool) -> Result<Arc<Overview>, String> {
+    /// The error is shared by every caller that waited for the same computation.
+    pub async fn get(&self, pool: &PgPool) -> Result<Arc<Overview>, Arc<sqlx::Error>> {
         let (pool, trends) = (pool.clone(), Arc::clone(&self.trends));
         self.tiles
             .get(move || async move {
-                let db = |e: sqlx::Error| crate::storage::pool::describe(&e);
+                let db = Arc::new;
                 let services = catalog::list_services(&pool).await.map_err(db)?;
                 let probes = catalog::list_probes(&pool, None).await.map_err(db)?;
                 let mut o = overview_of(&pool, services, &probes, Utc::now()).await.map_err(db)?;
@@ -57,15 +58,13 @@ impl OverviewCache {
 }
 
 /// Every service's p95 sparkline: its traffic probes' p95 per five minutes over the last hour.
-pub async fn p95_trends(pool: &PgPool, probes: &[Probe]) -> Result<Arc<Trends>, String> {
+pub async fn p95_trends(pool: &PgPool, probes: &[Probe]) -> Result<Arc<Trends>, Arc<sqlx::Error>> {
     let mut groups: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for p in probes.iter().filter(|p| p.spec.enabled && p.spec.kind != ProbeKind::Metrics) {
         groups.entry(p.service_id).or_default().push(p.id);
     }
     let step = Duration::seconds(TREND_STEP_SECS);
-    let mut trends = series::p95_trends(pool, &groups, Utc::now(), step, TREND_BUCKETS)
-        .await
-        .map_err(|e| crate::storage::pool::describe(&e))?;
+    let mut trends = series::p95_trends(pool, &groups, Utc::now(), step, TREND_BUCKETS).await.map_err(Arc::new)?;
     for v in trends.values_mut().flatten().flatten() {
         *v = to_places(*v, 2);
     }

@@ -4,7 +4,7 @@
 //! no longer lists are removed. `triage probes export` writes the stored set in this format.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use app::model::{ProbeSpec, ServiceInput};
 use serde::{Deserialize, Serialize};
@@ -24,20 +24,40 @@ pub struct ProbeFile {
     pub probes: Vec<ProbeSpec>,
 }
 
-/// Reads and parses the file; the error is one line naming the file, the line and the problem.
-pub fn load(path: &Path) -> Result<ProbeFile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {}", path.display(), e.kind()))?;
-    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+/// Why a probe file could not be read or applied; each one line, naming the file or the entry.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{}: cannot read: {kind}", path.display())]
+    Read { path: PathBuf, kind: std::io::ErrorKind },
+    /// Not valid TOML, or not a probe file; `line` when the parser knows it.
+    #[error("{}{}{message}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default(), line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    Syntax { path: Option<PathBuf>, line: Option<usize>, message: String },
+    #[error("probe '{0}' is listed twice")]
+    Duplicate(String),
+    /// An entry the catalog refused (`what` is "service" or "probe").
+    #[error("{what} '{name}': {}", describe(error))]
+    Refused { what: &'static str, name: String, error: Error },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Write(#[from] toml::ser::Error),
 }
 
-pub fn parse(text: &str) -> Result<ProbeFile, String> {
-    toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-        let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-        match line {
-            Some(l) => format!("line {l}: {message}"),
-            None => message,
-        }
+/// Reads and parses the file; the error is one line naming the file, the line and the problem.
+pub fn load(path: &Path) -> Result<ProbeFile, FileError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| FileError::Read { path: path.to_path_buf(), kind: e.kind() })?;
+    parse(&text).map_err(|e| match e {
+        FileError::Syntax { line, message, .. } => FileError::Syntax { path: Some(path.to_path_buf()), line, message },
+        other => other,
+    })
+}
+
+pub fn parse(text: &str) -> Result<ProbeFile, FileError> {
+    toml::from_str(text).map_err(|e| FileError::Syntax {
+        path: None,
+        line: e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+        message: e.message().split_whitespace().collect::<Vec<_>>().join(" "),
     })
 }
 
@@ -48,7 +68,7 @@ pub struct Applied {
     pub removed: usize,
 }
 
-fn describe(e: Error) -> String {
+fn describe(e: &Error) -> String {
     match e {
         Error::Invalid { field: Some(f), message } | Error::Conflict { field: Some(f), message } => {
             format!("{f}: {message}")
@@ -57,30 +77,32 @@ fn describe(e: Error) -> String {
     }
 }
 
-pub async fn apply(pool: &PgPool, scheduler: &Scheduler, file: &ProbeFile) -> Result<Applied, String> {
+pub async fn apply(pool: &PgPool, scheduler: &Scheduler, file: &ProbeFile) -> Result<Applied, FileError> {
     let mut names = HashSet::new();
     for p in &file.probes {
         if !names.insert(p.name.as_str()) {
-            return Err(format!("probe '{}' is listed twice", p.name));
+            return Err(FileError::Duplicate(p.name.clone()));
         }
     }
-    let existing = store::list_services(pool).await.map_err(|e| e.to_string())?;
+    let existing = store::list_services(pool).await?;
     for s in &file.services {
         let result = match existing.iter().find(|e| e.name == s.name) {
             Some(current) => catalog::update_service(pool, current.id, s).await.map(|_| ()),
             None => catalog::create_service(pool, s).await.map(|_| ()),
         };
-        result.map_err(|e| format!("service '{}': {}", s.name, describe(e)))?;
+        result.map_err(|error| FileError::Refused { what: "service", name: s.name.clone(), error })?;
     }
     for p in &file.probes {
-        catalog::write_probe(pool, scheduler, p, Mode::File)
-            .await
-            .map_err(|e| format!("probe '{}': {}", p.name, describe(e)))?;
+        catalog::write_probe(pool, scheduler, p, Mode::File).await.map_err(|error| FileError::Refused {
+            what: "probe",
+            name: p.name.clone(),
+            error,
+        })?;
     }
     let keep: Vec<String> = file.probes.iter().map(|p| p.name.clone()).collect();
-    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
-    let removed = store::delete_file_managed_except(&mut tx, &keep).await.map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
+    let mut tx = pool.begin().await?;
+    let removed = store::delete_file_managed_except(&mut tx, &keep).await?;
+    tx.commit().await?;
     for id in &removed {
         scheduler.remove(*id);
     }
@@ -102,8 +124,8 @@ pub async fn export(pool: &PgPool) -> Result<ProbeFile, sqlx::Error> {
     Ok(ProbeFile { services, probes })
 }
 
-pub fn to_toml(file: &ProbeFile) -> Result<String, String> {
-    toml::to_string(file).map_err(|e| e.to_string())
+pub fn to_toml(file: &ProbeFile) -> Result<String, FileError> {
+    Ok(toml::to_string(file)?)
 }
 
 #[cfg(test)]
@@ -150,7 +172,8 @@ in_use = ["shop_db_busy"]
 
     #[test]
     fn errors_are_one_line_with_the_line_number() {
-        let err = parse("[[probe]]\nname = \"a\"\nkind = \"http\"\nintervall_secs = 5\n").expect_err("typo");
+        let err =
+            parse("[[probe]]\nname = \"a\"\nkind = \"http\"\nintervall_secs = 5\n").expect_err("typo").to_string();
         assert!(!err.contains('\n'), "{err}");
         assert!(err.starts_with("line "), "{err}");
         assert!(err.contains("intervall_secs"), "{err}");

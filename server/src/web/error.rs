@@ -72,6 +72,14 @@ impl From<Error> for ApiError {
     }
 }
 
+/// A storage failure shared by several waiters (a cached computation's), classified the same way.
+impl From<std::sync::Arc<sqlx::Error>> for ApiError {
+    fn from(e: std::sync::Arc<sqlx::Error>) -> Self {
+        let cause = crate::storage::pool::describe(&e);
+        if crate::error::is_outage(&e) { Self::Unavailable(cause) } else { Self::Internal(cause) }
+    }
+}
+
 /// Storage failures read the way the domain reads them.
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {

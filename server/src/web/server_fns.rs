@@ -250,8 +250,7 @@ impl Backend for PgBackend {
 
     fn overview(&self) -> BoxFuture<'_, Result<Overview, ServerError>> {
         Box::pin(async move {
-            let o =
-                self.state.overview.get(&self.state.pool).await.map_err(|cause| shown(ApiError::Internal(cause)))?;
+            let o = self.state.overview.get(&self.state.pool).await.map_err(shown)?;
             Ok((*o).clone())
         })
     }

@@ -333,7 +333,10 @@ interval_secs = 60
     assert_eq!(round.services[0].criticality, app::model::Criticality::Critical);
     let bad =
         server::monitor::probe_file::parse(&text.replace("interval_secs = 60", "interval_secs = 0")).expect("parses");
-    let err = server::monitor::probe_file::apply(&app.pool, &app.state.scheduler, &bad).await.expect_err("invalid");
+    let err = server::monitor::probe_file::apply(&app.pool, &app.state.scheduler, &bad)
+        .await
+        .expect_err("invalid")
+        .to_string();
     assert!(err.contains("shop-a") && err.contains("interval_secs"), "{err}");
     app.stop().await;
 }

@@ -41,6 +41,16 @@ pub struct Assertions {
     pub cert_min_days: Option<u32>,
 }
 
+/// Why an assertion's definition is refused (a bad operator, pattern, path or header name).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadAssertion(pub String);
+
+/// Why a response did not meet an assertion, for the result's failure reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unmet(pub String);
+
 /// A compiled comparison: the operator, the expected value, and the pattern for `matches`.
 #[derive(Clone, Debug)]
 struct Comparison {
@@ -50,24 +60,27 @@ struct Comparison {
 }
 
 impl Comparison {
-    fn new(op: CompareOp, expected: Option<Value>) -> Result<Self, String> {
+    fn new(op: CompareOp, expected: Option<Value>) -> Result<Self, BadAssertion> {
         let needs_value = !matches!(op, CompareOp::Exists);
         if needs_value && expected.is_none() {
-            return Err(format!("operator {op:?} needs a `value`").to_lowercase());
+            return Err(BadAssertion(format!("operator {op:?} needs a `value`").to_lowercase()));
         }
         let pattern = match (op, &expected) {
             (CompareOp::Matches, Some(Value::String(p))) => {
                 Some(regex::RegexBuilder::new(p).size_limit(1 << 20).build().map_err(|e| {
-                    format!("bad pattern: {}", e.to_string().split_whitespace().collect::<Vec<_>>().join(" "))
+                    BadAssertion(format!(
+                        "bad pattern: {}",
+                        e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+                    ))
                 })?)
             }
-            (CompareOp::Matches, _) => return Err("`matches` needs a string pattern as `value`".into()),
+            (CompareOp::Matches, _) => return Err(BadAssertion("`matches` needs a string pattern as `value`".into())),
             _ => None,
         };
         if matches!(op, CompareOp::Lt | CompareOp::Le | CompareOp::Gt | CompareOp::Ge)
             && !expected.as_ref().is_some_and(Value::is_number)
         {
-            return Err("ordering operators need a number as `value`".into());
+            return Err(BadAssertion("ordering operators need a number as `value`".into()));
         }
         Ok(Self { op, expected, pattern })
     }
@@ -126,19 +139,20 @@ pub struct JsonPathCheck {
 }
 
 impl JsonPathCheck {
-    pub fn new(a: &JsonPathAssertion) -> Result<Self, String> {
-        let path = JsonPath::parse(&a.path).map_err(|e| format!("'{}' is not a JSONPath: {e}", a.path))?;
+    pub fn new(a: &JsonPathAssertion) -> Result<Self, BadAssertion> {
+        let path =
+            JsonPath::parse(&a.path).map_err(|e| BadAssertion(format!("'{}' is not a JSONPath: {e}", a.path)))?;
         Ok(Self { source: a.path.clone(), path, comparison: Comparison::new(a.op, a.value.clone())? })
     }
 
-    fn check(&self, body: &Value) -> Result<(), String> {
+    fn check(&self, body: &Value) -> Result<(), Unmet> {
         let nodes = self.path.query(body);
         let first = nodes.first();
         if self.comparison.holds(first) {
             return Ok(());
         }
         let got = first.map(|v| truncate(&v.to_string(), 80)).unwrap_or_else(|| "nothing".into());
-        Err(format!("JSONPath {} is {got}, expected {}", self.source, describe(&self.comparison)))
+        Err(Unmet(format!("JSONPath {} is {got}, expected {}", self.source, describe(&self.comparison))))
     }
 }
 
@@ -150,9 +164,9 @@ pub struct HeaderCheck {
 }
 
 impl HeaderCheck {
-    pub fn new(a: &HeaderAssertion) -> Result<Self, String> {
-        let name =
-            HeaderName::from_bytes(a.name.as_bytes()).map_err(|_| format!("'{}' is not a header name", a.name))?;
+    pub fn new(a: &HeaderAssertion) -> Result<Self, BadAssertion> {
+        let name = HeaderName::from_bytes(a.name.as_bytes())
+            .map_err(|_| BadAssertion(format!("'{}' is not a header name", a.name)))?;
         Ok(Self { name, comparison: Comparison::new(a.op, a.value.clone().map(Value::String))? })
     }
 
@@ -164,12 +178,12 @@ impl HeaderCheck {
         }
     }
 
-    fn check(&self, headers: &HeaderMap) -> Result<(), String> {
+    fn check(&self, headers: &HeaderMap) -> Result<(), Unmet> {
         let actual = headers.get(&self.name).and_then(|v| v.to_str().ok()).map(|s| Value::String(s.to_string()));
         if self.comparison.holds(actual.as_ref()) {
             return Ok(());
         }
-        Err(format!("header {} is not {}", self.name, describe(&self.comparison)))
+        Err(Unmet(format!("header {} is not {}", self.name, describe(&self.comparison))))
     }
 }
 
@@ -215,7 +229,7 @@ pub fn assess(a: &Assertions, status: u16, headers: &HeaderMap, body: &[u8]) -> 
         return Verdict::Failed(format!("body does not match /{}/", re.as_str()));
     }
     for h in &a.headers {
-        if let Err(why) = h.check(headers) {
+        if let Err(Unmet(why)) = h.check(headers) {
             return Verdict::Failed(why);
         }
     }
@@ -225,7 +239,7 @@ pub fn assess(a: &Assertions, status: u16, headers: &HeaderMap, body: &[u8]) -> 
             Err(_) => return Verdict::Failed("body is not JSON (a JSONPath assertion needs JSON)".into()),
         };
         for jp in &a.json_paths {
-            if let Err(why) = jp.check(&json) {
+            if let Err(Unmet(why)) = jp.check(&json) {
                 return Verdict::Failed(why);
             }
         }

@@ -73,20 +73,29 @@ impl Cidr {
     }
 }
 
+/// Why a string is not an address block.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadCidr(pub String);
+
 impl FromStr for Cidr {
-    type Err = String;
+    type Err = BadCidr;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| format!("'{s}' is not an IP address or CIDR block"))?;
+        let addr: IpAddr =
+            addr.trim().parse().map_err(|_| BadCidr(format!("'{s}' is not an IP address or CIDR block")))?;
         let addr = canonical(addr);
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => {
-                p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("bad prefix in '{s}'"))?
-            }
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| BadCidr(format!("bad prefix in '{s}'")))?,
             None => max,
         };
         Ok(Self { addr, prefix })

@@ -178,7 +178,7 @@ fn compile_check(spec: &ProbeSpec) -> Result<Option<HttpCheck>, SpecError> {
     check.assertions = assertions;
     check.follow_redirects = spec.follow_redirects;
     check.max_redirects = spec.max_redirects;
-    check.tls = super::tls::TlsOptions::from_spec(&spec.tls).map_err(|m| bad("tls", m))?;
+    check.tls = super::tls::TlsOptions::from_spec(&spec.tls).map_err(|m| bad("tls", m.0))?;
     Ok(Some(check))
 }
 
@@ -210,11 +210,11 @@ fn compile_assertions(spec: &ProbeSpec) -> Result<Assertions, SpecError> {
     };
     let mut json_paths = Vec::new();
     for jp in &a.json_path {
-        json_paths.push(JsonPathCheck::new(jp).map_err(|m| bad("assert.json_path", m))?);
+        json_paths.push(JsonPathCheck::new(jp).map_err(|m| bad("assert.json_path", m.0))?);
     }
     let mut headers = Vec::new();
     for h in &a.header {
-        headers.push(HeaderCheck::new(h).map_err(|m| bad("assert.header", m))?);
+        headers.push(HeaderCheck::new(h).map_err(|m| bad("assert.header", m.0))?);
     }
     Ok(Assertions {
         status,

@@ -20,11 +20,16 @@ fn mozilla_roots() -> RootCertStore {
     RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
 }
 
-fn build(roots: RootCertStore) -> Result<ClientConfig, String> {
+/// Why a probe's TLS settings cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadTls(pub String);
+
+fn build(roots: RootCertStore) -> Result<ClientConfig, BadTls> {
     ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .map_err(|e| e.to_string())
+        .map_err(|e| BadTls(e.to_string()))
 }
 
 /// The shared configuration for probes without TLS settings of their own.
@@ -51,7 +56,7 @@ impl fmt::Debug for TlsOptions {
 }
 
 impl TlsOptions {
-    pub fn from_spec(spec: &TlsSpec) -> Result<Self, String> {
+    pub fn from_spec(spec: &TlsSpec) -> Result<Self, BadTls> {
         if spec.insecure_skip_verify {
             let mut config = build(RootCertStore::empty())?;
             let algorithms = provider().signature_verification_algorithms;
@@ -62,12 +67,12 @@ impl TlsOptions {
         let mut roots = mozilla_roots();
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let cert = cert.map_err(|_| "ca_pem is not valid PEM".to_string())?;
-            roots.add(cert).map_err(|e| format!("ca_pem holds an unusable certificate: {e}"))?;
+            let cert = cert.map_err(|_| BadTls("ca_pem is not valid PEM".into()))?;
+            roots.add(cert).map_err(|e| BadTls(format!("ca_pem holds an unusable certificate: {e}")))?;
             added += 1;
         }
         if added == 0 {
-            return Err("ca_pem holds no certificate".into());
+            return Err(BadTls("ca_pem holds no certificate".into()));
         }
         Ok(Self { custom: Some(Arc::new(build(roots)?)), insecure: false })
     }

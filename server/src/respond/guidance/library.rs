@@ -65,20 +65,33 @@ pub fn validate(def: &ChecklistDef) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn parse(name: &str, text: &str) -> Result<ChecklistDef, String> {
-    let def: ChecklistDef = toml::from_str(text).map_err(|e| format!("{name}: {}", e.message()))?;
-    validate(&def).map_err(|e| format!("{name}: {e}"))?;
+/// Why a shipped checklist file could not be loaded: its name and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error("{name}: {message}")]
+    Parse { name: &'static str, message: String },
+    #[error("{name}: {error}")]
+    Invalid { name: &'static str, error: Error },
+    #[error("seeding {name}: {error}")]
+    Store { name: &'static str, error: sqlx::Error },
+}
+
+pub fn parse(name: &'static str, text: &str) -> Result<ChecklistDef, LibraryError> {
+    let def: ChecklistDef =
+        toml::from_str(text).map_err(|e| LibraryError::Parse { name, message: e.message().to_string() })?;
+    validate(&def).map_err(|error| LibraryError::Invalid { name, error })?;
     Ok(def)
 }
 
 /// Stores each shipped checklist as a new version when it differs from the last version seeded
 /// from its file (an admin's later edit is not overwritten by an unchanged file).
-pub async fn seed(pool: &PgPool) -> Result<usize, String> {
+pub async fn seed(pool: &PgPool) -> Result<usize, LibraryError> {
     let mut added = 0;
     for (name, text) in FILES {
         let def = parse(name, text)?;
-        let json = serde_json::to_value(&def).map_err(|e| e.to_string())?;
-        if store::seed_version(pool, &def.id, &json).await.map_err(|e| format!("seeding {name}: {e}"))? {
+        let json = serde_json::to_value(&def)
+            .map_err(|e| LibraryError::Invalid { name, error: Error::Internal(e.to_string()) })?;
+        if store::seed_version(pool, &def.id, &json).await.map_err(|error| LibraryError::Store { name, error })? {
             added += 1;
         }
     }
