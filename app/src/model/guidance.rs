@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 /// What the signal says is wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SymptomKind {
     /// Liveness failing: checks down, or refused / timed out / unresolvable.
@@ -52,6 +53,7 @@ impl SymptomKind {
 
 /// A symptom with the figures behind it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Symptom {
     pub kind: SymptomKind,
     /// Which service shows it.
@@ -65,6 +67,7 @@ pub struct Symptom {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Risk {
     Low,
@@ -73,6 +76,7 @@ pub enum Risk {
 
 /// A live signal a step can be checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Binding {
     /// "Is the service up?": the latest liveness (HTTP) results.
@@ -90,6 +94,7 @@ pub enum Binding {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     /// Find something out.
@@ -100,6 +105,7 @@ pub enum StepKind {
 
 /// One step of a checklist, as written in `checklists/*.toml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StepDef {
     pub id: String,
@@ -129,6 +135,7 @@ fn check() -> StepKind {
 
 /// A checklist as written in `checklists/*.toml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChecklistDef {
     pub id: String,
@@ -145,6 +152,7 @@ pub struct ChecklistDef {
 
 /// A checklist's newest version as the admin page edits it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChecklistText {
     pub id: String,
     pub version: i32,
@@ -156,6 +164,7 @@ pub struct ChecklistText {
 
 /// A stored checklist version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Checklist {
     pub version: i32,
     pub created_by: String,
@@ -165,6 +174,7 @@ pub struct Checklist {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EvidenceStatus {
     Pass,
@@ -174,6 +184,7 @@ pub enum EvidenceStatus {
 
 /// Which chart to draw beside a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChartKind {
     Latency,
@@ -183,6 +194,7 @@ pub enum ChartKind {
 
 /// A step's evidence from the live data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Evidence {
     pub status: EvidenceStatus,
     /// The value in words: "48 of 50 in use (96 %), 7 waiting".
@@ -196,6 +208,7 @@ pub struct Evidence {
 
 /// What someone recorded against a step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tick {
     pub done: bool,
     pub finding: String,
@@ -204,6 +217,7 @@ pub struct Tick {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GuidedStep {
     #[serde(flatten)]
     pub def: StepDef,
@@ -216,6 +230,7 @@ pub struct GuidedStep {
 
 /// A proposed checklist: the version the incident uses, why it was proposed, its steps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GuidedChecklist {
     pub id: String,
     pub version: i32,
@@ -228,6 +243,7 @@ pub struct GuidedChecklist {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HypothesisStatus {
     Open,
@@ -250,6 +266,7 @@ impl HypothesisStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Hypothesis {
     pub id: Uuid,
     pub text: String,
@@ -262,6 +279,7 @@ pub struct Hypothesis {
 
 /// A likely cause Triage suggests from the symptoms (not stored until someone adds it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SuggestedHypothesis {
     pub text: String,
     /// How to check it.
@@ -270,6 +288,7 @@ pub struct SuggestedHypothesis {
 
 /// Whether the signals are back to normal, and since when.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recovery {
     pub healthy: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,6 +301,7 @@ pub struct Recovery {
 
 /// `GET /api/v1/incidents/{id}/guidance`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Guidance {
     pub symptoms: Vec<Symptom>,
     /// Most likely first.
@@ -295,6 +315,7 @@ pub struct Guidance {
 /// `POST /api/v1/incidents/{id}/guidance/ticks`: a step checked (or unchecked) with a finding.
 /// A high-risk action needs `accept_risk: true` (its warning was shown).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TickInput {
     pub checklist: String,
@@ -313,6 +334,7 @@ fn yes() -> bool {
 
 /// `POST /api/v1/incidents/{id}/hypotheses` and `PATCH …/{hid}` (absent fields stay).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HypothesisInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{Criticality, Outcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Severity {
     #[serde(rename = "SEV1")]
     Sev1,
@@ -61,6 +62,7 @@ impl Severity {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentStatus {
     Investigating,
@@ -92,6 +94,7 @@ impl IncidentStatus {
 
 /// The key times of an incident, in the order they must happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyTime {
     /// The first failing check, or when the trouble began as far as anyone knows.
@@ -135,6 +138,7 @@ impl KeyTime {
 pub const AUTOMATIC: &str = "automatic";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stamp {
     pub at: DateTime<Utc>,
     pub source: String,
@@ -147,6 +151,7 @@ impl Stamp {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyTimes {
     pub started: Option<Stamp>,
     pub detected: Option<Stamp>,
@@ -211,6 +216,7 @@ impl KeyTimes {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserRef {
     pub id: Uuid,
     pub email: String,
@@ -218,6 +224,7 @@ pub struct UserRef {
 
 /// A service the incident affects, with its live state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AffectedService {
     pub id: Uuid,
     pub name: String,
@@ -225,6 +232,7 @@ pub struct AffectedService {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Incident {
     pub id: Uuid,
     /// Short number for people ("incident 42").
@@ -248,6 +256,7 @@ pub struct Incident {
 
 /// `POST /api/v1/incidents`. Severity defaults to SEV3; `started_at` to now.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewIncident {
     pub title: String,
@@ -270,6 +279,7 @@ fn default_severity() -> Severity {
 /// `PATCH /api/v1/incidents/{id}`: absent fields stay. Key times are set by hand with `*_at`
 /// (`null` clears one).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IncidentPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -339,6 +349,7 @@ mod maybe {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     Observation,
@@ -417,6 +428,7 @@ impl EntryKind {
 
 /// Evidence attached to an entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Attachment {
     /// A service's charts over a time range (links to the service page with that range).
@@ -434,12 +446,14 @@ pub enum Attachment {
 
 /// A soft deletion: the entry stays, shown to commanders only.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Deletion {
     pub at: DateTime<Utc>,
     pub by: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEntry {
     pub id: Uuid,
     pub incident_id: Uuid,
@@ -466,6 +480,7 @@ pub const TRIAGE_AUTHOR: &str = "triage";
 /// `POST /api/v1/incidents/{id}/timeline`. `idempotency_key` (or the `Idempotency-Key` header)
 /// makes a retry return the entry stored the first time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewEntry {
     #[serde(default = "default_kind")]
@@ -485,6 +500,7 @@ fn default_kind() -> EntryKind {
 
 /// `PATCH /api/v1/incidents/{id}/timeline/{entry}`: absent fields stay.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EntryPatch {
     #[serde(default)]
@@ -499,6 +515,7 @@ pub struct EntryPatch {
 
 /// An earlier version of an edited entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntryRevision {
     pub revision: i32,
     pub kind: EntryKind,
@@ -512,6 +529,7 @@ pub struct EntryRevision {
 
 /// The list page's filters, as in its URL and `GET /api/v1/incidents`'s query.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IncidentFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -533,6 +551,7 @@ pub struct IncidentFilter {
 
 /// The list page: incidents and the services to filter by (id, name).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IncidentList {
     pub incidents: Vec<Incident>,
     pub services: Vec<(Uuid, String)>,
@@ -541,6 +560,7 @@ pub struct IncidentList {
 
 /// The incident room: the incident with its timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IncidentRoom {
     pub incident: Incident,
     pub timeline: Vec<TimelineEntry>,
@@ -558,6 +578,7 @@ pub struct IncidentRoom {
 /// What the room's live stream (`GET /api/v1/incidents/{id}/events`) sends, one SSE event each:
 /// the event name is the variant (`entry`, `incident`, `presence`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RoomEvent {
     Entry(TimelineEntry),

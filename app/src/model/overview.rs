@@ -8,6 +8,7 @@ use super::{Criticality, ErrorClass, Outcome, StateChange};
 
 /// One service on the overview. Figures cover the last five minutes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceTile {
     pub id: Uuid,
     pub name: String,
@@ -60,6 +61,7 @@ impl ServiceTile {
 
 /// The overview: tiles and when they were computed (the page shows the age).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Overview {
     pub at: DateTime<Utc>,
     pub services: Vec<ServiceTile>,
@@ -67,6 +69,7 @@ pub struct Overview {
 
 /// A finished check, as pushed live to browsers (the full result is in the results API).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LiveResult {
     pub service_id: Uuid,
     pub probe_id: Uuid,
@@ -82,6 +85,7 @@ pub struct LiveResult {
 
 /// What `GET /api/v1/events` sends, as the `data` of SSE events named `result` and `state`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LiveEvent {
     Result(LiveResult),

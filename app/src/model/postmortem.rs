@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{IncidentStatus, Severity, TimelineEntry};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PostmortemStatus {
     Draft,
@@ -44,6 +45,7 @@ impl PostmortemStatus {
 
 /// The document's Markdown sections, in reading order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Section {
     Summary,
@@ -133,6 +135,7 @@ impl Section {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActionStatus {
     #[default]
@@ -159,6 +162,7 @@ impl ActionStatus {
 
 /// A follow-up with an owner. `id` is assigned by the server when absent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ActionItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,6 +181,7 @@ pub struct ActionItem {
 
 /// What people write: Markdown per section, and the action items.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostmortemDoc {
     pub sections: BTreeMap<Section, String>,
     pub action_items: Vec<ActionItem>,
@@ -189,6 +194,7 @@ impl PostmortemDoc {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MetricKind {
     /// First failing check → detected.
@@ -238,6 +244,7 @@ impl MetricKind {
 
 /// One end of a measured interval: when, what it was, and who or what says so.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Mark {
     pub at: DateTime<Utc>,
     /// "first failing check of shop-api", "detected", "probes recovered", …
@@ -248,6 +255,7 @@ pub struct Mark {
 
 /// A commander's correction, kept beside the computed value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MetricOverride {
     pub secs: i64,
     pub reason: String,
@@ -256,6 +264,7 @@ pub struct MetricOverride {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Metric {
     pub kind: MetricKind,
     /// From the key times and the probe data; none when an end is missing (see `note`).
@@ -288,6 +297,7 @@ pub fn human_secs(secs: i64) -> String {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceImpact {
     pub id: Uuid,
     pub name: String,
@@ -298,6 +308,7 @@ pub struct ServiceImpact {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Impact {
     /// Start to resolution (or to when the postmortem was created, while open).
     pub duration_secs: Option<i64>,
@@ -305,6 +316,7 @@ pub struct Impact {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FrozenChartKind {
     Latency,
@@ -330,6 +342,7 @@ impl FrozenChartKind {
 
 /// A chart drawn when the postmortem was created, kept as SVG.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FrozenChart {
     /// Its number within the postmortem (`charts/{position}.svg`).
     pub position: i32,
@@ -340,6 +353,7 @@ pub struct FrozenChart {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostmortemComment {
     pub id: Uuid,
     /// The revision it was written on.
@@ -354,6 +368,7 @@ pub struct PostmortemComment {
 
 /// `POST /api/v1/postmortems/{id}/comments`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewComment {
     pub section: Section,
@@ -362,6 +377,7 @@ pub struct NewComment {
 
 /// A published revision kept when the postmortem was amended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostmortemRevision {
     pub revision: i32,
     pub doc: PostmortemDoc,
@@ -375,6 +391,7 @@ pub struct PostmortemRevision {
 
 /// The incident a postmortem is about.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IncidentRef {
     pub id: Uuid,
     pub number: i64,
@@ -385,6 +402,7 @@ pub struct IncidentRef {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Postmortem {
     pub id: Uuid,
     pub incident: IncidentRef,
@@ -413,6 +431,7 @@ pub struct Postmortem {
 
 /// A row of the list page, with what its MTTD / MTTR chart needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostmortemSummary {
     pub id: Uuid,
     pub incident: IncidentRef,
@@ -428,6 +447,7 @@ pub struct PostmortemSummary {
 
 /// A commander's override of one metric; `null` in the patch removes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OverrideInput {
     pub secs: i64,
@@ -438,6 +458,7 @@ pub struct OverrideInput {
 /// `action_items` replaces the list. `amend` (a reason) reopens a published postmortem as the
 /// next revision.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PostmortemPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -446,7 +467,9 @@ pub struct PostmortemPatch {
     pub action_items: Option<Vec<ActionItem>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<PostmortemStatus>,
+    /// A metric's override, or `null` to remove it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub overrides: Option<BTreeMap<MetricKind, Option<OverrideInput>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amend: Option<String>,

@@ -10,6 +10,7 @@ use uuid::Uuid;
 /// The outcome of one check, and a probe's (or service's) state. Ordered from best to worst, so
 /// a service's state is the `max` of its probes'.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Up,
@@ -36,6 +37,7 @@ impl Outcome {
 
 /// Why a check failed (or, for `cert_expiry`, why it is degraded).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     Timeout,
@@ -99,6 +101,7 @@ impl ErrorClass {
 
 /// How much an outage of a service hurts; later issues derive incident severity from it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Criticality {
     Critical,
@@ -125,6 +128,7 @@ impl Criticality {
 
 /// A service: the probes that watch one thing, shown side by side.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Service {
     pub id: Uuid,
     pub name: String,
@@ -140,6 +144,7 @@ pub struct Service {
 
 /// The body of `POST /api/v1/services` and `PUT /api/v1/services/{id}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ServiceInput {
     pub name: String,
@@ -152,6 +157,7 @@ pub struct ServiceInput {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeKind {
     /// An HTTP request with assertions.
@@ -181,6 +187,7 @@ impl ProbeKind {
 
 /// Accepted status codes: a list (`[200, 204]`) or a range (`{"min": 200, "max": 299}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum StatusSpec {
     OneOf(Vec<u16>),
@@ -189,6 +196,7 @@ pub enum StatusSpec {
 
 /// Comparison of a JSON path's value or a header's value with the expected one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CompareOp {
     Eq,
@@ -204,6 +212,7 @@ pub enum CompareOp {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JsonPathAssertion {
     /// RFC 9535 JSONPath, e.g. `$.status` or `$.checks[?@.status != 'UP']`.
@@ -215,6 +224,7 @@ pub struct JsonPathAssertion {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderAssertion {
     pub name: String,
@@ -230,6 +240,7 @@ fn default_op() -> CompareOp {
 
 /// What a response must satisfy. Every field is optional; status defaults to 200–399.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AssertionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,6 +267,7 @@ impl AssertionSpec {
 
 /// TLS settings for `https` probes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TlsSpec {
     /// Extra trusted root certificates (PEM), for internal CAs and self-signed targets.
@@ -275,6 +287,7 @@ impl TlsSpec {
 /// Metric names feeding each pool gauge and counter (the first name present wins). An empty list
 /// keeps Triage's defaults for that field.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PoolMappingSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -330,6 +343,7 @@ fn is_true(b: &bool) -> bool {
 /// A probe as configured: the body of `POST/PUT /api/v1/probes`, an entry of the declarative file,
 /// and (with `id` and the service filled in) what `GET` returns.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,6 +399,7 @@ pub struct ProbeSpec {
 
 /// How a probe's failures become incidents.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IncidentPolicy {
     /// Open an incident when the probe is confirmed down (off: it still adds entries to
@@ -450,6 +465,7 @@ impl ProbeSpec {
 
 /// A probe with its identity and current state, as `GET /api/v1/probes` returns it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Probe {
     pub id: Uuid,
     pub service_id: Uuid,
@@ -465,6 +481,7 @@ pub struct Probe {
 
 /// A probe's confirmed state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProbeStatus {
     pub state: Outcome,
     pub since: DateTime<Utc>,
@@ -479,6 +496,7 @@ pub struct ProbeStatus {
 /// Durations of each phase in µs; absent for a phase that did not happen (no DNS for an IP
 /// literal, no TLS over plain HTTP, nothing after a failure).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Phases {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_us: Option<u64>,
@@ -495,6 +513,7 @@ pub struct Phases {
 
 /// State of one component named in a readiness body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentState {
     Up,
@@ -504,6 +523,7 @@ pub enum ComponentState {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Component {
     pub name: String,
     pub state: ComponentState,
@@ -514,6 +534,7 @@ pub struct Component {
 
 /// Connection-pool gauges and counter rates from one metrics scrape.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PoolReading {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_use: Option<f64>,
@@ -533,6 +554,7 @@ pub struct PoolReading {
 
 /// One stored check result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProbeResult {
     pub probe_id: Uuid,
     pub at: DateTime<Utc>,
@@ -561,6 +583,7 @@ pub struct ProbeResult {
 
 /// A confirmed change of a probe's state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateChange {
     pub probe_id: Uuid,
     pub service_id: Uuid,
@@ -575,6 +598,7 @@ pub struct StateChange {
 
 /// One bucket of `GET /api/v1/probes/{id}/series`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeriesPoint {
     /// Start of the bucket.
     pub at: DateTime<Utc>,
@@ -606,6 +630,7 @@ pub struct SeriesPoint {
 /// Mean duration of each phase of a check in a bucket, in ms (a phase that did not happen, like
 /// TLS over plain HTTP, counts as 0).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PhaseMeans {
     pub dns: f64,
     pub connect: f64,
@@ -616,6 +641,7 @@ pub struct PhaseMeans {
 
 /// The answer of the series endpoint: the buckets actually used and the points.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Series {
     pub probe_id: Uuid,
     pub from: DateTime<Utc>,

@@ -25,6 +25,7 @@ pub fn range_secs(name: &str) -> (&'static str, i64) {
 /// What the charts show: a preset ending now (followed live), or a fixed window from a custom
 /// range or a drag-zoom (paused: nothing moves under the reader's cursor).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Window {
     Preset { name: String },
@@ -163,6 +164,7 @@ fn stamp(t: DateTime<Utc>) -> String {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceView {
     pub service: Service,
     pub probes: Vec<Probe>,
@@ -186,6 +188,7 @@ pub struct ServiceView {
 
 /// An incident's window on a service's charts; `to` is none while it is open.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IncidentBand {
     pub number: i64,
     pub title: String,

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 /// State of one dependency behind `/readyz`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentStatus {
     Up,
@@ -16,6 +17,7 @@ pub enum ComponentStatus {
 
 /// One dependency check.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ComponentCheck {
     pub status: ComponentStatus,
     /// Round-trip time of the check, when it completed.
@@ -27,6 +29,7 @@ pub struct ComponentCheck {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReadyStatus {
     Ready,
@@ -35,6 +38,7 @@ pub enum ReadyStatus {
 
 /// The body of `/readyz`: 200 when `status` is `ready`, 503 otherwise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Readiness {
     pub status: ReadyStatus,
     /// Names of the failing components (empty when ready).
@@ -59,6 +63,7 @@ impl Readiness {
 
 /// Where this instance keeps its data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DatabaseMode {
     /// A private cluster started by Triage from the machine's PostgreSQL binaries.
@@ -69,6 +74,7 @@ pub enum DatabaseMode {
 
 /// Facts about this Triage instance, fixed while it runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InstanceInfo {
     pub version: String,
     /// Created on first start and kept in the database: it survives restarts.
@@ -80,6 +86,7 @@ pub struct InstanceInfo {
 
 /// One past database round trip, for the status page's chart.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LatencySample {
     pub at: DateTime<Utc>,
     /// `None` when the check failed.
@@ -88,6 +95,7 @@ pub struct LatencySample {
 
 /// Everything the status page shows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SystemStatus {
     pub instance: InstanceInfo,
     pub readiness: Readiness,

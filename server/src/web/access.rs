@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::access::actor::Actor;
 use crate::access::{Auth, PREFIX_HEX, Principal, TOKEN_PREFIX, session, sha256};
 use crate::storage::auth as store;
+use crate::web::api::openapi::{Body, RouteDoc};
 use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
@@ -35,6 +36,8 @@ pub enum Need {
     Role(Role),
     /// Pushing results: a `push` or `admin` token, or the probe's own push token.
     Push,
+    /// Anyone who presents valid credentials: a session, a token of any scope, a probe's token.
+    SignedIn,
 }
 
 /// Which kind of route a rule covers: decides how an anonymous caller is answered (pages
@@ -118,13 +121,39 @@ const STATIC: [&str; 2] = ["/pkg/*", "/favicon.ico"];
 pub struct Secured {
     router: Router<AppState>,
     rules: Vec<Rule>,
+    /// The REST routes' documentation, in the order they were added (`web::api::openapi`).
+    docs: Vec<RouteDoc>,
 }
 
 impl Secured {
     fn add(mut self, method: Method, path: &'static str, need: Need, kind: Kind, mr: MethodRouter<AppState>) -> Self {
+        if kind == Kind::Api {
+            self.docs.push(RouteDoc { method: method.clone(), path, need, body: None, answers: Vec::new() });
+        }
         self.rules.push(Rule { method, path, need, kind });
         self.router = self.router.route(path, mr);
         self
+    }
+
+    /// The request body of the REST route added last.
+    pub fn takes(mut self, body: Body) -> Self {
+        if let Some(doc) = self.docs.last_mut() {
+            doc.body = Some(body);
+        }
+        self
+    }
+
+    /// A success answer of the REST route added last (`None`: no body).
+    pub fn returns(mut self, status: u16, body: impl Into<Option<Body>>) -> Self {
+        if let Some(doc) = self.docs.last_mut() {
+            doc.answers.push((status, body.into()));
+        }
+        self
+    }
+
+    /// What each REST route takes and answers, for the OpenAPI document.
+    pub fn docs(&self) -> Vec<RouteDoc> {
+        self.docs.clone()
     }
 
     pub fn open<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, h: H) -> Self {
@@ -153,6 +182,7 @@ impl Secured {
 
     pub fn merge(mut self, other: Secured) -> Self {
         self.rules.extend(other.rules);
+        self.docs.extend(other.docs);
         self.router = self.router.merge(other.router);
         self
     }
@@ -250,6 +280,7 @@ pub fn decide(who: &Principal, rule: &Rule, method: &Method, probe: Option<Uuid>
     match (rule.need, who) {
         (Need::Public, _) => Decision::Allow,
         (_, Principal::Anonymous) => Decision::Unauthenticated,
+        (Need::SignedIn, _) => Decision::Allow,
         (Need::Role(need), Principal::User { me, .. }) if me.role >= need => Decision::Allow,
         (Need::Role(_), Principal::Token { scope: Scope::Admin, .. }) if rule.kind == Kind::Api => Decision::Allow,
         (Need::Role(Role::Viewer), Principal::Token { scope: Scope::Read, .. })
@@ -433,6 +464,7 @@ pub async fn enforce(State(gate): State<Arc<Gate>>, mut req: Request, next: Next
                 Need::Role(r) => format!("the {} role", r.as_str()),
                 Need::Push => "a push token".into(),
                 Need::Public => "nothing".into(),
+                Need::SignedIn => "credentials".into(),
             };
             if rule.kind == Kind::Page {
                 forbidden_page(&need)

@@ -33,6 +33,10 @@ fn intended(method: &Method, path: &str) -> Need {
     if path.starts_with("/api/v1/push/") {
         return Need::Push;
     }
+    // The API's own description: anyone with credentials of any kind.
+    if path == "/api/v1/openapi.json" {
+        return Need::SignedIn;
+    }
     if ["/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/auth/setup", "/api/get_me", "/login", "/setup"]
         .contains(&path)
     {
@@ -106,11 +110,11 @@ fn expected(who: Who, rule: &Rule) -> Seen {
         }
         Who::RevokedToken => Unauthenticated,
         Who::PushToken => match rule.need {
-            Need::Public | Need::Push => Allowed,
+            Need::Public | Need::Push | Need::SignedIn => Allowed,
             Need::Role(_) => Forbidden,
         },
         Who::ReadToken => match rule.need {
-            Need::Public => Allowed,
+            Need::Public | Need::SignedIn => Allowed,
             Need::Role(Role::Viewer) if reading => Allowed,
             _ => Forbidden,
         },
@@ -122,7 +126,7 @@ fn expected(who: Who, rule: &Rule) -> Seen {
             }
         }
         Who::User(role) => match rule.need {
-            Need::Public => Allowed,
+            Need::Public | Need::SignedIn => Allowed,
             Need::Role(r) if role >= r => Allowed,
             _ => Forbidden,
         },

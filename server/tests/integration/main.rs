@@ -9,6 +9,7 @@ mod demo_target;
 mod embedded_pg;
 mod http;
 mod incidents;
+mod openapi;
 mod postmortems;
 mod probe_http;
 mod probe_tls;

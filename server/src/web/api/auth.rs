@@ -2,13 +2,13 @@
 //! JSON (scripts) or a plain HTML form (the sign-in pages work before any script has loaded):
 //! forms are answered with a redirect, JSON with JSON.
 
-use app::model::{Me, Role};
+use app::model::{Me, Role, Scope};
 use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, StatusCode, header};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::parse_json;
 use crate::access::accounts;
@@ -94,7 +94,7 @@ fn signed_in(response: impl IntoResponse, cookie: &str, state: &AppState, header
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     email: String,
     password: String,
@@ -186,7 +186,7 @@ pub async fn logout(State(state): State<AppState>, actor: Actor, headers: Header
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SetupBody {
     setup_token: String,
     email: String,
@@ -256,20 +256,31 @@ pub async fn setup(
     }
 }
 
+/// Who `GET /api/v1/auth/me` says is asking: the signed-in user, or the token in use.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Caller {
+    User(Me),
+    Token { token: TokenInUse },
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenInUse {
+    id: uuid::Uuid,
+    name: String,
+    scope: Scope,
+}
+
 /// `GET /api/v1/auth/me`: the signed-in user, or the token in use.
-pub async fn me(actor: Actor) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn me(actor: Actor) -> Result<Json<Caller>, ApiError> {
     match actor.principal {
-        Principal::User { me, .. } => {
-            Ok(Json(serde_json::to_value(me).map_err(|e| ApiError::Internal(e.to_string()))?))
-        }
-        Principal::Token { id, name, scope } => {
-            Ok(Json(serde_json::json!({ "token": { "id": id, "name": name, "scope": scope } })))
-        }
+        Principal::User { me, .. } => Ok(Json(Caller::User(me))),
+        Principal::Token { id, name, scope } => Ok(Json(Caller::Token { token: TokenInUse { id, name, scope } })),
         _ => Err(ApiError::Unauthorized),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PasswordBody {
     current_password: String,
     new_password: String,

@@ -4,20 +4,27 @@
 mod auth;
 mod guidance;
 mod incidents;
+pub mod openapi;
 mod postmortems;
 mod probes;
 mod push;
 mod services;
 mod stream;
-pub mod users;
+mod users;
 
-use app::model::Role;
+use app::model::{
+    AuditRow, Checklist, ChecklistDef, CreatedToken, EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput,
+    Incident, IncidentPatch, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Postmortem, PostmortemComment,
+    PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, Role, Series, Service, ServiceInput,
+    StateChange, TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary,
+};
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::web::access::{Need, Secured};
 use crate::web::error::ApiError;
+use openapi::{any_json, json, list, other};
 
 /// Every REST route with what it needs (the access table is built from these calls).
 pub fn routes() -> Secured {
@@ -26,57 +33,138 @@ pub fn routes() -> Secured {
     let responder = Need::Role(Role::Responder);
     let commander = Need::Role(Role::Commander);
     Secured::default()
+        .get("/api/v1/openapi.json", Need::SignedIn, openapi::serve)
+        .returns(200, any_json())
         .get("/api/v1/services", viewer, services::list)
+        .returns(200, list::<Service>())
         .post("/api/v1/services", admin, services::create)
+        .takes(json::<ServiceInput>())
+        .returns(201, json::<Service>())
         .get("/api/v1/services/{id}", viewer, services::show)
+        .returns(200, json::<Service>())
         .put("/api/v1/services/{id}", admin, services::replace)
+        .takes(json::<ServiceInput>())
+        .returns(200, json::<Service>())
         .delete("/api/v1/services/{id}", admin, services::delete)
+        .returns(204, None)
         .get("/api/v1/probes", viewer, probes::list)
+        .returns(200, list::<Probe>())
         .post("/api/v1/probes", admin, probes::create)
+        .takes(json::<ProbeSpec>())
+        .returns(201, json::<probes::WrittenProbe>())
         .get("/api/v1/probes/{id}", viewer, probes::show)
+        .returns(200, json::<Probe>())
         .put("/api/v1/probes/{id}", admin, probes::replace)
+        .takes(json::<ProbeSpec>())
+        .returns(200, json::<probes::WrittenProbe>())
         .delete("/api/v1/probes/{id}", admin, probes::delete)
+        .returns(204, None)
         .get("/api/v1/probes/{id}/results", viewer, probes::results)
+        .returns(200, list::<ProbeResult>())
         .get("/api/v1/probes/{id}/series", viewer, probes::series)
+        .returns(200, json::<Series>())
         .get("/api/v1/probes/{id}/state-changes", viewer, probes::state_changes)
+        .returns(200, list::<StateChange>())
         .post("/api/v1/push/{id}", Need::Push, push::push)
+        .takes(json::<push::PushBody>())
+        .returns(201, json::<push::PushAnswer>())
+        .returns(200, json::<push::PushAnswer>())
         .get("/api/v1/events", viewer, stream::events)
+        .returns(200, other("text/event-stream"))
         .post("/api/v1/auth/login", Need::Public, auth::login)
+        .takes(json::<auth::LoginBody>())
+        .returns(200, json::<Me>())
+        .returns(303, None)
         .post("/api/v1/auth/logout", Need::Public, auth::logout)
+        .returns(204, None)
+        .returns(303, None)
         .post("/api/v1/auth/setup", Need::Public, auth::setup)
+        .takes(json::<auth::SetupBody>())
+        .returns(201, json::<Me>())
+        .returns(303, None)
         .get("/api/v1/auth/me", viewer, auth::me)
+        .returns(200, json::<auth::Caller>())
         .post("/api/v1/auth/password", viewer, auth::change_password)
+        .takes(json::<auth::PasswordBody>())
+        .returns(204, None)
+        .returns(303, None)
         .get("/api/v1/users", admin, users::list)
+        .returns(200, list::<UserSummary>())
         .post("/api/v1/users", admin, users::create)
+        .takes(json::<NewUser>())
+        .returns(201, json::<UserSummary>())
         .patch("/api/v1/users/{id}", admin, users::update)
+        .takes(json::<UserPatch>())
+        .returns(200, json::<UserSummary>())
         .get("/api/v1/tokens", admin, users::tokens)
+        .returns(200, list::<TokenSummary>())
         .post("/api/v1/tokens", admin, users::create_token)
+        .takes(json::<NewToken>())
+        .returns(201, json::<CreatedToken>())
         .delete("/api/v1/tokens/{id}", admin, users::revoke_token)
+        .returns(204, None)
         .get("/api/v1/audit", admin, users::audit)
+        .returns(200, list::<AuditRow>())
         .get("/api/v1/incidents", viewer, incidents::list)
+        .returns(200, list::<Incident>())
         .post("/api/v1/incidents", responder, incidents::create)
+        .takes(json::<NewIncident>())
+        .returns(201, json::<Incident>())
         .get("/api/v1/incidents/{id}", viewer, incidents::show)
+        .returns(200, json::<Incident>())
         .patch("/api/v1/incidents/{id}", commander, incidents::update)
+        .takes(json::<IncidentPatch>())
+        .returns(200, json::<Incident>())
         .get("/api/v1/incidents/{id}/events", viewer, incidents::events)
+        .returns(200, other("text/event-stream"))
         .get("/api/v1/incidents/{id}/timeline", viewer, incidents::timeline)
+        .returns(200, list::<TimelineEntry>())
         .post("/api/v1/incidents/{id}/timeline", responder, incidents::post_entry)
+        .takes(json::<NewEntry>())
+        .returns(201, json::<TimelineEntry>())
+        .returns(200, json::<TimelineEntry>())
         .patch("/api/v1/incidents/{id}/timeline/{entry}", responder, incidents::edit_entry)
+        .takes(json::<EntryPatch>())
+        .returns(200, json::<TimelineEntry>())
         .delete("/api/v1/incidents/{id}/timeline/{entry}", responder, incidents::delete_entry)
+        .returns(200, json::<TimelineEntry>())
         .get("/api/v1/incidents/{id}/timeline/{entry}/history", viewer, incidents::history)
+        .returns(200, list::<EntryRevision>())
         .get("/api/v1/incidents/{id}/guidance", viewer, guidance::show)
+        .returns(200, json::<Guidance>())
         .post("/api/v1/incidents/{id}/guidance/ticks", responder, guidance::tick)
+        .takes(json::<TickInput>())
+        .returns(200, json::<Guidance>())
         .post("/api/v1/incidents/{id}/hypotheses", responder, guidance::add_hypothesis)
+        .takes(json::<HypothesisInput>())
+        .returns(201, json::<Hypothesis>())
         .patch("/api/v1/incidents/{id}/hypotheses/{hypothesis}", responder, guidance::update_hypothesis)
+        .takes(json::<HypothesisInput>())
+        .returns(200, json::<Hypothesis>())
         .get("/api/v1/checklists", viewer, guidance::checklists)
+        .returns(200, list::<Checklist>())
         .get("/api/v1/checklists/{id}", viewer, guidance::versions)
+        .returns(200, list::<Checklist>())
         .put("/api/v1/checklists/{id}", admin, guidance::save)
+        .takes(json::<ChecklistDef>())
+        .returns(201, json::<Checklist>())
         .post("/api/v1/incidents/{id}/postmortem", responder, postmortems::create)
+        .returns(201, json::<Postmortem>())
+        .returns(200, json::<Postmortem>())
         .get("/api/v1/postmortems", viewer, postmortems::list)
+        .returns(200, list::<PostmortemSummary>())
         .get("/api/v1/postmortems/{id}", viewer, postmortems::show)
+        .returns(200, json::<Postmortem>())
         .patch("/api/v1/postmortems/{id}", responder, postmortems::update)
+        .takes(json::<PostmortemPatch>())
+        .returns(200, json::<Postmortem>())
         .post("/api/v1/postmortems/{id}/comments", responder, postmortems::comment)
+        .takes(json::<NewComment>())
+        .returns(201, json::<PostmortemComment>())
         .get("/api/v1/postmortems/{id}/export.md", viewer, postmortems::export)
+        .returns(200, other("text/markdown"))
         .get("/api/v1/postmortems/{id}/charts/{file}", viewer, postmortems::chart)
+        .returns(200, other("image/svg+xml"))
 }
 
 /// A JSON body whose errors name the offending field (`assert.status`, `interval_secs`, …).

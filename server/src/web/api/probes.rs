@@ -33,7 +33,7 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resu
 }
 
 /// A written probe; `push_token` only when one was just issued (it is never shown again).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct WrittenProbe {
     #[serde(flatten)]
     probe: Probe,

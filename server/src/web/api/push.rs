@@ -20,7 +20,7 @@ use crate::storage::results::{self, PushReceipt};
 use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushBody {
     /// Who sends (one agent's sequence numbers are independent of another's).
@@ -46,7 +46,7 @@ pub struct PushBody {
     pub request_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PushAnswer {
     pub duplicate: bool,
     pub at: DateTime<Utc>,

@@ -3,6 +3,8 @@
 //! it; the real app spawned on port 0; the real `triage` binary for process-level tests.
 #![allow(dead_code)]
 
+pub mod openapi;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -216,7 +218,8 @@ pub async fn spawn_app_with(pool: PgPool, settings: ServeSettings, extra: Secure
     if settings.probes.self_watch {
         probing.watch_self(&pool, addr).await.expect("self-watch");
     }
-    let router = http_server::router(state.clone(), &settings, extra);
+    let router =
+        http_server::router(state.clone(), &settings, extra).layer(axum::middleware::from_fn(openapi::conforms));
     let app = Application::with_listener(listener, &settings, router);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let stopping = state.stopping.clone();
