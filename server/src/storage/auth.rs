@@ -34,10 +34,12 @@ fn user_from(row: UserRow) -> UserRecord {
 const USER_SELECT: &str =
     "select user_id, email, display_name, role, password_hash, disabled_at is not null from users";
 
+#[tracing::instrument(skip_all)]
 pub async fn any_users(pool: &PgPool) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("select exists (select 1 from users)").fetch_one(pool).await
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn insert_user<'e>(
     ex: impl PgExecutor<'e>,
     id: Uuid,
@@ -58,6 +60,7 @@ pub async fn insert_user<'e>(
 }
 
 /// Creates the first admin only while there are no users: two racing set-up forms cannot both win.
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn insert_first_user(
     pool: &PgPool,
     id: Uuid,
@@ -77,6 +80,7 @@ pub async fn insert_first_user(
     Ok(true)
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn user_by_email(pool: &PgPool, email: &str) -> Result<Option<UserRecord>, sqlx::Error> {
     let row: Option<UserRow> = sqlx::query_as(&format!("{USER_SELECT} where lower(email) = lower($1)"))
         .bind(email)
@@ -85,12 +89,14 @@ pub async fn user_by_email(pool: &PgPool, email: &str) -> Result<Option<UserReco
     Ok(row.map(user_from))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn user_by_id(pool: &PgPool, id: Uuid) -> Result<Option<UserRecord>, sqlx::Error> {
     let row: Option<UserRow> =
         sqlx::query_as(&format!("{USER_SELECT} where user_id = $1")).bind(id).fetch_optional(pool).await?;
     Ok(row.map(user_from))
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn list_users(pool: &PgPool) -> Result<Vec<UserSummary>, sqlx::Error> {
     let rows: Vec<(Uuid, String, String, String, bool, DateTime<Utc>)> = sqlx::query_as(
         "select user_id, email, display_name, role, disabled_at is not null, created_at from users order by lower(email)",
@@ -112,6 +118,7 @@ pub async fn list_users(pool: &PgPool) -> Result<Vec<UserSummary>, sqlx::Error> 
 
 /// Changes the role and/or the disabled flag; disabling also ends every session of the user.
 /// Returns false when there is no such user.
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn update_user(
     pool: &PgPool,
     id: Uuid,
@@ -140,6 +147,7 @@ pub async fn update_user(
 
 /// Sets a new password hash and ends every session of the user except `keep` (the one that
 /// changed it, if any).
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn set_password(pool: &PgPool, id: Uuid, hash: &str, keep: Option<&[u8]>) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let updated = sqlx::query("update users set password_hash = $2, password_changed_at = now() where user_id = $1")
@@ -165,6 +173,7 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn insert_session(pool: &PgPool, s: &NewSession<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into sessions (session_hash, user_id, expires_at, remote_addr, user_agent) values ($1, $2, $3, $4, $5)",
@@ -188,6 +197,7 @@ pub struct SessionRecord {
 type SessionRow = (Uuid, String, String, String, String, bool, DateTime<Utc>);
 
 /// The session with this hash if it has not expired (absolute) and its user is enabled.
+#[tracing::instrument(skip_all)]
 pub async fn session(pool: &PgPool, hash: &[u8]) -> Result<Option<SessionRecord>, sqlx::Error> {
     let row: Option<(UserRow, DateTime<Utc>)> = sqlx::query_as::<_, SessionRow>(
         "select u.user_id, u.email, u.display_name, u.role, u.password_hash, false, s.last_seen_at
@@ -201,6 +211,7 @@ pub async fn session(pool: &PgPool, hash: &[u8]) -> Result<Option<SessionRecord>
     Ok(row.map(|(user, last_seen_at)| SessionRecord { user: user_from(user), last_seen_at }))
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn touch_session(pool: &PgPool, hash: &[u8]) -> Result<(), sqlx::Error> {
     sqlx::query("update sessions set last_seen_at = now() where session_hash = $1")
         .bind(hash)
@@ -209,11 +220,13 @@ pub async fn touch_session(pool: &PgPool, hash: &[u8]) -> Result<(), sqlx::Error
         .map(|_| ())
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn delete_session(pool: &PgPool, hash: &[u8]) -> Result<(), sqlx::Error> {
     sqlx::query("delete from sessions where session_hash = $1").bind(hash).execute(pool).await.map(|_| ())
 }
 
 /// Removes sessions past their absolute expiry or idle for longer than `idle`.
+#[tracing::instrument(skip_all)]
 pub async fn purge_sessions(pool: &PgPool, idle: std::time::Duration) -> Result<u64, sqlx::Error> {
     sqlx::query(
         "delete from sessions where expires_at <= now() or last_seen_at < now() - $1::float8 * interval '1 second'",
@@ -234,6 +247,7 @@ pub struct NewToken<'a> {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn insert_token(pool: &PgPool, t: &NewToken<'_>) -> Result<TokenSummary, sqlx::Error> {
     let created_at: DateTime<Utc> = sqlx::query_scalar(
         "insert into api_tokens (token_id, name, scope, token_hash, prefix, created_by, expires_at)
@@ -282,6 +296,7 @@ fn token_from(row: TokenRow) -> Option<TokenSummary> {
     })
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn list_tokens(pool: &PgPool) -> Result<Vec<TokenSummary>, sqlx::Error> {
     let rows: Vec<TokenRow> =
         sqlx::query_as(&format!("{TOKEN_SELECT} order by created_at desc")).fetch_all(pool).await?;
@@ -290,6 +305,7 @@ pub async fn list_tokens(pool: &PgPool) -> Result<Vec<TokenSummary>, sqlx::Error
 
 /// Tokens whose visible prefix is `prefix`, with their stored hashes, whatever their state: the
 /// caller compares the hash in constant time and decides about expiry and revocation.
+#[tracing::instrument(skip_all)]
 pub async fn tokens_by_prefix(pool: &PgPool, prefix: &str) -> Result<Vec<(TokenSummary, Vec<u8>)>, sqlx::Error> {
     type WithHash = (
         Uuid,
@@ -320,6 +336,7 @@ pub async fn tokens_by_prefix(pool: &PgPool, prefix: &str) -> Result<Vec<(TokenS
 }
 
 /// Whether the token can still be used (not revoked, not expired).
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn token_active(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "select exists (select 1 from api_tokens
@@ -330,6 +347,7 @@ pub async fn token_active(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> 
     .await
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn touch_token(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("update api_tokens set last_used_at = now() where token_id = $1")
         .bind(id)
@@ -339,6 +357,7 @@ pub async fn touch_token(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
 }
 
 /// Returns false when there is no such token.
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn revoke_token(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query("update api_tokens set revoked_at = coalesce(revoked_at, now()) where token_id = $1")
         .bind(id)
@@ -358,6 +377,7 @@ pub struct AuditEntry {
     pub request_id: Option<String>,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn insert_audit<'e>(ex: impl PgExecutor<'e>, e: &AuditEntry) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into audit_log (actor, action, target, detail, remote_addr, request_id) values ($1, $2, $3, $4, $5, $6)",
@@ -377,6 +397,7 @@ type AuditDbRow =
     (DateTime<Utc>, String, String, String, sqlx::types::Json<serde_json::Value>, Option<String>, Option<String>);
 
 /// The newest audit entries first.
+#[tracing::instrument(skip_all)]
 pub async fn list_audit(pool: &PgPool, limit: i64) -> Result<Vec<(DateTime<Utc>, AuditEntry)>, sqlx::Error> {
     let rows: Vec<AuditDbRow> =
         sqlx::query_as(

@@ -7,11 +7,13 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+#[tracing::instrument(skip_all)]
 pub async fn truncate_results(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("truncate results").execute(pool).await.map(|_| ())
 }
 
 /// Exact p50/p95/p99 of total time per probe over [from, to), straight from raw rows.
+#[tracing::instrument(skip_all)]
 pub async fn exact_percentiles(
     pool: &PgPool,
     probes: &[Uuid],
@@ -31,12 +33,14 @@ pub async fn exact_percentiles(
 }
 
 /// Stored results by outcome code (0 up, 1 degraded, 2 down).
+#[tracing::instrument(skip_all)]
 pub async fn count_by_outcome(pool: &PgPool) -> Result<Vec<(i16, i64)>, sqlx::Error> {
     sqlx::query_as("select outcome, count(*) from results group by outcome order by outcome").fetch_all(pool).await
 }
 
 /// What autovacuum does in steady state, done at once after a bulk roll-up: rollup rows are
 /// rewritten by every run, and a freshly caught-up table is mostly dead row versions.
+#[tracing::instrument(skip_all)]
 pub async fn vacuum_rollups(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("vacuum analyze rollups").execute(pool).await.map(|_| ())
 }

@@ -92,6 +92,7 @@ pub async fn delete_service(pool: &PgPool, id: Uuid) -> Result<Option<Vec<Uuid>>
 }
 
 /// The id of the service named `name`, creating it (with defaults) if missing.
+#[tracing::instrument(skip_all)]
 pub async fn service_id_by_name_or_create(tx: &mut Transaction<'_, Postgres>, name: &str) -> Result<Uuid, sqlx::Error> {
     sqlx::query("insert into services (service_id, name) values ($1, $2) on conflict (name) do nothing")
         .bind(Uuid::new_v4())
@@ -101,6 +102,7 @@ pub async fn service_id_by_name_or_create(tx: &mut Transaction<'_, Postgres>, na
     sqlx::query_scalar("select service_id from services where name = $1").bind(name).fetch_one(&mut **tx).await
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn service_exists(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("select exists (select 1 from services where service_id = $1)")
         .bind(id)
@@ -176,6 +178,7 @@ pub async fn get_probe(pool: &PgPool, id: Uuid) -> Result<Option<Probe>, sqlx::E
     Ok(row.map(probe_from))
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn get_probe_by_name(pool: &PgPool, name: &str) -> Result<Option<Probe>, sqlx::Error> {
     let row: Option<ProbeRow> =
         sqlx::query_as(&format!("{PROBE_SELECT} where p.name = $1")).bind(name).fetch_optional(pool).await?;
@@ -197,6 +200,7 @@ fn stored_spec(spec: &ProbeSpec) -> ProbeSpec {
 }
 
 /// Inserts or replaces the probe with `w.id`.
+#[tracing::instrument(skip_all)]
 pub async fn upsert_probe(tx: &mut Transaction<'_, Postgres>, w: &ProbeWrite<'_>) -> Result<(), sqlx::Error> {
     let (set_token, token) = match &w.push_token_sha256 {
         Some(t) => (true, t.clone()),
@@ -225,6 +229,7 @@ pub async fn upsert_probe(tx: &mut Transaction<'_, Postgres>, w: &ProbeWrite<'_>
     .map(|_| ())
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn probe_id_by_name(tx: &mut Transaction<'_, Postgres>, name: &str) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar("select probe_id from probes where name = $1").bind(name).fetch_optional(&mut **tx).await
 }
@@ -236,6 +241,7 @@ pub async fn delete_probe(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> 
 }
 
 /// The stored push token hash of a push probe (None: no such probe or not a push probe).
+#[tracing::instrument(skip_all, fields(probe_id = %probe_id))]
 pub async fn push_token_hash(pool: &PgPool, probe_id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
     let row: Option<Option<Vec<u8>>> =
         sqlx::query_scalar("select push_token_sha256 from probes where probe_id = $1 and kind = 'push'")
@@ -246,6 +252,7 @@ pub async fn push_token_hash(pool: &PgPool, probe_id: Uuid) -> Result<Option<Vec
 }
 
 /// Removes file-managed probes whose names are not in `keep` (the file no longer lists them).
+#[tracing::instrument(skip_all)]
 pub async fn delete_file_managed_except(
     tx: &mut Transaction<'_, Postgres>,
     keep: &[String],

@@ -14,6 +14,7 @@ fn checklist_from((_, version, def, created_by, created_at): VersionRow) -> Chec
 
 /// Inserts `def` as a new version unless the newest version seeded from the file is the same.
 /// Serialised per checklist by an advisory lock, so two starting instances add it once.
+#[tracing::instrument(skip_all)]
 pub async fn seed_version(pool: &PgPool, id: &str, def: &serde_json::Value) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("select pg_advisory_xact_lock(hashtext('checklist:' || $1))").bind(id).execute(&mut *tx).await?;
@@ -32,6 +33,7 @@ pub async fn seed_version(pool: &PgPool, id: &str, def: &serde_json::Value) -> R
     Ok(!same)
 }
 
+#[tracing::instrument(skip_all)]
 async fn insert<'e>(
     ex: impl PgExecutor<'e>,
     id: &str,
@@ -50,6 +52,7 @@ async fn insert<'e>(
     .await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn insert_version(
     pool: &PgPool,
     id: &str,
@@ -64,6 +67,7 @@ pub async fn insert_version(
 }
 
 /// The newest version of every checklist.
+#[tracing::instrument(skip_all)]
 pub async fn latest(pool: &PgPool) -> Result<Vec<Checklist>, sqlx::Error> {
     let rows: Vec<VersionRow> = sqlx::query_as(
         "select distinct on (checklist_id) checklist_id, version, definition, created_by, created_at
@@ -75,6 +79,7 @@ pub async fn latest(pool: &PgPool) -> Result<Vec<Checklist>, sqlx::Error> {
 }
 
 /// Every version of one checklist, newest first.
+#[tracing::instrument(skip_all)]
 pub async fn versions(pool: &PgPool, id: &str) -> Result<Vec<Checklist>, sqlx::Error> {
     let rows: Vec<VersionRow> = sqlx::query_as(
         "select checklist_id, version, definition, created_by, created_at from checklists
@@ -88,6 +93,7 @@ pub async fn versions(pool: &PgPool, id: &str) -> Result<Vec<Checklist>, sqlx::E
 
 /// Records that the incident uses the newest version of each of `ids` (a version once recorded
 /// stays), then returns every version the incident uses, in the order first proposed.
+#[tracing::instrument(skip_all)]
 pub async fn pin(pool: &PgPool, incident: Uuid, ids: &[String]) -> Result<Vec<Checklist>, sqlx::Error> {
     sqlx::query(
         "insert into incident_checklists (incident_id, checklist_id, version)
@@ -111,6 +117,7 @@ pub async fn pin(pool: &PgPool, incident: Uuid, ids: &[String]) -> Result<Vec<Ch
 }
 
 /// Ticks of the incident: (checklist, step) → tick.
+#[tracing::instrument(skip_all)]
 pub async fn ticks(pool: &PgPool, incident: Uuid) -> Result<Vec<(String, String, Tick)>, sqlx::Error> {
     type Row = (String, String, bool, String, String, DateTime<Utc>);
     let rows: Vec<Row> = sqlx::query_as(
@@ -122,6 +129,7 @@ pub async fn ticks(pool: &PgPool, incident: Uuid) -> Result<Vec<(String, String,
     Ok(rows.into_iter().map(|(c, s, done, finding, by, at)| (c, s, Tick { done, finding, by, at })).collect())
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn upsert_tick<'e>(
     ex: impl PgExecutor<'e>,
     incident: Uuid,
@@ -161,6 +169,7 @@ fn hypothesis_from((id, text, status, evidence, created_by, updated_at): Hypothe
     }
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn hypotheses(pool: &PgPool, incident: Uuid) -> Result<Vec<Hypothesis>, sqlx::Error> {
     let rows: Vec<HypothesisRow> = sqlx::query_as(
         "select hypothesis_id, text, status, evidence, created_by, updated_at from hypotheses
@@ -172,6 +181,7 @@ pub async fn hypotheses(pool: &PgPool, incident: Uuid) -> Result<Vec<Hypothesis>
     Ok(rows.into_iter().map(hypothesis_from).collect())
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn insert_hypothesis<'e>(
     ex: impl PgExecutor<'e>,
     incident: Uuid,
@@ -197,6 +207,7 @@ pub async fn insert_hypothesis<'e>(
 }
 
 /// The hypothesis, locked for a change.
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn lock_hypothesis(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     incident: Uuid,
@@ -213,6 +224,7 @@ pub async fn lock_hypothesis(
     Ok(row.map(hypothesis_from))
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn update_hypothesis(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     h: &Hypothesis,

@@ -96,6 +96,7 @@ pub struct NewIncidentRow<'a> {
     pub created_by: &'a str,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn insert_incident(tx: &mut Transaction<'_, Postgres>, n: &NewIncidentRow<'_>) -> Result<(), sqlx::Error> {
     let mut rec = IncidentRecord {
         incident_id: n.id,
@@ -148,6 +149,7 @@ pub async fn insert_incident(tx: &mut Transaction<'_, Postgres>, n: &NewIncident
 }
 
 /// The incident's row, locked until the transaction ends (changes are read-modify-write).
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn lock_incident(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
@@ -158,6 +160,7 @@ pub async fn lock_incident(
         .await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn save_incident(tx: &mut Transaction<'_, Postgres>, r: &IncidentRecord) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update incidents set title = $2, severity = $3, status = $4, commander_id = $5, summary = $6,
@@ -189,6 +192,7 @@ pub async fn save_incident(tx: &mut Transaction<'_, Postgres>, r: &IncidentRecor
 }
 
 /// Adds services to the incident (already present ones are kept).
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn add_services(tx: &mut Transaction<'_, Postgres>, id: Uuid, services: &[Uuid]) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into incident_services (incident_id, service_id) select $1, s from unnest($2::uuid[]) s
@@ -202,6 +206,7 @@ pub async fn add_services(tx: &mut Transaction<'_, Postgres>, id: Uuid, services
 }
 
 /// Replaces the incident's services.
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn set_services(tx: &mut Transaction<'_, Postgres>, id: Uuid, services: &[Uuid]) -> Result<(), sqlx::Error> {
     sqlx::query("delete from incident_services where incident_id = $1 and service_id <> all($2)")
         .bind(id)
@@ -212,6 +217,7 @@ pub async fn set_services(tx: &mut Transaction<'_, Postgres>, id: Uuid, services
 }
 
 /// Which of `ids` are not services (so a request naming them can be refused by field).
+#[tracing::instrument(skip_all)]
 pub async fn unknown_services(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "select s from unnest($1::uuid[]) s where not exists (select 1 from services where service_id = s)",
@@ -221,6 +227,7 @@ pub async fn unknown_services(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, 
     .await
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn add_probe(tx: &mut Transaction<'_, Postgres>, id: Uuid, probe: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("insert into incident_probes (incident_id, probe_id) values ($1, $2) on conflict do nothing")
         .bind(id)
@@ -230,6 +237,7 @@ pub async fn add_probe(tx: &mut Transaction<'_, Postgres>, id: Uuid, probe: Uuid
         .map(|_| ())
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn add_participant<'e>(ex: impl PgExecutor<'e>, id: Uuid, user: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("insert into incident_participants (incident_id, user_id) values ($1, $2) on conflict do nothing")
         .bind(id)
@@ -239,6 +247,7 @@ pub async fn add_participant<'e>(ex: impl PgExecutor<'e>, id: Uuid, user: Uuid) 
         .map(|_| ())
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn user_ref(pool: &PgPool, id: Uuid) -> Result<Option<UserRef>, sqlx::Error> {
     let row: Option<(Uuid, String)> =
         sqlx::query_as("select user_id, email from users where user_id = $1 and disabled_at is null")
@@ -249,6 +258,7 @@ pub async fn user_ref(pool: &PgPool, id: Uuid) -> Result<Option<UserRef>, sqlx::
 }
 
 /// Enabled users who may command an incident (commanders and admins), for the room's picker.
+#[tracing::instrument(skip_all)]
 pub async fn commanders(pool: &PgPool) -> Result<Vec<UserRef>, sqlx::Error> {
     let rows: Vec<(Uuid, String)> = sqlx::query_as(
         "select user_id, email from users
@@ -260,6 +270,7 @@ pub async fn commanders(pool: &PgPool) -> Result<Vec<UserRef>, sqlx::Error> {
 }
 
 /// The incidents with these rows, with their services (and live states), commander and participants.
+#[tracing::instrument(skip_all)]
 async fn complete(pool: &PgPool, rows: Vec<IncidentRecord>) -> Result<Vec<Incident>, sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.incident_id).collect();
     let services: Vec<(Uuid, Uuid, String, Option<String>)> = sqlx::query_as(
@@ -422,6 +433,7 @@ pub struct NewEntryRow<'a> {
 
 /// Stores the entry; `None` when one with the same idempotency key or state change exists (the
 /// caller reads that one instead).
+#[tracing::instrument(skip_all)]
 pub async fn insert_entry<'e>(
     ex: impl PgExecutor<'e>,
     e: &NewEntryRow<'_>,
@@ -448,6 +460,7 @@ pub async fn insert_entry<'e>(
     Ok(row.map(entry_from))
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn entry_by_key(pool: &PgPool, incident: Uuid, key: &str) -> Result<Option<TimelineEntry>, sqlx::Error> {
     let row: Option<EntryRow> = sqlx::query_as(&format!(
         "select {ENTRY_COLUMNS} from timeline_entries where incident_id = $1 and idempotency_key = $2"
@@ -460,6 +473,7 @@ pub async fn entry_by_key(pool: &PgPool, incident: Uuid, key: &str) -> Result<Op
 }
 
 /// The incident's timeline in the order things happened; deleted entries only when asked for.
+#[tracing::instrument(skip_all)]
 pub async fn list_entries(
     pool: &PgPool,
     incident: Uuid,
@@ -485,6 +499,7 @@ struct LockedEntryRow {
 }
 
 /// The entry with its author's user id, locked for a change.
+#[tracing::instrument(skip_all)]
 pub async fn lock_entry(
     tx: &mut Transaction<'_, Postgres>,
     incident: Uuid,
@@ -501,6 +516,7 @@ pub async fn lock_entry(
 }
 
 /// Keeps `old` as a revision and writes the new version over it.
+#[tracing::instrument(skip_all)]
 pub async fn update_entry(
     tx: &mut Transaction<'_, Postgres>,
     old: &TimelineEntry,
@@ -535,6 +551,7 @@ pub async fn update_entry(
     Ok(entry_from(row))
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn delete_entry(
     tx: &mut Transaction<'_, Postgres>,
     entry: Uuid,
@@ -551,6 +568,7 @@ pub async fn delete_entry(
     Ok(entry_from(row))
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn entry_exists(pool: &PgPool, incident: Uuid, entry: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("select exists (select 1 from timeline_entries where incident_id = $1 and entry_id = $2)")
         .bind(incident)
@@ -559,6 +577,7 @@ pub async fn entry_exists(pool: &PgPool, incident: Uuid, entry: Uuid) -> Result<
         .await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn entry_revisions(pool: &PgPool, entry: Uuid) -> Result<Vec<EntryRevision>, sqlx::Error> {
     type Row = (i32, String, String, DateTime<Utc>, Json<Vec<Attachment>>, String, DateTime<Utc>);
     let rows: Vec<Row> = sqlx::query_as(
@@ -602,6 +621,7 @@ pub struct PendingChange {
 }
 
 /// The oldest unhandled state changes, locked so that two engines never handle one twice.
+#[tracing::instrument(skip_all)]
 pub async fn claim_changes(tx: &mut Transaction<'_, Postgres>, limit: i64) -> Result<Vec<PendingChange>, sqlx::Error> {
     sqlx::query_as(
         "select c.state_change_id, c.probe_id, c.at, c.from_state, c.to_state, c.request_id, c.error_class,
@@ -619,6 +639,7 @@ pub async fn claim_changes(tx: &mut Transaction<'_, Postgres>, limit: i64) -> Re
     .await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn mark_handled(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<(), sqlx::Error> {
     sqlx::query("update state_changes set handled_at = now() where state_change_id = $1")
         .bind(id)
@@ -628,6 +649,7 @@ pub async fn mark_handled(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result
 }
 
 /// The open incident that covers `service`, newest first, if any.
+#[tracing::instrument(skip_all)]
 pub async fn open_incident_for_service(
     tx: &mut Transaction<'_, Postgres>,
     service: Uuid,
@@ -643,6 +665,7 @@ pub async fn open_incident_for_service(
 }
 
 /// Serialises the engine's decision to open an incident for a service, across engines.
+#[tracing::instrument(skip_all)]
 pub async fn lock_service_for_opening(tx: &mut Transaction<'_, Postgres>, service: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("select 1 from services where service_id = $1 for update")
         .bind(service)
@@ -652,12 +675,14 @@ pub async fn lock_service_for_opening(tx: &mut Transaction<'_, Postgres>, servic
 }
 
 /// The stored result that confirmed a change (same probe, time and request id).
+#[tracing::instrument(skip_all)]
 pub async fn result_at(pool: &PgPool, probe: Uuid, at: DateTime<Utc>) -> Result<Option<ProbeResult>, sqlx::Error> {
     let mut found = super::results::list_results(pool, &[probe], at, at + chrono::Duration::microseconds(1), 1).await?;
     Ok(found.pop())
 }
 
 /// Up to `n` results of the probe in the hour before `at`, newest first, with the given outcome.
+#[tracing::instrument(skip_all)]
 pub async fn results_before(
     pool: &PgPool,
     probe: Uuid,
@@ -671,6 +696,7 @@ pub async fn results_before(
 
 /// The first failing result of the run of failures that ends at `at`: the last success before
 /// `at` (within a day), then the first result after it.
+#[tracing::instrument(skip_all)]
 pub async fn failing_since(
     pool: &PgPool,
     probe: Uuid,
@@ -702,6 +728,7 @@ pub struct DegradedProbe {
 }
 
 /// Enabled probes now degraded whose service no open incident covers.
+#[tracing::instrument(skip_all)]
 pub async fn degraded_uncovered(pool: &PgPool) -> Result<Vec<DegradedProbe>, sqlx::Error> {
     sqlx::query_as(
         "select p.probe_id, p.name as probe_name, ps.since, p.spec, p.service_id, s.name as service_name, s.criticality
@@ -722,6 +749,7 @@ pub struct OpenIncidentProbes {
     pub probes: Vec<(Outcome, DateTime<Utc>, u32)>,
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn open_incident_probes(pool: &PgPool) -> Result<Vec<OpenIncidentProbes>, sqlx::Error> {
     type Row = (Uuid, bool, Option<String>, Option<DateTime<Utc>>, Option<Json<ProbeSpec>>);
     let rows: Vec<Row> = sqlx::query_as(
@@ -756,6 +784,7 @@ pub async fn open_incident_probes(pool: &PgPool) -> Result<Vec<OpenIncidentProbe
 }
 
 /// Sets or clears the resolve suggestion; returns whether it changed.
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn set_resolve_suggested(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
@@ -773,6 +802,7 @@ pub async fn set_resolve_suggested(
 }
 
 /// Incident windows touching [from, to] for a service: (number, title, started, resolved).
+#[tracing::instrument(skip_all)]
 pub async fn bands_for_service(
     pool: &PgPool,
     service: Uuid,

@@ -21,6 +21,7 @@ impl Default for PoolSettings {
 }
 
 /// Opens the pool and proves it works with one connection.
+#[tracing::instrument(skip_all)]
 pub async fn connect(options: PgConnectOptions, settings: PoolSettings) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
@@ -31,6 +32,7 @@ pub async fn connect(options: PgConnectOptions, settings: PoolSettings) -> Resul
         .await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }

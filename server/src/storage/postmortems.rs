@@ -41,6 +41,7 @@ const COLUMNS: &str = "postmortem_id, incident_id, status, revision, doc, metric
     timeline, created_by, created_at, updated_by, updated_at, published_by, published_at";
 
 /// Stores a new postmortem with its charts; `false` when the incident already has one.
+#[tracing::instrument(skip_all)]
 pub async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     r: &PostmortemRow,
@@ -72,6 +73,7 @@ pub async fn insert(
 }
 
 /// Replaces the frozen charts and their window (charts redrawn when the incident outlasted them).
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn replace_charts(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
@@ -88,6 +90,7 @@ pub async fn replace_charts(
     insert_charts(tx, id, charts).await
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn insert_charts(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
@@ -110,6 +113,7 @@ async fn insert_charts(
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn get<'e>(ex: impl PgExecutor<'e>, id: Uuid) -> Result<Option<PostmortemRow>, sqlx::Error> {
     sqlx::query_as(&format!("select {COLUMNS} from postmortems where postmortem_id = $1"))
         .bind(id)
@@ -117,6 +121,7 @@ pub async fn get<'e>(ex: impl PgExecutor<'e>, id: Uuid) -> Result<Option<Postmor
         .await
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn lock(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<Option<PostmortemRow>, sqlx::Error> {
     sqlx::query_as(&format!("select {COLUMNS} from postmortems where postmortem_id = $1 for update"))
         .bind(id)
@@ -124,6 +129,7 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<Option
         .await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn id_for_incident(pool: &PgPool, incident: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar("select postmortem_id from postmortems where incident_id = $1")
         .bind(incident)
@@ -131,6 +137,7 @@ pub async fn id_for_incident(pool: &PgPool, incident: Uuid) -> Result<Option<Uui
         .await
 }
 
+#[tracing::instrument(skip_all)]
 pub async fn save(tx: &mut Transaction<'_, Postgres>, r: &PostmortemRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update postmortems set status = $2, revision = $3, doc = $4, metrics = $5, timeline = $6,
@@ -152,6 +159,7 @@ pub async fn save(tx: &mut Transaction<'_, Postgres>, r: &PostmortemRow) -> Resu
 }
 
 /// Every postmortem, newest incident first.
+#[tracing::instrument(skip_all)]
 pub async fn list(pool: &PgPool) -> Result<Vec<PostmortemRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "select {} from postmortems p join incidents i using (incident_id)
@@ -162,6 +170,7 @@ pub async fn list(pool: &PgPool) -> Result<Vec<PostmortemRow>, sqlx::Error> {
     .await
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn charts(pool: &PgPool, id: Uuid) -> Result<Vec<FrozenChart>, sqlx::Error> {
     let rows: Vec<(i32, Uuid, String, String, String)> = sqlx::query_as(
         "select position, service_id, service_name, kind, svg from postmortem_charts
@@ -178,6 +187,7 @@ pub async fn charts(pool: &PgPool, id: Uuid) -> Result<Vec<FrozenChart>, sqlx::E
         .collect())
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn insert_comment(pool: &PgPool, id: Uuid, c: &PostmortemComment) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into postmortem_comments (comment_id, postmortem_id, revision, section, text, author, created_at)
@@ -196,6 +206,7 @@ pub async fn insert_comment(pool: &PgPool, id: Uuid, c: &PostmortemComment) -> R
 }
 
 /// Comments oldest first, with their Markdown (the caller renders it).
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn comments(pool: &PgPool, id: Uuid) -> Result<Vec<PostmortemComment>, sqlx::Error> {
     let rows: Vec<(Uuid, i32, String, String, String, DateTime<Utc>)> = sqlx::query_as(
         "select comment_id, revision, section, text, author, created_at from postmortem_comments
@@ -221,6 +232,7 @@ pub async fn comments(pool: &PgPool, id: Uuid) -> Result<Vec<PostmortemComment>,
 }
 
 /// Keeps the published revision whole before it is amended.
+#[tracing::instrument(skip_all)]
 pub async fn insert_revision(
     tx: &mut Transaction<'_, Postgres>,
     r: &PostmortemRow,
@@ -246,6 +258,7 @@ pub async fn insert_revision(
     .map(|_| ())
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn revisions(pool: &PgPool, id: Uuid) -> Result<Vec<PostmortemRevision>, sqlx::Error> {
     type Row = (
         i32,
@@ -282,6 +295,7 @@ pub async fn revisions(pool: &PgPool, id: Uuid) -> Result<Vec<PostmortemRevision
 }
 
 /// The probes of the incident's affected services: (id, name).
+#[tracing::instrument(skip_all)]
 pub async fn incident_probes(pool: &PgPool, incident: Uuid) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     sqlx::query_as(
         "select p.probe_id, p.name from probes p join incident_services s using (service_id)
@@ -293,6 +307,7 @@ pub async fn incident_probes(pool: &PgPool, incident: Uuid) -> Result<Vec<(Uuid,
 }
 
 /// The first failing check of these probes in [from, to], with the probe's name.
+#[tracing::instrument(skip_all)]
 pub async fn first_failure(
     pool: &PgPool,
     probes: &[Uuid],
@@ -312,6 +327,7 @@ pub async fn first_failure(
 }
 
 /// State changes of these probes in [from, to], oldest first: (probe, at, to_state).
+#[tracing::instrument(skip_all)]
 pub async fn changes_between(
     pool: &PgPool,
     probes: &[Uuid],
@@ -330,6 +346,7 @@ pub async fn changes_between(
 }
 
 /// How often the incident was reopened: the status entries its reopenings wrote.
+#[tracing::instrument(skip_all)]
 pub async fn reopen_count(pool: &PgPool, incident: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "select count(*) from timeline_entries

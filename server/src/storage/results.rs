@@ -230,6 +230,7 @@ pub fn encode_copy<R: Borrow<ProbeResult>>(results: &[R]) -> Vec<u8> {
     buf
 }
 
+#[tracing::instrument(skip_all)]
 async fn insert_results<R: Borrow<ProbeResult>>(
     tx: &mut Transaction<'_, Postgres>,
     results: &[R],
@@ -243,12 +244,14 @@ async fn insert_results<R: Borrow<ProbeResult>>(
 }
 
 /// Binary COPY of `results` in a transaction of its own, with nothing else (the ingest baseline).
+#[tracing::instrument(skip_all)]
 pub async fn copy_only<R: Borrow<ProbeResult>>(pool: &PgPool, results: &[R]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     insert_results(&mut tx, results).await?;
     tx.commit().await
 }
 
+#[tracing::instrument(skip_all)]
 async fn upsert_states(tx: &mut Transaction<'_, Postgres>, states: &[StateRow]) -> Result<(), sqlx::Error> {
     if states.is_empty() {
         return Ok(());
@@ -355,6 +358,7 @@ pub async fn list_results(
 }
 
 /// Number of stored results of a probe (tests and benchmarks).
+#[tracing::instrument(skip_all)]
 pub async fn count_results(pool: &PgPool, probe_id: Option<Uuid>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("select count(*) from results where $1::uuid is null or probe_id = $1")
         .bind(probe_id)
@@ -401,6 +405,7 @@ pub enum PushReceipt {
 }
 
 /// When the push with this idempotency key was stored, if it was.
+#[tracing::instrument(skip_all, fields(probe_id = %probe_id))]
 pub async fn find_push_receipt(
     pool: &PgPool,
     probe_id: Uuid,
@@ -481,6 +486,7 @@ pub async fn store_push(
 }
 
 /// Receipts older than `keep` are no longer needed to recognise retries.
+#[tracing::instrument(skip_all)]
 pub async fn prune_push_receipts(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
     let done = sqlx::query("delete from push_receipts where received_at < now() - $1::interval")
         .bind(keep)

@@ -114,6 +114,7 @@ fn aggregate(rows: &[RawRow], level: Level, into: &mut HashMap<Key, Rollup>) {
 }
 
 /// Raw observations of `probes` (all probes when `None`) in [from, to).
+#[tracing::instrument(skip_all)]
 async fn raw_rows<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     probes: Option<&[Uuid]>,
@@ -133,6 +134,7 @@ async fn raw_rows<'e>(
 }
 
 /// Raw results in [from, to) of `probes`, rolled up per probe into buckets of `level`.
+#[tracing::instrument(skip_all)]
 pub async fn raw_rollups(
     pool: &PgPool,
     probes: &[Uuid],
@@ -308,6 +310,7 @@ impl ChartRow {
 }
 
 /// Stored rollups of `level` for `probes` with buckets in [from, to), for a chart.
+#[tracing::instrument(skip_all)]
 pub async fn read_chart_rows(
     pool: &PgPool,
     level: Level,
@@ -331,6 +334,7 @@ pub async fn read_chart_rows(
 }
 
 /// Stored rollup rows of `level` for `probes` with buckets in [from, to).
+#[tracing::instrument(skip_all)]
 pub async fn read_rollups(
     pool: &PgPool,
     level: Level,
@@ -342,6 +346,7 @@ pub async fn read_rollups(
     Ok(rows.0.into_iter().map(rollup_from).collect())
 }
 
+#[tracing::instrument(skip_all)]
 async fn read_keys(
     tx: &mut Transaction<'_, Postgres>,
     level: Level,
@@ -362,6 +367,7 @@ async fn read_keys(
 }
 
 /// Sum of the `below` rows inside each key's bucket of `level`.
+#[tracing::instrument(skip_all)]
 async fn recompute_from_below(
     tx: &mut Transaction<'_, Postgres>,
     level: Level,
@@ -390,6 +396,7 @@ async fn recompute_from_below(
 }
 
 /// Writes (replacing) rollup rows of `level`; empty rollups delete their row.
+#[tracing::instrument(skip_all)]
 async fn write_rollups(
     tx: &mut Transaction<'_, Postgres>,
     level: Level,
@@ -489,6 +496,7 @@ async fn write_rollups(
 }
 
 /// Adds `new` minute rollups into the rows of `level` that contain them.
+#[tracing::instrument(skip_all)]
 async fn add_into(
     tx: &mut Transaction<'_, Postgres>,
     level: Level,
@@ -508,6 +516,7 @@ async fn add_into(
 }
 
 /// Moves the watermark (benchmarks and tests that load history, then roll it up as new).
+#[tracing::instrument(skip_all)]
 pub async fn set_watermark(pool: &PgPool, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update rollup_watermark
@@ -521,11 +530,13 @@ pub async fn set_watermark(pool: &PgPool, at: DateTime<Utc>) -> Result<(), sqlx:
 
 /// Up to where the rollups are complete, for readers: the watermark, or the start of the window a
 /// run is rolling up (writers use the watermark itself to tell late results).
+#[tracing::instrument(skip_all)]
 pub async fn watermark(pool: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
     sqlx::query_scalar("select coalesce(pending_from, watermark) from rollup_watermark").fetch_one(pool).await
 }
 
 /// [`watermark`] and the generation of the rollups behind it (see the migration adding it).
+#[tracing::instrument(skip_all)]
 pub async fn watermark_and_generation(pool: &PgPool) -> Result<(DateTime<Utc>, i64), sqlx::Error> {
     sqlx::query_as("select coalesce(pending_from, watermark), generation from rollup_watermark").fetch_one(pool).await
 }
@@ -621,6 +632,7 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
 }
 
 /// Deletes rollups of `level` older than `before`.
+#[tracing::instrument(skip_all)]
 pub async fn prune_rollups(pool: &PgPool, level: Level, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let done = sqlx::query("delete from rollups where level = $1 and bucket < $2")
