@@ -148,11 +148,7 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
     let all: Vec<Uuid> = probes.iter().map(|p| p.id).collect();
     let recent = results::list_results(pool, &all, from, to, RECENT).await?;
     let changes = results::list_state_changes(pool, &all, RECENT).await?;
-    let incidents = crate::storage::incidents::bands_for_service(pool, id, from, to)
-        .await?
-        .into_iter()
-        .map(|(number, title, from, to)| app::model::IncidentBand { number, title, from, to })
-        .collect();
+    let incidents = crate::storage::incidents::bands_for_service(pool, id, from, to).await?;
     Ok(Some(ServiceView {
         service,
         probes,

@@ -801,16 +801,24 @@ pub async fn set_resolve_suggested(
     Ok(done.rows_affected() > 0)
 }
 
-/// Incident windows touching [from, to] for a service: (number, title, started, resolved).
+#[derive(sqlx::FromRow)]
+struct BandRow {
+    number: i64,
+    title: String,
+    started: DateTime<Utc>,
+    resolved: Option<DateTime<Utc>>,
+}
+
+/// Incident windows touching [from, to] for a service, for the bands behind its charts.
 #[tracing::instrument(skip_all)]
 pub async fn bands_for_service(
     pool: &PgPool,
     service: Uuid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(i64, String, DateTime<Utc>, Option<DateTime<Utc>>)>, sqlx::Error> {
-    sqlx::query_as(
-        "select i.number, i.title, coalesce(i.started_at, i.created_at), i.resolved_at
+) -> Result<Vec<app::model::IncidentBand>, sqlx::Error> {
+    let rows: Vec<BandRow> = sqlx::query_as(
+        "select i.number, i.title, coalesce(i.started_at, i.created_at) as started, i.resolved_at as resolved
            from incidents i join incident_services s using (incident_id)
           where s.service_id = $1 and coalesce(i.started_at, i.created_at) <= $3
             and (i.resolved_at is null or i.resolved_at >= $2)
@@ -820,5 +828,9 @@ pub async fn bands_for_service(
     .bind(from)
     .bind(to)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| app::model::IncidentBand { number: r.number, title: r.title, from: r.started, to: r.resolved })
+        .collect())
 }
