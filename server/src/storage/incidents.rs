@@ -123,29 +123,7 @@ pub async fn insert_incident(tx: &mut Transaction<'_, Postgres>, n: &NewIncident
         updated_at: Utc::now(),
     };
     rec.set_times(n.times);
-    sqlx::query(
-        "insert into incidents (incident_id, title, severity, status, commander_id, summary,
-             started_at, started_by, detected_at, detected_by, acknowledged_at, acknowledged_by,
-             automatic, created_by)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(rec.incident_id)
-    .bind(&rec.title)
-    .bind(&rec.severity)
-    .bind(&rec.status)
-    .bind(rec.commander_id)
-    .bind(&rec.summary)
-    .bind(rec.started_at)
-    .bind(&rec.started_by)
-    .bind(rec.detected_at)
-    .bind(&rec.detected_by)
-    .bind(rec.acknowledged_at)
-    .bind(&rec.acknowledged_by)
-    .bind(rec.automatic)
-    .bind(&rec.created_by)
-    .execute(&mut **tx)
-    .await
-    .map(|_| ())
+    write_incident(tx, &rec).await
 }
 
 /// The incident's row, locked until the transaction ends (changes are read-modify-write).
@@ -160,14 +138,30 @@ pub async fn lock_incident(
         .await
 }
 
+/// Stores a changed incident (read with [`lock_incident`]).
 #[tracing::instrument(skip_all)]
 pub async fn save_incident(tx: &mut Transaction<'_, Postgres>, r: &IncidentRecord) -> Result<(), sqlx::Error> {
+    write_incident(tx, r).await
+}
+
+/// One statement for both: a new incident is inserted (its number from the database), a known
+/// one gets every field a change may touch. Who created it, and when, never change.
+#[tracing::instrument(skip_all)]
+async fn write_incident(tx: &mut Transaction<'_, Postgres>, r: &IncidentRecord) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update incidents set title = $2, severity = $3, status = $4, commander_id = $5, summary = $6,
-             started_at = $7, started_by = $8, detected_at = $9, detected_by = $10,
-             acknowledged_at = $11, acknowledged_by = $12, mitigated_at = $13, mitigated_by = $14,
-             resolved_at = $15, resolved_by = $16, resolve_suggested_at = $17, updated_at = now()
-         where incident_id = $1",
+        "insert into incidents (incident_id, title, severity, status, commander_id, summary,
+             started_at, started_by, detected_at, detected_by, acknowledged_at, acknowledged_by,
+             mitigated_at, mitigated_by, resolved_at, resolved_by, resolve_suggested_at, automatic, created_by)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+         on conflict (incident_id) do update set
+             title = excluded.title, severity = excluded.severity, status = excluded.status,
+             commander_id = excluded.commander_id, summary = excluded.summary,
+             started_at = excluded.started_at, started_by = excluded.started_by,
+             detected_at = excluded.detected_at, detected_by = excluded.detected_by,
+             acknowledged_at = excluded.acknowledged_at, acknowledged_by = excluded.acknowledged_by,
+             mitigated_at = excluded.mitigated_at, mitigated_by = excluded.mitigated_by,
+             resolved_at = excluded.resolved_at, resolved_by = excluded.resolved_by,
+             resolve_suggested_at = excluded.resolve_suggested_at, updated_at = now()",
     )
     .bind(r.incident_id)
     .bind(&r.title)
@@ -186,6 +180,8 @@ pub async fn save_incident(tx: &mut Transaction<'_, Postgres>, r: &IncidentRecor
     .bind(r.resolved_at)
     .bind(&r.resolved_by)
     .bind(r.resolve_suggested_at)
+    .bind(r.automatic)
+    .bind(&r.created_by)
     .execute(&mut **tx)
     .await
     .map(|_| ())
