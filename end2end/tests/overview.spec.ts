@@ -185,8 +185,11 @@ test('dragging across a chart zooms: the window goes into the URL, the page paus
   const results = page.getByRole('table', { name: 'Recent results' });
   const label = (await results.getByRole('button', { name: /^Copy request id / }).first().getAttribute('aria-label'))!;
   const id = label.replace('Copy request id ', '');
-  await results.getByRole('button', { name: label, exact: true }).click();
-  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(id);
+  const copy = results.getByRole('button', { name: label, exact: true });
+  await copy.click();
+  await expect(copy).toHaveText('copied ✓');
+  // The clipboard write is a promise the page does not await: poll until it has landed.
+  await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(id);
   // The time axis (a late-committed check may still add to the figures near the window's end).
   const timeAxis = async (p: typeof page) =>
     ((await p.locator('figure.chart svg').first().textContent()) ?? '').match(/\d\d(?:-\d\d)? ?\d\d:\d\d(?: UTC)?/g);
