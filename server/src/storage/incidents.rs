@@ -13,7 +13,7 @@ use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// An incident's own columns, as read and written back whole by a change.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct IncidentRecord {
     pub incident_id: Uuid,
     pub number: i64,
@@ -79,10 +79,21 @@ impl IncidentRecord {
     }
 }
 
-const INCIDENT_COLUMNS: &str = "incident_id, number, title, severity, status, commander_id, summary,
-    started_at, started_by, detected_at, detected_by, acknowledged_at, acknowledged_by,
-    mitigated_at, mitigated_by, resolved_at, resolved_by, automatic, resolve_suggested_at,
-    created_by, created_at, updated_at";
+/// `query_as!` into [`IncidentRecord`] over `incidents i`: the one copy of its column list, then
+/// the rest of the query (a literal) and its arguments.
+macro_rules! query_incidents {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            IncidentRecord,
+            "select incident_id, number, title, severity, status, commander_id, summary,
+                    started_at, started_by, detected_at, detected_by, acknowledged_at, acknowledged_by,
+                    mitigated_at, mitigated_by, resolved_at, resolved_by, automatic, resolve_suggested_at,
+                    created_by, created_at, updated_at
+               from incidents i " + $rest
+            $(, $arg)*
+        )
+    };
+}
 
 /// A new incident (its number is assigned by the database).
 pub struct NewIncidentRow<'a> {
@@ -132,10 +143,7 @@ pub async fn lock_incident(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
 ) -> Result<Option<IncidentRecord>, sqlx::Error> {
-    sqlx::query_as(&format!("select {INCIDENT_COLUMNS} from incidents where incident_id = $1 for update"))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
+    query_incidents!("where incident_id = $1 for update", id).fetch_optional(&mut **tx).await
 }
 
 /// Stores a changed incident (read with [`lock_incident`]).
@@ -148,7 +156,7 @@ pub async fn save_incident(tx: &mut Transaction<'_, Postgres>, r: &IncidentRecor
 /// one gets every field a change may touch. Who created it, and when, never change.
 #[tracing::instrument(skip_all)]
 async fn write_incident(tx: &mut Transaction<'_, Postgres>, r: &IncidentRecord) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into incidents (incident_id, title, severity, status, commander_id, summary,
              started_at, started_by, detected_at, detected_by, acknowledged_at, acknowledged_by,
              mitigated_at, mitigated_by, resolved_at, resolved_by, resolve_suggested_at, automatic, created_by)
@@ -162,26 +170,26 @@ async fn write_incident(tx: &mut Transaction<'_, Postgres>, r: &IncidentRecord) 
              mitigated_at = excluded.mitigated_at, mitigated_by = excluded.mitigated_by,
              resolved_at = excluded.resolved_at, resolved_by = excluded.resolved_by,
              resolve_suggested_at = excluded.resolve_suggested_at, updated_at = now()",
+        r.incident_id,
+        r.title,
+        r.severity,
+        r.status,
+        r.commander_id,
+        r.summary,
+        r.started_at,
+        r.started_by,
+        r.detected_at,
+        r.detected_by,
+        r.acknowledged_at,
+        r.acknowledged_by,
+        r.mitigated_at,
+        r.mitigated_by,
+        r.resolved_at,
+        r.resolved_by,
+        r.resolve_suggested_at,
+        r.automatic,
+        r.created_by,
     )
-    .bind(r.incident_id)
-    .bind(&r.title)
-    .bind(&r.severity)
-    .bind(&r.status)
-    .bind(r.commander_id)
-    .bind(&r.summary)
-    .bind(r.started_at)
-    .bind(&r.started_by)
-    .bind(r.detected_at)
-    .bind(&r.detected_by)
-    .bind(r.acknowledged_at)
-    .bind(&r.acknowledged_by)
-    .bind(r.mitigated_at)
-    .bind(&r.mitigated_by)
-    .bind(r.resolved_at)
-    .bind(&r.resolved_by)
-    .bind(r.resolve_suggested_at)
-    .bind(r.automatic)
-    .bind(&r.created_by)
     .execute(&mut **tx)
     .await
     .map(|_| ())
@@ -190,12 +198,12 @@ async fn write_incident(tx: &mut Transaction<'_, Postgres>, r: &IncidentRecord) 
 /// Adds services to the incident (already present ones are kept).
 #[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn add_services(tx: &mut Transaction<'_, Postgres>, id: Uuid, services: &[Uuid]) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into incident_services (incident_id, service_id) select $1, s from unnest($2::uuid[]) s
          on conflict do nothing",
+        id,
+        services,
     )
-    .bind(id)
-    .bind(services)
     .execute(&mut **tx)
     .await
     .map(|_| ())
@@ -204,9 +212,7 @@ pub async fn add_services(tx: &mut Transaction<'_, Postgres>, id: Uuid, services
 /// Replaces the incident's services.
 #[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn set_services(tx: &mut Transaction<'_, Postgres>, id: Uuid, services: &[Uuid]) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from incident_services where incident_id = $1 and service_id <> all($2)")
-        .bind(id)
-        .bind(services)
+    sqlx::query!("delete from incident_services where incident_id = $1 and service_id <> all($2)", id, services)
         .execute(&mut **tx)
         .await?;
     add_services(tx, id, services).await
@@ -215,102 +221,103 @@ pub async fn set_services(tx: &mut Transaction<'_, Postgres>, id: Uuid, services
 /// Which of `ids` are not services (so a request naming them can be refused by field).
 #[tracing::instrument(skip_all)]
 pub async fn unknown_services(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select s from unnest($1::uuid[]) s where not exists (select 1 from services where service_id = s)",
+    sqlx::query_scalar!(
+        r#"select s as "s!" from unnest($1::uuid[]) s where not exists (select 1 from services where service_id = s)"#,
+        ids,
     )
-    .bind(ids)
     .fetch_all(pool)
     .await
 }
 
 #[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn add_probe(tx: &mut Transaction<'_, Postgres>, id: Uuid, probe: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into incident_probes (incident_id, probe_id) values ($1, $2) on conflict do nothing")
-        .bind(id)
-        .bind(probe)
-        .execute(&mut **tx)
-        .await
-        .map(|_| ())
+    sqlx::query!(
+        "insert into incident_probes (incident_id, probe_id) values ($1, $2) on conflict do nothing",
+        id,
+        probe
+    )
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
 }
 
 #[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn add_participant<'e>(ex: impl PgExecutor<'e>, id: Uuid, user: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into incident_participants (incident_id, user_id) values ($1, $2) on conflict do nothing")
-        .bind(id)
-        .bind(user)
-        .execute(ex)
-        .await
-        .map(|_| ())
+    sqlx::query!(
+        "insert into incident_participants (incident_id, user_id) values ($1, $2) on conflict do nothing",
+        id,
+        user,
+    )
+    .execute(ex)
+    .await
+    .map(|_| ())
 }
 
 #[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn user_ref(pool: &PgPool, id: Uuid) -> Result<Option<UserRef>, sqlx::Error> {
-    let row: Option<(Uuid, String)> =
-        sqlx::query_as("select user_id, email from users where user_id = $1 and disabled_at is null")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(id, email)| UserRef { id, email }))
+    sqlx::query_as!(UserRef, "select user_id as id, email from users where user_id = $1 and disabled_at is null", id)
+        .fetch_optional(pool)
+        .await
 }
 
 /// Enabled users who may command an incident (commanders and admins), for the room's picker.
 #[tracing::instrument(skip_all)]
 pub async fn commanders(pool: &PgPool) -> Result<Vec<UserRef>, sqlx::Error> {
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(
-        "select user_id, email from users
+    sqlx::query_as!(
+        UserRef,
+        "select user_id as id, email from users
           where disabled_at is null and role in ('commander', 'admin') order by lower(email)",
     )
     .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(|(id, email)| UserRef { id, email }).collect())
+    .await
 }
 
 /// The incidents with these rows, with their services (and live states), commander and participants.
 #[tracing::instrument(skip_all)]
 async fn complete(pool: &PgPool, rows: Vec<IncidentRecord>) -> Result<Vec<Incident>, sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.incident_id).collect();
-    let services: Vec<(Uuid, Uuid, String, Option<String>)> = sqlx::query_as(
-        "select i.incident_id, s.service_id, s.name,
+    let services = sqlx::query!(
+        r#"select i.incident_id, s.service_id, s.name,
                 case max(case ps.state when 'down' then 2 when 'degraded' then 1 when 'up' then 0 end)
                        filter (where p.enabled)
-                  when 2 then 'down' when 1 then 'degraded' when 0 then 'up' end
+                  when 2 then 'down' when 1 then 'degraded' when 0 then 'up' end as state
            from incident_services i
            join services s using (service_id)
            left join probes p on p.service_id = s.service_id
            left join probe_state ps on ps.probe_id = p.probe_id
           where i.incident_id = any($1)
           group by i.incident_id, s.service_id, s.name
-          order by s.name",
+          order by s.name"#,
+        &ids,
     )
-    .bind(&ids)
     .fetch_all(pool)
     .await?;
-    let people: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+    let people = sqlx::query!(
         "select p.incident_id, u.user_id, u.email from incident_participants p join users u using (user_id)
           where p.incident_id = any($1) order by p.joined_at",
+        &ids,
     )
-    .bind(&ids)
     .fetch_all(pool)
     .await?;
     let commanders: Vec<Uuid> = rows.iter().filter_map(|r| r.commander_id).collect();
     let emails: HashMap<Uuid, String> =
-        sqlx::query_as::<_, (Uuid, String)>("select user_id, email from users where user_id = any($1)")
-            .bind(&commanders)
+        sqlx::query!("select user_id, email from users where user_id = any($1)", &commanders)
             .fetch_all(pool)
             .await?
             .into_iter()
+            .map(|r| (r.user_id, r.email))
             .collect();
     let mut by_incident: HashMap<Uuid, Vec<AffectedService>> = HashMap::new();
-    for (incident, id, name, state) in services {
-        by_incident.entry(incident).or_default().push(AffectedService {
-            id,
-            name,
-            state: state.as_deref().and_then(Outcome::parse),
+    for r in services {
+        by_incident.entry(r.incident_id).or_default().push(AffectedService {
+            id: r.service_id,
+            name: r.name,
+            state: r.state.as_deref().and_then(Outcome::parse),
         });
     }
     let mut participants: HashMap<Uuid, Vec<UserRef>> = HashMap::new();
-    for (incident, id, email) in people {
-        participants.entry(incident).or_default().push(UserRef { id, email });
+    for r in people {
+        participants.entry(r.incident_id).or_default().push(UserRef { id: r.user_id, email: r.email });
     }
     Ok(rows
         .into_iter()
@@ -336,11 +343,7 @@ async fn complete(pool: &PgPool, rows: Vec<IncidentRecord>) -> Result<Vec<Incide
 
 #[tracing::instrument(skip(pool))]
 pub async fn get_incident(pool: &PgPool, id: Uuid) -> Result<Option<Incident>, sqlx::Error> {
-    let rows: Vec<IncidentRecord> =
-        sqlx::query_as(&format!("select {INCIDENT_COLUMNS} from incidents where incident_id = $1"))
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
+    let rows = query_incidents!("where incident_id = $1", id).fetch_all(pool).await?;
     Ok(complete(pool, rows).await?.pop())
 }
 
@@ -351,9 +354,8 @@ pub async fn list_incidents(pool: &PgPool, f: &IncidentFilter, limit: i64) -> Re
         let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         format!("%{escaped}%")
     });
-    let rows: Vec<IncidentRecord> = sqlx::query_as(&format!(
-        "select {INCIDENT_COLUMNS} from incidents i
-          where ($1::text is null or status = $1)
+    let rows = query_incidents!(
+        "where ($1::text is null or status = $1)
             and ($2::text is null or severity = $2)
             and ($3::uuid is null or exists (select 1 from incident_services s
                                               where s.incident_id = i.incident_id and s.service_id = $3))
@@ -363,21 +365,20 @@ pub async fn list_incidents(pool: &PgPool, f: &IncidentFilter, limit: i64) -> Re
                  or exists (select 1 from timeline_entries e
                              where e.incident_id = i.incident_id and e.deleted_at is null and e.text ilike $6))
           order by (status = 'resolved'), created_at desc
-          limit $7"
-    ))
-    .bind(f.status.map(IncidentStatus::as_str))
-    .bind(f.severity.map(Severity::as_str))
-    .bind(f.service)
-    .bind(f.from)
-    .bind(f.to)
-    .bind(pattern)
-    .bind(limit)
+          limit $7",
+        f.status.map(IncidentStatus::as_str) as Option<&str>,
+        f.severity.map(Severity::as_str) as Option<&str>,
+        f.service,
+        f.from,
+        f.to,
+        pattern,
+        limit,
+    )
     .fetch_all(pool)
     .await?;
     complete(pool, rows).await
 }
 
-#[derive(sqlx::FromRow)]
 struct EntryRow {
     entry_id: Uuid,
     incident_id: Uuid,
@@ -393,8 +394,19 @@ struct EntryRow {
     deleted_by: Option<String>,
 }
 
-const ENTRY_COLUMNS: &str = "entry_id, incident_id, kind, text, author, happened_at, recorded_at, attachments,
-    revision, edited_at, deleted_at, deleted_by";
+/// `query_as!` into [`EntryRow`]: the part of the query before the entry's columns, the one copy of
+/// the column list, the part after, then the arguments.
+macro_rules! query_entries {
+    ($before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            EntryRow,
+            $before + r#" entry_id, incident_id, kind, text, author, happened_at, recorded_at,
+                          attachments as "attachments: Json<Vec<Attachment>>", revision, edited_at, deleted_at,
+                          deleted_by "# + $after
+            $(, $arg)*
+        )
+    };
+}
 
 fn entry_from(r: EntryRow) -> TimelineEntry {
     TimelineEntry {
@@ -434,23 +446,24 @@ pub async fn insert_entry<'e>(
     ex: impl PgExecutor<'e>,
     e: &NewEntryRow<'_>,
 ) -> Result<Option<TimelineEntry>, sqlx::Error> {
-    let row: Option<EntryRow> = sqlx::query_as(&format!(
+    let row = query_entries!(
         "insert into timeline_entries (entry_id, incident_id, kind, text, author, author_id, happened_at,
              attachments, idempotency_key, state_change_id)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          on conflict do nothing
-         returning {ENTRY_COLUMNS}"
-    ))
-    .bind(e.id)
-    .bind(e.incident_id)
-    .bind(e.kind.as_str())
-    .bind(e.text)
-    .bind(e.author)
-    .bind(e.author_id)
-    .bind(e.happened_at)
-    .bind(Json(e.attachments))
-    .bind(e.idempotency_key)
-    .bind(e.state_change_id)
+         returning",
+        "",
+        e.id,
+        e.incident_id,
+        e.kind.as_str(),
+        e.text,
+        e.author,
+        e.author_id,
+        e.happened_at,
+        Json(e.attachments) as _,
+        e.idempotency_key,
+        e.state_change_id,
+    )
     .fetch_optional(ex)
     .await?;
     Ok(row.map(entry_from))
@@ -458,11 +471,12 @@ pub async fn insert_entry<'e>(
 
 #[tracing::instrument(skip_all)]
 pub async fn entry_by_key(pool: &PgPool, incident: Uuid, key: &str) -> Result<Option<TimelineEntry>, sqlx::Error> {
-    let row: Option<EntryRow> = sqlx::query_as(&format!(
-        "select {ENTRY_COLUMNS} from timeline_entries where incident_id = $1 and idempotency_key = $2"
-    ))
-    .bind(incident)
-    .bind(key)
+    let row = query_entries!(
+        "select",
+        "from timeline_entries where incident_id = $1 and idempotency_key = $2",
+        incident,
+        key,
+    )
     .fetch_optional(pool)
     .await?;
     Ok(row.map(entry_from))
@@ -475,23 +489,17 @@ pub async fn list_entries(
     incident: Uuid,
     with_deleted: bool,
 ) -> Result<Vec<TimelineEntry>, sqlx::Error> {
-    let rows: Vec<EntryRow> = sqlx::query_as(&format!(
-        "select {ENTRY_COLUMNS} from timeline_entries
+    let rows = query_entries!(
+        "select",
+        "from timeline_entries
           where incident_id = $1 and ($2 or deleted_at is null)
-          order by happened_at, recorded_at, entry_id"
-    ))
-    .bind(incident)
-    .bind(with_deleted)
+          order by happened_at, recorded_at, entry_id",
+        incident,
+        with_deleted,
+    )
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(entry_from).collect())
-}
-
-#[derive(sqlx::FromRow)]
-struct LockedEntryRow {
-    #[sqlx(flatten)]
-    entry: EntryRow,
-    author_id: Option<Uuid>,
 }
 
 /// The entry with its author's user id, locked for a change.
@@ -501,14 +509,17 @@ pub async fn lock_entry(
     incident: Uuid,
     entry: Uuid,
 ) -> Result<Option<(TimelineEntry, Option<Uuid>)>, sqlx::Error> {
-    let row: Option<LockedEntryRow> = sqlx::query_as(&format!(
-        "select {ENTRY_COLUMNS}, author_id from timeline_entries where incident_id = $1 and entry_id = $2 for update"
-    ))
-    .bind(incident)
-    .bind(entry)
+    // The author's id is not an entry field: read it by itself in the same locked transaction.
+    let author_id = sqlx::query_scalar!(
+        "select author_id from timeline_entries where incident_id = $1 and entry_id = $2 for update",
+        incident,
+        entry
+    )
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.map(|r| (entry_from(r.entry), r.author_id)))
+    let Some(author_id) = author_id else { return Ok(None) };
+    let row = query_entries!("select", "from timeline_entries where entry_id = $1", entry).fetch_one(&mut **tx).await?;
+    Ok(Some((entry_from(row), author_id)))
 }
 
 /// Keeps `old` as a revision and writes the new version over it.
@@ -519,29 +530,30 @@ pub async fn update_entry(
     new: &TimelineEntry,
     by: &str,
 ) -> Result<TimelineEntry, sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into timeline_revisions (entry_id, revision, kind, text, happened_at, attachments, replaced_by)
          values ($1, $2, $3, $4, $5, $6, $7)",
+        old.id,
+        old.revision,
+        old.kind.as_str(),
+        old.text,
+        old.happened_at,
+        Json(&old.attachments) as _,
+        by,
     )
-    .bind(old.id)
-    .bind(old.revision)
-    .bind(old.kind.as_str())
-    .bind(&old.text)
-    .bind(old.happened_at)
-    .bind(Json(&old.attachments))
-    .bind(by)
     .execute(&mut **tx)
     .await?;
-    let row: EntryRow = sqlx::query_as(&format!(
+    let row = query_entries!(
         "update timeline_entries set kind = $2, text = $3, happened_at = $4, attachments = $5,
              revision = revision + 1, edited_at = now()
-          where entry_id = $1 returning {ENTRY_COLUMNS}"
-    ))
-    .bind(old.id)
-    .bind(new.kind.as_str())
-    .bind(&new.text)
-    .bind(new.happened_at)
-    .bind(Json(&new.attachments))
+          where entry_id = $1 returning",
+        "",
+        old.id,
+        new.kind.as_str(),
+        new.text,
+        new.happened_at,
+        Json(&new.attachments) as _,
+    )
     .fetch_one(&mut **tx)
     .await?;
     Ok(entry_from(row))
@@ -553,12 +565,13 @@ pub async fn delete_entry(
     entry: Uuid,
     by: &str,
 ) -> Result<TimelineEntry, sqlx::Error> {
-    let row: EntryRow = sqlx::query_as(&format!(
+    let row = query_entries!(
         "update timeline_entries set deleted_at = coalesce(deleted_at, now()), deleted_by = coalesce(deleted_by, $2)
-          where entry_id = $1 returning {ENTRY_COLUMNS}"
-    ))
-    .bind(entry)
-    .bind(by)
+          where entry_id = $1 returning",
+        "",
+        entry,
+        by,
+    )
     .fetch_one(&mut **tx)
     .await?;
     Ok(entry_from(row))
@@ -566,33 +579,35 @@ pub async fn delete_entry(
 
 #[tracing::instrument(skip_all)]
 pub async fn entry_exists(pool: &PgPool, incident: Uuid, entry: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("select exists (select 1 from timeline_entries where incident_id = $1 and entry_id = $2)")
-        .bind(incident)
-        .bind(entry)
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar!(
+        r#"select exists (select 1 from timeline_entries where incident_id = $1 and entry_id = $2) as "exists!""#,
+        incident,
+        entry,
+    )
+    .fetch_one(pool)
+    .await
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn entry_revisions(pool: &PgPool, entry: Uuid) -> Result<Vec<EntryRevision>, sqlx::Error> {
-    type Row = (i32, String, String, DateTime<Utc>, Json<Vec<Attachment>>, String, DateTime<Utc>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "select revision, kind, text, happened_at, attachments, replaced_by, replaced_at
-           from timeline_revisions where entry_id = $1 order by revision",
+    let rows = sqlx::query!(
+        r#"select revision, kind, text, happened_at, attachments as "attachments: Json<Vec<Attachment>>",
+                  replaced_by, replaced_at
+             from timeline_revisions where entry_id = $1 order by revision"#,
+        entry,
     )
-    .bind(entry)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(revision, kind, text, happened_at, attachments, replaced_by, replaced_at)| EntryRevision {
-            revision,
-            kind: EntryKind::parse(&kind).unwrap_or(EntryKind::Note),
-            text,
-            happened_at,
-            attachments: attachments.0,
-            replaced_by,
-            replaced_at,
+        .map(|r| EntryRevision {
+            revision: r.revision,
+            kind: EntryKind::parse(&r.kind).unwrap_or(EntryKind::Note),
+            text: r.text,
+            happened_at: r.happened_at,
+            attachments: r.attachments.0,
+            replaced_by: r.replaced_by,
+            replaced_at: r.replaced_at,
         })
         .collect())
 }
@@ -600,7 +615,7 @@ pub async fn entry_revisions(pool: &PgPool, entry: Uuid) -> Result<Vec<EntryRevi
 // ---- The incident engine's reads and writes ----
 
 /// A probe state change not yet handled by the incident engine, with what it needs to decide.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct PendingChange {
     pub state_change_id: i64,
     pub probe_id: Uuid,
@@ -619,26 +634,27 @@ pub struct PendingChange {
 /// The oldest unhandled state changes, locked so that two engines never handle one twice.
 #[tracing::instrument(skip_all)]
 pub async fn claim_changes(tx: &mut Transaction<'_, Postgres>, limit: i64) -> Result<Vec<PendingChange>, sqlx::Error> {
-    sqlx::query_as(
-        "select c.state_change_id, c.probe_id, c.at, c.from_state, c.to_state, c.request_id, c.error_class,
-                p.name as probe_name, p.spec, p.service_id, s.name as service_name, s.criticality
-           from state_changes c
-           join probes p using (probe_id)
-           join services s on s.service_id = p.service_id
-          where c.handled_at is null
-          order by c.state_change_id
-          limit $1
-          for update of c skip locked",
+    sqlx::query_as!(
+        PendingChange,
+        r#"select c.state_change_id, c.probe_id, c.at, c.from_state, c.to_state, c.request_id, c.error_class,
+                  p.name as probe_name, p.spec as "spec: Json<ProbeSpec>", p.service_id, s.name as service_name,
+                  s.criticality
+             from state_changes c
+             join probes p using (probe_id)
+             join services s on s.service_id = p.service_id
+            where c.handled_at is null
+            order by c.state_change_id
+            limit $1
+            for update of c skip locked"#,
+        limit,
     )
-    .bind(limit)
     .fetch_all(&mut **tx)
     .await
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn mark_handled(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("update state_changes set handled_at = now() where state_change_id = $1")
-        .bind(id)
+    sqlx::query!("update state_changes set handled_at = now() where state_change_id = $1", id)
         .execute(&mut **tx)
         .await
         .map(|_| ())
@@ -650,12 +666,12 @@ pub async fn open_incident_for_service(
     tx: &mut Transaction<'_, Postgres>,
     service: Uuid,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "select i.incident_id from incidents i join incident_services s using (incident_id)
           where s.service_id = $1 and i.status <> 'resolved'
           order by i.created_at desc limit 1",
+        service,
     )
-    .bind(service)
     .fetch_optional(&mut **tx)
     .await
 }
@@ -663,9 +679,8 @@ pub async fn open_incident_for_service(
 /// Serialises the engine's decision to open an incident for a service, across engines.
 #[tracing::instrument(skip_all)]
 pub async fn lock_service_for_opening(tx: &mut Transaction<'_, Postgres>, service: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("select 1 from services where service_id = $1 for update")
-        .bind(service)
-        .execute(&mut **tx)
+    sqlx::query_scalar!("select 1 as locked from services where service_id = $1 for update", service)
+        .fetch_optional(&mut **tx)
         .await
         .map(|_| ())
 }
@@ -698,21 +713,21 @@ pub async fn failing_since(
     probe: Uuid,
     at: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "select min(at) from results
           where probe_id = $1 and at <= $2 and at > $2 - interval '1 day'
             and at > coalesce((select max(at) from results
                                 where probe_id = $1 and outcome = 0 and at <= $2 and at > $2 - interval '1 day'),
                               '-infinity')",
+        probe,
+        at,
     )
-    .bind(probe)
-    .bind(at)
     .fetch_one(pool)
     .await
 }
 
 /// A probe that has been degraded since `since`, with what opening an incident for it needs.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct DegradedProbe {
     pub probe_id: Uuid,
     pub probe_name: String,
@@ -726,12 +741,14 @@ pub struct DegradedProbe {
 /// Enabled probes now degraded whose service no open incident covers.
 #[tracing::instrument(skip_all)]
 pub async fn degraded_uncovered(pool: &PgPool) -> Result<Vec<DegradedProbe>, sqlx::Error> {
-    sqlx::query_as(
-        "select p.probe_id, p.name as probe_name, ps.since, p.spec, p.service_id, s.name as service_name, s.criticality
-           from probe_state ps join probes p using (probe_id) join services s on s.service_id = p.service_id
-          where ps.state = 'degraded' and p.enabled
-            and not exists (select 1 from incidents i join incident_services x using (incident_id)
-                             where x.service_id = p.service_id and i.status <> 'resolved')",
+    sqlx::query_as!(
+        DegradedProbe,
+        r#"select p.probe_id, p.name as probe_name, ps.since, p.spec as "spec: Json<ProbeSpec>", p.service_id,
+                  s.name as service_name, s.criticality
+             from probe_state ps join probes p using (probe_id) join services s on s.service_id = p.service_id
+            where ps.state = 'degraded' and p.enabled
+              and not exists (select 1 from incidents i join incident_services x using (incident_id)
+                               where x.service_id = p.service_id and i.status <> 'resolved')"#,
     )
     .fetch_all(pool)
     .await
@@ -747,9 +764,8 @@ pub struct OpenIncidentProbes {
 
 #[tracing::instrument(skip_all)]
 pub async fn open_incident_probes(pool: &PgPool) -> Result<Vec<OpenIncidentProbes>, sqlx::Error> {
-    type Row = (Uuid, bool, Option<String>, Option<DateTime<Utc>>, Option<Json<ProbeSpec>>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "with open as (select incident_id, resolve_suggested_at is not null as suggested
+    let rows = sqlx::query!(
+        r#"with open as (select incident_id, resolve_suggested_at is not null as suggested
                          from incidents where status <> 'resolved'),
               affected as (
                 select o.incident_id, ip.probe_id from open o join incident_probes ip using (incident_id)
@@ -757,16 +773,18 @@ pub async fn open_incident_probes(pool: &PgPool) -> Result<Vec<OpenIncidentProbe
                 select o.incident_id, p.probe_id from open o join incident_services s using (incident_id)
                   join probes p on p.service_id = s.service_id and p.enabled
                  where not exists (select 1 from incident_probes ip where ip.incident_id = o.incident_id))
-         select o.incident_id, o.suggested, ps.state, ps.since, p.spec
+         select o.incident_id as "incident_id!", o.suggested as "suggested!", ps.state as "state?",
+                ps.since as "since?", p.spec as "spec?: Json<ProbeSpec>"
            from open o
            left join affected a using (incident_id)
            left join probes p on p.probe_id = a.probe_id
-           left join probe_state ps on ps.probe_id = a.probe_id",
+           left join probe_state ps on ps.probe_id = a.probe_id"#,
     )
     .fetch_all(pool)
     .await?;
     let mut out: Vec<OpenIncidentProbes> = Vec::new();
-    for (incident_id, suggested, state, since, spec) in rows {
+    for r in rows {
+        let (incident_id, suggested, state, since, spec) = (r.incident_id, r.suggested, r.state, r.since, r.spec);
         if out.last().is_none_or(|o| o.incident_id != incident_id) {
             out.push(OpenIncidentProbes { incident_id, suggested, probes: Vec::new() });
         }
@@ -786,23 +804,15 @@ pub async fn set_resolve_suggested(
     id: Uuid,
     at: Option<DateTime<Utc>>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "update incidents set resolve_suggested_at = $2, updated_at = now()
           where incident_id = $1 and status <> 'resolved' and (resolve_suggested_at is null) <> ($2::timestamptz is null)",
+        id,
+        at,
     )
-    .bind(id)
-    .bind(at)
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() > 0)
-}
-
-#[derive(sqlx::FromRow)]
-struct BandRow {
-    number: i64,
-    title: String,
-    started: DateTime<Utc>,
-    resolved: Option<DateTime<Utc>>,
 }
 
 /// Incident windows touching [from, to] for a service, for the bands behind its charts.
@@ -813,16 +823,16 @@ pub async fn bands_for_service(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<app::model::IncidentBand>, sqlx::Error> {
-    let rows: Vec<BandRow> = sqlx::query_as(
-        "select i.number, i.title, coalesce(i.started_at, i.created_at) as started, i.resolved_at as resolved
-           from incidents i join incident_services s using (incident_id)
-          where s.service_id = $1 and coalesce(i.started_at, i.created_at) <= $3
-            and (i.resolved_at is null or i.resolved_at >= $2)
-          order by 3",
+    let rows = sqlx::query!(
+        r#"select i.number, i.title, coalesce(i.started_at, i.created_at) as "started!", i.resolved_at as resolved
+             from incidents i join incident_services s using (incident_id)
+            where s.service_id = $1 and coalesce(i.started_at, i.created_at) <= $3
+              and (i.resolved_at is null or i.resolved_at >= $2)
+            order by 3"#,
+        service,
+        from,
+        to,
     )
-    .bind(service)
-    .bind(from)
-    .bind(to)
     .fetch_all(pool)
     .await?;
     Ok(rows

@@ -22,26 +22,26 @@ use uuid::Uuid;
 /// The cheapest round trip that proves the database answers.
 #[tracing::instrument(skip(pool))]
 pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("select 1").execute(pool).await.map(|_| ())
+    sqlx::query_scalar!("select 1 as one").fetch_one(pool).await.map(|_| ())
 }
 
 /// This instance's identity, created on first start and kept across restarts.
 #[tracing::instrument(skip(pool))]
 pub async fn ensure_instance(pool: &PgPool) -> Result<(Uuid, DateTime<Utc>), sqlx::Error> {
-    sqlx::query("insert into instance (instance_id) values ($1) on conflict (singleton) do nothing")
-        .bind(Uuid::new_v4())
+    sqlx::query!("insert into instance (instance_id) values ($1) on conflict (singleton) do nothing", Uuid::new_v4())
         .execute(pool)
         .await?;
-    sqlx::query_as("select instance_id, created_at from instance").fetch_one(pool).await
+    let row = sqlx::query!("select instance_id, created_at from instance").fetch_one(pool).await?;
+    Ok((row.instance_id, row.created_at))
 }
 
 /// Creates `name` in the cluster behind `pool` unless it exists (for the embedded cluster).
 #[tracing::instrument(skip(pool))]
 pub async fn create_database_if_missing(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-        .bind(name)
-        .fetch_one(pool)
-        .await?;
+    let exists =
+        sqlx::query_scalar!(r#"select exists (select 1 from pg_database where datname = $1) as "exists!""#, name)
+            .fetch_one(pool)
+            .await?;
     if !exists {
         // Identifiers cannot be bound as parameters; quote it.
         let sql = format!("create database {}", quote_ident(name));

@@ -4,6 +4,7 @@ use std::borrow::Borrow;
 
 use app::model::{Component, ErrorClass, Outcome, Phases, PoolReading, ProbeResult, StateChange};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -14,8 +15,9 @@ fn partition_name(day: NaiveDate) -> String {
 /// Creates the daily partition holding `day` unless it exists.
 #[tracing::instrument(skip(pool))]
 pub async fn ensure_partition(pool: &PgPool, day: NaiveDate) -> Result<(), sqlx::Error> {
-    let exists: bool =
-        sqlx::query_scalar("select to_regclass($1) is not null").bind(partition_name(day)).fetch_one(pool).await?;
+    let exists = sqlx::query_scalar!(r#"select to_regclass($1) is not null as "exists!""#, partition_name(day))
+        .fetch_one(pool)
+        .await?;
     if exists {
         return Ok(());
     }
@@ -38,9 +40,9 @@ pub async fn ensure_partition(pool: &PgPool, day: NaiveDate) -> Result<(), sqlx:
 /// Drops daily partitions entirely older than `cutoff`; returns their names.
 #[tracing::instrument(skip(pool))]
 pub async fn drop_partitions_before(pool: &PgPool, cutoff: NaiveDate) -> Result<Vec<String>, sqlx::Error> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "select c.relname::text from pg_inherits i join pg_class c on c.oid = i.inhrelid
-          where i.inhparent = 'results'::regclass order by 1",
+    let names = sqlx::query_scalar!(
+        r#"select c.relname::text as "name!" from pg_inherits i join pg_class c on c.oid = i.inhrelid
+            where i.inhparent = 'results'::regclass order by 1"#,
     )
     .fetch_all(pool)
     .await?;
@@ -110,20 +112,19 @@ pub async fn write_batch<R: Borrow<ProbeResult>>(
     changes: &[StateChange],
 ) -> Result<BatchOutcome, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let watermark: DateTime<Utc> =
-        sqlx::query_scalar("select watermark from rollup_watermark for share").fetch_one(&mut *tx).await?;
+    let watermark = share_watermark(&mut tx).await?;
     insert_results(&mut tx, results).await?;
     let late: Vec<&ProbeResult> = results.iter().map(Borrow::borrow).filter(|r| r.at < watermark).collect();
     if !late.is_empty() {
         let probes: Vec<Uuid> = late.iter().map(|r| r.probe_id).collect();
         let ats: Vec<DateTime<Utc>> = late.iter().map(|r| r.at).collect();
-        sqlx::query(
+        sqlx::query!(
             "insert into rollup_dirty (probe_id, minute)
              select p, date_trunc('minute', a) from unnest($1::uuid[], $2::timestamptz[]) as t(p, a)
              on conflict do nothing",
+            &probes,
+            &ats,
         )
-        .bind(&probes)
-        .bind(&ats)
         .execute(&mut *tx)
         .await?;
     }
@@ -135,18 +136,18 @@ pub async fn write_batch<R: Borrow<ProbeResult>>(
         let to: Vec<&str> = changes.iter().map(|c| c.to.as_str()).collect();
         let rid: Vec<&str> = changes.iter().map(|c| c.request_id.as_str()).collect();
         let err: Vec<Option<&str>> = changes.iter().map(|c| c.error.map(ErrorClass::as_str)).collect();
-        sqlx::query(
+        sqlx::query!(
             "insert into state_changes (probe_id, at, from_state, to_state, request_id, error_class)
              select t.* from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[])
                     as t(p, a, f, s, r, e)
               where exists (select 1 from probes where probe_id = t.p)",
+            &probe,
+            &at,
+            &from as &[&str],
+            &to as &[&str],
+            &rid as &[&str],
+            &err as &[Option<&str>],
         )
-        .bind(&probe)
-        .bind(&at)
-        .bind(&from)
-        .bind(&to)
-        .bind(&rid)
-        .bind(&err)
         .execute(&mut *tx)
         .await?;
     }
@@ -263,7 +264,7 @@ async fn upsert_states(tx: &mut Transaction<'_, Postgres>, states: &[StateRow]) 
     let last: Vec<&str> = states.iter().map(|s| s.last_outcome.as_str()).collect();
     let err: Vec<Option<&str>> = states.iter().map(|s| s.last_error.map(ErrorClass::as_str)).collect();
     // A probe deleted while its results were in flight has no row to update: skip it.
-    sqlx::query(
+    sqlx::query!(
         "insert into probe_state (probe_id, state, since, last_result_at, last_outcome, last_error)
          select t.* from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[])
                 as t(p, s, si, la, lo, le)
@@ -272,19 +273,18 @@ async fn upsert_states(tx: &mut Transaction<'_, Postgres>, states: &[StateRow]) 
            state = excluded.state, since = excluded.since, last_result_at = excluded.last_result_at,
            last_outcome = excluded.last_outcome, last_error = excluded.last_error
          where probe_state.last_result_at is null or probe_state.last_result_at <= excluded.last_result_at",
+        &probe,
+        &state as &[&str],
+        &since,
+        &last_at,
+        &last as &[&str],
+        &err as &[Option<&str>],
     )
-    .bind(&probe)
-    .bind(&state)
-    .bind(&since)
-    .bind(&last_at)
-    .bind(&last)
-    .bind(&err)
     .execute(&mut **tx)
     .await
     .map(|_| ())
 }
 
-#[derive(sqlx::FromRow)]
 struct ResultRow {
     probe_id: Uuid,
     at: DateTime<Utc>,
@@ -302,8 +302,8 @@ struct ResultRow {
     detail: Option<String>,
     body_excerpt: Option<String>,
     cert_days_left: Option<i32>,
-    components: Option<sqlx::types::Json<Vec<Component>>>,
-    pool: Option<sqlx::types::Json<PoolReading>>,
+    components: Option<Json<Vec<Component>>>,
+    pool: Option<Json<PoolReading>>,
 }
 
 fn result_from(r: ResultRow) -> ProbeResult {
@@ -332,9 +332,6 @@ fn result_from(r: ResultRow) -> ProbeResult {
     }
 }
 
-const RESULT_COLUMNS: &str = "probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us,
-    transfer_us, total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left, components, pool";
-
 /// The newest results of `probes` in [from, to), newest first.
 #[tracing::instrument(skip(pool))]
 pub async fn list_results(
@@ -344,14 +341,18 @@ pub async fn list_results(
     to: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<ProbeResult>, sqlx::Error> {
-    let rows: Vec<ResultRow> = sqlx::query_as(&format!(
-        "select {RESULT_COLUMNS} from results where probe_id = any($1) and at >= $2 and at < $3
-          order by at desc limit $4"
-    ))
-    .bind(probes)
-    .bind(from)
-    .bind(to)
-    .bind(limit)
+    let rows = sqlx::query_as!(
+        ResultRow,
+        r#"select probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us, transfer_us,
+                  total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left,
+                  components as "components: Json<Vec<Component>>", pool as "pool: Json<PoolReading>"
+             from results where probe_id = any($1) and at >= $2 and at < $3
+            order by at desc limit $4"#,
+        probes,
+        from,
+        to,
+        limit,
+    )
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(result_from).collect())
@@ -360,8 +361,7 @@ pub async fn list_results(
 /// Number of stored results of a probe (tests and benchmarks).
 #[tracing::instrument(skip_all)]
 pub async fn count_results(pool: &PgPool, probe_id: Option<Uuid>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("select count(*) from results where $1::uuid is null or probe_id = $1")
-        .bind(probe_id)
+    sqlx::query_scalar!(r#"select count(*) as "count!" from results where $1::uuid is null or probe_id = $1"#, probe_id)
         .fetch_one(pool)
         .await
 }
@@ -369,27 +369,26 @@ pub async fn count_results(pool: &PgPool, probe_id: Option<Uuid>) -> Result<i64,
 #[tracing::instrument(skip(pool))]
 /// Confirmed state changes of `probes`, newest first.
 pub async fn list_state_changes(pool: &PgPool, probes: &[Uuid], limit: i64) -> Result<Vec<StateChange>, sqlx::Error> {
-    type Row = (Uuid, Uuid, DateTime<Utc>, String, String, String, Option<String>);
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows = sqlx::query!(
         "select c.probe_id, p.service_id, c.at, c.from_state, c.to_state, c.request_id, c.error_class
            from state_changes c join probes p using (probe_id)
           where c.probe_id = any($1) order by c.at desc, c.state_change_id desc limit $2",
+        probes,
+        limit,
     )
-    .bind(probes)
-    .bind(limit)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(probe_id, service_id, at, from, to, request_id, error)| {
+        .filter_map(|r| {
             Some(StateChange {
-                probe_id,
-                service_id,
-                at,
-                from: Outcome::parse(&from)?,
-                to: Outcome::parse(&to)?,
-                request_id,
-                error: error.as_deref().and_then(ErrorClass::parse),
+                probe_id: r.probe_id,
+                service_id: r.service_id,
+                at: r.at,
+                from: Outcome::parse(&r.from_state)?,
+                to: Outcome::parse(&r.to_state)?,
+                request_id: r.request_id,
+                error: r.error_class.as_deref().and_then(ErrorClass::parse),
             })
         })
         .collect())
@@ -412,12 +411,14 @@ pub async fn find_push_receipt(
     agent_id: &str,
     seq: i64,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar("select at from push_receipts where probe_id = $1 and agent_id = $2 and seq = $3")
-        .bind(probe_id)
-        .bind(agent_id)
-        .bind(seq)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_scalar!(
+        "select at from push_receipts where probe_id = $1 and agent_id = $2 and seq = $3",
+        probe_id,
+        agent_id,
+        seq
+    )
+    .fetch_optional(pool)
+    .await
 }
 
 /// Stores one pushed result with its idempotency key, its state row and state change, in one
@@ -432,35 +433,36 @@ pub async fn store_push(
     change: Option<&StateChange>,
 ) -> Result<PushReceipt, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "insert into push_receipts (probe_id, agent_id, seq, at) values ($1, $2, $3, $4) on conflict do nothing",
+        result.probe_id,
+        agent_id,
+        seq,
+        result.at,
     )
-    .bind(result.probe_id)
-    .bind(agent_id)
-    .bind(seq)
-    .bind(result.at)
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
-        let at: DateTime<Utc> =
-            sqlx::query_scalar("select at from push_receipts where probe_id = $1 and agent_id = $2 and seq = $3")
-                .bind(result.probe_id)
-                .bind(agent_id)
-                .bind(seq)
-                .fetch_one(&mut *tx)
-                .await?;
+        let at = sqlx::query_scalar!(
+            "select at from push_receipts where probe_id = $1 and agent_id = $2 and seq = $3",
+            result.probe_id,
+            agent_id,
+            seq,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         tx.rollback().await?;
         return Ok(PushReceipt::Duplicate(at));
     }
-    let watermark: DateTime<Utc> =
-        sqlx::query_scalar("select watermark from rollup_watermark for share").fetch_one(&mut *tx).await?;
+    let watermark = share_watermark(&mut tx).await?;
     insert_results(&mut tx, std::slice::from_ref(result)).await?;
     if result.at < watermark {
-        sqlx::query(
-            "insert into rollup_dirty (probe_id, minute) values ($1, date_trunc('minute', $2)) on conflict do nothing",
+        sqlx::query!(
+            "insert into rollup_dirty (probe_id, minute) values ($1, date_trunc('minute', $2::timestamptz))
+             on conflict do nothing",
+            result.probe_id,
+            result.at,
         )
-        .bind(result.probe_id)
-        .bind(result.at)
         .execute(&mut *tx)
         .await?;
     }
@@ -468,16 +470,16 @@ pub async fn store_push(
         upsert_states(&mut tx, std::slice::from_ref(s)).await?;
     }
     if let Some(c) = change {
-        sqlx::query(
+        sqlx::query!(
             "insert into state_changes (probe_id, at, from_state, to_state, request_id, error_class)
              values ($1, $2, $3, $4, $5, $6)",
+            c.probe_id,
+            c.at,
+            c.from.as_str(),
+            c.to.as_str(),
+            c.request_id,
+            c.error.map(ErrorClass::as_str) as Option<&str>,
         )
-        .bind(c.probe_id)
-        .bind(c.at)
-        .bind(c.from.as_str())
-        .bind(c.to.as_str())
-        .bind(&c.request_id)
-        .bind(c.error.map(ErrorClass::as_str))
         .execute(&mut *tx)
         .await?;
     }
@@ -485,11 +487,17 @@ pub async fn store_push(
     Ok(PushReceipt::Stored)
 }
 
+/// The rollup watermark, read `for share` so that the rollup task (which takes it `for update`)
+/// waits for this transaction.
+#[tracing::instrument(skip_all)]
+async fn share_watermark(tx: &mut Transaction<'_, Postgres>) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar!("select watermark from rollup_watermark for share").fetch_one(&mut **tx).await
+}
+
 /// Receipts older than `keep` are no longer needed to recognise retries.
 #[tracing::instrument(skip_all)]
 pub async fn prune_push_receipts(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("delete from push_receipts where received_at < now() - $1::interval")
-        .bind(keep)
+    let done = sqlx::query!("delete from push_receipts where received_at < now() - $1::interval", keep as _)
         .execute(pool)
         .await?;
     Ok(done.rows_affected())

@@ -62,48 +62,36 @@ pub struct RollupRun {
     pub finished_earlier_claim: bool,
 }
 
-/// probe, at, outcome, status, error class, total µs, pool, and the phases (DNS, connect, TLS,
-/// TTFB, transfer).
+/// What a rollup needs of a raw result.
 struct RawRow {
     probe_id: Uuid,
     at: DateTime<Utc>,
     outcome: i16,
     status: Option<i16>,
-    error: Option<i16>,
+    error_class: Option<i16>,
     total_us: i32,
     pool: Option<Json<PoolReading>>,
-    phases: [Option<i32>; 5],
-}
-
-impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for RawRow {
-    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
-        use sqlx::Row;
-        Ok(Self {
-            probe_id: row.try_get(0)?,
-            at: row.try_get(1)?,
-            outcome: row.try_get(2)?,
-            status: row.try_get(3)?,
-            error: row.try_get(4)?,
-            total_us: row.try_get(5)?,
-            pool: row.try_get(6)?,
-            phases: [row.try_get(7)?, row.try_get(8)?, row.try_get(9)?, row.try_get(10)?, row.try_get(11)?],
-        })
-    }
+    dns_us: Option<i32>,
+    connect_us: Option<i32>,
+    tls_us: Option<i32>,
+    ttfb_us: Option<i32>,
+    transfer_us: Option<i32>,
 }
 
 fn observation(row: &RawRow) -> Observation {
-    let error = error_from_code(row.error);
+    let error = error_from_code(row.error_class);
     let status = row.status.and_then(|s| u16::try_from(s).ok());
     let timed = latency_counts(status, error);
     let us = |v: Option<i32>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+    let phases = [row.dns_us, row.connect_us, row.tls_us, row.ttfb_us, row.transfer_us];
     // Pushed results carry no phases at all: they say nothing about where the time went.
-    let has_phases = row.phases.iter().any(Option::is_some);
+    let has_phases = phases.iter().any(Option::is_some);
     Observation {
         outcome: outcome_from_code(row.outcome),
         error,
         total_us: timed.then(|| u64::try_from(row.total_us).unwrap_or(0)),
         pool: row.pool.as_ref().map(|p| p.0),
-        phases_us: (timed && has_phases).then(|| row.phases.map(us)),
+        phases_us: (timed && has_phases).then(|| phases.map(us)),
     }
 }
 
@@ -121,14 +109,15 @@ async fn raw_rows<'e>(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<RawRow>, sqlx::Error> {
-    sqlx::query_as(
-        "select probe_id, at, outcome, status, error_class, total_us, pool,
-                dns_us, connect_us, tls_us, ttfb_us, transfer_us from results
-          where at >= $1 and at < $2 and ($3::uuid[] is null or probe_id = any($3))",
+    sqlx::query_as!(
+        RawRow,
+        r#"select probe_id, at, outcome, status, error_class, total_us, pool as "pool: Json<PoolReading>",
+                  dns_us, connect_us, tls_us, ttfb_us, transfer_us from results
+            where at >= $1 and at < $2 and ($3::uuid[] is null or probe_id = any($3))"#,
+        from,
+        to,
+        probes,
     )
-    .bind(from)
-    .bind(to)
-    .bind(probes)
     .fetch_all(ex)
     .await
 }
@@ -170,38 +159,20 @@ struct RollupRowDb {
     phase_n: i64,
 }
 
-/// Decoded by position (the order of [`ROLLUP_COLUMNS`]): summaries read tens of thousands of
-/// rows, and looking each column up by name was a measurable share of the time.
-impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for RollupRowDb {
-    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
-        use sqlx::Row;
-        Ok(Self {
-            probe_id: row.try_get(0)?,
-            bucket: row.try_get(1)?,
-            n_up: row.try_get(2)?,
-            n_degraded: row.try_get(3)?,
-            n_down: row.try_get(4)?,
-            errors: row.try_get(5)?,
-            lat_hist: row.try_get(6)?,
-            lat_sum_us: row.try_get(7)?,
-            lat_min_us: row.try_get(8)?,
-            lat_max_us: row.try_get(9)?,
-            pool_in_use: row.try_get(10)?,
-            pool_idle: row.try_get(11)?,
-            pool_max: row.try_get(12)?,
-            pool_waiting: row.try_get(13)?,
-            req_rate_sum: row.try_get(14)?,
-            err_rate_sum: row.try_get(15)?,
-            rate_samples: row.try_get(16)?,
-            phase_sum_us: row.try_get(17)?,
-            phase_n: row.try_get(18)?,
-        })
-    }
+/// `query_as!` into [`RollupRowDb`] over `rollups r`, then the rest of the query and its arguments.
+/// The macro decodes by position, which matters here: summaries read tens of thousands of rows.
+macro_rules! query_rollups {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            RollupRowDb,
+            "select r.probe_id, r.bucket, r.n_up, r.n_degraded, r.n_down, r.errors, r.lat_hist, r.lat_sum_us,
+                    r.lat_min_us, r.lat_max_us, r.pool_in_use, r.pool_idle, r.pool_max, r.pool_waiting,
+                    r.req_rate_sum, r.err_rate_sum, r.rate_samples, r.phase_sum_us, r.phase_n
+               from rollups r " + $rest
+            $(, $arg)*
+        )
+    };
 }
-
-const ROLLUP_COLUMNS: &str = "probe_id, bucket, n_up, n_degraded, n_down, errors, lat_hist, lat_sum_us, lat_min_us,
-    lat_max_us, pool_in_use, pool_idle, pool_max, pool_waiting, req_rate_sum, err_rate_sum, rate_samples,
-    phase_sum_us, phase_n";
 
 /// A row's counts and gauges; the histogram is left to the caller (decoded or merged encoded).
 fn counts_of(row: &RollupRowDb) -> Rollup {
@@ -255,14 +226,13 @@ pub async fn fetch_encoded(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<EncodedRollups, sqlx::Error> {
-    let rows: Vec<RollupRowDb> = sqlx::query_as(&format!(
-        "select {ROLLUP_COLUMNS} from rollups
-          where level = $1 and probe_id = any($2) and bucket >= $3 and bucket < $4"
-    ))
-    .bind(level as i16)
-    .bind(probes)
-    .bind(from)
-    .bind(to)
+    let rows = query_rollups!(
+        "where r.level = $1 and r.probe_id = any($2) and r.bucket >= $3 and r.bucket < $4",
+        level as i16,
+        probes,
+        from,
+        to,
+    )
     .fetch_all(pool)
     .await?;
     Ok(EncodedRollups(rows))
@@ -354,13 +324,12 @@ async fn read_keys(
 ) -> Result<HashMap<Key, Rollup>, sqlx::Error> {
     let probes: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
     let buckets: Vec<DateTime<Utc>> = keys.iter().map(|k| k.1).collect();
-    let rows: Vec<RollupRowDb> = sqlx::query_as(&format!(
-        "select {ROLLUP_COLUMNS} from rollups r
-          where level = $1 and (probe_id, bucket) in (select * from unnest($2::uuid[], $3::timestamptz[]))"
-    ))
-    .bind(level as i16)
-    .bind(&probes)
-    .bind(&buckets)
+    let rows = query_rollups!(
+        "where r.level = $1 and (r.probe_id, r.bucket) in (select * from unnest($2::uuid[], $3::timestamptz[]))",
+        level as i16,
+        &probes,
+        &buckets,
+    )
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows.into_iter().map(rollup_from).collect())
@@ -376,16 +345,15 @@ async fn recompute_from_below(
 ) -> Result<HashMap<Key, Rollup>, sqlx::Error> {
     let probes: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
     let starts: Vec<DateTime<Utc>> = keys.iter().map(|k| k.1).collect();
-    let rows: Vec<RollupRowDb> = sqlx::query_as(&format!(
-        "select {ROLLUP_COLUMNS} from rollups r
-          join unnest($2::uuid[], $3::timestamptz[]) as k(p, s)
-            on r.probe_id = k.p and r.bucket >= k.s and r.bucket < k.s + $4::interval
-         where r.level = $1"
-    ))
-    .bind(below as i16)
-    .bind(&probes)
-    .bind(&starts)
-    .bind(level.width())
+    let rows = query_rollups!(
+        "join unnest($2::uuid[], $3::timestamptz[]) as k(p, s)
+           on r.probe_id = k.p and r.bucket >= k.s and r.bucket < k.s + $4::interval
+        where r.level = $1",
+        below as i16,
+        &probes,
+        &starts,
+        level.width() as _,
+    )
     .fetch_all(&mut **tx)
     .await?;
     let mut out: HashMap<Key, Rollup> = keys.iter().map(|k| (*k, Rollup::default())).collect();
@@ -406,13 +374,13 @@ async fn write_rollups(
     if !empty.is_empty() {
         let probes: Vec<Uuid> = empty.iter().map(|(k, _)| k.0).collect();
         let buckets: Vec<DateTime<Utc>> = empty.iter().map(|(k, _)| k.1).collect();
-        sqlx::query(
+        sqlx::query!(
             "delete from rollups where level = $1
                 and (probe_id, bucket) in (select * from unnest($2::uuid[], $3::timestamptz[]))",
+            level as i16,
+            &probes,
+            &buckets,
         )
-        .bind(level as i16)
-        .bind(&probes)
-        .bind(&buckets)
         .execute(&mut **tx)
         .await?;
     }
@@ -448,7 +416,7 @@ async fn write_rollups(
             .map(|(_, r)| format!("{{{}}}", r.phase_sum_us.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")))
             .collect();
         let phase_n: Vec<i64> = chunk.iter().map(|(_, r)| l(r.phase_n)).collect();
-        sqlx::query(
+        sqlx::query!(
             "insert into rollups (level, probe_id, bucket, n_up, n_degraded, n_down, errors, lat_hist, lat_count,
                                   lat_sum_us, lat_min_us, lat_max_us, pool_in_use, pool_idle, pool_max, pool_waiting,
                                   req_rate_sum, err_rate_sum, rate_samples, phase_sum_us, phase_n)
@@ -467,28 +435,28 @@ async fn write_rollups(
                pool_waiting = excluded.pool_waiting, req_rate_sum = excluded.req_rate_sum,
                err_rate_sum = excluded.err_rate_sum, rate_samples = excluded.rate_samples,
                phase_sum_us = excluded.phase_sum_us, phase_n = excluded.phase_n",
+            level as i16,
+            &probes,
+            &buckets,
+            &up,
+            &degraded,
+            &down,
+            &errors,
+            &hist,
+            &count,
+            &sum,
+            &min,
+            &max,
+            &in_use as &[Option<f64>],
+            &idle as &[Option<f64>],
+            &pmax as &[Option<f64>],
+            &waiting as &[Option<f64>],
+            &req,
+            &err,
+            &n,
+            &phases,
+            &phase_n,
         )
-        .bind(level as i16)
-        .bind(&probes)
-        .bind(&buckets)
-        .bind(&up)
-        .bind(&degraded)
-        .bind(&down)
-        .bind(&errors)
-        .bind(&hist)
-        .bind(&count)
-        .bind(&sum)
-        .bind(&min)
-        .bind(&max)
-        .bind(&in_use)
-        .bind(&idle)
-        .bind(&pmax)
-        .bind(&waiting)
-        .bind(&req)
-        .bind(&err)
-        .bind(&n)
-        .bind(&phases)
-        .bind(&phase_n)
         .execute(&mut **tx)
         .await?;
     }
@@ -518,11 +486,11 @@ async fn add_into(
 /// Moves the watermark (benchmarks and tests that load history, then roll it up as new).
 #[tracing::instrument(skip_all)]
 pub async fn set_watermark(pool: &PgPool, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "update rollup_watermark
             set watermark = $1, pending_from = null, pending_to = null, generation = generation + 1",
+        Level::Minute.truncate(at),
     )
-    .bind(Level::Minute.truncate(at))
     .execute(pool)
     .await
     .map(|_| ())
@@ -532,13 +500,19 @@ pub async fn set_watermark(pool: &PgPool, at: DateTime<Utc>) -> Result<(), sqlx:
 /// run is rolling up (writers use the watermark itself to tell late results).
 #[tracing::instrument(skip_all)]
 pub async fn watermark(pool: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
-    sqlx::query_scalar("select coalesce(pending_from, watermark) from rollup_watermark").fetch_one(pool).await
+    sqlx::query_scalar!(r#"select coalesce(pending_from, watermark) as "watermark!" from rollup_watermark"#)
+        .fetch_one(pool)
+        .await
 }
 
 /// [`watermark`] and the generation of the rollups behind it (see the migration adding it).
 #[tracing::instrument(skip_all)]
 pub async fn watermark_and_generation(pool: &PgPool) -> Result<(DateTime<Utc>, i64), sqlx::Error> {
-    sqlx::query_as("select coalesce(pending_from, watermark), generation from rollup_watermark").fetch_one(pool).await
+    let row =
+        sqlx::query!(r#"select coalesce(pending_from, watermark) as "watermark!", generation from rollup_watermark"#)
+            .fetch_one(pool)
+            .await?;
+    Ok((row.watermark, row.generation))
 }
 
 /// Serialises the second transaction of rollup runs (several processes may share a database).
@@ -556,16 +530,13 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
 
     // Claim the next window and move the watermark: writers wait only for this.
     let mut claim = pool.begin().await?;
-    let (watermark, pending): (DateTime<Utc>, Option<DateTime<Utc>>) =
-        sqlx::query_as("select watermark, pending_from from rollup_watermark for update")
-            .fetch_one(&mut *claim)
-            .await?;
+    let row =
+        sqlx::query!("select watermark, pending_from from rollup_watermark for update").fetch_one(&mut *claim).await?;
+    let (watermark, pending) = (row.watermark, row.pending_from);
     let upto = Level::Minute.truncate(upto).min(watermark + MAX_WINDOW);
     // A window still pending (a run that died, or another process's run) is finished first.
     if pending.is_none() && upto > watermark {
-        sqlx::query("update rollup_watermark set watermark = $1, pending_from = $2, pending_to = $1")
-            .bind(upto)
-            .bind(watermark)
+        sqlx::query!("update rollup_watermark set watermark = $1, pending_from = $2, pending_to = $1", upto, watermark)
             .execute(&mut *claim)
             .await?;
         run.watermark = Some(upto);
@@ -573,9 +544,9 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
     claim.commit().await?;
 
     let mut tx = pool.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock($1)").bind(ROLLUP_LOCK).execute(&mut *tx).await?;
-    let window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
-        sqlx::query_as("select pending_from, pending_to from rollup_watermark").fetch_one(&mut *tx).await?;
+    sqlx::query_scalar!("select pg_advisory_xact_lock($1)", ROLLUP_LOCK).fetch_one(&mut *tx).await?;
+    let row = sqlx::query!("select pending_from, pending_to from rollup_watermark").fetch_one(&mut *tx).await?;
+    let window = (row.pending_from, row.pending_to);
 
     // New minutes: never rolled up before, so they add to their hour and day. Results written
     // into the window after the claim are also queued as dirty: counted now or recomputed next.
@@ -588,14 +559,18 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
         add_into(&mut tx, Level::Hour, &fresh).await?;
         add_into(&mut tx, Level::Day, &fresh).await?;
         add_into(&mut tx, Level::Week, &fresh).await?;
-        sqlx::query("update rollup_watermark set pending_from = null, pending_to = null").execute(&mut *tx).await?;
+        sqlx::query!("update rollup_watermark set pending_from = null, pending_to = null").execute(&mut *tx).await?;
         run.finished_earlier_claim = run.watermark.is_none();
     }
     run.minutes = fresh.len();
 
     // Dirty minutes: recomputed from raw, then their hours and days from the level below.
-    let dirty: Vec<(Uuid, DateTime<Utc>)> =
-        sqlx::query_as("delete from rollup_dirty returning probe_id, minute").fetch_all(&mut *tx).await?;
+    let dirty: Vec<Key> = sqlx::query!("delete from rollup_dirty returning probe_id, minute")
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| (r.probe_id, r.minute))
+        .collect();
     if !dirty.is_empty() {
         let mut by_probe: BTreeMap<Uuid, Vec<DateTime<Utc>>> = BTreeMap::new();
         for (p, m) in &dirty {
@@ -625,7 +600,7 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
         let week_rows = recompute_from_below(&mut tx, Level::Week, Level::Day, &weeks).await?;
         write_rollups(&mut tx, Level::Week, &week_rows).await?;
         run.dirty_minutes = dirty.len();
-        sqlx::query("update rollup_watermark set generation = generation + 1").execute(&mut *tx).await?;
+        sqlx::query!("update rollup_watermark set generation = generation + 1").execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(run)
@@ -635,13 +610,11 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
 #[tracing::instrument(skip_all)]
 pub async fn prune_rollups(pool: &PgPool, level: Level, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let done = sqlx::query("delete from rollups where level = $1 and bucket < $2")
-        .bind(level as i16)
-        .bind(before)
+    let done = sqlx::query!("delete from rollups where level = $1 and bucket < $2", level as i16, before)
         .execute(&mut *tx)
         .await?;
     if done.rows_affected() > 0 {
-        sqlx::query("update rollup_watermark set generation = generation + 1").execute(&mut *tx).await?;
+        sqlx::query!("update rollup_watermark set generation = generation + 1").execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(done.rows_affected())
