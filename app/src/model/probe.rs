@@ -168,20 +168,52 @@ pub enum ProbeKind {
     Metrics,
     /// Results arrive from a remote agent; missing pushes count as failures.
     Push,
+    /// A TCP connect (`tcp://host:port`), optionally a TLS handshake, a line sent and an answer expected.
+    Tcp,
+    /// A TLS handshake and the certificate chain only (`tls://host:port`): expiry, name, issuer, trust.
+    Tls,
+    /// A DNS query (`dns://[resolver[:port]]/name?type=A`) with expected answers or response code.
+    Dns,
+    /// ICMP echo (`icmp://host`): loss and round-trip times.
+    Icmp,
+    /// The standard gRPC health check (`grpc://host:port/service`, `grpcs://` over TLS).
+    Grpc,
 }
 
 impl ProbeKind {
+    pub const ALL: [ProbeKind; 9] = [
+        Self::Http,
+        Self::Readiness,
+        Self::Metrics,
+        Self::Push,
+        Self::Tcp,
+        Self::Tls,
+        Self::Dns,
+        Self::Icmp,
+        Self::Grpc,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Http => "http",
             Self::Readiness => "readiness",
             Self::Metrics => "metrics",
             Self::Push => "push",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+            Self::Dns => "dns",
+            Self::Icmp => "icmp",
+            Self::Grpc => "grpc",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Http, Self::Readiness, Self::Metrics, Self::Push].into_iter().find(|k| k.as_str() == s)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Kinds that send an HTTP request (method, headers, body, assertions on the answer).
+    pub fn is_http(self) -> bool {
+        matches!(self, Self::Http | Self::Readiness | Self::Metrics)
     }
 }
 
@@ -395,6 +427,24 @@ pub struct ProbeSpec {
     /// Whether and when this probe opens incidents.
     #[serde(default, skip_serializing_if = "IncidentPolicy::is_default")]
     pub incidents: IncidentPolicy,
+    /// `tcp`: a TLS handshake after connecting (with the `tls` options).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tcp_tls: bool,
+    /// `tcp`: text written once connected (`\r`, `\n`, `\t` and `\\` are unescaped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
+    /// `tcp`: text the answer must contain (read until it appears, the peer closes, or the timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<String>,
+    /// `dns`: answers that must all be present (addresses, names, or record text); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<String>,
+    /// `dns`: the response code expected (`NOERROR` unless set; `NXDOMAIN` for a name that must not exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<String>,
+    /// `icmp`: echo requests per check (default 3, at most 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u32>,
 }
 
 /// How a probe's failures become incidents.
@@ -459,6 +509,12 @@ impl ProbeSpec {
             tls: TlsSpec::default(),
             pool_mapping: PoolMappingSpec::default(),
             incidents: IncidentPolicy::default(),
+            tcp_tls: false,
+            send: None,
+            expect: None,
+            answers: Vec::new(),
+            rcode: None,
+            packets: None,
         }
     }
 }
@@ -579,6 +635,29 @@ pub struct ProbeResult {
     pub components: Vec<Component>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolReading>,
+}
+
+/// The network policy refusing a probe's target, with the rule and the way to allow it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicyRefusal {
+    /// The address the target resolved to, with its port.
+    pub address: String,
+    /// The rule it falls under ("loopback address", "private (RFC 1918) address", …).
+    pub rule: String,
+    /// What an admin can do to allow it.
+    pub allow: String,
+}
+
+/// A probe run once on request ("Run now", `POST /api/v1/probes/test`): the result as it would be
+/// stored (nothing is stored) and, when the network policy refuses the target, why and how to
+/// allow it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProbeTrial {
+    pub result: ProbeResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<PolicyRefusal>,
 }
 
 /// A confirmed change of a probe's state.

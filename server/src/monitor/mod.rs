@@ -3,7 +3,8 @@
 //! check of any kind runs (`check`), its result is batched into PostgreSQL (`ingest`) and
 //! announced to live pages (`hub`); `pipeline` starts and stops all of that and the rollup task.
 //! Reads for the UI: chart series and range summaries (`series`), the overview's tiles and the
-//! service page (`overview`), computed at most once per interval (`cached`).
+//! service page (`overview`), computed at most once per interval (`cached`). A definition can also
+//! be run once on request, storing nothing (`trial`).
 
 pub mod cached;
 pub mod catalog;
@@ -16,3 +17,4 @@ pub mod probe_file;
 pub mod runtime;
 pub mod schedule;
 pub mod series;
+pub mod trial;

@@ -156,6 +156,11 @@ impl Scheduler {
         self.inner.probes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The network policy every check obeys (also for checks run on request).
+    pub fn policy(&self) -> &NetworkPolicy {
+        &self.inner.policy
+    }
+
     pub fn ingest(&self) -> &Ingest {
         &self.inner.ingest
     }

@@ -13,6 +13,7 @@ use axum::routing::get;
 use server::monitor::check::confirm::Outcome;
 use server::monitor::check::http::{self, ErrorClass, HeaderCheck, HttpCheck, StatusRule};
 use server::monitor::check::policy::NetworkPolicy;
+use server::monitor::check::spec::Check;
 
 /// Tests probe loopback on purpose: allowlisted, as an admin would.
 fn loopback_allowed() -> NetworkPolicy {
@@ -313,7 +314,7 @@ async fn a_readiness_body_reporting_a_component_down_fails_even_with_200() {
         get(|| async { axum::Json(serde_json::json!({"status": "degraded", "database": "connected", "cache": {"status": "down", "error": "timeout"}})) }),
     ))
     .await;
-    let c = check(addr, "/readyz");
+    let c = Check::Http(check(addr, "/readyz"));
     let r = execute::run(
         uuid::Uuid::new_v4(),
         app::model::ProbeKind::Readiness,
@@ -332,7 +333,7 @@ async fn a_readiness_body_reporting_a_component_down_fails_even_with_200() {
 async fn a_metrics_body_that_is_not_prometheus_text_is_a_parse_error() {
     use server::monitor::check::execute::{self, ScrapeMemory};
     let addr = target(Router::new().route("/metrics", get(|| async { "<html>login required</html>\n{{{" }))).await;
-    let c = check(addr, "/metrics");
+    let c = Check::Http(check(addr, "/metrics"));
     let r = execute::run(
         uuid::Uuid::new_v4(),
         app::model::ProbeKind::Metrics,
@@ -367,7 +368,7 @@ async fn counter_rates_come_from_consecutive_scrapes() {
         }),
     ))
     .await;
-    let c = check(addr, "/metrics");
+    let c = Check::Http(check(addr, "/metrics"));
     let mut memory = ScrapeMemory::default();
     let id = uuid::Uuid::new_v4();
     let kind = app::model::ProbeKind::Metrics;

@@ -1,6 +1,6 @@
 //! One scheduled run of a probe of any kind, turned into the result that is stored: an HTTP check
 //! as is, a readiness check with its components judged, a metrics scrape with its pool gauges and
-//! counter rates.
+//! counter rates; TCP, TLS, DNS, ICMP and gRPC health checks as their modules report them.
 
 use std::time::Instant;
 
@@ -8,10 +8,11 @@ use app::model::{ComponentState, ErrorClass, Outcome, PoolReading, ProbeKind, Pr
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::http::{self, CheckResult, HttpCheck};
+use super::http::{self, CheckResult};
 use super::policy::NetworkPolicy;
-use super::readiness;
 use super::scrape::{self, PoolMapping, PoolSample, counter_rate};
+use super::spec::Check;
+use super::{dns, grpc, icmp, readiness, tcp};
 
 /// What a metrics probe remembers between scrapes to turn counters into rates.
 #[derive(Clone, Copy, Debug, Default)]
@@ -40,12 +41,20 @@ fn base(probe_id: Uuid, at: DateTime<Utc>, r: CheckResult) -> ProbeResult {
 pub async fn run(
     probe_id: Uuid,
     kind: ProbeKind,
-    check: &HttpCheck,
+    check: &Check,
     mapping: &PoolMapping,
     policy: &NetworkPolicy,
     memory: &mut ScrapeMemory,
 ) -> ProbeResult {
     let at = Utc::now();
+    let check = match check {
+        Check::Http(c) => c,
+        Check::Tcp(c) => return base(probe_id, at, tcp::run_tcp(c, policy).await),
+        Check::Tls(c) => return base(probe_id, at, tcp::run_cert(c, policy).await),
+        Check::Dns(c) => return base(probe_id, at, dns::run(c, policy).await),
+        Check::Icmp(c) => return base(probe_id, at, icmp::run(c, policy).await),
+        Check::Grpc(c) => return base(probe_id, at, grpc::run(c, policy).await),
+    };
     let checked = http::run(check, policy).await;
     let body = checked.body.clone();
     let answered = checked.status.is_some();

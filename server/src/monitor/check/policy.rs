@@ -8,6 +8,9 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
+use std::time::Duration;
+
+use app::model::PolicyRefusal;
 
 /// Why an address was refused (the result's error class is `blocked_by_policy`; this says which rule).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,8 +253,38 @@ pub async fn resolve_checked(policy: &NetworkPolicy, host: &str, port: u16) -> R
 pub enum ResolveError {
     #[error("DNS lookup failed: {0}")]
     Dns(String),
-    #[error("blocked by policy: {addr} is a {reason}")]
+    #[error("blocked by policy: {addr} is a {reason}; an admin can allow it with --probe-allow {}", allow_entry(*addr))]
     Blocked { addr: SocketAddr, reason: DenyReason },
+}
+
+/// The smallest allowlist entry that lets `addr` through: exactly its host (the only kind of
+/// entry that opens a cloud metadata address).
+fn allow_entry(addr: SocketAddr) -> String {
+    match canonical(addr.ip()) {
+        ip @ IpAddr::V4(_) => format!("{ip}/32"),
+        ip @ IpAddr::V6(_) => format!("{ip}/128"),
+    }
+}
+
+/// What an admin is told when the policy refuses `addr`: the rule, and how to allow it.
+pub fn refusal(addr: SocketAddr, reason: DenyReason) -> PolicyRefusal {
+    let entry = allow_entry(addr);
+    PolicyRefusal {
+        address: addr.to_string(),
+        rule: reason.to_string(),
+        allow: format!(
+            "add {entry} to the probe allowlist (the --probe-allow option or TRIAGE_PROBE_ALLOW) if probing it is intended"
+        ),
+    }
+}
+
+/// Whether the policy refuses `host:port`, a name being resolved first (within `timeout`). A name
+/// that does not resolve is not a refusal: the check itself reports the DNS failure.
+pub async fn refused(policy: &NetworkPolicy, host: &str, port: u16, timeout: Duration) -> Option<PolicyRefusal> {
+    match tokio::time::timeout(timeout, resolve_checked(policy, host, port)).await {
+        Ok(Err(ResolveError::Blocked { addr, reason })) => Some(refusal(addr, reason)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

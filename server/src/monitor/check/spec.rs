@@ -10,8 +10,13 @@ use http::{HeaderName, HeaderValue, Method};
 use uuid::Uuid;
 
 use super::confirm::Confirmation;
+use super::dns::{DnsCheck, RecordKind};
+use super::grpc::GrpcCheck;
 use super::http::{Assertions, HeaderCheck, HttpCheck, JsonPathCheck, StatusRule};
+use super::icmp::IcmpCheck;
 use super::scrape::PoolMapping;
+use super::tcp::{CertCheck, TcpCheck};
+use super::tls::TlsOptions;
 
 /// Largest body cap a probe may ask for.
 pub const MAX_BODY_CAP: u32 = 64 << 20;
@@ -30,6 +35,47 @@ fn bad(field: &'static str, message: impl Into<String>) -> SpecError {
     SpecError { field, message: message.into() }
 }
 
+/// One check of any kind, compiled. Built once per probe and kept, never copied per check, so
+/// the HTTP variant's size does not matter.
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Check {
+    /// `http`, `readiness` and `metrics` probes.
+    Http(HttpCheck),
+    Tcp(TcpCheck),
+    Tls(CertCheck),
+    Dns(DnsCheck),
+    Icmp(IcmpCheck),
+    Grpc(GrpcCheck),
+}
+
+impl Check {
+    /// The host and port the check connects to (for the network policy's verdict on a form),
+    /// `None` where that is the system's resolver.
+    pub fn target(&self) -> Option<(&str, u16)> {
+        match self {
+            Self::Http(c) => Some((c.url.host_str()?, c.url.port_or_known_default()?)),
+            Self::Tcp(c) => Some((&c.host, c.port)),
+            Self::Tls(c) => Some((&c.host, c.port)),
+            Self::Dns(c) => c.resolver.as_ref().map(|(h, p)| (h.as_str(), *p)),
+            // ICMP has no port; the policy judges the address alone.
+            Self::Icmp(c) => Some((&c.host, 0)),
+            Self::Grpc(c) => Some((&c.host, c.port)),
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        match self {
+            Self::Http(c) => c.timeout,
+            Self::Tcp(c) => c.timeout,
+            Self::Tls(c) => c.timeout,
+            Self::Dns(c) => c.timeout,
+            Self::Icmp(c) => c.timeout,
+            Self::Grpc(c) => c.timeout,
+        }
+    }
+}
+
 /// What the scheduler runs for one probe.
 #[derive(Clone, Debug)]
 pub struct CompiledProbe {
@@ -41,7 +87,7 @@ pub struct CompiledProbe {
     pub interval: Duration,
     pub confirmation: Confirmation,
     /// `None` for push probes.
-    pub check: Option<HttpCheck>,
+    pub check: Option<Check>,
     pub pool_mapping: PoolMapping,
 }
 
@@ -94,7 +140,7 @@ fn pool_mapping(spec: &ProbeSpec) -> PoolMapping {
     }
 }
 
-fn compile_check(spec: &ProbeSpec) -> Result<Option<HttpCheck>, SpecError> {
+fn compile_check(spec: &ProbeSpec) -> Result<Option<Check>, SpecError> {
     let name = spec.name.trim();
     if name.is_empty() || name.len() > 200 || name != spec.name {
         return Err(bad("name", "must be 1–200 characters without surrounding spaces"));
@@ -144,17 +190,199 @@ fn compile_check(spec: &ProbeSpec) -> Result<Option<HttpCheck>, SpecError> {
         }
         return Ok(None);
     }
-    let raw = spec.url.as_deref().ok_or_else(|| bad("url", "required for http, readiness and metrics probes"))?;
+    let raw = spec.url.as_deref().ok_or_else(|| bad("url", format!("required for {} probes", spec.kind.as_str())))?;
     let url: url::Url = raw.parse().map_err(|e| bad("url", format!("not a valid URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Credentials in a URL end up in logs and exports; headers are kept out of both.
+        return Err(bad("url", "must not contain credentials; send them in `headers`"));
+    }
+    refuse_foreign_options(spec)?;
+    let timeout = Duration::from_millis(u64::from(spec.timeout_ms));
+    let degraded_after = spec.degraded_after_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+    let tls = || TlsOptions::from_spec(&spec.tls).map_err(|m| bad("tls", m.0));
+    let cert_min_days = spec.assertions.cert_min_days;
+    Ok(Some(match spec.kind {
+        ProbeKind::Http | ProbeKind::Readiness | ProbeKind::Metrics | ProbeKind::Push => {
+            Check::Http(compile_http(spec, url, body_cap)?)
+        }
+        ProbeKind::Tcp => {
+            let (host, port) = host_port(&url, "tcp")?;
+            let tls = if spec.tcp_tls { Some(tls()?) } else { None };
+            let send = spec.send.as_deref().map(unescape).map(Bytes::from);
+            if spec.expect.as_deref().is_some_and(str::is_empty) {
+                return Err(bad("expect", "must not be empty"));
+            }
+            Check::Tcp(TcpCheck {
+                host,
+                port,
+                timeout,
+                degraded_after,
+                tls,
+                send,
+                expect: spec.expect.clone(),
+                cert_min_days,
+            })
+        }
+        ProbeKind::Tls => {
+            let (host, port) = host_port(&url, "tls")?;
+            Check::Tls(CertCheck { host, port, timeout, degraded_after, tls: tls()?, cert_min_days })
+        }
+        ProbeKind::Dns => Check::Dns(compile_dns(spec, &url, timeout, degraded_after)?),
+        ProbeKind::Icmp => {
+            if url.scheme() != "icmp" {
+                return Err(bad("url", "an icmp probe's URL is icmp://host"));
+            }
+            if url.port().is_some() || !matches!(url.path(), "" | "/") {
+                return Err(bad("url", "an icmp probe's URL is icmp://host, without a port or path"));
+            }
+            let host = url_host(&url)?;
+            let packets = spec.packets.unwrap_or(3);
+            if !(1..=20).contains(&packets) {
+                return Err(bad("packets", "must be between 1 and 20"));
+            }
+            Check::Icmp(IcmpCheck { host, packets, timeout, degraded_after })
+        }
+        ProbeKind::Grpc => {
+            let secure = match url.scheme() {
+                "grpc" => false,
+                "grpcs" => true,
+                _ => return Err(bad("url", "a grpc probe's URL is grpc://host:port/service (grpcs:// for TLS)")),
+            };
+            let host = url_host(&url)?;
+            let port = url.port().ok_or_else(|| bad("url", "a grpc probe's URL needs a port"))?;
+            // The path names the service asked about; empty asks about the server as a whole.
+            let service = url.path().trim_start_matches('/').to_string();
+            let tls = if secure { Some(tls()?.with_alpn(b"h2")) } else { None };
+            Check::Grpc(GrpcCheck { host, port, service, tls, timeout, degraded_after, cert_min_days })
+        }
+    }))
+}
+
+/// Options of one kind set on a probe of another: refused, so a typo'd kind cannot silently
+/// drop what the author meant to check.
+fn refuse_foreign_options(spec: &ProbeSpec) -> Result<(), SpecError> {
+    let k = spec.kind;
+    let only = |field: &'static str, set: bool, kinds: &[ProbeKind]| -> Result<(), SpecError> {
+        if set && !kinds.contains(&k) {
+            let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            return Err(bad(field, format!("applies to {} probes only", names.join(" and "))));
+        }
+        Ok(())
+    };
+    only("tcp_tls", spec.tcp_tls, &[ProbeKind::Tcp])?;
+    only("send", spec.send.is_some(), &[ProbeKind::Tcp])?;
+    only("expect", spec.expect.is_some(), &[ProbeKind::Tcp])?;
+    only("answers", !spec.answers.is_empty(), &[ProbeKind::Dns])?;
+    only("rcode", spec.rcode.is_some(), &[ProbeKind::Dns])?;
+    only("packets", spec.packets.is_some(), &[ProbeKind::Icmp])?;
+    let http = [ProbeKind::Http, ProbeKind::Readiness, ProbeKind::Metrics];
+    only("headers", !spec.headers.is_empty(), &http)?;
+    only("body", spec.body.is_some(), &http)?;
+    only("follow_redirects", spec.follow_redirects, &http)?;
+    let a = &spec.assertions;
+    let answer_checks = a.status.is_some()
+        || a.body_contains.is_some()
+        || a.body_regex.is_some()
+        || !a.json_path.is_empty()
+        || !a.header.is_empty();
+    only("assert", answer_checks, &http)?;
+    Ok(())
+}
+
+fn url_host(url: &url::Url) -> Result<String, SpecError> {
+    url.host_str()
+        .filter(|h| !h.is_empty())
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
+        .ok_or_else(|| bad("url", "has no host"))
+}
+
+/// `scheme://host:port` and nothing else.
+fn host_port(url: &url::Url, scheme: &str) -> Result<(String, u16), SpecError> {
+    let shape = || bad("url", format!("a {scheme} probe's URL is {scheme}://host:port"));
+    if url.scheme() != scheme || !matches!(url.path(), "" | "/") || url.query().is_some() {
+        return Err(shape());
+    }
+    let host = url_host(url)?;
+    let port = url.port().ok_or_else(shape)?;
+    Ok((host, port))
+}
+
+fn compile_dns(
+    spec: &ProbeSpec,
+    url: &url::Url,
+    timeout: Duration,
+    degraded_after: Option<Duration>,
+) -> Result<DnsCheck, SpecError> {
+    if url.scheme() != "dns" {
+        return Err(bad("url", "a dns probe's URL is dns://[resolver[:port]]/name?type=A"));
+    }
+    let resolver = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .map(|h| (h.trim_start_matches('[').trim_end_matches(']').to_string(), url.port().unwrap_or(53)));
+    let name = url.path().trim_start_matches('/').to_string();
+    if name.is_empty() || name.len() > 253 || name.contains('/') {
+        return Err(bad("url", "name the record to look up: dns://[resolver]/name?type=A"));
+    }
+    let mut kind = RecordKind::A;
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "type" => {
+                kind = RecordKind::parse(&v).ok_or_else(|| {
+                    bad("url", format!("type '{v}' is not one of A, AAAA, CNAME, MX, TXT, NS, SOA, SRV"))
+                })?
+            }
+            other => return Err(bad("url", format!("unknown parameter '{other}' (only type)"))),
+        }
+    }
+    let rcode = match spec.rcode.as_deref() {
+        None => "NOERROR".to_string(),
+        Some(r) => {
+            let upper = r.trim().to_ascii_uppercase();
+            if !super::dns::RCODES.contains(&upper.as_str()) {
+                return Err(bad("rcode", format!("'{r}' is not one of {}", super::dns::RCODES.join(", "))));
+            }
+            upper
+        }
+    };
+    if spec.answers.iter().any(|a| a.trim().is_empty()) {
+        return Err(bad("answers", "must not contain empty answers"));
+    }
+    Ok(DnsCheck { resolver, name, kind, answers: spec.answers.clone(), rcode, timeout, degraded_after })
+}
+
+/// `\r`, `\n`, `\t` and `\\` in a `send` line become the characters they name.
+fn unescape(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('r') => out.push(b'\r'),
+            Some('n') => out.push(b'\n'),
+            Some('t') => out.push(b'\t'),
+            Some('\\') => out.push(b'\\'),
+            Some(other) => {
+                out.push(b'\\');
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(other.encode_utf8(&mut buf).as_bytes());
+            }
+            None => out.push(b'\\'),
+        }
+    }
+    out
+}
+
+fn compile_http(spec: &ProbeSpec, url: url::Url, body_cap: u32) -> Result<HttpCheck, SpecError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("url", "only http and https URLs are probed"));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("url", "has no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        // Credentials in a URL end up in logs and exports; headers are kept out of both.
-        return Err(bad("url", "must not contain credentials; send them in `headers`"));
     }
     let method = Method::from_bytes(spec.method.as_bytes()).map_err(|_| bad("method", "not an HTTP method"))?;
     let mut headers = Vec::with_capacity(spec.headers.len());
@@ -178,8 +406,8 @@ fn compile_check(spec: &ProbeSpec) -> Result<Option<HttpCheck>, SpecError> {
     check.assertions = assertions;
     check.follow_redirects = spec.follow_redirects;
     check.max_redirects = spec.max_redirects;
-    check.tls = super::tls::TlsOptions::from_spec(&spec.tls).map_err(|m| bad("tls", m.0))?;
-    Ok(Some(check))
+    check.tls = TlsOptions::from_spec(&spec.tls).map_err(|m| bad("tls", m.0))?;
+    Ok(check)
 }
 
 fn compile_assertions(spec: &ProbeSpec) -> Result<Assertions, SpecError> {

@@ -25,24 +25,42 @@ fn mozilla_roots() -> RootCertStore {
 #[error("{0}")]
 pub struct BadTls(pub String);
 
-fn build(roots: RootCertStore) -> Result<ClientConfig, BadTls> {
-    ClientConfig::builder_with_provider(provider())
+/// A client configuration and the verifier inside it (kept apart as well, so a check can wrap it
+/// to see the certificate a server presents even when it is refused).
+#[derive(Clone)]
+struct Built {
+    config: Arc<ClientConfig>,
+    verifier: Arc<dyn ServerCertVerifier>,
+}
+
+fn with_verifier(verifier: Arc<dyn ServerCertVerifier>) -> Result<Built, BadTls> {
+    let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .map_err(|e| BadTls(e.to_string()))
+        .map_err(|e| BadTls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth();
+    Ok(Built { config: Arc::new(config), verifier })
+}
+
+fn build(roots: RootCertStore) -> Result<Built, BadTls> {
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| BadTls(e.to_string()))?;
+    with_verifier(verifier)
 }
 
 /// The shared configuration for probes without TLS settings of their own.
-fn default_config() -> Option<Arc<ClientConfig>> {
-    static DEFAULT: OnceLock<Option<Arc<ClientConfig>>> = OnceLock::new();
-    DEFAULT.get_or_init(|| build(mozilla_roots()).ok().map(Arc::new)).clone()
+fn default_built() -> Option<Built> {
+    static DEFAULT: OnceLock<Option<Built>> = OnceLock::new();
+    DEFAULT.get_or_init(|| build(mozilla_roots()).ok()).clone()
 }
 
 /// A probe's TLS client configuration.
 #[derive(Clone, Default)]
 pub struct TlsOptions {
     /// `None`: the shared default (Mozilla roots, full verification).
-    custom: Option<Arc<ClientConfig>>,
+    custom: Option<Built>,
     insecure: bool,
 }
 
@@ -58,10 +76,8 @@ impl fmt::Debug for TlsOptions {
 impl TlsOptions {
     pub fn from_spec(spec: &TlsSpec) -> Result<Self, BadTls> {
         if spec.insecure_skip_verify {
-            let mut config = build(RootCertStore::empty())?;
             let algorithms = provider().signature_verification_algorithms;
-            config.dangerous().set_certificate_verifier(Arc::new(AcceptAny(algorithms)));
-            return Ok(Self { custom: Some(Arc::new(config)), insecure: true });
+            return Ok(Self { custom: Some(with_verifier(Arc::new(AcceptAny(algorithms)))?), insecure: true });
         }
         let Some(pem) = &spec.ca_pem else { return Ok(Self::default()) };
         let mut roots = mozilla_roots();
@@ -74,12 +90,36 @@ impl TlsOptions {
         if added == 0 {
             return Err(BadTls("ca_pem holds no certificate".into()));
         }
-        Ok(Self { custom: Some(Arc::new(build(roots)?)), insecure: false })
+        Ok(Self { custom: Some(build(roots)?), insecure: false })
     }
 
     pub fn config(&self) -> Option<Arc<ClientConfig>> {
-        self.custom.clone().or_else(default_config)
+        self.custom.clone().or_else(default_built).map(|b| b.config)
     }
+
+    /// The same options offering one ALPN protocol (`h2` for gRPC).
+    pub fn with_alpn(&self, protocol: &[u8]) -> TlsOptions {
+        let Some(built) = self.custom.clone().or_else(default_built) else { return self.clone() };
+        let mut config = ClientConfig::clone(&built.config);
+        config.alpn_protocols = vec![protocol.to_vec()];
+        TlsOptions {
+            custom: Some(Built { config: Arc::new(config), verifier: built.verifier }),
+            insecure: self.insecure,
+        }
+    }
+
+    /// The certificate verifier `config` uses.
+    pub fn verifier(&self) -> Option<Arc<dyn ServerCertVerifier>> {
+        self.custom.clone().or_else(default_built).map(|b| b.verifier)
+    }
+}
+
+/// The certificate's issuer, as its common name (or the whole distinguished name without one).
+pub fn issuer(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let issuer = parsed.issuer();
+    let cn = issuer.iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_owned);
+    Some(cn.unwrap_or_else(|| issuer.to_string()))
 }
 
 /// Days from now until the certificate's notAfter (negative when expired).

@@ -126,8 +126,9 @@ fn is_erroring(pct: f64, baseline: Option<f64>) -> bool {
     pct >= ERROR_THRESHOLD_PCT && baseline.is_none_or(|b| pct >= 2.0 * b)
 }
 
+/// Probes that say whether the service answers at all (readiness and pool scrapes say why not).
 fn liveness(p: &ProbeSignal) -> bool {
-    matches!(p.kind, ProbeKind::Http | ProbeKind::Push)
+    !matches!(p.kind, ProbeKind::Readiness | ProbeKind::Metrics)
 }
 
 /// Everything wrong with one service now, strongest first.

@@ -15,7 +15,7 @@ mod users;
 use app::model::{
     AuditRow, Checklist, ChecklistDef, CreatedToken, EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput,
     Incident, IncidentPatch, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Postmortem, PostmortemComment,
-    PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, Role, Series, Service, ServiceInput,
+    PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, ProbeTrial, Role, Series, Service, ServiceInput,
     StateChange, TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary,
 };
 use axum::extract::{FromRequest, Request};
@@ -52,6 +52,9 @@ pub fn routes() -> Secured {
         .post("/api/v1/probes", admin, probes::create)
         .takes(json::<ProbeSpec>())
         .returns(201, json::<probes::WrittenProbe>())
+        .post("/api/v1/probes/test", admin, probes::test)
+        .takes(json::<ProbeSpec>())
+        .returns(200, json::<ProbeTrial>())
         .get("/api/v1/probes/{id}", viewer, probes::show)
         .returns(200, json::<Probe>())
         .put("/api/v1/probes/{id}", admin, probes::replace)

@@ -1,4 +1,4 @@
-use app::model::{Probe, ProbeResult, ProbeSpec, Series, StateChange};
+use app::model::{PolicyRefusal, Probe, ProbeResult, ProbeSpec, ProbeTrial, Series, StateChange};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Duration, Utc};
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiJson, parse_id};
 use crate::access::actor::Actor;
 use crate::monitor::catalog::{self, Mode};
-use crate::monitor::series;
+use crate::monitor::{series, trial};
 use crate::storage::catalog as store;
 use crate::storage::results;
 use crate::web::error::ApiError;
@@ -32,13 +32,25 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resu
     store::get_probe(&state.pool, id).await?.map(Json).ok_or(ApiError::NotFound("probe"))
 }
 
-/// A written probe; `push_token` only when one was just issued (it is never shown again).
+/// A written probe; `push_token` only when one was just issued (it is never shown again), and
+/// `refused` when the network policy refuses its target (saved all the same: an admin may be
+/// about to allow it).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct WrittenProbe {
     #[serde(flatten)]
     probe: Probe,
     #[serde(skip_serializing_if = "Option::is_none")]
     push_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<PolicyRefusal>,
+}
+
+/// "Run now": the definition run once, nothing stored.
+pub async fn test(
+    State(state): State<AppState>,
+    ApiJson(spec): ApiJson<ProbeSpec>,
+) -> Result<Json<ProbeTrial>, ApiError> {
+    Ok(Json(trial::run_once(&spec, state.scheduler.policy()).await?))
 }
 
 pub async fn create(
@@ -53,7 +65,8 @@ pub async fn create(
     }
     let w = catalog::write_probe(&state.pool, &state.scheduler, &spec, Mode::Create).await?;
     actor.audit(&state.pool, "probe.create", w.probe.id.to_string(), serde_json::json!({ "name": spec.name })).await?;
-    Ok((StatusCode::CREATED, Json(WrittenProbe { probe: w.probe, push_token: w.push_token })))
+    let refused = trial::refusal(&spec, state.scheduler.policy()).await;
+    Ok((StatusCode::CREATED, Json(WrittenProbe { probe: w.probe, push_token: w.push_token, refused })))
 }
 
 pub async fn replace(
@@ -65,7 +78,8 @@ pub async fn replace(
     let id = parse_id(&id)?;
     let w = catalog::write_probe(&state.pool, &state.scheduler, &spec, Mode::Replace(id)).await?;
     actor.audit(&state.pool, "probe.update", id.to_string(), serde_json::json!({ "name": spec.name })).await?;
-    Ok(Json(WrittenProbe { probe: w.probe, push_token: w.push_token }))
+    let refused = trial::refusal(&spec, state.scheduler.policy()).await;
+    Ok(Json(WrittenProbe { probe: w.probe, push_token: w.push_token, refused }))
 }
 
 pub async fn delete(

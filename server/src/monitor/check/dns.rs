@@ -1,0 +1,253 @@
+//! DNS checks: one query (A, AAAA, CNAME, MX, TXT, NS, SOA, SRV) to a chosen resolver or the
+//! system's, over UDP, again over TCP when the answer comes back truncated. The result says the
+//! response code, the answers and the query time; expected answers and the expected code decide.
+//!
+//! hickory encodes and decodes the messages; the sockets are Triage's own, so a chosen resolver's
+//! address goes through the network policy like any target. The system's resolvers (from
+//! `/etc/resolv.conf`) are the machine's own configuration, not a target, so they are used as is.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use app::model::ErrorClass;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use super::confirm::Outcome;
+use super::http::CheckResult;
+use super::policy::{NetworkPolicy, ResolveError, resolve_checked};
+use super::tcp::{Failure, micros, pending};
+
+/// The response codes a probe may expect.
+pub const RCODES: [&str; 6] = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    A,
+    Aaaa,
+    Cname,
+    Mx,
+    Txt,
+    Ns,
+    Soa,
+    Srv,
+}
+
+impl RecordKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "A" => Self::A,
+            "AAAA" => Self::Aaaa,
+            "CNAME" => Self::Cname,
+            "MX" => Self::Mx,
+            "TXT" => Self::Txt,
+            "NS" => Self::Ns,
+            "SOA" => Self::Soa,
+            "SRV" => Self::Srv,
+            _ => return None,
+        })
+    }
+
+    fn record_type(self) -> RecordType {
+        match self {
+            Self::A => RecordType::A,
+            Self::Aaaa => RecordType::AAAA,
+            Self::Cname => RecordType::CNAME,
+            Self::Mx => RecordType::MX,
+            Self::Txt => RecordType::TXT,
+            Self::Ns => RecordType::NS,
+            Self::Soa => RecordType::SOA,
+            Self::Srv => RecordType::SRV,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DnsCheck {
+    /// `None`: the system's resolvers.
+    pub resolver: Option<(String, u16)>,
+    pub name: String,
+    pub kind: RecordKind,
+    /// Each must be among the answers (compared without a trailing dot, case-insensitively).
+    pub answers: Vec<String>,
+    pub rcode: String,
+    pub timeout: Duration,
+    pub degraded_after: Option<Duration>,
+}
+
+/// Largest answer read over TCP.
+const TCP_ANSWER_CAP: usize = 65_535;
+
+pub async fn run(check: &DnsCheck, policy: &NetworkPolicy) -> CheckResult {
+    let mut result = pending(uuid::Uuid::new_v4().simple().to_string());
+    let started = Instant::now();
+    let attempt = tokio::time::timeout(check.timeout, ask(check, policy)).await;
+    result.phases.total_us = micros(started.elapsed());
+    let answer = match attempt {
+        Err(_) => {
+            result.error = Some(ErrorClass::Timeout);
+            result.detail = Some(format!("no DNS answer within {} ms", check.timeout.as_millis()));
+            return result;
+        }
+        Ok(Err(Failure(class, detail))) => {
+            result.error = Some(class);
+            result.detail = Some(detail);
+            return result;
+        }
+        Ok(Ok(answer)) => answer,
+    };
+    result.phases.dns_us = Some(answer.query_us);
+    result.response_bytes = answer.bytes as u64;
+    let rcode = mnemonic(answer.message.metadata.response_code);
+    let wanted = record_type_of(check);
+    let found: Vec<String> =
+        answer.message.answers.iter().filter(|r| r.record_type() == wanted).map(|r| r.data.to_string()).collect();
+    let shown = if found.is_empty() { "no answers".to_string() } else { found.join(", ") };
+    if rcode != check.rcode {
+        result.error = Some(ErrorClass::Dns);
+        result.detail = Some(format!("{rcode} (expected {}): {shown}", check.rcode));
+        return result;
+    }
+    let normal = |s: &str| s.trim().trim_end_matches('.').trim_matches('"').to_ascii_lowercase();
+    let have: Vec<String> = found.iter().map(|a| normal(a)).collect();
+    let missing: Vec<&String> = check
+        .answers
+        .iter()
+        .filter(|want| !have.iter().any(|h| *h == normal(want) || h.ends_with(&format!(" {}", normal(want)))))
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|m| m.as_str()).collect();
+        result.error = Some(ErrorClass::Assertion);
+        result.detail = Some(format!("{rcode}: {shown}; missing {}", names.join(", ")));
+        return result;
+    }
+    if check.rcode == "NOERROR" && check.answers.is_empty() && found.is_empty() {
+        result.error = Some(ErrorClass::Dns);
+        result.detail = Some(format!("NOERROR but no {} record", wanted));
+        return result;
+    }
+    result.outcome = Outcome::Up;
+    result.detail = Some(format!("{rcode}: {shown}"));
+    if let Some(limit) = check.degraded_after
+        && started.elapsed() > limit
+    {
+        result.outcome = Outcome::Degraded;
+        result.detail = Some(format!("slower than {} ms; {rcode}: {shown}", limit.as_millis()));
+    }
+    result
+}
+
+/// The response code as `dig` and the RFCs write it.
+fn mnemonic(code: ResponseCode) -> String {
+    let n = u16::from(code);
+    match RCODES.get(usize::from(n)) {
+        Some(name) => (*name).to_string(),
+        None => format!("RCODE{n}"),
+    }
+}
+
+fn record_type_of(check: &DnsCheck) -> RecordType {
+    check.kind.record_type()
+}
+
+struct Answer {
+    message: Message,
+    query_us: u64,
+    bytes: usize,
+}
+
+/// The resolvers to ask, in order.
+async fn resolvers(check: &DnsCheck, policy: &NetworkPolicy) -> Result<Vec<SocketAddr>, Failure> {
+    match &check.resolver {
+        Some((host, port)) => resolve_checked(policy, host, *port).await.map_err(|e| match e {
+            ResolveError::Dns(msg) => Failure(ErrorClass::Dns, format!("the resolver's name: {msg}")),
+            blocked @ ResolveError::Blocked { .. } => Failure(ErrorClass::BlockedByPolicy, blocked.to_string()),
+        }),
+        None => {
+            let text = tokio::fs::read("/etc/resolv.conf")
+                .await
+                .map_err(|e| Failure(ErrorClass::Dns, format!("no system resolver: /etc/resolv.conf: {}", e.kind())))?;
+            let conf = resolv_conf::Config::parse(&text)
+                .map_err(|e| Failure(ErrorClass::Dns, format!("/etc/resolv.conf: {e}")))?;
+            let found: Vec<SocketAddr> =
+                conf.nameservers.iter().map(|ns| SocketAddr::new(IpAddr::from(ns.clone()), 53)).collect();
+            if found.is_empty() {
+                return Err(Failure(ErrorClass::Dns, "no nameserver in /etc/resolv.conf".into()));
+            }
+            Ok(found)
+        }
+    }
+}
+
+async fn ask(check: &DnsCheck, policy: &NetworkPolicy) -> Result<Answer, Failure> {
+    let name = Name::from_ascii(&check.name)
+        .map_err(|e| Failure(ErrorClass::Protocol, format!("'{}' is not a DNS name: {e}", check.name)))?;
+    let id = fastrand::u16(..);
+    let mut query = Message::new(id, MessageType::Query, OpCode::Query);
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(name, record_type_of(check)));
+    let bytes =
+        query.to_vec().map_err(|e| Failure(ErrorClass::Protocol, format!("could not encode the query: {e}")))?;
+    let mut last = Failure(ErrorClass::Dns, "no resolver answered".into());
+    for server in resolvers(check, policy).await? {
+        let t = Instant::now();
+        match over_udp(server, &bytes, id).await {
+            Ok((message, n)) if !message.metadata.truncation => {
+                return Ok(Answer { message, query_us: micros(t.elapsed()), bytes: n });
+            }
+            // Too big for a datagram: the same question over TCP.
+            Ok(_) => match over_tcp(server, &bytes, id).await {
+                Ok((message, n)) => return Ok(Answer { message, query_us: micros(t.elapsed()), bytes: n }),
+                Err(f) => last = f,
+            },
+            Err(f) => last = f,
+        }
+    }
+    Err(last)
+}
+
+fn decode(buf: &[u8], id: u16) -> Result<Message, Failure> {
+    let message =
+        Message::from_vec(buf).map_err(|e| Failure(ErrorClass::Protocol, format!("not a DNS answer: {e}")))?;
+    if message.metadata.id != id || message.metadata.message_type != MessageType::Response {
+        return Err(Failure(ErrorClass::Protocol, "an answer to another question".into()));
+    }
+    Ok(message)
+}
+
+async fn over_udp(server: SocketAddr, query: &[u8], id: u16) -> Result<(Message, usize), Failure> {
+    let local: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let socket =
+        UdpSocket::bind(local).await.map_err(|e| Failure(ErrorClass::Connect, format!("no socket: {}", e.kind())))?;
+    socket.connect(server).await.map_err(|e| Failure(ErrorClass::Connect, format!("{server}: {}", e.kind())))?;
+    socket.send(query).await.map_err(|e| Failure(ErrorClass::Connect, format!("{server}: {}", e.kind())))?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n =
+            socket.recv(&mut buf).await.map_err(|e| Failure(ErrorClass::Connect, format!("{server}: {}", e.kind())))?;
+        // A stray datagram (another id) is ignored; the timeout bounds the wait.
+        match decode(&buf[..n], id) {
+            Ok(m) => return Ok((m, n)),
+            Err(_) => continue,
+        }
+    }
+}
+
+async fn over_tcp(server: SocketAddr, query: &[u8], id: u16) -> Result<(Message, usize), Failure> {
+    let mut stream = TcpStream::connect(server)
+        .await
+        .map_err(|e| Failure(ErrorClass::Connect, format!("{server} (TCP): {}", e.kind())))?;
+    let len = u16::try_from(query.len()).map_err(|_| Failure(ErrorClass::Protocol, "query too long".into()))?;
+    let mut framed = len.to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    let io = |e: std::io::Error| Failure(ErrorClass::Connect, format!("{server} (TCP): {}", e.kind()));
+    stream.write_all(&framed).await.map_err(io)?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await.map_err(io)?;
+    let n = usize::from(u16::from_be_bytes(len)).min(TCP_ANSWER_CAP);
+    let mut buf = vec![0u8; n];
+    stream.read_exact(&mut buf).await.map_err(io)?;
+    Ok((decode(&buf, id)?, n))
+}

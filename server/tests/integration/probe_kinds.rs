@@ -1,0 +1,448 @@
+//! The kinds of check besides HTTP, each against a real server on loopback started by the test:
+//! a TCP banner and echo server, a TLS server with a test certificate, a DNS server answering
+//! over UDP and TCP, the gRPC health service, and loopback ICMP. Each: up, down with the right
+//! error class, the timeout, and the network policy's refusal. Definitions go through the same
+//! compile step as stored probes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use app::model::{ErrorClass, Outcome, ProbeKind, ProbeResult, ProbeSpec};
+use chrono::Datelike;
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::{A, TXT};
+use hickory_proto::rr::{RData, Record, RecordType};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use server::monitor::check::execute::{self, ScrapeMemory};
+use server::monitor::check::policy::NetworkPolicy;
+use server::monitor::check::spec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+fn loopback() -> NetworkPolicy {
+    NetworkPolicy::new(vec!["127.0.0.0/8".parse().expect("cidr"), "::1/128".parse().expect("cidr")], vec![])
+}
+
+/// The default policy: nothing on this machine is allowed.
+fn strict() -> NetworkPolicy {
+    NetworkPolicy::new(vec![], vec![])
+}
+
+fn spec_of(kind: ProbeKind, url: &str, patch: impl FnOnce(&mut ProbeSpec)) -> ProbeSpec {
+    let mut s = ProbeSpec::new("p", "s", kind, Some(url));
+    s.timeout_ms = 2_000;
+    patch(&mut s);
+    s
+}
+
+async fn run(spec: &ProbeSpec, policy: &NetworkPolicy) -> ProbeResult {
+    let compiled = spec::compile(uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), spec).expect("a valid definition");
+    let check = compiled.check.expect("a check to run");
+    execute::run(compiled.id, compiled.kind, &check, &compiled.pool_mapping, policy, &mut ScrapeMemory::default()).await
+}
+
+fn assert_failed(r: &ProbeResult, class: ErrorClass) {
+    assert_eq!((r.outcome, r.error), (Outcome::Down, Some(class)), "detail: {:?}", r.detail);
+}
+
+/// A port nothing listens on (bound, then released).
+async fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    l.local_addr().expect("addr")
+}
+
+// ---- tcp ----
+
+/// Greets with a banner, answers `PING` with `PONG`, and says nothing to anything else.
+async fn tcp_target() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"220 triage-test ready\r\n").await;
+                let mut buf = [0u8; 64];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    if buf[..n].starts_with(b"PING") {
+                        let _ = s.write_all(b"+PONG\r\n").await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn tcp_connects_reads_the_banner_and_expects_an_answer() {
+    let addr = tcp_target().await;
+    let url = format!("tcp://{addr}");
+    let up = run(&spec_of(ProbeKind::Tcp, &url, |_| {}), &loopback()).await;
+    assert_eq!((up.outcome, up.error), (Outcome::Up, None));
+    assert!(up.phases.connect_us.is_some());
+
+    let banner = run(&spec_of(ProbeKind::Tcp, &url, |s| s.expect = Some("220 triage".into())), &loopback()).await;
+    assert_eq!(banner.outcome, Outcome::Up, "{:?}", banner.detail);
+    assert!(banner.phases.ttfb_us.is_some(), "the wait for the answer is timed");
+
+    let echo = spec_of(ProbeKind::Tcp, &url, |s| {
+        s.send = Some("PING\\r\\n".into());
+        s.expect = Some("+PONG".into());
+    });
+    assert_eq!(run(&echo, &loopback()).await.outcome, Outcome::Up);
+
+    // Expected text that never comes: the timeout, naming what was awaited.
+    let silent = spec_of(ProbeKind::Tcp, &url, |s| {
+        s.expect = Some("+OK".into());
+        s.timeout_ms = 300;
+    });
+    let r = run(&silent, &loopback()).await;
+    assert_failed(&r, ErrorClass::Timeout);
+    assert!(r.detail.as_deref().is_some_and(|d| d.contains("'+OK' not received")), "{:?}", r.detail);
+
+    let refused = run(&spec_of(ProbeKind::Tcp, &format!("tcp://{}", closed_port().await), |_| {}), &loopback()).await;
+    assert_failed(&refused, ErrorClass::Connect);
+    let blocked = run(&spec_of(ProbeKind::Tcp, &url, |_| {}), &strict()).await;
+    assert_failed(&blocked, ErrorClass::BlockedByPolicy);
+}
+
+// ---- tls ----
+
+/// A certificate for `localhost` signed by a test CA, expiring in `days` days: (chain, key, CA PEM).
+fn issued(days: i64, names: &[&str]) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, String) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "Triage Test CA");
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let ca_cert = ca.self_signed(&ca_key).expect("ca");
+    let mut leaf =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
+    let end = chrono::Utc::now() + chrono::Duration::days(days) + chrono::Duration::hours(12);
+    leaf.not_after = rcgen::date_time_ymd(end.year(), end.month() as u8, end.day() as u8);
+    leaf.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
+    let cert = leaf.signed_by(&key, &issuer).expect("signed");
+    let chain = vec![cert.der().clone(), ca_cert.der().clone()];
+    (chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())), ca_cert.pem())
+}
+
+/// A TLS server that completes handshakes and closes; ALPN `h2` offered for gRPC clients.
+async fn tls_target(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> SocketAddr {
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.write_all(b"hello\n").await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn tls_reports_days_left_and_issuer_and_names_what_does_not_verify() {
+    let (chain, key, ca) = issued(40, &["localhost"]);
+    let addr = tls_target(chain, key).await;
+    let url = format!("tls://localhost:{}", addr.port());
+    let trusted = |s: &mut ProbeSpec| s.tls.ca_pem = Some(ca.clone());
+    let up = run(&spec_of(ProbeKind::Tls, &url, trusted), &loopback()).await;
+    assert_eq!((up.outcome, up.error), (Outcome::Up, None), "{:?}", up.detail);
+    assert!(up.cert_days_left.is_some_and(|d| (39..=40).contains(&d)), "days left: {:?}", up.cert_days_left);
+    let said = up.detail.clone().unwrap_or_default();
+    assert!(said.contains("Triage Test CA") && said.contains("verified"), "{said}");
+    assert!(up.phases.tls_us.is_some());
+
+    // Close to expiry: degraded with the certificate's class.
+    let soon = run(
+        &spec_of(ProbeKind::Tls, &url, |s| {
+            trusted(s);
+            s.assertions.cert_min_days = Some(60);
+        }),
+        &loopback(),
+    )
+    .await;
+    assert_eq!((soon.outcome, soon.error), (Outcome::Degraded, Some(ErrorClass::CertExpiry)));
+
+    // Not trusted (the CA is not given): down, and the issuer is still reported.
+    let untrusted = run(&spec_of(ProbeKind::Tls, &url, |_| {}), &loopback()).await;
+    assert_failed(&untrusted, ErrorClass::Tls);
+    let why = untrusted.detail.unwrap_or_default();
+    assert!(why.contains("unknown issuer") && why.contains("Triage Test CA"), "{why}");
+    assert!(untrusted.cert_days_left.is_some(), "expiry is read before verification");
+
+    // A certificate for another name.
+    let (chain, key, ca2) = issued(40, &["other.test"]);
+    let other = tls_target(chain, key).await;
+    let r = run(
+        &spec_of(ProbeKind::Tls, &format!("tls://localhost:{}", other.port()), |s| s.tls.ca_pem = Some(ca2)),
+        &loopback(),
+    )
+    .await;
+    assert_failed(&r, ErrorClass::Tls);
+    assert!(r.detail.as_deref().is_some_and(|d| d.contains("does not name this host")), "{:?}", r.detail);
+
+    // Expired.
+    let (chain, key, ca3) = issued(-3, &["localhost"]);
+    let old = tls_target(chain, key).await;
+    let r = run(
+        &spec_of(ProbeKind::Tls, &format!("tls://localhost:{}", old.port()), |s| s.tls.ca_pem = Some(ca3)),
+        &loopback(),
+    )
+    .await;
+    assert_failed(&r, ErrorClass::CertExpiry);
+
+    // A server that never answers the handshake: the timeout.
+    let mute = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mute_addr = mute.local_addr().expect("addr");
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = mute.accept().await {
+            open.push(s);
+        }
+    });
+    let r = run(&spec_of(ProbeKind::Tls, &format!("tls://{mute_addr}"), |s| s.timeout_ms = 300), &loopback()).await;
+    assert_failed(&r, ErrorClass::Timeout);
+    assert_failed(&run(&spec_of(ProbeKind::Tls, &url, trusted), &strict()).await, ErrorClass::BlockedByPolicy);
+
+    // tcp with a TLS handshake: the same verification, and the greeting read through TLS.
+    let over_tls = run(
+        &spec_of(ProbeKind::Tcp, &url.replace("tls://", "tcp://"), |s| {
+            trusted(s);
+            s.tcp_tls = true;
+            s.expect = Some("hello".into());
+        }),
+        &loopback(),
+    )
+    .await;
+    assert_eq!(over_tls.outcome, Outcome::Up, "{:?}", over_tls.detail);
+    assert!(over_tls.phases.tls_us.is_some() && over_tls.cert_days_left.is_some());
+}
+
+// ---- dns ----
+
+/// Answers `shop.test` (A 127.0.0.7, and a TXT record too long for UDP, which comes back
+/// truncated there and whole over TCP), NXDOMAIN for anything else.
+async fn dns_server() -> SocketAddr {
+    fn answer(query: &Message, tcp: bool) -> Message {
+        let mut m = Message::new(query.metadata.id, MessageType::Response, query.metadata.op_code);
+        m.metadata.recursion_desired = query.metadata.recursion_desired;
+        m.metadata.recursion_available = true;
+        let Some(q) = query.queries.first() else { return m };
+        m.add_query(q.clone());
+        if q.name().to_ascii().trim_end_matches('.') != "shop.test" {
+            m.metadata.response_code = ResponseCode::NXDomain;
+            return m;
+        }
+        match q.query_type() {
+            RecordType::A => {
+                m.answers.push(Record::from_rdata(q.name().clone(), 60, RData::A(A::new(127, 0, 0, 7))));
+            }
+            RecordType::TXT if !tcp => m.metadata.truncation = true,
+            RecordType::TXT => {
+                let long = "v".repeat(200);
+                let txt = TXT::new(vec![long.clone(), long.clone(), long]);
+                m.answers.push(Record::from_rdata(q.name().clone(), 60, RData::TXT(txt)));
+            }
+            _ => {}
+        }
+        m
+    }
+    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+    let addr = udp.local_addr().expect("addr");
+    let tcp = TcpListener::bind(addr).await.expect("bind tcp on the same port");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+            if let Ok(q) = Message::from_vec(&buf[..n]) {
+                let _ = udp.send_to(&answer(&q, false).to_vec().expect("encode"), from).await;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = tcp.accept().await {
+            tokio::spawn(async move {
+                let mut len = [0u8; 2];
+                if s.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                if s.read_exact(&mut buf).await.is_err() {
+                    return;
+                }
+                let Ok(q) = Message::from_vec(&buf) else { return };
+                let out = answer(&q, true).to_vec().expect("encode");
+                let mut framed = (out.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&out);
+                let _ = s.write_all(&framed).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn dns_asks_the_chosen_resolver_and_checks_answers_and_rcode() {
+    let resolver = dns_server().await;
+    let url = |name: &str, t: &str| format!("dns://{resolver}/{name}?type={t}");
+    let up =
+        run(&spec_of(ProbeKind::Dns, &url("shop.test", "A"), |s| s.answers = vec!["127.0.0.7".into()]), &loopback())
+            .await;
+    assert_eq!((up.outcome, up.error), (Outcome::Up, None), "{:?}", up.detail);
+    assert!(up.detail.as_deref().is_some_and(|d| d.contains("NOERROR") && d.contains("127.0.0.7")));
+    assert!(up.phases.dns_us.is_some(), "the query time");
+
+    // Truncated over UDP: asked again over TCP.
+    let txt = run(&spec_of(ProbeKind::Dns, &url("shop.test", "TXT"), |_| {}), &loopback()).await;
+    assert_eq!(txt.outcome, Outcome::Up, "{:?}", txt.detail);
+    assert!(txt.detail.as_deref().is_some_and(|d| d.contains("vvvv")));
+
+    let wrong =
+        run(&spec_of(ProbeKind::Dns, &url("shop.test", "A"), |s| s.answers = vec!["127.0.0.8".into()]), &loopback())
+            .await;
+    assert_failed(&wrong, ErrorClass::Assertion);
+    assert!(wrong.detail.as_deref().is_some_and(|d| d.contains("missing 127.0.0.8")));
+    let missing = run(&spec_of(ProbeKind::Dns, &url("gone.test", "A"), |_| {}), &loopback()).await;
+    assert_failed(&missing, ErrorClass::Dns);
+    assert!(missing.detail.as_deref().is_some_and(|d| d.starts_with("NXDOMAIN")));
+    // A name that must not exist: NXDOMAIN is what was asked for.
+    let absent =
+        run(&spec_of(ProbeKind::Dns, &url("gone.test", "A"), |s| s.rcode = Some("nxdomain".into())), &loopback()).await;
+    assert_eq!(absent.outcome, Outcome::Up, "{:?}", absent.detail);
+
+    // A resolver that never answers: the timeout.
+    let mute = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let mute_url = format!("dns://{}/shop.test?type=A", mute.local_addr().expect("addr"));
+    assert_failed(
+        &run(&spec_of(ProbeKind::Dns, &mute_url, |s| s.timeout_ms = 300), &loopback()).await,
+        ErrorClass::Timeout,
+    );
+    assert_failed(
+        &run(&spec_of(ProbeKind::Dns, &url("shop.test", "A"), |_| {}), &strict()).await,
+        ErrorClass::BlockedByPolicy,
+    );
+    drop(mute);
+}
+
+// ---- grpc ----
+
+async fn grpc_server() -> (SocketAddr, tonic_health::server::HealthReporter) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_service_status("shop.Orders", tonic_health::ServingStatus::Serving).await;
+    reporter.set_service_status("shop.Payments", tonic_health::ServingStatus::NotServing).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming));
+    (addr, reporter)
+}
+
+#[tokio::test]
+async fn grpc_asks_the_standard_health_service() {
+    let (addr, reporter) = grpc_server().await;
+    let url = |service: &str| format!("grpc://{addr}/{service}");
+    let up = run(&spec_of(ProbeKind::Grpc, &url("shop.Orders"), |_| {}), &loopback()).await;
+    assert_eq!((up.outcome, up.error), (Outcome::Up, None), "{:?}", up.detail);
+    assert!(up.phases.connect_us.is_some() && up.phases.ttfb_us.is_some());
+    let whole = run(&spec_of(ProbeKind::Grpc, &format!("grpc://{addr}"), |_| {}), &loopback()).await;
+    assert_eq!(whole.outcome, Outcome::Up, "the server as a whole: {:?}", whole.detail);
+
+    let down = run(&spec_of(ProbeKind::Grpc, &url("shop.Payments"), |_| {}), &loopback()).await;
+    assert_failed(&down, ErrorClass::Assertion);
+    assert!(down.detail.as_deref().is_some_and(|d| d.contains("NOT_SERVING")), "{:?}", down.detail);
+    // Switched at run time, as a server going unhealthy would.
+    reporter.set_service_status("shop.Orders", tonic_health::ServingStatus::NotServing).await;
+    assert_failed(
+        &run(&spec_of(ProbeKind::Grpc, &url("shop.Orders"), |_| {}), &loopback()).await,
+        ErrorClass::Assertion,
+    );
+    let unknown = run(&spec_of(ProbeKind::Grpc, &url("shop.Nothing"), |_| {}), &loopback()).await;
+    assert_failed(&unknown, ErrorClass::Assertion);
+
+    let closed = closed_port().await;
+    assert_failed(
+        &run(&spec_of(ProbeKind::Grpc, &format!("grpc://{closed}/x"), |_| {}), &loopback()).await,
+        ErrorClass::Connect,
+    );
+    // A server that accepts and never speaks HTTP/2: the timeout.
+    let mute = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mute_addr = mute.local_addr().expect("addr");
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = mute.accept().await {
+            open.push(s);
+        }
+    });
+    let r = run(&spec_of(ProbeKind::Grpc, &format!("grpc://{mute_addr}/x"), |s| s.timeout_ms = 300), &loopback()).await;
+    assert_failed(&r, ErrorClass::Timeout);
+    assert_failed(
+        &run(&spec_of(ProbeKind::Grpc, &url("shop.Orders"), |_| {}), &strict()).await,
+        ErrorClass::BlockedByPolicy,
+    );
+}
+
+// ---- icmp ----
+
+#[tokio::test]
+async fn icmp_echoes_loopback_and_reports_loss_and_round_trips() {
+    let r = run(&spec_of(ProbeKind::Icmp, "icmp://127.0.0.1", |s| s.packets = Some(3)), &loopback()).await;
+    assert_eq!((r.outcome, r.error), (Outcome::Up, None), "{:?}", r.detail);
+    let said = r.detail.unwrap_or_default();
+    assert!(said.starts_with("3/3 received, 0 % loss; rtt min/avg/max"), "{said}");
+    assert!(r.phases.connect_us.is_some(), "the average round trip is the latency");
+    assert_failed(
+        &run(&spec_of(ProbeKind::Icmp, "icmp://127.0.0.1", |_| {}), &strict()).await,
+        ErrorClass::BlockedByPolicy,
+    );
+}
+
+// ---- definitions ----
+
+#[test]
+fn each_kind_names_its_bad_fields() {
+    let field = |kind: ProbeKind, url: &str, patch: fn(&mut ProbeSpec)| {
+        spec::validate(&spec_of(kind, url, patch)).expect_err("refused").field
+    };
+    assert_eq!(field(ProbeKind::Tcp, "tcp://127.0.0.1", |_| {}), "url", "a port is required");
+    assert_eq!(field(ProbeKind::Tcp, "http://127.0.0.1:80", |_| {}), "url");
+    assert_eq!(field(ProbeKind::Http, "http://127.0.0.1/", |s| s.send = Some("x".into())), "send");
+    assert_eq!(
+        field(ProbeKind::Tcp, "tcp://127.0.0.1:1", |s| s
+            .headers
+            .insert("a".into(), "b".into())
+            .map(|_| ())
+            .unwrap_or(())),
+        "headers"
+    );
+    assert_eq!(field(ProbeKind::Dns, "dns:///shop.test?type=BOGUS", |_| {}), "url");
+    assert_eq!(field(ProbeKind::Dns, "dns:///shop.test", |s| s.rcode = Some("MAYBE".into())), "rcode");
+    assert_eq!(field(ProbeKind::Icmp, "icmp://127.0.0.1", |s| s.packets = Some(50)), "packets");
+    assert_eq!(field(ProbeKind::Icmp, "icmp://127.0.0.1:7", |_| {}), "url");
+    assert_eq!(field(ProbeKind::Grpc, "grpc://127.0.0.1/svc", |_| {}), "url", "a port is required");
+    assert_eq!(field(ProbeKind::Tls, "tls://127.0.0.1:443/path", |_| {}), "url");
+    for (kind, url) in [
+        (ProbeKind::Tcp, "tcp://127.0.0.1:6379"),
+        (ProbeKind::Tls, "tls://[::1]:443"),
+        (ProbeKind::Dns, "dns:///shop.test?type=MX"),
+        (ProbeKind::Dns, "dns://127.0.0.1:5353/shop.test"),
+        (ProbeKind::Icmp, "icmp://localhost"),
+        (ProbeKind::Grpc, "grpcs://127.0.0.1:443/shop.Orders"),
+    ] {
+        spec::validate(&spec_of(kind, url, |_| {})).unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+}
