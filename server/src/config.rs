@@ -42,6 +42,8 @@ pub enum Command {
     /// Work with the stored probes.
     #[command(subcommand)]
     Probes(ProbesCommand),
+    /// Import services and probes from Uptime Kuma, Gatus or Prometheus' blackbox exporter.
+    Import(ImportArgs),
     /// Manage users (works whether or not a server runs on the same data).
     #[command(subcommand)]
     User(UserCommand),
@@ -110,6 +112,39 @@ pub enum ProbesCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Print what a probe file changes, then apply it (a running server picks the changes up on
+    /// SIGHUP, or `POST /api/v1/probes/apply`, if it runs with this file as --config).
+    Apply {
+        file: PathBuf,
+        /// Only print what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// The tool an import reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportSource {
+    /// An Uptime Kuma backup (JSON, "Export Backup").
+    Kuma,
+    /// A Gatus configuration file (YAML).
+    Gatus,
+    /// A Prometheus configuration scraping the blackbox exporter, then the exporter's modules file.
+    Blackbox,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ImportArgs {
+    pub source: ImportSource,
+    /// The file(s): one for kuma and gatus; prometheus.yml then blackbox.yml for blackbox.
+    #[arg(required = true, num_args = 1..=2)]
+    pub files: Vec<PathBuf>,
+    /// Print what would be created and what cannot be mapped; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Create every probe paused, to review before it runs.
+    #[arg(long)]
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]

@@ -19,7 +19,14 @@ fn main() -> ExitCode {
     };
     let output_is_product = matches!(
         cli.command,
-        Some(Command::Probes(_) | Command::Bench(_) | Command::Seed(_) | Command::User(_) | Command::Token(_))
+        Some(
+            Command::Probes(_)
+                | Command::Import(_)
+                | Command::Bench(_)
+                | Command::Seed(_)
+                | Command::User(_)
+                | Command::Token(_)
+        )
     );
     if let Err(e) = telemetry::init(&cli.log, output_is_product) {
         eprintln!("triage: {e}");
@@ -43,6 +50,10 @@ fn main() -> ExitCode {
         Some(Command::Probes(ProbesCommand::Export { output })) => {
             runtime.block_on(probes::export_command(&cli, output.clone()))
         }
+        Some(Command::Probes(ProbesCommand::Apply { file, dry_run })) => {
+            runtime.block_on(probes::apply_command(&cli, file, *dry_run))
+        }
+        Some(Command::Import(args)) => runtime.block_on(probes::import_command(&cli, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,9 +6,11 @@ use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
-/// A server function's failure. Serialised as JSON with a `kind` tag (pinned by a test).
+/// A server function's failure. Serialised as JSON with a `kind` tag (pinned by a test), through
+/// the flat [`Wire`] struct: serde's internally tagged enums buffer every field through generic
+/// content types, which cost the WASM module about 30 KB.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(into = "Wire", try_from = "Wire")]
 pub enum ServerError {
     #[error("{what} not found")]
     NotFound { what: String },
@@ -35,6 +37,75 @@ pub enum ServerError {
     /// not have seen it.
     #[error("{message}")]
     Transport { message: String },
+}
+
+/// The kinds of [`ServerError`], as they appear in the `kind` tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    NotFound,
+    Invalid,
+    Conflict,
+    Unauthenticated,
+    Forbidden,
+    TooManyRequests,
+    Unavailable,
+    Internal,
+    Transport,
+}
+
+/// [`ServerError`] on the wire: the tag and whichever fields its kind has.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Wire {
+    kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    what: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_after_secs: Option<u64>,
+}
+
+impl From<ServerError> for Wire {
+    fn from(e: ServerError) -> Self {
+        let wire = |kind| Wire { kind, what: None, field: None, message: None, retry_after_secs: None };
+        match e {
+            ServerError::NotFound { what } => Wire { what: Some(what), ..wire(Kind::NotFound) },
+            ServerError::Invalid { field, message } => Wire { field, message: Some(message), ..wire(Kind::Invalid) },
+            ServerError::Conflict { field, message } => Wire { field, message: Some(message), ..wire(Kind::Conflict) },
+            ServerError::Unauthenticated => wire(Kind::Unauthenticated),
+            ServerError::Forbidden { message } => Wire { message: Some(message), ..wire(Kind::Forbidden) },
+            ServerError::TooManyRequests { retry_after_secs } => {
+                Wire { retry_after_secs: Some(retry_after_secs), ..wire(Kind::TooManyRequests) }
+            }
+            ServerError::Unavailable => wire(Kind::Unavailable),
+            ServerError::Internal => wire(Kind::Internal),
+            ServerError::Transport { message } => Wire { message: Some(message), ..wire(Kind::Transport) },
+        }
+    }
+}
+
+impl TryFrom<Wire> for ServerError {
+    type Error = String;
+
+    fn try_from(w: Wire) -> Result<Self, String> {
+        let need = |v: Option<String>, name: &str| v.ok_or_else(|| format!("missing field `{name}`"));
+        Ok(match w.kind {
+            Kind::NotFound => Self::NotFound { what: need(w.what, "what")? },
+            Kind::Invalid => Self::Invalid { field: w.field, message: need(w.message, "message")? },
+            Kind::Conflict => Self::Conflict { field: w.field, message: need(w.message, "message")? },
+            Kind::Unauthenticated => Self::Unauthenticated,
+            Kind::Forbidden => Self::Forbidden { message: need(w.message, "message")? },
+            Kind::TooManyRequests => Self::TooManyRequests {
+                retry_after_secs: w.retry_after_secs.ok_or_else(|| "missing field `retry_after_secs`".to_string())?,
+            },
+            Kind::Unavailable => Self::Unavailable,
+            Kind::Internal => Self::Internal,
+            Kind::Transport => Self::Transport { message: need(w.message, "message")? },
+        })
+    }
 }
 
 fn with_field(field: &Option<String>, message: &str) -> String {

@@ -11,7 +11,11 @@ use crate::model::ErrorClass;
 /// never came, and the network path in between.
 fn group(class: ErrorClass) -> usize {
     match class {
-        ErrorClass::Status | ErrorClass::Assertion | ErrorClass::Parse | ErrorClass::BodyTooLarge => 0,
+        ErrorClass::Status
+        | ErrorClass::Assertion
+        | ErrorClass::Parse
+        | ErrorClass::BodyTooLarge
+        | ErrorClass::PoolSaturated => 0,
         ErrorClass::Timeout | ErrorClass::MissedHeartbeat => 1,
         _ => 2,
     }

@@ -54,10 +54,13 @@ pub enum ErrorClass {
     MissedHeartbeat,
     /// A metrics body that is not Prometheus text.
     Parse,
+    /// A metrics probe's pool is saturated (`degraded`): requests wait for a connection, or the
+    /// pool is in use beyond its threshold.
+    PoolSaturated,
 }
 
 impl ErrorClass {
-    pub const ALL: [ErrorClass; 12] = [
+    pub const ALL: [ErrorClass; 13] = [
         Self::Timeout,
         Self::Dns,
         Self::Connect,
@@ -70,6 +73,7 @@ impl ErrorClass {
         Self::CertExpiry,
         Self::MissedHeartbeat,
         Self::Parse,
+        Self::PoolSaturated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +90,7 @@ impl ErrorClass {
             Self::CertExpiry => "cert_expiry",
             Self::MissedHeartbeat => "missed_heartbeat",
             Self::Parse => "parse",
+            Self::PoolSaturated => "pool_saturated",
         }
     }
 
@@ -445,6 +450,10 @@ pub struct ProbeSpec {
     /// `icmp`: echo requests per check (default 3, at most 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packets: Option<u32>,
+    /// `metrics`: the share of the pool's maximum in use from which it counts as saturated
+    /// (default [`POOL_SATURATED_AT`]); requests waiting always count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_saturated_at: Option<f64>,
 }
 
 /// How a probe's failures become incidents.
@@ -515,6 +524,7 @@ impl ProbeSpec {
             answers: Vec::new(),
             rcode: None,
             packets: None,
+            pool_saturated_at: None,
         }
     }
 }
@@ -606,6 +616,40 @@ pub struct PoolReading {
     /// Errors (error counter, or 5xx by status label) per second since the previous scrape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors_per_s: Option<f64>,
+}
+
+/// In use at or above this share of the pool's maximum counts as saturated, unless a metrics
+/// probe sets its own `pool_saturated_at`.
+pub const POOL_SATURATED_AT: f64 = 0.9;
+
+impl PoolReading {
+    /// Whether the pool is saturated: requests waiting for a connection, or in use at or above
+    /// `at` of the maximum (with the maximum unknown, only waiting requests count). The one
+    /// definition behind a metrics probe's `degraded`, the guidance's pool symptom and its check
+    /// of recovery, so the room's screens cannot disagree about it.
+    pub fn saturated(&self, at: f64) -> bool {
+        let waiting = self.waiting.is_some_and(|w| w > 0.0);
+        let full = matches!((self.in_use, self.max), (Some(u), Some(m)) if m > 0.0 && u / m >= at);
+        waiting || full
+    }
+
+    /// "10 of 10 in use (100 %), 12 waiting"; "4 in use, maximum unknown" where the exporter
+    /// gives no maximum (never guessed).
+    pub fn describe(&self) -> String {
+        let in_use = self.in_use.map_or("? in use".to_string(), |u| format!("{u:.0}"));
+        let mut s = match (self.in_use, self.max) {
+            (Some(_), Some(m)) if m > 0.0 => {
+                format!("{in_use} of {m:.0} in use ({:.0} %)", self.in_use.unwrap_or(0.0) / m * 100.0)
+            }
+            (Some(_), _) => format!("{in_use} in use, maximum unknown"),
+            (None, Some(m)) => format!("maximum {m:.0}, in use unknown"),
+            (None, None) => "no pool gauges".to_string(),
+        };
+        if let Some(w) = self.waiting {
+            s.push_str(&format!(", {w:.0} waiting"));
+        }
+        s
+    }
 }
 
 /// One stored check result.

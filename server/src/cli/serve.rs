@@ -131,6 +131,7 @@ async fn serve_on(database: &Database, settings: &ServeSettings) -> Result<(), R
         probing.shutdown(Duration::from_secs(5)).await;
         return Err(e);
     }
+    spawn_reload_on_hangup(&state);
     let stopping = state.stopping.clone();
     let router = http_server::router(state, settings, crate::web::access::Secured::default());
     let app = Application::with_listener(listener, settings, router);
@@ -144,6 +145,55 @@ async fn serve_on(database: &Database, settings: &ServeSettings) -> Result<(), R
     Ok(())
 }
 
+/// Records an application of the probe file, with what it changed.
+async fn audit_file(
+    pool: &sqlx::PgPool,
+    path: &std::path::Path,
+    diff: &probe_file::FileDiff,
+    actor: &str,
+) -> Result<(), sqlx::Error> {
+    let entry = crate::storage::auth::AuditEntry {
+        actor: actor.into(),
+        action: "probes.apply".into(),
+        target: path.display().to_string(),
+        detail: serde_json::to_value(diff).unwrap_or_default(),
+        remote_addr: None,
+        request_id: None,
+    };
+    crate::storage::auth::insert_audit(pool, &entry).await
+}
+
+/// On SIGHUP, re-reads the probe file and applies it; a bad file is logged and changes nothing.
+fn spawn_reload_on_hangup(state: &crate::web::state::AppState) {
+    let Some(path) = state.config_file.clone() else { return };
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; the probe file is read at start only");
+                return;
+            }
+        };
+        let mut stopping = state.stopping.subscribe();
+        loop {
+            tokio::select! {
+                _ = stopping.changed() => return,
+                got = hangups.recv() => if got.is_none() { return },
+            }
+            match probe_file::reload(&state.pool, &state.scheduler, &path, false).await {
+                Ok(diff) => {
+                    tracing::info!(path = %path.display(), changes = %diff.render().trim_end().replace('\n', "; "), "SIGHUP: probe file applied");
+                    if let Err(e) = audit_file(&state.pool, &path, &diff, "config-file (SIGHUP)").await {
+                        tracing::error!(error = %e, "SIGHUP: the probe file was applied but not recorded in the audit trail");
+                    }
+                }
+                Err(e) => tracing::error!(path = %path.display(), error = %e, "SIGHUP: probe file not applied"),
+            }
+        }
+    });
+}
+
 /// Applies the declarative file and sets up Triage's watch of itself.
 async fn prepare_probes(
     pool: &sqlx::PgPool,
@@ -153,19 +203,11 @@ async fn prepare_probes(
 ) -> Result<(), RunError> {
     if let Some(path) = &settings.config_file {
         let file = probe_file::load(path).map_err(|e| RunError::Config(e.to_string()))?;
-        let applied = probe_file::apply(pool, &probing.scheduler, &file)
+        let diff = probe_file::apply_with_diff(pool, Some(&probing.scheduler), &file, false)
             .await
             .map_err(|e| RunError::Config(format!("{}: {e}", path.display())))?;
-        tracing::info!(path = %path.display(), probes = applied.probes, removed = applied.removed, "probe file applied");
-        let entry = crate::storage::auth::AuditEntry {
-            actor: "config-file".into(),
-            action: "probes.apply".into(),
-            target: path.display().to_string(),
-            detail: serde_json::json!({ "probes": applied.probes, "removed": applied.removed }),
-            remote_addr: None,
-            request_id: None,
-        };
-        crate::storage::auth::insert_audit(pool, &entry)
+        tracing::info!(path = %path.display(), probes = file.probes.len(), removed = diff.probes_removed.len(), "probe file applied");
+        audit_file(pool, path, &diff, "config-file")
             .await
             .map_err(|e| RunError::Database(format!("recording the probe file in the audit trail: {e}")))?;
     }

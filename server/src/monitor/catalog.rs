@@ -79,7 +79,14 @@ pub struct Written {
     pub push_token: Option<String>,
 }
 
-pub async fn write_probe(pool: &PgPool, scheduler: &Scheduler, spec: &ProbeSpec, mode: Mode) -> Result<Written, Error> {
+/// Validates and stores `spec`; with a scheduler (a running server) it runs at once, without one
+/// (a command-line import) the server schedules it when it next starts.
+pub async fn write_probe(
+    pool: &PgPool,
+    scheduler: Option<&Scheduler>,
+    spec: &ProbeSpec,
+    mode: Mode,
+) -> Result<Written, Error> {
     spec::validate(spec).map_err(|e| Error::invalid(e.field, e.message))?;
     let mut tx = pool.begin().await?;
     let service_id = match (spec.service_id, &spec.service) {
@@ -140,7 +147,9 @@ pub async fn write_probe(pool: &PgPool, scheduler: &Scheduler, spec: &ProbeSpec,
     })?;
     tx.commit().await?;
     let probe = store::get_probe(pool, id).await?.ok_or(Error::NotFound("probe"))?;
-    scheduler.upsert(&probe).map_err(|e| Error::invalid(e.field, e.message))?;
+    if let Some(scheduler) = scheduler {
+        scheduler.upsert(&probe).map_err(|e| Error::invalid(e.field, e.message))?;
+    }
     Ok(Written { probe, push_token })
 }
 

@@ -4,12 +4,14 @@
 //! announced to live pages (`hub`); `pipeline` starts and stops all of that and the rollup task.
 //! Reads for the UI: chart series and range summaries (`series`), the overview's tiles and the
 //! service page (`overview`), computed at most once per interval (`cached`). A definition can also
-//! be run once on request, storing nothing (`trial`).
+//! be run once on request, storing nothing (`trial`). Another tool's configuration (Uptime Kuma,
+//! Gatus, the Prometheus blackbox exporter) can be turned into services and probes (`import`).
 
 pub mod cached;
 pub mod catalog;
 pub mod check;
 pub mod hub;
+pub mod import;
 pub mod ingest;
 pub mod overview;
 pub mod pipeline;

@@ -106,7 +106,7 @@ impl Probing {
             }
         }
         for spec in self_probes(&base) {
-            catalog::write_probe(pool, &self.scheduler, &spec, Mode::Named).await?;
+            catalog::write_probe(pool, Some(&self.scheduler), &spec, Mode::Named).await?;
         }
         Ok(())
     }

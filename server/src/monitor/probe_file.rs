@@ -2,8 +2,10 @@
 //! the same format as the REST API's JSON. Applied at start: services are created or updated by
 //! name, probes created or replaced by name and marked file-managed; file-managed probes the file
 //! no longer lists are removed. `triage probes export` writes the stored set in this format.
+//! The same application runs again on SIGHUP, on `POST /api/v1/probes/apply` and with
+//! `triage probes apply FILE`; each says first what it changes ([`FileDiff`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use app::model::{ProbeSpec, ServiceInput};
@@ -77,13 +79,123 @@ fn describe(e: &Error) -> String {
     }
 }
 
-pub async fn apply(pool: &PgPool, scheduler: &Scheduler, file: &ProbeFile) -> Result<Applied, FileError> {
+/// What applying a file changes, by name.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FileDiff {
+    pub services_added: Vec<String>,
+    pub services_changed: Vec<String>,
+    pub probes_added: Vec<String>,
+    /// Probes whose definition differs, and probes of that name the file takes over.
+    pub probes_changed: Vec<String>,
+    /// File-managed probes the file no longer lists.
+    pub probes_removed: Vec<String>,
+    pub probes_unchanged: usize,
+}
+
+impl FileDiff {
+    pub fn is_empty(&self) -> bool {
+        self.services_added.is_empty()
+            && self.services_changed.is_empty()
+            && self.probes_added.is_empty()
+            && self.probes_changed.is_empty()
+            && self.probes_removed.is_empty()
+    }
+
+    /// `+ probe a`, `~ probe b`, `- probe c`, one per line, then a count of what stays.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut lines = |mark: char, what: &str, names: &[String]| {
+            for n in names {
+                out.push_str(&format!("{mark} {what} {n}\n"));
+            }
+        };
+        lines('+', "service", &self.services_added);
+        lines('~', "service", &self.services_changed);
+        lines('+', "probe", &self.probes_added);
+        lines('~', "probe", &self.probes_changed);
+        lines('-', "probe", &self.probes_removed);
+        out.push_str(&format!("{} probe(s) unchanged\n", self.probes_unchanged));
+        out
+    }
+}
+
+/// A probe's definition as the file states it, for comparison: no ids, the service by name.
+fn comparable(spec: &ProbeSpec, service: &str) -> ProbeSpec {
+    ProbeSpec { id: None, service_id: None, service: Some(service.to_string()), ..spec.clone() }
+}
+
+/// What applying `file` would change in the stored services and probes.
+pub async fn diff(pool: &PgPool, file: &ProbeFile) -> Result<FileDiff, FileError> {
+    let services: HashMap<String, ServiceInput> = store::list_services(pool)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let input = ServiceInput {
+                name: s.name.clone(),
+                description: s.description,
+                tags: s.tags,
+                criticality: s.criticality,
+            };
+            (s.name, input)
+        })
+        .collect();
+    let probes = store::list_probes(pool, None).await?;
+    let by_name: HashMap<&str, &app::model::Probe> = probes.iter().map(|p| (p.spec.name.as_str(), p)).collect();
+    let mut d = FileDiff::default();
+    for s in &file.services {
+        match services.get(&s.name) {
+            None => d.services_added.push(s.name.clone()),
+            Some(current) if current != s => d.services_changed.push(s.name.clone()),
+            Some(_) => {}
+        }
+    }
+    let listed: HashSet<&str> = file.probes.iter().map(|p| p.name.as_str()).collect();
+    for p in &file.probes {
+        let service = p.service.as_deref().unwrap_or_default();
+        match by_name.get(p.name.as_str()) {
+            None => d.probes_added.push(p.name.clone()),
+            Some(current)
+                if !current.file_managed || comparable(&current.spec, &current.service) != comparable(p, service) =>
+            {
+                d.probes_changed.push(p.name.clone())
+            }
+            Some(_) => d.probes_unchanged += 1,
+        }
+    }
+    for p in probes.iter().filter(|p| p.file_managed && !listed.contains(p.spec.name.as_str())) {
+        d.probes_removed.push(p.spec.name.clone());
+    }
+    Ok(d)
+}
+
+/// Applies `file` and says what changed; with `dry_run`, only says it. Without a scheduler (the
+/// command line) the server schedules the changes when it next starts or re-reads its file.
+pub async fn apply_with_diff(
+    pool: &PgPool,
+    scheduler: Option<&Scheduler>,
+    file: &ProbeFile,
+    dry_run: bool,
+) -> Result<FileDiff, FileError> {
+    check_names(file)?;
+    let d = diff(pool, file).await?;
+    if !dry_run {
+        apply(pool, scheduler, file).await?;
+    }
+    Ok(d)
+}
+
+fn check_names(file: &ProbeFile) -> Result<(), FileError> {
     let mut names = HashSet::new();
     for p in &file.probes {
         if !names.insert(p.name.as_str()) {
             return Err(FileError::Duplicate(p.name.clone()));
         }
     }
+    Ok(())
+}
+
+pub async fn apply(pool: &PgPool, scheduler: Option<&Scheduler>, file: &ProbeFile) -> Result<Applied, FileError> {
+    check_names(file)?;
     let existing = store::list_services(pool).await?;
     for s in &file.services {
         let result = match existing.iter().find(|e| e.name == s.name) {
@@ -103,10 +215,19 @@ pub async fn apply(pool: &PgPool, scheduler: &Scheduler, file: &ProbeFile) -> Re
     let mut tx = pool.begin().await?;
     let removed = store::delete_file_managed_except(&mut tx, &keep).await?;
     tx.commit().await?;
-    for id in &removed {
-        scheduler.remove(*id);
+    if let Some(s) = scheduler {
+        for id in &removed {
+            s.remove(*id);
+        }
     }
     Ok(Applied { services: file.services.len(), probes: file.probes.len(), removed: removed.len() })
+}
+
+/// Re-reads the server's file and applies it to the running scheduler (SIGHUP, the API); the
+/// caller records the change in the audit trail.
+pub async fn reload(pool: &PgPool, scheduler: &Scheduler, path: &Path, dry_run: bool) -> Result<FileDiff, FileError> {
+    let file = load(path)?;
+    apply_with_diff(pool, Some(scheduler), &file, dry_run).await
 }
 
 /// Every stored service and probe, as a file that `--config` accepts.

@@ -62,6 +62,8 @@ pub struct Shared {
     pub incidents: crate::respond::incidents::Incidents,
     pub guide: crate::respond::guidance::Guide,
     pub postmortems: crate::respond::postmortems::Postmortems,
+    /// The declarative probe file (`--config`), re-read on SIGHUP and `POST /api/v1/probes/apply`.
+    pub config_file: Option<std::path::PathBuf>,
     /// Set when shutdown begins: long-lived responses (live event streams) end on it.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }

@@ -281,3 +281,36 @@ fn an_invalid_probe_file_stops_start_up_with_one_line_and_exit_code_2() {
     let last = stderr.trim_end().lines().last().unwrap_or_default();
     assert!(last.contains("shop-health") && last.contains("timeout_ms"), "{stderr}");
 }
+
+/// SIGHUP makes a running server re-read its probe file; `triage probes apply --dry-run` prints
+/// the difference a file would make and changes nothing.
+#[test]
+fn sighup_reapplies_the_probe_file_and_the_command_line_prints_the_difference() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let file = data.path().join("triage.toml");
+    std::fs::write(&file, PROBE_FILE).expect("write probe file");
+    let file_arg = file.to_str().expect("utf-8 path");
+    let mut server = Proc::start(data.path(), &["--config", file_arg, "--self-watch", "false"]);
+    let second = PROBE_FILE.replace("shop-health", "shop-ready");
+    let next = data.path().join("next.toml");
+    std::fs::write(&next, &second).expect("write");
+    let out = triage()
+        .args(["probes", "apply", next.to_str().expect("utf-8"), "--dry-run", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .expect("run apply");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("+ probe shop-ready") && stdout.contains("- probe shop-health"), "{stdout}");
+    assert!(stdout.contains("dry run: nothing changed"), "{stdout}");
+
+    std::fs::write(&file, &second).expect("rewrite the server's file");
+    server.signal(Signal::SIGHUP);
+    let applied = server.wait_for(|l| l.contains("SIGHUP: probe file applied"), Duration::from_secs(30));
+    let applied = applied.expect("the server re-read its file");
+    assert!(applied.contains("+ probe shop-ready") && applied.contains("- probe shop-health"), "{applied}");
+    let out = triage().args(["probes", "export", "--data-dir"]).arg(data.path()).output().expect("run export");
+    let exported = String::from_utf8_lossy(&out.stdout);
+    assert!(exported.contains("shop-ready") && !exported.contains("shop-health"), "{exported}");
+    assert!(server.terminate().success());
+}

@@ -654,3 +654,75 @@ async fn guidance_reads_the_pool_scenario_and_records_what_responders_do() {
     assert_eq!(v["field"], "step[0].id");
     app.stop().await;
 }
+
+/// One notion of healthy: a metrics probe whose pool is exhausted is `degraded` with the reason,
+/// the room's guidance says recovery has not come, and the resolve suggestion waits until the
+/// pool has recovered for the probe's `healthy_for_secs`.
+#[tokio::test]
+async fn a_saturated_pool_is_degraded_and_the_resolve_suggestion_waits_for_it() {
+    use app::model::{ErrorClass, Guidance, Outcome, StateChange};
+    use server::cli::demo::{DemoTarget, Scenario};
+    use server::monitor::hub::ProbeEvent;
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let demo = DemoTarget::start(any, any).await.expect("demo target");
+    demo.set_scenario(Scenario::Pool);
+    let app = spawn_app().await;
+    let mut hub = app.state.hub.subscribe();
+    let mut rooms = app.state.incidents.rooms.subscribe();
+    let res = app
+        .client
+        .post(app.url("/api/v1/probes"))
+        .json(&json!({"name": "shop-pool", "service": "shop", "kind": "metrics",
+                      "url": format!("http://{}/metrics", demo.addr), "interval_secs": 1, "timeout_ms": 800,
+                      "failures_to_down": 1, "successes_to_up": 1,
+                      "incidents": {"auto_open": false, "healthy_for_secs": 2}}))
+        .send()
+        .await
+        .expect("probe");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let probe: Probe = res.json().await.expect("probe");
+
+    // The exhausted pool makes the probe degraded, with the pool reading as the reason.
+    let seen = crate::common::wait_events(
+        &mut hub,
+        1,
+        Duration::from_secs(20),
+        |e| matches!(e, ProbeEvent::StateChanged(c) if c.probe_id == probe.id && c.to == Outcome::Degraded),
+    )
+    .await;
+    let ProbeEvent::StateChanged(change) = &seen[0] else { unreachable!("filtered above") };
+    assert_eq!(change.error, Some(ErrorClass::PoolSaturated));
+    let results: Vec<app::model::ProbeResult> = app.get_json(&format!("/api/v1/probes/{}/results", probe.id)).await;
+    let latest = results.first().expect("a stored result");
+    assert_eq!((latest.outcome, latest.error), (Outcome::Degraded, Some(ErrorClass::PoolSaturated)));
+    let why = latest.detail.clone().unwrap_or_default();
+    assert!(why.starts_with("pool saturated: 10 of 10 in use (100 %),") && why.contains("waiting"), "{why}");
+
+    let commander = app.browser_of(Role::Commander).await;
+    let id = declare(&app, &commander, json!({"title": "Pool", "services": [probe.service_id]})).await.id;
+    let g: Guidance = app.get_json(&format!("/api/v1/incidents/{id}/guidance")).await;
+    assert!(!g.recovery.healthy, "the guidance sees the same saturation: {}", g.recovery.detail);
+
+    // The pool recovers: the probe comes back up, and only then (plus healthy_for_secs) is
+    // resolving suggested.
+    demo.set_scenario(Scenario::Healthy);
+    let seen = crate::common::wait_events(
+        &mut hub,
+        1,
+        Duration::from_secs(20),
+        |e| matches!(e, ProbeEvent::StateChanged(c) if c.probe_id == probe.id && c.to == Outcome::Up),
+    )
+    .await;
+    let ProbeEvent::StateChanged(up) = &seen[0] else { unreachable!("filtered above") };
+    room_event(&mut rooms, "the resolve suggestion", automatic_containing("consider resolving")).await;
+    let incident: Incident = app.get_json(&format!("/api/v1/incidents/{id}")).await;
+    let suggested = incident.resolve_suggested_at.expect("suggested");
+    assert!(
+        suggested >= up.at + chrono::Duration::seconds(2),
+        "{suggested} is 2 s after the pool recovered at {}",
+        up.at
+    );
+    let changes: Vec<StateChange> = app.get_json(&format!("/api/v1/probes/{}/state-changes", probe.id)).await;
+    assert!(changes.iter().any(|c| c.to == Outcome::Degraded), "{changes:?}");
+    app.stop().await;
+}

@@ -8,6 +8,7 @@ mod common;
 mod demo_target;
 mod embedded_pg;
 mod http;
+mod import;
 mod incidents;
 mod openapi;
 mod postmortems;

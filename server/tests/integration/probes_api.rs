@@ -310,7 +310,8 @@ url = "http://127.0.0.1:9/b"
 interval_secs = 60
 "#;
     let file = server::monitor::probe_file::parse(text).expect("parses");
-    let applied = server::monitor::probe_file::apply(&app.pool, &app.state.scheduler, &file).await.expect("applies");
+    let applied =
+        server::monitor::probe_file::apply(&app.pool, Some(&app.state.scheduler), &file).await.expect("applies");
     assert_eq!((applied.probes, applied.removed), (2, 0));
     let probes: Vec<Probe> = app.get_json("/api/v1/probes").await;
     assert!(probes.iter().all(|p| p.file_managed));
@@ -319,7 +320,8 @@ interval_secs = 60
     assert_eq!(put.status(), StatusCode::CONFLICT, "the file owns it");
 
     let fewer = server::monitor::probe_file::parse(&text.replace("shop-b", "shop-c")).expect("parses");
-    let applied = server::monitor::probe_file::apply(&app.pool, &app.state.scheduler, &fewer).await.expect("applies");
+    let applied =
+        server::monitor::probe_file::apply(&app.pool, Some(&app.state.scheduler), &fewer).await.expect("applies");
     assert_eq!(applied.removed, 1);
     let again: Vec<Probe> = app.get_json("/api/v1/probes").await;
     let names: Vec<&str> = again.iter().map(|p| p.spec.name.as_str()).collect();
@@ -333,7 +335,7 @@ interval_secs = 60
     assert_eq!(round.services[0].criticality, app::model::Criticality::Critical);
     let bad =
         server::monitor::probe_file::parse(&text.replace("interval_secs = 60", "interval_secs = 0")).expect("parses");
-    let err = server::monitor::probe_file::apply(&app.pool, &app.state.scheduler, &bad)
+    let err = server::monitor::probe_file::apply(&app.pool, Some(&app.state.scheduler), &bad)
         .await
         .expect_err("invalid")
         .to_string();
@@ -428,4 +430,70 @@ async fn live_events_stream_the_filtered_probes_results_and_end_at_shutdown() {
         left += 1;
         assert!(left < 100, "the stream ended");
     }
+}
+
+/// The running server re-reads its `--config` file on request: a dry run says what would
+/// change, the real one applies it (scheduled at once) and records the same difference in the
+/// audit trail.
+#[tokio::test]
+async fn the_server_reapplies_its_probe_file_on_request_with_the_difference() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("triage.toml");
+    let file = |names: &[(&str, u32)]| {
+        names
+            .iter()
+            .map(|(n, interval)| {
+                format!(
+                    "[[probe]]\nname = \"{n}\"\nservice = \"shop\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/{n}\"\n\
+                     interval_secs = {interval}\nenabled = false\n\n"
+                )
+            })
+            .collect::<String>()
+    };
+    std::fs::write(&path, file(&[("shop-a", 60), ("shop-b", 60)])).expect("write");
+    let mut settings = crate::common::test_settings();
+    settings.config_file = Some(path.clone());
+    let app = crate::common::spawn_app_with(crate::common::fresh_db().await, settings, Secured::default()).await;
+    let apply = |dry: bool| app.client.post(app.url(&format!("/api/v1/probes/apply?dry_run={dry}"))).send();
+
+    let dry: Value = apply(true).await.expect("apply").json().await.expect("diff");
+    assert_eq!(dry["probes_added"], json!(["shop-a", "shop-b"]));
+    assert_eq!(dry["services_added"], json!([]), "services are listed only when the file declares them");
+    assert!(app.get_json::<Vec<Probe>>("/api/v1/probes").await.is_empty(), "a dry run changes nothing");
+    let res = apply(false).await.expect("apply");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.get_json::<Vec<Probe>>("/api/v1/probes").await.len(), 2);
+
+    // One probe changed, one gone, one new.
+    std::fs::write(&path, file(&[("shop-a", 30), ("shop-c", 60)])).expect("write");
+    let diff: Value = apply(false).await.expect("apply").json().await.expect("diff");
+    assert_eq!(diff["probes_added"], json!(["shop-c"]));
+    assert_eq!(diff["probes_changed"], json!(["shop-a"]));
+    assert_eq!(diff["probes_removed"], json!(["shop-b"]));
+    let names: Vec<String> =
+        app.get_json::<Vec<Probe>>("/api/v1/probes").await.into_iter().map(|p| p.spec.name).collect();
+    assert_eq!(names, vec!["shop-a", "shop-c"]);
+    let same: Value = apply(true).await.expect("apply").json().await.expect("diff");
+    assert_eq!(
+        (same["probes_unchanged"].as_u64(), same["probes_changed"].as_array().map(Vec::len)),
+        (Some(2), Some(0))
+    );
+
+    let audit = server::storage::auth::list_audit(&app.pool, 10).await.expect("audit");
+    let applied: Vec<_> = audit.iter().filter(|(_, e)| e.action == "probes.apply").collect();
+    assert_eq!(applied.len(), 2, "one entry per real application, none for dry runs");
+    assert_eq!(applied[0].1.detail["probes_removed"], json!(["shop-b"]), "the newest carries its difference");
+
+    // A broken file changes nothing and says why.
+    std::fs::write(&path, "[[probe]]\nname = ").expect("write");
+    let res = apply(false).await.expect("apply");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.get_json::<Vec<Probe>>("/api/v1/probes").await.len(), 2);
+    app.stop().await;
+
+    // Without --config there is nothing to re-read.
+    let plain = spawn_app().await;
+    let res = plain.client.post(plain.url("/api/v1/probes/apply")).send().await.expect("apply");
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    plain.stop().await;
 }

@@ -50,6 +50,19 @@ impl RecordKind {
         })
     }
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::Aaaa => "AAAA",
+            Self::Cname => "CNAME",
+            Self::Mx => "MX",
+            Self::Txt => "TXT",
+            Self::Ns => "NS",
+            Self::Soa => "SOA",
+            Self::Srv => "SRV",
+        }
+    }
+
     fn record_type(self) -> RecordType {
         match self {
             Self::A => RecordType::A,

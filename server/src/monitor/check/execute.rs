@@ -64,7 +64,16 @@ pub async fn run(
         ProbeKind::Metrics if result.outcome != Outcome::Down => {
             let text = String::from_utf8_lossy(&body);
             match scrape::extract(&text, mapping) {
-                Ok(sample) => result.pool = Some(reading(sample, memory)),
+                Ok(sample) => {
+                    let pool = reading(sample, memory);
+                    result.pool = Some(pool);
+                    if pool.saturated(mapping.saturated_at) {
+                        // The service answers, but its requests queue for connections: not healthy.
+                        result.outcome = Outcome::Degraded;
+                        result.error = Some(ErrorClass::PoolSaturated);
+                        result.detail = Some(format!("pool saturated: {}", pool.describe()));
+                    }
+                }
                 Err(e) => {
                     result.outcome = Outcome::Down;
                     result.error = Some(ErrorClass::Parse);

@@ -7,8 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which metric names feed each pool gauge; the first name present in the scrape wins.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Which metric names feed each pool gauge (the first name present in the scrape wins), and from
+/// which share of the maximum in use the pool counts as saturated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PoolMapping {
     pub in_use: Vec<String>,
     pub idle: Vec<String>,
@@ -18,6 +19,7 @@ pub struct PoolMapping {
     pub total: Vec<String>,
     pub requests: Vec<String>,
     pub errors: Vec<String>,
+    pub saturated_at: f64,
 }
 
 fn names(list: &[&str]) -> Vec<String> {
@@ -64,6 +66,7 @@ impl Default for PoolMapping {
             total: names(&["db_connections", "hikaricp_connections", "sqlx_pool_connections", "pool_connections"]),
             requests: names(&["http_requests_total", "http_server_requests_seconds_count", "requests_total"]),
             errors: names(&["http_request_errors_total", "http_errors_total", "errors_total"]),
+            saturated_at: app::model::POOL_SATURATED_AT,
         }
     }
 }

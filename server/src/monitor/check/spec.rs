@@ -91,8 +91,9 @@ pub struct CompiledProbe {
     pub pool_mapping: PoolMapping,
 }
 
-/// Headers Triage sets itself or that would desynchronise the connection.
-const RESERVED_HEADERS: [&str; 9] = [
+/// Headers Triage sets itself (the request id among them) or that would desynchronise the
+/// connection; the importers drop them from a source's headers for the same reason.
+pub const RESERVED_HEADERS: [&str; 10] = [
     "host",
     "content-length",
     "transfer-encoding",
@@ -102,6 +103,7 @@ const RESERVED_HEADERS: [&str; 9] = [
     "trailer",
     "keep-alive",
     "proxy-connection",
+    "x-request-id",
 ];
 
 /// Checks the parts of a spec that do not depend on the database (names, URL, numbers, patterns).
@@ -137,6 +139,7 @@ fn pool_mapping(spec: &ProbeSpec) -> PoolMapping {
         total: pick(&m.total, d.total),
         requests: pick(&m.requests, d.requests),
         errors: pick(&m.errors, d.errors),
+        saturated_at: spec.pool_saturated_at.unwrap_or(d.saturated_at),
     }
 }
 
@@ -275,6 +278,10 @@ fn refuse_foreign_options(spec: &ProbeSpec) -> Result<(), SpecError> {
     only("answers", !spec.answers.is_empty(), &[ProbeKind::Dns])?;
     only("rcode", spec.rcode.is_some(), &[ProbeKind::Dns])?;
     only("packets", spec.packets.is_some(), &[ProbeKind::Icmp])?;
+    only("pool_saturated_at", spec.pool_saturated_at.is_some(), &[ProbeKind::Metrics])?;
+    if spec.pool_saturated_at.is_some_and(|t| !(t > 0.0 && t <= 1.0)) {
+        return Err(bad("pool_saturated_at", "must be a share of the maximum above 0 and at most 1"));
+    }
     let http = [ProbeKind::Http, ProbeKind::Readiness, ProbeKind::Metrics];
     only("headers", !spec.headers.is_empty(), &http)?;
     only("body", spec.body.is_some(), &http)?;
@@ -389,7 +396,7 @@ fn compile_http(spec: &ProbeSpec, url: url::Url, body_cap: u32) -> Result<HttpCh
     for (k, v) in &spec.headers {
         let name =
             HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad("headers", format!("'{k}' is not a header name")))?;
-        if RESERVED_HEADERS.contains(&name.as_str()) || name.as_str() == "x-request-id" {
+        if RESERVED_HEADERS.contains(&name.as_str()) {
             return Err(bad("headers", format!("'{name}' is set by Triage and cannot be overridden")));
         }
         let value = HeaderValue::from_str(v)

@@ -121,9 +121,17 @@ pub async fn service_signals(
             healthy_for_secs: p.spec.incidents.healthy_for_secs,
         })
         .collect();
+    // The strictest threshold among the service's metrics probes: the guidance calls the pool
+    // saturated exactly when one of them is degraded for it.
+    let pool_saturated_at = enabled
+        .iter()
+        .filter(|p| p.spec.kind == app::model::ProbeKind::Metrics)
+        .map(|p| p.spec.pool_saturated_at.unwrap_or(app::model::POOL_SATURATED_AT))
+        .fold(app::model::POOL_SATURATED_AT, f64::min);
     Ok(ServiceSignals {
         service_id,
         service: service.to_string(),
+        pool_saturated_at,
         traffic: series.points,
         step_secs: series.step_secs,
         pool: pool_series.points,

@@ -2,8 +2,8 @@
 //! function of [`ServiceSignals`], so each rule is tested on synthetic series.
 
 use app::model::{
-    Binding, ChartKind, Checklist, ComponentState, ErrorClass, Evidence, EvidenceStatus, Outcome, ProbeKind,
-    ProbeResult, SeriesPoint, SuggestedHypothesis, Symptom, SymptomKind,
+    Binding, ChartKind, Checklist, ComponentState, ErrorClass, Evidence, EvidenceStatus, Outcome, PoolReading,
+    ProbeKind, ProbeResult, SeriesPoint, SuggestedHypothesis, Symptom, SymptomKind,
 };
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -13,8 +13,6 @@ pub const ERROR_THRESHOLD_PCT: f64 = 5.0;
 /// p95 this many times its baseline (and at least [`SLOW_MIN_MS`] above it) is slow.
 pub const SLOW_RATIO: f64 = 2.0;
 pub const SLOW_MIN_MS: f64 = 50.0;
-/// Pool in use / max from which it counts as saturated.
-pub const POOL_SATURATED: f64 = 0.9;
 
 /// Where a baseline came from, for the reason's wording.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +57,8 @@ pub struct ServiceSignals {
     pub step_secs: u64,
     /// Pool gauges over the window.
     pub pool: Vec<SeriesPoint>,
+    /// From which share of the maximum the pool is saturated (see `PoolReading::saturated`).
+    pub pool_saturated_at: f64,
     pub baseline_p95_ms: Option<f64>,
     pub baseline_error_pct: Option<f64>,
     pub baseline_source: BaselineSource,
@@ -94,15 +94,8 @@ fn current_error_pct(points: &[SeriesPoint]) -> Option<f64> {
     (checks > 0).then(|| failed * 100.0 / checks as f64)
 }
 
-fn latest_pool(points: &[SeriesPoint]) -> Option<(f64, f64, f64)> {
-    points.iter().rev().find_map(|p| {
-        let r = p.pool?;
-        Some((r.in_use?, r.max?, r.waiting.unwrap_or(0.0)))
-    })
-}
-
-fn pool_saturated(in_use: f64, max: f64, waiting: f64) -> bool {
-    waiting > 0.0 || (max > 0.0 && in_use / max >= POOL_SATURATED)
+fn latest_pool(points: &[SeriesPoint]) -> Option<PoolReading> {
+    points.iter().rev().find_map(|p| p.pool.filter(|r| r.in_use.is_some() || r.waiting.is_some()))
 }
 
 /// When the trailing run of points where `bad` holds began.
@@ -186,19 +179,17 @@ pub fn detect(s: &ServiceSignals) -> Vec<Symptom> {
             since,
         ));
     }
-    if let Some((in_use, max, waiting)) = latest_pool(&s.pool)
-        && pool_saturated(in_use, max, waiting)
+    if let Some(r) = latest_pool(&s.pool)
+        && r.saturated(s.pool_saturated_at)
     {
-        let since = bad_since(&s.pool, |p| {
-            p.pool.and_then(|r| Some(pool_saturated(r.in_use?, r.max?, r.waiting.unwrap_or(0.0))))
-        });
-        let pct = if max > 0.0 { in_use / max * 100.0 } else { 0.0 };
+        let since = bad_since(&s.pool, |p| p.pool.map(|r| r.saturated(s.pool_saturated_at)));
         let since_words = since.map(|t| format!(" since {}", hm(t))).unwrap_or_default();
+        let queueing = r.waiting.is_some_and(|w| w > 0.0);
         out.push(symptom(
             SymptomKind::PoolSaturated,
-            format!("pool {in_use:.0} of {max:.0} in use ({pct:.0} %), {waiting:.0} waiting{since_words}"),
+            format!("pool {}{since_words}", r.describe()),
             // Requests queueing is the strong sign; nearly full without a queue only a weak one.
-            if waiting > 0.0 { 1.0 } else { 0.5 },
+            if queueing { 1.0 } else { 0.5 },
             since,
         ));
     }
@@ -376,14 +367,10 @@ pub fn evaluate(binding: Binding, services: &[ServiceSignals], recovery: &app::m
                 }
             }
             Binding::Pool => {
-                if let Some((in_use, max, waiting)) = latest_pool(&s.pool) {
-                    let full = pool_saturated(in_use, max, waiting);
+                if let Some(r) = latest_pool(&s.pool) {
+                    let full = r.saturated(s.pool_saturated_at);
                     worse(&mut status, if full { EvidenceStatus::Fail } else { EvidenceStatus::Pass });
-                    let pct = if max > 0.0 { in_use / max * 100.0 } else { 0.0 };
-                    details.push(format!(
-                        "{}: {in_use:.0} of {max:.0} in use ({pct:.0} %), {waiting:.0} waiting",
-                        s.service
-                    ));
+                    details.push(format!("{}: {}", s.service, r.describe()));
                     charts.push((s.service_id, ChartKind::Pool));
                 }
             }
@@ -476,7 +463,7 @@ pub fn recovery(services: &[ServiceSignals], symptoms: &[Symptom], now: DateTime
             }
         }
         for p in &s.pool {
-            if p.pool.and_then(|r| Some(pool_saturated(r.in_use?, r.max?, r.waiting.unwrap_or(0.0)))) == Some(true) {
+            if p.pool.is_some_and(|r| r.saturated(s.pool_saturated_at)) {
                 later(p.at + step);
             }
         }
@@ -495,7 +482,7 @@ pub fn recovery(services: &[ServiceSignals], symptoms: &[Symptom], now: DateTime
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::model::{Component, PoolReading};
+    use app::model::Component;
 
     fn at(m: i64) -> DateTime<Utc> {
         DateTime::<Utc>::UNIX_EPOCH + Duration::hours(14) + Duration::minutes(m)
@@ -536,6 +523,7 @@ mod tests {
             baseline_p95_ms: Some(20.0),
             baseline_error_pct: Some(0.0),
             baseline_source: BaselineSource::SameHour7d,
+            pool_saturated_at: app::model::POOL_SATURATED_AT,
             probes: vec![ProbeSignal {
                 id: Uuid::nil(),
                 name: "shop-api".into(),

@@ -3,6 +3,7 @@
 
 mod auth;
 mod guidance;
+mod import;
 mod incidents;
 pub mod openapi;
 mod postmortems;
@@ -52,6 +53,11 @@ pub fn routes() -> Secured {
         .post("/api/v1/probes", admin, probes::create)
         .takes(json::<ProbeSpec>())
         .returns(201, json::<probes::WrittenProbe>())
+        .post("/api/v1/import/{source}", admin, import::import)
+        .takes(other("text/plain"))
+        .returns(200, json::<crate::monitor::import::write::ImportReport>())
+        .post("/api/v1/probes/apply", admin, probes::apply_file)
+        .returns(200, json::<crate::monitor::probe_file::FileDiff>())
         .post("/api/v1/probes/test", admin, probes::test)
         .takes(json::<ProbeSpec>())
         .returns(200, json::<ProbeTrial>())

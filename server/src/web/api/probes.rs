@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiJson, parse_id};
 use crate::access::actor::Actor;
 use crate::monitor::catalog::{self, Mode};
+use crate::monitor::probe_file::{self, FileDiff};
 use crate::monitor::{series, trial};
 use crate::storage::catalog as store;
 use crate::storage::results;
@@ -45,6 +46,32 @@ pub struct WrittenProbe {
     refused: Option<PolicyRefusal>,
 }
 
+#[derive(Deserialize)]
+pub struct ApplyQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Re-reads the server's `--config` file and applies it (as SIGHUP does); answers what changed.
+pub async fn apply_file(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(q): Query<ApplyQuery>,
+) -> Result<Json<FileDiff>, ApiError> {
+    let path = state.config_file.clone().ok_or_else(|| ApiError::Conflict {
+        field: None,
+        message: "this server runs without a probe file (--config)".into(),
+    })?;
+    let diff = probe_file::reload(&state.pool, &state.scheduler, &path, q.dry_run)
+        .await
+        .map_err(|e| ApiError::bad("file", e.to_string()))?;
+    if !q.dry_run {
+        let detail = serde_json::to_value(&diff).unwrap_or_default();
+        actor.audit(&state.pool, "probes.apply", path.display().to_string(), detail).await?;
+    }
+    Ok(Json(diff))
+}
+
 /// "Run now": the definition run once, nothing stored.
 pub async fn test(
     State(state): State<AppState>,
@@ -63,7 +90,7 @@ pub async fn create(
     {
         return Err(ApiError::Conflict { field: Some("id".into()), message: "a probe with this id exists".into() });
     }
-    let w = catalog::write_probe(&state.pool, &state.scheduler, &spec, Mode::Create).await?;
+    let w = catalog::write_probe(&state.pool, Some(&state.scheduler), &spec, Mode::Create).await?;
     actor.audit(&state.pool, "probe.create", w.probe.id.to_string(), serde_json::json!({ "name": spec.name })).await?;
     let refused = trial::refusal(&spec, state.scheduler.policy()).await;
     Ok((StatusCode::CREATED, Json(WrittenProbe { probe: w.probe, push_token: w.push_token, refused })))
@@ -76,7 +103,7 @@ pub async fn replace(
     ApiJson(spec): ApiJson<ProbeSpec>,
 ) -> Result<Json<WrittenProbe>, ApiError> {
     let id = parse_id(&id)?;
-    let w = catalog::write_probe(&state.pool, &state.scheduler, &spec, Mode::Replace(id)).await?;
+    let w = catalog::write_probe(&state.pool, Some(&state.scheduler), &spec, Mode::Replace(id)).await?;
     actor.audit(&state.pool, "probe.update", id.to_string(), serde_json::json!({ "name": spec.name })).await?;
     let refused = trial::refusal(&spec, state.scheduler.policy()).await;
     Ok(Json(WrittenProbe { probe: w.probe, push_token: w.push_token, refused }))
