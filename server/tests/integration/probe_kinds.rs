@@ -435,6 +435,16 @@ fn each_kind_names_its_bad_fields() {
     assert_eq!(field(ProbeKind::Icmp, "icmp://127.0.0.1:7", |_| {}), "url");
     assert_eq!(field(ProbeKind::Grpc, "grpc://127.0.0.1/svc", |_| {}), "url", "a port is required");
     assert_eq!(field(ProbeKind::Tls, "tls://127.0.0.1:443/path", |_| {}), "url");
+    assert_eq!(
+        field(ProbeKind::Metrics, "http://127.0.0.1/metrics", |s| s.pool_mapping.in_use =
+            vec!["pg{state=active}".into()]),
+        "pool_mapping",
+        "label values are quoted"
+    );
+    assert_eq!(
+        field(ProbeKind::Metrics, "http://127.0.0.1/metrics", |s| s.pool_saturated_at = Some(1.5)),
+        "pool_saturated_at"
+    );
     for (kind, url) in [
         (ProbeKind::Tcp, "tcp://127.0.0.1:6379"),
         (ProbeKind::Tls, "tls://[::1]:443"),

@@ -200,6 +200,15 @@ fn compile_check(spec: &ProbeSpec) -> Result<Option<Check>, SpecError> {
         return Err(bad("url", "must not contain credentials; send them in `headers`"));
     }
     refuse_foreign_options(spec)?;
+    let m = &spec.pool_mapping;
+    for entry in [&m.in_use, &m.idle, &m.max, &m.waiting, &m.total, &m.requests, &m.errors].into_iter().flatten() {
+        if !super::scrape::is_selector(entry) {
+            return Err(bad(
+                "pool_mapping",
+                format!("'{entry}' is not a metric name or a selector such as name{{label=\"value\"}}"),
+            ));
+        }
+    }
     let timeout = Duration::from_millis(u64::from(spec.timeout_ms));
     let degraded_after = spec.degraded_after_ms.map(|ms| Duration::from_millis(u64::from(ms)));
     let tls = || TlsOptions::from_spec(&spec.tls).map_err(|m| bad("tls", m.0));
