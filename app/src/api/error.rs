@@ -60,8 +60,10 @@ struct Wire {
     kind: Kind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     what: Option<String>,
+    /// `Some(None)` is written as `"field": null` (the invalid and conflict kinds always carry
+    /// it, as the enum's derived format did); reading folds null and absent alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
+    field: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,8 +75,12 @@ impl From<ServerError> for Wire {
         let wire = |kind| Wire { kind, what: None, field: None, message: None, retry_after_secs: None };
         match e {
             ServerError::NotFound { what } => Wire { what: Some(what), ..wire(Kind::NotFound) },
-            ServerError::Invalid { field, message } => Wire { field, message: Some(message), ..wire(Kind::Invalid) },
-            ServerError::Conflict { field, message } => Wire { field, message: Some(message), ..wire(Kind::Conflict) },
+            ServerError::Invalid { field, message } => {
+                Wire { field: Some(field), message: Some(message), ..wire(Kind::Invalid) }
+            }
+            ServerError::Conflict { field, message } => {
+                Wire { field: Some(field), message: Some(message), ..wire(Kind::Conflict) }
+            }
             ServerError::Unauthenticated => wire(Kind::Unauthenticated),
             ServerError::Forbidden { message } => Wire { message: Some(message), ..wire(Kind::Forbidden) },
             ServerError::TooManyRequests { retry_after_secs } => {
@@ -94,8 +100,8 @@ impl TryFrom<Wire> for ServerError {
         let need = |v: Option<String>, name: &str| v.ok_or_else(|| format!("missing field `{name}`"));
         Ok(match w.kind {
             Kind::NotFound => Self::NotFound { what: need(w.what, "what")? },
-            Kind::Invalid => Self::Invalid { field: w.field, message: need(w.message, "message")? },
-            Kind::Conflict => Self::Conflict { field: w.field, message: need(w.message, "message")? },
+            Kind::Invalid => Self::Invalid { field: w.field.flatten(), message: need(w.message, "message")? },
+            Kind::Conflict => Self::Conflict { field: w.field.flatten(), message: need(w.message, "message")? },
             Kind::Unauthenticated => Self::Unauthenticated,
             Kind::Forbidden => Self::Forbidden { message: need(w.message, "message")? },
             Kind::TooManyRequests => Self::TooManyRequests {
@@ -162,6 +168,10 @@ mod tests {
         );
         assert_eq!(serde_json::from_value::<ServerError>(json).unwrap(), e);
         assert_eq!(serde_json::to_value(ServerError::Unavailable).unwrap(), serde_json::json!({"kind": "unavailable"}));
+        let unnamed = ServerError::Invalid { field: None, message: "bad".into() };
+        let json = serde_json::to_value(&unnamed).unwrap();
+        assert_eq!(json, serde_json::json!({"kind": "invalid", "field": null, "message": "bad"}));
+        assert_eq!(serde_json::from_value::<ServerError>(json).unwrap(), unnamed);
         assert_eq!(
             serde_json::to_value(ServerError::NotFound { what: "incident".into() }).unwrap(),
             serde_json::json!({"kind": "not_found", "what": "incident"})

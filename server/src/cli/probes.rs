@@ -30,8 +30,16 @@ pub async fn apply_command(cli: &crate::config::Cli, file: &Path, dry_run: bool)
     let parsed = probe_file::load(file).map_err(|e| RunError::Config(e.to_string()))?;
     let database = Database::open_or_attach(&cli.database).await?;
     let diff = probe_file::apply_with_diff(&database.pool, None, &parsed, dry_run).await;
+    let audited = match (&diff, dry_run) {
+        (Ok(d), false) => {
+            let detail = serde_json::to_value(d).unwrap_or_default();
+            audit(&database.pool, "probes.apply", &file.display().to_string(), detail).await
+        }
+        _ => Ok(()),
+    };
     database.close().await;
     let diff = diff.map_err(|e| RunError::Config(format!("{}: {e}", file.display())))?;
+    audited?;
     print!("{}", diff.render());
     if dry_run {
         println!("dry run: nothing changed");
@@ -66,10 +74,36 @@ pub async fn import_command(cli: &crate::config::Cli, args: &ImportArgs) -> Resu
     // No scheduler here: a server running on the same database schedules the new probes when it
     // next starts; the API and the browser upload schedule them at once.
     let report = apply(&database.pool, None, plan, opts).await;
+    let audited = match (&report, args.dry_run) {
+        (Ok(r), false) => {
+            let created: Vec<&str> =
+                r.probes.iter().filter(|p| p.outcome == ImportOutcome::Created).map(|p| p.name.as_str()).collect();
+            let detail =
+                serde_json::json!({ "services": r.services_created, "probes": created, "paused": args.paused });
+            audit(&database.pool, "probes.import", &format!("{:?}", args.source).to_lowercase(), detail).await
+        }
+        _ => Ok(()),
+    };
     database.close().await;
     let report = report.map_err(|e| RunError::Database(e.to_string()))?;
+    audited?;
     print!("{}", render(&report));
     Ok(())
+}
+
+/// Command-line writes are in the audit trail too, as the command line's own actor.
+async fn audit(pool: &sqlx::PgPool, action: &str, target: &str, detail: serde_json::Value) -> Result<(), RunError> {
+    let entry = crate::storage::auth::AuditEntry {
+        actor: "cli".into(),
+        action: action.into(),
+        target: target.into(),
+        detail,
+        remote_addr: None,
+        request_id: None,
+    };
+    crate::storage::auth::insert_audit(pool, &entry)
+        .await
+        .map_err(|e| RunError::Database(format!("recording in the audit trail: {e}")))
 }
 
 /// The report as an admin reads it in a terminal.

@@ -165,7 +165,7 @@ async fn audit_file(
 
 /// On SIGHUP, re-reads the probe file and applies it; a bad file is logged and changes nothing.
 fn spawn_reload_on_hangup(state: &crate::web::state::AppState) {
-    let Some(path) = state.config_file.clone() else { return };
+    let path = state.config_file.clone();
     let state = state.clone();
     tokio::spawn(async move {
         let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -181,10 +181,15 @@ fn spawn_reload_on_hangup(state: &crate::web::state::AppState) {
                 _ = stopping.changed() => return,
                 got = hangups.recv() => if got.is_none() { return },
             }
-            match probe_file::reload(&state.pool, &state.scheduler, &path, false).await {
+            // Installed without a file too: SIGHUP (a service manager's "reload") must not end Triage.
+            let Some(path) = &path else {
+                tracing::info!("SIGHUP: no probe file (--config) to re-read");
+                continue;
+            };
+            match probe_file::reload(&state.pool, &state.scheduler, path, false).await {
                 Ok(diff) => {
                     tracing::info!(path = %path.display(), changes = %diff.render().trim_end().replace('\n', "; "), "SIGHUP: probe file applied");
-                    if let Err(e) = audit_file(&state.pool, &path, &diff, "config-file (SIGHUP)").await {
+                    if let Err(e) = audit_file(&state.pool, path, &diff, "config-file (SIGHUP)").await {
                         tracing::error!(error = %e, "SIGHUP: the probe file was applied but not recorded in the audit trail");
                     }
                 }

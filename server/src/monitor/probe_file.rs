@@ -177,11 +177,39 @@ pub async fn apply_with_diff(
     dry_run: bool,
 ) -> Result<FileDiff, FileError> {
     check_names(file)?;
+    validate(file)?;
     let d = diff(pool, file).await?;
     if !dry_run {
-        apply(pool, scheduler, file).await?;
+        // Unchanged probes are not written again: rescheduling them would drop a check in flight
+        // and restart their confirmation counts.
+        let touched: HashSet<&str> = d.probes_added.iter().chain(&d.probes_changed).map(String::as_str).collect();
+        let only = ProbeFile {
+            services: file.services.clone(),
+            probes: file.probes.iter().filter(|p| touched.contains(p.name.as_str())).cloned().collect(),
+        };
+        apply_keeping(pool, scheduler, &only, file).await?;
     }
     Ok(d)
+}
+
+/// Every entry checked before anything is written, so a file refused for its tenth probe has
+/// changed nothing (and a dry run refuses what the real run would).
+fn validate(file: &ProbeFile) -> Result<(), FileError> {
+    for s in &file.services {
+        catalog::validate_service(s).map_err(|error| FileError::Refused {
+            what: "service",
+            name: s.name.clone(),
+            error,
+        })?;
+    }
+    for p in &file.probes {
+        crate::monitor::check::spec::validate(p).map_err(|e| FileError::Refused {
+            what: "probe",
+            name: p.name.clone(),
+            error: Error::invalid(e.field, e.message),
+        })?;
+    }
+    Ok(())
 }
 
 fn check_names(file: &ProbeFile) -> Result<(), FileError> {
@@ -195,6 +223,18 @@ fn check_names(file: &ProbeFile) -> Result<(), FileError> {
 }
 
 pub async fn apply(pool: &PgPool, scheduler: Option<&Scheduler>, file: &ProbeFile) -> Result<Applied, FileError> {
+    apply_keeping(pool, scheduler, file, file).await
+}
+
+/// Writes `write`'s services and probes, then removes the file-managed probes `keep` does not
+/// list.
+async fn apply_keeping(
+    pool: &PgPool,
+    scheduler: Option<&Scheduler>,
+    write: &ProbeFile,
+    keep: &ProbeFile,
+) -> Result<Applied, FileError> {
+    let file = write;
     check_names(file)?;
     let existing = store::list_services(pool).await?;
     for s in &file.services {
@@ -211,7 +251,7 @@ pub async fn apply(pool: &PgPool, scheduler: Option<&Scheduler>, file: &ProbeFil
             error,
         })?;
     }
-    let keep: Vec<String> = file.probes.iter().map(|p| p.name.clone()).collect();
+    let keep: Vec<String> = keep.probes.iter().map(|p| p.name.clone()).collect();
     let mut tx = pool.begin().await?;
     let removed = store::delete_file_managed_except(&mut tx, &keep).await?;
     tx.commit().await?;

@@ -314,3 +314,14 @@ fn sighup_reapplies_the_probe_file_and_the_command_line_prints_the_difference() 
     assert!(exported.contains("shop-ready") && !exported.contains("shop-health"), "{exported}");
     assert!(server.terminate().success());
 }
+
+/// Without a probe file, SIGHUP (a service manager's "reload") is logged and Triage keeps running.
+#[test]
+fn sighup_without_a_probe_file_does_not_stop_triage() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut server = Proc::start(data.path(), &["--self-watch", "false"]);
+    server.signal(Signal::SIGHUP);
+    let said = server.wait_for(|l| l.contains("SIGHUP: no probe file"), Duration::from_secs(30));
+    assert!(said.is_some(), "the hangup is acknowledged");
+    assert!(server.terminate().success(), "still running, and it stops cleanly");
+}

@@ -21,8 +21,11 @@ fn fixture(name: &str) -> String {
 async fn a_gatus_file_is_imported_through_the_api_dry_run_first() {
     let app = spawn_app().await;
     let (target, _status) = health_target(200).await;
+    // A label too long for a service tag: dropped and listed, not a failed import.
+    let long = "x".repeat(70);
     let config = format!(
         "endpoints:\n  - name: shop health\n    group: shop\n    url: http://{target}/health\n    interval: 1s\n    \
+         extra-labels:\n      owner: {long}\n    \
          conditions:\n      - \"[STATUS] == 200\"\n    alerts:\n      - type: slack\n"
     );
     let post = |dry: bool| {
@@ -37,6 +40,8 @@ async fn a_gatus_file_is_imported_through_the_api_dry_run_first() {
     assert_eq!(dry["services_created"], serde_json::json!(["shop"]));
     assert_eq!(dry["probes"][0]["outcome"], "would_create");
     assert!(dry["unmapped"].as_array().is_some_and(|u| u.iter().any(|x| x["place"] == "endpoints[0].alerts")), "{dry}");
+    let dropped = dry["unmapped"].as_array().and_then(|u| u.iter().find(|x| x["place"] == "service \"shop\"")).cloned();
+    assert!(dropped.is_some_and(|x| x["what"].as_str().is_some_and(|w| w.contains("tag(s) dropped"))), "{dry}");
     let stored: Vec<Probe> = app.get_json("/api/v1/probes").await;
     assert!(stored.is_empty(), "a dry run writes nothing");
 

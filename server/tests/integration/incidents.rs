@@ -701,7 +701,12 @@ async fn a_saturated_pool_is_degraded_and_the_resolve_suggestion_waits_for_it() 
     let commander = app.browser_of(Role::Commander).await;
     let id = declare(&app, &commander, json!({"title": "Pool", "services": [probe.service_id]})).await.id;
     let g: Guidance = app.get_json(&format!("/api/v1/incidents/{id}/guidance")).await;
-    assert!(!g.recovery.healthy, "the guidance sees the same saturation: {}", g.recovery.detail);
+    assert!(
+        g.symptoms.iter().any(|s| s.kind == app::model::SymptomKind::PoolSaturated),
+        "the guidance sees the same saturation: {:?}",
+        g.symptoms
+    );
+    assert!(!g.recovery.healthy, "{}", g.recovery.detail);
 
     // The pool recovers: the probe comes back up, and only then (plus healthy_for_secs) is
     // resolving suggested.

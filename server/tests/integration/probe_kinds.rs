@@ -167,6 +167,26 @@ async fn tls_reports_days_left_and_issuer_and_names_what_does_not_verify() {
     let said = up.detail.clone().unwrap_or_default();
     assert!(said.contains("Triage Test CA") && said.contains("verified"), "{said}");
     assert!(up.phases.tls_us.is_some());
+    // The same compiled check again, as the scheduler runs it: no resumed session hides the
+    // certificate, so expiry is read on every check.
+    let compiled = spec::compile(uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), &spec_of(ProbeKind::Tls, &url, trusted))
+        .expect("valid");
+    let check = compiled.check.expect("a check");
+    for _ in 0..2 {
+        let r = execute::run(
+            compiled.id,
+            compiled.kind,
+            &check,
+            &compiled.pool_mapping,
+            &loopback(),
+            &mut ScrapeMemory::default(),
+        )
+        .await;
+        assert!(r.cert_days_left.is_some(), "every check reads the certificate: {:?}", r.detail);
+    }
+    let insecure = run(&spec_of(ProbeKind::Tls, &url, |s| s.tls.insecure_skip_verify = true), &loopback()).await;
+    assert_eq!(insecure.outcome, Outcome::Up);
+    assert!(insecure.detail.as_deref().is_some_and(|d| d.contains("verification skipped")), "{:?}", insecure.detail);
 
     // Close to expiry: degraded with the certificate's class.
     let soon = run(

@@ -484,11 +484,22 @@ async fn the_server_reapplies_its_probe_file_on_request_with_the_difference() {
     assert_eq!(applied.len(), 2, "one entry per real application, none for dry runs");
     assert_eq!(applied[0].1.detail["probes_removed"], json!(["shop-b"]), "the newest carries its difference");
 
-    // A broken file changes nothing and says why.
+    // A broken file changes nothing and says why; so does a valid one with a refused entry, even
+    // when the refused probe comes after one that would be written.
     std::fs::write(&path, "[[probe]]\nname = ").expect("write");
     let res = apply(false).await.expect("apply");
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(app.get_json::<Vec<Probe>>("/api/v1/probes").await.len(), 2);
+    let refused = file(&[("shop-d", 60), ("shop-e", 0)]);
+    std::fs::write(&path, refused).expect("write");
+    let dry = apply(true).await.expect("apply");
+    assert_eq!(dry.status(), StatusCode::BAD_REQUEST, "a dry run refuses what the real run would");
+    let res = apply(false).await.expect("apply");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: Value = res.json().await.expect("error");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("shop-e") && m.contains("interval_secs")), "{body}");
+    let names: Vec<String> =
+        app.get_json::<Vec<Probe>>("/api/v1/probes").await.into_iter().map(|p| p.spec.name).collect();
+    assert_eq!(names, vec!["shop-a", "shop-c"], "shop-d was not written either");
     app.stop().await;
 
     // Without --config there is nothing to re-read.

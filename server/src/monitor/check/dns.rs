@@ -125,11 +125,14 @@ pub async fn run(check: &DnsCheck, policy: &NetworkPolicy) -> CheckResult {
     }
     let normal = |s: &str| s.trim().trim_end_matches('.').trim_matches('"').to_ascii_lowercase();
     let have: Vec<String> = found.iter().map(|a| normal(a)).collect();
-    let missing: Vec<&String> = check
-        .answers
-        .iter()
-        .filter(|want| !have.iter().any(|h| *h == normal(want) || h.ends_with(&format!(" {}", normal(want)))))
-        .collect();
+    // MX and SRV records carry a priority (and weight, port) before the name: an expected answer
+    // may give the name alone. Other types must match whole.
+    let by_target = matches!(check.kind, RecordKind::Mx | RecordKind::Srv);
+    let found_in = |want: &str| {
+        let want = normal(want);
+        have.iter().any(|h| *h == want || (by_target && h.ends_with(&format!(" {want}"))))
+    };
+    let missing: Vec<&String> = check.answers.iter().filter(|want| !found_in(want)).collect();
     if !missing.is_empty() {
         let names: Vec<&str> = missing.iter().map(|m| m.as_str()).collect();
         result.error = Some(ErrorClass::Assertion);

@@ -126,14 +126,19 @@ pub async fn echo(addr: IpAddr, packets: u32, budget: Duration) -> Result<Echoes
             e.kind()
         )
     })?;
-    let mut pinger = client.pinger(addr, PingIdentifier(fastrand::u16(..))).await;
-    let each = budget / packets.max(1);
-    pinger.timeout(each);
+    // The echoes go out together, each waiting for the whole budget: a slow host (a 400 ms round
+    // trip under a 1 s timeout) is slow, not lossy, whatever the packet count.
     let payload = [0u8; 56];
-    let mut echoes = Echoes::default();
+    let mut pings = Vec::new();
     for seq in 0..packets {
+        let mut pinger = client.pinger(addr, PingIdentifier(fastrand::u16(..))).await;
+        pinger.timeout(budget);
+        pings.push(async move { pinger.ping(PingSequence(u16::try_from(seq).unwrap_or(u16::MAX)), &payload).await });
+    }
+    let mut echoes = Echoes::default();
+    for answer in futures::future::join_all(pings).await {
         echoes.sent += 1;
-        match pinger.ping(PingSequence(u16::try_from(seq).unwrap_or(u16::MAX)), &payload).await {
+        match answer {
             Ok((_, rtt)) => {
                 echoes.received += 1;
                 echoes.rtts.push(rtt);

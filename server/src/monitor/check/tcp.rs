@@ -124,6 +124,9 @@ pub(crate) async fn handshake(
     let recorder = Arc::new(Recorder { inner: options.verifier().ok_or_else(unavailable)?, seen: Mutex::new(None) });
     let mut config = ClientConfig::clone(&base);
     config.dangerous().set_certificate_verifier(recorder.clone());
+    // A resumed session skips certificate verification, so the recorder would see nothing and
+    // expiry would go unchecked from the second check on: every check does a full handshake.
+    config.resumption = rustls::client::Resumption::disabled();
     let name = tls::server_name(host).map_err(|m| Failure(ErrorClass::Tls, m))?;
     let t = Instant::now();
     let outcome = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await;
@@ -352,8 +355,12 @@ pub async fn run_cert(check: &CertCheck, policy: &NetworkPolicy) -> CheckResult 
             judge(&mut result, started, check.degraded_after, check.cert_min_days);
             if result.detail.is_none() {
                 let days = seen.days_left.map(|d| format!("expires in {d} days"));
-                let said: Vec<String> =
-                    [Some("chain and name verified".to_string()), days, issuer].into_iter().flatten().collect();
+                let verified = if check.tls.is_insecure() {
+                    "verification skipped (insecure_skip_verify)"
+                } else {
+                    "chain and name verified"
+                };
+                let said: Vec<String> = [Some(verified.to_string()), days, issuer].into_iter().flatten().collect();
                 result.detail = Some(said.join(", "));
             }
         }

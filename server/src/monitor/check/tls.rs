@@ -108,6 +108,11 @@ impl TlsOptions {
         }
     }
 
+    /// Whether certificates are accepted unverified (`insecure_skip_verify`).
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
     /// The certificate verifier `config` uses.
     pub fn verifier(&self) -> Option<Arc<dyn ServerCertVerifier>> {
         self.custom.clone().or_else(default_built).map(|b| b.verifier)

@@ -71,7 +71,13 @@ pub async fn apply(
         probes: Vec::new(),
         unmapped: plan.unmapped,
     };
-    for input in plan.services {
+    // Cut to what a service accepts first, so a dry run reports what the real run writes and a
+    // long tag cannot stop an import halfway.
+    let inputs: Vec<ServiceInput> = plan.services.into_iter().map(|s| fit(s, &mut report.unmapped)).collect();
+    for input in &inputs {
+        catalog::validate_service(input)?;
+    }
+    for input in inputs {
         if services.contains(&input.name) {
             continue;
         }
@@ -103,6 +109,28 @@ pub async fn apply(
         report.probes.push(line);
     }
     Ok(report)
+}
+
+/// The service with only the tags a service may have (1–64 characters, at most 50) and its
+/// description within 10,000 characters; what was cut is listed.
+fn fit(mut s: ServiceInput, unmapped: &mut Vec<Unmapped>) -> ServiceInput {
+    let before = s.tags.len();
+    s.tags.retain(|t| !t.trim().is_empty() && t.len() <= 64);
+    s.tags.truncate(50);
+    if s.tags.len() < before {
+        unmapped.push(Unmapped {
+            place: format!("service \"{}\"", s.name),
+            what: format!("{} tag(s) dropped: a tag has 1–64 characters, a service at most 50", before - s.tags.len()),
+        });
+    }
+    if s.description.chars().count() > 10_000 {
+        s.description = s.description.chars().take(10_000).collect();
+        unmapped.push(Unmapped {
+            place: format!("service \"{}\"", s.name),
+            what: "description cut to 10,000 characters".into(),
+        });
+    }
+    s
 }
 
 /// Creates the service unless another import created it meanwhile.

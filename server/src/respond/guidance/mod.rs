@@ -127,7 +127,8 @@ pub async fn service_signals(
         .iter()
         .filter(|p| p.spec.kind == app::model::ProbeKind::Metrics)
         .map(|p| p.spec.pool_saturated_at.unwrap_or(app::model::POOL_SATURATED_AT))
-        .fold(app::model::POOL_SATURATED_AT, f64::min);
+        .reduce(f64::min)
+        .unwrap_or(app::model::POOL_SATURATED_AT);
     Ok(ServiceSignals {
         service_id,
         service: service.to_string(),

@@ -13,9 +13,6 @@ use crate::monitor::import::{ImportError, ImportPlan, blackbox, gatus, kuma};
 use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
-/// Largest file an import reads (a backup of thousands of monitors is a few MB).
-const MAX_FILE: usize = 16 << 20;
-
 #[derive(Deserialize)]
 pub struct ImportQuery {
     #[serde(default)]
@@ -60,12 +57,10 @@ fn refused(e: ImportError) -> ApiError {
 }
 
 async fn text_body(request: Request) -> Result<String, ApiError> {
+    // The size is bounded by the server's request body limit (`--body-limit`, 2 MiB by default).
     let bytes = Bytes::from_request(request, &())
         .await
         .map_err(|e| ApiError::bad("file", format!("could not read the body: {e}")))?;
-    if bytes.len() > MAX_FILE {
-        return Err(ApiError::bad("file", format!("larger than {MAX_FILE} bytes")));
-    }
     String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad("file", "not UTF-8 text"))
 }
 
@@ -79,9 +74,6 @@ async fn blackbox_plan(request: Request) -> Result<ImportPlan, ApiError> {
         let name = field.name().unwrap_or_default().to_string();
         let file = field.file_name().unwrap_or(&name).to_string();
         let text = field.text().await.map_err(|e| ApiError::bad(name_of(&name), e.to_string()))?;
-        if text.len() > MAX_FILE {
-            return Err(ApiError::bad(name_of(&name), format!("larger than {MAX_FILE} bytes")));
-        }
         match name.as_str() {
             "prometheus" => prometheus = Some((file, text)),
             "modules" => modules = Some((file, text)),
