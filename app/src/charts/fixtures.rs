@@ -10,6 +10,8 @@ use crate::model::{ErrorClass, PoolReading, SeriesPoint};
 pub const SIZE: ChartSize = ChartSize { width: 600, height: 160 };
 
 pub fn at(min: u32) -> DateTime<Utc> {
+    // invariant: test-only module (charts/mod.rs compiles it under #[cfg(test)]); a fixed valid
+    // date, so it cannot fail.
     Utc.with_ymd_and_hms(2026, 11, 23, 3, min, 0).single().expect("valid")
 }
 

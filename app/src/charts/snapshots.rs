@@ -58,6 +58,8 @@ fn charts_match_their_snapshots() {
     for (name, svg) in drawings() {
         let path = dir().join(name);
         if update {
+            // invariant: test-only module (charts/mod.rs compiles it under #[cfg(test)]); a
+            // snapshot that cannot be written must fail the run.
             std::fs::create_dir_all(dir()).expect("snapshot dir");
             std::fs::write(&path, &svg).expect("write snapshot");
             continue;
@@ -76,6 +78,7 @@ fn charts_match_their_snapshots() {
 
 #[test]
 fn every_colour_a_chart_uses_is_defined_in_both_themes() {
+    // invariant: a test; the style sheet is part of the repository.
     let css = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../style/main.css"))
         .expect("style sheet");
     // The light theme is the first block defining chart colours; the dark one is the block
