@@ -12,6 +12,10 @@ use crate::model::{
     Postmortem, PostmortemComment, PostmortemPatch, PostmortemSummary, ServiceView, SystemStatus, TickInput,
     TimelineEntry, TokenSummary, UserPatch, UserSummary, Window,
 };
+use crate::model::{
+    BulkAction, BulkOutcome, Catalog, DemoCommand, DemoStatus, ImportSummary, JsonPathAssertion, JsonPathTest,
+    ProbeSpec, ProbeTrial, SavedProbe, Selection, Service, ServiceInput,
+};
 
 /// The request a server function serves (who asks, from where): the server reads the caller
 /// that its access middleware attached.
@@ -21,7 +25,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub use super::ServerError;
 
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: CatalogBackend + Send + Sync + 'static {
     fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, ServerError>>;
     /// Every service as an overview tile, figures over the last five minutes.
     fn overview(&self) -> BoxFuture<'_, Result<Overview, ServerError>>;
@@ -110,6 +114,46 @@ pub trait Backend: Send + Sync + 'static {
         id: uuid::Uuid,
         comment: NewComment,
     ) -> BoxFuture<'_, Result<PostmortemComment, ServerError>>;
+}
+
+/// Setting up services and probes (admins; secrets answered masked).
+pub trait CatalogBackend: Send + Sync + 'static {
+    fn catalog(&self) -> BoxFuture<'_, Result<Catalog, ServerError>>;
+    fn save_service(
+        &self,
+        req: RequestParts,
+        id: Option<uuid::Uuid>,
+        input: ServiceInput,
+    ) -> BoxFuture<'_, Result<Service, ServerError>>;
+    fn delete_service(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), ServerError>>;
+    fn save_probe(
+        &self,
+        req: RequestParts,
+        id: Option<uuid::Uuid>,
+        from: Option<uuid::Uuid>,
+        spec: ProbeSpec,
+    ) -> BoxFuture<'_, Result<SavedProbe, ServerError>>;
+    fn run_probe(&self, from: Option<uuid::Uuid>, spec: ProbeSpec) -> BoxFuture<'_, Result<ProbeTrial, ServerError>>;
+    fn test_json_path(
+        &self,
+        assertion: JsonPathAssertion,
+        body: String,
+    ) -> BoxFuture<'_, Result<JsonPathTest, ServerError>>;
+    fn bulk(
+        &self,
+        req: RequestParts,
+        selection: Selection,
+        action: BulkAction,
+    ) -> BoxFuture<'_, Result<BulkOutcome, ServerError>>;
+    fn export_file(&self) -> BoxFuture<'_, Result<String, ServerError>>;
+    fn demo(&self, req: RequestParts, command: DemoCommand) -> BoxFuture<'_, Result<DemoStatus, ServerError>>;
+    fn import(
+        &self,
+        req: RequestParts,
+        source: String,
+        files: Vec<String>,
+        dry_run: bool,
+    ) -> BoxFuture<'_, Result<ImportSummary, ServerError>>;
 }
 
 /// The backend as Leptos context.

@@ -4,6 +4,7 @@
 mod auth;
 #[cfg(feature = "ssr")]
 pub mod backend;
+mod catalog;
 mod error;
 mod incidents;
 mod overview;
@@ -11,6 +12,7 @@ mod postmortems;
 mod system;
 
 pub use auth::*;
+pub use catalog::*;
 pub use error::ServerError;
 pub use incidents::*;
 pub use overview::*;

@@ -2,6 +2,7 @@
 //! pinned by tests.
 
 mod auth;
+mod catalog;
 mod guidance;
 mod incident;
 mod overview;
@@ -11,6 +12,7 @@ mod service;
 mod system;
 
 pub use auth::*;
+pub use catalog::*;
 pub use guidance::*;
 pub use incident::*;
 pub use overview::*;

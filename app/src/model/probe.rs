@@ -702,6 +702,10 @@ pub struct ProbeTrial {
     pub result: ProbeResult,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<PolicyRefusal>,
+    /// The start of the answer's body (HTTP kinds; at most 64 KiB), for trying JSONPath
+    /// assertions on a real sample. Never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
 }
 
 /// A confirmed change of a probe's state.

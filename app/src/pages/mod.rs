@@ -22,6 +22,7 @@ macro_rules! lazy_page {
 
 pub mod admin;
 pub mod auth;
+pub mod config;
 pub mod incident;
 pub mod incidents;
 pub mod not_found;
@@ -32,6 +33,10 @@ pub mod service;
 pub mod status;
 
 lazy_page!(AdminRoute, admin::Admin);
+lazy_page!(ConfigRoute, config::Config);
+lazy_page!(ConfigServiceRoute, config::service::ServicePage);
+lazy_page!(ConfigProbeRoute, config::probe::ProbePage);
+lazy_page!(ConfigImportRoute, config::import::ImportPage);
 lazy_page!(ServiceRoute, service::Service);
 lazy_page!(StatusRoute, status::Status);
 lazy_page!(LoginRoute, auth::Login);

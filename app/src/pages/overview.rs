@@ -12,7 +12,11 @@ use crate::api::get_overview;
 use crate::components::live::{LiveBadge, use_live_refetch};
 use crate::model::{Overview, ServiceTile};
 
+use crate::components::first_run::FirstRun;
 use crate::components::tiles::tiles_html;
+
+/// The service Triage watches itself through (`--self-watch`).
+const SELF_SERVICE: &str = "triage";
 
 /// Figures are refetched when live events arrive; this poll is only a safety net (and keeps the
 /// "checked … ago" ages moving on a quiet system).
@@ -59,6 +63,11 @@ pub fn Overview() -> impl IntoView {
             on_cleanup(move || handle.clear());
         }
     });
+    let is_admin =
+        use_context::<crate::model::CurrentUser>().and_then(|c| c.0).is_some_and(|m| m.may(crate::model::Role::Admin));
+    let only_self = Signal::derive(move || {
+        overview.get().and_then(Result::ok).is_some_and(|o| o.services.iter().all(|s| s.name == SELF_SERVICE))
+    });
     let navigate = use_navigate();
     let go = move |q: String, s: String, g: bool| {
         navigate(&query(&q, &s, g), NavigateOptions { replace: true, scroll: false, ..Default::default() });
@@ -94,9 +103,12 @@ pub fn Overview() -> impl IntoView {
                     </label>
                 </div>
             </div>
+            <FirstRun only_self admin=is_admin/>
             <Transition fallback=|| view! { <p class="muted">"Loading services…"</p> }>
                 {move || overview.get().map(|r| match r {
-                    Ok(o) => view! { <Tiles overview=o filter=filter.get() sort=sort.get() grouped=grouped.get()/> }.into_any(),
+                    Ok(o) => view! {
+                        <Tiles overview=o filter=filter.get() sort=sort.get() grouped=grouped.get()/>
+                    }.into_any(),
                     Err(e) => view! { <p class="error" role="alert">"Could not load the services: " {e.to_string()}</p> }.into_any(),
                 })}
             </Transition>

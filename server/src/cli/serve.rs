@@ -131,6 +131,10 @@ async fn serve_on(database: &Database, settings: &ServeSettings) -> Result<(), R
         probing.shutdown(Duration::from_secs(5)).await;
         return Err(e);
     }
+    if let Err(e) = state.demo.resume(&state.pool, &state.scheduler).await {
+        // The demo is a convenience: Triage runs without it.
+        tracing::warn!(error = %e, "the built-in demo could not start again");
+    }
     spawn_reload_on_hangup(&state);
     let stopping = state.stopping.clone();
     let router = http_server::router(state, settings, crate::web::access::Secured::default());

@@ -2,7 +2,7 @@
 //! scheduler kept in step. The REST API, the declarative file and Triage's watch of itself all go
 //! through here, so they obey the same rules.
 
-use app::model::{Probe, ProbeKind, ProbeSpec, Service, ServiceInput};
+use app::model::{BulkAction, BulkOutcome, Probe, ProbeKind, ProbeSpec, Selection, Service, ServiceInput};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -180,4 +180,63 @@ pub async fn schedule_all(pool: &PgPool, scheduler: &Scheduler) -> Result<usize,
         }
     }
     Ok(n)
+}
+
+/// Fills in the secrets a form sent back masked, from the probe it edits or clones (`from`).
+pub async fn unmask(pool: &PgPool, spec: &mut ProbeSpec, from: Option<Uuid>) -> Result<(), Error> {
+    let stored = match from {
+        Some(id) => Some(store::get_probe(pool, id).await?.ok_or(Error::NotFound("probe"))?.spec),
+        None => None,
+    };
+    spec.unmask(stored.as_ref())
+        .map_err(|field| Error::invalid(field, "a hidden value cannot be reused here; type it again"))
+}
+
+/// The probes a bulk action covers: those chosen, every probe of the chosen services, and every
+/// probe of the services carrying the tag.
+pub async fn select(pool: &PgPool, selection: &Selection) -> Result<Vec<Probe>, Error> {
+    let services = store::list_services(pool).await?;
+    let tagged: Vec<Uuid> = match &selection.tag {
+        Some(tag) => services.iter().filter(|s| s.tags.iter().any(|t| t == tag)).map(|s| s.id).collect(),
+        None => Vec::new(),
+    };
+    let probes = store::list_probes(pool, None).await?;
+    Ok(probes
+        .into_iter()
+        .filter(|p| {
+            selection.probes.contains(&p.id)
+                || selection.services.contains(&p.service_id)
+                || tagged.contains(&p.service_id)
+        })
+        .collect())
+}
+
+/// Pauses, resumes or deletes the selected probes. File-managed probes are left as they are
+/// (the file decides about them) and named in the answer.
+pub async fn bulk(
+    pool: &PgPool,
+    scheduler: &Scheduler,
+    selection: &Selection,
+    action: BulkAction,
+) -> Result<BulkOutcome, Error> {
+    let mut outcome = BulkOutcome::default();
+    for p in select(pool, selection).await? {
+        if p.file_managed {
+            outcome.skipped.push(p.spec.name);
+            continue;
+        }
+        match action {
+            BulkAction::Delete => delete_probe(pool, scheduler, p.id).await?,
+            BulkAction::Pause | BulkAction::Resume => {
+                let enabled = action == BulkAction::Resume;
+                if p.spec.enabled == enabled {
+                    continue;
+                }
+                let spec = ProbeSpec { enabled, service_id: Some(p.service_id), service: None, ..p.spec };
+                write_probe(pool, Some(scheduler), &spec, Mode::Replace(p.id)).await?;
+            }
+        }
+        outcome.changed += 1;
+    }
+    Ok(outcome)
 }

@@ -10,6 +10,7 @@
 pub mod cached;
 pub mod catalog;
 pub mod check;
+pub mod demo;
 pub mod hub;
 pub mod import;
 pub mod ingest;

@@ -10,6 +10,9 @@ use crate::monitor::check::execute::{self, ScrapeMemory};
 use crate::monitor::check::policy::{self, NetworkPolicy};
 use crate::monitor::check::spec::{self, Check};
 
+/// The most of a body "Run now" shows as a sample.
+const SAMPLE_BYTES: usize = 64 * 1024;
+
 /// Runs `spec` once. Push probes have nothing to run (their agent sends the results).
 pub async fn run_once(spec: &ProbeSpec, policy: &NetworkPolicy) -> Result<ProbeTrial, Error> {
     let compiled = spec::compile(spec.id.unwrap_or_else(Uuid::nil), spec.service_id.unwrap_or_else(Uuid::nil), spec)
@@ -19,8 +22,13 @@ pub async fn run_once(spec: &ProbeSpec, policy: &NetworkPolicy) -> Result<ProbeT
     };
     let refused = target_refusal(check, policy).await;
     let mut memory = ScrapeMemory::default();
-    let result = execute::run(compiled.id, compiled.kind, check, &compiled.pool_mapping, policy, &mut memory).await;
-    Ok(ProbeTrial { result, refused })
+    let (result, body) =
+        execute::run_keeping_body(compiled.id, compiled.kind, check, &compiled.pool_mapping, policy, &mut memory).await;
+    let sample = body.filter(|b| !b.is_empty()).map(|b| {
+        let cut = b.len().min(SAMPLE_BYTES);
+        String::from_utf8_lossy(&b[..cut]).into_owned()
+    });
+    Ok(ProbeTrial { result, refused, sample })
 }
 
 /// The policy's refusal of a valid spec's target, if it refuses it (for the answer to a save).

@@ -112,6 +112,22 @@ pub async fn delete_service(pool: &PgPool, id: Uuid) -> Result<Option<Vec<Uuid>>
     Ok((done.rows_affected() == 1).then_some(probes))
 }
 
+/// Deletes the incidents that concern only this service (with their timelines, checklists and
+/// postmortems); incidents that also name other services keep them. Removing the built-in demo
+/// uses it, so that nothing of the demo stays behind.
+#[tracing::instrument(skip_all, fields(id = %service))]
+pub async fn delete_incidents_only_of(pool: &PgPool, service: Uuid) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "delete from incidents i
+          where exists (select 1 from incident_services s where s.incident_id = i.incident_id and s.service_id = $1)
+            and not exists (select 1 from incident_services s where s.incident_id = i.incident_id and s.service_id <> $1)",
+        service
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// The id of the service named `name`, creating it (with defaults) if missing.
 #[tracing::instrument(skip_all)]
 pub async fn service_id_by_name_or_create(tx: &mut Transaction<'_, Postgres>, name: &str) -> Result<Uuid, sqlx::Error> {

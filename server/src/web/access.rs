@@ -65,7 +65,11 @@ const fn rule(path: &'static str, need: Need, kind: Kind) -> (&'static str, Need
 }
 
 /// The pages (GET). Admin pages are refused to other roles here, not only hidden.
-pub const PAGES: [(&str, Need, Kind); 11] = [
+pub const PAGES: [(&str, Need, Kind); 15] = [
+    rule("/config", Need::Role(Role::Admin), Kind::Page),
+    rule("/config/services/{id}", Need::Role(Role::Admin), Kind::Page),
+    rule("/config/probes/{id}", Need::Role(Role::Admin), Kind::Page),
+    rule("/config/import", Need::Role(Role::Admin), Kind::Page),
     rule("/postmortems", Need::Role(Role::Viewer), Kind::Page),
     rule("/postmortems/{id}", Need::Role(Role::Viewer), Kind::Page),
     rule("/incidents", Need::Role(Role::Viewer), Kind::Page),
@@ -80,7 +84,18 @@ pub const PAGES: [(&str, Need, Kind); 11] = [
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 29] = [
+pub const SERVER_FNS: [(&str, Need); 40] = [
+    ("/api/get_demo", Need::Role(Role::Viewer)),
+    ("/api/control_demo", Need::Role(Role::Admin)),
+    ("/api/get_catalog", Need::Role(Role::Admin)),
+    ("/api/save_service", Need::Role(Role::Admin)),
+    ("/api/delete_service", Need::Role(Role::Admin)),
+    ("/api/save_probe", Need::Role(Role::Admin)),
+    ("/api/run_probe", Need::Role(Role::Admin)),
+    ("/api/test_json_path", Need::Role(Role::Admin)),
+    ("/api/bulk_probes", Need::Role(Role::Admin)),
+    ("/api/export_probe_file", Need::Role(Role::Admin)),
+    ("/api/import_config", Need::Role(Role::Admin)),
     ("/api/get_entry_history", Need::Role(Role::Viewer)),
     ("/api/get_postmortems", Need::Role(Role::Viewer)),
     ("/api/get_postmortem", Need::Role(Role::Viewer)),

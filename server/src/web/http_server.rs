@@ -156,6 +156,7 @@ pub async fn build_state(
         postmortems: crate::respond::postmortems::Postmortems { pool: pool.clone() },
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         config_file: settings.config_file.clone(),
+        demo: Arc::default(),
         pool,
     });
     spawn_session_purge(&state);

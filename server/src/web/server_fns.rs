@@ -8,6 +8,8 @@ use app::model::{
     TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary, Window,
 };
 
+mod catalog;
+
 use crate::access::Principal;
 use crate::access::accounts;
 use crate::error::Error;

@@ -64,6 +64,8 @@ pub struct Shared {
     pub postmortems: crate::respond::postmortems::Postmortems,
     /// The declarative probe file (`--config`), re-read on SIGHUP and `POST /api/v1/probes/apply`.
     pub config_file: Option<std::path::PathBuf>,
+    /// The built-in demo, when an admin started it from the overview.
+    pub demo: Arc<crate::monitor::demo::BuiltInDemo>,
     /// Set when shutdown begins: long-lived responses (live event streams) end on it.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }

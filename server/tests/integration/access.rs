@@ -45,8 +45,12 @@ fn intended(method: &Method, path: &str) -> Need {
     if ["/healthz", "/readyz", "/metrics", "/favicon.ico"].contains(&path) || path.starts_with("/pkg/") {
         return Need::Public;
     }
+    // Setting up services and probes in the browser, like the API's writes, is the admin's;
+    // the configuration listing carries every probe's definition.
     if path.starts_with("/api/admin_")
         || path == "/admin"
+        || path.starts_with("/config")
+        || path == "/api/get_catalog"
         || ["/api/v1/users", "/api/v1/tokens", "/api/v1/audit"].iter().any(|p| path.starts_with(p))
     {
         return admin;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use server::cli::demo::{DemoTarget, Scenario};
+use server::demo::{DemoTarget, Scenario};
 
 async fn start() -> (DemoTarget, reqwest::Client) {
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");

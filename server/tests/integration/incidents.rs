@@ -553,7 +553,7 @@ async fn a_probe_degraded_longer_than_its_policy_allows_opens_an_incident() {
 #[tokio::test]
 async fn guidance_reads_the_pool_scenario_and_records_what_responders_do() {
     use app::model::{EvidenceStatus, Guidance, SymptomKind};
-    use server::cli::demo::{DemoTarget, Scenario};
+    use server::demo::{DemoTarget, Scenario};
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let demo = DemoTarget::start(any, any).await.expect("demo target");
     demo.set_scenario(Scenario::Pool);
@@ -661,7 +661,7 @@ async fn guidance_reads_the_pool_scenario_and_records_what_responders_do() {
 #[tokio::test]
 async fn a_saturated_pool_is_degraded_and_the_resolve_suggestion_waits_for_it() {
     use app::model::{ErrorClass, Guidance, Outcome, StateChange};
-    use server::cli::demo::{DemoTarget, Scenario};
+    use server::demo::{DemoTarget, Scenario};
     use server::monitor::hub::ProbeEvent;
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let demo = DemoTarget::start(any, any).await.expect("demo target");

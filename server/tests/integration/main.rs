@@ -5,6 +5,7 @@ mod access;
 mod auth;
 mod cli;
 mod common;
+mod config_ui;
 mod demo_target;
 mod embedded_pg;
 mod http;

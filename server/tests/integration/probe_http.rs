@@ -245,7 +245,7 @@ async fn only_http_is_probed() {
 
 #[tokio::test]
 async fn a_readiness_check_of_the_demo_target_names_the_failing_component() {
-    use server::cli::demo::{DemoTarget, Scenario};
+    use server::demo::{DemoTarget, Scenario};
     use server::monitor::check::readiness;
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let demo = DemoTarget::start(any, any).await.expect("demo");
@@ -265,7 +265,7 @@ async fn a_readiness_check_of_the_demo_target_names_the_failing_component() {
 
 #[tokio::test]
 async fn a_metrics_scrape_of_the_demo_target_shows_pool_exhaustion() {
-    use server::cli::demo::{DemoTarget, Scenario};
+    use server::demo::{DemoTarget, Scenario};
     use server::monitor::check::scrape::{self, PoolMapping};
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let demo = DemoTarget::start(any, any).await.expect("demo");

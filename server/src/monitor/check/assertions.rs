@@ -2,7 +2,7 @@
 //! Each failure says which assertion failed, in words that never include header values of the
 //! request (they may carry credentials).
 
-use app::model::{CompareOp, HeaderAssertion, JsonPathAssertion};
+use app::model::{CompareOp, HeaderAssertion, JsonPathAssertion, JsonPathTest};
 use http::{HeaderMap, HeaderName};
 use serde_json::Value;
 use serde_json_path::JsonPath;
@@ -156,6 +156,17 @@ impl JsonPathCheck {
     }
 }
 
+/// A JSONPath assertion tried on a sample body (the form's tester): the nodes the path selects
+/// and the verdict a check of that body would give, in the same words.
+pub fn try_json_path(a: &JsonPathAssertion, body: &str) -> Result<JsonPathTest, BadAssertion> {
+    let check = JsonPathCheck::new(a)?;
+    let json: Value = serde_json::from_str(body)
+        .map_err(|e| BadAssertion(format!("the sample is not JSON (line {}, column {})", e.line(), e.column())))?;
+    let nodes = check.path.query(&json).all().into_iter().take(20).map(|v| truncate(&v.to_string(), 200)).collect();
+    let verdict = check.check(&json);
+    Ok(JsonPathTest { nodes, passed: verdict.is_ok(), reason: verdict.err().map(|Unmet(why)| why) })
+}
+
 /// A response-header assertion.
 #[derive(Clone, Debug)]
 pub struct HeaderCheck {
@@ -280,6 +291,22 @@ mod tests {
             let a = Assertions { json_paths: vec![check], ..Default::default() };
             assert_eq!(passes(&a, &body), want, "case {i}");
         }
+    }
+
+    #[test]
+    fn the_tester_shows_the_nodes_and_the_checks_verdict() {
+        let body = r#"{"checks":[{"name":"db","status":"DOWN"},{"name":"cache","status":"UP"}]}"#;
+        let a = |path: &str, op, value: Option<Value>| JsonPathAssertion { path: path.into(), op, value };
+        let t = try_json_path(&a("$.checks[*].status", CompareOp::Eq, Some(json!("UP"))), body).expect("valid");
+        assert_eq!(t.nodes, vec!["\"DOWN\"", "\"UP\""]);
+        assert!(!t.passed, "the first node is compared, as a check does");
+        assert_eq!(t.reason.as_deref(), Some("JSONPath $.checks[*].status is \"DOWN\", expected = \"UP\""));
+        let t = try_json_path(&a("$.checks[?@.status == 'UP'].name", CompareOp::Eq, Some(json!("cache"))), body)
+            .expect("valid");
+        assert!(t.passed && t.reason.is_none());
+        let bad = try_json_path(&a("$.checks", CompareOp::Exists, None), "{oops").expect_err("not JSON");
+        assert!(bad.0.contains("line 1"), "{bad}");
+        assert!(try_json_path(&a("checks", CompareOp::Exists, None), body).is_err(), "paths start with $");
     }
 
     #[test]

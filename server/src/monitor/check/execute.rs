@@ -46,14 +46,27 @@ pub async fn run(
     policy: &NetworkPolicy,
     memory: &mut ScrapeMemory,
 ) -> ProbeResult {
+    run_keeping_body(probe_id, kind, check, mapping, policy, memory).await.0
+}
+
+/// [`run`], also answering the (decompressed) body an HTTP-based check received: "Run now" shows
+/// it as a sample for trying JSONPath assertions.
+pub async fn run_keeping_body(
+    probe_id: Uuid,
+    kind: ProbeKind,
+    check: &Check,
+    mapping: &PoolMapping,
+    policy: &NetworkPolicy,
+    memory: &mut ScrapeMemory,
+) -> (ProbeResult, Option<bytes::Bytes>) {
     let at = Utc::now();
     let check = match check {
         Check::Http(c) => c,
-        Check::Tcp(c) => return base(probe_id, at, tcp::run_tcp(c, policy).await),
-        Check::Tls(c) => return base(probe_id, at, tcp::run_cert(c, policy).await),
-        Check::Dns(c) => return base(probe_id, at, dns::run(c, policy).await),
-        Check::Icmp(c) => return base(probe_id, at, icmp::run(c, policy).await),
-        Check::Grpc(c) => return base(probe_id, at, grpc::run(c, policy).await),
+        Check::Tcp(c) => return (base(probe_id, at, tcp::run_tcp(c, policy).await), None),
+        Check::Tls(c) => return (base(probe_id, at, tcp::run_cert(c, policy).await), None),
+        Check::Dns(c) => return (base(probe_id, at, dns::run(c, policy).await), None),
+        Check::Icmp(c) => return (base(probe_id, at, icmp::run(c, policy).await), None),
+        Check::Grpc(c) => return (base(probe_id, at, grpc::run(c, policy).await), None),
     };
     let checked = http::run(check, policy).await;
     let body = checked.body.clone();
@@ -84,7 +97,7 @@ pub async fn run(
         }
         _ => {}
     }
-    result
+    (result, answered.then_some(body))
 }
 
 /// A readiness body can report a dependency down while answering 200: the components decide.

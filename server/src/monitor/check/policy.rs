@@ -111,11 +111,34 @@ pub struct NetworkPolicy {
     allow: Vec<Cidr>,
     /// Triage's own listening sockets, so it can probe itself.
     own: Vec<SocketAddr>,
+    /// Sockets of targets Triage runs itself (the built-in demo), added and removed while it
+    /// runs. Exact sockets, like `own`: hosting the demo opens nothing else on loopback. Shared
+    /// by the policy's clones (a gRPC connector holds one).
+    hosted: std::sync::Arc<std::sync::RwLock<Vec<SocketAddr>>>,
 }
 
 impl NetworkPolicy {
     pub fn new(allow: Vec<Cidr>, own: Vec<SocketAddr>) -> Self {
-        Self { allow, own }
+        Self { allow, own, hosted: Default::default() }
+    }
+
+    /// Lets probes reach these sockets of a target Triage itself runs.
+    pub fn host(&self, sockets: &[SocketAddr]) {
+        if let Ok(mut hosted) = self.hosted.write() {
+            hosted.extend_from_slice(sockets);
+        }
+    }
+
+    /// Takes back [`NetworkPolicy::host`].
+    pub fn unhost(&self, sockets: &[SocketAddr]) {
+        if let Ok(mut hosted) = self.hosted.write() {
+            hosted.retain(|s| !sockets.contains(s));
+        }
+    }
+
+    fn is_own(&self, ip: IpAddr, port: u16) -> bool {
+        let same = |s: &SocketAddr| canonical(s.ip()) == ip && s.port() == port;
+        self.own.iter().any(same) || self.hosted.read().is_ok_and(|h| h.iter().any(same))
     }
 
     /// May a probe connect to `addr`? Metadata addresses pass only with an exact single-host entry:
@@ -123,7 +146,7 @@ impl NetworkPolicy {
     pub fn check(&self, addr: SocketAddr) -> Result<(), DenyReason> {
         let ip = canonical(addr.ip());
         let Err(reason) = classify(ip) else { return Ok(()) };
-        if self.own.iter().any(|own| canonical(own.ip()) == ip && own.port() == addr.port()) {
+        if self.is_own(ip, addr.port()) {
             return Ok(());
         }
         let allowed = if reason == DenyReason::CloudMetadata {
