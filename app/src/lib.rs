@@ -117,9 +117,9 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("account") view={Lazy::<pages::AccountRoute>::new()}/>
                     <Route path=StaticSegment("admin") view={Lazy::<pages::AdminRoute>::new()}/>
                     <Route path=StaticSegment("config") view={Lazy::<pages::ConfigRoute>::new()}/>
-                    <Route path=(StaticSegment("config"), StaticSegment("import")) view={Lazy::<pages::ConfigImportRoute>::new()}/>
-                    <Route path=(StaticSegment("config"), StaticSegment("services"), ParamSegment("id")) view={Lazy::<pages::ConfigServiceRoute>::new()}/>
-                    <Route path=(StaticSegment("config"), StaticSegment("probes"), ParamSegment("id")) view={Lazy::<pages::ConfigProbeRoute>::new()}/>
+                    <Route path=(StaticSegment("config"), StaticSegment("import")) view={Lazy::<pages::ConfigRoute>::new()}/>
+                    <Route path=(StaticSegment("config"), StaticSegment("services"), ParamSegment("id")) view={Lazy::<pages::ConfigRoute>::new()}/>
+                    <Route path=(StaticSegment("config"), StaticSegment("probes"), ParamSegment("id")) view={Lazy::<pages::ConfigRoute>::new()}/>
                 </Routes>
             </main>
         </Router>

@@ -9,6 +9,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use server::cli::{admin, bench, demo, probes, seed, serve, telemetry};
 use server::config::{self, Command, ProbesCommand};
 
+/// Stack of each runtime worker thread (see `main`).
+const WORKER_STACK_BYTES: usize = 8 * 1024 * 1024;
+
 fn main() -> ExitCode {
     let cli = match config::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
@@ -32,13 +35,17 @@ fn main() -> ExitCode {
         eprintln!("triage: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("triage: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    // Rendering a page on the server recurses through its whole view tree; the larger forms
+    // overflowed tokio's default 2 MiB worker stack in debug builds. 8 MiB is reserved address
+    // space, touched only when used.
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(WORKER_STACK_BYTES).build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("triage: cannot start the async runtime: {e}");
+                return ExitCode::from(1);
+            }
+        };
     let result = match &cli.command {
         None | Some(Command::Serve(_)) => runtime.block_on(serve::serve(&cli)),
         Some(Command::DemoTarget(args)) => runtime.block_on(demo::run(args.clone())),

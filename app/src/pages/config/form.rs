@@ -56,7 +56,7 @@ pub fn show_server_error(errors: RwSignal<Errors>, e: &ServerError) -> String {
     match e {
         ServerError::Invalid { field: Some(f), message } | ServerError::Conflict { field: Some(f), message } => {
             set_error(errors, f, Some(message.clone()));
-            format!("Not saved: {f} — {message}")
+            format!("{f} — {message}")
         }
         other => other.to_string(),
     }

@@ -45,6 +45,31 @@ fn shown(c: &Catalog, tag: &str, q: &str) -> Vec<Probe> {
         .collect()
 }
 
+/// Every configuration page behind one route: the page follows the path. Only a change of page
+/// re-renders (a saved probe's new URL keeps its form, with what it just said).
+#[component]
+pub fn ConfigSection() -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    let page = Memo::new(move |_| {
+        let path = location.pathname.get();
+        if path.starts_with("/config/probes/") {
+            "probe"
+        } else if path.starts_with("/config/services/") {
+            "service"
+        } else if path == "/config/import" {
+            "import"
+        } else {
+            "list"
+        }
+    });
+    move || match page.get() {
+        "probe" => view! { <probe::ProbePage/> }.into_any(),
+        "service" => view! { <service::ServicePage/> }.into_any(),
+        "import" => view! { <import::ImportPage/> }.into_any(),
+        _ => view! { <Config/> }.into_any(),
+    }
+}
+
 #[component]
 pub fn Config() -> impl IntoView {
     let query = use_query_map();

@@ -287,6 +287,8 @@ fn ProbeForm(start: Start, catalog: Catalog) -> impl IntoView {
     let sample = RwSignal::new(String::new());
     let saved = RwSignal::new(None::<SavedProbe>);
     let busy = RwSignal::new(None::<&'static str>);
+    // A new probe becomes the one edited once saved (the URL follows; the form stays).
+    let (current, source) = (RwSignal::new(id), RwSignal::new(from));
     let kind = Memo::new(move |_| spec.with(|s| s.kind));
     let is_http = move || kind.get().is_http();
     let navigate = use_navigate();
@@ -307,14 +309,14 @@ fn ProbeForm(start: Start, catalog: Catalog) -> impl IntoView {
         };
         busy.set(Some("Running…"));
         leptos::task::spawn_local(async move {
-            match run_probe(from, s).await {
+            match run_probe(source.get_untracked(), s).await {
                 Ok(t) => {
                     if let Some(body) = &t.sample {
                         sample.set(body.clone());
                     }
                     trial.set(Some(t));
                 }
-                Err(e) => problem.set(Some(show_server_error(errors, &e))),
+                Err(e) => problem.set(Some(format!("Not run: {}", show_server_error(errors, &e)))),
             }
             busy.set(None);
         });
@@ -328,19 +330,23 @@ fn ProbeForm(start: Start, catalog: Catalog) -> impl IntoView {
         busy.set(Some("Saving…"));
         let navigate = navigate.clone();
         leptos::task::spawn_local(async move {
-            match save_probe(id, from, s).await {
+            let editing = current.get_untracked();
+            match save_probe(editing, source.get_untracked(), s).await {
                 Ok(written) => {
                     let new_id = written.probe.id;
                     errors.set(Errors::new());
                     saved.set(Some(written));
-                    if id.is_none() {
+                    if editing.is_none() {
+                        current.set(Some(new_id));
+                        source.set(Some(new_id));
+                        spec.update(|s| s.id = Some(new_id));
                         navigate(
                             &format!("/config/probes/{new_id}?saved=1"),
                             NavigateOptions { replace: true, ..Default::default() },
                         );
                     }
                 }
-                Err(e) => problem.set(Some(show_server_error(errors, &e))),
+                Err(e) => problem.set(Some(format!("Not saved: {}", show_server_error(errors, &e)))),
             }
             busy.set(None);
         });

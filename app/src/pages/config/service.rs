@@ -67,7 +67,7 @@ fn ServiceForm(existing: Option<crate::model::Service>, probes: usize) -> impl I
                         navigate(&format!("/config/probes/new?service={}", s.id), NavigateOptions::default());
                     }
                 }
-                Err(e) => problem.set(Some(show_server_error(errors, &e))),
+                Err(e) => problem.set(Some(format!("Not saved: {}", show_server_error(errors, &e)))),
             }
         });
     };
