@@ -7,14 +7,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::model::{
+    AllowChange, AllowEntry, BulkAction, BulkOutcome, Catalog, DemoCommand, DemoStatus, ImportSummary,
+    JsonPathAssertion, JsonPathTest, ProbeSpec, ProbeTrial, SavedProbe, Selection, Service, ServiceInput,
+};
+use crate::model::{
     AuditRow, CreatedToken, EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter,
     IncidentList, IncidentPatch, IncidentRoom, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Overview,
     Postmortem, PostmortemComment, PostmortemPatch, PostmortemSummary, ServiceView, SystemStatus, TickInput,
     TimelineEntry, TokenSummary, UserPatch, UserSummary, Window,
-};
-use crate::model::{
-    BulkAction, BulkOutcome, Catalog, DemoCommand, DemoStatus, ImportSummary, JsonPathAssertion, JsonPathTest,
-    ProbeSpec, ProbeTrial, SavedProbe, Selection, Service, ServiceInput,
 };
 
 /// The request a server function serves (who asks, from where): the server reads the caller
@@ -147,6 +147,7 @@ pub trait CatalogBackend: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<BulkOutcome, ServerError>>;
     fn export_file(&self) -> BoxFuture<'_, Result<String, ServerError>>;
     fn demo(&self, req: RequestParts, command: DemoCommand) -> BoxFuture<'_, Result<DemoStatus, ServerError>>;
+    fn allowlist(&self, req: RequestParts, change: AllowChange) -> BoxFuture<'_, Result<Vec<AllowEntry>, ServerError>>;
     fn import(
         &self,
         req: RequestParts,

@@ -9,8 +9,8 @@ use leptos::server_fn::codec::Json;
 use super::ServerError;
 
 use crate::model::{
-    BulkAction, BulkOutcome, Catalog, DemoCommand, DemoStatus, ImportSummary, JsonPathAssertion, JsonPathTest,
-    ProbeSpec, ProbeTrial, SavedProbe, Selection, Service, ServiceInput,
+    AllowChange, AllowEntry, BulkAction, BulkOutcome, Catalog, DemoCommand, DemoStatus, ImportSummary,
+    JsonPathAssertion, JsonPathTest, ProbeSpec, ProbeTrial, SavedProbe, Selection, Service, ServiceInput,
 };
 
 #[server(endpoint = "get_catalog", input = Json)]
@@ -93,4 +93,11 @@ pub async fn get_demo() -> Result<DemoStatus, ServerError> {
 pub async fn control_demo(command: DemoCommand) -> Result<DemoStatus, ServerError> {
     let backend = super::backend::backend()?;
     backend.0.demo(super::backend::request_parts()?, command).await
+}
+
+/// The probes' network allowlist, after `change` (admins; every change is audited).
+#[server(endpoint = "network_allowlist", input = Json)]
+pub async fn network_allowlist(change: AllowChange) -> Result<Vec<AllowEntry>, ServerError> {
+    let backend = super::backend::backend()?;
+    backend.0.allowlist(super::backend::request_parts()?, change).await
 }

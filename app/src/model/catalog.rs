@@ -64,6 +64,30 @@ pub struct DemoStatus {
     pub scenarios: Vec<String>,
 }
 
+/// An entry of the probes' network allowlist: from the command line (`--probe-allow`, read-only
+/// here) or added by an admin in the browser (kept in the database).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AllowEntry {
+    pub cidr: String,
+    #[serde(default)]
+    pub note: String,
+    /// Who added it; none for command-line entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub from_command_line: bool,
+}
+
+/// A change of the network allowlist (or none: only list it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowChange {
+    List,
+    Add { cidr: String, note: String },
+    Remove { cidr: String },
+}
+
 /// What to do with the built-in demo.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -7,6 +7,7 @@
 //! be run once on request, storing nothing (`trial`). Another tool's configuration (Uptime Kuma,
 //! Gatus, the Prometheus blackbox exporter) can be turned into services and probes (`import`).
 
+pub mod allowlist;
 pub mod cached;
 pub mod catalog;
 pub mod check;

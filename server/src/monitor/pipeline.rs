@@ -75,6 +75,10 @@ impl Probing {
         let hub = EventHub::new();
         let (ingest, writer) = Ingest::spawn(pool.clone(), hub.clone(), settings.ingest);
         let policy = Arc::new(NetworkPolicy::new(settings.allow.clone(), own_addresses(listen)));
+        crate::monitor::allowlist::load(&pool, &policy).await.map_err(|e| match e {
+            crate::error::Error::Database(db) => db,
+            other => sqlx::Error::Protocol(other.to_string()),
+        })?;
         let ingest_stats = Arc::clone(&ingest.stats);
         let runtime = ProbeRuntime::start()
             .map_err(|e| sqlx::Error::Io(std::io::Error::other(format!("starting the probe threads: {e}"))))?;

@@ -302,3 +302,41 @@ pub async fn delete_file_managed_except(
         .fetch_all(&mut **tx)
         .await
 }
+
+/// One entry of the allowlist kept in the database.
+pub struct StoredAllow {
+    pub cidr: String,
+    pub note: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn list_allow(pool: &PgPool) -> Result<Vec<StoredAllow>, sqlx::Error> {
+    sqlx::query_as!(
+        StoredAllow,
+        "select cidr, note, created_by, created_at from network_allow order by created_at, cidr"
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Adds an entry; false when it was there already.
+#[tracing::instrument(skip_all)]
+pub async fn insert_allow(pool: &PgPool, cidr: &str, note: &str, by: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "insert into network_allow (cidr, note, created_by) values ($1, $2, $3) on conflict (cidr) do nothing",
+        cidr,
+        note,
+        by
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn delete_allow(pool: &PgPool, cidr: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!("delete from network_allow where cidr = $1", cidr).execute(pool).await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -84,7 +84,8 @@ pub const PAGES: [(&str, Need, Kind); 15] = [
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 40] = [
+pub const SERVER_FNS: [(&str, Need); 41] = [
+    ("/api/network_allowlist", Need::Role(Role::Admin)),
     ("/api/get_demo", Need::Role(Role::Viewer)),
     ("/api/control_demo", Need::Role(Role::Admin)),
     ("/api/get_catalog", Need::Role(Role::Admin)),

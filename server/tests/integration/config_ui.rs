@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::model::{
-    BulkOutcome, Catalog, DemoStatus, ImportSummary, JsonPathTest, Outcome, Probe, ProbeTrial, Role, SECRET_MASK,
-    SavedProbe,
+    AllowEntry, BulkOutcome, Catalog, DemoStatus, ImportSummary, JsonPathTest, Outcome, Probe, ProbeTrial, Role,
+    SECRET_MASK, SavedProbe,
 };
 use axum::Router;
 use axum::routing::any;
@@ -134,7 +134,15 @@ async fn only_admins_configure() {
     let app = spawn_app().await;
     for role in [Role::Viewer, Role::Responder, Role::Commander] {
         let user = app.browser_of(role).await;
-        for f in ["get_catalog", "save_probe", "run_probe", "bulk_probes", "export_probe_file", "control_demo"] {
+        for f in [
+            "get_catalog",
+            "save_probe",
+            "run_probe",
+            "bulk_probes",
+            "export_probe_file",
+            "control_demo",
+            "network_allowlist",
+        ] {
             let (status, _) = status_of(&user, &app, f, json!({})).await;
             assert_eq!(status, 403, "{} may not call {f}", role.as_str());
         }
@@ -290,4 +298,60 @@ async fn the_built_in_demo_runs_inside_triage_and_leaves_nothing_behind() {
     let blocked: ProbeTrial = call(&admin, &app, "run_probe", json!({"from": null, "spec": api.spec})).await;
     assert_eq!(blocked.result.error, Some(app::model::ErrorClass::BlockedByPolicy), "{blocked:?}");
     app.stop().await;
+}
+
+/// The allowlist an admin edits in the browser: kept in the database, audited, applied to the
+/// running policy at once and again after a restart; command-line entries are listed read-only.
+#[tokio::test]
+async fn admins_allow_a_network_in_the_browser_and_it_applies_at_once_and_after_a_restart() {
+    let pool = fresh_db().await;
+    let mut settings = test_settings();
+    settings.probes.allow = vec!["10.9.0.0/16".parse().expect("cidr")];
+    let app = spawn_app_with(pool.clone(), settings.clone(), Secured::default()).await;
+    let admin = app.browser_of(Role::Admin).await;
+    let (target, _) = recording_target().await;
+    let spec = json!({"name": "local", "service": "local", "kind": "http", "url": format!("http://{target}/status")});
+    let run = |client: reqwest::Client, app_url: String| {
+        let spec = spec.clone();
+        async move {
+            let res =
+                client.post(format!("{app_url}/api/run_probe")).json(&json!({"from": null, "spec": spec})).send().await;
+            res.expect("post").json::<ProbeTrial>().await.expect("trial")
+        }
+    };
+    let before = run(admin.clone(), app.url("")).await;
+    assert_eq!(before.result.error, Some(app::model::ErrorClass::BlockedByPolicy));
+    assert!(before.refused.expect("refusal").allow.contains("Network allowlist"));
+
+    let list: Vec<AllowEntry> = call(
+        &admin,
+        &app,
+        "network_allowlist",
+        json!({"change": {"add": {"cidr": " 127.0.0.1 ", "note": "the shop on this host"}}}),
+    )
+    .await;
+    let cidrs: Vec<(&str, bool)> = list.iter().map(|e| (e.cidr.as_str(), e.from_command_line)).collect();
+    assert_eq!(cidrs, vec![("10.9.0.0/16", true), ("127.0.0.1/32", false)]);
+    assert_eq!(run(admin.clone(), app.url("")).await.result.outcome, Outcome::Up, "applied at once");
+
+    let (status, body) =
+        status_of(&admin, &app, "network_allowlist", json!({"change": {"add": {"cidr": "127.0.0.1/32", "note": ""}}}))
+            .await;
+    assert_eq!((status, body["field"].as_str()), (409, Some("cidr")), "{body}");
+    let (status, body) =
+        status_of(&admin, &app, "network_allowlist", json!({"change": {"add": {"cidr": "10.0.0.0/33", "note": ""}}}))
+            .await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("cidr")), "{body}");
+    let audit: Vec<Value> = app.get_json("/api/v1/audit").await;
+    assert!(audit.iter().any(|a| a["action"] == "network.allow" && a["target"] == "127.0.0.1/32"), "{audit:?}");
+    app.stop().await;
+
+    let again = spawn_app_with(pool, settings, Secured::default()).await;
+    let admin = again.browser_of(Role::Admin).await;
+    assert_eq!(run(admin.clone(), again.url("")).await.result.outcome, Outcome::Up, "kept across a restart");
+    let _: Vec<AllowEntry> =
+        call(&admin, &again, "network_allowlist", json!({"change": {"remove": {"cidr": "127.0.0.1/32"}}})).await;
+    let after = run(admin.clone(), again.url("")).await;
+    assert_eq!(after.result.error, Some(app::model::ErrorClass::BlockedByPolicy), "removed at once");
+    again.stop().await;
 }

@@ -126,7 +126,7 @@ async fn a_refused_target_is_named_with_its_rule_and_the_way_to_allow_it() {
     assert_eq!(refused.rule, "loopback address");
     assert!(refused.allow.contains("127.0.0.1/32"), "how to allow it: {}", refused.allow);
     let detail = tried.result.detail.unwrap_or_default();
-    assert!(detail.contains("--probe-allow 127.0.0.1/32"), "the stored detail says it too: {detail}");
+    assert!(detail.contains("allow 127.0.0.1/32 under Configure"), "the stored detail says it too: {detail}");
 
     // Saving is allowed (an admin may be about to allow it), and the answer carries the warning.
     let res = app.client.post(app.url("/api/v1/probes")).json(&spec).send().await.expect("create");

@@ -4,6 +4,7 @@
 
 mod form;
 pub mod import;
+mod network;
 pub mod probe;
 pub mod service;
 
@@ -201,6 +202,7 @@ pub fn Config() -> impl IntoView {
                     }
                 })}
             </Transition>
+            <network::Allowlist/>
         </section>
     }
 }

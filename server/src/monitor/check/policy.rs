@@ -53,6 +53,12 @@ pub struct Cidr {
     prefix: u8,
 }
 
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
@@ -115,11 +121,30 @@ pub struct NetworkPolicy {
     /// runs. Exact sockets, like `own`: hosting the demo opens nothing else on loopback. Shared
     /// by the policy's clones (a gRPC connector holds one).
     hosted: std::sync::Arc<std::sync::RwLock<Vec<SocketAddr>>>,
+    /// Entries admins keep in the database (edited in the browser), besides `allow`.
+    stored: std::sync::Arc<std::sync::RwLock<Vec<Cidr>>>,
 }
 
 impl NetworkPolicy {
     pub fn new(allow: Vec<Cidr>, own: Vec<SocketAddr>) -> Self {
-        Self { allow, own, hosted: Default::default() }
+        Self { allow, own, hosted: Default::default(), stored: Default::default() }
+    }
+
+    /// The entries of the command line (`--probe-allow`).
+    pub fn configured(&self) -> &[Cidr] {
+        &self.allow
+    }
+
+    /// Replaces the entries kept in the database.
+    pub fn set_stored(&self, entries: Vec<Cidr>) {
+        if let Ok(mut stored) = self.stored.write() {
+            *stored = entries;
+        }
+    }
+
+    fn allows(&self, ip: IpAddr, single_host_only: bool) -> bool {
+        let fits = |c: &Cidr| c.contains(ip) && (!single_host_only || c.is_single_host());
+        self.allow.iter().any(fits) || self.stored.read().is_ok_and(|s| s.iter().any(fits))
     }
 
     /// Lets probes reach these sockets of a target Triage itself runs.
@@ -149,12 +174,7 @@ impl NetworkPolicy {
         if self.is_own(ip, addr.port()) {
             return Ok(());
         }
-        let allowed = if reason == DenyReason::CloudMetadata {
-            self.allow.iter().any(|c| c.is_single_host() && c.contains(ip))
-        } else {
-            self.allow.iter().any(|c| c.contains(ip))
-        };
-        if allowed { Ok(()) } else { Err(reason) }
+        if self.allows(ip, reason == DenyReason::CloudMetadata) { Ok(()) } else { Err(reason) }
     }
 }
 
@@ -276,7 +296,7 @@ pub async fn resolve_checked(policy: &NetworkPolicy, host: &str, port: u16) -> R
 pub enum ResolveError {
     #[error("DNS lookup failed: {0}")]
     Dns(String),
-    #[error("blocked by policy: {addr} is a {reason}; an admin can allow it with --probe-allow {}", allow_entry(*addr))]
+    #[error("blocked by policy: {addr} is a {reason}; an admin can allow {} under Configure → Network allowlist (or --probe-allow)", allow_entry(*addr))]
     Blocked { addr: SocketAddr, reason: DenyReason },
 }
 
@@ -296,7 +316,7 @@ pub fn refusal(addr: SocketAddr, reason: DenyReason) -> PolicyRefusal {
         address: addr.to_string(),
         rule: reason.to_string(),
         allow: format!(
-            "add {entry} to the probe allowlist (the --probe-allow option or TRIAGE_PROBE_ALLOW) if probing it is intended"
+            "add {entry} to the network allowlist (Configure → Network allowlist, or the --probe-allow option) if probing it is intended"
         ),
     }
 }

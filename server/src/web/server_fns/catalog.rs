@@ -4,8 +4,8 @@
 
 use app::api::backend::{BoxFuture, CatalogBackend, RequestParts, ServerError};
 use app::model::{
-    BulkAction, BulkOutcome, Catalog, DemoCommand, DemoStatus, ImportSummary, JsonPathAssertion, JsonPathTest,
-    ProbeSpec, ProbeTrial, SavedProbe, Selection, Service, ServiceInput,
+    AllowChange, AllowEntry, BulkAction, BulkOutcome, Catalog, DemoCommand, DemoStatus, ImportSummary,
+    JsonPathAssertion, JsonPathTest, ProbeSpec, ProbeTrial, SavedProbe, Selection, Service, ServiceInput,
 };
 use uuid::Uuid;
 
@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::monitor::catalog::{self, Mode};
 use crate::monitor::import::write::{ApplyOptions, ImportOutcome};
 use crate::monitor::import::{ImportPlan, blackbox, gatus, kuma};
-use crate::monitor::{probe_file, trial};
+use crate::monitor::{allowlist, probe_file, trial};
 use crate::storage::catalog as store;
 use crate::web::access::actor_of;
 use crate::web::error::ApiError;
@@ -161,6 +161,27 @@ impl CatalogBackend for PgBackend {
             let detail = serde_json::json!({ "scenario": status.scenario });
             actor_of(&req).audit(pool, action, crate::monitor::demo::SERVICE, detail).await.map_err(shown)?;
             Ok(status)
+        })
+    }
+
+    fn allowlist(&self, req: RequestParts, change: AllowChange) -> BoxFuture<'_, Result<Vec<AllowEntry>, ServerError>> {
+        Box::pin(async move {
+            let (pool, policy) = (&self.state.pool, self.state.scheduler.policy());
+            let actor = actor_of(&req);
+            match change {
+                AllowChange::List => {}
+                AllowChange::Add { cidr, note } => {
+                    let by = actor.principal.actor();
+                    let added = allowlist::add(pool, policy, &cidr, &note, &by).await.map_err(shown)?;
+                    let detail = serde_json::json!({ "note": note });
+                    actor.audit(pool, "network.allow", added, detail).await.map_err(shown)?;
+                }
+                AllowChange::Remove { cidr } => {
+                    allowlist::remove(pool, policy, &cidr).await.map_err(shown)?;
+                    actor.audit(pool, "network.disallow", cidr, serde_json::json!({})).await.map_err(shown)?;
+                }
+            }
+            allowlist::list(pool, policy).await.map_err(shown)
         })
     }
 
