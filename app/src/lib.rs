@@ -47,8 +47,33 @@ fn current_user() -> Option<model::Me> {
     }
 }
 
+/// The name of the meta tag carrying `--trace-url` to the browser.
+const TRACE_META: &str = "triage-trace-url";
+
+/// The trace link template: from the server's context while rendering, from the meta tag in the
+/// browser.
+fn trace_url() -> model::TraceUrl {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<model::TraceUrl>().unwrap_or_default()
+    }
+    #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+    {
+        let content = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.query_selector(&format!("meta[name=\"{TRACE_META}\"]")).ok().flatten())
+            .and_then(|m| m.get_attribute("content"));
+        model::TraceUrl(content.filter(|c| !c.is_empty()))
+    }
+    #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
+    {
+        model::TraceUrl(None)
+    }
+}
+
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let user = current_user().and_then(|me| serde_json::to_string(&me).ok()).unwrap_or_default();
+    let trace = trace_url().0.unwrap_or_default();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -56,6 +81,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name=USER_META content=user/>
+                <meta name=TRACE_META content=trace/>
                 <script>{THEME_BOOT}</script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
@@ -75,6 +101,7 @@ pub fn App() -> impl IntoView {
     // the role may not do. The server checks anyway.
     let me = current_user();
     provide_context(model::CurrentUser(me.clone()));
+    provide_context(trace_url());
     let is_admin = me.as_ref().is_some_and(|m| m.may(Role::Admin));
     view! {
         <Stylesheet id="leptos" href="/pkg/triage.css"/>

@@ -335,6 +335,11 @@ pub struct ServeArgs {
     #[arg(long = "auto-incidents", env = "TRIAGE_AUTO_INCIDENTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_incidents: bool,
 
+    /// A link to a check's trace in your tracing UI, with `{trace_id}` where the trace id goes
+    /// (e.g. `https://jaeger.internal/trace/{trace_id}`); shown beside every request id.
+    #[arg(long = "trace-url", env = "TRIAGE_TRACE_URL")]
+    pub trace_url: Option<String>,
+
     /// Declarative probe file (TOML) applied at start: its probes are created or updated by name and
     /// marked as managed by the file.
     #[arg(long = "config", env = "TRIAGE_CONFIG")]
@@ -392,6 +397,11 @@ impl Cli {
             && !matches!(u.scheme(), "http" | "https")
         {
             return Err(ConfigError("--public-url must start with http:// or https://".into()));
+        }
+        if let Some(t) = &serve.trace_url
+            && (!t.contains("{trace_id}") || !(t.starts_with("http://") || t.starts_with("https://")))
+        {
+            return Err(ConfigError("--trace-url must be an http(s) URL containing {trace_id}".into()));
         }
         if self.serve_args().body_limit.0 == 0 {
             return Err(ConfigError("--body-limit must be greater than zero".into()));

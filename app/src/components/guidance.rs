@@ -307,7 +307,14 @@ fn StepView(
     let evidence = move || {
         live.with(|l| l.0.clone()).map(|e| {
             let ids = (!e.request_ids.is_empty()).then(|| {
-                view! { <p class="request-ids">"Request ids: " {e.request_ids.iter().map(|r| view! { <code>{r.clone()}</code> " " }).collect_view()}</p> }
+                view! { <p class="request-ids">"Request ids: " {e.request_ids.iter().map(|r| {
+                    let trace = use_context::<crate::model::TraceUrl>().and_then(|t| t.link(r));
+                    view! {
+                        <code>{r.clone()}</code>
+                        {trace.map(|href| view! { " " <a class="trace-link" href=href target="_blank" rel="noopener noreferrer">"trace"</a> })}
+                        " "
+                    }
+                }).collect_view()}</p> }
             });
             view! {
                 <div class="evidence" data-status=status_word(e.status)>

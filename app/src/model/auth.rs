@@ -97,6 +97,19 @@ impl Me {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CurrentUser(pub Option<Me>);
 
+/// `--trace-url`: a link template with `{trace_id}` (a check's trace id is its request id). The
+/// server provides it while rendering; the browser reads the `triage-trace-url` meta tag.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TraceUrl(pub Option<String>);
+
+impl TraceUrl {
+    /// The link to the trace of the check that sent `request_id`, when a template is set.
+    pub fn link(&self, request_id: &str) -> Option<String> {
+        let valid = request_id.len() == 32 && request_id.bytes().all(|b| b.is_ascii_hexdigit());
+        self.0.as_ref().filter(|_| valid).map(|t| t.replace("{trace_id}", request_id))
+    }
+}
+
 /// A user as the admin page and `GET /api/v1/users` list them (never the password hash).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -186,6 +199,18 @@ pub struct AuditRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trace_link_is_made_only_for_a_check_request_id() {
+        let t = TraceUrl(Some("https://tempo.internal/explore?trace={trace_id}".into()));
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            t.link(id).as_deref(),
+            Some("https://tempo.internal/explore?trace=4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(t.link("req-42\"><script>"), None, "only 32 hex digits become part of a link");
+        assert_eq!(TraceUrl(None).link(id), None);
+    }
 
     #[test]
     fn roles_are_ordered_and_serialised_in_lower_case() {

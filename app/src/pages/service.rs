@@ -545,11 +545,13 @@ pub(crate) fn CopyId(id: String, copied: RwSignal<Option<String>>) -> impl IntoV
         copy_text(&mine);
         copied.set(Some(mine.clone()));
     };
+    let trace = use_context::<crate::model::TraceUrl>().and_then(|t| t.link(&id));
     view! {
-        <code title="x-request-id sent with this check: search the target's logs for it">{id.clone()}</code>
+        <code title="x-request-id sent with this check (also its trace id): search the target's logs for it">{id.clone()}</code>
         <button type="button" class="copy" on:click=copy aria-label=format!("Copy request id {id}")>
             {move || if is_copied() { "copied ✓" } else { "copy" }}
         </button>
+        {trace.map(|href| view! { <a class="trace-link" href=href target="_blank" rel="noopener noreferrer">"trace"</a> })}
     }
 }
 

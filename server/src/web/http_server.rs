@@ -53,6 +53,8 @@ pub struct ServeSettings {
     /// Where the first-run set-up token is also written (mode 0600), besides the log.
     pub setup_token_file: Option<PathBuf>,
     pub incidents: EngineSettings,
+    /// `--trace-url`: a link template with `{trace_id}`, shown beside request ids.
+    pub trace_url: Option<String>,
 }
 
 impl Default for ServeSettings {
@@ -71,6 +73,7 @@ impl Default for ServeSettings {
             auth: AuthSettings::default(),
             setup_token_file: None,
             incidents: EngineSettings::default(),
+            trace_url: None,
         }
     }
 }
@@ -103,6 +106,7 @@ impl From<&crate::config::ServeArgs> for ServeSettings {
             },
             setup_token_file: None,
             incidents: EngineSettings { auto_open: a.auto_incidents, ..EngineSettings::default() },
+            trace_url: a.trace_url.clone(),
         }
     }
 }
@@ -234,12 +238,14 @@ pub fn access_table(extra: Secured) -> (Router<AppState>, Table) {
 /// access gate. `extra` lets tests mount routes of their own under the same middleware.
 pub fn router(state: AppState, settings: &ServeSettings, extra: Secured) -> Router {
     let backend = SharedBackend(Arc::new(PgBackend::new(state.clone())));
+    let trace_url = settings.trace_url.clone();
     let context = move || {
         provide_context(backend.clone());
         // The page's user, from the credentials the access gate attached to the request.
         let me = use_context::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<crate::access::Principal>().and_then(|p| p.user()).cloned());
         provide_context(app::model::CurrentUser(me));
+        provide_context(app::model::TraceUrl(trace_url.clone()));
     };
     let leptos_options = state.leptos_options.clone();
     let metrics = state.metrics.clone();

@@ -20,6 +20,8 @@ fn configuration_errors_are_one_line_with_exit_code_2() {
         (vec!["--db-min-connections", "50"], "--db-min-connections"),
         (vec!["--request-timeout", "soon"], "--request-timeout"),
         (vec!["--database-url", "mysql://u:hunter2@h/db"], "--database-url"),
+        (vec!["--trace-url", "https://jaeger.internal/trace/"], "--trace-url"),
+        (vec!["--trace-url", "javascript:alert({trace_id})"], "--trace-url"),
     ] {
         let (code, stderr) = run_expecting_failure(&args);
         assert_eq!(code, 2, "{args:?}: {stderr}");

@@ -355,3 +355,58 @@ async fn admins_allow_a_network_in_the_browser_and_it_applies_at_once_and_after_
     assert_eq!(after.result.error, Some(app::model::ErrorClass::BlockedByPolicy), "removed at once");
     again.stop().await;
 }
+
+/// Every HTTP check sends a W3C `traceparent` whose trace id is its request id, and with
+/// `--trace-url` the pages link each request id to its trace.
+#[tokio::test]
+async fn checks_send_a_traceparent_and_pages_link_request_ids_to_their_trace() {
+    let seen = Arc::new(Mutex::new(None::<String>));
+    let keep = seen.clone();
+    let target = serve_target(Router::new().route(
+        "/status",
+        any(move |headers: HeaderMap| {
+            let keep = keep.clone();
+            async move {
+                *keep.lock().expect("lock") =
+                    headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                "ok"
+            }
+        }),
+    ))
+    .await;
+    let mut settings = test_settings();
+    settings.trace_url = Some("https://traces.example/trace/{trace_id}".into());
+    let app = spawn_app_with(fresh_db().await, settings, Secured::default()).await;
+    let mut hub = app.state.hub.subscribe();
+    let spec = json!({"name": "traced", "service": "traced", "kind": "http", "url": format!("http://{target}/status"), "interval_secs": 1, "timeout_ms": 500});
+    let res = app.client.post(app.url("/api/v1/probes")).json(&spec).send().await.expect("create");
+    let probe: Probe = res.json().await.expect("probe");
+    let events = common::wait_events(&mut hub, 1, Duration::from_secs(20), common::result_of(probe.id)).await;
+    let server::monitor::hub::ProbeEvent::Result { result, .. } = &events[0] else { panic!("a result") };
+    let header = seen.lock().expect("lock").clone().expect("traceparent sent");
+    let parts: Vec<&str> = header.split('-').collect();
+    assert_eq!(parts.len(), 4, "{header}");
+    assert_eq!((parts[0], parts[3]), ("00", "01"), "{header}");
+    assert_eq!(parts[1].len(), 32);
+    assert!(parts[2].len() == 16 && parts[2] != "0000000000000000", "{header}");
+    app.flush().await;
+    let stored: Vec<app::model::ProbeResult> =
+        app.get_json(&format!("/api/v1/probes/{}/results?limit=1000", probe.id)).await;
+    assert!(stored.iter().any(|r| r.request_id == parts[1]), "the trace id is a stored request id: {header}");
+    assert!(stored.iter().any(|r| r.request_id == result.request_id));
+    let html = app
+        .browser_of(Role::Viewer)
+        .await
+        .get(app.url(&format!("/services/{}", probe.service_id)))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let linked =
+        stored.iter().any(|r| html.contains(&format!("href=\"https://traces.example/trace/{}\"", r.request_id)));
+    assert!(linked, "a request id on the page links to its trace: {html}");
+    assert!(html.contains("name=\"triage-trace-url\" content=\"https://traces.example/trace/{trace_id}\""));
+    app.stop().await;
+}

@@ -127,6 +127,9 @@ async fn ask(
     if let Ok(v) = request_id.parse() {
         request.metadata_mut().insert("x-request-id", v);
     }
+    if let Ok(v) = super::http::traceparent(request_id).parse() {
+        request.metadata_mut().insert("traceparent", v);
+    }
     let answer = HealthClient::new(channel).check(request).await.map_err(|status| {
         let class = match status.code() {
             tonic::Code::Unavailable => ErrorClass::Connect,

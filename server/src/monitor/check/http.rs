@@ -106,6 +106,13 @@ struct Response {
     wire_bytes: u64,
 }
 
+/// A W3C `traceparent` whose trace id is the check's request id (32 hex digits, never all zero):
+/// the one id finds the request in the target's logs and in its traces. The parent span id is
+/// fresh for each request; `01`: sampled, so a tracing backend keeps the trace.
+pub fn traceparent(request_id: &str) -> String {
+    format!("00-{request_id}-{:016x}-01", fastrand::u64(1..))
+}
+
 /// Runs the check once. Never panics and never exceeds `check.timeout` (plus scheduling noise).
 pub async fn run(check: &HttpCheck, policy: &NetworkPolicy) -> CheckResult {
     let request_id = uuid::Uuid::new_v4().simple().to_string();
@@ -284,6 +291,7 @@ async fn exchange(
         .header(USER_AGENT, concat!("triage/", env!("CARGO_PKG_VERSION")))
         .header(ACCEPT_ENCODING, "gzip")
         .header("x-request-id", request_id)
+        .header("traceparent", traceparent(request_id))
         .body(Full::new(body.unwrap_or_default()))
         .map_err(|e| Failure::new(ErrorClass::Protocol, format!("invalid request: {e}")))?;
 
