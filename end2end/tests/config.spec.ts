@@ -74,6 +74,18 @@ test('an admin sets up a service and a probe entirely in the browser', async ({ 
   await expect(row.getByRole('button', { name: 'Resume' })).toBeVisible();
   const list = await (await page.request.get('/api/v1/probes')).json();
   expect(list.find((p: any) => p.spec.name === probe).spec.enabled).toBe(false);
+  // Resumed from the overview: its bulk actions cover the services the filter shows.
+  await page.goto(`/?q=${service}`);
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await page.getByText('Bulk actions on the 1 service(s) shown').click();
+  page.once('dialog', (d) => {
+    expect(d.message()).toContain('1 service(s) shown');
+    void d.accept();
+  });
+  await page.getByRole('button', { name: 'Resume their probes' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'resume: 1 probe(s) changed.' })).toBeVisible();
+  const after = await (await page.request.get('/api/v1/probes')).json();
+  expect(after.find((p: any) => p.spec.name === probe).spec.enabled ?? true).toBe(true);
   // Probes from the server's probe file are read-only here.
   const fileRow = page.locator('tr[data-probe="shop-api"]');
   await page.goto('/config?q=shop-api');

@@ -1,3 +1,4 @@
+pub mod bulk;
 pub mod first_run;
 pub mod guidance;
 pub mod live;

@@ -108,7 +108,23 @@ fn url_password(url: &str) -> Option<std::ops::Range<usize>> {
     Some(start + colon + 1..start + at)
 }
 
+/// Scheme, host and port of a target URL (`https://shop.internal:443`), userinfo left out.
+fn origin(url: Option<&str>) -> Option<String> {
+    let url = url?;
+    let start = url.find("://")? + 3;
+    let authority_len = url[start..].find(['/', '?', '#']).unwrap_or(url.len() - start);
+    let authority = &url[start..start + authority_len];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    Some(format!("{}{}", url[..start].to_ascii_lowercase(), host.to_ascii_lowercase()))
+}
+
 impl ProbeSpec {
+    /// Whether any value still holds [`SECRET_MASK`] (an export's placeholder).
+    pub fn holds_mask(&self) -> bool {
+        self.headers.values().chain(&self.body).chain(&self.send).any(|v| v.contains(SECRET_MASK))
+            || self.url.as_deref().is_some_and(|u| u.contains(SECRET_MASK))
+    }
+
     /// The spec with every secret replaced by [`SECRET_MASK`]: header values, the body, and a
     /// password in the URL. What the browser receives; the stored values never leave the server.
     pub fn masked(&self) -> Self {
@@ -118,6 +134,10 @@ impl ProbeSpec {
         }
         if s.body.is_some() {
             s.body = Some(SECRET_MASK.into());
+        }
+        // A TCP conversation may log in (`AUTH …`).
+        if s.send.is_some() {
+            s.send = Some(SECRET_MASK.into());
         }
         if let Some(url) = &mut s.url
             && let Some(range) = url_password(url)
@@ -132,7 +152,10 @@ impl ProbeSpec {
     /// sent the mask unchanged. Returns the field that still holds a mask with nothing to restore
     /// it from (a header added under a new name with the mask typed in, say).
     pub fn unmask(&mut self, stored: Option<&ProbeSpec>) -> Result<(), &'static str> {
-        if let Some(stored) = stored {
+        // Secrets stay with the target they were given for: a changed scheme, host or port must
+        // have them typed again, or a token would follow the probe to any host.
+        let same_target = stored.is_some_and(|s| origin(s.url.as_deref()) == origin(self.url.as_deref()));
+        if let Some(stored) = stored.filter(|_| same_target) {
             for (name, v) in self.headers.iter_mut() {
                 if v == SECRET_MASK
                     && let Some(original) = stored.headers.get(name)
@@ -143,6 +166,9 @@ impl ProbeSpec {
             if self.body.as_deref() == Some(SECRET_MASK) {
                 self.body.clone_from(&stored.body);
             }
+            if self.send.as_deref() == Some(SECRET_MASK) {
+                self.send.clone_from(&stored.send);
+            }
             if self.url.is_some() && self.url == stored.masked().url {
                 self.url.clone_from(&stored.url);
             }
@@ -152,6 +178,9 @@ impl ProbeSpec {
         }
         if self.body.as_deref() == Some(SECRET_MASK) {
             return Err("body");
+        }
+        if self.send.as_deref() == Some(SECRET_MASK) {
+            return Err("send");
         }
         if self.url.as_deref().is_some_and(|u| u.contains(SECRET_MASK)) {
             return Err("url");
@@ -253,10 +282,26 @@ mod tests {
         let stored = spec();
         let mut back = stored.masked();
         back.url = Some("https://bot:••••••••@other.example/".into());
-        assert_eq!(back.unmask(Some(&stored)), Err("url"), "the old password must not follow a new host");
+        assert!(back.unmask(Some(&stored)).is_err(), "the old password must not follow a new host");
+        assert!(!back.url.as_deref().unwrap_or_default().contains("hunter2"));
         let mut fresh = ProbeSpec::new("b", "shop", ProbeKind::Http, Some("http://h/"));
         fresh.headers.insert("authorization".into(), SECRET_MASK.into());
         assert_eq!(fresh.unmask(None), Err("headers"));
+    }
+
+    #[test]
+    fn secrets_do_not_follow_the_probe_to_another_host() {
+        let stored = spec();
+        let mut moved = stored.masked();
+        moved.url = Some("https://echo.example/headers".into());
+        assert_eq!(moved.unmask(Some(&stored)), Err("headers"), "the token must be typed again for a new host");
+        let mut same = stored.masked();
+        same.url = Some("https://bot:••••••••@SHOP.example/other-path".into());
+        assert_eq!(same.unmask(Some(&stored)), Err("url"), "a changed path with a masked password is refused");
+        let mut path_only = stored.masked();
+        path_only.url = Some("https://shop.example/readyz".into());
+        path_only.unmask(Some(&stored)).expect("same host, new path");
+        assert_eq!(path_only.headers["authorization"], "Bearer abc");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::api::get_overview;
 use crate::components::live::{LiveBadge, use_live_refetch};
 use crate::model::{Overview, ServiceTile};
 
+use crate::components::bulk::OverviewBulk;
 use crate::components::first_run::FirstRun;
 use crate::components::tiles::tiles_html;
 
@@ -68,6 +69,14 @@ pub fn Overview() -> impl IntoView {
     let only_self = Signal::derive(move || {
         overview.get().and_then(Result::ok).is_some_and(|o| o.services.iter().all(|s| s.name == SELF_SERVICE))
     });
+    let shown = Signal::derive(move || {
+        let f = filter.get();
+        overview
+            .get()
+            .and_then(Result::ok)
+            .map(|o| o.services.iter().filter(|t| t.matches(&f)).map(|t| t.id).collect())
+            .unwrap_or_default()
+    });
     let navigate = use_navigate();
     let go = move |q: String, s: String, g: bool| {
         navigate(&query(&q, &s, g), NavigateOptions { replace: true, scroll: false, ..Default::default() });
@@ -104,6 +113,7 @@ pub fn Overview() -> impl IntoView {
                 </div>
             </div>
             <FirstRun only_self admin=is_admin/>
+            {is_admin.then(|| view! { <OverviewBulk shown refresh=tick/> })}
             <Transition fallback=|| view! { <p class="muted">"Loading services…"</p> }>
                 {move || overview.get().map(|r| match r {
                     Ok(o) => view! {

@@ -9,6 +9,10 @@ use crate::error::Error;
 use crate::monitor::check::policy::{Cidr, NetworkPolicy};
 use crate::storage::catalog as store;
 
+/// Changes one at a time, each write followed by its reload: two admins' changes must not leave
+/// the running policy with a list the database no longer has.
+static CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Reads the stored entries into the policy. An entry that no longer parses is skipped and
 /// logged, not fatal: the rest still apply.
 pub async fn load(pool: &PgPool, policy: &NetworkPolicy) -> Result<(), Error> {
@@ -54,6 +58,7 @@ pub async fn add(pool: &PgPool, policy: &NetworkPolicy, cidr: &str, note: &str, 
         return Err(Error::invalid("note", "at most 200 characters"));
     }
     let normal = parsed.to_string();
+    let _one_at_a_time = CHANGES.lock().await;
     if !store::insert_allow(pool, &normal, note.trim(), by).await? {
         return Err(Error::Conflict { field: Some("cidr".into()), message: format!("{normal} is already allowed") });
     }
@@ -62,6 +67,7 @@ pub async fn add(pool: &PgPool, policy: &NetworkPolicy, cidr: &str, note: &str, 
 }
 
 pub async fn remove(pool: &PgPool, policy: &NetworkPolicy, cidr: &str) -> Result<(), Error> {
+    let _one_at_a_time = CHANGES.lock().await;
     if !store::delete_allow(pool, cidr).await? {
         return Err(Error::NotFound("allowlist entry"));
     }

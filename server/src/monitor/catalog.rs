@@ -87,7 +87,6 @@ pub async fn write_probe(
     spec: &ProbeSpec,
     mode: Mode,
 ) -> Result<Written, Error> {
-    spec::validate(spec).map_err(|e| Error::invalid(e.field, e.message))?;
     let mut tx = pool.begin().await?;
     let service_id = match (spec.service_id, &spec.service) {
         (Some(id), _) => {
@@ -116,6 +115,13 @@ pub async fn write_probe(
             None => (Uuid::new_v4(), None),
         },
     };
+    // A masked value (what pages, the API and exports show) means "keep the stored one", for the
+    // same target only; anything left masked is refused rather than stored literally.
+    let mut spec = spec.clone();
+    spec.unmask(existing.as_ref().map(|p| &p.spec))
+        .map_err(|field| Error::invalid(field, "a hidden value (••••••••) cannot be reused here; type it again"))?;
+    let spec = &spec;
+    spec::validate(spec).map_err(|e| Error::invalid(e.field, e.message))?;
     if let Some(current) = &existing
         && mode != Mode::File
         && current.file_managed
@@ -189,7 +195,7 @@ pub async fn unmask(pool: &PgPool, spec: &mut ProbeSpec, from: Option<Uuid>) -> 
         None => None,
     };
     spec.unmask(stored.as_ref())
-        .map_err(|field| Error::invalid(field, "a hidden value cannot be reused here; type it again"))
+        .map_err(|field| Error::invalid(field, "a hidden value (••••••••) cannot be reused here; type it again"))
 }
 
 /// The probes a bulk action covers: those chosen, every probe of the chosen services, and every

@@ -23,6 +23,9 @@ pub const SERVICE: &str = "demo-shop";
 #[derive(Default)]
 pub struct BuiltInDemo {
     running: Mutex<Option<DemoTarget>>,
+    /// Start and removal one at a time: two clicks must not leave probes pointing at a target
+    /// that was dropped (and whose socket the policy no longer allows).
+    changing: tokio::sync::Mutex<()>,
 }
 
 fn probes(base: &str) -> Vec<ProbeSpec> {
@@ -60,16 +63,15 @@ impl BuiltInDemo {
     /// Starts the target (if it is not running) and writes its service and probes, pointing at
     /// where it listens now (at start-up this moves existing demo probes to the new port).
     pub async fn start(&self, pool: &PgPool, scheduler: &Scheduler) -> Result<DemoStatus, Error> {
+        let _one_at_a_time = self.changing.lock().await;
         if self.sockets().is_empty() {
             let any = SocketAddr::from(([127, 0, 0, 1], 0));
             let target = DemoTarget::start(any, any)
                 .await
                 .map_err(|e| Error::Internal(format!("the demo target cannot listen on loopback: {e}")))?;
             scheduler.policy().host(&[target.addr]);
-            let replaced = self.running.lock().map(|mut r| r.replace(target)).unwrap_or(None);
-            if let Some(old) = replaced {
-                // Two clicks raced: keep the newest, let the other's sockets go.
-                scheduler.policy().unhost(&[old.addr]);
+            if let Ok(mut running) = self.running.lock() {
+                *running = Some(target);
             }
         }
         let Some(addr) = self.sockets().first().copied() else {
@@ -112,7 +114,13 @@ impl BuiltInDemo {
 
     /// Removes all of the demo: its incidents, service, probes and results, and the target.
     pub async fn remove(&self, pool: &PgPool, scheduler: &Scheduler) -> Result<(), Error> {
+        let _one_at_a_time = self.changing.lock().await;
         if let Some(s) = store::list_services(pool).await?.into_iter().find(|s| s.name == SERVICE) {
+            // Its probes stop first, so no incident opens between deleting the incidents and the
+            // service (it would lose its service and stay behind).
+            for p in store::list_probes(pool, Some(s.id)).await? {
+                scheduler.remove(p.id);
+            }
             store::delete_incidents_only_of(pool, s.id).await?;
             catalog::delete_service(pool, scheduler, s.id).await?;
         }

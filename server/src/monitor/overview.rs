@@ -151,7 +151,8 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
     let incidents = crate::storage::incidents::bands_for_service(pool, id, from, to).await?;
     Ok(Some(ServiceView {
         service,
-        probes,
+        // The page's data reaches every viewer: secrets masked.
+        probes: probes.into_iter().map(Probe::masked).collect(),
         from: traffic.from,
         to,
         step_secs: traffic.step_secs,

@@ -100,6 +100,44 @@ async fn secrets_saved_from_the_browser_are_kept_and_never_shown_again() {
     assert_eq!(seen.lock().expect("lock").as_deref(), Some("Bearer t0ken-secret"));
     assert!(trial.sample.as_deref().is_some_and(|s| s.contains("\"checks\"")), "{trial:?}");
 
+    // Viewers' pages and the REST API show them masked too; a REST client's GET-then-PUT keeps
+    // them.
+    let viewer = app.browser_of(Role::Viewer).await;
+    let page = viewer.get(app.url(&format!("/services/{}", saved.probe.service_id))).send().await.expect("page");
+    let page = page.text().await.expect("html");
+    let rest = app.client.get(app.url("/api/v1/probes")).send().await.expect("list").text().await.expect("body");
+    for text in [&page, &rest] {
+        for s in secrets {
+            assert!(!text.contains(s), "{s} shown: {text}");
+        }
+    }
+    let got: Probe = app.get_json(&format!("/api/v1/probes/{id}")).await;
+    let put = app.client.put(app.url(&format!("/api/v1/probes/{id}"))).json(&got.spec).send().await.expect("put");
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap_or_default());
+    let stored = store::get_probe(&app.pool, id).await.expect("db").expect("probe").spec;
+    assert_eq!(stored.headers["authorization"], "Bearer t0ken-secret", "a masked PUT keeps the secret");
+
+    // Another probe's secrets are borrowed only by a clone, and never for another host.
+    let other = json!({"name": "other", "service": "orders", "kind": "http", "url": format!("http://{target}/status")});
+    let other: SavedProbe = call(&admin, &app, "save_probe", json!({"id": null, "from": null, "spec": other})).await;
+    let (status, body) =
+        status_of(&admin, &app, "save_probe", json!({"id": other.probe.id, "from": id, "spec": back})).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("from")), "{body}");
+    let mut elsewhere = back.clone();
+    elsewhere.url = Some("http://127.0.0.2:9/headers".into());
+    let (status, body) = status_of(&admin, &app, "run_probe", json!({"from": id, "spec": elsewhere})).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("headers")),
+        "the token must not follow a new host: {body}"
+    );
+    let mut copy = back.clone();
+    copy.name = "orders-copy".into();
+    copy.id = None;
+    let clone: SavedProbe = call(&admin, &app, "save_probe", json!({"id": null, "from": id, "spec": copy})).await;
+    let cloned = store::get_probe(&app.pool, clone.probe.id).await.expect("db").expect("probe").spec;
+    assert_eq!(cloned.headers["authorization"], "Bearer t0ken-secret", "a clone takes the original's secrets");
+
     // A mask cannot be carried to another header, nor into a probe that has no stored value.
     let mut moved = back.clone();
     moved.headers.insert("x-api-key".into(), SECRET_MASK.into());
@@ -210,6 +248,14 @@ async fn bulk_actions_cover_a_selection_or_a_tag_and_leave_file_probes_alone() {
     let o: BulkOutcome =
         call(&admin, &app, "bulk_probes", json!({"selection": {"probes": [ids[0]]}, "action": "resume"})).await;
     assert_eq!(o.changed, 1);
+    // The overview's selection: the services its filter shows.
+    let search = by("search-a").service_id;
+    let o: BulkOutcome =
+        call(&admin, &app, "bulk_probes", json!({"selection": {"services": [search]}, "action": "pause"})).await;
+    assert_eq!((o.changed, o.skipped.len()), (1, 0));
+    let o: BulkOutcome =
+        call(&admin, &app, "bulk_probes", json!({"selection": {"services": [search]}, "action": "pause"})).await;
+    assert_eq!(o.changed, 0, "pausing a paused probe changes nothing");
     let o: BulkOutcome =
         call(&admin, &app, "bulk_probes", json!({"selection": {"probes": [ids[1], ids[3]]}, "action": "delete"})).await;
     assert_eq!(o.changed, 2);

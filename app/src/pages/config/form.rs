@@ -71,6 +71,17 @@ pub fn text<T: Send + Sync + 'static>(
     view! { <input prop:value=move || value.with(get) on:input=move |ev| value.update(|v| set(v, event_target_value(&ev)))/> }
 }
 
+/// A text input for a list (tags, names): it writes the parsed list but is never re-rendered
+/// from it, so the separator being typed is not swallowed.
+pub fn list_text<T: Send + Sync + 'static>(
+    value: RwSignal<T>,
+    get: fn(&T) -> String,
+    set: fn(&mut T, String),
+) -> impl IntoView {
+    let initial = value.with_untracked(get);
+    view! { <input value=initial on:input=move |ev| value.update(|v| set(v, event_target_value(&ev)))/> }
+}
+
 /// A multi-line input bound to part of `value`.
 pub fn area<T: Send + Sync + 'static>(
     value: RwSignal<T>,

@@ -100,7 +100,7 @@ pub fn Config() -> impl IntoView {
             return;
         }
         let what = match &by_tag {
-            Some(t) => format!("{count} probe(s) of the services tagged {t}"),
+            Some(t) => format!("the {count} probe(s) shown of the services tagged {t}"),
             None => format!("{count} selected probe(s)"),
         };
         if action == BulkAction::Delete {
@@ -109,10 +109,9 @@ pub fn Config() -> impl IntoView {
                 return;
             }
         }
-        let selection = match by_tag {
-            Some(t) => Selection { tag: Some(t), ..Default::default() },
-            None => Selection { probes: probes.iter().map(|p| p.id).collect(), ..Default::default() },
-        };
+        // The probes counted in the question, exactly: with a text filter on top of the tag, the
+        // tag alone would reach more than the admin confirmed.
+        let selection = Selection { probes: probes.iter().map(|p| p.id).collect(), ..Default::default() };
         leptos::task::spawn_local(async move {
             match bulk_probes(selection, action).await {
                 Ok(o) => {

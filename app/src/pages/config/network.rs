@@ -15,12 +15,18 @@ pub fn Allowlist() -> impl IntoView {
     let problem = RwSignal::new(None::<String>);
     let (cidr, note) = (RwSignal::new(String::new()), RwSignal::new(String::new()));
     let send = move |change: AllowChange| {
+        let added = matches!(change, AllowChange::Add { .. });
         leptos::task::spawn_local(async move {
             match network_allowlist(change).await {
                 Ok(list) => {
                     errors.set(Errors::new());
                     problem.set(None);
                     entries.set(Some(list));
+                    // Cleared only once stored: a refused entry stays to be corrected.
+                    if added {
+                        cidr.set(String::new());
+                        note.set(String::new());
+                    }
                 }
                 Err(e) => problem.set(Some(show_server_error(errors, &e))),
             }
@@ -34,8 +40,6 @@ pub fn Allowlist() -> impl IntoView {
             return;
         }
         send(AllowChange::Add { cidr: cidr.get_untracked(), note: note.get_untracked() });
-        cidr.set(String::new());
-        note.set(String::new());
     };
     view! {
         <section aria-labelledby="allowlist">

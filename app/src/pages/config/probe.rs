@@ -12,7 +12,7 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::form::{Errors, Field, area, check, number, set_error, show_server_error, split_list, text};
+use super::form::{Errors, Field, area, check, list_text, number, set_error, show_server_error, split_list, text};
 use crate::api::{get_catalog, run_probe, save_probe, test_json_path};
 use crate::model::{
     Catalog, CompareOp, Criticality, HeaderAssertion, JsonPathAssertion, JsonPathTest, Outcome, ProbeKind, ProbeSpec,
@@ -389,7 +389,8 @@ fn ProbeForm(start: Start, catalog: Catalog) -> impl IntoView {
                     "Saved and scheduled: it runs every " {w.probe.spec.interval_secs} " s. "
                     <a href=format!("/services/{}", w.probe.service_id)>"Open " {w.probe.service.clone()}</a> " · "
                     <a href="/">"Overview"</a> " · "
-                    <a href=format!("/config/probes/new?from={}", w.probe.id)>"Clone"</a>
+                    // A fresh page: this form stays bound to the probe it saved.
+                    <a href=format!("/config/probes/new?from={}", w.probe.id) rel="external">"Clone"</a>
                 </p>
                 {w.push_token.map(|t| view! {
                     <p>"Push token (copy it now, it is not shown again): " <code class="secret">{t}</code></p>
@@ -508,7 +509,7 @@ fn ProbeForm(start: Start, catalog: Catalog) -> impl IntoView {
                 <legend>"DNS answer"</legend>
                 <div class="grid2">
                     <Field label="Expected answers" field="answers" errors hint="comma-separated; all must be present; empty: any">
-                        {text(spec, |s| s.answers.join(", "), |s, v| s.answers = split_list(&v))}
+                        {list_text(spec, |s| s.answers.join(", "), |s, v| s.answers = split_list(&v))}
                     </Field>
                     <Field label="Response code" field="rcode" errors hint="empty: NOERROR">
                         {text(spec, |s| s.rcode.clone().unwrap_or_default(), |s, v| s.rcode = (!v.trim().is_empty()).then(|| v.trim().to_uppercase()))}
@@ -555,13 +556,13 @@ fn ProbeForm(start: Start, catalog: Catalog) -> impl IntoView {
                 <legend>"Pool gauges"</legend>
                 <p class="muted">"Metric names (or selectors such as " <code>"name{pool=\"main\"}"</code> ") for each gauge, comma-separated, first present wins; empty: Triage's defaults for the common exporters. Run now shows the reading they find."</p>
                 <div class="grid4">
-                    <Field label="In use" field="pool_mapping" errors>{text(spec, |s| s.pool_mapping.in_use.join(", "), |s, v| s.pool_mapping.in_use = split_list(&v))}</Field>
-                    <Field label="Idle" field="pool_mapping.idle" errors>{text(spec, |s| s.pool_mapping.idle.join(", "), |s, v| s.pool_mapping.idle = split_list(&v))}</Field>
-                    <Field label="Maximum" field="pool_mapping.max" errors>{text(spec, |s| s.pool_mapping.max.join(", "), |s, v| s.pool_mapping.max = split_list(&v))}</Field>
-                    <Field label="Waiting" field="pool_mapping.waiting" errors>{text(spec, |s| s.pool_mapping.waiting.join(", "), |s, v| s.pool_mapping.waiting = split_list(&v))}</Field>
-                    <Field label="Total" field="pool_mapping.total" errors>{text(spec, |s| s.pool_mapping.total.join(", "), |s, v| s.pool_mapping.total = split_list(&v))}</Field>
-                    <Field label="Requests counter" field="pool_mapping.requests" errors>{text(spec, |s| s.pool_mapping.requests.join(", "), |s, v| s.pool_mapping.requests = split_list(&v))}</Field>
-                    <Field label="Errors counter" field="pool_mapping.errors" errors>{text(spec, |s| s.pool_mapping.errors.join(", "), |s, v| s.pool_mapping.errors = split_list(&v))}</Field>
+                    <Field label="In use" field="pool_mapping" errors>{list_text(spec, |s| s.pool_mapping.in_use.join(", "), |s, v| s.pool_mapping.in_use = split_list(&v))}</Field>
+                    <Field label="Idle" field="pool_mapping.idle" errors>{list_text(spec, |s| s.pool_mapping.idle.join(", "), |s, v| s.pool_mapping.idle = split_list(&v))}</Field>
+                    <Field label="Maximum" field="pool_mapping.max" errors>{list_text(spec, |s| s.pool_mapping.max.join(", "), |s, v| s.pool_mapping.max = split_list(&v))}</Field>
+                    <Field label="Waiting" field="pool_mapping.waiting" errors>{list_text(spec, |s| s.pool_mapping.waiting.join(", "), |s, v| s.pool_mapping.waiting = split_list(&v))}</Field>
+                    <Field label="Total" field="pool_mapping.total" errors>{list_text(spec, |s| s.pool_mapping.total.join(", "), |s, v| s.pool_mapping.total = split_list(&v))}</Field>
+                    <Field label="Requests counter" field="pool_mapping.requests" errors>{list_text(spec, |s| s.pool_mapping.requests.join(", "), |s, v| s.pool_mapping.requests = split_list(&v))}</Field>
+                    <Field label="Errors counter" field="pool_mapping.errors" errors>{list_text(spec, |s| s.pool_mapping.errors.join(", "), |s, v| s.pool_mapping.errors = split_list(&v))}</Field>
                     <Field label="Saturated from (share in use)" field="pool_saturated_at" errors hint="0–1; empty: 0.9">
                         <input inputmode="decimal" value=spec.with_untracked(|s| s.pool_saturated_at.map(|v| v.to_string()).unwrap_or_default())
                             on:input=move |ev| {

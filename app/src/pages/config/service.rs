@@ -7,7 +7,7 @@ use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use uuid::Uuid;
 
-use super::form::{Errors, Field, area, show_server_error, split_tags, text};
+use super::form::{Errors, Field, area, list_text, show_server_error, split_tags, text};
 use crate::api::{delete_service, get_catalog, save_service};
 use crate::model::{Criticality, ServiceInput};
 
@@ -105,7 +105,7 @@ fn ServiceForm(existing: Option<crate::model::Service>, probes: usize) -> impl I
                 </select>
             </Field>
             <Field label="Tags" field="tags" errors hint="separated by spaces or commas">
-                {text(input, |s| s.tags.join(" "), |s, v| s.tags = split_tags(&v))}
+                {list_text(input, |s| s.tags.join(" "), |s, v| s.tags = split_tags(&v))}
             </Field>
             {move || problem.get().map(|p| view! { <p class="error" role="alert" data-testid="form-error">{p}</p> })}
             {move || done.get().map(|d| view! { <p class="ok" role="status">{d}</p> })}

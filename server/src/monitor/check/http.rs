@@ -286,12 +286,15 @@ async fn exchange(
     for (name, value) in &check.headers {
         builder = builder.header(name, value);
     }
+    // A probe that sets its own `traceparent` (to join an existing trace) keeps it.
+    if !check.headers.iter().any(|(n, _)| n == "traceparent") {
+        builder = builder.header("traceparent", traceparent(request_id));
+    }
     let request = builder
         .header(HOST, host_header)
         .header(USER_AGENT, concat!("triage/", env!("CARGO_PKG_VERSION")))
         .header(ACCEPT_ENCODING, "gzip")
         .header("x-request-id", request_id)
-        .header("traceparent", traceparent(request_id))
         .body(Full::new(body.unwrap_or_default()))
         .map_err(|e| Failure::new(ErrorClass::Protocol, format!("invalid request: {e}")))?;
 

@@ -93,7 +93,7 @@ pub struct CompiledProbe {
 
 /// Headers Triage sets itself (the request id among them) or that would desynchronise the
 /// connection; the importers drop them from a source's headers for the same reason.
-pub const RESERVED_HEADERS: [&str; 11] = [
+pub const RESERVED_HEADERS: [&str; 10] = [
     "host",
     "content-length",
     "transfer-encoding",
@@ -104,7 +104,6 @@ pub const RESERVED_HEADERS: [&str; 11] = [
     "keep-alive",
     "proxy-connection",
     "x-request-id",
-    "traceparent",
 ];
 
 /// Checks the parts of a spec that do not depend on the database (names, URL, numbers, patterns).

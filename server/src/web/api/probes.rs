@@ -25,12 +25,14 @@ pub struct ListQuery {
 
 pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Vec<Probe>>, ApiError> {
     let service = q.service_id.as_deref().map(|s| s.parse().map_err(|_| ApiError::bad("service_id", "not a valid id")));
-    Ok(Json(store::list_probes(&state.pool, service.transpose()?).await?))
+    // Secrets are write-only: a client that sends a masked value back keeps the stored one.
+    let probes = store::list_probes(&state.pool, service.transpose()?).await?;
+    Ok(Json(probes.into_iter().map(Probe::masked).collect()))
 }
 
 pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Probe>, ApiError> {
     let id = parse_id(&id)?;
-    store::get_probe(&state.pool, id).await?.map(Json).ok_or(ApiError::NotFound("probe"))
+    store::get_probe(&state.pool, id).await?.map(|p| Json(p.masked())).ok_or(ApiError::NotFound("probe"))
 }
 
 /// A written probe; `push_token` only when one was just issued (it is never shown again), and
@@ -93,7 +95,7 @@ pub async fn create(
     let w = catalog::write_probe(&state.pool, Some(&state.scheduler), &spec, Mode::Create).await?;
     actor.audit(&state.pool, "probe.create", w.probe.id.to_string(), serde_json::json!({ "name": spec.name })).await?;
     let refused = trial::refusal(&spec, state.scheduler.policy()).await;
-    Ok((StatusCode::CREATED, Json(WrittenProbe { probe: w.probe, push_token: w.push_token, refused })))
+    Ok((StatusCode::CREATED, Json(WrittenProbe { probe: w.probe.masked(), push_token: w.push_token, refused })))
 }
 
 pub async fn replace(
@@ -106,7 +108,7 @@ pub async fn replace(
     let w = catalog::write_probe(&state.pool, Some(&state.scheduler), &spec, Mode::Replace(id)).await?;
     actor.audit(&state.pool, "probe.update", id.to_string(), serde_json::json!({ "name": spec.name })).await?;
     let refused = trial::refusal(&spec, state.scheduler.policy()).await;
-    Ok(Json(WrittenProbe { probe: w.probe, push_token: w.push_token, refused }))
+    Ok(Json(WrittenProbe { probe: w.probe.masked(), push_token: w.push_token, refused }))
 }
 
 pub async fn delete(

@@ -73,7 +73,15 @@ impl CatalogBackend for PgBackend {
     ) -> BoxFuture<'_, Result<SavedProbe, ServerError>> {
         Box::pin(async move {
             let pool = &self.state.pool;
-            catalog::unmask(pool, &mut spec, from).await.map_err(shown)?;
+            // An edit keeps its own secrets (the catalog restores them); only a clone borrows
+            // another probe's, and never into a different probe that exists.
+            match (id, from) {
+                (Some(id), Some(from)) if id != from => {
+                    return Err(shown(ApiError::bad("from", "an edited probe keeps only its own hidden values")));
+                }
+                (None, Some(_)) => catalog::unmask(pool, &mut spec, from).await.map_err(shown)?,
+                _ => {}
+            }
             let (mode, action) = match id {
                 Some(id) => (Mode::Replace(id), "probe.update"),
                 None => {
@@ -206,11 +214,7 @@ impl CatalogBackend for PgBackend {
                 "blackbox" => blackbox::plan("prometheus.yml", file(0), "blackbox.yml", file(1)).map_err(refused)?,
                 _ => return Err(shown(ApiError::bad("source", "one of triage, kuma, gatus, blackbox"))),
             };
-            if plan
-                .probes
-                .iter()
-                .any(|p| p.headers.values().chain(&p.body).any(|v| v.contains(app::model::SECRET_MASK)))
-            {
+            if plan.probes.iter().any(ProbeSpec::holds_mask) {
                 return Err(shown(ApiError::bad(
                     "file",
                     "the file holds masked secrets (an export): type the real values in before importing",
