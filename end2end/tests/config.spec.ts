@@ -7,6 +7,8 @@ import { ADMIN, ORIGIN, demoPort, signIn, watchErrors } from './helpers';
 // the calls anyway.
 
 test('an admin sets up a service and a probe entirely in the browser', async ({ page }) => {
+  // Many pages, each a debug WASM build loaded on 2 cores.
+  test.setTimeout(180_000);
   const errors = watchErrors(page);
   await signIn(page.request, ADMIN);
   const stamp = Date.now();
@@ -89,6 +91,7 @@ test('an admin sets up a service and a probe entirely in the browser', async ({ 
   // Probes from the server's probe file are read-only here.
   const fileRow = page.locator('tr[data-probe="shop-api"]');
   await page.goto('/config?q=shop-api');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
   await expect(fileRow).toContainText('managed by file');
   await fileRow.getByRole('link', { name: 'shop-api' }).click();
   await expect(page.getByTestId('file-managed')).toBeVisible();
