@@ -97,7 +97,15 @@ fn push_tile(buf: &mut String, tile: &ServiceTile, now: DateTime<Utc>) {
         }
         None => buf.push('–'),
     }
-    buf.push_str("</dd></div></dl><p class=\"tile-foot muted\">");
+    buf.push_str("</dd></div></dl>");
+    if tile.blocked > 0 {
+        // A configuration problem, not an outage: it says what to fix instead of colouring the tile.
+        buf.push_str("<p class=\"tile-config\">⚙ ");
+        buf.push_str(&tile.blocked.to_string());
+        buf.push_str(if tile.blocked == 1 { " probe" } else { " probes" });
+        buf.push_str(" blocked by the network policy</p>");
+    }
+    buf.push_str("<p class=\"tile-foot muted\">");
     buf.push_str(&tile.probes.to_string());
     buf.push_str(" probes · ");
     push_age(buf, now, tile.last_check);
@@ -144,6 +152,7 @@ mod tests {
             criticality: Default::default(),
             state: Some(Outcome::Down),
             probes: 3,
+            blocked: 0,
             p95_ms: Some(1234.56),
             error_pct: Some(12.345),
             pool_in_use: Some(20.0),
@@ -199,6 +208,16 @@ mod tests {
         assert!(html.contains("○ no data"));
         assert!(html.contains("<dd>–</dd></div><div><dt>errors</dt><dd>–</dd></div><div><dt>pool</dt><dd>–</dd>"));
         assert!(html.contains("never checked</p>"), "no tags span without tags");
+    }
+
+    #[test]
+    fn probes_blocked_by_policy_read_as_a_configuration_problem() {
+        let html = tiles_html(&[tile()], Utc::now());
+        assert!(!html.contains("tile-config"), "nothing blocked, nothing said");
+        let html = tiles_html(&[ServiceTile { blocked: 2, ..tile() }], Utc::now());
+        assert!(html.contains(r#"<p class="tile-config">⚙ 2 probes blocked by the network policy</p>"#), "{html}");
+        let html = tiles_html(&[ServiceTile { blocked: 1, ..tile() }], Utc::now());
+        assert!(html.contains("⚙ 1 probe blocked"), "{html}");
     }
 
     #[test]

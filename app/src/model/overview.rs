@@ -17,6 +17,9 @@ pub struct ServiceTile {
     /// Worst confirmed state of its enabled probes; `None` before any result.
     pub state: Option<Outcome>,
     pub probes: u32,
+    /// Probes the network policy refuses to run: shown as a configuration problem.
+    #[serde(default, skip_serializing_if = "super::probe::is_zero")]
+    pub blocked: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p95_ms: Option<f64>,
     /// Failed checks ÷ checks of its HTTP and readiness probes, in percent.
@@ -114,6 +117,7 @@ mod tests {
             criticality: Criticality::High,
             state,
             probes: 3,
+            blocked: 0,
             p95_ms: Some(41.5),
             error_pct: Some(0.0),
             pool_in_use: Some(7.0),

@@ -131,6 +131,10 @@ impl Criticality {
     }
 }
 
+pub(crate) fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// A service: the probes that watch one thing, shown side by side.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -143,6 +147,10 @@ pub struct Service {
     /// The worst state of its enabled probes; `None` while it has none with a state.
     pub state: Option<Outcome>,
     pub probe_ids: Vec<Uuid>,
+    /// Enabled probes whose last check the network policy refused (a configuration problem,
+    /// not part of `state`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub blocked: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -549,7 +557,10 @@ pub struct Probe {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProbeStatus {
-    pub state: Outcome,
+    /// `"unknown"` (`None`) until enough results confirm a first state.
+    #[serde(with = "unknown_state")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "up"))]
+    pub state: Option<Outcome>,
     pub since: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_result_at: Option<DateTime<Utc>>,
@@ -557,6 +568,43 @@ pub struct ProbeStatus {
     pub last_outcome: Option<Outcome>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<ErrorClass>,
+}
+
+impl ProbeStatus {
+    /// The last check was refused by the network policy: a configuration problem, which opens no
+    /// incident and leaves the confirmed state where it was.
+    pub fn blocked(&self) -> bool {
+        self.last_error == Some(ErrorClass::BlockedByPolicy)
+    }
+}
+
+/// A state that may not be confirmed yet, written `"unknown"` on the wire and in the database.
+pub mod unknown_state {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Outcome;
+
+    pub const UNKNOWN: &str = "unknown";
+
+    pub fn as_str(state: Option<Outcome>) -> &'static str {
+        state.map_or(UNKNOWN, Outcome::as_str)
+    }
+
+    /// `Some(None)` for `"unknown"`, `None` for anything that is no state at all.
+    pub fn parse(s: &str) -> Option<Option<Outcome>> {
+        if s == UNKNOWN { Some(None) } else { Outcome::parse(s).map(Some) }
+    }
+
+    pub fn serialize<S: Serializer>(state: &Option<Outcome>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(as_str(*state))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Outcome>, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown state `{s}`: expected unknown, up, degraded or down"))
+        })
+    }
 }
 
 /// Durations of each phase in µs; absent for a phase that did not happen (no DNS for an IP
@@ -715,7 +763,10 @@ pub struct StateChange {
     pub probe_id: Uuid,
     pub service_id: Uuid,
     pub at: DateTime<Utc>,
-    pub from: Outcome,
+    /// `"unknown"` (`None`) for a probe's first confirmed state.
+    #[serde(with = "unknown_state")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "up"))]
+    pub from: Option<Outcome>,
     pub to: Outcome,
     /// The result that confirmed it (its request id is the handle into the target's logs).
     pub request_id: String,
@@ -843,6 +894,43 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&r).expect("ser"),
             r#"{"probe_id":"00000000-0000-0000-0000-000000000000","at":"2026-11-23T03:00:00Z","outcome":"down","status":503,"error":"status","detail":"status 503 not accepted","phases":{"connect_us":120,"ttfb_us":900,"transfer_us":15,"total_us":1100},"response_bytes":57,"request_id":"4f1c","body_excerpt":"{\"status\":\"down\"}","components":[{"name":"database","state":"down"}]}"#
+        );
+    }
+
+    #[test]
+    fn state_change_and_status_json_formats_are_pinned() {
+        let at = DateTime::parse_from_rfc3339("2026-12-06T03:00:00Z").expect("time").with_timezone(&Utc);
+        let first = StateChange {
+            probe_id: Uuid::nil(),
+            service_id: Uuid::nil(),
+            at,
+            from: None,
+            to: Outcome::Down,
+            request_id: "r1".into(),
+            error: Some(ErrorClass::Status),
+        };
+        let json = serde_json::to_string(&first).expect("ser");
+        assert_eq!(
+            json,
+            r#"{"probe_id":"00000000-0000-0000-0000-000000000000","service_id":"00000000-0000-0000-0000-000000000000","at":"2026-12-06T03:00:00Z","from":"unknown","to":"down","request_id":"r1","error":"status"}"#
+        );
+        assert_eq!(serde_json::from_str::<StateChange>(&json).expect("de"), first);
+        let later = StateChange { from: Some(Outcome::Up), ..first };
+        assert!(serde_json::to_string(&later).expect("ser").contains(r#""from":"up","to":"down""#));
+        let bad = serde_json::from_str::<StateChange>(&json.replace("unknown", "sideways")).expect_err("refused");
+        assert!(bad.to_string().contains("unknown state `sideways`"), "{bad}");
+
+        let status = ProbeStatus {
+            state: None,
+            since: at,
+            last_result_at: Some(at),
+            last_outcome: Some(Outcome::Down),
+            last_error: Some(ErrorClass::BlockedByPolicy),
+        };
+        assert!(status.blocked());
+        assert_eq!(
+            serde_json::to_string(&status).expect("ser"),
+            r#"{"state":"unknown","since":"2026-12-06T03:00:00Z","last_result_at":"2026-12-06T03:00:00Z","last_outcome":"down","last_error":"blocked_by_policy"}"#
         );
     }
 

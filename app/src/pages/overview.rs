@@ -236,6 +236,7 @@ mod tests {
             criticality: Default::default(),
             state,
             probes: 1,
+            blocked: 0,
             p95_ms: None,
             error_pct: None,
             pool_in_use: None,

@@ -13,7 +13,7 @@ use crate::api::get_service_view;
 use crate::charts::frame::{Band, ChartInput};
 use crate::charts::{self, ChartSize};
 use crate::components::live::{Link, LiveBadge, use_live_refetch};
-use crate::components::state::state_label;
+use crate::components::state::{probe_state_label, state_label};
 use crate::model::{RANGES, SeriesPoint, ServiceView, Window, WindowError, bucket_at, local_input, parse_time};
 
 const CHART: ChartSize = ChartSize { width: 960, height: 200 };
@@ -217,12 +217,17 @@ fn ServiceBody(
         .probes
         .iter()
         .map(|p| {
-            let (class, label) = state_label(p.status.as_ref().map(|s| s.state));
+            let (class, label) = probe_state_label(p.status.as_ref());
+            let blocked = p.status.as_ref().is_some_and(|s| s.blocked());
             view! {
                 <tr>
                     <th scope="row">{p.spec.name.clone()}</th>
                     <td>{p.spec.kind.as_str()}</td>
-                    <td><span class=class>{label}</span></td>
+                    <td><span class=class>{label}</span>
+                        {blocked.then(|| view! {
+                            <span class="muted">" — no incident is opened; an admin allows the target in "
+                                <a href="/config#allowlist">"Configure → Network allowlist"</a></span>
+                        })}</td>
                     <td>{p.spec.url.clone().unwrap_or_else(|| "(push)".into())}</td>
                     <td>{format!("every {} s", p.spec.interval_secs)}</td>
                 </tr>
@@ -253,7 +258,7 @@ fn ServiceBody(
             view! {
                 <tr>
                     <td>{c.at.format("%Y-%m-%d %H:%M:%S").to_string()}</td>
-                    <td>{format!("{} → {}", c.from.as_str(), c.to.as_str())}</td>
+                    <td>{format!("{} → {}", crate::model::unknown_state::as_str(c.from), c.to.as_str())}</td>
                     <td>{c.error.map(|e| e.as_str()).unwrap_or("")}</td>
                     <td class="request-id"><CopyId id=c.request_id.clone() copied/></td>
                 </tr>

@@ -172,7 +172,7 @@ async fn ingest(pool: &PgPool, n: usize) -> Result<(), RunError> {
             service_id: Uuid::nil(),
             state: StateRow {
                 probe_id: r.probe_id,
-                state: Outcome::Up,
+                state: Some(Outcome::Up),
                 since: now,
                 last_result_at: r.at,
                 last_outcome: Outcome::Up,

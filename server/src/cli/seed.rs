@@ -124,7 +124,7 @@ pub async fn seed(pool: &PgPool, n: usize, history: Duration) -> Result<Seeded, 
         for (probe, s) in [(*api, state), (*metrics, Outcome::Up)] {
             states.push(StateRow {
                 probe_id: probe,
-                state: s,
+                state: Some(s),
                 since: from,
                 last_result_at: last,
                 last_outcome: s,

@@ -171,14 +171,16 @@ async fn audit_file(
 fn spawn_reload_on_hangup(state: &crate::web::state::AppState) {
     let path = state.config_file.clone();
     let state = state.clone();
+    // Registered before "Triage is up" is logged, not in the task: until the handler exists,
+    // SIGHUP's default action ends the process, and a reload sent right after start would kill it.
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; the probe file is read at start only");
+            return;
+        }
+    };
     tokio::spawn(async move {
-        let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGHUP; the probe file is read at start only");
-                return;
-            }
-        };
         let mut stopping = state.stopping.subscribe();
         loop {
             tokio::select! {

@@ -121,6 +121,7 @@ async fn overview_of(
                 tags: s.tags,
                 criticality: s.criticality,
                 state: s.state,
+                blocked: s.blocked,
                 probes: counts.get(&s.id).copied().unwrap_or(0),
                 p95_ms: t.as_ref().and_then(|p| p.p95_ms).map(|v| to_places(v, 2)),
                 error_pct: t.as_ref().and_then(|p| p.error_pct).map(|v| to_places(v, 2)),

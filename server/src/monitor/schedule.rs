@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use app::model::{Outcome, Probe, ProbeKind, ProbeResult, StateChange};
+use app::model::{ErrorClass, Outcome, Probe, ProbeKind, ProbeResult, StateChange};
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -39,13 +39,17 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    fn new(state: Outcome, since: DateTime<Utc>, probe: &CompiledProbe) -> Self {
+    fn new(state: Option<Outcome>, since: DateTime<Utc>, probe: &CompiledProbe) -> Self {
         Self { machine: ProbeState::resume(state, probe.confirmation), since, last_push: None }
     }
 
     /// Feeds a result through the state machine; returns the state row and any confirmed change.
+    ///
+    /// A check the network policy refused says nothing about the target: it is a configuration
+    /// problem (shown from the stored last error), so it confirms nothing and opens no incident.
     pub fn observe(&mut self, result: &ProbeResult, service_id: Uuid) -> (StateRow, Option<StateChange>) {
-        let change = self.machine.observe(result.outcome).map(|c| {
+        let blocked = result.error == Some(ErrorClass::BlockedByPolicy);
+        let change = (!blocked).then(|| self.machine.observe(result.outcome)).flatten().map(|c| {
             self.since = result.at;
             StateChange {
                 probe_id: result.probe_id,
@@ -193,7 +197,7 @@ impl Scheduler {
             }
             None => match &probe.status {
                 Some(s) => (s.state, s.since, None),
-                None => (Outcome::Up, Utc::now(), None),
+                None => (None, Utc::now(), None),
             },
         };
         let mut tracker = Tracker::new(state, since, &compiled);

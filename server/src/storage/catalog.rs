@@ -1,6 +1,8 @@
 //! Services, probes and probe states.
 
-use app::model::{Criticality, ErrorClass, Outcome, Probe, ProbeSpec, ProbeStatus, Service, ServiceInput};
+use app::model::{
+    Criticality, ErrorClass, Outcome, Probe, ProbeSpec, ProbeStatus, Service, ServiceInput, unknown_state,
+};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
@@ -17,6 +19,7 @@ struct ServiceRow {
     updated_at: DateTime<Utc>,
     state: Option<String>,
     probe_ids: Vec<Uuid>,
+    blocked: i64,
 }
 
 impl From<ServiceRow> for Service {
@@ -29,6 +32,7 @@ impl From<ServiceRow> for Service {
             criticality: Criticality::parse(&r.criticality).unwrap_or_default(),
             state: r.state.as_deref().and_then(Outcome::parse),
             probe_ids: r.probe_ids,
+            blocked: u32::try_from(r.blocked).unwrap_or(u32::MAX),
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -44,10 +48,11 @@ macro_rules! query_services {
             ServiceRow,
             r#"select s.service_id, s.name, s.description, s.tags, s.criticality, s.created_at, s.updated_at,
                       case w.worst when 2 then 'down' when 1 then 'degraded' when 0 then 'up' end as state,
-                      coalesce(w.ids, '{}') as "probe_ids!"
+                      coalesce(w.ids, '{}') as "probe_ids!", coalesce(w.blocked, 0) as "blocked!"
                  from services s
                  left join (select p.service_id,
                                    array_agg(p.probe_id order by p.name) as ids,
+                                   count(*) filter (where p.enabled and ps.last_error = 'blocked_by_policy') as blocked,
                                    max(case ps.state when 'down' then 2 when 'degraded' then 1 when 'up' then 0 end)
                                      filter (where p.enabled) as worst
                               from probes p left join probe_state ps using (probe_id)
@@ -170,7 +175,7 @@ impl From<ProbeRow> for Probe {
         spec.id = Some(r.probe_id);
         spec.service = Some(r.service.clone());
         spec.service_id = Some(r.service_id);
-        let status = match (r.state.as_deref().and_then(Outcome::parse), r.since) {
+        let status = match (r.state.as_deref().and_then(unknown_state::parse), r.since) {
             (Some(state), Some(since)) => Some(ProbeStatus {
                 state,
                 since,

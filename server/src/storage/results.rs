@@ -2,6 +2,7 @@
 
 use std::borrow::Borrow;
 
+use app::model::unknown_state;
 use app::model::{Component, ErrorClass, Outcome, Phases, PoolReading, ProbeResult, StateChange};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sqlx::types::Json;
@@ -63,7 +64,8 @@ pub async fn drop_partitions_before(pool: &PgPool, cutoff: NaiveDate) -> Result<
 #[derive(Clone, Debug, PartialEq)]
 pub struct StateRow {
     pub probe_id: Uuid,
-    pub state: Outcome,
+    /// `None` until a first state is confirmed.
+    pub state: Option<Outcome>,
     pub since: DateTime<Utc>,
     pub last_result_at: DateTime<Utc>,
     pub last_outcome: Outcome,
@@ -132,7 +134,7 @@ pub async fn write_batch<R: Borrow<ProbeResult>>(
     if !changes.is_empty() {
         let probe: Vec<Uuid> = changes.iter().map(|c| c.probe_id).collect();
         let at: Vec<DateTime<Utc>> = changes.iter().map(|c| c.at).collect();
-        let from: Vec<&str> = changes.iter().map(|c| c.from.as_str()).collect();
+        let from: Vec<&str> = changes.iter().map(|c| unknown_state::as_str(c.from)).collect();
         let to: Vec<&str> = changes.iter().map(|c| c.to.as_str()).collect();
         let rid: Vec<&str> = changes.iter().map(|c| c.request_id.as_str()).collect();
         let err: Vec<Option<&str>> = changes.iter().map(|c| c.error.map(ErrorClass::as_str)).collect();
@@ -258,7 +260,7 @@ async fn upsert_states(tx: &mut Transaction<'_, Postgres>, states: &[StateRow]) 
         return Ok(());
     }
     let probe: Vec<Uuid> = states.iter().map(|s| s.probe_id).collect();
-    let state: Vec<&str> = states.iter().map(|s| s.state.as_str()).collect();
+    let state: Vec<&str> = states.iter().map(|s| unknown_state::as_str(s.state)).collect();
     let since: Vec<DateTime<Utc>> = states.iter().map(|s| s.since).collect();
     let last_at: Vec<DateTime<Utc>> = states.iter().map(|s| s.last_result_at).collect();
     let last: Vec<&str> = states.iter().map(|s| s.last_outcome.as_str()).collect();
@@ -385,7 +387,7 @@ pub async fn list_state_changes(pool: &PgPool, probes: &[Uuid], limit: i64) -> R
                 probe_id: r.probe_id,
                 service_id: r.service_id,
                 at: r.at,
-                from: Outcome::parse(&r.from_state)?,
+                from: unknown_state::parse(&r.from_state)?,
                 to: Outcome::parse(&r.to_state)?,
                 request_id: r.request_id,
                 error: r.error_class.as_deref().and_then(ErrorClass::parse),
@@ -475,7 +477,7 @@ pub async fn store_push(
              values ($1, $2, $3, $4, $5, $6)",
             c.probe_id,
             c.at,
-            c.from.as_str(),
+            unknown_state::as_str(c.from),
             c.to.as_str(),
             c.request_id,
             c.error.map(ErrorClass::as_str) as Option<&str>,

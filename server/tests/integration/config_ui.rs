@@ -402,6 +402,80 @@ async fn admins_allow_a_network_in_the_browser_and_it_applies_at_once_and_after_
     again.stop().await;
 }
 
+/// A probe whose target the network policy refuses is a configuration problem: its checks are
+/// stored and shown as blocked, but they confirm no state and open no incident. Once an admin
+/// allows the address, its first confirmed state is recorded from `unknown`.
+#[tokio::test]
+async fn a_probe_the_policy_refuses_is_a_configuration_problem_and_opens_no_incident() {
+    use server::monitor::hub::ProbeEvent;
+
+    let mut settings = test_settings();
+    settings.probes.allow = Vec::new();
+    let app = spawn_app_with(fresh_db().await, settings, Secured::default()).await;
+    let admin = app.browser_of(Role::Admin).await;
+    let (target, _) = recording_target().await;
+    let mut events = app.state.hub.subscribe();
+    let res = app
+        .client
+        .post(app.url("/api/v1/probes"))
+        .json(&json!({"name": "local", "service": "local", "kind": "http", "url": format!("http://{target}/status"),
+                      "interval_secs": 1, "timeout_ms": 500, "failures_to_down": 1, "successes_to_up": 1}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 201);
+    let written: Value = res.json().await.expect("json");
+    let allow = written["refused"]["allow"].as_str().unwrap_or_default();
+    assert!(allow.contains("Network allowlist"), "the warning says how to allow it: {written}");
+    let id: uuid::Uuid = serde_json::from_value(written["id"].clone()).expect("id");
+
+    // Three checks, each refused: with `failures_to_down = 1` any one of them would have confirmed
+    // `down` had it counted.
+    let refused = common::wait_events(&mut events, 3, Duration::from_secs(20), |e| match e {
+        ProbeEvent::Result { result, .. } => result.probe_id == id,
+        ProbeEvent::StateChanged(c) => c.probe_id == id,
+    })
+    .await;
+    for e in &refused {
+        match e {
+            ProbeEvent::Result { result, .. } => {
+                assert_eq!(result.error, Some(app::model::ErrorClass::BlockedByPolicy), "{result:?}")
+            }
+            ProbeEvent::StateChanged(c) => panic!("a refused check confirmed {c:?}"),
+        }
+    }
+    let probe: Probe = app.get_json(&format!("/api/v1/probes/{id}")).await;
+    let status = probe.status.expect("the last check is stored");
+    assert!(status.blocked(), "{status:?}");
+    assert_eq!(status.state, None, "still unknown: nothing was learnt about the target");
+    let changes: Vec<Value> = app.get_json(&format!("/api/v1/probes/{id}/state-changes")).await;
+    assert!(changes.is_empty(), "{changes:?}");
+    let incidents: Vec<Value> = app.get_json("/api/v1/incidents").await;
+    assert!(incidents.is_empty(), "no incident for a configuration problem: {incidents:?}");
+    let services: Vec<Value> = app.get_json("/api/v1/services").await;
+    assert_eq!((&services[0]["blocked"], services[0].get("state")), (&json!(1), Some(&Value::Null)), "{services:?}");
+
+    let _: Vec<AllowEntry> =
+        call(&admin, &app, "network_allowlist", json!({"change": {"add": {"cidr": "127.0.0.1", "note": ""}}})).await;
+    let first = common::wait_events(
+        &mut events,
+        1,
+        Duration::from_secs(20),
+        |e| matches!(e, ProbeEvent::StateChanged(c) if c.probe_id == id),
+    )
+    .await;
+    let ProbeEvent::StateChanged(change) = &first[0] else { unreachable!("filtered") };
+    assert_eq!((change.from, change.to), (None, Outcome::Up), "its first state, from unknown");
+    // The state row is written with the change, in the same transaction.
+    let probe: Probe = app.get_json(&format!("/api/v1/probes/{id}")).await;
+    let status = probe.status.expect("stored");
+    assert!(!status.blocked());
+    assert_eq!(status.state, Some(Outcome::Up));
+    let services: Vec<Value> = app.get_json("/api/v1/services").await;
+    assert_eq!((services[0].get("blocked"), &services[0]["state"]), (None, &json!("up")), "{services:?}");
+    app.stop().await;
+}
+
 /// Every HTTP check sends a W3C `traceparent` whose trace id is its request id, and with
 /// `--trace-url` the pages link each request id to its trace.
 #[tokio::test]

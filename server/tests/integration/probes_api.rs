@@ -141,7 +141,14 @@ async fn a_scheduled_probe_stores_results_carrying_the_request_id_the_target_saw
 
     let probe: Probe = app.get_json(&format!("/api/v1/probes/{}", probe.id)).await;
     let status = probe.status.expect("state stored");
-    assert_eq!((status.state, status.last_outcome), (Outcome::Up, Some(Outcome::Up)));
+    assert_eq!((status.state, status.last_outcome), (Some(Outcome::Up), Some(Outcome::Up)));
+    let changes: serde_json::Value = app.get_json(&format!("/api/v1/probes/{}/state-changes", probe.id)).await;
+    assert_eq!(changes.as_array().map(Vec::len), Some(1), "{changes}");
+    assert_eq!(
+        (&changes[0]["from"], &changes[0]["to"]),
+        (&json!("unknown"), &json!("up")),
+        "a first state, not a change"
+    );
     let services: Vec<Service> = app.get_json("/api/v1/services").await;
     assert_eq!(services[0].state, Some(Outcome::Up), "a service is as bad as its worst probe");
     app.stop().await;
@@ -167,7 +174,7 @@ async fn a_failing_target_is_confirmed_down_once_with_its_evidence() {
     // The event for a state change precedes its result's event; collect what arrived.
     let changes: Vec<StateChange> = app.get_json(&format!("/api/v1/probes/{}/state-changes", probe.id)).await;
     assert_eq!(changes.len(), 1, "one change, not one per failing check: {changes:?}");
-    assert_eq!((changes[0].from, changes[0].to), (Outcome::Up, Outcome::Down));
+    assert_eq!((changes[0].from, changes[0].to), (None, Outcome::Down), "a new probe was never up");
     assert_eq!(changes[0].error, Some(ErrorClass::Status));
     let second = match &results[1] {
         ProbeEvent::Result { result, .. } => result.clone(),

@@ -17,7 +17,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use uuid::Uuid;
 
 use crate::api::{bulk_probes, export_probe_file, get_catalog};
-use crate::components::state::state_label;
+use crate::components::state::probe_state_label;
 use crate::model::{BulkAction, Catalog, Probe, Selection};
 
 fn encode(s: &str) -> String {
@@ -240,7 +240,7 @@ fn ProbeTable(
             <tbody>
                 {probes.into_iter().map(|p| {
                     let id = p.id;
-                    let (class, label) = state_label(p.status.as_ref().map(|s| s.state));
+                    let (class, label) = probe_state_label(p.status.as_ref());
                     let enabled = p.spec.enabled;
                     view! {
                         <tr data-probe=p.spec.name.clone() class:paused=!enabled>

@@ -2,6 +2,10 @@
 //! It takes `failures_to_down` consecutive results at least as bad as a worse state to enter it,
 //! and `successes_to_up` consecutive results at least as good as a better state to return.
 //!
+//! A new probe's state is unknown until its first confirmation: `failures_to_down` results at
+//! least as bad as `degraded` or `down`, or `successes_to_up` `up` results. That first change is
+//! recorded from `unknown`, never as an `up → down` that never happened.
+//!
 //! Runs are counted per severity level, so mixed bad results still confirm: `degraded, down,
 //! down` with a threshold of 3 confirms `degraded` (all three were at least degraded), and one more
 //! `down` confirms `down`.
@@ -27,16 +31,16 @@ impl Default for Confirmation {
     }
 }
 
-/// A confirmed change of state.
+/// A confirmed change of state; `from` is `None` for the first one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StateChange {
-    pub from: Outcome,
+    pub from: Option<Outcome>,
     pub to: Outcome,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeState {
-    state: Outcome,
+    state: Option<Outcome>,
     confirmation: Confirmation,
     /// `at_least[k]`: consecutive latest results with severity ≥ k.
     at_least: [u32; 3],
@@ -45,13 +49,13 @@ pub struct ProbeState {
 }
 
 impl ProbeState {
-    /// A new probe starts `up` (nothing confirmed against it yet).
+    /// A new probe: nothing confirmed yet.
     pub fn new(confirmation: Confirmation) -> Self {
-        Self::resume(Outcome::Up, confirmation)
+        Self::resume(None, confirmation)
     }
 
     /// Continues from a stored state, e.g. after a restart.
-    pub fn resume(state: Outcome, confirmation: Confirmation) -> Self {
+    pub fn resume(state: Option<Outcome>, confirmation: Confirmation) -> Self {
         let confirmation = Confirmation {
             failures_to_down: confirmation.failures_to_down.max(1),
             successes_to_up: confirmation.successes_to_up.max(1),
@@ -59,7 +63,7 @@ impl ProbeState {
         Self { state, confirmation, at_least: [0; 3], at_most: [0; 3] }
     }
 
-    pub fn state(&self) -> Outcome {
+    pub fn state(&self) -> Option<Outcome> {
         self.state
     }
 
@@ -70,13 +74,16 @@ impl ProbeState {
             self.at_least[k] = if sev >= k { self.at_least[k].saturating_add(1) } else { 0 };
             self.at_most[k] = if sev <= k { self.at_most[k].saturating_add(1) } else { 0 };
         }
-        let current = severity(self.state);
-        let worse = (current + 1..3).rev().find(|&k| self.at_least[k] >= self.confirmation.failures_to_down);
-        let better = (0..current).find(|&k| self.at_most[k] >= self.confirmation.successes_to_up);
-        let next = worse.or(better)?;
-        let from = self.state;
-        self.state = Outcome::ALL[next];
-        Some(StateChange { from, to: self.state })
+        // Unknown sits between up and degraded: any confirmed state is a change from it.
+        let (worse_from, better_below) = match self.state {
+            Some(s) => (severity(s) + 1, severity(s)),
+            None => (1, 1),
+        };
+        let worse = (worse_from..3).rev().find(|&k| self.at_least[k] >= self.confirmation.failures_to_down);
+        let better = (0..better_below).find(|&k| self.at_most[k] >= self.confirmation.successes_to_up);
+        let next = Outcome::ALL[worse.or(better)?];
+        let from = self.state.replace(next);
+        Some(StateChange { from, to: next })
     }
 }
 
@@ -108,40 +115,62 @@ mod tests {
 
     use Outcome::{Degraded, Down, Up};
 
+    fn change(from: Outcome, to: Outcome) -> Option<StateChange> {
+        Some(StateChange { from: Some(from), to })
+    }
+
+    #[test]
+    fn a_new_probe_confirms_its_first_state_from_unknown() {
+        let mut s = ProbeState::new(c(3, 2));
+        assert_eq!(s.state(), None);
+        assert_eq!(s.observe(Up), None, "one success confirms nothing");
+        assert_eq!(s.observe(Up), Some(StateChange { from: None, to: Up }));
+
+        let mut s = ProbeState::new(c(3, 2));
+        assert_eq!(s.observe(Down), None);
+        assert_eq!(s.observe(Down), None);
+        assert_eq!(s.state(), None, "two failures are not yet an outage, nor a recovery");
+        assert_eq!(s.observe(Down), Some(StateChange { from: None, to: Down }), "never recorded as up → down");
+
+        let mut s = ProbeState::new(c(2, 2));
+        assert_eq!(s.observe(Degraded), None);
+        assert_eq!(s.observe(Down), Some(StateChange { from: None, to: Degraded }));
+    }
+
     #[test]
     fn one_failure_is_not_an_outage() {
-        let mut s = ProbeState::new(c(3, 2));
+        let mut s = ProbeState::resume(Some(Up), c(3, 2));
         assert_eq!(s.observe(Down), None);
         assert_eq!(s.observe(Down), None);
         assert_eq!(s.observe(Up), None, "the run is broken");
         assert_eq!(s.observe(Down), None);
         assert_eq!(s.observe(Down), None);
-        assert_eq!(s.observe(Down), Some(StateChange { from: Up, to: Down }));
+        assert_eq!(s.observe(Down), change(Up, Down));
         assert_eq!(s.observe(Up), None);
-        assert_eq!(s.observe(Up), Some(StateChange { from: Down, to: Up }));
+        assert_eq!(s.observe(Up), change(Down, Up));
     }
 
     #[test]
     fn mixed_bad_results_confirm_the_milder_state_first() {
-        let mut s = ProbeState::new(c(3, 2));
+        let mut s = ProbeState::resume(Some(Up), c(3, 2));
         assert_eq!(s.observe(Degraded), None);
         assert_eq!(s.observe(Down), None);
-        assert_eq!(s.observe(Down), Some(StateChange { from: Up, to: Degraded }));
-        assert_eq!(s.observe(Down), Some(StateChange { from: Degraded, to: Down }));
+        assert_eq!(s.observe(Down), change(Up, Degraded));
+        assert_eq!(s.observe(Down), change(Degraded, Down));
     }
 
     #[test]
     fn recovery_through_degraded() {
-        let mut s = ProbeState::resume(Down, c(2, 2));
+        let mut s = ProbeState::resume(Some(Down), c(2, 2));
         assert_eq!(s.observe(Degraded), None);
-        assert_eq!(s.observe(Up), Some(StateChange { from: Down, to: Degraded }));
-        assert_eq!(s.observe(Up), Some(StateChange { from: Degraded, to: Up }));
+        assert_eq!(s.observe(Up), change(Down, Degraded));
+        assert_eq!(s.observe(Up), change(Degraded, Up));
     }
 
     #[test]
     fn zero_thresholds_behave_as_one() {
-        let mut s = ProbeState::new(c(0, 0));
-        assert_eq!(s.observe(Down), Some(StateChange { from: Up, to: Down }));
+        let mut s = ProbeState::resume(Some(Up), c(0, 0));
+        assert_eq!(s.observe(Down), change(Up, Down));
     }
 
     /// Properties over many random result streams and thresholds.
@@ -150,7 +179,7 @@ mod tests {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for _ in 0..2_000 {
             let conf = c(1 + rng.below(5) as u32, 1 + rng.below(5) as u32);
-            let mut s = ProbeState::new(conf);
+            let mut s = if rng.below(2) == 0 { ProbeState::new(conf) } else { ProbeState::resume(Some(Up), conf) };
             let mut history: Vec<Outcome> = Vec::new();
             for _ in 0..200 {
                 // Bursty streams: repeat the last outcome often, as real targets do.
@@ -165,9 +194,10 @@ mod tests {
                 match change {
                     Some(ch) => {
                         assert_eq!(ch.from, before);
-                        assert_ne!(ch.from, ch.to, "a change changes something");
-                        assert_eq!(ch.to, s.state());
-                        let (n, ok): (u32, fn(Outcome, Outcome) -> bool) = if ch.to > ch.from {
+                        assert_ne!(ch.from, Some(ch.to), "a change changes something");
+                        assert_eq!(Some(ch.to), s.state());
+                        let worse = ch.from.is_none_or(|f| ch.to > f) && ch.to != Up;
+                        let (n, ok): (u32, fn(Outcome, Outcome) -> bool) = if worse {
                             (conf.failures_to_down, |r, to| r >= to)
                         } else {
                             (conf.successes_to_up, |r, to| r <= to)
@@ -185,10 +215,10 @@ mod tests {
                 // Enough identical results always settle the state on that outcome.
                 let settle = conf.failures_to_down.max(conf.successes_to_up) as usize;
                 if history.len() >= settle && history[history.len() - settle..].iter().all(|&r| r == o) {
-                    assert_eq!(s.state(), o, "after {settle}× {o:?} with {conf:?}");
+                    assert_eq!(s.state(), Some(o), "after {settle}× {o:?} with {conf:?}");
                 }
                 if conf.failures_to_down == 1 && conf.successes_to_up == 1 {
-                    assert_eq!(s.state(), o, "thresholds of 1 follow every result");
+                    assert_eq!(s.state(), Some(o), "thresholds of 1 follow every result");
                 }
             }
         }

@@ -115,7 +115,7 @@ pub async fn service_signals(
             id: p.id,
             name: p.spec.name.clone(),
             kind: p.spec.kind,
-            state: p.status.as_ref().map(|s| s.state),
+            state: p.status.as_ref().and_then(|s| s.state),
             since: p.status.as_ref().map(|s| s.since),
             last: latest.iter().find(|r| r.probe_id == p.id).cloned(),
             healthy_for_secs: p.spec.incidents.healthy_for_secs,

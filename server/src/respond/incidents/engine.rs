@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use app::model::{
     Criticality, EntryKind, KeyTimes, Outcome, ProbeSpec, RoomEvent, Severity, Stamp, TRIAGE_AUTHOR, TimelineEntry,
+    unknown_state,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -111,7 +112,7 @@ impl Engine {
     }
 
     async fn handle(&self, tx: &mut Transaction<'_, Postgres>, c: &PendingChange) -> Result<Outbox, sqlx::Error> {
-        let (Some(from), Some(to)) = (Outcome::parse(&c.from_state), Outcome::parse(&c.to_state)) else {
+        let (Some(from), Some(to)) = (unknown_state::parse(&c.from_state), Outcome::parse(&c.to_state)) else {
             return Ok(Vec::new());
         };
         let spec = &c.spec.0;

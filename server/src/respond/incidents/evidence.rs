@@ -18,7 +18,8 @@ pub struct Change<'a> {
     pub service: &'a str,
     pub probe_id: Uuid,
     pub probe: &'a str,
-    pub from: Outcome,
+    /// `None` for a probe's first confirmed state.
+    pub from: Option<Outcome>,
     pub to: Outcome,
     pub at: DateTime<Utc>,
     pub request_id: &'a str,
@@ -87,10 +88,13 @@ fn state_word(c: ComponentState) -> &'static str {
 
 pub fn describe(c: &Change<'_>) -> Evidence {
     let mut facts: Vec<String> = Vec::new();
-    let headline = if c.to == Outcome::Up {
-        format!("**{} / {}** recovered: **up** (was {})", c.service, c.probe, c.from.as_str())
-    } else {
-        format!("**{} / {}** is **{}** (was {})", c.service, c.probe, c.to.as_str(), c.from.as_str())
+    let headline = match c.from {
+        // A new probe: nothing to compare with, and calling it a recovery or a fall would be untrue.
+        None => format!("**{} / {}** is **{}** (its first confirmed state)", c.service, c.probe, c.to.as_str()),
+        Some(from) if c.to == Outcome::Up => {
+            format!("**{} / {}** recovered: **up** (was {})", c.service, c.probe, from.as_str())
+        }
+        Some(from) => format!("**{} / {}** is **{}** (was {})", c.service, c.probe, c.to.as_str(), from.as_str()),
     };
     if let Some(r) = c.result {
         if let Some(status) = r.status {
@@ -179,7 +183,7 @@ mod tests {
             service: "checkout",
             probe_id: Uuid::nil(),
             probe: "health",
-            from: Outcome::Up,
+            from: Some(Outcome::Up),
             to: Outcome::Down,
             at: DateTime::<Utc>::UNIX_EPOCH,
             request_id: "req-42",
@@ -199,6 +203,24 @@ mod tests {
         }
         assert!(!e.text.contains("connect grew"), "an unchanged phase is not blamed");
         assert!(e.attachments.iter().any(|a| matches!(a, Attachment::RequestIds { ids } if ids == &["req-42"])));
+    }
+
+    #[test]
+    fn a_first_confirmed_state_is_not_called_a_change_from_up() {
+        let e = describe(&Change {
+            service_id: Uuid::nil(),
+            service: "checkout",
+            probe_id: Uuid::nil(),
+            probe: "health",
+            from: None,
+            to: Outcome::Down,
+            at: DateTime::<Utc>::UNIX_EPOCH,
+            request_id: "req-1",
+            result: None,
+            baseline: &[],
+        });
+        assert!(e.text.starts_with("**checkout / health** is **down** (its first confirmed state)"), "{}", e.text);
+        assert!(!e.text.contains("was up"), "{}", e.text);
     }
 
     #[test]
