@@ -41,6 +41,8 @@ pub fn point(min: u32, p95: f64, down: u64) -> SeriesPoint {
             waiting: Some(down as f64),
             ..Default::default()
         }),
+        // One echo lost in five on every failing minute, all of them at minute 12.
+        loss_pct: Some(if min == 12 { 100.0 } else { down as f64 * 20.0 }),
     }
 }
 

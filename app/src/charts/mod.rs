@@ -12,6 +12,7 @@ pub mod errors;
 mod fixtures;
 pub mod frame;
 pub mod latency;
+pub mod loss;
 pub mod phases;
 pub mod pool;
 pub mod response_times;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use super::fixtures::{SIZE, input, points};
 use super::frame::Band;
-use super::{ChartSize, errors, latency, phases, pool, sparkline};
+use super::{ChartSize, errors, latency, loss, phases, pool, sparkline};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/charts/snapshots")
@@ -44,6 +44,8 @@ fn drawings() -> Vec<(&'static str, String)> {
         ("errors-empty.svg", errors::render_svg(&input(&[]), SIZE)),
         ("pool.svg", pool::render_svg(&input(&pts), SIZE)),
         ("pool-empty.svg", pool::render_svg(&input(&[]), SIZE)),
+        ("loss.svg", loss::render_svg(&input(&pts), SIZE)),
+        ("loss-empty.svg", loss::render_svg(&input(&[]), SIZE)),
         ("sparkline.svg", sparkline::render_svg(&[Some(12.0), Some(14.0), None, Some(48.0), Some(13.0), Some(12.5)])),
         ("sparkline-empty.svg", sparkline::render_svg(&[None; 12])),
         ("response-times.svg", super::response_times::render_svg(&response_times(), SIZE)),

@@ -727,6 +727,27 @@ pub struct ProbeResult {
     pub components: Vec<Component>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolReading>,
+    /// ICMP checks: echoes sent and answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo: Option<EchoCount>,
+}
+
+/// Echo requests an ICMP check sent and the replies it got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EchoCount {
+    pub sent: u32,
+    pub received: u32,
+}
+
+impl EchoCount {
+    pub fn loss_pct(self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            f64::from(self.sent.saturating_sub(self.received)) * 100.0 / f64::from(self.sent)
+        }
+    }
 }
 
 /// The network policy refusing a probe's target, with the rule and the way to allow it.
@@ -803,6 +824,9 @@ pub struct SeriesPoint {
     /// Pool gauges: highest in use, lowest idle, highest max and waiting in the bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolReading>,
+    /// ICMP echoes lost ÷ sent in the bucket, in percent (only where echoes were sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f64>,
 }
 
 /// Mean duration of each phase of a check in a bucket, in ms (a phase that did not happen, like
@@ -890,6 +914,7 @@ mod tests {
             cert_days_left: None,
             components: vec![Component { name: "database".into(), state: ComponentState::Down, detail: None }],
             pool: None,
+            echo: None,
         };
         assert_eq!(
             serde_json::to_string(&r).expect("ser"),

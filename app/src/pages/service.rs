@@ -164,11 +164,15 @@ fn ServiceBody(
         markers: &[],
     };
     let pool = ChartInput { points: &view.pool, ..traffic };
-    let svgs = [
+    let mut svgs = vec![
         if phases { charts::phases::render_svg(&traffic, CHART) } else { charts::latency::render_svg(&traffic, CHART) },
         charts::errors::render_svg(&traffic, CHART),
         charts::pool::render_svg(&pool, CHART),
     ];
+    // Only services with ICMP checks have echoes to lose.
+    if view.traffic.iter().any(|p| p.loss_pct.is_some()) {
+        svgs.push(charts::loss::render_svg(&traffic, CHART));
+    }
     let ranges = RANGES
         .iter()
         .map(|(name, _)| {
@@ -426,6 +430,9 @@ impl StackData {
                         ph.dns, ph.connect, ph.tls, ph.ttfb, ph.transfer
                     ));
                 }
+                if let Some(loss) = p.loss_pct {
+                    lines.push(format!("packet loss {loss:.1} %"));
+                }
             }
             _ => lines.push("no checks in this bucket".into()),
         }
@@ -475,7 +482,7 @@ impl Default for Pointer {
 /// The three charts with one cursor line across them, a tooltip of the values under it, and
 /// drag-to-zoom (the selection becomes `?from=…&to=…`).
 #[component]
-fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer, phases: bool) -> impl IntoView {
+fn ChartStack(svgs: Vec<String>, data: StackData, pointer: Pointer, phases: bool) -> impl IntoView {
     let stack = NodeRef::<leptos::html::Div>::new();
     let Pointer { cursor, drag } = pointer;
     // The window the charts show, which a drag zooms within (it trails the URL until the new
@@ -509,7 +516,6 @@ fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer, phases: bool
         cursor.set(None);
         drag.set(None);
     };
-    let [latency, errors, pool] = svgs;
     let selection = move || {
         let ((x0, _), (x1, _)) = (drag.get()?, cursor.get()?);
         Some(
@@ -529,9 +535,7 @@ fn ChartStack(svgs: [String; 3], data: StackData, pointer: Pointer, phases: bool
     };
     view! {
         <div class="stack" data-from-ms=shown_from data-to-ms=shown_to node_ref=stack on:pointerdown=down on:pointermove=moved on:pointerup=up on:pointerleave=leave>
-            <figure class="chart"><div inner_html=latency></div></figure>
-            <figure class="chart"><div inner_html=errors></div></figure>
-            <figure class="chart"><div inner_html=pool></div></figure>
+            {svgs.into_iter().map(|svg| view! { <figure class="chart"><div inner_html=svg></div></figure> }).collect_view()}
             {selection}
             {tooltip}
         </div>

@@ -130,6 +130,7 @@ pub fn sample(probe_id: Uuid, at: DateTime<Utc>, total_us: u64) -> ProbeResult {
         cert_days_left: None,
         components: Vec::new(),
         pool: None,
+        echo: None,
     }
 }
 

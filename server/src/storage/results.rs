@@ -3,7 +3,7 @@
 use std::borrow::Borrow;
 
 use app::model::unknown_state;
-use app::model::{Component, ErrorClass, Outcome, Phases, PoolReading, ProbeResult, StateChange};
+use app::model::{Component, EchoCount, ErrorClass, Outcome, Phases, PoolReading, ProbeResult, StateChange};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -88,6 +88,12 @@ fn error_code(e: Option<ErrorClass>) -> Option<i16> {
     e.map(|c| c.index() as i16)
 }
 
+/// An ICMP check's echo counts from their two columns (both set, or neither).
+pub fn echo_count(sent: Option<i16>, received: Option<i16>) -> Option<EchoCount> {
+    let n = |v: i16| u32::try_from(v).unwrap_or(0);
+    Some(EchoCount { sent: n(sent?), received: n(received?) })
+}
+
 pub fn error_from_code(c: Option<i16>) -> Option<ErrorClass> {
     c.and_then(|i| ErrorClass::ALL.get(usize::try_from(i).ok()?).copied())
 }
@@ -159,8 +165,8 @@ pub async fn write_batch<R: Borrow<ProbeResult>>(
 }
 
 const COPY_RESULTS: &str = "copy results (probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us,
-    ttfb_us, transfer_us, total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left, components, pool)
-    from stdin with (format binary)";
+    ttfb_us, transfer_us, total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left, components, pool,
+    echo_sent, echo_received) from stdin with (format binary)";
 
 /// Results in PostgreSQL's binary COPY format: the cheapest way in (no parsing on the server).
 pub fn encode_copy<R: Borrow<ProbeResult>>(results: &[R]) -> Vec<u8> {
@@ -209,7 +215,7 @@ pub fn encode_copy<R: Borrow<ProbeResult>>(results: &[R]) -> Vec<u8> {
     buf.extend_from_slice(&0i32.to_be_bytes());
     buf.extend_from_slice(&0i32.to_be_bytes());
     for r in results.iter().map(Borrow::borrow) {
-        buf.extend_from_slice(&18i16.to_be_bytes());
+        buf.extend_from_slice(&20i16.to_be_bytes());
         field(&mut buf, r.probe_id.as_bytes());
         field(&mut buf, &(r.at - epoch).num_microseconds().unwrap_or(0).to_be_bytes());
         int2(&mut buf, Some(outcome_code(r.outcome)));
@@ -228,6 +234,9 @@ pub fn encode_copy<R: Borrow<ProbeResult>>(results: &[R]) -> Vec<u8> {
         int4(&mut buf, r.cert_days_left);
         jsonb(&mut buf, (!r.components.is_empty()).then(|| serde_json::to_string(&r.components).unwrap_or_default()));
         jsonb(&mut buf, r.pool.map(|p| serde_json::to_string(&p).unwrap_or_default()));
+        let small = |v: u32| i16::try_from(v).unwrap_or(i16::MAX);
+        int2(&mut buf, r.echo.map(|e| small(e.sent)));
+        int2(&mut buf, r.echo.map(|e| small(e.received)));
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
     buf
@@ -306,6 +315,8 @@ struct ResultRow {
     cert_days_left: Option<i32>,
     components: Option<Json<Vec<Component>>>,
     pool: Option<Json<PoolReading>>,
+    echo_sent: Option<i16>,
+    echo_received: Option<i16>,
 }
 
 fn result_from(r: ResultRow) -> ProbeResult {
@@ -331,6 +342,7 @@ fn result_from(r: ResultRow) -> ProbeResult {
         cert_days_left: r.cert_days_left,
         components: r.components.map(|c| c.0).unwrap_or_default(),
         pool: r.pool.map(|p| p.0),
+        echo: echo_count(r.echo_sent, r.echo_received),
     }
 }
 
@@ -347,7 +359,8 @@ pub async fn list_results(
         ResultRow,
         r#"select probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us, transfer_us,
                   total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left,
-                  components as "components: Json<Vec<Component>>", pool as "pool: Json<PoolReading>"
+                  components as "components: Json<Vec<Component>>", pool as "pool: Json<PoolReading>",
+                  echo_sent, echo_received
              from results where probe_id = any($1) and at >= $2 and at < $3
             order by at desc limit $4"#,
         probes,

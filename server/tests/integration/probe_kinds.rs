@@ -424,11 +424,66 @@ async fn icmp_echoes_loopback_and_reports_loss_and_round_trips() {
     assert_eq!((r.outcome, r.error), (Outcome::Up, None), "{:?}", r.detail);
     let said = r.detail.unwrap_or_default();
     assert!(said.starts_with("3/3 received, 0 % loss; rtt min/avg/max"), "{said}");
+    assert_eq!(r.echo, Some(app::model::EchoCount { sent: 3, received: 3 }));
     assert!(r.phases.connect_us.is_some(), "the average round trip is the latency");
     assert_failed(
         &run(&spec_of(ProbeKind::Icmp, "icmp://127.0.0.1", |_| {}), &strict()).await,
         ErrorClass::BlockedByPolicy,
     );
+}
+
+/// Runs one check on a thread moved into a network namespace of its own (loopback up, unprivileged
+/// ping allowed, then `setup`), so the silence or loss it arranges touches nothing else on the
+/// machine. Creating the namespace needs CAP_SYS_ADMIN, which the test machines have (root).
+fn run_in_own_netns(setup: &'static [&'static [&'static str]], spec: ProbeSpec, policy: NetworkPolicy) -> ProbeResult {
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("a network namespace of the test's own");
+        // Children inherit the calling thread's namespace: these commands change only the new one.
+        let base: &[&[&str]] =
+            &[&["ip", "link", "set", "lo", "up"], &["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"]];
+        for cmd in base.iter().chain(setup) {
+            let status = std::process::Command::new(cmd[0]).args(&cmd[1..]).status().expect("run a setup command");
+            assert!(status.success(), "{cmd:?}: {status}");
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(run(&spec, &policy))
+    })
+    .join()
+    .expect("the namespaced check")
+}
+
+/// An address routed to loopback but owned by nobody: echoes to it vanish without an answer.
+#[test]
+fn icmp_to_a_silent_host_times_out_with_every_echo_lost() {
+    const SETUP: &[&[&str]] = &[&["ip", "route", "add", "10.77.0.2/32", "dev", "lo"]];
+    let policy = NetworkPolicy::new(vec!["10.77.0.0/16".parse().expect("cidr")], vec![]);
+    let spec = spec_of(ProbeKind::Icmp, "icmp://10.77.0.2", |s| {
+        s.packets = Some(3);
+        s.timeout_ms = 800;
+    });
+    let r = run_in_own_netns(SETUP, spec, policy);
+    assert_failed(&r, ErrorClass::Timeout);
+    assert_eq!(r.echo, Some(app::model::EchoCount { sent: 3, received: 0 }));
+    assert!(r.detail.unwrap_or_default().starts_with("0/3 received, 100 % loss"));
+    assert!(r.phases.total_us >= 700_000, "it waited for its timeout: {} µs", r.phases.total_us);
+}
+
+/// A token bucket on loopback that lets one echo and its reply through (98 bytes each, a
+/// 250-byte burst at 1 byte/s) and drops the rest: 4 echoes, 1 answer, 75 % loss.
+#[test]
+fn icmp_reports_partial_loss_as_degraded_with_the_counts() {
+    const SETUP: &[&[&str]] =
+        &[&["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "8bit", "burst", "250", "limit", "100"]];
+    let spec = spec_of(ProbeKind::Icmp, "icmp://127.0.0.1", |s| {
+        s.packets = Some(4);
+        s.timeout_ms = 800;
+    });
+    let r = run_in_own_netns(SETUP, spec, loopback());
+    assert_eq!((r.outcome, r.error), (Outcome::Degraded, None), "{:?}", r.detail);
+    let echo = r.echo.expect("echo counts");
+    assert_eq!((echo.sent, echo.received), (4, 1));
+    assert_eq!(echo.loss_pct(), 75.0);
+    assert!(r.detail.unwrap_or_default().starts_with("1/4 received, 75 % loss; rtt"));
 }
 
 // ---- definitions ----

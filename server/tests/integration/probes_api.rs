@@ -154,6 +154,33 @@ async fn a_scheduled_probe_stores_results_carrying_the_request_id_the_target_saw
     app.stop().await;
 }
 
+/// An ICMP probe's echo counts are stored with each result and roll up into the loss % series
+/// its chart draws.
+#[tokio::test]
+async fn icmp_results_keep_their_echo_counts_and_the_series_their_loss() {
+    let app = spawn_app().await;
+    let mut events = app.state.hub.subscribe();
+    let res = post(
+        &app,
+        "/api/v1/probes",
+        json!({"name": "ping", "service": "edge", "kind": "icmp", "url": "icmp://127.0.0.1", "packets": 2,
+               "interval_secs": 1, "timeout_ms": 800}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let probe: Probe = res.json().await.expect("probe");
+    wait_events(&mut events, 2, Duration::from_secs(20), result_of(probe.id)).await;
+    let results: Vec<Value> = app.get_json(&format!("/api/v1/probes/{}/results?from=now-5m", probe.id)).await;
+    assert!(results.len() >= 2, "{results:?}");
+    for r in &results {
+        assert_eq!(r["echo"], json!({"sent": 2, "received": 2}), "{r}");
+    }
+    let series: Series = app.get_json(&format!("/api/v1/probes/{}/series?from=now-15m", probe.id)).await;
+    let losses: Vec<f64> = series.points.iter().filter_map(|p| p.loss_pct).collect();
+    assert!(!losses.is_empty() && losses.iter().all(|l| *l == 0.0), "{:?}", series.points);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_failing_target_is_confirmed_down_once_with_its_evidence() {
     let target =

@@ -35,6 +35,7 @@ fn base(probe_id: Uuid, at: DateTime<Utc>, r: CheckResult) -> ProbeResult {
         cert_days_left: r.cert_days_left,
         components: Vec::new(),
         pool: None,
+        echo: r.echo,
     }
 }
 
@@ -167,5 +168,6 @@ pub fn missed_heartbeat(probe_id: Uuid, silent_for_s: u64) -> ProbeResult {
         cert_days_left: None,
         components: Vec::new(),
         pool: None,
+        echo: None,
     }
 }

@@ -11,6 +11,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use app::model::EchoCount;
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, HOST, LOCATION, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Request};
@@ -82,6 +83,8 @@ pub struct CheckResult {
     pub cert_days_left: Option<i32>,
     /// The (decompressed) body, for readiness parsing and metrics scraping; not stored.
     pub body: Bytes,
+    /// ICMP echoes sent and answered.
+    pub echo: Option<EchoCount>,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -133,6 +136,7 @@ pub async fn run(check: &HttpCheck, policy: &NetworkPolicy) -> CheckResult {
         body_excerpt: None,
         cert_days_left: cert_days,
         body: Bytes::new(),
+        echo: None,
     };
     let response = match attempt {
         Err(_) => {

@@ -69,6 +69,7 @@ pub(crate) fn pending(request_id: String) -> CheckResult {
         body_excerpt: None,
         cert_days_left: None,
         body: Bytes::new(),
+        echo: None,
     }
 }
 

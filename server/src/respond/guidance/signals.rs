@@ -672,6 +672,7 @@ mod tests {
             cert_days_left: None,
             components: vec![],
             pool: None,
+            echo: None,
         }
     }
 

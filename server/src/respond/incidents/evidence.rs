@@ -166,6 +166,7 @@ mod tests {
             cert_days_left: None,
             components: vec![],
             pool: None,
+            echo: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! pool gauges. Merging two rollups gives exactly the rollup of both sets of results, so minutes
 //! merge into hours, hours into days, and any range into a chart point.
 
-use app::model::{ErrorClass, Outcome, PhaseMeans, PoolReading, SeriesPoint};
+use app::model::{EchoCount, ErrorClass, Outcome, PhaseMeans, PoolReading, SeriesPoint};
 use chrono::{DateTime, Utc};
 
 use super::histogram::LatencyHistogram;
@@ -26,6 +26,9 @@ pub struct Rollup {
     /// Sums of the phases (DNS, connect, TLS, TTFB, transfer) of the timed checks, and how many.
     pub phase_sum_us: [u64; PHASES],
     pub phase_n: u64,
+    /// ICMP echoes sent and lost.
+    pub echo_sent: u64,
+    pub echo_lost: u64,
 }
 
 /// DNS, connect, TLS, time to first byte, transfer.
@@ -57,6 +60,7 @@ pub struct Observation {
     /// The check's phases in µs (a phase that did not happen, e.g. TLS over HTTP, is 0); `None`
     /// when the check was not timed (see [`latency_counts`]) or carries no phases (pushed).
     pub phases_us: Option<[u64; PHASES]>,
+    pub echo: Option<EchoCount>,
 }
 
 /// Whether a result's total time belongs in the latency percentiles: answered checks and
@@ -88,6 +92,10 @@ impl Rollup {
                 }
                 self.phase_n += 1;
             }
+        }
+        if let Some(e) = o.echo {
+            self.echo_sent += u64::from(e.sent);
+            self.echo_lost += u64::from(e.sent.saturating_sub(e.received));
         }
         if let Some(p) = o.pool {
             self.pool_in_use = keep_max(self.pool_in_use, p.in_use);
@@ -121,6 +129,8 @@ impl Rollup {
             *a = a.saturating_add(b);
         }
         self.phase_n += other.phase_n;
+        self.echo_sent += other.echo_sent;
+        self.echo_lost += other.echo_lost;
     }
 
     /// The chart point for this bucket; the error rate counts `down` results.
@@ -163,6 +173,7 @@ impl Rollup {
                 PhaseMeans { dns, connect, tls, ttfb, transfer }
             }),
             pool,
+            loss_pct: (self.echo_sent > 0).then(|| self.echo_lost as f64 * 100.0 / self.echo_sent as f64),
         }
     }
 }
@@ -172,7 +183,7 @@ mod tests {
     use super::*;
 
     fn obs(outcome: Outcome, error: Option<ErrorClass>, total_us: u64) -> Observation {
-        Observation { outcome, error, total_us: Some(total_us), pool: None, phases_us: None }
+        Observation { outcome, error, total_us: Some(total_us), pool: None, phases_us: None, echo: None }
     }
 
     #[test]
@@ -206,6 +217,7 @@ mod tests {
             total_us: Some(phases.iter().sum()),
             pool: None,
             phases_us: Some(phases),
+            echo: None,
         };
         let (mut a, mut b) = (Rollup::default(), Rollup::default());
         a.observe(&timed([1_000, 2_000, 0, 10_000, 1_000]));
@@ -217,6 +229,7 @@ mod tests {
             total_us: None,
             pool: None,
             phases_us: None,
+            echo: None,
         });
         a.merge(&b);
         let p = a.to_point(Utc::now()).phases_ms.expect("phases");
@@ -241,11 +254,30 @@ mod tests {
                     errors_per_s: Some(3.0),
                 }),
                 phases_us: None,
+                echo: None,
             });
         }
         let pool = r.to_point(Utc::now()).pool.expect("pool");
         assert_eq!((pool.in_use, pool.idle, pool.max, pool.waiting), (Some(10.0), Some(0.0), Some(10.0), Some(12.0)));
         assert_eq!((pool.requests_per_s, pool.errors_per_s), (Some(30.0), Some(3.0)));
+    }
+
+    #[test]
+    fn echo_loss_is_lost_over_sent_and_merges_exactly() {
+        let ping = |sent, received| Observation {
+            echo: Some(EchoCount { sent, received }),
+            ..obs(if received == 0 { Outcome::Down } else { Outcome::Up }, None, 1_000)
+        };
+        let (mut a, mut b) = (Rollup::default(), Rollup::default());
+        a.observe(&ping(3, 3));
+        a.observe(&ping(3, 2));
+        b.observe(&ping(4, 0));
+        b.observe(&obs(Outcome::Up, None, 500));
+        assert_eq!(a.to_point(Utc::now()).loss_pct.map(|l| (l * 100.0).round() / 100.0), Some(16.67));
+        a.merge(&b);
+        // 5 of 10 echoes lost, whatever the split into checks and buckets.
+        assert_eq!(a.to_point(Utc::now()).loss_pct, Some(50.0));
+        assert_eq!(Rollup::default().to_point(Utc::now()).loss_pct, None, "no echoes, no loss figure");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::results::{error_from_code, outcome_from_code};
+use super::results::{echo_count, error_from_code, outcome_from_code};
 use crate::storage::rollups::bucket::{ERROR_CLASSES, Observation, Rollup, latency_counts};
 use crate::storage::rollups::histogram::{DenseAccumulator, LatencyHistogram};
 
@@ -76,6 +76,8 @@ struct RawRow {
     tls_us: Option<i32>,
     ttfb_us: Option<i32>,
     transfer_us: Option<i32>,
+    echo_sent: Option<i16>,
+    echo_received: Option<i16>,
 }
 
 fn observation(row: &RawRow) -> Observation {
@@ -92,6 +94,7 @@ fn observation(row: &RawRow) -> Observation {
         total_us: timed.then(|| u64::try_from(row.total_us).unwrap_or(0)),
         pool: row.pool.as_ref().map(|p| p.0),
         phases_us: (timed && has_phases).then(|| phases.map(us)),
+        echo: echo_count(row.echo_sent, row.echo_received),
     }
 }
 
@@ -112,7 +115,7 @@ async fn raw_rows<'e>(
     sqlx::query_as!(
         RawRow,
         r#"select probe_id, at, outcome, status, error_class, total_us, pool as "pool: Json<PoolReading>",
-                  dns_us, connect_us, tls_us, ttfb_us, transfer_us from results
+                  dns_us, connect_us, tls_us, ttfb_us, transfer_us, echo_sent, echo_received from results
             where at >= $1 and at < $2 and ($3::uuid[] is null or probe_id = any($3))"#,
         from,
         to,
@@ -157,6 +160,8 @@ struct RollupRowDb {
     rate_samples: i32,
     phase_sum_us: Vec<i64>,
     phase_n: i64,
+    echo_sent: i64,
+    echo_lost: i64,
 }
 
 /// `query_as!` into [`RollupRowDb`] over `rollups r`, then the rest of the query and its arguments.
@@ -167,7 +172,7 @@ macro_rules! query_rollups {
             RollupRowDb,
             "select r.probe_id, r.bucket, r.n_up, r.n_degraded, r.n_down, r.errors, r.lat_hist, r.lat_sum_us,
                     r.lat_min_us, r.lat_max_us, r.pool_in_use, r.pool_idle, r.pool_max, r.pool_waiting,
-                    r.req_rate_sum, r.err_rate_sum, r.rate_samples, r.phase_sum_us, r.phase_n
+                    r.req_rate_sum, r.err_rate_sum, r.rate_samples, r.phase_sum_us, r.phase_n, r.echo_sent, r.echo_lost
                from rollups r " + $rest
             $(, $arg)*
         )
@@ -196,6 +201,8 @@ fn counts_of(row: &RollupRowDb) -> Rollup {
         rate_samples: u(i64::from(row.rate_samples)),
         phase_sum_us: std::array::from_fn(|i| row.phase_sum_us.get(i).map_or(0, |v| u(*v))),
         phase_n: u(row.phase_n),
+        echo_sent: u(row.echo_sent),
+        echo_lost: u(row.echo_lost),
     }
 }
 
@@ -416,17 +423,19 @@ async fn write_rollups(
             .map(|(_, r)| format!("{{{}}}", r.phase_sum_us.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")))
             .collect();
         let phase_n: Vec<i64> = chunk.iter().map(|(_, r)| l(r.phase_n)).collect();
+        let echo_sent: Vec<i64> = chunk.iter().map(|(_, r)| l(r.echo_sent)).collect();
+        let echo_lost: Vec<i64> = chunk.iter().map(|(_, r)| l(r.echo_lost)).collect();
         sqlx::query!(
             "insert into rollups (level, probe_id, bucket, n_up, n_degraded, n_down, errors, lat_hist, lat_count,
                                   lat_sum_us, lat_min_us, lat_max_us, pool_in_use, pool_idle, pool_max, pool_waiting,
-                                  req_rate_sum, err_rate_sum, rate_samples, phase_sum_us, phase_n)
+                                  req_rate_sum, err_rate_sum, rate_samples, phase_sum_us, phase_n, echo_sent, echo_lost)
              select $1, t.p, t.b, t.u, t.d, t.x, t.e::int4[], t.h, t.c, t.s, t.mi, t.ma, t.iu, t.id, t.pm, t.w,
-                    t.rq, t.er, t.n, t.ph::int8[], t.pn
+                    t.rq, t.er, t.n, t.ph::int8[], t.pn, t.es, t.el
                from unnest($2::uuid[], $3::timestamptz[], $4::int4[], $5::int4[], $6::int4[], $7::text[],
                            $8::bytea[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::float8[],
                            $14::float8[], $15::float8[], $16::float8[], $17::float8[], $18::float8[], $19::int4[],
-                           $20::text[], $21::int8[])
-                    as t(p, b, u, d, x, e, h, c, s, mi, ma, iu, id, pm, w, rq, er, n, ph, pn)
+                           $20::text[], $21::int8[], $22::int8[], $23::int8[])
+                    as t(p, b, u, d, x, e, h, c, s, mi, ma, iu, id, pm, w, rq, er, n, ph, pn, es, el)
              on conflict (level, probe_id, bucket) do update set
                n_up = excluded.n_up, n_degraded = excluded.n_degraded, n_down = excluded.n_down,
                errors = excluded.errors, lat_hist = excluded.lat_hist, lat_count = excluded.lat_count,
@@ -434,7 +443,8 @@ async fn write_rollups(
                pool_in_use = excluded.pool_in_use, pool_idle = excluded.pool_idle, pool_max = excluded.pool_max,
                pool_waiting = excluded.pool_waiting, req_rate_sum = excluded.req_rate_sum,
                err_rate_sum = excluded.err_rate_sum, rate_samples = excluded.rate_samples,
-               phase_sum_us = excluded.phase_sum_us, phase_n = excluded.phase_n",
+               phase_sum_us = excluded.phase_sum_us, phase_n = excluded.phase_n,
+               echo_sent = excluded.echo_sent, echo_lost = excluded.echo_lost",
             level as i16,
             &probes,
             &buckets,
@@ -456,6 +466,8 @@ async fn write_rollups(
             &n,
             &phases,
             &phase_n,
+            &echo_sent,
+            &echo_lost,
         )
         .execute(&mut **tx)
         .await?;

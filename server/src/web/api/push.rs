@@ -107,6 +107,7 @@ pub async fn push(
         cert_days_left: None,
         components: Vec::new(),
         pool: None,
+        echo: None,
     };
     // A retry must not be fed to the state machine twice: look for its receipt first.
     if let Some(first) = results::find_push_receipt(&state.pool, probe_id, &body.agent_id, body.seq).await? {
