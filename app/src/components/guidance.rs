@@ -396,6 +396,7 @@ fn StepChart(
                     ChartKind::Latency => charts::latency::render_svg(&input, SMALL),
                     ChartKind::Errors => charts::errors::render_svg(&input, SMALL),
                     ChartKind::Pool => charts::pool::render_svg(&input, SMALL),
+                    ChartKind::Loss => charts::loss::render_svg(&input, SMALL),
                 };
                 view! { <figure class="chart step-chart"><div inner_html=svg></div></figure> }
             })}

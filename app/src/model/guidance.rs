@@ -21,10 +21,23 @@ pub enum SymptomKind {
     PoolSaturated,
     /// p95 well above its baseline.
     Slow,
+    /// The network path fails: a name that does not resolve, a port that refuses or never
+    /// answers, a handshake that fails, or echoes lost (DNS, TCP, TLS, ICMP and gRPC checks).
+    Unreachable,
+    /// A certificate expires within its probe's warning period.
+    CertExpiring,
 }
 
 impl SymptomKind {
-    pub const ALL: [SymptomKind; 5] = [Self::Down, Self::NotReady, Self::Errors, Self::PoolSaturated, Self::Slow];
+    pub const ALL: [SymptomKind; 7] = [
+        Self::Down,
+        Self::NotReady,
+        Self::Errors,
+        Self::PoolSaturated,
+        Self::Slow,
+        Self::Unreachable,
+        Self::CertExpiring,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +46,8 @@ impl SymptomKind {
             Self::Errors => "errors",
             Self::PoolSaturated => "pool_saturated",
             Self::Slow => "slow",
+            Self::Unreachable => "unreachable",
+            Self::CertExpiring => "cert_expiring",
         }
     }
 
@@ -47,6 +62,8 @@ impl SymptomKind {
             Self::Errors => "errors",
             Self::PoolSaturated => "pool saturated",
             Self::Slow => "slow",
+            Self::Unreachable => "unreachable",
+            Self::CertExpiring => "certificate expiring",
         }
     }
 }
@@ -89,6 +106,16 @@ pub enum Binding {
     LatencyVsErrors,
     /// "Which requests failed?": the request ids of failed checks.
     FailedRequests,
+    /// "Does the name resolve?": the latest DNS checks' answers and rcode.
+    Dns,
+    /// "Does the host answer?": the latest ICMP checks' loss and round trips, with the loss chart.
+    Icmp,
+    /// "Does the port accept connections?": the latest TCP checks (connect time, banner).
+    Tcp,
+    /// "Is the certificate valid?": the latest TLS checks (days left, issuer, chain).
+    Tls,
+    /// "Does the gRPC health service say SERVING?": the latest gRPC checks.
+    Grpc,
     /// "Is it back to normal?": the signals against their baseline, and for how long.
     Recovery,
 }
@@ -190,6 +217,7 @@ pub enum ChartKind {
     Latency,
     Errors,
     Pool,
+    Loss,
 }
 
 /// A step's evidence from the live data.

@@ -249,6 +249,8 @@ fn ServiceBody(
                     <td><span class=class>{label}</span></td>
                     <td>{r.status.map(|s| s.to_string()).unwrap_or_else(|| "–".into())}</td>
                     <td>{r.error.map(|e| e.as_str()).unwrap_or("")}</td>
+                    // What the check saw: DNS answers, echoes, serving status, the certificate.
+                    <td class="detail">{r.detail.clone().unwrap_or_default()}</td>
                     <td>{format!("{:.1} ms", r.phases.total_us as f64 / 1000.0)}</td>
                     <td class="request-id"><CopyId id=r.request_id.clone() copied/></td>
                 </tr>
@@ -326,7 +328,7 @@ fn ServiceBody(
         </table>
         <h2>"Recent results"</h2>
         <table class="grid" aria-label="Recent results">
-            <thead><tr><th>"Time (UTC)"</th><th>"Outcome"</th><th>"Status"</th><th>"Error"</th><th>"Total"</th><th>"Request id"</th></tr></thead>
+            <thead><tr><th>"Time (UTC)"</th><th>"Outcome"</th><th>"Status"</th><th>"Error"</th><th>"Detail"</th><th>"Total"</th><th>"Request id"</th></tr></thead>
             <tbody>{recent}</tbody>
         </table>
         <h2>"State changes"</h2>

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::storage::guidance as store;
 
 /// The shipped checklists, by file name.
-pub const FILES: [(&str, &str); 10] = [
+pub const FILES: [(&str, &str); 12] = [
     ("service-down.toml", include_str!("../../../../checklists/service-down.toml")),
     ("service-slow.toml", include_str!("../../../../checklists/service-slow.toml")),
     ("errors-spike.toml", include_str!("../../../../checklists/errors-spike.toml")),
@@ -19,6 +19,8 @@ pub const FILES: [(&str, &str); 10] = [
     ("service-hangs.toml", include_str!("../../../../checklists/service-hangs.toml")),
     ("rollout-instability.toml", include_str!("../../../../checklists/rollout-instability.toml")),
     ("cache-problems.toml", include_str!("../../../../checklists/cache-problems.toml")),
+    ("network-path.toml", include_str!("../../../../checklists/network-path.toml")),
+    ("certificate-expiry.toml", include_str!("../../../../checklists/certificate-expiry.toml")),
 ];
 
 /// Checks what TOML and serde cannot: ids, unique steps, a risk on every action and a warning
@@ -108,16 +110,27 @@ pub async fn save(pool: &PgPool, by: &str, def: &ChecklistDef) -> Result<Checkli
 #[cfg(test)]
 mod tests {
     use super::*;
+    use app::model::Binding;
 
     #[test]
     fn every_shipped_checklist_parses_and_validates() {
         let mut ids = std::collections::HashSet::new();
+        let mut answered = std::collections::HashSet::new();
+        let mut bound = std::collections::HashSet::new();
         for (name, text) in FILES {
             let def = parse(name, text).unwrap_or_else(|e| panic!("{e}"));
             assert!(ids.insert(def.id.clone()), "{name}: duplicate id");
             assert_eq!(format!("{}.toml", def.id), name, "file named after its id");
+            answered.extend(def.symptoms.iter().copied());
+            bound.extend(def.steps.iter().filter_map(|s| s.evidence));
         }
-        assert_eq!(ids.len(), 10);
+        assert_eq!(ids.len(), FILES.len());
+        for kind in app::model::SymptomKind::ALL {
+            assert!(answered.contains(&kind), "no checklist answers {kind:?}");
+        }
+        for kind in [Binding::Dns, Binding::Icmp, Binding::Tcp, Binding::Tls, Binding::Grpc] {
+            assert!(bound.contains(&kind), "no step takes its evidence from {kind:?} checks");
+        }
     }
 
     #[test]

@@ -124,6 +124,16 @@ fn liveness(p: &ProbeSignal) -> bool {
     !matches!(p.kind, ProbeKind::Readiness | ProbeKind::Metrics)
 }
 
+/// Kinds that test the network path to a target rather than its application.
+fn path_kind(k: ProbeKind) -> bool {
+    matches!(k, ProbeKind::Tcp | ProbeKind::Tls | ProbeKind::Dns | ProbeKind::Icmp | ProbeKind::Grpc)
+}
+
+/// Failures of the path itself: no name, no connection, no handshake, no answer.
+fn path_failure(e: ErrorClass) -> bool {
+    matches!(e, ErrorClass::Dns | ErrorClass::Connect | ErrorClass::Tls | ErrorClass::Timeout)
+}
+
 /// Everything wrong with one service now, strongest first.
 pub fn detect(s: &ServiceSignals) -> Vec<Symptom> {
     let mut out = Vec::new();
@@ -163,6 +173,39 @@ pub fn detect(s: &ServiceSignals) -> Vec<Symptom> {
         } else if p.state == Some(Outcome::Down) {
             out.push(symptom(SymptomKind::NotReady, format!("{} is failing", p.name), 0.8, p.since));
         }
+    }
+    for p in s.probes.iter().filter(|p| path_kind(p.kind)) {
+        let Some(r) = &p.last else { continue };
+        let since = p.since.map(|t| format!(" since {}", hm(t))).unwrap_or_default();
+        let lost = r.echo.map(|e| e.loss_pct()).filter(|l| *l > 0.0);
+        let confirmed_bad = matches!(p.state, Some(Outcome::Down | Outcome::Degraded));
+        if p.state == Some(Outcome::Down) && r.error.is_some_and(path_failure) {
+            let what = r.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+            let class = r.error.map_or("", ErrorClass::as_str);
+            out.push(symptom(
+                SymptomKind::Unreachable,
+                format!("{} fails ({class}{what}){since}", p.name),
+                0.9,
+                p.since,
+            ));
+        } else if let (true, Some(loss)) = (confirmed_bad, lost) {
+            out.push(symptom(
+                SymptomKind::Unreachable,
+                format!("{} loses {loss:.0} % of its echoes{since}", p.name),
+                0.4 + loss / 200.0,
+                p.since,
+            ));
+        }
+    }
+    for p in &s.probes {
+        let Some(r) = p.last.as_ref().filter(|r| r.error == Some(ErrorClass::CertExpiry)) else { continue };
+        let days = r.cert_days_left.map_or_else(|| "soon".to_string(), |d| format!("in {d} days"));
+        out.push(symptom(
+            SymptomKind::CertExpiring,
+            format!("the certificate {} checks expires {days}", p.name),
+            0.6,
+            None,
+        ));
     }
     if let Some(pct) = current_error_pct(&s.traffic)
         && is_erroring(pct, s.baseline_error_pct)
@@ -222,7 +265,8 @@ fn five_xx_share(recent: &[ProbeResult]) -> Option<f64> {
 /// How much a symptom says about which checklist fits: specific symptoms more than general ones.
 fn specificity(k: SymptomKind) -> f64 {
     match k {
-        SymptomKind::PoolSaturated | SymptomKind::NotReady => 1.2,
+        SymptomKind::PoolSaturated | SymptomKind::NotReady | SymptomKind::Unreachable => 1.2,
+        SymptomKind::CertExpiring => 1.2,
         SymptomKind::Down => 1.1,
         SymptomKind::Errors => 1.0,
         SymptomKind::Slow => 0.8,
@@ -305,6 +349,17 @@ pub fn suggest(symptoms: &[Symptom]) -> Vec<SuggestedHypothesis> {
                 ),
                 h("The process is crashing or killed for memory", "restart count and OOMKilled in the pod's status"),
             ],
+            SymptomKind::Unreachable => vec![
+                h(
+                    "A firewall, route or DNS change cut the path to the target",
+                    "the DNS, TCP and ICMP checks' evidence; the infrastructure change log",
+                ),
+                h("Nothing listens on the port any more", "connection refused in the TCP check; `ss -ltn` on the host"),
+            ],
+            SymptomKind::CertExpiring => vec![h(
+                "Automatic certificate renewal stopped working",
+                "the ACME client's log; the TLS check's days left and issuer",
+            )],
         };
         for idea in ideas {
             if !out.iter().any(|o| o.text == idea.text) {
@@ -408,6 +463,31 @@ pub fn evaluate(binding: Binding, services: &[ServiceSignals], recovery: &app::m
                 details.push(format!("{}: {} of {} recent checks failed", s.service, failed.len(), s.recent.len()));
                 request_ids.extend(failed.iter().take(10).map(|r| r.request_id.clone()));
             }
+            Binding::Dns | Binding::Icmp | Binding::Tcp | Binding::Tls | Binding::Grpc => {
+                let kind = match binding {
+                    Binding::Dns => ProbeKind::Dns,
+                    Binding::Icmp => ProbeKind::Icmp,
+                    Binding::Tcp => ProbeKind::Tcp,
+                    Binding::Grpc => ProbeKind::Grpc,
+                    _ => ProbeKind::Tls,
+                };
+                for p in s.probes.iter().filter(|p| p.kind == kind) {
+                    let Some(r) = &p.last else {
+                        details.push(format!("{}: no result yet", p.name));
+                        continue;
+                    };
+                    // A warning (loss, a certificate close to expiry) is what the step asks about.
+                    let ok = r.outcome == Outcome::Up;
+                    worse(&mut status, if ok { EvidenceStatus::Pass } else { EvidenceStatus::Fail });
+                    details.push(format!("{}: {}", p.name, describe_result(r)));
+                    if !ok {
+                        request_ids.push(r.request_id.clone());
+                    }
+                }
+                if kind == ProbeKind::Icmp && s.probes.iter().any(|p| p.kind == kind) {
+                    charts.push((s.service_id, ChartKind::Loss));
+                }
+            }
             Binding::Recovery => {}
         }
     }
@@ -429,7 +509,19 @@ fn describe_result(r: &ProbeResult) -> String {
         (_, Some(e)) => e.as_str().to_string(),
         (None, None) => r.outcome.as_str().to_string(),
     };
-    format!("{what} in {:.0} ms at {}", r.phases.total_us as f64 / 1000.0, r.at.format("%H:%M:%S"))
+    // Checks without an HTTP status say what they saw in their detail: the answers and rcode,
+    // the echoes, the serving status, the certificate.
+    let seen = match (r.status, r.detail.as_deref()) {
+        (None, Some(d)) if !d.is_empty() => format!(" ({d})"),
+        _ => String::new(),
+    };
+    let says_expiry = seen.contains("expires");
+    let days = r
+        .cert_days_left
+        .filter(|_| r.status.is_none() && !says_expiry)
+        .map(|d| format!(", certificate {d} days left"))
+        .unwrap_or_default();
+    format!("{what}{seen}{days} in {:.0} ms at {}", r.phases.total_us as f64 / 1000.0, r.at.format("%H:%M:%S"))
 }
 
 /// Whether every service is back to normal and since when; confirmed once that has held for the
@@ -597,6 +689,97 @@ mod tests {
         let ideas = suggest(&detect(&s));
         assert_eq!(ideas.len(), 3);
         assert!(ideas[0].text.contains("unhandled error"));
+    }
+
+    fn path_probe(kind: ProbeKind, name: &str, state: Outcome, last: ProbeResult) -> ProbeSignal {
+        ProbeSignal {
+            id: Uuid::nil(),
+            name: name.into(),
+            kind,
+            state: Some(state),
+            since: Some(at(12)),
+            last: Some(last),
+            healthy_for_secs: 300,
+        }
+    }
+
+    #[test]
+    fn a_path_that_fails_picks_the_network_checklist_with_each_kinds_evidence() {
+        let mut s = healthy();
+        let refused = ProbeResult {
+            status: None,
+            error: Some(ErrorClass::Connect),
+            detail: Some("connection refused".into()),
+            ..result(Outcome::Down)
+        };
+        s.probes.push(path_probe(ProbeKind::Tcp, "shop-port", Outcome::Down, refused));
+        let answered = ProbeResult {
+            status: None,
+            error: None,
+            detail: Some("NOERROR: A 10.0.0.7".into()),
+            ..result(Outcome::Up)
+        };
+        s.probes.push(path_probe(ProbeKind::Dns, "shop-name", Outcome::Up, answered));
+        let found = detect(&s);
+        assert!(
+            found.iter().any(|x| x.kind == SymptomKind::Unreachable
+                && x.reason == "shop-port fails (connect: connection refused) since 14:12"),
+            "{found:?}"
+        );
+        assert_eq!(first_choice(&s).as_deref(), Some("network-path"), "the path before the process");
+        let rec = recovery(std::slice::from_ref(&s), &found, at(15));
+        let tcp = evaluate(Binding::Tcp, std::slice::from_ref(&s), &rec);
+        assert_eq!(tcp.status, EvidenceStatus::Fail);
+        assert!(tcp.detail.starts_with("shop-port: connect (connection refused) in"), "{}", tcp.detail);
+        assert_eq!(tcp.request_ids.len(), 1, "the failed check's request id");
+        let dns = evaluate(Binding::Dns, std::slice::from_ref(&s), &rec);
+        assert_eq!(dns.status, EvidenceStatus::Pass);
+        assert!(dns.detail.starts_with("shop-name: up (NOERROR: A 10.0.0.7) in"), "{}", dns.detail);
+        let grpc = evaluate(Binding::Grpc, std::slice::from_ref(&s), &rec);
+        assert_eq!((grpc.status, grpc.detail.as_str()), (EvidenceStatus::Unknown, "no data for this check yet"));
+    }
+
+    #[test]
+    fn lost_echoes_are_a_path_symptom_with_the_loss_chart() {
+        let mut s = healthy();
+        let lossy = ProbeResult {
+            status: None,
+            error: None,
+            echo: Some(app::model::EchoCount { sent: 4, received: 3 }),
+            detail: Some("3/4 received, 25 % loss".into()),
+            ..result(Outcome::Degraded)
+        };
+        s.probes.push(path_probe(ProbeKind::Icmp, "edge-ping", Outcome::Degraded, lossy));
+        let found = detect(&s);
+        assert_eq!(found.iter().map(|x| x.kind).collect::<Vec<_>>(), vec![SymptomKind::Unreachable]);
+        assert_eq!(found[0].reason, "edge-ping loses 25 % of its echoes since 14:12");
+        let ev = evaluate(Binding::Icmp, std::slice::from_ref(&s), &recovery(std::slice::from_ref(&s), &found, at(15)));
+        assert_eq!(ev.status, EvidenceStatus::Fail);
+        assert_eq!(ev.charts, vec![(Uuid::nil(), ChartKind::Loss)]);
+        // Unconfirmed loss (one lossy check while the state is still up) is not a symptom yet.
+        s.probes[1].state = Some(Outcome::Up);
+        assert!(kinds(&s).is_empty());
+    }
+
+    #[test]
+    fn an_expiring_certificate_picks_its_checklist() {
+        let mut s = healthy();
+        let expiring = ProbeResult {
+            status: None,
+            error: Some(ErrorClass::CertExpiry),
+            cert_days_left: Some(5),
+            detail: Some("certificate expires in 5 days (threshold 14)".into()),
+            ..result(Outcome::Degraded)
+        };
+        s.probes.push(path_probe(ProbeKind::Tls, "shop-cert", Outcome::Degraded, expiring));
+        let found = detect(&s);
+        assert_eq!(found.iter().map(|x| x.kind).collect::<Vec<_>>(), vec![SymptomKind::CertExpiring]);
+        assert_eq!(found[0].reason, "the certificate shop-cert checks expires in 5 days");
+        assert_eq!(first_choice(&s).as_deref(), Some("certificate-expiry"));
+        let ev = evaluate(Binding::Tls, std::slice::from_ref(&s), &recovery(std::slice::from_ref(&s), &found, at(15)));
+        assert_eq!(ev.status, EvidenceStatus::Fail);
+        assert!(ev.detail.contains("(certificate expires in 5 days (threshold 14))"), "{}", ev.detail);
+        assert!(!ev.detail.contains("days left"), "said once: {}", ev.detail);
     }
 
     #[test]
