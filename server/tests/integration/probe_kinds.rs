@@ -416,6 +416,108 @@ async fn grpc_asks_the_standard_health_service() {
     );
 }
 
+/// A TLS stream tonic can serve: `Connected` is only implemented for its own TLS types, which
+/// would need tonic's TLS feature in the tests.
+struct ServedTls(tokio_rustls::server::TlsStream<tokio::net::TcpStream>);
+
+impl tonic::transport::server::Connected for ServedTls {
+    type ConnectInfo = ();
+    fn connect_info(&self) {}
+}
+
+impl tokio::io::AsyncRead for ServedTls {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ServedTls {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+/// The gRPC health service behind TLS: a test CA's certificate, ALPN `h2`.
+async fn grpcs_server(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> SocketAddr {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_service_status("shop.Orders", tonic_health::ServingStatus::Serving).await;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<ServedTls, std::io::Error>>(16);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                // A client that gives up on the handshake (an untrusted chain) is simply dropped.
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let _ = tx.send(Ok(ServedTls(tls))).await;
+                }
+            });
+        }
+    });
+    let incoming = tokio_stream::wrappers::ReceiverStream::new(rx);
+    tokio::spawn(async move {
+        let _keep = reporter;
+        tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming).await
+    });
+    addr
+}
+
+#[tokio::test]
+async fn grpcs_asks_the_health_service_over_verified_tls() {
+    let (chain, key, ca) = issued(40, &["localhost"]);
+    let addr = grpcs_server(chain, key).await;
+    let url = format!("grpcs://localhost:{}/shop.Orders", addr.port());
+    let trusted = |s: &mut ProbeSpec| s.tls.ca_pem = Some(ca.clone());
+    let up = run(&spec_of(ProbeKind::Grpc, &url, trusted), &loopback()).await;
+    assert_eq!((up.outcome, up.error), (Outcome::Up, None), "{:?}", up.detail);
+    assert!(up.phases.tls_us.is_some(), "the handshake is timed");
+    assert!(up.cert_days_left.is_some_and(|d| (39..=40).contains(&d)), "{:?}", up.cert_days_left);
+    assert_eq!(up.detail.as_deref(), Some("'shop.Orders' is SERVING"));
+    // The same server without its CA: the chain does not verify, and nothing is asked.
+    let untrusted = run(&spec_of(ProbeKind::Grpc, &url, |_| {}), &loopback()).await;
+    assert_failed(&untrusted, ErrorClass::Tls);
+    assert!(untrusted.phases.ttfb_us.is_none(), "no request went out: {untrusted:?}");
+    // Near expiry: up but degraded, with the days.
+    let soon = run(
+        &spec_of(ProbeKind::Grpc, &url, |s| {
+            s.tls.ca_pem = Some(ca.clone());
+            s.assertions.cert_min_days = Some(60);
+        }),
+        &loopback(),
+    )
+    .await;
+    assert_eq!((soon.outcome, soon.error), (Outcome::Degraded, Some(ErrorClass::CertExpiry)), "{:?}", soon.detail);
+}
+
 // ---- icmp ----
 
 #[tokio::test]
