@@ -51,6 +51,19 @@ async fn closed_port() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
+/// A port that accepts connections and never says anything (they are held open).
+async fn mute_target() -> SocketAddr {
+    let mute = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = mute.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = mute.accept().await {
+            open.push(s);
+        }
+    });
+    addr
+}
+
 // ---- tcp ----
 
 /// Greets with a banner, answers `PING` with `PONG`, and says nothing to anything else.
@@ -228,14 +241,7 @@ async fn tls_reports_days_left_and_issuer_and_names_what_does_not_verify() {
     assert_failed(&r, ErrorClass::CertExpiry);
 
     // A server that never answers the handshake: the timeout.
-    let mute = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let mute_addr = mute.local_addr().expect("addr");
-    let _held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((s, _)) = mute.accept().await {
-            open.push(s);
-        }
-    });
+    let mute_addr = mute_target().await;
     let r = run(&spec_of(ProbeKind::Tls, &format!("tls://{mute_addr}"), |s| s.timeout_ms = 300), &loopback()).await;
     assert_failed(&r, ErrorClass::Timeout);
     assert_failed(&run(&spec_of(ProbeKind::Tls, &url, trusted), &strict()).await, ErrorClass::BlockedByPolicy);
@@ -400,14 +406,7 @@ async fn grpc_asks_the_standard_health_service() {
         ErrorClass::Connect,
     );
     // A server that accepts and never speaks HTTP/2: the timeout.
-    let mute = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let mute_addr = mute.local_addr().expect("addr");
-    let _held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((s, _)) = mute.accept().await {
-            open.push(s);
-        }
-    });
+    let mute_addr = mute_target().await;
     let r = run(&spec_of(ProbeKind::Grpc, &format!("grpc://{mute_addr}/x"), |s| s.timeout_ms = 300), &loopback()).await;
     assert_failed(&r, ErrorClass::Timeout);
     assert_failed(

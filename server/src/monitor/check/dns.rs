@@ -16,9 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use super::confirm::Outcome;
+use super::connect::{Failure, micros};
 use super::http::CheckResult;
 use super::policy::{NetworkPolicy, ResolveError, resolve_checked};
-use super::tcp::{Failure, micros, pending};
 
 /// The response codes a probe may expect.
 pub const RCODES: [&str; 6] = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"];
@@ -94,7 +94,7 @@ pub struct DnsCheck {
 const TCP_ANSWER_CAP: usize = 65_535;
 
 pub async fn run(check: &DnsCheck, policy: &NetworkPolicy) -> CheckResult {
-    let mut result = pending(uuid::Uuid::new_v4().simple().to_string());
+    let mut result = CheckResult::pending(uuid::Uuid::new_v4().simple().to_string());
     let started = Instant::now();
     let attempt = tokio::time::timeout(check.timeout, ask(check, policy)).await;
     result.phases.total_us = micros(started.elapsed());

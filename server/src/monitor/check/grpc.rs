@@ -13,9 +13,10 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use super::confirm::Outcome;
+use super::connect::{Failure, connect, micros};
 use super::http::CheckResult;
 use super::policy::NetworkPolicy;
-use super::tcp::{Failure, SeenCertificate, connect, handshake, judge, micros, pending};
+use super::tcp::{SeenCertificate, handshake, judge};
 use super::tls::TlsOptions;
 
 #[derive(Clone, Debug)]
@@ -40,7 +41,7 @@ struct Measured {
 }
 
 pub async fn run(check: &GrpcCheck, policy: &NetworkPolicy) -> CheckResult {
-    let mut result = pending(uuid::Uuid::new_v4().simple().to_string());
+    let mut result = CheckResult::pending(uuid::Uuid::new_v4().simple().to_string());
     let started = Instant::now();
     let measured = Arc::new(Mutex::new(Measured::default()));
     let attempt = tokio::time::timeout(check.timeout, ask(check, policy, measured.clone(), &result.request_id)).await;

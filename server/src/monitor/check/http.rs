@@ -18,13 +18,13 @@ use http::{HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use url::Url;
 
 pub use super::assertions::{Assertions, HeaderCheck, JsonPathCheck, StatusRule};
 use super::assertions::{Verdict, assess};
 use super::confirm::Outcome;
-use super::policy::{NetworkPolicy, ResolveError, resolve_checked};
+use super::connect::{self, connect, micros};
+use super::policy::NetworkPolicy;
 use super::tls::{self, TlsOptions};
 
 /// Longest body excerpt kept with a failed result.
@@ -87,10 +87,6 @@ pub struct CheckResult {
     pub echo: Option<EchoCount>,
 }
 
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
 struct Failure {
     class: ErrorClass,
     detail: String,
@@ -125,19 +121,7 @@ pub async fn run(check: &HttpCheck, policy: &NetworkPolicy) -> CheckResult {
     let attempt =
         tokio::time::timeout(check.timeout, follow(check, policy, &request_id, &mut phases, &mut cert_days)).await;
     phases.total_us = micros(started.elapsed());
-    let mut result = CheckResult {
-        outcome: Outcome::Down,
-        status: None,
-        error: None,
-        detail: None,
-        phases,
-        response_bytes: 0,
-        request_id,
-        body_excerpt: None,
-        cert_days_left: cert_days,
-        body: Bytes::new(),
-        echo: None,
-    };
+    let mut result = CheckResult { phases, cert_days_left: cert_days, ..CheckResult::pending(request_id) };
     let response = match attempt {
         Err(_) => {
             result.error = Some(ErrorClass::Timeout);
@@ -180,6 +164,25 @@ pub async fn run(check: &HttpCheck, policy: &NetworkPolicy) -> CheckResult {
         result.detail = Some(format!("certificate expires in {days} days (threshold {min})"));
     }
     result
+}
+
+impl CheckResult {
+    /// A result before it is judged: down, nothing measured yet.
+    pub(crate) fn pending(request_id: String) -> Self {
+        CheckResult {
+            outcome: Outcome::Down,
+            status: None,
+            error: None,
+            detail: None,
+            phases: Phases::default(),
+            response_bytes: 0,
+            request_id,
+            body_excerpt: None,
+            cert_days_left: None,
+            body: Bytes::new(),
+            echo: None,
+        }
+    }
 }
 
 fn is_redirect(status: u16) -> bool {
@@ -250,33 +253,9 @@ async fn exchange(
     let host = url.host_str().ok_or_else(|| Failure::new(ErrorClass::Protocol, "URL has no host"))?;
     let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
 
-    let t = Instant::now();
-    let is_literal = matches!(url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)));
-    let addrs = resolve_checked(policy, host, port).await.map_err(|e| match e {
-        ResolveError::Dns(msg) => Failure::new(ErrorClass::Dns, msg),
-        blocked @ ResolveError::Blocked { .. } => Failure::new(ErrorClass::BlockedByPolicy, blocked.to_string()),
-    })?;
-    if !is_literal {
-        phases.dns_us = Some(micros(t.elapsed()));
-    }
-
-    let t = Instant::now();
-    let mut last_err = None;
-    let mut stream = None;
-    for addr in &addrs {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last_err = Some(e),
-        }
-    }
-    let stream = stream.ok_or_else(|| {
-        Failure::new(ErrorClass::Connect, last_err.map(|e| e.kind().to_string()).unwrap_or_else(|| "no address".into()))
-    })?;
-    phases.connect_us = Some(micros(t.elapsed()));
-    let _ = stream.set_nodelay(true);
+    let stream = connect(policy, host, port, phases)
+        .await
+        .map_err(|connect::Failure(class, detail)| Failure { class, detail })?;
 
     let host_header = match url.port() {
         Some(p) => format!("{host}:{p}"),

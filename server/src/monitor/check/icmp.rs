@@ -9,9 +9,9 @@ use app::model::{EchoCount, ErrorClass};
 use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence, SurgeError};
 
 use super::confirm::Outcome;
+use super::connect::micros;
 use super::http::CheckResult;
 use super::policy::{NetworkPolicy, ResolveError, resolve_checked};
-use super::tcp::{micros, pending};
 
 #[derive(Clone, Debug)]
 pub struct IcmpCheck {
@@ -49,7 +49,7 @@ impl Echoes {
 }
 
 pub async fn run(check: &IcmpCheck, policy: &NetworkPolicy) -> CheckResult {
-    let mut result = pending(uuid::Uuid::new_v4().simple().to_string());
+    let mut result = CheckResult::pending(uuid::Uuid::new_v4().simple().to_string());
     let started = Instant::now();
     let t = Instant::now();
     let literal = check.host.parse::<IpAddr>().is_ok();

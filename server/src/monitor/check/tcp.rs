@@ -18,8 +18,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::confirm::Outcome;
+use super::connect::{Failure, connect, micros};
 use super::http::{CheckResult, excerpt};
-use super::policy::{NetworkPolicy, ResolveError, resolve_checked};
+use super::policy::NetworkPolicy;
 use super::tls::{self, TlsOptions};
 
 /// Most bytes read while waiting for `expect`.
@@ -47,61 +48,6 @@ pub struct CertCheck {
     pub degraded_after: Option<Duration>,
     pub tls: TlsOptions,
     pub cert_min_days: Option<u32>,
-}
-
-pub(crate) fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// A failed step: its class and a short explanation.
-pub(crate) struct Failure(pub ErrorClass, pub String);
-
-/// A result before it is judged: down with nothing measured yet.
-pub(crate) fn pending(request_id: String) -> CheckResult {
-    CheckResult {
-        outcome: Outcome::Down,
-        status: None,
-        error: None,
-        detail: None,
-        phases: Phases::default(),
-        response_bytes: 0,
-        request_id,
-        body_excerpt: None,
-        cert_days_left: None,
-        body: Bytes::new(),
-        echo: None,
-    }
-}
-
-/// Resolves through the policy and connects to the first address that answers, timing both.
-pub(crate) async fn connect(
-    policy: &NetworkPolicy,
-    host: &str,
-    port: u16,
-    phases: &mut Phases,
-) -> Result<TcpStream, Failure> {
-    let t = Instant::now();
-    let literal = host.parse::<std::net::IpAddr>().is_ok();
-    let addrs = resolve_checked(policy, host, port).await.map_err(|e| match e {
-        ResolveError::Dns(msg) => Failure(ErrorClass::Dns, msg),
-        blocked @ ResolveError::Blocked { .. } => Failure(ErrorClass::BlockedByPolicy, blocked.to_string()),
-    })?;
-    if !literal {
-        phases.dns_us = Some(micros(t.elapsed()));
-    }
-    let t = Instant::now();
-    let mut last_err = None;
-    for addr in &addrs {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
-                phases.connect_us = Some(micros(t.elapsed()));
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) => last_err = Some(e),
-        }
-    }
-    Err(Failure(ErrorClass::Connect, last_err.map(|e| e.kind().to_string()).unwrap_or_else(|| "no address".into())))
 }
 
 /// What a handshake saw of the server's certificate, whether or not it verified.
@@ -236,7 +182,7 @@ pub(crate) fn judge(
 }
 
 pub async fn run_tcp(check: &TcpCheck, policy: &NetworkPolicy) -> CheckResult {
-    let mut result = pending(uuid::Uuid::new_v4().simple().to_string());
+    let mut result = CheckResult::pending(uuid::Uuid::new_v4().simple().to_string());
     let started = Instant::now();
     let mut seen = SeenCertificate::default();
     let attempt = tokio::time::timeout(check.timeout, tcp_steps(check, policy, &mut result.phases, &mut seen)).await;
@@ -329,7 +275,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 pub async fn run_cert(check: &CertCheck, policy: &NetworkPolicy) -> CheckResult {
-    let mut result = pending(uuid::Uuid::new_v4().simple().to_string());
+    let mut result = CheckResult::pending(uuid::Uuid::new_v4().simple().to_string());
     let started = Instant::now();
     let mut seen = SeenCertificate::default();
     let attempt = tokio::time::timeout(check.timeout, async {
