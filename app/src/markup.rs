@@ -25,9 +25,26 @@ pub fn escaped(s: &str) -> String {
     out
 }
 
+/// `s` percent-encoded for a URL query value (every byte but the unreserved characters), so a
+/// filter typed by a user survives a round trip through the URL.
+pub fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_keep_only_unreserved_characters() {
+        assert_eq!(query_value("shop api"), "shop%20api");
+        assert_eq!(query_value("a&b=c/ü~"), "a%26b%3Dc%2F%C3%BC~");
+    }
 
     #[test]
     fn markup_characters_are_escaped_and_the_rest_kept() {

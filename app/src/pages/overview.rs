@@ -10,6 +10,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::get_overview;
 use crate::components::live::{LiveBadge, use_live_refetch};
+use crate::markup::query_value;
 use crate::model::{Overview, ServiceTile};
 
 use crate::components::bulk::OverviewBulk;
@@ -25,22 +26,13 @@ const REFRESH_MS: u64 = 30_000;
 /// Results arrive by the thousand on a busy system: at most one refetch per this many ms.
 const COALESCE_MS: u64 = 2_000;
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn query(q: &str, sort: &str, group: bool) -> String {
     let mut parts = Vec::new();
     if !q.is_empty() {
-        parts.push(format!("q={}", encode(q)));
+        parts.push(format!("q={}", query_value(q)));
     }
     if sort != "worst" {
-        parts.push(format!("sort={}", encode(sort)));
+        parts.push(format!("sort={}", query_value(sort)));
     }
     if group {
         parts.push("group=tag".into());

@@ -178,6 +178,7 @@ pub async fn apply_with_diff(
 ) -> Result<FileDiff, FileError> {
     check_names(file)?;
     validate(file)?;
+    check_masks(pool, file).await?;
     let d = diff(pool, file).await?;
     if !dry_run {
         // Unchanged probes are not written again: rescheduling them would drop a check in flight
@@ -207,6 +208,22 @@ fn validate(file: &ProbeFile) -> Result<(), FileError> {
             what: "probe",
             name: p.name.clone(),
             error: Error::invalid(e.field, e.message),
+        })?;
+    }
+    Ok(())
+}
+
+/// An exported file shows secrets as `••••••••`: applied again, each must restore a stored value
+/// (the same probe, the same target). Checked for every probe before anything is written, so a
+/// mask that cannot be restored refuses the file instead of stopping it halfway.
+async fn check_masks(pool: &PgPool, file: &ProbeFile) -> Result<(), FileError> {
+    for p in file.probes.iter().filter(|p| p.holds_mask()) {
+        let stored = store::get_probe_by_name(pool, &p.name).await?;
+        let mut restored = p.clone();
+        restored.unmask(stored.as_ref().map(|s| &s.spec)).map_err(|field| FileError::Refused {
+            what: "probe",
+            name: p.name.clone(),
+            error: Error::invalid(field, "a hidden value (••••••••) cannot be restored here; type it again"),
         })?;
     }
     Ok(())

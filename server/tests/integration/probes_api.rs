@@ -534,6 +534,25 @@ async fn the_server_reapplies_its_probe_file_on_request_with_the_difference() {
     let names: Vec<String> =
         app.get_json::<Vec<Probe>>("/api/v1/probes").await.into_iter().map(|p| p.spec.name).collect();
     assert_eq!(names, vec!["shop-a", "shop-c"], "shop-d was not written either");
+    // An exported file's masked secret for a probe that has none stored cannot be restored: the
+    // whole file is refused before anything is written, in a dry run too.
+    let masked = format!(
+        "{}[[probe]]\nname = \"shop-f\"\nservice = \"shop\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/f\"\n\
+         enabled = false\nheaders = {{ authorization = \"{}\" }}\n",
+        file(&[("shop-d", 60)]),
+        app::model::SECRET_MASK
+    );
+    std::fs::write(&path, masked).expect("write");
+    for dry in [true, false] {
+        let res = apply(dry).await.expect("apply");
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "dry run: {dry}");
+        let body: Value = res.json().await.expect("error");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("shop-f") && message.contains("type it again"), "{body}");
+    }
+    let names: Vec<String> =
+        app.get_json::<Vec<Probe>>("/api/v1/probes").await.into_iter().map(|p| p.spec.name).collect();
+    assert_eq!(names, vec!["shop-a", "shop-c"], "nothing from the masked file was written");
     app.stop().await;
 
     // Without --config there is nothing to re-read.

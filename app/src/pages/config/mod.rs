@@ -18,16 +18,8 @@ use uuid::Uuid;
 
 use crate::api::{bulk_probes, export_probe_file, get_catalog};
 use crate::components::state::probe_state_label;
+use crate::markup::query_value;
 use crate::model::{BulkAction, Catalog, Probe, Selection};
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// The probes the filters show: by tag of their service, and by text in the probe's or the
 /// service's name.
@@ -84,10 +76,10 @@ pub fn Config() -> impl IntoView {
     let go = move |tag: String, q: String| {
         let mut parts = Vec::new();
         if !tag.is_empty() {
-            parts.push(format!("tag={}", encode(&tag)));
+            parts.push(format!("tag={}", query_value(&tag)));
         }
         if !q.is_empty() {
-            parts.push(format!("q={}", encode(&q)));
+            parts.push(format!("q={}", query_value(&q)));
         }
         let url = if parts.is_empty() { "/config".to_string() } else { format!("/config?{}", parts.join("&")) };
         navigate(&url, NavigateOptions { replace: true, scroll: false, ..Default::default() });
@@ -288,7 +280,7 @@ fn ExportButton() -> impl IntoView {
         {move || file.get().map(|f| match f {
             Ok(text) => view! {
                 <a class="btn primary" download="triage-probes.toml" data-testid="export-download"
-                    href=format!("data:application/toml;charset=utf-8,{}", encode(&text))>"Download triage-probes.toml"</a>
+                    href=format!("data:application/toml;charset=utf-8,{}", query_value(&text))>"Download triage-probes.toml"</a>
                 <span class="muted">" (secret values are masked: fill them in before applying it)"</span>
             }.into_any(),
             Err(e) => view! { <span class="error" role="alert">{e}</span> }.into_any(),

@@ -73,6 +73,22 @@ struct Row {
     value: String,
 }
 
+impl Row {
+    /// A JSONPath row as an assertion; `None` while its path is empty.
+    fn json_path(&self) -> Option<JsonPathAssertion> {
+        let path = self.name.trim();
+        if path.is_empty() {
+            return None;
+        }
+        let op = op_parse(&self.op);
+        Some(JsonPathAssertion {
+            path: path.to_string(),
+            op,
+            value: (op != CompareOp::Exists).then(|| typed_value(&self.value)),
+        })
+    }
+}
+
 /// The form's lists, kept apart from the spec while edited so rows keep their identity.
 #[derive(Clone, Copy)]
 struct Lists {
@@ -108,6 +124,11 @@ impl Lists {
             header_checks: RwSignal::new(header_checks),
             next: StoredValue::new(key + 1),
         }
+    }
+
+    /// The JSONPath rows with a path, as the assertions the spec stores.
+    fn json_path_assertions(&self) -> Vec<JsonPathAssertion> {
+        self.json_paths.get_untracked().iter().filter_map(Row::json_path).collect()
     }
 
     fn add(&self, list: RwSignal<Vec<Row>>) {
@@ -167,17 +188,7 @@ fn assemble(spec: &ProbeSpec, lists: Lists, status: &str, errors: RwSignal<Error
         .filter(|r| !r.name.trim().is_empty())
         .map(|r| (r.name.trim().to_string(), r.value))
         .collect::<BTreeMap<_, _>>();
-    s.assertions.json_path = lists
-        .json_paths
-        .get_untracked()
-        .into_iter()
-        .filter(|r| !r.name.trim().is_empty())
-        .map(|r| {
-            let op = op_parse(&r.op);
-            let value = (op != CompareOp::Exists).then(|| typed_value(&r.value));
-            JsonPathAssertion { path: r.name.trim().to_string(), op, value }
-        })
-        .collect();
+    s.assertions.json_path = lists.json_path_assertions();
     s.assertions.header = lists
         .header_checks
         .get_untracked()
@@ -673,18 +684,13 @@ fn JsonPathTester(sample: RwSignal<String>, lists: Lists) -> impl IntoView {
     let results = RwSignal::new(Vec::<(String, Result<JsonPathTest, String>)>::new());
     let try_all = move |_| {
         let body = sample.get_untracked();
-        let rows = lists.json_paths.get_untracked();
+        let assertions = lists.json_path_assertions();
         leptos::task::spawn_local(async move {
             let mut out = Vec::new();
-            for r in rows.into_iter().filter(|r| !r.name.trim().is_empty()) {
-                let op = op_parse(&r.op);
-                let a = JsonPathAssertion {
-                    path: r.name.trim().to_string(),
-                    op,
-                    value: (op != CompareOp::Exists).then(|| typed_value(&r.value)),
-                };
+            for a in assertions {
+                let path = a.path.clone();
                 let verdict = test_json_path(a, body.clone()).await.map_err(|e| e.to_string());
-                out.push((r.name, verdict));
+                out.push((path, verdict));
             }
             results.set(out);
         });
