@@ -81,6 +81,23 @@ impl From<std::sync::Arc<sqlx::Error>> for ApiError {
 }
 
 /// Storage failures read the way the domain reads them.
+/// A probe file that could not be applied: the file's own problems are the caller's (400, naming
+/// the file); the database's are not, and keep their status (503 while it is unreachable).
+impl From<crate::monitor::probe_file::FileError> for ApiError {
+    fn from(e: crate::monitor::probe_file::FileError) -> Self {
+        use crate::monitor::probe_file::FileError;
+        match e {
+            FileError::Database(db) => db.into(),
+            FileError::Refused {
+                error: error @ (Error::Unavailable(_) | Error::Database(_) | Error::Internal(_)),
+                ..
+            } => error.into(),
+            FileError::Write(w) => Error::Internal(w.to_string()).into(),
+            other => ApiError::bad("file", other.to_string()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Error::from(e).into()
@@ -157,5 +174,28 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(UNAVAILABLE_RETRY_SECS));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::probe_file::FileError;
+
+    #[test]
+    fn a_probe_file_error_is_the_callers_unless_the_database_failed() {
+        let syntax = FileError::Syntax { path: None, line: Some(3), message: "expected `=`".into() };
+        let refused = FileError::Refused { what: "probe", name: "api".into(), error: Error::invalid("url", "no host") };
+        for e in [syntax, refused, FileError::Duplicate("api".into())] {
+            assert_eq!(ApiError::from(e).status(), StatusCode::BAD_REQUEST);
+        }
+        let down = FileError::Database(sqlx::Error::PoolTimedOut);
+        assert_eq!(ApiError::from(down).status(), StatusCode::SERVICE_UNAVAILABLE, "an outage is not a bad file");
+        let refused_by_outage = FileError::Refused {
+            what: "probe",
+            name: "api".into(),
+            error: Error::Unavailable(sqlx::Error::PoolClosed),
+        };
+        assert_eq!(ApiError::from(refused_by_outage).status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

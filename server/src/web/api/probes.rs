@@ -64,9 +64,7 @@ pub async fn apply_file(
         field: None,
         message: "this server runs without a probe file (--config)".into(),
     })?;
-    let diff = probe_file::reload(&state.pool, &state.scheduler, &path, q.dry_run)
-        .await
-        .map_err(|e| ApiError::bad("file", e.to_string()))?;
+    let diff = probe_file::reload(&state.pool, &state.scheduler, &path, q.dry_run).await?;
     if !q.dry_run {
         let detail = serde_json::to_value(&diff).unwrap_or_default();
         actor.audit(&state.pool, "probes.apply", path.display().to_string(), detail).await?;
