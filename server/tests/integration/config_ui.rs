@@ -145,6 +145,13 @@ async fn secrets_saved_from_the_browser_are_kept_and_never_shown_again() {
     assert_eq!((status, body["field"].as_str()), (400, Some("headers")), "{body}");
     let (status, body) = status_of(&admin, &app, "save_probe", json!({"id": null, "from": null, "spec": back})).await;
     assert_eq!((status, body["kind"].as_str()), (400, Some("invalid")), "{body}");
+
+    // "Remove the stored body" sends no body: the hidden one goes, the masked headers stay.
+    let mut cleared = back.clone();
+    cleared.body = None;
+    let _: SavedProbe = call(&admin, &app, "save_probe", json!({"id": id, "from": id, "spec": cleared})).await;
+    let stored = store::get_probe(&app.pool, id).await.expect("db").expect("probe").spec;
+    assert_eq!((stored.body, stored.headers["authorization"].as_str()), (None, "Bearer t0ken-secret"));
     app.stop().await;
 }
 

@@ -289,6 +289,7 @@ fn ProbeForm(start: Start, catalog: Catalog) -> impl IntoView {
     };
     let lists = Lists::from_spec(&initial);
     let body_masked = initial.body.as_deref() == Some(SECRET_MASK);
+    let clear_body = RwSignal::new(false);
     let status = RwSignal::new(status_text(&initial.assertions.status));
     let new_service = RwSignal::new(if catalog.services.is_empty() { Some(String::new()) } else { None });
     let spec = RwSignal::new(initial);
@@ -491,11 +492,21 @@ fn ProbeForm(start: Start, catalog: Catalog) -> impl IntoView {
                         rows="3"
                         placeholder=if body_masked { "hidden: type to replace" } else { "" }
                         prop:value=if body_masked { String::new() } else { spec.with_untracked(|s| s.body.clone().unwrap_or_default()) }
+                        prop:disabled=move || clear_body.get()
                         on:input=move |ev| {
                             let v = event_target_value(&ev);
                             spec.update(|s| s.body = if v.is_empty() && body_masked { Some(SECRET_MASK.into()) } else { (!v.is_empty()).then_some(v) });
                         }
                     ></textarea>
+                    // An empty box keeps a hidden body; removing it is its own, explicit choice.
+                    {body_masked.then(|| view! {
+                        <label class="check"><input type="checkbox" prop:checked=move || clear_body.get()
+                            on:change=move |ev| {
+                                let on = event_target_checked(&ev);
+                                clear_body.set(on);
+                                spec.update(|s| s.body = if on { None } else { Some(SECRET_MASK.into()) });
+                            }/>" Remove the stored body"</label>
+                    })}
                 </Field>
             </fieldset>
 
