@@ -219,30 +219,44 @@ pub async fn select(pool: &PgPool, selection: &Selection) -> Result<Vec<Probe>, 
 
 /// Pauses, resumes or deletes the selected probes. File-managed probes are left as they are
 /// (the file decides about them) and named in the answer.
+/// A bulk action as far as it went: what it changed, and the error that stopped it, if one did
+/// (the changes before it stand, and the caller records them either way).
+pub struct BulkRun {
+    pub outcome: BulkOutcome,
+    pub changed_names: Vec<String>,
+    pub stopped: Option<(String, Error)>,
+}
+
 pub async fn bulk(
     pool: &PgPool,
     scheduler: &Scheduler,
     selection: &Selection,
     action: BulkAction,
-) -> Result<BulkOutcome, Error> {
-    let mut outcome = BulkOutcome::default();
+) -> Result<BulkRun, Error> {
+    let mut run = BulkRun { outcome: BulkOutcome::default(), changed_names: Vec::new(), stopped: None };
     for p in select(pool, selection).await? {
         if p.file_managed {
-            outcome.skipped.push(p.spec.name);
+            run.outcome.skipped.push(p.spec.name);
             continue;
         }
-        match action {
-            BulkAction::Delete => delete_probe(pool, scheduler, p.id).await?,
+        let name = p.spec.name.clone();
+        let done = match action {
+            BulkAction::Delete => delete_probe(pool, scheduler, p.id).await,
             BulkAction::Pause | BulkAction::Resume => {
                 let enabled = action == BulkAction::Resume;
                 if p.spec.enabled == enabled {
                     continue;
                 }
                 let spec = ProbeSpec { enabled, service_id: Some(p.service_id), service: None, ..p.spec };
-                write_probe(pool, Some(scheduler), &spec, Mode::Replace(p.id)).await?;
+                write_probe(pool, Some(scheduler), &spec, Mode::Replace(p.id)).await.map(|_| ())
             }
+        };
+        if let Err(e) = done {
+            run.stopped = Some((name, e));
+            break;
         }
-        outcome.changed += 1;
+        run.outcome.changed += 1;
+        run.changed_names.push(name);
     }
-    Ok(outcome)
+    Ok(run)
 }

@@ -274,6 +274,13 @@ async fn bulk_actions_cover_a_selection_or_a_tag_and_leave_file_probes_alone() {
     for action in ["probes.pause", "probes.resume", "probes.delete"] {
         assert!(audit.iter().any(|a| a["action"] == action), "{action} audited: {audit:?}");
     }
+    let stored = server::storage::auth::list_audit(&app.pool, 20).await.expect("audit");
+    let (_, deleted) = stored.iter().find(|(_, e)| e.action == "probes.delete").expect("audited");
+    let mut names: Vec<&str> =
+        deleted.detail["changed"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, vec!["cart-b", "search-a"], "the entry names what it changed: {:?}", deleted.detail);
+    assert_eq!(deleted.detail["stopped_at"], Value::Null);
     app.stop().await;
 }
 

@@ -126,11 +126,20 @@ impl CatalogBackend for PgBackend {
     ) -> BoxFuture<'_, Result<BulkOutcome, ServerError>> {
         Box::pin(async move {
             let pool = &self.state.pool;
-            let outcome = catalog::bulk(pool, &self.state.scheduler, &selection, action).await.map_err(shown)?;
-            let detail =
-                serde_json::json!({ "selection": selection, "changed": outcome.changed, "skipped": outcome.skipped });
-            actor_of(&req).audit(pool, &format!("probes.{}", action.as_str()), "bulk", detail).await.map_err(shown)?;
-            Ok(outcome)
+            let run = catalog::bulk(pool, &self.state.scheduler, &selection, action).await.map_err(shown)?;
+            // Recorded even when it stopped part-way: the probes it did change stay changed.
+            let detail = serde_json::json!({
+                "selection": selection,
+                "changed": run.changed_names,
+                "skipped": run.outcome.skipped,
+                "stopped_at": run.stopped.as_ref().map(|(name, e)| format!("{name}: {e}")),
+            });
+            let audited = actor_of(&req).audit(pool, &format!("probes.{}", action.as_str()), "bulk", detail).await;
+            if let Some((_, e)) = run.stopped {
+                return Err(shown(e));
+            }
+            audited.map_err(shown)?;
+            Ok(run.outcome)
         })
     }
 
