@@ -118,7 +118,7 @@ pub trait Backend: CatalogBackend + Send + Sync + 'static {
 
 /// Setting up services and probes (admins; secrets answered masked).
 pub trait CatalogBackend: Send + Sync + 'static {
-    fn catalog(&self) -> BoxFuture<'_, Result<Catalog, ServerError>>;
+    fn catalog(&self, scope: crate::model::CatalogScope) -> BoxFuture<'_, Result<Catalog, ServerError>>;
     fn save_service(
         &self,
         req: RequestParts,

@@ -9,14 +9,15 @@ use leptos::server_fn::codec::Json;
 use super::ServerError;
 
 use crate::model::{
-    AllowChange, AllowEntry, BulkAction, BulkOutcome, Catalog, DemoCommand, DemoStatus, ImportSummary,
+    AllowChange, AllowEntry, BulkAction, BulkOutcome, Catalog, CatalogScope, DemoCommand, DemoStatus, ImportSummary,
     JsonPathAssertion, JsonPathTest, ProbeSpec, ProbeTrial, SavedProbe, Selection, Service, ServiceInput,
 };
 
+/// The services and the probes `scope` asks for (all of them when it is left out).
 #[server(endpoint = "get_catalog", input = Json)]
-pub async fn get_catalog() -> Result<Catalog, ServerError> {
+pub async fn get_catalog(scope: Option<CatalogScope>) -> Result<Catalog, ServerError> {
     let backend = super::backend::backend()?;
-    backend.0.catalog().await
+    backend.0.catalog(scope.unwrap_or_default()).await
 }
 
 /// Creates a service (`id` none) or changes it.

@@ -16,6 +16,20 @@ pub struct Catalog {
     pub probes: Vec<Probe>,
 }
 
+/// How much of the catalog a page needs: a form needs the services and at most its own probe,
+/// not every probe of a large fleet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogScope {
+    /// Every service and every probe (the configuration list).
+    #[default]
+    All,
+    /// The services only.
+    Services,
+    /// The services and this probe.
+    Probe(uuid::Uuid),
+}
+
 /// A probe written from the form; `push_token` once, when one was issued, and `refused` when the
 /// network policy refuses its target (saved all the same: the admin may be about to allow it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -84,6 +84,17 @@ async fn secrets_saved_from_the_browser_are_kept_and_never_shown_again() {
         assert!(text.contains(SECRET_MASK), "{text}");
     }
 
+    // A form loads the services and its own probe only (masked too), not the whole fleet.
+    let other =
+        json!({"name": "orders-other", "service": "orders", "kind": "http", "url": format!("http://{target}/x")});
+    let _: SavedProbe = call(&admin, &app, "save_probe", json!({"id": null, "from": null, "spec": other})).await;
+    let one: Catalog = call(&admin, &app, "get_catalog", json!({"scope": {"probe": id}})).await;
+    assert_eq!(one.probes.iter().map(|p| p.id).collect::<Vec<_>>(), vec![id]);
+    assert_eq!(one.probes[0].spec.headers["authorization"], SECRET_MASK);
+    let services: Catalog = call(&admin, &app, "get_catalog", json!({"scope": "services"})).await;
+    assert!(services.probes.is_empty() && services.services.len() == 1, "{services:?}");
+    assert_eq!(call::<Catalog>(&admin, &app, "get_catalog", json!({})).await.probes.len(), 2, "the list: all");
+
     // The form sends the masked spec back with one change: the secrets stay as stored.
     let catalog: Catalog = call(&admin, &app, "get_catalog", json!({})).await;
     let mut back = catalog.probes.iter().find(|p| p.id == id).expect("listed").spec.clone();

@@ -69,7 +69,7 @@ pub fn Config() -> impl IntoView {
     let tag = Memo::new(move |_| query.read().get("tag").unwrap_or_default());
     let q = Memo::new(move |_| query.read().get("q").unwrap_or_default());
     let version = RwSignal::new(0u32);
-    let catalog = Resource::new(move || version.get(), |_| get_catalog());
+    let catalog = Resource::new(move || version.get(), |_| get_catalog(None));
     let chosen = RwSignal::new(BTreeSet::<Uuid>::new());
     let message = RwSignal::new(None::<Result<String, String>>);
     let navigate = use_navigate();

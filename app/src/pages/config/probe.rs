@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::form::{Errors, Field, area, check, list_text, number, set_error, show_server_error, split_list, text};
 use crate::api::{get_catalog, run_probe, save_probe, test_json_path};
 use crate::model::{
-    Catalog, CompareOp, Criticality, HeaderAssertion, JsonPathAssertion, JsonPathTest, Outcome, ProbeKind, ProbeSpec,
-    ProbeTrial, SECRET_MASK, SavedProbe, StatusSpec,
+    Catalog, CatalogScope, CompareOp, Criticality, HeaderAssertion, JsonPathAssertion, JsonPathTest, Outcome,
+    ProbeKind, ProbeSpec, ProbeTrial, SECRET_MASK, SavedProbe, StatusSpec,
 };
 
 const OPS: [(CompareOp, &str); 9] = [
@@ -258,7 +258,13 @@ fn start(catalog: &Catalog, id: Option<&str>, service: Option<&str>, from: Optio
 pub fn ProbePage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
-    let catalog = Resource::new(|| (), |_| get_catalog());
+    // The probe edited or cloned, not every probe: the form needs one, and the services.
+    let scope = {
+        let (p, q) = (params.read_untracked(), query.read_untracked());
+        let target = p.get_str("id").or(q.get_str("from")).and_then(|s| s.parse().ok());
+        target.map_or(CatalogScope::Services, CatalogScope::Probe)
+    };
+    let catalog = Resource::new(move || scope, |scope| get_catalog(Some(scope)));
     view! {
         <Title text="Probe"/>
         <section class="page config">

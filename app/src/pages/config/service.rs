@@ -9,12 +9,12 @@ use uuid::Uuid;
 
 use super::form::{Errors, Field, area, list_text, show_server_error, split_tags, text};
 use crate::api::{delete_service, get_catalog, save_service};
-use crate::model::{Criticality, ServiceInput};
+use crate::model::{CatalogScope, Criticality, ServiceInput};
 
 #[component]
 pub fn ServicePage() -> impl IntoView {
     let params = use_params_map();
-    let catalog = Resource::new(|| (), |_| get_catalog());
+    let catalog = Resource::new(|| (), |_| get_catalog(Some(CatalogScope::Services)));
     view! {
         <Title text="Service"/>
         <section class="page config">
@@ -28,7 +28,7 @@ pub fn ServicePage() -> impl IntoView {
                         match (id, existing) {
                             (Some(_), None) => view! { <p class="error" role="alert">"No such service."</p> }.into_any(),
                             (_, s) => {
-                                let probes = s.as_ref().map_or(0, |s| c.probes.iter().filter(|p| p.service_id == s.id).count());
+                                let probes = s.as_ref().map_or(0, |s| s.probe_ids.len());
                                 view! { <ServiceForm existing=s probes/> }.into_any()
                             }
                         }

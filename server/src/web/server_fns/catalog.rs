@@ -23,11 +23,16 @@ use crate::web::error::ApiError;
 const MAX_SAMPLE: usize = 1024 * 1024;
 
 impl CatalogBackend for PgBackend {
-    fn catalog(&self) -> BoxFuture<'_, Result<Catalog, ServerError>> {
+    fn catalog(&self, scope: app::model::CatalogScope) -> BoxFuture<'_, Result<Catalog, ServerError>> {
+        use app::model::CatalogScope;
         Box::pin(async move {
             let pool = &self.state.pool;
             let services = store::list_services(pool).await.map_err(shown)?;
-            let probes = store::list_probes(pool, None).await.map_err(shown)?;
+            let probes = match scope {
+                CatalogScope::All => store::list_probes(pool, None).await.map_err(shown)?,
+                CatalogScope::Services => Vec::new(),
+                CatalogScope::Probe(id) => store::get_probe(pool, id).await.map_err(shown)?.into_iter().collect(),
+            };
             Ok(Catalog { services, probes: probes.into_iter().map(|p| p.masked()).collect() })
         })
     }
