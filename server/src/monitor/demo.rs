@@ -83,11 +83,24 @@ impl BuiltInDemo {
             tags: vec!["demo".into()],
             criticality: app::model::Criticality::High,
         };
-        let id = match store::list_services(pool).await?.into_iter().find(|s| s.name == SERVICE) {
-            Some(s) => catalog::update_service(pool, s.id, &service).await?.id,
-            None => catalog::create_service(pool, &service).await?.id,
+        // Known by id, not by name: a user's own service called like the demo is left alone.
+        let id = match store::demo_service(pool).await? {
+            Some(id) => catalog::update_service(pool, id, &service).await?.id,
+            None => {
+                if store::list_services(pool).await?.iter().any(|s| s.name == SERVICE) {
+                    return Err(taken(format!("a service named {SERVICE} exists and is not the demo's")));
+                }
+                let id = catalog::create_service(pool, &service).await?.id;
+                store::set_demo_service(pool, Some(id)).await?;
+                id
+            }
         };
         for spec in probes(&format!("http://{addr}")) {
+            if let Some(p) = store::get_probe_by_name(pool, &spec.name).await?
+                && p.service_id != id
+            {
+                return Err(taken(format!("a probe named {} exists and is not the demo's", spec.name)));
+            }
             catalog::write_probe(pool, Some(scheduler), &spec, Mode::Named).await?;
         }
         Ok(self.status(Some(id)))
@@ -95,7 +108,7 @@ impl BuiltInDemo {
 
     /// At start-up: a demo left running before a restart runs again (on a new port).
     pub async fn resume(&self, pool: &PgPool, scheduler: &Scheduler) -> Result<(), Error> {
-        if store::list_services(pool).await?.iter().any(|s| s.name == SERVICE) {
+        if store::demo_service(pool).await?.is_some() {
             self.start(pool, scheduler).await?;
             tracing::info!("the built-in demo runs again");
         }
@@ -115,14 +128,15 @@ impl BuiltInDemo {
     /// Removes all of the demo: its incidents, service, probes and results, and the target.
     pub async fn remove(&self, pool: &PgPool, scheduler: &Scheduler) -> Result<(), Error> {
         let _one_at_a_time = self.changing.lock().await;
-        if let Some(s) = store::list_services(pool).await?.into_iter().find(|s| s.name == SERVICE) {
+        if let Some(id) = store::demo_service(pool).await? {
             // Its probes stop first, so no incident opens between deleting the incidents and the
             // service (it would lose its service and stay behind).
-            for p in store::list_probes(pool, Some(s.id)).await? {
+            for p in store::list_probes(pool, Some(id)).await? {
                 scheduler.remove(p.id);
             }
-            store::delete_incidents_only_of(pool, s.id).await?;
-            catalog::delete_service(pool, scheduler, s.id).await?;
+            store::delete_incidents_only_of(pool, id).await?;
+            catalog::delete_service(pool, scheduler, id).await?;
+            store::set_demo_service(pool, None).await?;
         }
         let stopped = self.running.lock().map(|mut r| r.take()).unwrap_or(None);
         if let Some(target) = stopped {
@@ -130,4 +144,9 @@ impl BuiltInDemo {
         }
         Ok(())
     }
+}
+
+/// The demo cannot take a name a user's own service or probe already has.
+fn taken(what: String) -> Error {
+    Error::Conflict { field: None, message: format!("{what}: rename it to try the demo") }
 }

@@ -345,3 +345,15 @@ pub async fn delete_allow(pool: &PgPool, cidr: &str) -> Result<bool, sqlx::Error
     let done = sqlx::query!("delete from network_allow where cidr = $1", cidr).execute(pool).await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// The built-in demo's service, while the demo exists.
+#[tracing::instrument(skip(pool))]
+pub async fn demo_service(pool: &PgPool) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!("select demo_service_id from instance").fetch_optional(pool).await.map(Option::flatten)
+}
+
+/// Records (or forgets, with `None`) which service is the built-in demo's.
+#[tracing::instrument(skip(pool))]
+pub async fn set_demo_service(pool: &PgPool, id: Option<Uuid>) -> Result<(), sqlx::Error> {
+    sqlx::query!("update instance set demo_service_id = $1", id).execute(pool).await.map(|_| ())
+}

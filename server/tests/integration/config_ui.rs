@@ -371,6 +371,23 @@ async fn the_built_in_demo_runs_inside_triage_and_leaves_nothing_behind() {
     app.stop().await;
 }
 
+/// The demo is known by id: a user's own service called like it is neither taken over by
+/// "Try the demo" nor removed with it.
+#[tokio::test]
+async fn the_demo_leaves_a_users_service_of_the_same_name_alone() {
+    let app = spawn_app().await;
+    let admin = app.browser_of(Role::Admin).await;
+    let mine: Value = call(&admin, &app, "save_service", json!({"id": null, "input": {"name": "demo-shop"}})).await;
+    let (status, body) = status_of(&admin, &app, "control_demo", json!({"command": "start"})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("rename it to try the demo"), "{body}");
+    let removed: DemoStatus = call(&admin, &app, "control_demo", json!({"command": "remove"})).await;
+    assert!(!removed.running);
+    let services = store::list_services(&app.pool).await.expect("db");
+    assert!(services.iter().any(|s| s.id.to_string() == mine["id"].as_str().unwrap_or_default()), "kept: {services:?}");
+    app.stop().await;
+}
+
 /// The allowlist an admin edits in the browser: kept in the database, audited, applied to the
 /// running policy at once and again after a restart; command-line entries are listed read-only.
 #[tokio::test]

@@ -161,12 +161,7 @@ impl CatalogBackend for PgBackend {
     fn demo(&self, req: RequestParts, command: DemoCommand) -> BoxFuture<'_, Result<DemoStatus, ServerError>> {
         Box::pin(async move {
             let (pool, scheduler, demo) = (&self.state.pool, &self.state.scheduler, &self.state.demo);
-            let service = || async {
-                let services = store::list_services(pool).await?;
-                Ok::<_, sqlx::Error>(
-                    services.into_iter().find(|s| s.name == crate::monitor::demo::SERVICE).map(|s| s.id),
-                )
-            };
+            let service = || store::demo_service(pool);
             let (status, action) = match &command {
                 DemoCommand::Show => return Ok(demo.status(service().await.map_err(shown)?)),
                 DemoCommand::Start => (demo.start(pool, scheduler).await.map_err(shown)?, "demo.start"),
