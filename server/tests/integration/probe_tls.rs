@@ -123,6 +123,58 @@ async fn redirects_are_followed_only_when_asked() {
     assert_eq!(&r.body[..], b"arrived");
 }
 
+/// The probe's headers are its credentials: they follow a redirect within their origin, never to
+/// another one (another port is another origin), and a body is not re-sent across origins.
+#[tokio::test]
+async fn credentials_never_follow_a_redirect_to_another_origin() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<(String, Option<String>, Option<String>)>::new()));
+    let record = |tag: &'static str, seen: Arc<std::sync::Mutex<Vec<_>>>| {
+        move |h: axum::http::HeaderMap| async move {
+            let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            seen.lock().expect("lock").push((tag.to_string(), get("authorization"), get("x-api-key")));
+            "arrived"
+        }
+    };
+    let other = serve_target(Router::new().route("/final", get(record("other", seen.clone())))).await;
+    let start = serve_target(
+        Router::new()
+            .route("/same", get(|| async { Redirect::temporary("/here") }))
+            .route("/here", get(record("same", seen.clone())))
+            .route("/away", get(move || async move { Redirect::temporary(&format!("http://{other}/final")) }))
+            .route(
+                "/post-away",
+                axum::routing::post(move || async move { Redirect::temporary(&format!("http://{other}/final")) }),
+            ),
+    )
+    .await;
+    let loopback = policy(&["127.0.0.0/8"]);
+    let check = |path: &str| {
+        let mut c = HttpCheck::get(format!("http://{start}{path}").parse().expect("url"), Duration::from_secs(5));
+        c.follow_redirects = true;
+        c.headers = vec![
+            ("authorization".parse().expect("name"), "Bearer s3cret".parse().expect("value")),
+            ("x-api-key".parse().expect("name"), "k3y".parse().expect("value")),
+        ];
+        c
+    };
+    let same = http::run(&check("/same"), &loopback).await;
+    assert_eq!((same.outcome, same.status), (Outcome::Up, Some(200)), "{same:?}");
+    let away = http::run(&check("/away"), &loopback).await;
+    assert_eq!((away.outcome, away.status), (Outcome::Up, Some(200)), "followed, without the credentials: {away:?}");
+    let got = seen.lock().expect("lock").clone();
+    assert_eq!(
+        got,
+        vec![("same".into(), Some("Bearer s3cret".into()), Some("k3y".into())), ("other".into(), None, None),]
+    );
+    let mut post = check("/post-away");
+    post.method = axum::http::Method::POST;
+    post.body = Some(bytes::Bytes::from_static(b"{\"password\":\"p4ss\"}"));
+    let refused = http::run(&post, &loopback).await;
+    assert_eq!(refused.error, Some(ErrorClass::Protocol), "{refused:?}");
+    assert!(refused.detail.as_deref().is_some_and(|d| d.contains("would re-send the request body")), "{refused:?}");
+    assert_eq!(seen.lock().expect("lock").len(), 2, "the body went nowhere else");
+}
+
 #[tokio::test]
 async fn a_redirect_into_denied_space_is_refused_without_connecting() {
     // The second hop listens on 127.0.0.2, which this policy does not allow (only 127.0.0.1 is).

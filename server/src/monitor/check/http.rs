@@ -202,9 +202,14 @@ async fn follow(
     let mut method = check.method.clone();
     let mut body = check.body.clone();
     let mut hop = 0;
+    let origin = check.url.origin();
     loop {
         *phases = Phases::default();
-        let response = exchange(check, &url, &method, body.clone(), policy, request_id, phases, cert_days).await?;
+        // The probe's headers are its credentials (they are write-only for that reason): they go
+        // to the origin they were given for, never to wherever a redirect points.
+        let headers = if url.origin() == origin { check.headers.as_slice() } else { &[] };
+        let hop_request = Hop { url: &url, method: &method, headers, body: body.clone() };
+        let response = exchange(check, hop_request, policy, request_id, phases, cert_days).await?;
         if !check.follow_redirects || !is_redirect(response.status) {
             return Ok(response);
         }
@@ -225,21 +230,38 @@ async fn follow(
             method = Method::GET;
             body = None;
         }
+        // A 307/308 re-sends the body; the body may hold a secret too, so only to its own origin.
+        if body.is_some() && next.origin() != origin {
+            return Err(Failure::new(
+                ErrorClass::Protocol,
+                format!(
+                    "redirect {} to another origin ({}) would re-send the request body; not followed",
+                    response.status,
+                    next.origin().ascii_serialization()
+                ),
+            ));
+        }
         url = next;
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One request of a redirect chain: where, how, and what it carries.
+struct Hop<'a> {
+    url: &'a Url,
+    method: &'a Method,
+    headers: &'a [(HeaderName, HeaderValue)],
+    body: Option<Bytes>,
+}
+
 async fn exchange(
     check: &HttpCheck,
-    url: &Url,
-    method: &Method,
-    body: Option<Bytes>,
+    hop: Hop<'_>,
     policy: &NetworkPolicy,
     request_id: &str,
     phases: &mut Phases,
     cert_days: &mut Option<i32>,
 ) -> Result<Response, Failure> {
+    let Hop { url, method, headers, body } = hop;
     let https = match url.scheme() {
         "http" => false,
         "https" => true,
@@ -266,11 +288,11 @@ async fn exchange(
         None => url.path().to_string(),
     };
     let mut builder = Request::builder().method(method.clone()).uri(path);
-    for (name, value) in &check.headers {
+    for (name, value) in headers {
         builder = builder.header(name, value);
     }
     // A probe that sets its own `traceparent` (to join an existing trace) keeps it.
-    if !check.headers.iter().any(|(n, _)| n == "traceparent") {
+    if !headers.iter().any(|(n, _)| n == "traceparent") {
         builder = builder.header("traceparent", traceparent(request_id));
     }
     let request = builder
