@@ -178,8 +178,8 @@ impl NetworkPolicy {
     }
 }
 
-/// IPv4 addresses written in IPv6 form (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`) are
-/// judged as the IPv4 address they are.
+/// IPv4 addresses written in IPv6 form (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`,
+/// translated `::ffff:0:a.b.c.d`) are judged as the IPv4 address they are.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => {
@@ -187,7 +187,11 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
                 return IpAddr::V4(v4);
             }
             let s = v6.segments();
-            if s[..6] == [0, 0, 0, 0, 0, 0] && !(s[6] == 0 && s[7] <= 1) {
+            // IPv4-compatible `::a.b.c.d` (but not `::` or `::1`) and IPv4-translated
+            // `::ffff:0:a.b.c.d` (SIIT): both end in the IPv4 address they stand for.
+            let compatible = s[..6] == [0, 0, 0, 0, 0, 0] && !(s[6] == 0 && s[7] <= 1);
+            let translated = s[..6] == [0, 0, 0, 0, 0xffff, 0];
+            if compatible || translated {
                 return IpAddr::V4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
             }
             ip
@@ -206,8 +210,12 @@ pub fn classify(ip: IpAddr) -> Result<(), DenyReason> {
 
 fn classify_v4(ip: Ipv4Addr) -> Result<(), DenyReason> {
     let o = ip.octets();
-    let reason = if ip == Ipv4Addr::new(169, 254, 169, 254) || ip == Ipv4Addr::new(100, 100, 100, 200) {
-        // AWS/GCP/Azure/OpenStack metadata; Alibaba Cloud metadata.
+    let reason = if ip == Ipv4Addr::new(169, 254, 169, 254)
+        || ip == Ipv4Addr::new(100, 100, 100, 200)
+        || ip == Ipv4Addr::new(168, 63, 129, 16)
+    {
+        // AWS/GCP/Azure/OpenStack metadata; Alibaba Cloud metadata; Azure's WireServer (host
+        // agent, platform DNS and certificates: public-looking, but the host's own service).
         Some(DenyReason::CloudMetadata)
     } else if ip.is_unspecified() || o[0] == 0 {
         Some(DenyReason::Unspecified)
@@ -395,6 +403,16 @@ mod tests {
         "http://[::ffff:10.0.0.1]/",
         "http://[::ffff:192.168.0.1]/",
         "https://127.0.0.1:443/",
+        "http://168.63.129.16/machine?comp=goalstate",
+        "http://2822734096/",
+        "http://[::ffff:0:7f00:1]/",
+        "http://[::ffff:0:127.0.0.1]/",
+        "http://[::ffff:0:a9fe:a9fe]/",
+        "http://[::ffff:0:a00:1]/",
+        "http://[64:ff9b::10.0.0.1]/",
+        "http://[64:ff9b:1::a9fe:a9fe]/",
+        "http://[2002:a9fe:a9fe::]/",
+        "http://[2002:a00:1::1]/",
     ];
 
     #[tokio::test]
