@@ -31,16 +31,19 @@ use crate::storage::rollups::histogram::LatencyHistogram;
 pub const DEFAULT_CONCURRENCY: usize = 512;
 
 /// A probe's confirmed state, shared by its task and the push endpoint.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Tracker {
     machine: ProbeState,
     since: DateTime<Utc>,
     last_push: Option<DateTime<Utc>>,
+    /// Results observed so far: tells a push whether anything else moved the machine while its
+    /// own result was being stored.
+    observed: u64,
 }
 
 impl Tracker {
     fn new(state: Option<Outcome>, since: DateTime<Utc>, probe: &CompiledProbe) -> Self {
-        Self { machine: ProbeState::resume(state, probe.confirmation), since, last_push: None }
+        Self { machine: ProbeState::resume(state, probe.confirmation), since, last_push: None, observed: 0 }
     }
 
     /// Feeds a result through the state machine; returns the state row and any confirmed change.
@@ -48,6 +51,7 @@ impl Tracker {
     /// A check the network policy refused says nothing about the target: it is a configuration
     /// problem (shown from the stored last error), so it confirms nothing and opens no incident.
     pub fn observe(&mut self, result: &ProbeResult, service_id: Uuid) -> (StateRow, Option<StateChange>) {
+        self.observed += 1;
         let blocked = result.error == Some(ErrorClass::BlockedByPolicy);
         let change = (!blocked).then(|| self.machine.observe(result.outcome)).flatten().map(|c| {
             self.since = result.at;
@@ -77,6 +81,18 @@ impl Tracker {
 pub struct Scheduled {
     pub probe: CompiledProbe,
     tracker: Mutex<Tracker>,
+    /// Serialises pushes to this probe from trying a result to storing it (held across the
+    /// store, so it is an async mutex; the tracker's own lock never is).
+    pushing: tokio::sync::Mutex<()>,
+}
+
+/// A pushed result's record, computed on a copy of the state machine: the machine itself moves
+/// only once the result is stored ([`Scheduled::commit`]), so a store that fails leaves no
+/// transition behind and the agent's retry confirms it again, to be stored then.
+pub struct Tentative {
+    pub record: Record,
+    after: Tracker,
+    base: u64,
 }
 
 impl Scheduled {
@@ -89,6 +105,34 @@ impl Scheduled {
     pub fn record(&self, result: ProbeResult) -> Record {
         let (state, change) = self.tracker().observe(&result, self.probe.service_id);
         Record { service_id: self.probe.service_id, result: Arc::new(result), state, change }
+    }
+
+    /// Serialises one push from [`try_record`](Self::try_record) to [`commit`](Self::commit).
+    pub async fn push_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.pushing.lock().await
+    }
+
+    /// The record a pushed result would make, without moving the state machine.
+    pub fn try_record(&self, result: ProbeResult) -> Tentative {
+        let mut after = self.tracker().clone();
+        let base = after.observed;
+        let (state, change) = after.observe(&result, self.probe.service_id);
+        let record = Record { service_id: self.probe.service_id, result: Arc::new(result), state, change };
+        Tentative { record, after, base }
+    }
+
+    /// The pushed result is stored: the machine takes the state it was judged with. Should a
+    /// scheduled result (a missed heartbeat) have moved it meanwhile, the pushed result is fed
+    /// to it in turn instead, so no observation is lost.
+    pub fn commit(&self, tentative: &Tentative) {
+        let mut t = self.tracker();
+        if t.observed == tentative.base {
+            let last_push = t.last_push;
+            *t = tentative.after.clone();
+            t.last_push = last_push;
+        } else {
+            t.observe(&tentative.record.result, self.probe.service_id);
+        }
     }
 
     pub fn note_push(&self, at: DateTime<Utc>) {
@@ -203,7 +247,8 @@ impl Scheduler {
         let mut tracker = Tracker::new(state, since, &compiled);
         tracker.last_push = last_push;
         let enabled = compiled.enabled;
-        let scheduled = Arc::new(Scheduled { probe: compiled, tracker: Mutex::new(tracker) });
+        let scheduled =
+            Arc::new(Scheduled { probe: compiled, tracker: Mutex::new(tracker), pushing: tokio::sync::Mutex::new(()) });
         let task = enabled.then(|| self.inner.runtime.spawn(probe_loop(self.inner.clone(), scheduled.clone())));
         probes.insert(probe.id, Running { scheduled, task });
         Ok(())

@@ -274,6 +274,49 @@ async fn pushes_need_the_probe_token_and_a_retry_is_not_stored_twice() {
     app.stop().await;
 }
 
+/// A push whose store fails leaves no transition behind: the agent's retry confirms the change
+/// again and it is stored, exactly once.
+#[tokio::test]
+async fn a_push_that_could_not_be_stored_confirms_its_change_on_the_retry() {
+    let app = spawn_app().await;
+    let created: Value = post(
+        &app,
+        "/api/v1/probes",
+        json!({"name": "etl-run", "service": "etl", "kind": "push", "interval_secs": 3600, "failures_to_down": 1}),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let (id, token) = (created["id"].as_str().expect("id"), created["push_token"].as_str().expect("token"));
+    // The database refuses this one push, as it would while restarting.
+    sqlx::raw_sql(
+        "create function refuse_seq_7() returns trigger language plpgsql as $$
+           begin if new.seq = 7 then raise exception 'refused for the test'; end if; return new; end $$;
+         create trigger refuse_7 before insert on push_receipts for each row execute function refuse_seq_7();",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("trigger");
+    let url = app.url(&format!("/api/v1/push/{id}"));
+    let push = |seq: i64| {
+        app.anonymous
+            .post(&url)
+            .bearer_auth(token)
+            .json(&json!({"agent_id": "agent-1", "seq": seq, "outcome": "down", "error": "timeout"}))
+            .send()
+    };
+    let failed = push(7).await.expect("post");
+    assert!(failed.status().is_server_error(), "{}", failed.status());
+    sqlx::raw_sql("drop trigger refuse_7 on push_receipts").execute(&app.pool).await.expect("drop");
+    assert_eq!(push(7).await.expect("post").status(), StatusCode::CREATED, "the retry is stored");
+    assert_eq!(push(8).await.expect("post").status(), StatusCode::CREATED);
+    let changes: Vec<StateChange> = app.get_json(&format!("/api/v1/probes/{id}/state-changes")).await;
+    assert_eq!(changes.len(), 1, "confirmed once, stored once: {changes:?}");
+    assert_eq!((changes[0].from, changes[0].to), (None, Outcome::Down));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_silent_push_agent_is_a_missed_heartbeat() {
     let app = spawn_app().await;

@@ -109,12 +109,16 @@ pub async fn push(
         pool: None,
         echo: None,
     };
+    // One push of this probe at a time, from judging it to storing it: the state machine moves
+    // only after the store, in the order the results were stored.
+    let _turn = scheduled.push_turn().await;
     // A retry must not be fed to the state machine twice: look for its receipt first.
     if let Some(first) = results::find_push_receipt(&state.pool, probe_id, &body.agent_id, body.seq).await? {
         return Ok((StatusCode::OK, Json(PushAnswer { duplicate: true, at: first })));
     }
     results::ensure_partition(&state.pool, at.date_naive()).await?;
-    let record = scheduled.record(result);
+    let tentative = scheduled.try_record(result);
+    let record = &tentative.record;
     let receipt = results::store_push(
         &state.pool,
         &body.agent_id,
@@ -127,7 +131,9 @@ pub async fn push(
     match receipt {
         PushReceipt::Duplicate(first) => Ok((StatusCode::OK, Json(PushAnswer { duplicate: true, at: first }))),
         PushReceipt::Stored => {
+            scheduled.commit(&tentative);
             scheduled.note_push(at);
+            let record = tentative.record;
             if let Some(change) = record.change {
                 state.hub.publish(ProbeEvent::StateChanged(Arc::new(change)));
             }
