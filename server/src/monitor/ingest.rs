@@ -5,7 +5,8 @@
 //! writer that cannot keep up with a working database slows the probes down instead of growing
 //! memory or dropping results. While PostgreSQL is unreachable the writer instead keeps draining
 //! the channel into a bounded buffer and retries with backoff, so checks go on; past the buffer's
-//! size the oldest results are dropped, counted and logged. A write
+//! size the oldest results are dropped, counted and logged (never one that carries a confirmed
+//! state change). A write
 //! that fails is retried as a whole, so nothing is written twice or half.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -127,20 +128,29 @@ impl Queue {
                 self.stats.accepted.fetch_add(1, Ordering::Relaxed);
                 self.next_seq += 1;
                 self.pending.push_back((self.next_seq, r));
-                while self.pending.len() > self.buffer {
-                    self.pending.pop_front();
-                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    if !self.overflow_logged {
-                        self.overflow_logged = true;
-                        tracing::error!(
-                            buffer = self.buffer,
-                            "result buffer full while the database is unreachable: dropping the oldest results"
-                        );
-                    }
-                }
+                self.shed();
             }
         }
         self.stats.pending.store(self.pending.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Past the bound, drops the oldest results, but never one that carries a confirmed state
+    /// change: those are few (one per confirmation) and each may open an incident, so they stay
+    /// until written, beyond the bound if need be.
+    fn shed(&mut self) {
+        while self.pending.len() > self.buffer {
+            let Some(i) = self.pending.iter().position(|(_, r)| r.change.is_none()) else { break };
+            self.pending.remove(i);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            if !self.overflow_logged {
+                self.overflow_logged = true;
+                tracing::error!(
+                    buffer = self.buffer,
+                    "result buffer full while the database is unreachable: dropping the oldest results \
+                     (never a state change)"
+                );
+            }
+        }
     }
 
     /// Answers flush callers whose results are all written or dropped.
@@ -247,10 +257,7 @@ impl Writer {
                         }
                     }
                     // Re-admitting the batch may have pushed the queue over its bound.
-                    while self.queue.pending.len() > self.queue.buffer {
-                        self.queue.pending.pop_front();
-                        self.queue.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
+                    self.queue.shed();
                 }
             }
             self.queue.stats.pending.store(self.queue.pending.len() as u64, Ordering::Relaxed);
@@ -285,4 +292,80 @@ fn latest_states(batch: &[(u64, Record)]) -> Vec<StateRow> {
         }
     }
     latest.into_values().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::model::{Outcome, Phases};
+    use chrono::{DateTime, Utc};
+
+    fn record(n: i64, change: bool) -> Record {
+        let at = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(n);
+        let result = ProbeResult {
+            probe_id: Uuid::nil(),
+            at,
+            outcome: Outcome::Down,
+            status: None,
+            error: None,
+            detail: None,
+            phases: Phases::default(),
+            response_bytes: 0,
+            request_id: format!("r{n}"),
+            body_excerpt: None,
+            cert_days_left: None,
+            components: Vec::new(),
+            pool: None,
+            echo: None,
+        };
+        let state = StateRow {
+            probe_id: Uuid::nil(),
+            state: Some(Outcome::Down),
+            since: at,
+            last_result_at: at,
+            last_outcome: Outcome::Down,
+            last_error: None,
+        };
+        let change = change.then(|| StateChange {
+            probe_id: Uuid::nil(),
+            service_id: Uuid::nil(),
+            at,
+            from: Some(Outcome::Up),
+            to: Outcome::Down,
+            request_id: format!("r{n}"),
+            error: None,
+        });
+        Record { service_id: Uuid::nil(), result: Arc::new(result), state, change }
+    }
+
+    fn queue(buffer: usize) -> Queue {
+        Queue {
+            buffer,
+            stats: Arc::new(IngestStats::default()),
+            pending: VecDeque::new(),
+            next_seq: 0,
+            waiters: Vec::new(),
+            closed: false,
+            overflow_logged: false,
+        }
+    }
+
+    #[test]
+    fn an_overflowing_buffer_drops_the_oldest_results_but_never_a_state_change() {
+        let mut q = queue(3);
+        for n in 0..8 {
+            // Results 1 and 2 confirmed changes; the rest are plain.
+            q.accept(Some(Msg::Record(record(n, n == 1 || n == 2))));
+        }
+        let kept: Vec<&str> = q.pending.iter().map(|(_, r)| r.result.request_id.as_str()).collect();
+        assert_eq!(kept, vec!["r1", "r2", "r7"], "the changes stay, in order, with the newest result");
+        assert_eq!(q.stats.dropped.load(Ordering::Relaxed), 5);
+        // Only changes left: the bound gives way rather than lose one.
+        let mut q = queue(1);
+        for n in 0..3 {
+            q.accept(Some(Msg::Record(record(n, true))));
+        }
+        assert_eq!(q.pending.len(), 3);
+        assert_eq!(q.stats.dropped.load(Ordering::Relaxed), 0);
+    }
 }
