@@ -47,9 +47,19 @@ impl Error {
     }
 }
 
-/// No connection to the database could be had or kept: the same request may succeed later.
+/// The database cannot serve anyone right now (unreachable, restarting, out of disk or
+/// connections): the same request may succeed later.
 pub fn is_outage(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE classes that say "not now" rather than "not this": 08 connection exception,
+        // 53 insufficient resources (disk full, out of memory, too many connections), 57
+        // operator intervention (shutting down, restarting, terminated by an admin).
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57"))
+        }
+        _ => false,
+    }
 }
 
 /// A unique violation is the caller's duplicate; a connection that cannot be had is an outage;

@@ -161,6 +161,7 @@ pub async fn build_state(
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         config_file: settings.config_file.clone(),
         demo: Arc::default(),
+        raw_retention: settings.probes.raw_retention,
         pool,
     });
     spawn_session_purge(&state);

@@ -68,4 +68,6 @@ pub struct Shared {
     pub demo: Arc<crate::monitor::demo::BuiltInDemo>,
     /// Set when shutdown begins: long-lived responses (live event streams) end on it.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// How long raw results are kept: how late a pushed result may still arrive.
+    pub raw_retention: std::time::Duration,
 }

@@ -262,11 +262,20 @@ async fn pushes_need_the_probe_token_and_a_retry_is_not_stored_twice() {
         .await
         .expect("post");
     assert_eq!(error_field(bad, 400).await.as_deref(), Some("seq"));
+    // An agent that buffered through a long outage: three days late is inside the raw-retention
+    // window (14 days here) and stored; older than the window is refused, naming the field.
+    let at = |days: i64| (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
+    let late = json!({"agent_id": "agent-3", "seq": 1, "outcome": "up", "at": at(3)});
+    let res = app.client.post(&url).bearer_auth(&token).json(&late).send().await.expect("post");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let ancient = json!({"agent_id": "agent-3", "seq": 2, "outcome": "up", "at": at(15)});
+    let res = app.client.post(&url).bearer_auth(&token).json(&ancient).send().await.expect("post");
+    assert_eq!(error_field(res, 400).await.as_deref(), Some("at"));
 
     let probe_id: uuid::Uuid = id.parse().expect("uuid");
     let stored = server::storage::results::count_results(&app.pool, Some(probe_id)).await.expect("count");
-    assert_eq!(stored, 2);
-    let results: Vec<ProbeResult> = app.get_json(&format!("/api/v1/probes/{id}/results")).await;
+    assert_eq!(stored, 3);
+    let results: Vec<ProbeResult> = app.get_json(&format!("/api/v1/probes/{id}/results?from=now-30d")).await;
     let down = results.iter().find(|r| r.outcome == Outcome::Down).expect("agent-2's failure");
     assert_eq!(down.error, Some(ErrorClass::Timeout));
     let up = results.iter().find(|r| r.outcome == Outcome::Up).expect("agent-1's");
@@ -292,7 +301,9 @@ async fn a_push_that_could_not_be_stored_confirms_its_change_on_the_retry() {
     // The database refuses this one push, as it would while restarting.
     sqlx::raw_sql(
         "create function refuse_seq_7() returns trigger language plpgsql as $$
-           begin if new.seq = 7 then raise exception 'refused for the test'; end if; return new; end $$;
+           begin if new.seq = 7 then
+             raise exception 'the database system is shutting down' using errcode = '57P03';
+           end if; return new; end $$;
          create trigger refuse_7 before insert on push_receipts for each row execute function refuse_seq_7();",
     )
     .execute(&app.pool)
@@ -307,7 +318,8 @@ async fn a_push_that_could_not_be_stored_confirms_its_change_on_the_retry() {
             .send()
     };
     let failed = push(7).await.expect("post");
-    assert!(failed.status().is_server_error(), "{}", failed.status());
+    assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE, "an outage, not a bug: try again");
+    assert!(failed.headers().contains_key("retry-after"), "{:?}", failed.headers());
     sqlx::raw_sql("drop trigger refuse_7 on push_receipts").execute(&app.pool).await.expect("drop");
     assert_eq!(push(7).await.expect("post").status(), StatusCode::CREATED, "the retry is stored");
     assert_eq!(push(8).await.expect("post").status(), StatusCode::CREATED);

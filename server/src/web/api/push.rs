@@ -3,7 +3,10 @@
 //! The bearer token is a `push` (or `admin`) API token, or the probe's own push token, checked by
 //! the access middleware (as a SHA-256, in constant time). The
 //! idempotency key is `agent_id` + `seq`: a retry of a stored push is answered `200` with
-//! `duplicate: true` and writes nothing. The `201` is sent only after the result is committed.
+//! `duplicate: true` and writes nothing. The `201` is sent only after the result is committed;
+//! while the database cannot take it the answer is `503` with `Retry-After`, and a result
+//! buffered by the agent is accepted as long as it is inside the raw-retention window (its
+//! minutes are rolled up again, as for any late result).
 
 use std::sync::Arc;
 
@@ -52,7 +55,9 @@ pub struct PushAnswer {
     pub at: DateTime<Utc>,
 }
 
-fn validate(body: &PushBody, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+/// `oldest`: how far back a result may be (the raw-retention window), so an agent that buffered
+/// through a long outage delivers everything it kept.
+fn validate(body: &PushBody, now: DateTime<Utc>, oldest: Duration) -> Result<DateTime<Utc>, ApiError> {
     let id = body.agent_id.trim();
     if id.is_empty() || id.len() > 100 || id != body.agent_id {
         return Err(ApiError::bad("agent_id", "must be 1–100 characters without surrounding spaces"));
@@ -73,8 +78,12 @@ fn validate(body: &PushBody, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiErr
         return Err(ApiError::bad("request_id", "must be 1–128 characters"));
     }
     let at = body.at.unwrap_or(now);
-    if at < now - Duration::days(1) || at > now + Duration::minutes(5) {
-        return Err(ApiError::bad("at", "must be within the last day (and not more than 5 minutes ahead)"));
+    if at < now - oldest || at > now + Duration::minutes(5) {
+        let days = oldest.num_hours() as f64 / 24.0;
+        return Err(ApiError::bad(
+            "at",
+            format!("must be within the raw-retention window ({days:.1} days back, at most 5 minutes ahead)"),
+        ));
     }
     Ok(at)
 }
@@ -87,7 +96,8 @@ pub async fn push(
     // Credentials were checked by the access middleware (a push token, or this probe's own).
     let probe_id = parse_id(&id)?;
     let now = Utc::now();
-    let at = validate(&body, now)?;
+    let oldest = Duration::from_std(state.raw_retention).unwrap_or(Duration::days(1));
+    let at = validate(&body, now, oldest)?;
     let scheduled = state.scheduler.get(probe_id).ok_or(ApiError::NotFound("probe"))?;
     let outcome = body.outcome.unwrap_or(if body.error.is_some() { Outcome::Down } else { Outcome::Up });
     let result = ProbeResult {
