@@ -133,7 +133,7 @@ pub async fn seed(pool: &PgPool, n: usize, history: Duration) -> Result<Seeded, 
         }
     }
     written += batch.len();
-    results::write_batch(pool, &batch, &states, &[]).await?;
+    results::write_batch(pool, Uuid::new_v4(), &batch, &states, &[]).await?;
     crate::storage::rollups::set_watermark(pool, crate::storage::rollups::Level::Minute.truncate(from)).await?;
     crate::monitor::pipeline::roll_up_to(pool, now).await?;
     Ok(Seeded { services: n, probes: n * 2, results: written, secs: started.elapsed().as_secs_f64() })

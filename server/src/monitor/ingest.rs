@@ -179,6 +179,10 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         let mut backoff = Duration::from_millis(100);
         let mut outage: Option<(Instant, u64)> = None;
+        // A failed batch is retried under the same id and with no record past its last one: if
+        // its COMMIT did land (only the answer was lost), the retry is recognised, not stored
+        // twice.
+        let mut retry: Option<(Uuid, u64)> = None;
         loop {
             self.queue.notify();
             if self.queue.pending.is_empty() {
@@ -197,10 +201,14 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let n = self.queue.pending.len().min(self.config.max_batch);
+            let (batch_id, n) = match retry {
+                // Shedding may have dropped some of its records meanwhile, never added any.
+                Some((id, last)) => (id, self.queue.pending.iter().take_while(|(seq, _)| *seq <= last).count()),
+                None => (Uuid::new_v4(), self.queue.pending.len().min(self.config.max_batch)),
+            };
             let batch: Vec<(u64, Record)> = self.queue.pending.drain(..n).collect();
             let result = {
-                let write = write(&self.pool, &mut self.partitions, &batch);
+                let write = write(&self.pool, &mut self.partitions, batch_id, &batch);
                 tokio::pin!(write);
                 // While the database is failing, keep draining the channel so the scheduler keeps
                 // running and the buffer absorbs the outage. While it is healthy, take only up to
@@ -217,6 +225,10 @@ impl Writer {
             };
             match result {
                 Ok(done) => {
+                    retry = None;
+                    if done.repeated {
+                        tracing::info!(batch = %batch_id, "a retried batch had been written already; not written again");
+                    }
                     self.queue.stats.written.fetch_add(done.written as u64, Ordering::Relaxed);
                     self.queue.stats.late.fetch_add(done.late as u64, Ordering::Relaxed);
                     self.queue.overflow_logged = false;
@@ -245,6 +257,7 @@ impl Writer {
                             "cannot write results; keeping them and retrying");
                     }
                     // Back at the front, in order: the retry writes exactly this batch again.
+                    retry = batch.last().map(|(seq, _)| (batch_id, *seq));
                     for item in batch.into_iter().rev() {
                         self.queue.pending.push_front(item);
                     }
@@ -268,6 +281,7 @@ impl Writer {
 async fn write(
     pool: &PgPool,
     partitions: &mut HashSet<NaiveDate>,
+    batch_id: Uuid,
     batch: &[(u64, Record)],
 ) -> Result<store::BatchOutcome, sqlx::Error> {
     let days: HashSet<NaiveDate> = batch.iter().map(|(_, r)| r.result.at.date_naive()).collect();
@@ -279,7 +293,7 @@ async fn write(
     }
     let results: Vec<&ProbeResult> = batch.iter().map(|(_, r)| r.result.as_ref()).collect();
     let changes: Vec<StateChange> = batch.iter().filter_map(|(_, r)| r.change.clone()).collect();
-    store::write_batch(pool, &results, &latest_states(batch), &changes).await
+    store::write_batch(pool, batch_id, &results, &latest_states(batch), &changes).await
 }
 
 /// The latest state row per probe in a batch (a probe may appear several times).

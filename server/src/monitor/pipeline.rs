@@ -167,6 +167,7 @@ async fn maintain(pool: &PgPool, settings: &ProbeSettings) -> Result<(), sqlx::E
         }
     }
     results::prune_push_receipts(pool, chrono::Duration::days(2)).await?;
+    results::prune_batches(pool, chrono::Duration::days(1)).await?;
     rollups::prune_rollups(pool, rollups::Level::Minute, Utc::now() - chrono::Duration::days(35)).await?;
     rollups::prune_rollups(pool, rollups::Level::Hour, Utc::now() - chrono::Duration::days(400)).await?;
     Ok(())

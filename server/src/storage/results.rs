@@ -107,6 +107,9 @@ fn us(v: Option<u64>) -> Option<i32> {
 pub struct BatchOutcome {
     pub written: usize,
     pub late: usize,
+    /// The batch had been committed before (a retry after a lost answer): nothing was written
+    /// again.
+    pub repeated: bool,
 }
 
 /// Writes results, the probes' latest states and confirmed state changes in one transaction.
@@ -115,11 +118,21 @@ pub struct BatchOutcome {
 #[tracing::instrument(skip_all, fields(results = results.len()))]
 pub async fn write_batch<R: Borrow<ProbeResult>>(
     pool: &PgPool,
+    batch_id: Uuid,
     results: &[R],
     states: &[StateRow],
     changes: &[StateChange],
 ) -> Result<BatchOutcome, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    let first_time = sqlx::query!("insert into ingest_batches (batch_id) values ($1) on conflict do nothing", batch_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if !first_time {
+        tx.rollback().await?;
+        return Ok(BatchOutcome { written: results.len(), late: 0, repeated: true });
+    }
     let watermark = share_watermark(&mut tx).await?;
     insert_results(&mut tx, results).await?;
     let late: Vec<&ProbeResult> = results.iter().map(Borrow::borrow).filter(|r| r.at < watermark).collect();
@@ -161,7 +174,7 @@ pub async fn write_batch<R: Borrow<ProbeResult>>(
     }
     let late = late.len();
     tx.commit().await?;
-    Ok(BatchOutcome { written: results.len(), late })
+    Ok(BatchOutcome { written: results.len(), late, repeated: false })
 }
 
 const COPY_RESULTS: &str = "copy results (probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us,
@@ -511,6 +524,15 @@ async fn share_watermark(tx: &mut Transaction<'_, Postgres>) -> Result<DateTime<
 
 /// Receipts older than `keep` are no longer needed to recognise retries.
 #[tracing::instrument(skip_all)]
+/// Forgets batch ids older than `keep` (a retry comes within seconds; a day is plenty).
+#[tracing::instrument(skip(pool))]
+pub async fn prune_batches(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!("delete from ingest_batches where written_at < now() - $1::interval", keep as _)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 pub async fn prune_push_receipts(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!("delete from push_receipts where received_at < now() - $1::interval", keep as _)
         .execute(pool)

@@ -329,6 +329,72 @@ async fn a_push_that_could_not_be_stored_confirms_its_change_on_the_retry() {
     app.stop().await;
 }
 
+/// A batch whose COMMIT landed but whose answer was lost is retried under the same id: its
+/// results and state change are not stored twice (so no automatic timeline entry doubles).
+#[tokio::test]
+async fn a_retried_batch_is_not_stored_twice() {
+    use server::storage::results::{self, StateRow};
+    let app = spawn_app().await;
+    let probe: Probe =
+        post(&app, "/api/v1/probes", json!({"name": "db", "service": "shop", "kind": "push", "interval_secs": 3600}))
+            .await
+            .json()
+            .await
+            .expect("probe");
+    let at = chrono::Utc::now();
+    let result = ProbeResult {
+        probe_id: probe.id,
+        at,
+        outcome: Outcome::Down,
+        status: None,
+        error: Some(ErrorClass::Timeout),
+        detail: None,
+        phases: Default::default(),
+        response_bytes: 0,
+        request_id: "batch-retry-1".into(),
+        body_excerpt: None,
+        cert_days_left: None,
+        components: Vec::new(),
+        pool: None,
+        echo: None,
+    };
+    let state = StateRow {
+        probe_id: probe.id,
+        state: Some(Outcome::Down),
+        since: at,
+        last_result_at: at,
+        last_outcome: Outcome::Down,
+        last_error: Some(ErrorClass::Timeout),
+    };
+    let change = StateChange {
+        probe_id: probe.id,
+        service_id: probe.service_id,
+        at,
+        from: None,
+        to: Outcome::Down,
+        request_id: "batch-retry-1".into(),
+        error: Some(ErrorClass::Timeout),
+    };
+    let id = uuid::Uuid::new_v4();
+    let write = || {
+        results::write_batch(
+            &app.pool,
+            id,
+            std::slice::from_ref(&result),
+            std::slice::from_ref(&state),
+            std::slice::from_ref(&change),
+        )
+    };
+    let first = write().await.expect("first");
+    assert!(!first.repeated);
+    let again = write().await.expect("the retry");
+    assert!(again.repeated, "recognised");
+    assert_eq!(results::count_results(&app.pool, Some(probe.id)).await.expect("count"), 1);
+    let changes: Vec<StateChange> = app.get_json(&format!("/api/v1/probes/{}/state-changes", probe.id)).await;
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_silent_push_agent_is_a_missed_heartbeat() {
     let app = spawn_app().await;

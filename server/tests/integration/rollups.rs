@@ -22,7 +22,7 @@ async fn store(pool: &sqlx::PgPool, rows: &[ProbeResult]) {
         results::ensure_partition(pool, day).await.expect("partition");
     }
     for chunk in rows.chunks(5_000) {
-        results::write_batch(pool, chunk, &[], &[]).await.expect("write");
+        results::write_batch(pool, uuid::Uuid::new_v4(), chunk, &[], &[]).await.expect("write");
     }
 }
 
