@@ -522,8 +522,6 @@ async fn share_watermark(tx: &mut Transaction<'_, Postgres>) -> Result<DateTime<
     sqlx::query_scalar!("select watermark from rollup_watermark for share").fetch_one(&mut **tx).await
 }
 
-/// Receipts older than `keep` are no longer needed to recognise retries.
-#[tracing::instrument(skip_all)]
 /// Forgets batch ids older than `keep` (a retry comes within seconds; a day is plenty).
 #[tracing::instrument(skip(pool))]
 pub async fn prune_batches(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
@@ -533,6 +531,8 @@ pub async fn prune_batches(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::E
     Ok(done.rows_affected())
 }
 
+/// Receipts older than `keep` are no longer needed to recognise retries.
+#[tracing::instrument(skip_all)]
 pub async fn prune_push_receipts(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!("delete from push_receipts where received_at < now() - $1::interval", keep as _)
         .execute(pool)
