@@ -48,6 +48,51 @@ impl LoginLimiter {
             .or_else(|| wait(&address_key(address), self.limits.per_address))
     }
 
+    /// Checks and counts an attempt in one step, before its password is verified: a parallel
+    /// burst cannot slip past the limit while the hashes run, since each attempt is counted as
+    /// a failure until [`Self::succeeded_after`] takes it back.
+    pub fn reserve(&self, account: &str, address: &str) -> Result<Instant, Duration> {
+        let now = Instant::now();
+        let window = self.limits.window;
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let wait = |map: &HashMap<String, Vec<Instant>>, key: &str, max: u32| {
+            let recent: Vec<Instant> =
+                map.get(key)?.iter().copied().filter(|t| now.duration_since(*t) < window).collect();
+            let oldest = recent.iter().min().copied()?;
+            (recent.len() >= max as usize).then(|| window.saturating_sub(now.duration_since(oldest)))
+        };
+        let (account_key, address_key) = (account_key(account), address_key(address));
+        if let Some(w) = wait(&map, &account_key, self.limits.per_account)
+            .or_else(|| wait(&map, &address_key, self.limits.per_address))
+        {
+            return Err(w);
+        }
+        if map.len() >= MAX_KEYS {
+            map.retain(|_, hits| hits.iter().any(|t| now.duration_since(*t) < window));
+            if map.len() >= MAX_KEYS {
+                map.clear();
+            }
+        }
+        for key in [account_key, address_key] {
+            let hits = map.entry(key).or_default();
+            hits.retain(|t| now.duration_since(*t) < window);
+            hits.push(now);
+        }
+        Ok(now)
+    }
+
+    /// The reserved attempt was a good password: the account's count is cleared and the
+    /// address's loses this attempt only.
+    pub fn succeeded_after(&self, account: &str, address: &str, reserved: Instant) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&account_key(account));
+        if let Some(hits) = map.get_mut(&address_key(address))
+            && let Some(i) = hits.iter().position(|t| *t == reserved)
+        {
+            hits.remove(i);
+        }
+    }
+
     pub fn failed(&self, account: &str, address: &str) {
         let now = Instant::now();
         let window = self.limits.window;
@@ -100,6 +145,24 @@ mod tests {
         assert!(wait <= Duration::from_secs(60));
         l.succeeded("a@x");
         assert!(l.blocked("a@x", "9.9.9.9").is_none());
+    }
+
+    #[test]
+    fn reserved_attempts_count_before_their_outcome_is_known() {
+        let l = LoginLimiter::new(Limits { per_account: 3, per_address: 10, window: Duration::from_secs(60) });
+        // Three attempts in flight at once (none has finished hashing): the fourth is refused.
+        let held: Vec<Instant> = (0..3).map(|_| l.reserve("a@x", "1.1.1.1").expect("allowed")).collect();
+        assert!(l.reserve("a@x", "1.1.1.1").is_err(), "a parallel burst cannot outrun the limit");
+        // One of them was the right password: the account is free again, the address keeps the
+        // other two attempts.
+        l.succeeded_after("a@x", "1.1.1.1", held[0]);
+        assert!(l.reserve("a@x", "1.1.1.1").is_ok());
+        let l = LoginLimiter::new(Limits { per_account: 100, per_address: 2, window: Duration::from_secs(60) });
+        let first = l.reserve("a@x", "1.1.1.1").expect("allowed");
+        l.succeeded_after("a@x", "1.1.1.1", first);
+        l.reserve("b@x", "1.1.1.1").expect("allowed");
+        l.reserve("c@x", "1.1.1.1").expect("the good sign-in did not count against the address");
+        assert!(l.reserve("d@x", "1.1.1.1").is_err());
     }
 
     #[test]

@@ -28,8 +28,14 @@ pub fn check_new(field: &str, password: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Password hashes running at once, each holding argon2's 19 MiB: a flood of sign-ins waits for
+/// a turn instead of taking the machine's memory (and both cores) with it.
+const CONCURRENT_HASHES: usize = 4;
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_HASHES);
+
 /// Hashes on a blocking thread: argon2 takes tens of milliseconds of CPU by design.
 pub async fn hash(password: String) -> Result<String, Error> {
+    let _turn = HASHING.acquire().await.map_err(|e| Error::Internal(format!("hashing a password: {e}")))?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         hasher()
@@ -43,6 +49,8 @@ pub async fn hash(password: String) -> Result<String, Error> {
 
 /// True when `password` matches the PHC string; a malformed hash never matches.
 pub async fn verify(password: String, phc: String) -> bool {
+    // The semaphore is never closed, so acquiring only waits.
+    let Ok(_turn) = HASHING.acquire().await else { return false };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&phc).is_ok_and(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
     })

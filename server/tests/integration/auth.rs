@@ -298,6 +298,30 @@ async fn sign_in_is_rate_limited_per_account_and_per_address() {
     assert!(audit.iter().any(|a| a["action"] == "login.throttled"));
 }
 
+/// A parallel burst cannot outrun the limit while the hashes run: each attempt is counted before
+/// its password is checked. Oversized fields are refused before anything else.
+#[tokio::test]
+async fn a_parallel_burst_of_guesses_is_held_to_the_limit() {
+    let app = spawn_app().await;
+    let (email, _) = app.session_of(Role::Viewer).await;
+    let guesses = (0..12).map(|i| {
+        let (app, email) = (&app, email.clone());
+        async move { login(app, &email, &format!("wrong guess number {i}"), None).await.status() }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let tried = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let held = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((tried, held), (5, 7), "{statuses:?}");
+
+    let huge = "x".repeat(300) + "@example.com";
+    let res = login(&app, &huge, "whatever password", None).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["field"], "email", "{body}");
+    let res = login(&app, "someone@example.com", &"p".repeat(2000), None).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test]
 async fn tokens_work_only_in_scope_until_revoked_or_expired() {
     let app = spawn_app().await;

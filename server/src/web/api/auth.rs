@@ -94,6 +94,11 @@ fn signed_in(response: impl IntoResponse, cookie: &str, state: &AppState, header
     response
 }
 
+/// The longest address RFC 5321 allows.
+const MAX_EMAIL_BYTES: usize = 254;
+/// Long passphrases, not megabytes for argon2 to chew on: the same bound as a new password.
+const MAX_PASSWORD_BYTES: usize = crate::access::password::MAX_LENGTH;
+
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     email: String,
@@ -113,11 +118,21 @@ pub async fn login(
     let fail = |error: ApiError, code: &str| {
         refused(form, "/login", &[("error", code), ("next", &next), ("email", &body.email)], error)
     };
-    let address = actor.remote_addr.clone().unwrap_or_else(|| "-".into());
-    if let Some(wait) = state.auth.limiter.blocked(&body.email, &address) {
-        actor.audit_or_warn(&state.pool, "login.throttled", &body.email).await;
-        return fail(ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }, "throttled");
+    // Sizes first: nothing oversized reaches the limiter's keys, the audit log or argon2.
+    if body.email.len() > MAX_EMAIL_BYTES {
+        return fail(ApiError::bad("email", format!("must be at most {MAX_EMAIL_BYTES} bytes")), "invalid");
     }
+    if body.password.len() > MAX_PASSWORD_BYTES {
+        return fail(ApiError::bad("password", format!("must be at most {MAX_PASSWORD_BYTES} bytes")), "invalid");
+    }
+    let address = actor.remote_addr.clone().unwrap_or_else(|| "-".into());
+    let reserved = match state.auth.limiter.reserve(&body.email, &address) {
+        Ok(at) => at,
+        Err(wait) => {
+            actor.audit_or_warn(&state.pool, "login.throttled", &body.email).await;
+            return fail(ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }, "throttled");
+        }
+    };
     let user = match store::user_by_email(&state.pool, &body.email).await {
         Ok(u) => u,
         Err(e) => return ApiError::from(e).into_response(),
@@ -128,12 +143,12 @@ pub async fn login(
     let user = match user {
         Some(u) if matches && !u.disabled => u,
         _ => {
-            state.auth.limiter.failed(&body.email, &address);
+            // Already counted when reserved.
             actor.audit_or_warn(&state.pool, "login.failed", &body.email).await;
             return fail(ApiError::Unauthorized, "invalid");
         }
     };
-    state.auth.limiter.succeeded(&body.email);
+    state.auth.limiter.succeeded_after(&body.email, &address, reserved);
     // A new session id at every sign-in; the one this browser had before is ended.
     if let Some(old) = session::from_headers(&headers) {
         let old = sha256(old);
