@@ -732,6 +732,28 @@ pub struct ProbeResult {
     pub echo: Option<EchoCount>,
 }
 
+impl ProbeResult {
+    /// A result with nothing measured: no status, error, phases or readings.
+    pub fn bare(probe_id: Uuid, at: DateTime<Utc>, outcome: Outcome, request_id: String) -> Self {
+        Self {
+            probe_id,
+            at,
+            outcome,
+            status: None,
+            error: None,
+            detail: None,
+            phases: Phases::default(),
+            response_bytes: 0,
+            request_id,
+            body_excerpt: None,
+            cert_days_left: None,
+            components: Vec::new(),
+            pool: None,
+            echo: None,
+        }
+    }
+}
+
 /// Echo requests an ICMP check sent and the replies it got.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

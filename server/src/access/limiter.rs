@@ -33,19 +33,43 @@ impl LoginLimiter {
 
     /// `Some(wait)` when this account or address has failed too often lately.
     pub fn blocked(&self, account: &str, address: &str) -> Option<Duration> {
-        let now = Instant::now();
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        self.wait(&map, account, address, Instant::now())
+    }
+
+    /// How long `account` or `address` must wait, if either is at its limit.
+    fn wait(
+        &self,
+        map: &HashMap<String, Vec<Instant>>,
+        account: &str,
+        address: &str,
+        now: Instant,
+    ) -> Option<Duration> {
+        let window = self.limits.window;
         let wait = |key: &str, max: u32| {
-            let hits = map.get(key)?;
-            let recent: Vec<&Instant> = hits.iter().filter(|t| now.duration_since(**t) < self.limits.window).collect();
-            if recent.len() < max as usize {
-                return None;
-            }
-            let oldest = recent.iter().min()?;
-            Some(self.limits.window.saturating_sub(now.duration_since(**oldest)))
+            let recent: Vec<Instant> =
+                map.get(key)?.iter().copied().filter(|t| now.duration_since(*t) < window).collect();
+            let oldest = recent.iter().min().copied()?;
+            (recent.len() >= max as usize).then(|| window.saturating_sub(now.duration_since(oldest)))
         };
         wait(&account_key(account), self.limits.per_account)
             .or_else(|| wait(&address_key(address), self.limits.per_address))
+    }
+
+    /// Counts a failure (or a reserved attempt) at `now` against both keys.
+    fn count(&self, map: &mut HashMap<String, Vec<Instant>>, account: &str, address: &str, now: Instant) {
+        let window = self.limits.window;
+        if map.len() >= MAX_KEYS {
+            map.retain(|_, hits| hits.iter().any(|t| now.duration_since(*t) < window));
+            if map.len() >= MAX_KEYS {
+                map.clear();
+            }
+        }
+        for key in [account_key(account), address_key(address)] {
+            let hits = map.entry(key).or_default();
+            hits.retain(|t| now.duration_since(*t) < window);
+            hits.push(now);
+        }
     }
 
     /// Checks and counts an attempt in one step, before its password is verified: a parallel
@@ -53,31 +77,11 @@ impl LoginLimiter {
     /// a failure until [`Self::succeeded_after`] takes it back.
     pub fn reserve(&self, account: &str, address: &str) -> Result<Instant, Duration> {
         let now = Instant::now();
-        let window = self.limits.window;
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let wait = |map: &HashMap<String, Vec<Instant>>, key: &str, max: u32| {
-            let recent: Vec<Instant> =
-                map.get(key)?.iter().copied().filter(|t| now.duration_since(*t) < window).collect();
-            let oldest = recent.iter().min().copied()?;
-            (recent.len() >= max as usize).then(|| window.saturating_sub(now.duration_since(oldest)))
-        };
-        let (account_key, address_key) = (account_key(account), address_key(address));
-        if let Some(w) = wait(&map, &account_key, self.limits.per_account)
-            .or_else(|| wait(&map, &address_key, self.limits.per_address))
-        {
-            return Err(w);
+        if let Some(wait) = self.wait(&map, account, address, now) {
+            return Err(wait);
         }
-        if map.len() >= MAX_KEYS {
-            map.retain(|_, hits| hits.iter().any(|t| now.duration_since(*t) < window));
-            if map.len() >= MAX_KEYS {
-                map.clear();
-            }
-        }
-        for key in [account_key, address_key] {
-            let hits = map.entry(key).or_default();
-            hits.retain(|t| now.duration_since(*t) < window);
-            hits.push(now);
-        }
+        self.count(&mut map, account, address, now);
         Ok(now)
     }
 
@@ -94,27 +98,8 @@ impl LoginLimiter {
     }
 
     pub fn failed(&self, account: &str, address: &str) {
-        let now = Instant::now();
-        let window = self.limits.window;
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_KEYS {
-            map.retain(|_, hits| hits.iter().any(|t| now.duration_since(*t) < window));
-            if map.len() >= MAX_KEYS {
-                map.clear();
-            }
-        }
-        for key in [account_key(account), address_key(address)] {
-            let hits = map.entry(key).or_default();
-            hits.retain(|t| now.duration_since(*t) < window);
-            hits.push(now);
-        }
-    }
-
-    /// A successful sign-in clears the account's count (not the address's: one good password
-    /// must not reset guessing at other accounts from the same place).
-    pub fn succeeded(&self, account: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&account_key(account));
+        self.count(&mut map, account, address, Instant::now());
     }
 }
 
@@ -143,7 +128,7 @@ mod tests {
         l.failed("c@x", "1.1.1.1");
         let wait = l.blocked("d@x", "1.1.1.1").expect("address blocked after 5 failures");
         assert!(wait <= Duration::from_secs(60));
-        l.succeeded("a@x");
+        l.succeeded_after("a@x", "1.1.1.1", Instant::now());
         assert!(l.blocked("a@x", "9.9.9.9").is_none());
     }
 

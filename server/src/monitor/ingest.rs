@@ -311,27 +311,12 @@ fn latest_states(batch: &[(u64, Record)]) -> Vec<StateRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::model::{Outcome, Phases};
+    use app::model::Outcome;
     use chrono::{DateTime, Utc};
 
     fn record(n: i64, change: bool) -> Record {
         let at = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(n);
-        let result = ProbeResult {
-            probe_id: Uuid::nil(),
-            at,
-            outcome: Outcome::Down,
-            status: None,
-            error: None,
-            detail: None,
-            phases: Phases::default(),
-            response_bytes: 0,
-            request_id: format!("r{n}"),
-            body_excerpt: None,
-            cert_days_left: None,
-            components: Vec::new(),
-            pool: None,
-            echo: None,
-        };
+        let result = ProbeResult::bare(Uuid::nil(), at, Outcome::Down, format!("r{n}"));
         let state = StateRow {
             probe_id: Uuid::nil(),
             state: Some(Outcome::Down),

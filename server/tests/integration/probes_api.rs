@@ -343,20 +343,8 @@ async fn a_retried_batch_is_not_stored_twice() {
             .expect("probe");
     let at = chrono::Utc::now();
     let result = ProbeResult {
-        probe_id: probe.id,
-        at,
-        outcome: Outcome::Down,
-        status: None,
         error: Some(ErrorClass::Timeout),
-        detail: None,
-        phases: Default::default(),
-        response_bytes: 0,
-        request_id: "batch-retry-1".into(),
-        body_excerpt: None,
-        cert_days_left: None,
-        components: Vec::new(),
-        pool: None,
-        echo: None,
+        ..ProbeResult::bare(probe.id, at, Outcome::Down, "batch-retry-1".into())
     };
     let state = StateRow {
         probe_id: probe.id,

@@ -155,19 +155,8 @@ fn reading(sample: PoolSample, memory: &mut ScrapeMemory) -> PoolReading {
 /// The result recorded when a push probe's agent stayed silent for a whole interval.
 pub fn missed_heartbeat(probe_id: Uuid, silent_for_s: u64) -> ProbeResult {
     ProbeResult {
-        probe_id,
-        at: Utc::now(),
-        outcome: Outcome::Down,
-        status: None,
         error: Some(ErrorClass::MissedHeartbeat),
         detail: Some(format!("no push for {silent_for_s} s")),
-        phases: Default::default(),
-        response_bytes: 0,
-        request_id: uuid::Uuid::new_v4().simple().to_string(),
-        body_excerpt: None,
-        cert_days_left: None,
-        components: Vec::new(),
-        pool: None,
-        echo: None,
+        ..ProbeResult::bare(probe_id, Utc::now(), Outcome::Down, uuid::Uuid::new_v4().simple().to_string())
     }
 }
