@@ -82,7 +82,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name=USER_META content=user/>
                 <meta name=TRACE_META content=trace/>
-                <script>{THEME_BOOT}</script>
+                <script nonce=leptos::nonce::use_nonce()>{THEME_BOOT}</script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>

@@ -272,9 +272,21 @@ pub struct ServeArgs {
     #[arg(long = "request-timeout", env = "TRIAGE_REQUEST_TIMEOUT", default_value = "30s")]
     pub request_timeout: DurationArg,
 
-    /// Longest time a client may take to send its request headers (guards against slow clients).
+    /// Longest time a client may take to send its request headers (guards against slow clients),
+    /// and longest a connection may sit with no request running: HTTP/1 and h2c alike.
     #[arg(long = "header-read-timeout", env = "TRIAGE_HEADER_READ_TIMEOUT", default_value = "10s")]
     pub header_read_timeout: DurationArg,
+
+    /// Connections open at once at most; past it new ones wait until one closes (logged).
+    #[arg(long = "max-connections", env = "TRIAGE_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Proxies whose `X-Forwarded-For` is believed (comma-separated addresses or blocks, e.g.
+    /// `10.0.0.0/8,::1`). Sign-in throttling, sessions and the audit log then see the client
+    /// behind them; from anyone else the header is ignored.
+    #[arg(long = "trusted-proxies", env = "TRIAGE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<Cidr>,
 
     /// Largest accepted request body, e.g. `2MiB`, `512KiB`, `1000000`.
     #[arg(long = "body-limit", env = "TRIAGE_BODY_LIMIT", default_value = "2MiB")]
@@ -298,6 +310,11 @@ pub struct ServeArgs {
     #[arg(long = "probe-allow", env = "TRIAGE_PROBE_ALLOW", value_delimiter = ',')]
     pub probe_allow: Vec<Cidr>,
 
+    /// The DNS server probes look names up with (`127.0.0.53:53`, an internal resolver…), and
+    /// DNS checks ask when they name none; by default the system's (`/etc/resolv.conf`).
+    #[arg(long = "probe-resolver", env = "TRIAGE_PROBE_RESOLVER")]
+    pub probe_resolver: Option<SocketAddr>,
+
     /// Checks running at the same time at most; more wait their turn.
     #[arg(long = "probe-concurrency", env = "TRIAGE_PROBE_CONCURRENCY", default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -307,6 +324,11 @@ pub struct ServeArgs {
     #[arg(long = "result-buffer", env = "TRIAGE_RESULT_BUFFER", default_value_t = 100_000,
           value_parser = clap::value_parser!(u32).range(1000..=10_000_000))]
     pub result_buffer: u32,
+
+    /// Memory the results held during an outage may take (`64MiB`); the oldest are dropped first
+    /// (never a state change), at whichever of this and `--result-buffer` comes first.
+    #[arg(long = "result-buffer-bytes", env = "TRIAGE_RESULT_BUFFER_BYTES", default_value = "64MiB")]
+    pub result_buffer_bytes: ByteSize,
 
     /// How long raw results are kept (rollups are kept longer: minutes 35 days, hours 400 days, days and weeks forever).
     #[arg(long = "raw-retention", env = "TRIAGE_RAW_RETENTION", default_value = "14d")]
@@ -329,6 +351,15 @@ pub struct ServeArgs {
     /// A session ends this long after sign-in, however active.
     #[arg(long = "session-lifetime", env = "TRIAGE_SESSION_LIFETIME", default_value = "7d")]
     pub session_lifetime: DurationArg,
+
+    /// How long the audit log keeps its entries.
+    #[arg(long = "audit-retention", env = "TRIAGE_AUDIT_RETENTION", default_value = "400d")]
+    pub audit_retention: DurationArg,
+
+    /// The audit log keeps at most this many entries (the oldest go first).
+    #[arg(long = "audit-max-rows", env = "TRIAGE_AUDIT_MAX_ROWS", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u32).range(1000..))]
+    pub audit_max_rows: u32,
 
     /// Open incidents automatically when a probe is confirmed down (each probe can also opt out
     /// with `incidents.auto_open = false`). Off: state changes still reach open incidents.
@@ -388,6 +419,9 @@ impl Cli {
         }
         if self.serve_args().raw_retention.0 < Duration::from_secs(86_400) {
             return Err(ConfigError("--raw-retention must be at least 1d".into()));
+        }
+        if self.serve_args().audit_retention.0 < Duration::from_secs(86_400) {
+            return Err(ConfigError("--audit-retention must be at least 1d".into()));
         }
         let serve = self.serve_args();
         if serve.session_idle.0 < Duration::from_secs(60) || serve.session_lifetime.0 < serve.session_idle.0 {

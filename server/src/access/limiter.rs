@@ -24,17 +24,22 @@ const MAX_KEYS: usize = 50_000;
 pub struct LoginLimiter {
     limits: Limits,
     failures: Mutex<HashMap<String, Vec<Instant>>>,
+    /// When each (account, address) pair was last told to wait: only the first refusal of a
+    /// block is worth an audit row, so a flood of refused guesses cannot fill the audit log.
+    refused: Mutex<HashMap<(String, String), Instant>>,
+}
+
+/// An attempt refused by the limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled {
+    pub wait: Duration,
+    /// The first refusal of this block for this account and address (audit it; the rest not).
+    pub first: bool,
 }
 
 impl LoginLimiter {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, failures: Mutex::default() }
-    }
-
-    /// `Some(wait)` when this account or address has failed too often lately.
-    pub fn blocked(&self, account: &str, address: &str) -> Option<Duration> {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        self.wait(&map, account, address, Instant::now())
+        Self { limits, failures: Mutex::default(), refused: Mutex::default() }
     }
 
     /// How long `account` or `address` must wait, if either is at its limit.
@@ -75,14 +80,34 @@ impl LoginLimiter {
     /// Checks and counts an attempt in one step, before its password is verified: a parallel
     /// burst cannot slip past the limit while the hashes run, since each attempt is counted as
     /// a failure until [`Self::succeeded_after`] takes it back.
-    pub fn reserve(&self, account: &str, address: &str) -> Result<Instant, Duration> {
+    pub fn reserve(&self, account: &str, address: &str) -> Result<Instant, Throttled> {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(wait) = self.wait(&map, account, address, now) {
-            return Err(wait);
+            drop(map);
+            return Err(Throttled { wait, first: self.first_refusal(account, address, now) });
         }
         self.count(&mut map, account, address, now);
         Ok(now)
+    }
+
+    fn first_refusal(&self, account: &str, address: &str, now: Instant) -> bool {
+        let window = self.limits.window;
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.len() >= MAX_KEYS {
+            refused.retain(|_, at| now.duration_since(*at) < window);
+            if refused.len() >= MAX_KEYS {
+                refused.clear();
+            }
+        }
+        let key = (account.to_lowercase(), address.to_string());
+        match refused.get(&key) {
+            Some(at) if now.duration_since(*at) < window => false,
+            _ => {
+                refused.insert(key, now);
+                true
+            }
+        }
     }
 
     /// The reserved attempt was a good password: the account's count is cleared and the
@@ -95,11 +120,6 @@ impl LoginLimiter {
         {
             hits.remove(i);
         }
-    }
-
-    pub fn failed(&self, account: &str, address: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        self.count(&mut map, account, address, Instant::now());
     }
 }
 
@@ -119,17 +139,17 @@ mod tests {
     fn blocks_per_account_and_per_address() {
         let l = LoginLimiter::new(Limits { per_account: 3, per_address: 5, window: Duration::from_secs(60) });
         for _ in 0..3 {
-            assert!(l.blocked("a@x", "1.1.1.1").is_none());
-            l.failed("A@x", "1.1.1.1");
+            l.reserve("A@x", "1.1.1.1").expect("under the limit");
         }
-        assert!(l.blocked("a@x", "2.2.2.2").is_some(), "the account is blocked from anywhere");
-        assert!(l.blocked("b@x", "3.3.3.3").is_none());
-        l.failed("b@x", "1.1.1.1");
-        l.failed("c@x", "1.1.1.1");
-        let wait = l.blocked("d@x", "1.1.1.1").expect("address blocked after 5 failures");
-        assert!(wait <= Duration::from_secs(60));
-        l.succeeded_after("a@x", "1.1.1.1", Instant::now());
-        assert!(l.blocked("a@x", "9.9.9.9").is_none());
+        assert!(l.reserve("a@x", "2.2.2.2").is_err(), "the account is blocked from anywhere");
+        l.reserve("b@x", "3.3.3.3").expect("another account elsewhere is not");
+        l.reserve("b@x", "1.1.1.1").expect("fourth from this address");
+        l.reserve("c@x", "1.1.1.1").expect("fifth from this address");
+        let refused = l.reserve("d@x", "1.1.1.1").expect_err("address blocked after 5 attempts");
+        assert!(refused.wait <= Duration::from_secs(60));
+        assert!(refused.first, "the first refusal of a block is worth an audit row");
+        assert!(!l.reserve("d@x", "1.1.1.1").expect_err("still blocked").first, "later ones are not");
+        assert!(l.reserve("e@x", "1.1.1.1").expect_err("blocked").first, "another account's first is");
     }
 
     #[test]
@@ -153,7 +173,7 @@ mod tests {
     #[test]
     fn old_failures_fall_out_of_the_window() {
         let l = LoginLimiter::new(Limits { per_account: 1, per_address: 100, window: Duration::ZERO });
-        l.failed("a@x", "1.1.1.1");
-        assert!(l.blocked("a@x", "1.1.1.1").is_none());
+        l.reserve("a@x", "1.1.1.1").expect("first");
+        assert!(l.reserve("a@x", "1.1.1.1").is_ok());
     }
 }

@@ -88,6 +88,10 @@ pub struct AuthSettings {
     pub limits: limiter::Limits,
     /// How often an open live stream re-checks that its session or token is still valid.
     pub live_recheck: Duration,
+    /// Audit entries older than this are removed (hourly).
+    pub audit_retention: Duration,
+    /// And beyond this many, the oldest go first, whatever their age.
+    pub audit_max_rows: u32,
 }
 
 impl Default for AuthSettings {
@@ -97,6 +101,8 @@ impl Default for AuthSettings {
             session_idle: Duration::from_secs(12 * 3600),
             session_lifetime: Duration::from_secs(7 * 86_400),
             limits: limiter::Limits::default(),
+            audit_retention: Duration::from_secs(400 * 86_400),
+            audit_max_rows: 1_000_000,
             live_recheck: Duration::from_secs(10),
         }
     }

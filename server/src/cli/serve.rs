@@ -14,12 +14,13 @@ use crate::monitor::probe_file;
 use crate::storage;
 use crate::storage::cluster::{self, EmbeddedPg, EmbeddedPgConfig, EmbeddedPgError};
 use crate::storage::pool::{self, PoolSettings};
+use crate::storage::supervisor::{Backoff, Supervisor};
 use crate::web::http_server::{self, Application, ServeSettings};
 
 /// The database Triage runs on: its pool, and the embedded cluster if it started one.
 pub struct Database {
     pub pool: sqlx::PgPool,
-    pub embedded: Option<EmbeddedPg>,
+    pub embedded: Option<Supervisor>,
     pub mode: DatabaseMode,
 }
 
@@ -48,7 +49,8 @@ impl Database {
                 };
                 let mut config = EmbeddedPgConfig::new(data_dir);
                 config.bin_dir = args.pg_bin_dir.clone();
-                let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&config))
+                let start_config = config.clone();
+                let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&start_config))
                     .await
                     .map_err(|e| RunError::Io(format!("embedded PostgreSQL start-up task failed: {e}")))??;
                 let admin = pool::connect(
@@ -64,7 +66,7 @@ impl Database {
                 let pool = pool::connect(pg.connect_options(cluster::DATABASE), settings)
                     .await
                     .map_err(|e| RunError::Database(format!("embedded cluster: {}", pool::describe(&e))))?;
-                (pool, Some(pg), DatabaseMode::Embedded)
+                (pool, Some(Supervisor::start(pg, config, Backoff::default())), DatabaseMode::Embedded)
             }
         };
         pool::migrate(&pool).await.map_err(|e| RunError::Database(format!("migrations failed: {e}")))?;
@@ -95,13 +97,10 @@ impl Database {
     /// Closes the pool, then stops the embedded cluster (if any) cleanly.
     pub async fn close(self) {
         self.pool.close().await;
-        if let Some(mut pg) = self.embedded {
-            let stopped = tokio::task::spawn_blocking(move || pg.stop(Duration::from_secs(30))).await;
-            match stopped {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "stopping the embedded PostgreSQL"),
-                Err(e) => tracing::error!(error = %e, "stopping the embedded PostgreSQL"),
-            }
+        if let Some(pg) = self.embedded
+            && let Err(e) = pg.stop(Duration::from_secs(30)).await
+        {
+            tracing::error!(error = %e, "stopping the embedded PostgreSQL");
         }
     }
 }
@@ -126,6 +125,9 @@ async fn serve_on(database: &Database, settings: &ServeSettings) -> Result<(), R
     let (state, probing) = http_server::build_state(database.pool.clone(), settings, database.mode, addr)
         .await
         .map_err(|e| RunError::Database(pool::describe(&e)))?;
+    if let Some(pg) = &database.embedded {
+        state.readiness.attach_cluster(pg.state(), pg.data_dir().to_path_buf());
+    }
     let prepared = prepare_probes(&database.pool, &probing, settings, addr).await;
     if let Err(e) = prepared {
         probing.shutdown(Duration::from_secs(5)).await;

@@ -33,10 +33,32 @@ pub struct Record {
     pub change: Option<StateChange>,
 }
 
+impl Record {
+    /// About how much memory this record holds: its structs and the text they own. Results vary
+    /// from a bare heartbeat to a readiness body with many components and an excerpt, so the
+    /// outage buffer is bounded by this as well as by count.
+    pub fn approx_bytes(&self) -> usize {
+        let r = &self.result;
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let components: usize =
+            r.components.iter().map(|c| std::mem::size_of_val(c) + c.name.len() + text(&c.detail)).sum();
+        let change = self.change.as_ref().map_or(0, |c| c.request_id.len());
+        std::mem::size_of::<Self>()
+            + std::mem::size_of::<ProbeResult>()
+            + r.request_id.len()
+            + text(&r.detail)
+            + text(&r.body_excerpt)
+            + components
+            + change
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct IngestConfig {
     /// Results kept in memory while the database is unreachable; older ones are dropped beyond it.
     pub buffer: usize,
+    /// And the memory they may hold (see [`Record::approx_bytes`]), whichever bound comes first.
+    pub buffer_bytes: usize,
     pub max_batch: usize,
     pub flush_every: Duration,
     /// Capacity of the channel from the scheduler.
@@ -45,7 +67,13 @@ pub struct IngestConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { buffer: 100_000, max_batch: 5_000, flush_every: Duration::from_millis(100), channel: 16_384 }
+        Self {
+            buffer: 100_000,
+            buffer_bytes: 64 << 20,
+            max_batch: 5_000,
+            flush_every: Duration::from_millis(100),
+            channel: 16_384,
+        }
     }
 }
 
@@ -59,6 +87,18 @@ pub struct IngestStats {
     pub late: AtomicU64,
     pub failed_writes: AtomicU64,
     pub pending: AtomicU64,
+    /// Why the last write failed, while writes are failing (cleared by the next that succeeds).
+    failing: std::sync::Mutex<Option<String>>,
+}
+
+impl IngestStats {
+    pub fn failing(&self) -> Option<String> {
+        self.failing.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_failing(&self, why: Option<String>) {
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
 }
 
 enum Msg {
@@ -82,8 +122,10 @@ impl Ingest {
         let stats = Arc::new(IngestStats::default());
         let queue = Queue {
             buffer: config.buffer.max(1),
+            buffer_bytes: config.buffer_bytes.max(1),
             stats: stats.clone(),
             pending: VecDeque::new(),
+            pending_bytes: 0,
             next_seq: 0,
             waiters: Vec::new(),
             closed: false,
@@ -110,8 +152,11 @@ impl Ingest {
 /// Accepted, not yet written results, oldest first, with the flush callers waiting on them.
 struct Queue {
     buffer: usize,
+    buffer_bytes: usize,
     stats: Arc<IngestStats>,
     pending: VecDeque<(u64, Record)>,
+    /// What `pending` holds, by [`Record::approx_bytes`].
+    pending_bytes: usize,
     next_seq: u64,
     /// Flush callers and the last sequence number they wait for.
     waiters: Vec<(u64, oneshot::Sender<()>)>,
@@ -127,6 +172,7 @@ impl Queue {
             Some(Msg::Record(r)) => {
                 self.stats.accepted.fetch_add(1, Ordering::Relaxed);
                 self.next_seq += 1;
+                self.pending_bytes += r.approx_bytes();
                 self.pending.push_back((self.next_seq, r));
                 self.shed();
             }
@@ -138,18 +184,37 @@ impl Queue {
     /// change: those are few (one per confirmation) and each may open an incident, so they stay
     /// until written, beyond the bound if need be.
     fn shed(&mut self) {
-        while self.pending.len() > self.buffer {
+        while self.pending.len() > self.buffer || self.pending_bytes > self.buffer_bytes {
             let Some(i) = self.pending.iter().position(|(_, r)| r.change.is_none()) else { break };
-            self.pending.remove(i);
+            if let Some((_, dropped)) = self.pending.remove(i) {
+                self.pending_bytes = self.pending_bytes.saturating_sub(dropped.approx_bytes());
+            }
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             if !self.overflow_logged {
                 self.overflow_logged = true;
                 tracing::error!(
                     buffer = self.buffer,
+                    buffer_bytes = self.buffer_bytes,
                     "result buffer full while the database is unreachable: dropping the oldest results \
                      (never a state change)"
                 );
             }
+        }
+    }
+
+    /// The oldest `n` records, for a batch.
+    fn take_front(&mut self, n: usize) -> Vec<(u64, Record)> {
+        let batch: Vec<(u64, Record)> = self.pending.drain(..n).collect();
+        let bytes: usize = batch.iter().map(|(_, r)| r.approx_bytes()).sum();
+        self.pending_bytes = self.pending_bytes.saturating_sub(bytes);
+        batch
+    }
+
+    /// A batch that was not written goes back to the front, in order.
+    fn put_back(&mut self, batch: Vec<(u64, Record)>) {
+        for item in batch.into_iter().rev() {
+            self.pending_bytes += item.1.approx_bytes();
+            self.pending.push_front(item);
         }
     }
 
@@ -206,7 +271,7 @@ impl Writer {
                 Some((id, last)) => (id, self.queue.pending.iter().take_while(|(seq, _)| *seq <= last).count()),
                 None => (Uuid::new_v4(), self.queue.pending.len().min(self.config.max_batch)),
             };
-            let batch: Vec<(u64, Record)> = self.queue.pending.drain(..n).collect();
+            let batch = self.queue.take_front(n);
             let result = {
                 let write = write(&self.pool, &mut self.partitions, batch_id, &batch);
                 tokio::pin!(write);
@@ -226,6 +291,7 @@ impl Writer {
             match result {
                 Ok(done) => {
                     retry = None;
+                    self.queue.stats.set_failing(None);
                     if done.repeated {
                         tracing::info!(batch = %batch_id, "a retried batch had been written already; not written again");
                     }
@@ -250,6 +316,13 @@ impl Writer {
                 }
                 Err(e) => {
                     self.queue.stats.failed_writes.fetch_add(1, Ordering::Relaxed);
+                    let since = outage.map_or_else(Instant::now, |(since, _)| since);
+                    self.queue.stats.set_failing(Some(format!(
+                        "results cannot be written ({} s, {} buffered): {}",
+                        since.elapsed().as_secs(),
+                        self.queue.pending.len() + batch.len(),
+                        crate::storage::pool::describe(&e)
+                    )));
                     let (_, failures) = outage.get_or_insert((Instant::now(), 0));
                     *failures += 1;
                     if *failures == 1 || (*failures).is_multiple_of(50) {
@@ -258,9 +331,7 @@ impl Writer {
                     }
                     // Back at the front, in order: the retry writes exactly this batch again.
                     retry = batch.last().map(|(seq, _)| (batch_id, *seq));
-                    for item in batch.into_iter().rev() {
-                        self.queue.pending.push_front(item);
-                    }
+                    self.queue.put_back(batch);
                     let wake = Instant::now() + backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                     loop {
@@ -340,8 +411,10 @@ mod tests {
     fn queue(buffer: usize) -> Queue {
         Queue {
             buffer,
+            buffer_bytes: usize::MAX,
             stats: Arc::new(IngestStats::default()),
             pending: VecDeque::new(),
+            pending_bytes: 0,
             next_seq: 0,
             waiters: Vec::new(),
             closed: false,
@@ -366,5 +439,39 @@ mod tests {
         }
         assert_eq!(q.pending.len(), 3);
         assert_eq!(q.stats.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    /// A few huge results (a long excerpt, a readiness body with many components) weigh as much
+    /// as thousands of small ones: the byte bound sheds them although the count is far away.
+    #[test]
+    fn the_buffer_is_bounded_by_bytes_as_well_as_by_count() {
+        let heavy = |n: i64| {
+            let mut r = record(n, false);
+            let mut result = (*r.result).clone();
+            result.body_excerpt = Some("x".repeat(100_000));
+            r.result = Arc::new(result);
+            r
+        };
+        let one = heavy(0).approx_bytes();
+        assert!(one > 100_000, "the excerpt is counted: {one}");
+        let mut q = queue(1_000_000);
+        q.buffer_bytes = one * 3;
+        for n in 0..10 {
+            q.accept(Some(Msg::Record(heavy(n))));
+        }
+        q.accept(Some(Msg::Record(record(10, true))));
+        assert!(q.pending_bytes <= q.buffer_bytes, "{} > {}", q.pending_bytes, q.buffer_bytes);
+        let kept: Vec<&str> = q.pending.iter().map(|(_, r)| r.result.request_id.as_str()).collect();
+        assert_eq!(kept, vec!["r8", "r9", "r10"], "the newest heavy ones and the state change");
+        assert_eq!(q.stats.dropped.load(Ordering::Relaxed), 8);
+        // A batch taken and put back leaves the account where it was.
+        let before = q.pending_bytes;
+        let batch = q.take_front(2);
+        assert!(q.pending_bytes < before);
+        q.put_back(batch);
+        assert_eq!(q.pending_bytes, before);
+        let all = q.pending.len();
+        q.take_front(all);
+        assert_eq!(q.pending_bytes, 0);
     }
 }

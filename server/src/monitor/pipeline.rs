@@ -23,6 +23,8 @@ use crate::storage::{catalog as store, results, rollups};
 #[derive(Debug, Clone)]
 pub struct ProbeSettings {
     pub allow: Vec<Cidr>,
+    /// `--probe-resolver`: the DNS server probes look names up with (else the system's).
+    pub resolver: Option<SocketAddr>,
     pub concurrency: usize,
     pub ingest: IngestConfig,
     /// How often raw results are rolled up.
@@ -36,6 +38,7 @@ impl Default for ProbeSettings {
     fn default() -> Self {
         Self {
             allow: Vec::new(),
+            resolver: None,
             concurrency: DEFAULT_CONCURRENCY,
             ingest: IngestConfig::default(),
             rollup_every: Duration::from_secs(10),
@@ -74,7 +77,9 @@ impl Probing {
         maintain(&pool, settings).await?;
         let hub = EventHub::new();
         let (ingest, writer) = Ingest::spawn(pool.clone(), hub.clone(), settings.ingest);
-        let policy = Arc::new(NetworkPolicy::new(settings.allow.clone(), own_addresses(listen)));
+        let policy = Arc::new(
+            NetworkPolicy::new(settings.allow.clone(), own_addresses(listen)).with_resolver(settings.resolver),
+        );
         crate::monitor::allowlist::load(&pool, &policy).await.map_err(|e| match e {
             crate::error::Error::Database(db) => db,
             other => sqlx::Error::Protocol(other.to_string()),

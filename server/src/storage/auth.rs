@@ -413,6 +413,25 @@ pub async fn insert_audit<'e>(ex: impl PgExecutor<'e>, e: &AuditEntry) -> Result
     .map(|_| ())
 }
 
+/// Removes audit entries older than `keep`, then all but the newest `max_rows`; returns how many.
+#[tracing::instrument(skip_all)]
+pub async fn prune_audit(pool: &PgPool, keep: std::time::Duration, max_rows: i64) -> Result<u64, sqlx::Error> {
+    let old =
+        sqlx::query!("delete from audit_log where at < now() - $1::float8 * interval '1 second'", keep.as_secs_f64())
+            .execute(pool)
+            .await?
+            .rows_affected();
+    // Ids grow with time, so the cut is one index probe and a range delete.
+    let excess = sqlx::query!(
+        "delete from audit_log where audit_id <= (select audit_id from audit_log order by audit_id desc offset $1 limit 1)",
+        max_rows,
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(old + excess)
+}
+
 /// The newest audit entries first.
 #[tracing::instrument(skip_all)]
 pub async fn list_audit(pool: &PgPool, limit: i64) -> Result<Vec<(DateTime<Utc>, AuditEntry)>, sqlx::Error> {

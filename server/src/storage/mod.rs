@@ -1,4 +1,5 @@
-//! PostgreSQL, and every SQL statement Triage runs: the embedded cluster (`cluster`), the pool and
+//! PostgreSQL, and every SQL statement Triage runs: the embedded cluster (`cluster`) and what
+//! restarts it when it dies (`supervisor`), the pool and
 //! migrations (`pool`), instance and database housekeeping here, services and probes in `catalog`,
 //! raw results in `results`, rollups and their bucket format in `rollups`, users, sessions,
 //! tokens and the audit trail in `auth`, incidents in `incidents`, checklists and hypotheses in
@@ -14,6 +15,7 @@ pub mod pool;
 pub mod postmortems;
 pub mod results;
 pub mod rollups;
+pub mod supervisor;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;

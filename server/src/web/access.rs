@@ -519,7 +519,14 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Actor {
 pub fn actor_of(parts: &http::request::Parts) -> Actor {
     Actor {
         principal: parts.extensions.get::<Principal>().cloned().unwrap_or(Principal::Anonymous),
-        remote_addr: parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string()),
+        // The client behind trusted proxies, else the peer (routers served without the accept
+        // loop, as some tests do, have only the peer).
+        remote_addr: parts
+            .extensions
+            .get::<crate::web::connection::ClientAddr>()
+            .map(|c| c.0)
+            .or_else(|| parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()))
+            .map(|ip| ip.to_string()),
         request_id: parts.extensions.get::<crate::web::middleware::RequestId>().map(|r| r.0.clone()),
     }
 }

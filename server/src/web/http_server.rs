@@ -11,6 +11,7 @@ use app::{App, shell};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use chrono::Utc;
+use http::Method;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -28,12 +29,13 @@ use crate::respond::incidents::engine::{Engine, EngineSettings};
 use crate::respond::incidents::{Incidents, RoomHub};
 use crate::storage;
 use crate::web::access::{self, Gate, Secured, Table};
+use crate::web::connection::{Activity, ClientAddr, ConnectionCap, client_addr, hold_until_sent};
 use crate::web::metrics::Metrics;
 use crate::web::middleware::{HttpLimits, with_middleware};
 use crate::web::self_check::ReadinessChecker;
 use crate::web::server_fns::PgBackend;
 use crate::web::state::AppState;
-use crate::web::{api, health};
+use crate::web::{api, health, security};
 
 /// Serving settings, separate from the CLI so tests can build them directly.
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct ServeSettings {
     pub site_root: PathBuf,
     pub request_timeout: Duration,
     pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    pub trusted_proxies: Vec<crate::monitor::check::policy::Cidr>,
     pub body_limit: usize,
     pub shutdown_timeout: Duration,
     pub readiness_cache: Duration,
@@ -64,6 +68,8 @@ impl Default for ServeSettings {
             site_root: PathBuf::from("target/site"),
             request_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            trusted_proxies: Vec::new(),
             body_limit: 2 << 20,
             shutdown_timeout: Duration::from_secs(30),
             readiness_cache: Duration::from_secs(1),
@@ -85,14 +91,21 @@ impl From<&crate::config::ServeArgs> for ServeSettings {
             site_root: a.site_root.clone(),
             request_timeout: a.request_timeout.0,
             header_read_timeout: a.header_read_timeout.0,
+            max_connections: a.max_connections as usize,
+            trusted_proxies: a.trusted_proxies.clone(),
             body_limit: a.body_limit.0,
             shutdown_timeout: a.shutdown_timeout.0,
             readiness_cache: a.readiness_cache.0,
             readiness_timeout: a.readiness_timeout.0,
             probes: ProbeSettings {
                 allow: a.probe_allow.clone(),
+                resolver: a.probe_resolver,
                 concurrency: a.probe_concurrency as usize,
-                ingest: crate::monitor::ingest::IngestConfig { buffer: a.result_buffer as usize, ..Default::default() },
+                ingest: crate::monitor::ingest::IngestConfig {
+                    buffer: a.result_buffer as usize,
+                    buffer_bytes: a.result_buffer_bytes.0,
+                    ..Default::default()
+                },
                 raw_retention: a.raw_retention.0,
                 self_watch: a.self_watch,
                 ..ProbeSettings::default()
@@ -102,6 +115,8 @@ impl From<&crate::config::ServeArgs> for ServeSettings {
                 public_url: a.public_url.clone(),
                 session_idle: a.session_idle.0,
                 session_lifetime: a.session_lifetime.0,
+                audit_retention: a.audit_retention.0,
+                audit_max_rows: a.audit_max_rows,
                 ..AuthSettings::default()
             },
             setup_token_file: None,
@@ -148,7 +163,12 @@ pub async fn build_state(
     metrics.attach_probes(Arc::clone(&probing.ingest_stats), probing.scheduler.clone());
     let state = AppState::new(crate::web::state::Shared {
         leptos_options,
-        readiness: ReadinessChecker::new(pool.clone(), settings.readiness_timeout, settings.readiness_cache),
+        readiness: ReadinessChecker::new(
+            pool.clone(),
+            Arc::clone(&probing.ingest_stats),
+            settings.readiness_timeout,
+            settings.readiness_cache,
+        ),
         metrics,
         instance: Arc::new(instance),
         scheduler: probing.scheduler.clone(),
@@ -164,18 +184,18 @@ pub async fn build_state(
         raw_retention: settings.probes.raw_retention,
         pool,
     });
-    spawn_session_purge(&state);
+    spawn_auth_housekeeping(&state);
     let engine =
         Engine { pool: state.pool.clone(), rooms: state.incidents.rooms.clone(), settings: settings.incidents.clone() };
     tokio::spawn(engine.run(state.hub.clone(), state.stopping.subscribe()));
     Ok((state, probing))
 }
 
-/// Ended sessions are refused as soon as they end; this only keeps the table small. Hourly,
-/// until shutdown begins.
-fn spawn_session_purge(state: &AppState) {
+/// Hourly, until shutdown begins: ended sessions are removed (they are refused as soon as they
+/// end; this only keeps the table small) and the audit log is held to its age and size.
+fn spawn_auth_housekeeping(state: &AppState) {
     let pool = state.pool.clone();
-    let idle = state.auth.settings.session_idle;
+    let settings = state.auth.settings.clone();
     let mut stopping = state.stopping.subscribe();
     tokio::spawn(async move {
         let stopped = async move {
@@ -187,10 +207,16 @@ fn spawn_session_purge(state: &AppState) {
         loop {
             tokio::select! {
                 _ = every.tick() => {
-                    match storage::auth::purge_sessions(&pool, idle).await {
+                    match storage::auth::purge_sessions(&pool, settings.session_idle).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(sessions = n, "ended sessions removed"),
                         Err(e) => tracing::warn!(error = %e, "removing ended sessions failed; retrying in an hour"),
+                    }
+                    let max_rows = i64::from(settings.audit_max_rows);
+                    match storage::auth::prune_audit(&pool, settings.audit_retention, max_rows).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(entries = n, "audit entries past retention removed"),
+                        Err(e) => tracing::warn!(error = %e, "trimming the audit log failed; retrying in an hour"),
                     }
                 }
                 () = &mut stopped => break,
@@ -228,6 +254,7 @@ fn health_routes() -> Secured {
         .open("/healthz", health::healthz)
         .open("/readyz", health::readyz)
         .open("/metrics", health::metrics)
+        .public(Method::POST, security::CSP_REPORT_PATH, axum::routing::post(security::csp_report))
 }
 
 /// The access table of the whole application (for the enforcement middleware and for tests).
@@ -247,6 +274,13 @@ pub fn router(state: AppState, settings: &ServeSettings, extra: Secured) -> Rout
             .and_then(|parts| parts.extensions.get::<crate::access::Principal>().and_then(|p| p.user()).cloned());
         provide_context(app::model::CurrentUser(me));
         provide_context(app::model::TraceUrl(trace_url.clone()));
+        // The nonce the response's policy names (made by the security middleware), in place of
+        // the one Leptos would make, so the page's inline scripts carry it.
+        if let Some(nonce) = use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<security::CspNonce>().map(|n| n.0.clone()))
+        {
+            provide_context(leptos::nonce::Nonce::from_value(nonce));
+        }
     };
     let leptos_options = state.leptos_options.clone();
     let metrics = state.metrics.clone();
@@ -272,6 +306,8 @@ pub struct Application {
     router: Router,
     header_read_timeout: Duration,
     shutdown_timeout: Duration,
+    cap: Arc<ConnectionCap>,
+    trusted_proxies: Arc<[crate::monitor::check::policy::Cidr]>,
 }
 
 impl Application {
@@ -288,6 +324,8 @@ impl Application {
             router,
             header_read_timeout: settings.header_read_timeout,
             shutdown_timeout: settings.shutdown_timeout,
+            cap: Arc::new(ConnectionCap::new(settings.max_connections)),
+            trusted_proxies: settings.trusted_proxies.clone().into(),
         }
     }
 
@@ -300,10 +338,22 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(self.header_read_timeout);
-        builder.http2().timer(TokioTimer::new());
+        // Pings find dead h2 peers; the idle watchdog below gives h2c the header-read limit.
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(self.header_read_timeout)
+            .keep_alive_timeout(self.header_read_timeout)
+            .max_concurrent_streams(256)
+            .max_header_list_size(64 << 10);
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
+            let permit = tokio::select! {
+                permit = self.cap.admit() => permit,
+                () = &mut shutdown => break,
+            };
+            let Some(permit) = permit else { break };
             tokio::select! {
                 accepted = self.listener.accept() => {
                     let (stream, peer) = match accepted {
@@ -321,17 +371,22 @@ impl Application {
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(error = %e, %peer, "could not disable Nagle's algorithm");
                     }
-                    let service = self.router.clone().map_request(move |mut req: http::Request<Incoming>| {
-                        req.extensions_mut().insert(ConnectInfo(peer));
-                        req
-                    });
+                    let activity = Activity::default();
+                    let service = self.service(peer, activity.clone());
                     let conn = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
                         .into_owned();
                     let conn = graceful.watch(conn);
+                    let idle_limit = self.header_read_timeout;
                     tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, %peer, "connection closed with an error");
+                        let _permit = permit;
+                        tokio::select! {
+                            done = conn => if let Err(e) = done {
+                                tracing::debug!(error = %e, %peer, "connection closed with an error");
+                            },
+                            () = activity.idle_for(idle_limit) => {
+                                tracing::debug!(%peer, "connection closed: no request within the header-read timeout");
+                            }
                         }
                     });
                 }
@@ -343,6 +398,32 @@ impl Application {
         if tokio::time::timeout(self.shutdown_timeout, graceful.shutdown()).await.is_err() {
             tracing::warn!(timeout = ?self.shutdown_timeout, "shutdown timeout reached; closing remaining connections");
         }
+    }
+
+    /// The router as one connection sees it: each request carries the peer and client address
+    /// and counts as running until its response body is sent.
+    fn service(
+        &self,
+        peer: SocketAddr,
+        activity: Activity,
+    ) -> impl tower::Service<
+        http::Request<Incoming>,
+        Response = http::Response<axum::body::Body>,
+        Error = std::convert::Infallible,
+        Future = impl Future<Output = Result<http::Response<axum::body::Body>, std::convert::Infallible>> + Send,
+    > + Clone
+    + Send
+    + 'static {
+        let router = self.router.clone();
+        let trusted = Arc::clone(&self.trusted_proxies);
+        tower::service_fn(move |mut req: http::Request<Incoming>| {
+            let running = activity.start();
+            let client = client_addr(peer.ip(), req.headers(), &trusted);
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(ClientAddr(client));
+            let answer = router.clone().oneshot(req);
+            async move { Ok(hold_until_sent(answer.await?, running)) }
+        })
     }
 }
 

@@ -55,6 +55,7 @@ pub struct Metrics {
     pool_max: Gauge,
     pool: PgPool,
     probes: ProbeCounters,
+    csp_violations: Counter,
 }
 
 /// The prober's counters, mirrored from its atomics when scraped. The lock makes two concurrent
@@ -117,7 +118,28 @@ impl Metrics {
         registry.register("build_info", "Build of this Triage (value is always 1)", build);
         let probes = ProbeCounters::default();
         probes.register(&mut registry);
-        Arc::new(Self { registry, requests, duration, pool_size, pool_idle, pool_in_use, pool_max, pool, probes })
+        let csp_violations = Counter::default();
+        registry.register(
+            "csp_violations",
+            "Content-Security-Policy violations reported by browsers",
+            csp_violations.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            requests,
+            duration,
+            pool_size,
+            pool_idle,
+            pool_in_use,
+            pool_max,
+            pool,
+            probes,
+            csp_violations,
+        })
+    }
+
+    pub fn csp_violation(&self) {
+        self.csp_violations.inc();
     }
 
     /// Reports the prober's counters from now on.

@@ -1,5 +1,5 @@
 //! The middleware every request passes through, outermost first: request id → tracing span →
-//! metrics → compression → timeout → JSON 413 → body limit → panic catcher → the route.
+//! metrics → compression → security headers → timeout → JSON 413 → body limit → panic catcher → the route.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -47,6 +47,7 @@ pub fn with_middleware(router: Router, metrics: Arc<Metrics>, limits: HttpLimits
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(middleware::map_response(move |res: Response| async move { json_413(res, body_limit) }))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(middleware::from_fn(crate::web::security::security_headers))
         .layer(CompressionLayer::new().quality(COMPRESSION))
         .layer(middleware::from_fn_with_state(metrics, metrics::track))
         .layer(

@@ -8,7 +8,10 @@ use app::model::{Role, Scope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{PASSWORD, Proc, TestApp, create_token, spawn_app, triage};
+use crate::common::{
+    PASSWORD, Proc, TestApp, create_token, fresh_db, spawn_app, spawn_app_with, test_settings, triage,
+};
+use server::web::access::Secured;
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
@@ -521,4 +524,81 @@ fn the_cli_adds_users_and_tokens_next_to_a_running_server_and_secrets_stay_out_o
         assert!(!log.contains(secret), "a secret reached the log");
     }
     assert!(server.terminate().success());
+}
+
+async fn login_from(app: &TestApp, forwarded_for: &str, email: &str) -> StatusCode {
+    no_redirects()
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"email": email, "password": "a wrong guess"}))
+        .send()
+        .await
+        .expect("login")
+        .status()
+}
+
+/// Behind a proxy the admin trusts, each client behind it has its own address limit and appears in
+/// the audit log by its own address; from anyone else `X-Forwarded-For` changes nothing. Refused
+/// guesses write one audit row per block, not one each.
+#[tokio::test]
+async fn the_client_behind_a_trusted_proxy_is_throttled_and_audited_by_its_own_address() {
+    use server::access::limiter::Limits;
+    let limits = Limits { per_account: 100, per_address: 3, window: std::time::Duration::from_secs(600) };
+    for trusted in [true, false] {
+        let mut settings = test_settings();
+        settings.auth.limits = limits;
+        if trusted {
+            settings.trusted_proxies = vec!["127.0.0.1".parse().expect("cidr")];
+        }
+        let app = spawn_app_with(fresh_db().await, settings, Secured::default()).await;
+        for i in 0..3 {
+            let status = login_from(&app, "203.0.113.50, 198.51.100.1", &format!("a{i}@example.com")).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        for _ in 0..4 {
+            let status = login_from(&app, "198.51.100.1", "more@example.com").await;
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the address is at its limit");
+        }
+        let other = login_from(&app, "198.51.100.2", "b@example.com").await;
+        let expected = if trusted { StatusCode::UNAUTHORIZED } else { StatusCode::TOO_MANY_REQUESTS };
+        assert_eq!(other, expected, "trusted proxies: {trusted}");
+        let rows: Vec<(String, Option<String>)> =
+            sqlx::query_as("select action, remote_addr from audit_log where action like 'login.%' order by audit_id")
+                .fetch_all(&app.pool)
+                .await
+                .expect("audit");
+        let want = if trusted { "198.51.100.1" } else { "127.0.0.1" };
+        assert!(rows.iter().take(3).all(|r| r.0 == "login.failed" && r.1.as_deref() == Some(want)), "{rows:?}");
+        let throttled = rows.iter().filter(|r| r.0 == "login.throttled").count();
+        assert_eq!(throttled, if trusted { 1 } else { 2 }, "one row per blocked account and address: {rows:?}");
+    }
+}
+
+/// The audit log is held to its age and size by the hourly housekeeping.
+#[tokio::test]
+async fn the_audit_log_is_trimmed_by_age_and_by_count() {
+    let app = spawn_app().await;
+    sqlx::query(
+        "insert into audit_log (at, actor, action) \
+         select now() - (case when i <= 300 then interval '500 days' else interval '1 minute' end), 'cli', 'old.' || i \
+         from generate_series(1, 1500) as i",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("seed");
+    let before: i64 = sqlx::query_scalar("select count(*) from audit_log").fetch_one(&app.pool).await.expect("count");
+    let newest: i64 =
+        sqlx::query_scalar("select max(audit_id) from audit_log").fetch_one(&app.pool).await.expect("max");
+    let removed = server::storage::auth::prune_audit(&app.pool, std::time::Duration::from_secs(400 * 86_400), 1000)
+        .await
+        .expect("prune");
+    assert_eq!(removed, u64::try_from(before - 1000).expect("count"));
+    let (count, oldest_id, old): (i64, i64, i64) = sqlx::query_as(
+        "select count(*), min(audit_id), count(*) filter (where at < now() - interval '400 days') from audit_log",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("after");
+    assert_eq!((count, old), (1000, 0), "the newest 1000 stay, none past retention");
+    assert_eq!(oldest_id, newest - 999, "the oldest went first");
 }

@@ -131,3 +131,47 @@ async fn readyz_turns_503_when_the_database_stops_and_caches_within_its_window()
     let health = live.client.get(live.url("/healthz")).send().await.expect("request");
     assert_eq!(health.status(), 200, "liveness does not depend on the database");
 }
+
+/// The embedded cluster is supervised: killed for real, it is started again (with backoff),
+/// `/readyz` names it while it is down, and the pool works again once it is back.
+#[tokio::test]
+async fn a_killed_cluster_is_restarted_and_readyz_names_it_meanwhile() {
+    use server::storage::supervisor::{Backoff, ClusterState, Supervisor};
+    let (dir, pg) = start_private_cluster();
+    let admin = connect(&pg, "postgres").await;
+    storage::create_database_if_missing(&admin, "triage").await.expect("create db");
+    admin.close().await;
+    let pool = connect(&pg, "triage").await;
+    pool::migrate(&pool).await.expect("migrate");
+    let first = pg.pid();
+    // The first retry waits long enough for the test to see the "restarting" state.
+    let backoff = Backoff { first: Duration::from_secs(2), max: Duration::from_secs(4) };
+    let supervisor = Supervisor::start(pg, config(dir.path()), backoff);
+    let mut settings = test_settings();
+    settings.readiness_cache = Duration::ZERO;
+    let app = spawn_app_with(pool.clone(), settings, Secured::default()).await;
+    app.state.readiness.attach_cluster(supervisor.state(), dir.path().to_path_buf());
+    let ready: serde_json::Value = app.get_json("/readyz").await;
+    assert_eq!(ready["checks"]["postgres"]["status"], "up", "{ready}");
+    assert_eq!(ready["checks"]["disk"]["status"], "up", "{ready}");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first as i32), nix::sys::signal::Signal::SIGKILL)
+        .expect("kill -9 the postmaster");
+    let mut state = supervisor.state();
+    state.wait_for(|s| matches!(s, ClusterState::Restarting { .. })).await.expect("seen exiting");
+    let res = app.client.get(app.url("/readyz")).send().await.expect("readyz");
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert!(body["failing"].as_array().expect("failing").contains(&"postgres".into()), "{body}");
+    assert!(body["checks"]["postgres"]["error"].as_str().expect("why").contains("restarting"), "{body}");
+
+    let running = state.wait_for(|s| matches!(s, ClusterState::Running { .. })).await.expect("running again").clone();
+    let ClusterState::Running { pid, restarts, .. } = running else { unreachable!() };
+    assert_ne!(pid, first, "a new server process");
+    assert_eq!(restarts, 1);
+    let one: i32 = sqlx::query_scalar("select 1").fetch_one(&pool).await.expect("the pool reconnects");
+    assert_eq!(one, 1);
+    let res = app.client.get(app.url("/readyz")).send().await.expect("readyz");
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
+    supervisor.stop(Duration::from_secs(30)).await.expect("clean stop");
+}

@@ -254,3 +254,140 @@ async fn responses_are_compressed_when_the_client_accepts_it() {
     let gz = app.client.get(app.url("/metrics")).header("accept-encoding", "gzip").send().await.expect("request");
     assert_eq!(gz.headers()["content-encoding"], "gzip");
 }
+
+/// The h2c connection preface and an empty SETTINGS frame: what every HTTP/2 client sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+/// h2c has no header-read timeout in hyper; the connection's idle watchdog gives it the same limit
+/// as HTTP/1: a client that opens a stream's headers and never finishes them is cut.
+#[tokio::test]
+async fn an_h2c_client_that_never_finishes_its_headers_is_disconnected() {
+    let mut settings = test_settings();
+    settings.header_read_timeout = Duration::from_millis(300);
+    let app = spawn_app_with(fresh_db().await, settings, Secured::default()).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    stream.write_all(H2_PREFACE).await.expect("preface");
+    // A HEADERS frame announcing 64 bytes of header block, of which only 3 ever arrive.
+    stream.write_all(&[0, 0, 64, 0x1, 0x4, 0, 0, 0, 1, 0x82, 0x86, 0x84]).await.expect("partial headers");
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "server closed the slow h2c connection");
+    // Its own SETTINGS may have been sent; never a HEADERS frame (type 1) answering the request.
+    let mut at = 0;
+    while at + 9 <= buf.len() {
+        let len = (usize::from(buf[at]) << 16) | (usize::from(buf[at + 1]) << 8) | usize::from(buf[at + 2]);
+        assert_ne!(buf[at + 3], 0x1, "no response to an incomplete request");
+        at += 9 + len;
+    }
+}
+
+/// The idle limit counts only connections with nothing running: a response streamed for longer
+/// than the header-read timeout over h2c is not cut short.
+#[tokio::test]
+async fn a_long_h2c_response_outlives_the_idle_limit() {
+    use http_body_util::BodyExt;
+    let mut settings = test_settings();
+    settings.header_read_timeout = Duration::from_millis(200);
+    let slow = || async {
+        let ticks = futures::stream::unfold(0u32, |n| async move {
+            if n == 6 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            Some((Ok::<_, std::convert::Infallible>(format!("tick {n}\n")), n + 1))
+        });
+        axum::body::Body::from_stream(ticks)
+    };
+    let extra = Secured::default().public(Method::GET, "/test/slow-stream", get(slow));
+    let app = spawn_app_with(fresh_db().await, settings, extra).await;
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{}/test/slow-stream", app.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let res = send.send_request(req).await.expect("response");
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.expect("the whole body arrives").to_bytes();
+    assert_eq!(String::from_utf8_lossy(&body).lines().count(), 6, "900 ms of ticks over a 200 ms idle limit");
+}
+
+/// At the connection cap new connections wait; idle ones are cut at the header-read timeout, and
+/// the waiting request is served once one has gone.
+#[tokio::test]
+async fn past_the_connection_cap_new_connections_wait_for_idle_ones_to_close() {
+    let mut settings = test_settings();
+    settings.max_connections = 16;
+    settings.header_read_timeout = Duration::from_millis(500);
+    let app = spawn_app_with(fresh_db().await, settings, Secured::default()).await;
+    let mut closed = Vec::new();
+    for _ in 0..16 {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+        // One complete exchange proves the server accepted this connection; then it sits idle.
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("request");
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.expect("answer");
+        assert_eq!(&head, b"HTTP/1.1 200");
+        closed.push(tokio::spawn(async move {
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest).await;
+            std::time::Instant::now()
+        }));
+    }
+    let res = app.anonymous.get(app.url("/healthz")).send().await.expect("served once there is room");
+    let served_at = std::time::Instant::now();
+    assert_eq!(res.status(), 200);
+    let mut first_close = None::<std::time::Instant>;
+    for c in closed {
+        let at = c.await.expect("idle connection closed by the server");
+        first_close = Some(first_close.map_or(at, |f| f.min(at)));
+    }
+    assert!(first_close.expect("closes") <= served_at, "the 17th waited for an idle connection to be cut");
+}
+
+/// Every response carries the security headers; a page's policy allows exactly the inline
+/// scripts that carry its own per-response nonce, and violations reported by browsers are
+/// counted.
+#[tokio::test]
+async fn pages_carry_a_nonced_policy_and_every_response_the_security_headers() {
+    let app = spawn_app().await;
+    let viewer = app.browser_of(Role::Viewer).await;
+    let mut nonces = Vec::new();
+    for _ in 0..2 {
+        let res = viewer.get(app.url("/")).send().await.expect("page");
+        let policy = res.headers()["content-security-policy"].to_str().expect("ascii").to_string();
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        let nonce = policy.split("'nonce-").nth(1).and_then(|r| r.split('\'').next()).expect("a nonce").to_string();
+        let html = res.text().await.expect("body");
+        // Every inline script in the page carries the nonce (the theme, hydration and data scripts).
+        let scripts = html.matches("<script").count();
+        assert!(scripts >= 2, "{html}");
+        assert_eq!(html.matches(&format!("nonce=\"{nonce}\"")).count(), scripts, "{html}");
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1], "a new nonce for every response");
+    for path in ["/api/v1/services", "/healthz", "/no-such-page"] {
+        let res = viewer.get(app.url(path)).send().await.expect("request");
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert!(h["content-security-policy"].to_str().expect("ascii").contains("default-src 'self'"), "{path}");
+    }
+    let report = serde_json::json!({"csp-report": {"violated-directive": "script-src", "blocked-uri": "inline"}});
+    let res = app
+        .anonymous
+        .post(app.url("/csp-report"))
+        .header("content-type", "application/csp-report")
+        .body(report.to_string())
+        .send()
+        .await
+        .expect("report");
+    assert_eq!(res.status(), 204);
+    let metrics = app.anonymous.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("triage_csp_violations_total 1"), "{metrics}");
+}

@@ -8,6 +8,7 @@ mod common;
 mod config_ui;
 mod demo_target;
 mod embedded_pg;
+mod faults;
 mod http;
 mod import;
 mod incidents;

@@ -533,10 +533,16 @@ async fn icmp_echoes_loopback_and_reports_loss_and_round_trips() {
     );
 }
 
-/// Runs one check on a thread moved into a network namespace of its own (loopback up, unprivileged
-/// ping allowed, then `setup`), so the silence or loss it arranges touches nothing else on the
-/// machine. Creating the namespace needs CAP_SYS_ADMIN, which the test machines have (root).
-fn run_in_own_netns(setup: &'static [&'static [&'static str]], spec: ProbeSpec, policy: NetworkPolicy) -> ProbeResult {
+/// Runs `body` on a thread moved into a network namespace of its own (loopback up, unprivileged
+/// ping allowed, then `setup`), so what it arranges (silence, loss, addresses) touches nothing
+/// else on the machine, and nothing it sends can leave it. Creating the namespace needs
+/// CAP_SYS_ADMIN, which the test machines have (root).
+fn in_own_netns<T, F, Fut>(setup: &'static [&'static [&'static str]], body: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
     std::thread::spawn(move || {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("a network namespace of the test's own");
         // Children inherit the calling thread's namespace: these commands change only the new one.
@@ -547,10 +553,14 @@ fn run_in_own_netns(setup: &'static [&'static [&'static str]], spec: ProbeSpec, 
             assert!(status.success(), "{cmd:?}: {status}");
         }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(run(&spec, &policy))
+        rt.block_on(body())
     })
     .join()
-    .expect("the namespaced check")
+    .expect("the namespaced test")
+}
+
+fn run_in_own_netns(setup: &'static [&'static [&'static str]], spec: ProbeSpec, policy: NetworkPolicy) -> ProbeResult {
+    in_own_netns(setup, move || async move { run(&spec, &policy).await })
 }
 
 /// An address routed to loopback but owned by nobody: echoes to it vanish without an answer.
@@ -631,4 +641,88 @@ fn each_kind_names_its_bad_fields() {
     ] {
         spec::validate(&spec_of(kind, url, |_| {})).unwrap_or_else(|e| panic!("{url}: {e}"));
     }
+}
+
+// ---- DNS rebinding ----
+
+/// A resolver that answers `rebind.test` with a public address, then loopback, then the public
+/// one again (TTL 0, as a rebinding attacker's would); nothing for AAAA.
+async fn rebinding_resolver(public: [u8; 4]) -> SocketAddr {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+    let addr = udp.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut asked = 0u32;
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+            let Ok(q) = Message::from_vec(&buf[..n]) else { continue };
+            let mut m = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
+            m.metadata.recursion_available = true;
+            if let Some(query) = q.queries.first() {
+                m.add_query(query.clone());
+                if query.query_type() == RecordType::A {
+                    let [a, b, c, d] = if asked.is_multiple_of(2) { public } else { [127, 0, 0, 1] };
+                    asked += 1;
+                    m.answers.push(Record::from_rdata(query.name().clone(), 0, RData::A(A::new(a, b, c, d))));
+                }
+            }
+            let _ = udp.send_to(&m.to_vec().expect("encode"), from).await;
+        }
+    });
+    addr
+}
+
+/// Counts the TCP connections it accepts and answers each with 200, or with a redirect back to
+/// `rebind.test` when asked for `/hop`.
+async fn counting_target(bind: &str) -> Arc<std::sync::atomic::AtomicUsize> {
+    let listener = TcpListener::bind(bind).await.expect("bind");
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let answer = if buf[..n].starts_with(b"GET /hop ") {
+                    "HTTP/1.1 302 Found\r\nlocation: http://rebind.test:8080/next\r\ncontent-length: 0\r\n\r\n"
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                };
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    accepted
+}
+
+/// DNS rebinding: the name answers a public address, then loopback. Each check connects only to
+/// the address it checked (never to a second lookup), so the loopback listener, counting real
+/// TCP accepts, sees none: neither directly nor through a redirect. The "public" address lives
+/// on the loopback of a network namespace the test creates, so no packet leaves the machine.
+#[test]
+fn a_rebinding_name_never_reaches_loopback() {
+    const SETUP: &[&[&str]] = &[&["ip", "addr", "add", "1.2.3.4/32", "dev", "lo"]];
+    let (results, public, local) = in_own_netns(SETUP, || async {
+        let public = counting_target("1.2.3.4:8080").await;
+        let local = counting_target("127.0.0.1:8080").await;
+        let resolver = rebinding_resolver([1, 2, 3, 4]).await;
+        let policy = strict().with_resolver(Some(resolver));
+        let mut results = Vec::new();
+        for _ in 0..10 {
+            results.push(run(&spec_of(ProbeKind::Http, "http://rebind.test:8080/", |_| {}), &policy).await);
+        }
+        // Through a redirect: the first hop gets the public answer, the next lookup loopback.
+        let follow = spec_of(ProbeKind::Http, "http://rebind.test:8080/hop", |s| s.follow_redirects = true);
+        for _ in 0..5 {
+            results.push(run(&follow, &policy).await);
+        }
+        let load = |c: &Arc<std::sync::atomic::AtomicUsize>| c.load(std::sync::atomic::Ordering::SeqCst);
+        (results, load(&public), load(&local))
+    });
+    let up = results.iter().filter(|r| r.outcome == Outcome::Up).count();
+    let refused = results.iter().filter(|r| r.error == Some(ErrorClass::BlockedByPolicy)).count();
+    assert_eq!(local, 0, "the loopback listener accepted nothing");
+    assert_eq!(up + refused, results.len(), "each check either reached the public address or was refused");
+    assert_eq!((up, refused), (5, 10), "direct: 5 up, 5 refused; every redirect's second lookup refused");
+    assert_eq!(public, 10, "only the checked public address was connected to");
 }

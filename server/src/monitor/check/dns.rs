@@ -4,7 +4,8 @@
 //!
 //! hickory encodes and decodes the messages; the sockets are Triage's own, so a chosen resolver's
 //! address goes through the network policy like any target. The system's resolvers (from
-//! `/etc/resolv.conf`) are the machine's own configuration, not a target, so they are used as is.
+//! `/etc/resolv.conf`, or the one `--probe-resolver` names) are the machine's own configuration,
+//! not a target, so they are used as is. The wire exchange itself is in `dns_wire`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -12,11 +13,10 @@ use std::time::{Duration, Instant};
 use app::model::ErrorClass;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
 
 use super::confirm::Outcome;
 use super::connect::{Failure, micros};
+use super::dns_wire;
 use super::http::CheckResult;
 use super::policy::{NetworkPolicy, ResolveError, resolve_checked};
 
@@ -90,9 +90,6 @@ pub struct DnsCheck {
     pub degraded_after: Option<Duration>,
 }
 
-/// Largest answer read over TCP.
-const TCP_ANSWER_CAP: usize = 65_535;
-
 pub async fn run(check: &DnsCheck, policy: &NetworkPolicy) -> CheckResult {
     let mut result = CheckResult::pending(uuid::Uuid::new_v4().simple().to_string());
     let started = Instant::now();
@@ -156,6 +153,10 @@ pub async fn run(check: &DnsCheck, policy: &NetworkPolicy) -> CheckResult {
 }
 
 /// The response code as `dig` and the RFCs write it.
+fn failure(e: dns_wire::WireError) -> Failure {
+    Failure(e.0, e.1)
+}
+
 fn mnemonic(code: ResponseCode) -> String {
     let n = u16::from(code);
     match RCODES.get(usize::from(n)) {
@@ -181,6 +182,7 @@ async fn resolvers(check: &DnsCheck, policy: &NetworkPolicy) -> Result<Vec<Socke
             ResolveError::Dns(msg) => Failure(ErrorClass::Dns, format!("the resolver's name: {msg}")),
             blocked @ ResolveError::Blocked { .. } => Failure(ErrorClass::BlockedByPolicy, blocked.to_string()),
         }),
+        None if policy.resolver().is_some() => Ok(policy.resolver().into_iter().collect()),
         None => {
             let text = tokio::fs::read("/etc/resolv.conf")
                 .await
@@ -209,12 +211,12 @@ async fn ask(check: &DnsCheck, policy: &NetworkPolicy) -> Result<Answer, Failure
     let mut last = Failure(ErrorClass::Dns, "no resolver answered".into());
     for server in resolvers(check, policy).await? {
         let t = Instant::now();
-        match over_udp(server, &bytes, id).await {
+        match dns_wire::over_udp(server, &bytes, id).await.map_err(failure) {
             Ok((message, n)) if !message.metadata.truncation => {
                 return Ok(Answer { message, query_us: micros(t.elapsed()), bytes: n });
             }
             // Too big for a datagram: the same question over TCP.
-            Ok(_) => match over_tcp(server, &bytes, id).await {
+            Ok(_) => match dns_wire::over_tcp(server, &bytes, id).await.map_err(failure) {
                 Ok((message, n)) => return Ok(Answer { message, query_us: micros(t.elapsed()), bytes: n }),
                 Err(f) => last = f,
             },
@@ -222,48 +224,4 @@ async fn ask(check: &DnsCheck, policy: &NetworkPolicy) -> Result<Answer, Failure
         }
     }
     Err(last)
-}
-
-fn decode(buf: &[u8], id: u16) -> Result<Message, Failure> {
-    let message =
-        Message::from_vec(buf).map_err(|e| Failure(ErrorClass::Protocol, format!("not a DNS answer: {e}")))?;
-    if message.metadata.id != id || message.metadata.message_type != MessageType::Response {
-        return Err(Failure(ErrorClass::Protocol, "an answer to another question".into()));
-    }
-    Ok(message)
-}
-
-async fn over_udp(server: SocketAddr, query: &[u8], id: u16) -> Result<(Message, usize), Failure> {
-    let local: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-    let socket =
-        UdpSocket::bind(local).await.map_err(|e| Failure(ErrorClass::Connect, format!("no socket: {}", e.kind())))?;
-    socket.connect(server).await.map_err(|e| Failure(ErrorClass::Connect, format!("{server}: {}", e.kind())))?;
-    socket.send(query).await.map_err(|e| Failure(ErrorClass::Connect, format!("{server}: {}", e.kind())))?;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let n =
-            socket.recv(&mut buf).await.map_err(|e| Failure(ErrorClass::Connect, format!("{server}: {}", e.kind())))?;
-        // A stray datagram (another id) is ignored; the timeout bounds the wait.
-        match decode(&buf[..n], id) {
-            Ok(m) => return Ok((m, n)),
-            Err(_) => continue,
-        }
-    }
-}
-
-async fn over_tcp(server: SocketAddr, query: &[u8], id: u16) -> Result<(Message, usize), Failure> {
-    let mut stream = TcpStream::connect(server)
-        .await
-        .map_err(|e| Failure(ErrorClass::Connect, format!("{server} (TCP): {}", e.kind())))?;
-    let len = u16::try_from(query.len()).map_err(|_| Failure(ErrorClass::Protocol, "query too long".into()))?;
-    let mut framed = len.to_be_bytes().to_vec();
-    framed.extend_from_slice(query);
-    let io = |e: std::io::Error| Failure(ErrorClass::Connect, format!("{server} (TCP): {}", e.kind()));
-    stream.write_all(&framed).await.map_err(io)?;
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).await.map_err(io)?;
-    let n = usize::from(u16::from_be_bytes(len)).min(TCP_ANSWER_CAP);
-    let mut buf = vec![0u8; n];
-    stream.read_exact(&mut buf).await.map_err(io)?;
-    Ok((decode(&buf, id)?, n))
 }

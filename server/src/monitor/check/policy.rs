@@ -123,11 +123,23 @@ pub struct NetworkPolicy {
     hosted: std::sync::Arc<std::sync::RwLock<Vec<SocketAddr>>>,
     /// Entries admins keep in the database (edited in the browser), besides `allow`.
     stored: std::sync::Arc<std::sync::RwLock<Vec<Cidr>>>,
+    /// `--probe-resolver`: names are looked up here instead of through the system.
+    resolver: Option<SocketAddr>,
 }
 
 impl NetworkPolicy {
     pub fn new(allow: Vec<Cidr>, own: Vec<SocketAddr>) -> Self {
-        Self { allow, own, hosted: Default::default(), stored: Default::default() }
+        Self { allow, own, hosted: Default::default(), stored: Default::default(), resolver: None }
+    }
+
+    /// Looks names up with this DNS server rather than the system's resolver.
+    pub fn with_resolver(mut self, resolver: Option<SocketAddr>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    pub fn resolver(&self) -> Option<SocketAddr> {
+        self.resolver
     }
 
     /// The entries of the command line (`--probe-allow`).
@@ -287,7 +299,19 @@ pub async fn resolve_checked(policy: &NetworkPolicy, host: &str, port: u16) -> R
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host, port)).await.map_err(|e| ResolveError::Dns(e.to_string()))?.collect(),
+        // Every connection goes to an address checked here, never to a second lookup: a name
+        // that answers a public address, then a private one (DNS rebinding), gains nothing.
+        Err(_) => match policy.resolver {
+            Some(server) => super::dns_wire::lookup(server, host)
+                .await
+                .map_err(ResolveError::Dns)?
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect(),
+            None => {
+                tokio::net::lookup_host((host, port)).await.map_err(|e| ResolveError::Dns(e.to_string()))?.collect()
+            }
+        },
     };
     if addrs.is_empty() {
         return Err(ResolveError::Dns("no addresses".into()));

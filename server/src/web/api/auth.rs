@@ -128,9 +128,11 @@ pub async fn login(
     let address = actor.remote_addr.clone().unwrap_or_else(|| "-".into());
     let reserved = match state.auth.limiter.reserve(&body.email, &address) {
         Ok(at) => at,
-        Err(wait) => {
-            actor.audit_or_warn(&state.pool, "login.throttled", &body.email).await;
-            return fail(ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }, "throttled");
+        Err(refused) => {
+            if refused.first {
+                actor.audit_or_warn(&state.pool, "login.throttled", &body.email).await;
+            }
+            return fail(ApiError::TooManyRequests { retry_after_secs: refused.wait.as_secs().max(1) }, "throttled");
         }
     };
     let user = match store::user_by_email(&state.pool, &body.email).await {
@@ -223,13 +225,16 @@ pub async fn setup(
         return fail(already_set_up(), "done");
     }
     let address = actor.remote_addr.clone().unwrap_or_else(|| "-".into());
-    if let Some(wait) = state.auth.limiter.blocked("setup", &address) {
-        return fail(ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }, "throttled");
-    }
+    let reserved = match state.auth.limiter.reserve("setup", &address) {
+        Ok(at) => at,
+        Err(refused) => {
+            return fail(ApiError::TooManyRequests { retry_after_secs: refused.wait.as_secs().max(1) }, "throttled");
+        }
+    };
     if !state.auth.setup_token_matches(body.setup_token.trim()) {
-        state.auth.limiter.failed("setup", &address);
         return fail(ApiError::bad("setup_token", "does not match the set-up token in the server's log"), "token");
     }
+    state.auth.limiter.succeeded_after("setup", &address, reserved);
     if let Err(e) = accounts::validate_email(&body.email) {
         return fail(e.into(), "email");
     }
@@ -314,18 +319,27 @@ pub async fn change_password(State(state): State<AppState>, actor: Actor, input:
         return answer(Err((ApiError::bad("current_password", "only a signed-in user has a password"), "user")));
     };
     let address = actor.remote_addr.clone().unwrap_or_else(|| "-".into());
-    if let Some(wait) = state.auth.limiter.blocked(&me.email, &address) {
-        return answer(Err((ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }, "throttled")));
+    if body.current_password.len() > MAX_PASSWORD_BYTES {
+        let error = ApiError::bad("current_password", format!("must be at most {MAX_PASSWORD_BYTES} bytes"));
+        return answer(Err((error, "current")));
     }
+    // Counted before the hash runs, as at sign-in: parallel guesses cannot outrun the limit.
+    let reserved = match state.auth.limiter.reserve(&me.email, &address) {
+        Ok(at) => at,
+        Err(refused) => {
+            let error = ApiError::TooManyRequests { retry_after_secs: refused.wait.as_secs().max(1) };
+            return answer(Err((error, "throttled")));
+        }
+    };
     let user = match store::user_by_id(&state.pool, me.id).await {
         Ok(Some(u)) => u,
         Ok(None) => return answer(Err((ApiError::Unauthorized, "user"))),
         Err(e) => return answer(Err((e.into(), "internal"))),
     };
     if !password::verify(body.current_password, user.password_hash).await {
-        state.auth.limiter.failed(&me.email, &address);
         return answer(Err((ApiError::bad("current_password", "is not your current password"), "current")));
     }
+    state.auth.limiter.succeeded_after(&me.email, &address, reserved);
     let hash = match accounts::hash_new_password("new_password", &body.new_password).await {
         Ok(h) => h,
         Err(e) => return answer(Err((e.into(), "new"))),
