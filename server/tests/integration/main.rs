@@ -9,6 +9,7 @@ mod config_ui;
 mod demo_target;
 mod embedded_pg;
 mod faults;
+mod fuzz;
 mod http;
 mod import;
 mod incidents;

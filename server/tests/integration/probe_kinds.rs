@@ -726,3 +726,157 @@ fn a_rebinding_name_never_reaches_loopback() {
     assert_eq!((up, refused), (5, 10), "direct: 5 up, 5 refused; every redirect's second lookup refused");
     assert_eq!(public, 10, "only the checked public address was connected to");
 }
+
+// ---- S1: SSRF vectors ----
+
+/// A resolver with fixed answers (A and AAAA) per name, for the vectors that go through DNS.
+async fn fixed_resolver(answers: &'static [(&'static str, &'static [&'static str])]) -> SocketAddr {
+    use hickory_proto::rr::rdata::AAAA;
+    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+    let addr = udp.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+            let Ok(q) = Message::from_vec(&buf[..n]) else { continue };
+            let mut m = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
+            if let Some(query) = q.queries.first() {
+                m.add_query(query.clone());
+                let name = query.name().to_ascii().trim_end_matches('.').to_string();
+                let ips = answers.iter().find(|(n, _)| *n == name).map(|(_, ips)| *ips).unwrap_or(&[]);
+                for ip in ips.iter().map(|s| s.parse::<std::net::IpAddr>().expect("ip")) {
+                    let data = match (ip, query.query_type()) {
+                        (std::net::IpAddr::V4(v4), RecordType::A) => RData::A(A(v4)),
+                        (std::net::IpAddr::V6(v6), RecordType::AAAA) => RData::AAAA(AAAA(v6)),
+                        _ => continue,
+                    };
+                    m.answers.push(Record::from_rdata(query.name().clone(), 0, data));
+                }
+            }
+            let _ = udp.send_to(&m.to_vec().expect("encode"), from).await;
+        }
+    });
+    addr
+}
+
+/// Runs a check, or says why its definition was refused before it could run.
+async fn run_or_refuse(spec: &ProbeSpec, policy: &NetworkPolicy) -> Result<ProbeResult, String> {
+    let compiled = spec::compile(uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), spec).map_err(|e| e.to_string())?;
+    let check = compiled.check.ok_or("no check")?;
+    Ok(execute::run(compiled.id, compiled.kind, &check, &compiled.pool_mapping, policy, &mut ScrapeMemory::default())
+        .await)
+}
+
+/// A public-looking target (on the namespace's loopback) that redirects `/to/<host:port>` there.
+async fn redirecting_target(bind: &str) {
+    let listener = TcpListener::bind(bind).await.expect("bind");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let path = head.split_whitespace().nth(1).unwrap_or("/");
+                let to = path.strip_prefix("/to/").unwrap_or("127.0.0.1:8080");
+                let answer = format!("HTTP/1.1 302 Found\r\nlocation: http://{to}/\r\ncontent-length: 0\r\n\r\n");
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+}
+
+/// S1: every SSRF vector class, run as real checks under the default policy. Those that lead to
+/// this machine (loopback in every spelling, names resolving there, redirects there) meet real
+/// listeners on 127.0.0.1 and ::1 that count TCP accepts: none may arrive. The other classes
+/// (private, link-local, metadata, CGNAT, NAT64, 6to4, multicast, reserved) must be refused by
+/// the policy. All of it inside a network namespace of the test's own, so even a bug could send
+/// nothing off this machine.
+#[test]
+fn ssrf_vectors_never_reach_this_machine() {
+    const SETUP: &[&[&str]] = &[&["ip", "addr", "add", "1.2.3.4/32", "dev", "lo"]];
+    const NAMES: &[(&str, &[&str])] = &[
+        ("loop.test", &["127.0.0.1"]),
+        ("loop6.test", &["::1"]),
+        ("mixed.test", &["1.2.3.4", "127.0.0.1"]),
+        ("mapped.test", &["::ffff:127.0.0.1"]),
+        ("meta.test", &["169.254.169.254"]),
+    ];
+    // Loopback in every spelling a URL parser or a resolver accepts.
+    const LOCAL: &[&str] = &[
+        "127.0.0.1:8080",
+        "127.1:8080",
+        "127.0.1:8080",
+        "0x7f.1:8080",
+        "0177.0.0.1:8080",
+        "2130706433:8080",
+        "0x7f000001:8080",
+        "127.127.127.127:8080",
+        "0.0.0.0:8080",
+        "0:8080",
+        "[::1]:8080",
+        "[0:0:0:0:0:0:0:1]:8080",
+        "[::ffff:127.0.0.1]:8080",
+        "[::ffff:7f00:1]:8080",
+        "[::127.0.0.1]:8080",
+        "[::ffff:0:7f00:1]:8080",
+        "[64:ff9b::7f00:1]:8080",
+        "[2002:7f00:1::1]:8080",
+        "localhost:8080",
+        "loop.test:8080",
+        "loop6.test:8080",
+        "mixed.test:8080",
+        "mapped.test:8080",
+    ];
+    // Other machines' ranges: judged without a packet sent.
+    const ELSEWHERE: &[&str] = &[
+        "10.0.0.1:80",
+        "172.16.0.1:80",
+        "192.168.1.1:80",
+        "100.64.0.1:80",
+        "169.254.169.254:80",
+        "168.63.129.16:80",
+        "[fd00:ec2::254]:80",
+        "[fe80::1]:80",
+        "[fd12::1]:80",
+        "[::ffff:10.0.0.1]:80",
+        "[64:ff9b::a00:1]:80",
+        "[2002:c0a8:101::1]:80",
+        "224.0.0.1:80",
+        "255.255.255.255:80",
+        "240.0.0.1:80",
+        "meta.test:80",
+    ];
+    let (results, accepted) = in_own_netns(SETUP, || async {
+        let v4 = counting_target("127.0.0.1:8080").await;
+        let v6 = counting_target("[::1]:8080").await;
+        redirecting_target("1.2.3.4:8080").await;
+        let policy = strict().with_resolver(Some(fixed_resolver(NAMES).await));
+        let mut results = Vec::new();
+        for target in LOCAL.iter().chain(ELSEWHERE) {
+            for url in [format!("http://{target}/"), format!("tcp://{target}")] {
+                let kind = if url.starts_with("tcp") { ProbeKind::Tcp } else { ProbeKind::Http };
+                results
+                    .push((url.clone(), run_or_refuse(&spec_of(kind, &url, |s| s.timeout_ms = 1_000), &policy).await));
+            }
+        }
+        for target in LOCAL {
+            let url = format!("http://1.2.3.4:8080/to/{target}");
+            let spec = spec_of(ProbeKind::Http, &url, |s| s.follow_redirects = true);
+            results.push((url, run_or_refuse(&spec, &policy).await));
+        }
+        let load = |c: &Arc<std::sync::atomic::AtomicUsize>| c.load(std::sync::atomic::Ordering::SeqCst);
+        (results, load(&v4) + load(&v6))
+    });
+    println!("S1: {} vectors, {accepted} accepted by the loopback listeners", results.len());
+    assert!(results.len() >= 60, "{} vectors", results.len());
+    assert_eq!(accepted, 0, "a vector reached a listener on this machine");
+    let refused_early = results.iter().filter(|(_, r)| r.is_err()).count();
+    println!("S1: {refused_early} refused as definitions, the rest refused by the network policy");
+    for (url, r) in &results {
+        // A definition refused before it runs is as good as a refusal; whatever ran must have
+        // been stopped by the policy (or found no address at all).
+        if let Ok(r) = r {
+            let stopped = matches!(r.error, Some(ErrorClass::BlockedByPolicy) | Some(ErrorClass::Dns));
+            assert!(r.outcome == Outcome::Down && stopped, "{url}: {:?} {:?}", r.error, r.detail);
+        }
+    }
+}

@@ -144,7 +144,7 @@ fn parse_json(root: &Map<String, Value>) -> ReadinessReport {
                 continue;
             };
             if let Some(state) = state_of(check) {
-                components.push(Component { name: name.to_string(), state, detail: detail_of(check) });
+                components.push(Component { name: shown_name(name).to_string(), state, detail: detail_of(check) });
             }
         }
     } else if let Some(map) = CONTAINERS.iter().find_map(|k| root.get(*k).and_then(Value::as_object)) {
@@ -155,7 +155,7 @@ fn parse_json(root: &Map<String, Value>) -> ReadinessReport {
                 continue;
             }
             if let Some(state) = state_of(v) {
-                components.push(Component { name: name.clone(), state, detail: detail_of(v) });
+                components.push(Component { name: shown_name(name).to_string(), state, detail: detail_of(v) });
             }
         }
     }
@@ -181,7 +181,8 @@ fn children(v: &Value) -> Option<&Map<String, Value>> {
 /// the datasource that is down rather than the composite and the datasource both.
 fn collect(map: &Map<String, Value>, prefix: &str, depth: usize, out: &mut Vec<Component>) {
     for (name, v) in map {
-        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let name = shown_name(name);
+        let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
         if depth < MAX_DEPTH
             && let Some(nested) = children(v)
         {
@@ -192,6 +193,12 @@ fn collect(map: &Map<String, Value>, prefix: &str, depth: usize, out: &mut Vec<C
             out.push(Component { name: path, state, detail: detail_of(v) });
         }
     }
+}
+
+/// A component the body names with an empty string still needs a name on the page (the fuzzer
+/// found `{"": "UP"}` shown as a blank row).
+fn shown_name(name: &str) -> &str {
+    if name.trim().is_empty() { "(unnamed)" } else { name }
 }
 
 fn parse_text(text: &str) -> Option<ReadinessReport> {
@@ -221,9 +228,13 @@ fn kubernetes_verbose(text: &str) -> Option<ReadinessReport> {
             let (name, said) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             // `?exclude=` skips a check but still lists it with [+]: it was not run.
             let component = if said.trim_start().starts_with("excluded") {
-                Component { name: name.to_string(), state: ComponentState::Unknown, detail: Some("excluded".into()) }
+                Component {
+                    name: shown_name(name).to_string(),
+                    state: ComponentState::Unknown,
+                    detail: Some("excluded".into()),
+                }
             } else {
-                Component { name: name.to_string(), state: ComponentState::Up, detail: None }
+                Component { name: shown_name(name).to_string(), state: ComponentState::Up, detail: None }
             };
             components.push(component);
         } else if let Some(rest) = line.strip_prefix("[-]") {
@@ -231,7 +242,7 @@ fn kubernetes_verbose(text: &str) -> Option<ReadinessReport> {
             let said = said.trim();
             let reason = said.strip_prefix("failed").map(|r| r.trim_start_matches(':').trim()).unwrap_or(said);
             let detail = (!reason.is_empty()).then(|| cut(reason));
-            components.push(Component { name: name.to_string(), state: ComponentState::Down, detail });
+            components.push(Component { name: shown_name(name).to_string(), state: ComponentState::Down, detail });
         } else if !components.is_empty() {
             let verdict = line.rsplit_once(' ').filter(|(head, _)| head.ends_with(" check"));
             match verdict.map(|(_, last)| last) {
