@@ -15,6 +15,9 @@ enum Who {
     PushToken,
     ReadToken,
     RevokedToken,
+    AdminToken,
+    /// A push probe's own token (on the push path, its own probe's id).
+    ProbeToken,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,14 +108,20 @@ fn expected(who: Who, rule: &Rule) -> Seen {
     let reading = rule.method == Method::GET;
     match who {
         // Tokens count on the REST API only; elsewhere the caller is anonymous.
-        Who::PushToken | Who::ReadToken | Who::RevokedToken if !api => {
-            if rule.need == Need::Public {
+        Who::PushToken | Who::ReadToken | Who::RevokedToken | Who::AdminToken | Who::ProbeToken if !api => {
+            if rule.need == Need::Public { Allowed } else { Unauthenticated }
+        }
+        Who::RevokedToken => Unauthenticated,
+        Who::AdminToken => Allowed,
+        // Good on its own probe's push path only; anywhere else on the API it is a credential
+        // that does not hold (401, like a revoked token).
+        Who::ProbeToken => {
+            if rule.need == Need::Push {
                 Allowed
             } else {
                 Unauthenticated
             }
         }
-        Who::RevokedToken => Unauthenticated,
         Who::PushToken => match rule.need {
             Need::Public | Need::Push | Need::SignedIn => Allowed,
             Need::Role(_) => Forbidden,
@@ -147,6 +156,9 @@ struct Callers {
     push: String,
     read: String,
     revoked: String,
+    admin: String,
+    /// A push probe and its own token.
+    probe: (String, String),
     users: Vec<(Role, uuid::Uuid)>,
 }
 
@@ -154,6 +166,23 @@ async fn callers(app: &TestApp) -> Callers {
     let push = create_token(&app.pool, Scope::Push, "matrix-push").await;
     let read = create_token(&app.pool, Scope::Read, "matrix-read").await;
     let revoked = create_token(&app.pool, Scope::Admin, "matrix-revoked").await;
+    let admin = create_token(&app.pool, Scope::Admin, "matrix-admin").await;
+    let service = app.client.post(app.url("/api/v1/services")).json(&serde_json::json!({"name": "matrix"})).send();
+    assert_eq!(service.await.expect("service").status(), StatusCode::CREATED);
+    let created: serde_json::Value = app
+        .client
+        .post(app.url("/api/v1/probes"))
+        .json(&serde_json::json!({"name": "matrix-agent", "service": "matrix", "kind": "push", "interval_secs": 3600}))
+        .send()
+        .await
+        .expect("probe")
+        .json()
+        .await
+        .expect("json");
+    let probe = (
+        created["id"].as_str().expect("id").to_string(),
+        created["push_token"].as_str().expect("push token").to_string(),
+    );
     let res = app
         .client
         .get(app.url("/api/v1/tokens"))
@@ -174,11 +203,20 @@ async fn callers(app: &TestApp) -> Callers {
         let id = server::storage::auth::user_by_email(&app.pool, &email).await.expect("query").expect("user").id;
         users.push((role, id));
     }
-    Callers { push, read, revoked, users }
+    Callers { push, read, revoked, admin, probe, users }
 }
 
 async fn call(app: &TestApp, c: &Callers, who: Who, rule: &Rule) -> Seen {
-    let url = app.url(&concrete(rule.path));
+    let path = match who {
+        Who::ProbeToken => concrete(&rule.path.replace("/api/v1/push/{id}", &format!("/api/v1/push/{}", c.probe.0))),
+        _ => concrete(rule.path),
+    };
+    call_path(app, c, who, rule, &path).await.0
+}
+
+/// Calls `path` (the rule's, or a variant of it) as `who`; what the caller saw, and the status.
+async fn call_path(app: &TestApp, c: &Callers, who: Who, rule: &Rule, path: &str) -> (Seen, StatusCode) {
+    let url = app.url(path);
     let client = match who {
         // A fresh session per cell: a cell may be "sign out".
         Who::User(role) => {
@@ -195,6 +233,8 @@ async fn call(app: &TestApp, c: &Callers, who: Who, rule: &Rule) -> Seen {
         Who::PushToken => req.bearer_auth(&c.push),
         Who::ReadToken => req.bearer_auth(&c.read),
         Who::RevokedToken => req.bearer_auth(&c.revoked),
+        Who::AdminToken => req.bearer_auth(&c.admin),
+        Who::ProbeToken => req.bearer_auth(&c.probe.1),
         _ => req,
     };
     if rule.method != Method::GET {
@@ -211,12 +251,13 @@ async fn call(app: &TestApp, c: &Callers, who: Who, rule: &Rule) -> Seen {
         .get("location")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|l| l.starts_with("/login") || l.starts_with("/setup"));
-    match res.status() {
+    let seen = match res.status() {
         StatusCode::UNAUTHORIZED => Seen::Unauthenticated,
         StatusCode::SEE_OTHER if to_sign_in && rule.kind == Kind::Page => Seen::Unauthenticated,
         StatusCode::FORBIDDEN => Seen::Forbidden,
         _ => Seen::Allowed,
-    }
+    };
+    (seen, res.status())
 }
 
 #[tokio::test]
@@ -268,6 +309,8 @@ async fn the_route_by_role_matrix_has_no_mismatch() {
         Who::PushToken,
         Who::ReadToken,
         Who::RevokedToken,
+        Who::AdminToken,
+        Who::ProbeToken,
     ];
     let mut cells = 0;
     let mut mismatches = Vec::new();
@@ -287,7 +330,7 @@ async fn the_route_by_role_matrix_has_no_mismatch() {
         whos.len(),
         mismatches.len()
     );
-    assert!(cells >= 8 * 40, "the table covers the application: {cells} cells");
+    assert!(cells >= 10 * 40, "the table covers the application: {cells} cells");
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
@@ -303,4 +346,45 @@ async fn routes_without_a_rule_are_unreachable_for_everyone() {
         let with_token = app.client.request(method.clone(), app.url(path)).send().await.expect("request");
         assert_eq!(with_token.status(), StatusCode::NOT_FOUND, "{method} {path} with an admin token");
     }
+}
+
+/// The same path spelled differently (a trailing slash, a doubled slash, other case, a
+/// percent-encoded letter) must never get past the gate where the plain path is refused: each
+/// variant is refused, or matches nothing (404/405). A 2xx, or a 400 from a handler reading the
+/// body, would mean a handler ran for a caller the table refuses.
+#[tokio::test]
+async fn path_variants_never_open_a_refused_route() {
+    let app = spawn_app().await;
+    let c = callers(&app).await;
+    let (_, table) = server::web::http_server::access_table(Secured::default());
+    let variants = |path: &str| -> Vec<String> {
+        let mut out = vec![format!("{path}/"), path.replacen('/', "//", 2), path.to_uppercase()];
+        // Percent-encode the first letter after the last slash.
+        if let Some(i) =
+            path.rfind('/').and_then(|s| path[s..].find(|ch: char| ch.is_ascii_alphabetic()).map(|j| s + j))
+        {
+            out.push(format!("{}%{:02X}{}", &path[..i], path.as_bytes()[i], &path[i + 1..]));
+        }
+        out
+    };
+    let mut tried = 0;
+    let mut opened = Vec::new();
+    for rule in table.rules.iter().filter(|r| r.kind != Kind::Open) {
+        for who in [Who::Anonymous, Who::User(Role::Viewer), Who::ReadToken, Who::ProbeToken] {
+            if expected(who, rule) == Seen::Allowed {
+                continue;
+            }
+            for path in variants(&concrete(rule.path)) {
+                let (_, status) = call_path(&app, &c, who, rule, &path).await;
+                tried += 1;
+                let refused = matches!(status.as_u16(), 401 | 403 | 404 | 405 | 303 | 308);
+                if !refused {
+                    opened.push(format!("{} {path} as {who:?}: {status}", rule.method));
+                }
+            }
+        }
+    }
+    println!("path variants: {tried} refused cells tried, {} opened", opened.len());
+    assert!(tried > 200, "{tried}");
+    assert!(opened.is_empty(), "{}", opened.join("\n"));
 }

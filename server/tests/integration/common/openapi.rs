@@ -39,7 +39,8 @@ pub fn template_of(path: &str) -> Option<String> {
         .keys()
         .filter(|t| {
             let ts: Vec<&str> = t.split('/').collect();
-            ts.len() == segments.len() && ts.iter().zip(&segments).all(|(t, s)| t.starts_with('{') || t == s)
+            ts.len() == segments.len()
+                && ts.iter().zip(&segments).all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
         })
         .min_by_key(|t| t.matches('{').count())
         .cloned()
@@ -50,6 +51,10 @@ pub fn check(method: &str, path: &str, status: u16, body: &[u8]) -> Result<(), S
     let Some(template) = template_of(path) else { return Ok(()) };
     let responses = &DOC["paths"][&template][method]["responses"];
     if responses.is_null() {
+        // No such operation: the only right answer is the router's own 404 (no route).
+        if status == 404 {
+            return Ok(());
+        }
         return Err(format!("{method} {template} is not in the OpenAPI document"));
     }
     let key = if responses.get(status.to_string()).is_some() { status.to_string() } else { "default".to_string() };
