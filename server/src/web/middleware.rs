@@ -26,6 +26,19 @@ pub const REQUEST_ID: &str = "x-request-id";
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// The request body limit, for extractors that must say it when a streamed body exceeds it
+/// (a body without a length is cut while being read, not refused up front).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Why a body could not be read: too long (413 with the limit) or broken (400).
+pub fn unreadable_body(rejection: &axum::extract::rejection::BytesRejection, limit: Option<BodyLimit>) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::PayloadTooLarge { limit: limit.map_or(0, |l| l.0) };
+    }
+    ApiError::BadRequest { field: None, message: "could not read the request body".into() }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     pub request_timeout: Duration,
@@ -45,6 +58,10 @@ pub fn with_middleware(router: Router, metrics: Arc<Metrics>, limits: HttpLimits
     router
         .layer(CatchPanicLayer::custom(panic_to_500))
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(middleware::map_request(move |mut req: Request| async move {
+            req.extensions_mut().insert(BodyLimit(body_limit));
+            req
+        }))
         .layer(middleware::map_response(move |res: Response| async move { json_413(res, body_limit) }))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
         .layer(middleware::from_fn(crate::web::security::security_headers))

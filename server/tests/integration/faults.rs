@@ -403,6 +403,9 @@ fn postgres_restarts_lose_and_double_nothing() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
     let restarts = rounds(4, 20);
+    // The long run: 500 checks a second for 20 gaps of 10 s (about 100,000 results) and two
+    // agents (about 10,000 pushes).
+    let (probes, gap, agents) = (rounds(20, 500), Duration::from_millis(rounds(1500, 10_000) as u64), rounds(1, 2));
     let dir = tempfile::Builder::new().prefix("triage-r1-").tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -437,7 +440,7 @@ fn postgres_restarts_lose_and_double_nothing() {
     let (push_probe, push_token) = rt.block_on(async {
         let post = |path: &str, body: Value| client.post(format!("{url}{path}")).bearer_auth(&admin).json(&body).send();
         assert_eq!(post("/api/v1/services", json!({"name": "r1"})).await.expect("svc").status(), StatusCode::CREATED);
-        for i in 0..20 {
+        for i in 0..probes {
             let probe = json!({"name": format!("check-{i}"), "service": "r1", "kind": "http",
                 "url": format!("http://{target}/health"), "interval_secs": 1, "timeout_ms": 500,
                 "failures_to_down": 1, "successes_to_up": 1});
@@ -449,37 +452,42 @@ fn postgres_restarts_lose_and_double_nothing() {
         (created["id"].as_str().expect("id").to_string(), created["push_token"].as_str().expect("token").to_string())
     });
 
-    // The agent: pushes in order, each until acknowledged (retrying on 503 and cut connections).
+    // The agents: each pushes in order, each push until acknowledged (retrying on 503 and cut
+    // connections).
     let pushing = Arc::new(AtomicBool::new(true));
-    let agent = rt.spawn({
-        let (client, url, pushing) = (client.clone(), url.clone(), Arc::clone(&pushing));
-        let (probe, token) = (push_probe.clone(), push_token.clone());
-        async move {
-            let mut acknowledged = Vec::new();
-            let (mut retries, mut seq) = (0u64, 0u64);
-            while pushing.load(Ordering::SeqCst) {
-                let res = client
-                    .post(format!("{url}/api/v1/push/{probe}"))
-                    .bearer_auth(&token)
-                    .json(&json!({"agent_id": "r1", "seq": seq, "outcome": "up"}))
-                    .send()
-                    .await;
-                match res.map(|r| r.status()) {
-                    Ok(s) if s.is_success() => {
-                        acknowledged.push(seq);
-                        seq += 1;
+    let agent_tasks: Vec<_> = (0..agents)
+        .map(|agent| {
+            rt.spawn({
+                let (client, url, pushing) = (client.clone(), url.clone(), Arc::clone(&pushing));
+                let (probe, token) = (push_probe.clone(), push_token.clone());
+                async move {
+                    let mut acknowledged = Vec::new();
+                    let (mut retries, mut seq) = (0u64, 0u64);
+                    while pushing.load(Ordering::SeqCst) {
+                        let res = client
+                            .post(format!("{url}/api/v1/push/{probe}"))
+                            .bearer_auth(&token)
+                            .json(&json!({"agent_id": format!("r1a{agent}"), "seq": seq, "outcome": "up"}))
+                            .send()
+                            .await;
+                        match res.map(|r| r.status()) {
+                            Ok(s) if s.is_success() => {
+                                acknowledged.push(format!("r1a{agent}-{seq}"));
+                                seq += 1;
+                            }
+                            Ok(s) if s != StatusCode::SERVICE_UNAVAILABLE => panic!("push {seq}: {s}"),
+                            // 503 or a cut connection: the same push again shortly.
+                            _ => {
+                                retries += 1;
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        }
                     }
-                    Ok(s) if s != StatusCode::SERVICE_UNAVAILABLE => panic!("push {seq}: {s}"),
-                    // 503 or a cut connection: the same push again shortly.
-                    _ => {
-                        retries += 1;
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                    (acknowledged, retries)
                 }
-            }
-            (acknowledged, retries)
-        }
-    });
+            })
+        })
+        .collect();
 
     let ready = |client: &reqwest::Client| {
         let url = url.clone();
@@ -491,7 +499,7 @@ fn postgres_restarts_lose_and_double_nothing() {
     let started = Instant::now();
     for i in 0..restarts {
         // Let traffic flow between restarts, then stop PostgreSQL: fast, then immediate, in turn.
-        rt.block_on(async { tokio::time::sleep(Duration::from_millis(1500)).await });
+        rt.block_on(async { tokio::time::sleep(gap).await });
         let pid = postmaster(&data).expect("PostgreSQL running");
         let sig = if i % 2 == 0 { nix::sys::signal::Signal::SIGINT } else { nix::sys::signal::Signal::SIGQUIT };
         nix::sys::signal::kill(pid, sig).expect("signal the postmaster");
@@ -505,7 +513,12 @@ fn postgres_restarts_lose_and_double_nothing() {
     rt.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await });
     pushing.store(false, Ordering::SeqCst);
     flipping.store(false, Ordering::SeqCst);
-    let (acknowledged, retries) = rt.block_on(agent).expect("agent");
+    let (mut acknowledged, mut retries) = (Vec::new(), 0u64);
+    for agent in agent_tasks {
+        let (got, tried) = rt.block_on(agent).expect("agent");
+        acknowledged.extend(got);
+        retries += tried;
+    }
     // Everything buffered is written once the database is back: wait until the writer is idle.
     let metric = |text: &str, name: &str| -> f64 {
         text.lines()
@@ -514,10 +527,14 @@ fn postgres_restarts_lose_and_double_nothing() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     };
+    // Checks keep running, so the writer always has a little pending: wait until what the
+    // outages buffered is down to less than one batch.
     let (written, dropped) = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let text = client.get(format!("{url}/metrics")).send().await.expect("metrics").text().await.expect("text");
-            if metric(&text, "triage_probe_results_pending ") == 0.0 {
+            assert!(Instant::now() < deadline, "the buffered results are written within 2 minutes");
+            if metric(&text, "triage_probe_results_pending ") < 1000.0 {
                 break (
                     metric(&text, "triage_probe_results_written_total"),
                     metric(&text, "triage_probe_results_dropped_total"),
@@ -569,7 +586,8 @@ fn postgres_restarts_lose_and_double_nothing() {
             .fetch_all(&pool)
             .await
             .expect("pushes");
-        let lost = acknowledged.iter().filter(|seq| !pushes.contains(&format!("r1-{seq}"))).count();
+        let pushes: std::collections::HashSet<String> = pushes.into_iter().collect();
+        let lost = acknowledged.iter().filter(|id| !pushes.contains(*id)).count();
         println!(
             "R1: {restarts} PostgreSQL restarts in {:.0?}; {} pushes acknowledged ({retries} retries), lost {lost}; \
              {stored_scheduled} scheduled results ({written} written by the writer, {dropped} dropped), doubled {doubled_results}; \
@@ -584,5 +602,224 @@ fn postgres_restarts_lose_and_double_nothing() {
         assert_eq!(doubled_entries, 0, "automatic entries doubled");
         assert_eq!(dropped, 0.0, "scheduled results dropped");
         assert!(changes > 0 && !acknowledged.is_empty() && stored_scheduled > 0, "traffic flowed");
+    });
+}
+
+/// S3: slowloris over HTTP/1 and h2c (headers trickled a byte at a time) and a crowd of idle
+/// connections against the real process with a 2 s header-read timeout: every one of them is
+/// cut by the server near the timeout, while pages and `/healthz` are still served.
+#[test]
+fn slow_and_idle_connections_are_cut_and_pages_still_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let idle = rounds(500, 10_000);
+    let slow = rounds(50, 200);
+    let dir = tempfile::Builder::new().prefix("triage-s3-").tempdir().expect("tempdir");
+    let server = Proc::start(&dir.path().join("data"), &["--self-watch", "false", "--header-read-timeout", "2s"]);
+    let addr: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().expect("addr");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let started = Instant::now();
+        // Each returns how long the server let it live.
+        let mut held = tokio::task::JoinSet::new();
+        for i in 0..idle {
+            let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else { panic!("connect {i}") };
+            held.spawn(async move {
+                let t = Instant::now();
+                let mut buf = [0u8; 64];
+                let _ = tokio::time::timeout(Duration::from_secs(60), s.read(&mut buf)).await;
+                t.elapsed()
+            });
+        }
+        for i in 0..slow {
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            held.spawn(async move {
+                let t = Instant::now();
+                let bytes: Vec<u8> = if i % 2 == 0 {
+                    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_vec()
+                } else {
+                    // h2c: the preface, then a HEADERS frame trickled byte by byte.
+                    let mut b = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
+                    b.extend_from_slice(&[0, 0, 64, 0x1, 0x4, 0, 0, 0, 1, 0x82, 0x86, 0x84, 0x41, 0x8a]);
+                    b.extend(std::iter::repeat_n(b'a', 40));
+                    b
+                };
+                for byte in bytes {
+                    if s.write_all(&[byte]).await.is_err() {
+                        return t.elapsed();
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                t.elapsed()
+            });
+        }
+        // The site keeps answering while they hang on.
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        let mut worst = Duration::ZERO;
+        for path in ["/healthz", "/login", "/healthz", "/login"] {
+            let t = Instant::now();
+            let res = client.get(format!("{}{path}", server.url)).send().await.expect("served");
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            worst = worst.max(t.elapsed());
+        }
+        let mut lived = Vec::new();
+        while let Some(d) = held.join_next().await {
+            lived.push(d.expect("task"));
+        }
+        lived.sort();
+        let longest = *lived.last().expect("some");
+        println!(
+            "S3: {idle} idle + {slow} slowloris (HTTP/1 and h2c) connections cut after {:.1?}..{longest:.1?} \
+             (timeout 2 s); pages served meanwhile in at most {worst:.0?}; all done in {:.1?}",
+            lived[0],
+            started.elapsed()
+        );
+        assert!(longest < Duration::from_secs(20), "every connection cut near the timeout: {longest:?}");
+        assert!(lived[0] >= Duration::from_millis(1500), "none cut before the timeout: {:?}", lived[0]);
+    });
+}
+
+/// The process's peak and current resident memory, in MiB, from `/proc`.
+fn rss_mib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// S2: hostile sizes and speeds. A 1 GiB upload to Triage is refused without being read; its
+/// probes meet a gzip bomb (256 MiB of zeros in 256 KiB), a body trickled at one byte a second
+/// and a readiness body with 100,000 components. Each check ends with its error (or its
+/// components) within its timeout, and Triage's peak memory stays bounded (printed).
+#[test]
+fn huge_bodies_bombs_and_trickles_are_bounded_in_memory_and_time() {
+    use std::io::Write as _;
+    let dir = tempfile::Builder::new().prefix("triage-s2-").tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Proc::start(&data, &["--self-watch", "false", "--probe-allow", "127.0.0.0/8"]);
+    let pid = server.child.id();
+    let admin = token(&data);
+    let url = server.url.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let bomb = {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            enc.write_all(&zeros).expect("compress");
+        }
+        enc.finish().expect("finish")
+    };
+    let components: serde_json::Map<String, Value> = (0..100_000)
+        .map(|i| (format!("component-{i:06}"), json!({"status": if i == 7 { "DOWN" } else { "UP" }})))
+        .collect();
+    let huge_readiness = json!({"status": "DOWN", "checks": components}).to_string();
+    let target = rt.block_on(crate::common::serve_target(
+        axum::Router::new()
+            .route(
+                "/bomb",
+                axum::routing::get(move || {
+                    let bomb = bomb.clone();
+                    async move { ([(http::header::CONTENT_ENCODING, "gzip")], bomb) }
+                }),
+            )
+            .route(
+                "/trickle",
+                axum::routing::get(|| async {
+                    let drip = futures::stream::unfold(0u32, |n| async move {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        (n < 60).then(|| (Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(b"x")), n + 1))
+                    });
+                    axum::body::Body::from_stream(drip)
+                }),
+            )
+            .route(
+                "/ready",
+                axum::routing::get(move || {
+                    let body = huge_readiness.clone();
+                    async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
+                }),
+            ),
+    ));
+    let (before, _) = rss_mib(pid);
+    rt.block_on(async {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+        let post = |path: &str, body: Value| client.post(format!("{url}{path}")).bearer_auth(&admin).json(&body).send();
+        assert_eq!(post("/api/v1/services", json!({"name": "s2"})).await.expect("svc").status(), StatusCode::CREATED);
+        let mut ids = Vec::new();
+        for (name, kind, path, cap) in [
+            ("bomb", "http", "/bomb", None),
+            ("trickle", "http", "/trickle", None),
+            ("ready", "readiness", "/ready", Some(8 << 20)),
+        ] {
+            let mut probe = json!({"name": name, "service": "s2", "kind": kind, "url": format!("http://{target}{path}"),
+                "interval_secs": 5, "timeout_ms": 3000});
+            if let Some(cap) = cap {
+                probe["body_cap_bytes"] = json!(cap);
+            }
+            let res = post("/api/v1/probes", probe).await.expect("probe");
+            assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap_or_default());
+            ids.push(res.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_string());
+        }
+        // 1 GiB offered to the API, streamed: refused at the body limit, never read whole.
+        let t = Instant::now();
+        let gib = futures::stream::iter(
+            (0..1024).map(|_| Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::from(vec![b' '; 1 << 20])))),
+        );
+        let upload = client
+            .post(format!("{url}/api/v1/services"))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap(http_body_util::StreamBody::new(gib)))
+            .send()
+            .await;
+        let refused_in = t.elapsed();
+        match upload {
+            Ok(res) => assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE),
+            // The server may close the connection while the rest is still being sent.
+            Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+        }
+        // Each probe's first result, as it comes.
+        let mut results = Vec::new();
+        for id in &ids {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let got: Vec<Value> = client
+                    .get(format!("{url}/api/v1/probes/{id}/results"))
+                    .bearer_auth(&admin)
+                    .send()
+                    .await
+                    .expect("results")
+                    .json()
+                    .await
+                    .expect("json");
+                if let Some(first) = got.into_iter().next() {
+                    results.push(first);
+                    break;
+                }
+                assert!(Instant::now() < deadline, "a result within 30 s");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let (peak, now) = rss_mib(pid);
+        println!(
+            "S2: 1 GiB upload refused in {refused_in:.1?}; bomb: {}, trickle: {} after {} ms, readiness: {} ({} components); \
+             Triage peak RSS {peak} MiB (was {before} MiB, now {now} MiB)",
+            results[0]["error"],
+            results[1]["error"],
+            results[1]["phases"]["total_us"].as_u64().unwrap_or(0) / 1000,
+            results[2]["error"],
+            results[2]["components"].as_array().map_or(0, Vec::len),
+        );
+        assert_eq!(results[0]["error"], "body_too_large");
+        assert_eq!(results[1]["error"], "timeout");
+        assert!(results[1]["phases"]["total_us"].as_u64().unwrap_or(u64::MAX) < 4_000_000, "the trickle ended at its timeout");
+        assert_eq!(results[2]["outcome"], "down", "the one component down is found among 100,000");
+        assert!(refused_in < Duration::from_secs(20), "the upload was not read whole: {refused_in:?}");
+        assert!(peak < before + 400, "peak memory bounded: {peak} MiB from {before} MiB");
     });
 }

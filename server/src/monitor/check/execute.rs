@@ -117,11 +117,23 @@ fn judge_readiness(result: &mut ProbeResult, body: &[u8]) {
                 report.components.iter().filter(|c| c.state == ComponentState::Down).map(|c| c.name.as_str()).collect();
             result.outcome = Outcome::Down;
             result.error = Some(ErrorClass::Assertion);
-            result.detail = Some(if names.is_empty() {
-                "readiness reports not ready".into()
-            } else {
-                format!("not ready: {} down", names.join(", "))
+            // The first few by name; a body with thousands down still gives a short line.
+            let shown = names.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+            let more = names.len().saturating_sub(10);
+            result.detail = Some(match (names.is_empty(), more) {
+                (true, _) => "readiness reports not ready".into(),
+                (false, 0) => format!("not ready: {shown} down"),
+                (false, more) => format!("not ready: {shown} and {more} more down"),
             });
+            if report.omitted > 0
+                && let Some(detail) = &mut result.detail
+            {
+                detail.push_str(&format!(
+                    " ({} components beyond the first {} not kept)",
+                    report.omitted,
+                    readiness::MAX_COMPONENTS
+                ));
+            }
             result.body_excerpt = Some(http::excerpt(body));
         }
         Some(ComponentState::Degraded) if result.outcome == Outcome::Up => {

@@ -30,6 +30,14 @@ pub struct ReadinessReport {
     /// The body's own overall status, if it states one.
     pub overall: Option<ComponentState>,
     pub components: Vec<Component>,
+    /// Components the body listed beyond [`MAX_COMPONENTS`], not kept (all of them no worse
+    /// than those kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl ReadinessReport {
@@ -125,11 +133,35 @@ fn detail_of(v: &Value) -> Option<String> {
 /// Parses a readiness body. Bodies that are not JSON are tried as the plain-text shapes; anything
 /// else yields an empty report.
 pub fn parse(body: &[u8]) -> ReadinessReport {
-    match serde_json::from_slice::<Value>(body) {
+    let mut report = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(root)) => parse_json(&root),
         Ok(_) => ReadinessReport::default(),
         Err(_) => std::str::from_utf8(body).ok().and_then(parse_text).unwrap_or_default(),
+    };
+    keep_most_telling(&mut report);
+    report
+}
+
+/// Components kept per result at most: each result stores its components, and a body listing
+/// 100,000 of them must not become 100,000 rows' worth of JSON every interval.
+pub const MAX_COMPONENTS: usize = 256;
+
+/// Past the cap, the components that say most are kept (down, then degraded, unknown, up), so
+/// a failing one is never lost among thousands that are fine; the rest are counted.
+fn keep_most_telling(report: &mut ReadinessReport) {
+    if report.components.len() <= MAX_COMPONENTS {
+        return;
     }
+    let rank = |s: ComponentState| match s {
+        ComponentState::Down => 0,
+        ComponentState::Degraded => 1,
+        ComponentState::Unknown => 2,
+        ComponentState::Up => 3,
+    };
+    report.components.sort_by_key(|c| rank(c.state));
+    report.omitted = report.components.len() - MAX_COMPONENTS;
+    report.components.truncate(MAX_COMPONENTS);
+    report.components.sort_by(|a, b| a.name.cmp(&b.name));
 }
 
 fn parse_json(root: &Map<String, Value>) -> ReadinessReport {
@@ -160,7 +192,7 @@ fn parse_json(root: &Map<String, Value>) -> ReadinessReport {
         }
     }
     components.sort_by(|a, b| a.name.cmp(&b.name));
-    ReadinessReport { overall, components }
+    ReadinessReport { overall, components, omitted: 0 }
 }
 
 /// The children of a composite health, if `v` is one: Spring Boot's nested `components`, or
@@ -215,7 +247,7 @@ fn aspnet_plain(text: &str) -> Option<ReadinessReport> {
         "unhealthy" => ComponentState::Down,
         _ => return None,
     };
-    Some(ReadinessReport { overall: Some(overall), components: Vec::new() })
+    Some(ReadinessReport { overall: Some(overall), components: Vec::new(), omitted: 0 })
 }
 
 /// The check lines of a Kubernetes health endpoint. The closing line only counts after at least
@@ -256,7 +288,7 @@ fn kubernetes_verbose(text: &str) -> Option<ReadinessReport> {
         return None;
     }
     components.sort_by(|a, b| a.name.cmp(&b.name));
-    Some(ReadinessReport { overall, components })
+    Some(ReadinessReport { overall, components, omitted: 0 })
 }
 
 #[cfg(test)]
@@ -331,6 +363,19 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_body_with_100000_components_keeps_the_failing_ones_and_counts_the_rest() {
+        let checks: Map<String, Value> = (0..100_000)
+            .map(|i| (format!("c{i:06}"), serde_json::json!({"status": if i % 25_000 == 7 { "DOWN" } else { "UP" }})))
+            .collect();
+        let body = serde_json::json!({"status": "DOWN", "checks": checks}).to_string();
+        let r = parse(body.as_bytes());
+        assert_eq!(r.components.len(), MAX_COMPONENTS);
+        assert_eq!(r.omitted, 100_000 - MAX_COMPONENTS);
+        let down: Vec<&str> = r.failing().map(|c| c.name.as_str()).collect();
+        assert_eq!(down, vec!["c000007", "c025007", "c050007", "c075007"]);
+    }
+
     const SPRING_BOOT: &[u8] = include_bytes!("../../../tests/fixtures/formats/spring-boot-health.json");
     const ASPNET_PLAIN: &[u8] = include_bytes!("../../../tests/fixtures/formats/aspnet-plain-degraded.txt");
     const ASPNET_UI: &[u8] = include_bytes!("../../../tests/fixtures/formats/aspnet-ui-unhealthy.json");
@@ -372,12 +417,15 @@ mod tests {
     #[test]
     fn spring_boot_without_components_shown_is_the_overall_status_only() {
         let r = parse(br#"{"status":"OUT_OF_SERVICE","groups":["liveness","readiness"]}"#);
-        assert_eq!(r, ReadinessReport { overall: Some(Down), components: Vec::new() });
+        assert_eq!(r, ReadinessReport { overall: Some(Down), components: Vec::new(), omitted: 0 });
     }
 
     #[test]
     fn aspnet_core_plain_text_writer() {
-        assert_eq!(parse(ASPNET_PLAIN), ReadinessReport { overall: Some(Degraded), components: Vec::new() });
+        assert_eq!(
+            parse(ASPNET_PLAIN),
+            ReadinessReport { overall: Some(Degraded), components: Vec::new(), omitted: 0 }
+        );
         assert_eq!(parse(b"Healthy").overall, Some(Up));
         assert_eq!(parse(b"Unhealthy").overall, Some(Down));
         assert!(parse(b"Unhealthy").components.is_empty());
@@ -407,7 +455,7 @@ mod tests {
         assert_eq!(r.overall, Some(Down));
         assert_eq!(states(&r), vec![("firstCheck", Down), ("secondCheck", Up)]);
         let empty = parse(br#"{"status":"UP","checks":[]}"#);
-        assert_eq!(empty, ReadinessReport { overall: Some(Up), components: Vec::new() });
+        assert_eq!(empty, ReadinessReport { overall: Some(Up), components: Vec::new(), omitted: 0 });
     }
 
     #[test]

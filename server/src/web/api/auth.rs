@@ -29,9 +29,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Input<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let limit = req.extensions().get::<crate::web::middleware::BodyLimit>().copied();
         let bytes = bytes::Bytes::from_request(req, state)
             .await
-            .map_err(|_| ApiError::BadRequest { field: None, message: "could not read the request body".into() })?;
+            .map_err(|e| crate::web::middleware::unreadable_body(&e, limit))?;
         if ct.starts_with("application/x-www-form-urlencoded") {
             let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(&bytes));
             let body = serde_path_to_error::deserialize(de).map_err(|e| {

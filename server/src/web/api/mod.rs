@@ -198,9 +198,9 @@ where
                 message: "send the body as JSON (Content-Type: application/json)".into(),
             });
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::BadRequest { field: None, message: "could not read the request body".into() })?;
+        let limit = req.extensions().get::<crate::web::middleware::BodyLimit>().copied();
+        let bytes =
+            Bytes::from_request(req, state).await.map_err(|e| crate::web::middleware::unreadable_body(&e, limit))?;
         parse_json(&bytes).map(ApiJson)
     }
 }
