@@ -589,10 +589,12 @@ async fn the_audit_log_is_trimmed_by_age_and_by_count() {
     let before: i64 = sqlx::query_scalar("select count(*) from audit_log").fetch_one(&app.pool).await.expect("count");
     let newest: i64 =
         sqlx::query_scalar("select max(audit_id) from audit_log").fetch_one(&app.pool).await.expect("max");
-    let removed = server::storage::auth::prune_audit(&app.pool, std::time::Duration::from_secs(400 * 86_400), 1000)
-        .await
-        .expect("prune");
-    assert_eq!(removed, u64::try_from(before - 1000).expect("count"));
+    let keep = std::time::Duration::from_secs(400 * 86_400);
+    // The app's own hourly housekeeping may already have removed the 300 old rows (its first
+    // run can land after the seed): at most the surplus goes, and a second run finds nothing.
+    let removed = server::storage::auth::prune_audit(&app.pool, keep, 1000).await.expect("prune");
+    assert!(removed <= u64::try_from(before - 1000).expect("count"), "{removed}");
+    assert_eq!(server::storage::auth::prune_audit(&app.pool, keep, 1000).await.expect("again"), 0);
     let (count, oldest_id, old): (i64, i64, i64) = sqlx::query_as(
         "select count(*), min(audit_id), count(*) filter (where at < now() - interval '400 days') from audit_log",
     )
