@@ -151,18 +151,7 @@ fn a_full_disk_gets_503_never_a_false_2xx_and_triage_recovers_by_itself() {
             let status = push(*seq).await.expect("retry").status();
             assert!(status == StatusCode::CREATED || status == StatusCode::OK, "retry of {seq}: {status}");
         }
-        let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-        let stored: Vec<Value> = client
-            .get(format!("{url}/api/v1/probes/{id}/results"))
-            .query(&[("limit", "1000"), ("from", hour_ago.as_str())])
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .expect("results")
-            .json()
-            .await
-            .expect("json");
-        let mut ids: Vec<String> = stored.iter().filter_map(|r| r["request_id"].as_str().map(str::to_string)).collect();
+        let mut ids = stored_request_ids(&client, &url, &id, &admin).await;
         ids.sort();
         let before = ids.len();
         ids.dedup();
@@ -175,6 +164,22 @@ fn a_full_disk_gets_503_never_a_false_2xx_and_triage_recovers_by_itself() {
     let mut server = server;
     assert_eq!(server.child.id(), pid, "the same process");
     assert!(server.child.try_wait().expect("wait").is_none(), "Triage kept running through it");
+}
+
+/// The request ids of a probe's results of the last hour (one page: at most 1,000), as stored.
+async fn stored_request_ids(client: &reqwest::Client, url: &str, probe: &str, admin: &str) -> Vec<String> {
+    let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let results: Vec<Value> = client
+        .get(format!("{url}/api/v1/probes/{probe}/results"))
+        .query(&[("limit", "1000"), ("from", hour_ago.as_str())])
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("results")
+        .json()
+        .await
+        .expect("json");
+    results.iter().filter_map(|r| r["request_id"].as_str().map(str::to_string)).collect()
 }
 
 /// How many times each fault is injected: a few in the test command, the counts with
@@ -247,17 +252,7 @@ fn kill_9_of_triage_loses_no_acknowledged_write() {
     assert!(cut_off.0.is_empty() && cut_off.1.is_empty(), "the last round ran without a kill");
     let url = server.url.clone();
     let (stored_pushes, stored_entries) = rt.block_on(async {
-        let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-        let results: Vec<Value> = client
-            .get(format!("{url}/api/v1/probes/{probe}/results"))
-            .query(&[("limit", "1000"), ("from", hour_ago.as_str())])
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .expect("results")
-            .json()
-            .await
-            .expect("json");
+        let pushes = stored_request_ids(&client, &url, &probe, &admin).await;
         let timeline: Vec<Value> = client
             .get(format!("{url}/api/v1/incidents/{incident}/timeline"))
             .bearer_auth(&admin)
@@ -267,7 +262,6 @@ fn kill_9_of_triage_loses_no_acknowledged_write() {
             .json()
             .await
             .expect("json");
-        let pushes: Vec<String> = results.iter().filter_map(|r| r["request_id"].as_str().map(str::to_string)).collect();
         let entries: Vec<String> = timeline.iter().filter_map(|e| e["text"].as_str().map(str::to_string)).collect();
         (pushes, entries)
     });
