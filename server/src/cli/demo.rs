@@ -13,11 +13,12 @@ pub async fn run(args: DemoTargetArgs) -> Result<(), RunError> {
     let target = DemoTarget::start(args.addr, control_addr)
         .await
         .map_err(|e| RunError::Config(format!("demo target cannot listen on {} / {control_addr}: {e}", args.addr)))?;
+    let stop_signal = crate::web::http_server::shutdown_signal();
     tracing::info!(
         url = %format!("http://{}", target.addr),
         control = %format!("http://{}/control/{{healthy|slow|errors|pool|unready|down}}", target.control_addr),
         "demo target \"shop\" is up"
     );
-    crate::web::http_server::shutdown_signal().await;
+    stop_signal.await;
     Ok(())
 }

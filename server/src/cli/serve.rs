@@ -141,9 +141,10 @@ async fn serve_on(database: &Database, settings: &ServeSettings) -> Result<(), R
     let stopping = state.stopping.clone();
     let router = http_server::router(state, settings, crate::web::access::Secured::default());
     let app = Application::with_listener(listener, settings, router);
+    let stop_signal = http_server::shutdown_signal();
     tracing::info!(url = %format!("http://{addr}"), "Triage is up");
     app.run_until_stopped(async move {
-        http_server::shutdown_signal().await;
+        stop_signal.await;
         stopping.send_replace(true);
     })
     .await;
