@@ -366,6 +366,24 @@ pub struct ServeArgs {
     #[arg(long = "auto-incidents", env = "TRIAGE_AUTO_INCIDENTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_incidents: bool,
 
+    /// One notification attempt's time limit (connect, send, answer).
+    #[arg(long = "notify-timeout", env = "TRIAGE_NOTIFY_TIMEOUT", default_value = "10s")]
+    pub notify_timeout: DurationArg,
+
+    /// Attempts per notification before it is marked failed (retries back off from 10 s to 15 min).
+    #[arg(long = "notify-attempts", env = "TRIAGE_NOTIFY_ATTEMPTS", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub notify_attempts: u32,
+
+    /// A notification channel failing this long is announced on the other channels.
+    #[arg(long = "notify-failing-after", env = "TRIAGE_NOTIFY_FAILING_AFTER", default_value = "10m")]
+    pub notify_failing_after: DurationArg,
+
+    /// Flap control: a probe's state changes reach a channel at most once per this window, plus
+    /// one summary at its end.
+    #[arg(long = "notify-flap-window", env = "TRIAGE_NOTIFY_FLAP_WINDOW", default_value = "10m")]
+    pub notify_flap_window: DurationArg,
+
     /// A link to a check's trace in your tracing UI, with `{trace_id}` where the trace id goes
     /// (e.g. `https://jaeger.internal/trace/{trace_id}`); shown beside every request id.
     #[arg(long = "trace-url", env = "TRIAGE_TRACE_URL")]

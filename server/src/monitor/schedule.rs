@@ -209,6 +209,12 @@ impl Scheduler {
         &self.inner.policy
     }
 
+    /// The same policy, shared: notifications go out under it too (one allowlist for every
+    /// outbound path).
+    pub fn policy_handle(&self) -> Arc<NetworkPolicy> {
+        Arc::clone(&self.inner.policy)
+    }
+
     pub fn ingest(&self) -> &Ingest {
         &self.inner.ingest
     }

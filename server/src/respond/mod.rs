@@ -1,7 +1,9 @@
 //! Incident response: incidents with their timelines, key times and live rooms (`incidents`), the
 //! guided debugging checklists picked from the live signal (`guidance`), and postmortems
-//! written from resolved incidents (`postmortems`). Their Markdown is rendered by `app::markdown`.
+//! written from resolved incidents (`postmortems`), and notifications that tell people about all of
+//! it (`notify`). Their Markdown is rendered by `app::markdown`.
 
 pub mod guidance;
 pub mod incidents;
+pub mod notify;
 pub mod postmortems;

@@ -3,7 +3,8 @@
 //! migrations (`pool`), instance and database housekeeping here, services and probes in `catalog`,
 //! raw results in `results`, rollups and their bucket format in `rollups`, users, sessions,
 //! tokens and the audit trail in `auth`, incidents in `incidents`, checklists and hypotheses in
-//! `guidance`, postmortems in `postmortems`, benchmark set-up in `bench`.
+//! `guidance`, postmortems in `postmortems`, notification channels, rules and the outbox in
+//! `notify`, benchmark set-up in `bench`.
 
 pub mod auth;
 pub mod bench;
@@ -11,6 +12,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod guidance;
 pub mod incidents;
+pub mod notify;
 pub mod pool;
 pub mod postmortems;
 pub mod results;

@@ -57,6 +57,8 @@ pub struct ServeSettings {
     /// Where the first-run set-up token is also written (mode 0600), besides the log.
     pub setup_token_file: Option<PathBuf>,
     pub incidents: EngineSettings,
+    /// Notification delivery; its `base_url` is filled from `--public-url` or the listen address.
+    pub notify: crate::respond::notify::NotifySettings,
     /// `--trace-url`: a link template with `{trace_id}`, shown beside request ids.
     pub trace_url: Option<String>,
 }
@@ -79,6 +81,7 @@ impl Default for ServeSettings {
             auth: AuthSettings::default(),
             setup_token_file: None,
             incidents: EngineSettings::default(),
+            notify: crate::respond::notify::NotifySettings::default(),
             trace_url: None,
         }
     }
@@ -121,6 +124,13 @@ impl From<&crate::config::ServeArgs> for ServeSettings {
             },
             setup_token_file: None,
             incidents: EngineSettings { auto_open: a.auto_incidents, ..EngineSettings::default() },
+            notify: crate::respond::notify::NotifySettings {
+                timeout: a.notify_timeout.0,
+                max_attempts: a.notify_attempts,
+                failing_after: a.notify_failing_after.0,
+                flap_window: a.notify_flap_window.0,
+                ..Default::default()
+            },
             trace_url: a.trace_url.clone(),
         }
     }
@@ -160,6 +170,20 @@ pub async fn build_state(
     let rooms = RoomHub::default();
     let probing = Probing::start(pool.clone(), listen, &settings.probes).await?;
     let metrics = Metrics::new(pool.clone());
+    let mut notify = settings.notify.clone();
+    notify.base_url = match &settings.auth.public_url {
+        Some(u) => u.as_str().trim_end_matches('/').to_string(),
+        None if listen.ip().is_unspecified() => format!("http://127.0.0.1:{}", listen.port()),
+        None => format!("http://{listen}"),
+    };
+    let notifier = crate::respond::notify::Notifier {
+        outbox: crate::respond::notify::Outbox {
+            pool: pool.clone(),
+            policy: probing.scheduler.policy_handle(),
+            settings: Arc::new(notify),
+            wake: Arc::default(),
+        },
+    };
     metrics.attach_probes(Arc::clone(&probing.ingest_stats), probing.scheduler.clone());
     let state = AppState::new(crate::web::state::Shared {
         leptos_options,
@@ -178,6 +202,7 @@ pub async fn build_state(
         incidents: Incidents { pool: pool.clone(), rooms: rooms.clone() },
         guide: crate::respond::guidance::Guide { pool: pool.clone(), rooms },
         postmortems: crate::respond::postmortems::Postmortems { pool: pool.clone() },
+        notifier,
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         config_file: settings.config_file.clone(),
         demo: Arc::default(),
@@ -188,6 +213,7 @@ pub async fn build_state(
     let engine =
         Engine { pool: state.pool.clone(), rooms: state.incidents.rooms.clone(), settings: settings.incidents.clone() };
     tokio::spawn(engine.run(state.hub.clone(), state.stopping.subscribe()));
+    state.notifier.outbox.clone().spawn(state.stopping.subscribe());
     Ok((state, probing))
 }
 

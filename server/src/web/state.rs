@@ -62,6 +62,7 @@ pub struct Shared {
     pub incidents: crate::respond::incidents::Incidents,
     pub guide: crate::respond::guidance::Guide,
     pub postmortems: crate::respond::postmortems::Postmortems,
+    pub notifier: crate::respond::notify::Notifier,
     /// The declarative probe file (`--config`), re-read on SIGHUP and `POST /api/v1/probes/apply`.
     pub config_file: Option<std::path::PathBuf>,
     /// The built-in demo, when an admin started it from the overview.

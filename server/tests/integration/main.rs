@@ -13,6 +13,7 @@ mod fuzz;
 mod http;
 mod import;
 mod incidents;
+mod notify;
 mod openapi;
 mod postmortems;
 mod probe_http;

@@ -166,6 +166,27 @@ pub async fn run(check: &HttpCheck, policy: &NetworkPolicy) -> CheckResult {
     result
 }
 
+/// A response as a caller that is not a probe needs it (notification delivery): the status, the
+/// headers (`Retry-After`) and the body, under the same policy, timeout and redirect rules.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// Sends one request the way a check does, without judging the answer.
+pub async fn send(check: &HttpCheck, policy: &NetworkPolicy) -> Result<Answer, (ErrorClass, String)> {
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut phases = Phases::default();
+    let mut cert_days = None;
+    match tokio::time::timeout(check.timeout, follow(check, policy, &request_id, &mut phases, &mut cert_days)).await {
+        Err(_) => Err((ErrorClass::Timeout, format!("no complete answer within {} ms", check.timeout.as_millis()))),
+        Ok(Err(f)) => Err((f.class, f.detail)),
+        Ok(Ok(r)) => Ok(Answer { status: r.status, headers: r.headers, body: r.body }),
+    }
+}
+
 impl CheckResult {
     /// A result before it is judged: down, nothing measured yet.
     pub(crate) fn pending(request_id: String) -> Self {

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use app::model::{
-    Criticality, EntryKind, KeyTimes, Outcome, ProbeSpec, RoomEvent, Severity, Stamp, TRIAGE_AUTHOR, TimelineEntry,
-    unknown_state,
+    Criticality, EntryKind, EventEvidence, EventKind, EventProbe, IncidentStatus, KeyTimes, Outcome, ProbeResult,
+    ProbeSpec, RoomEvent, Severity, Stamp, TRIAGE_AUTHOR, TimelineEntry, unknown_state,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::RoomHub;
 use super::evidence::{self, Change};
+use crate::respond::notify::events::{self as notify, IncidentFacts, ProbeFacts};
 use crate::monitor::hub::{EventHub, ProbeEvent};
 use crate::storage::incidents::{self as store, NewEntryRow, NewIncidentRow, PendingChange};
 
@@ -117,6 +118,19 @@ impl Engine {
         };
         let spec = &c.spec.0;
         let mut outbox = Outbox::new();
+        let result = store::result_at(&self.pool, c.probe_id, c.at).await?;
+        let baseline = store::results_before(&self.pool, c.probe_id, c.at, Outcome::Up, 20).await?;
+        let facts = || ProbeFacts {
+            service_id: c.service_id,
+            service: c.service_name.clone(),
+            probe: EventProbe {
+                id: c.probe_id,
+                name: c.probe_name.clone(),
+                state: to,
+                previous: from,
+                evidence: event_evidence(&c.request_id, to, result.as_ref(), &baseline),
+            },
+        };
         let mut incident = store::open_incident_for_service(tx, c.service_id).await?;
         if incident.is_none() && to == Outcome::Down && spec.incidents.auto_open && self.settings.auto_open {
             // Two engines (or two probes of one service) must not open two incidents.
@@ -134,10 +148,15 @@ impl Engine {
                     started,
                     detected: c.at,
                 };
-                let (id, events) = self.open(tx, &opening).await?;
+                let (id, events) = self.open(tx, &opening, facts()).await?;
                 outbox.extend(events.into_iter().map(|e| (id, e)));
                 incident = Some(id);
             }
+        }
+        // Without an incident the probe's own change is news; with one, it is grouped into the
+        // incident (its timeline gets the entry below). A new probe's first "up" is not news.
+        if incident.is_none() && !(from.is_none() && to == Outcome::Up) {
+            notify::probe_state(&mut *tx, facts(), severity_of(spec, &c.criticality), c.at).await?;
         }
         let Some(id) = incident else { return Ok(outbox) };
         if to != Outcome::Up {
@@ -146,8 +165,6 @@ impl Engine {
                 tracing::info!(incident = %id, "resolve suggestion withdrawn: a probe failed again");
             }
         }
-        let result = store::result_at(&self.pool, c.probe_id, c.at).await?;
-        let baseline = store::results_before(&self.pool, c.probe_id, c.at, Outcome::Up, 20).await?;
         let ev = evidence::describe(&Change {
             service_id: c.service_id,
             service: &c.service_name,
@@ -188,6 +205,7 @@ impl Engine {
         &self,
         tx: &mut Transaction<'_, Postgres>,
         o: &Opening<'_>,
+        cause: ProbeFacts,
     ) -> Result<(Uuid, Vec<RoomEvent>), sqlx::Error> {
         let id = Uuid::new_v4();
         let severity = severity_of(o.spec, o.criticality);
@@ -220,6 +238,8 @@ impl Engine {
             o.started.format("%H:%M:%S UTC")
         );
         let entry = automatic_entry(tx, id, EntryKind::StatusChange, &text, o.detected).await?;
+        let facts = IncidentFacts { id, title, severity, status: IncidentStatus::Investigating, commander: None };
+        notify::incident(&mut **tx, EventKind::IncidentOpened, &facts, Vec::new(), false, Some(cause)).await?;
         tracing::warn!(incident = %id, service = o.service, probe = o.probe, severity = severity.as_str(), "incident opened automatically");
         Ok((id, entry.into_iter().map(RoomEvent::Entry).collect()))
     }
@@ -251,7 +271,18 @@ impl Engine {
                     started: d.since,
                     detected: now,
                 };
-                let (id, events) = self.open(&mut tx, &opening).await?;
+                let cause = ProbeFacts {
+                    service_id: d.service_id,
+                    service: d.service_name.clone(),
+                    probe: EventProbe {
+                        id: d.probe_id,
+                        name: d.probe_name.clone(),
+                        state: Outcome::Degraded,
+                        previous: None,
+                        evidence: EventEvidence::default(),
+                    },
+                };
+                let (id, events) = self.open(&mut tx, &opening, cause).await?;
                 store::add_probe(&mut tx, id, d.probe_id).await?;
                 tx.commit().await?;
                 self.publish(events.into_iter().map(|e| (id, e)).collect()).await;
@@ -303,6 +334,25 @@ struct Opening<'a> {
     state: Outcome,
     started: DateTime<Utc>,
     detected: DateTime<Utc>,
+}
+
+/// The evidence a notification carries about a probe's change.
+fn event_evidence(request_id: &str, to: Outcome, r: Option<&ProbeResult>, baseline: &[ProbeResult]) -> EventEvidence {
+    let mut e = EventEvidence {
+        request_id: (!request_id.is_empty()).then(|| request_id.to_string()),
+        ..EventEvidence::default()
+    };
+    if let Some(r) = r {
+        e.status = r.status;
+        e.error = r.error.map(|c| c.as_str().to_string());
+        e.detail = r.detail.as_ref().map(|d| d.chars().take(300).collect());
+        if to != Outcome::Up
+            && let Some((name, before, now)) = evidence::grown_phase(&r.phases, baseline)
+        {
+            e.phase = Some(format!("{name} grew {} → {}", evidence::ms(before), evidence::ms(now)));
+        }
+    }
+    e
 }
 
 async fn automatic_entry(

@@ -33,7 +33,7 @@ fn code(s: &str) -> String {
     format!("`{}`", one_line.replace('`', "'"))
 }
 
-fn ms(us: u64) -> String {
+pub fn ms(us: u64) -> String {
     if us >= 10_000_000 {
         format!("{:.0} s", us as f64 / 1e6)
     } else if us >= 1_000_000 {

@@ -7,7 +7,7 @@ pub mod evidence;
 pub mod rooms;
 
 use app::model::{
-    EntryKind, EntryPatch, Incident, IncidentFilter, IncidentPatch, IncidentRoom, IncidentStatus, KeyTime, NewEntry,
+    EntryKind, EntryPatch, EventKind, Incident, IncidentFilter, IncidentPatch, IncidentRoom, IncidentStatus, KeyTime, NewEntry,
     NewIncident, Role, RoomEvent, Scope, Stamp, TimelineEntry,
 };
 use chrono::{DateTime, Utc};
@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::access::Principal;
 use crate::access::actor::Actor;
 use crate::error::Error;
+use crate::respond::notify::events::{self as notify, IncidentFacts};
 use crate::storage::incidents::{self as store, NewEntryRow, NewIncidentRow};
 
 pub use rooms::RoomHub;
@@ -188,6 +189,14 @@ impl Incidents {
         actor
             .audit(&mut *tx, "incident.create", id.to_string(), serde_json::json!({ "severity": input.severity }))
             .await?;
+        let facts = IncidentFacts {
+            id,
+            title: title.clone(),
+            severity: input.severity,
+            status: IncidentStatus::Investigating,
+            commander: commander.as_ref().map(|c| c.email.clone()),
+        };
+        notify::incident(&mut tx, EventKind::IncidentOpened, &facts, Vec::new(), false, None).await?;
         tx.commit().await?;
         self.announce(id, entry).await
     }
@@ -303,6 +312,8 @@ impl Incidents {
         let mut rec = store::lock_incident(&mut tx, id).await?.ok_or(Error::NotFound("incident"))?;
         let mut times = rec.times();
         let mut changes: Vec<String> = Vec::new();
+        // What is worth telling people about, in plain words (title and time edits are not).
+        let mut told: Vec<String> = Vec::new();
         if let Some(t) = title
             && t != rec.title
         {
@@ -313,6 +324,7 @@ impl Incidents {
             && s != rec.severity()
         {
             changes.push(format!("severity {} → **{}**", rec.severity().as_str(), s.as_str()));
+            told.push(format!("severity {} → {}", rec.severity().as_str(), s.as_str()));
             rec.severity = s.as_str().into();
         }
         if let Some(s) = &patch.summary
@@ -325,6 +337,7 @@ impl Incidents {
             && Some(c.id) != rec.commander_id
         {
             changes.push(format!("commander → {}", c.email));
+            told.push(format!("commander → {}", c.email));
             rec.commander_id = Some(c.id);
             if times.acknowledged.is_none() && patch.acknowledged_at.is_none() && times.fits(KeyTime::Acknowledged, now)
             {
@@ -337,9 +350,11 @@ impl Incidents {
         {
             if old_status == IncidentStatus::Resolved {
                 changes.push(format!("**reopened** → {}", s.as_str()));
+                told.push(format!("reopened → {}", s.as_str()));
                 times.resolved = None;
             } else {
                 changes.push(format!("status {} → **{}**", old_status.as_str(), s.as_str()));
+                told.push(format!("status {} → {}", old_status.as_str(), s.as_str()));
             }
             if s == IncidentStatus::Resolved {
                 times.resolved = Some(Stamp::automatic(now));
@@ -389,6 +404,24 @@ impl Incidents {
         let entry =
             store::insert_entry(&mut *tx, &self.entry_row(id, EntryKind::StatusChange, &text, &author, now)).await?;
         actor.audit(&mut *tx, "incident.update", id.to_string(), serde_json::json!({ "changes": changes })).await?;
+        if !told.is_empty() {
+            let commander_email = crate::storage::notify::commander_email(&mut tx, rec.commander_id).await?;
+            let status = rec.status();
+            let reopened = old_status == IncidentStatus::Resolved && status != IncidentStatus::Resolved;
+            let kind = match status {
+                IncidentStatus::Resolved if old_status != IncidentStatus::Resolved => EventKind::IncidentResolved,
+                _ if reopened => EventKind::IncidentOpened,
+                _ => EventKind::IncidentUpdated,
+            };
+            let facts = IncidentFacts {
+                id,
+                title: rec.title.clone(),
+                severity: rec.severity(),
+                status,
+                commander: commander_email,
+            };
+            notify::incident(&mut tx, kind, &facts, told, reopened, None).await?;
+        }
         tx.commit().await?;
         self.announce(id, entry).await
     }

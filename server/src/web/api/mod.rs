@@ -5,6 +5,7 @@ mod auth;
 mod guidance;
 mod import;
 mod incidents;
+mod notify;
 pub mod openapi;
 mod postmortems;
 mod probes;
@@ -14,7 +15,7 @@ mod stream;
 mod users;
 
 use app::model::{
-    AuditRow, Checklist, ChecklistDef, CreatedToken, EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput,
+    AuditRow, Channel, ChannelSpec, Delivery, Rule, RuleSpec, Checklist, ChecklistDef, CreatedToken, EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput,
     Incident, IncidentPatch, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Postmortem, PostmortemComment,
     PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, ProbeTrial, Role, Series, Service, ServiceInput,
     StateChange, TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary,
@@ -174,6 +175,34 @@ pub fn routes() -> Secured {
         .returns(200, other("text/markdown"))
         .get("/api/v1/postmortems/{id}/charts/{file}", viewer, postmortems::chart)
         .returns(200, other("image/svg+xml"))
+        .get("/api/v1/channels", admin, notify::list_channels)
+        .returns(200, list::<Channel>())
+        .post("/api/v1/channels", admin, notify::create_channel)
+        .takes(json::<ChannelSpec>())
+        .returns(201, json::<Channel>())
+        .get("/api/v1/channels/{id}", admin, notify::show_channel)
+        .returns(200, json::<Channel>())
+        .put("/api/v1/channels/{id}", admin, notify::replace_channel)
+        .takes(json::<ChannelSpec>())
+        .returns(200, json::<Channel>())
+        .delete("/api/v1/channels/{id}", admin, notify::delete_channel)
+        .returns(204, None)
+        .post("/api/v1/channels/{id}/test", admin, notify::test_channel)
+        .returns(200, json::<Delivery>())
+        .get("/api/v1/channels/{id}/deliveries", admin, notify::deliveries)
+        .returns(200, list::<Delivery>())
+        .get("/api/v1/notification-rules", admin, notify::list_rules)
+        .returns(200, list::<Rule>())
+        .post("/api/v1/notification-rules", admin, notify::create_rule)
+        .takes(json::<RuleSpec>())
+        .returns(201, json::<Rule>())
+        .get("/api/v1/notification-rules/{id}", admin, notify::show_rule)
+        .returns(200, json::<Rule>())
+        .put("/api/v1/notification-rules/{id}", admin, notify::replace_rule)
+        .takes(json::<RuleSpec>())
+        .returns(200, json::<Rule>())
+        .delete("/api/v1/notification-rules/{id}", admin, notify::delete_rule)
+        .returns(204, None)
 }
 
 /// A JSON body whose errors name the offending field (`assert.status`, `interval_secs`, …).
