@@ -384,6 +384,12 @@ pub struct ServeArgs {
     #[arg(long = "notify-flap-window", env = "TRIAGE_NOTIFY_FLAP_WINDOW", default_value = "10m")]
     pub notify_flap_window: DurationArg,
 
+    /// A probe seeing a certificate that expires within this many days raises
+    /// `certificate.expiring` (once per certificate).
+    #[arg(long = "notify-cert-days", env = "TRIAGE_NOTIFY_CERT_DAYS", default_value_t = 14,
+          value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub notify_cert_days: u32,
+
     /// A link to a check's trace in your tracing UI, with `{trace_id}` where the trace id goes
     /// (e.g. `https://jaeger.internal/trace/{trace_id}`); shown beside every request id.
     #[arg(long = "trace-url", env = "TRIAGE_TRACE_URL")]

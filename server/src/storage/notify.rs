@@ -660,3 +660,62 @@ pub async fn commander_email(conn: &mut PgConnection, user: Option<Uuid>) -> Res
     let Some(user) = user else { return Ok(None) };
     sqlx::query_scalar!("select email from users where user_id = $1", user).fetch_optional(conn).await
 }
+
+/// A certificate close to expiry, from the probes' recent results.
+pub struct ExpiringCertificate {
+    pub probe_id: Uuid,
+    pub probe: String,
+    pub service_id: Uuid,
+    pub service: String,
+    pub days_left: i32,
+    pub at: DateTime<Utc>,
+}
+
+/// Probes whose latest result of the last hour saw a certificate expiring within `days`.
+#[tracing::instrument(skip_all)]
+pub async fn expiring_certificates(pool: &PgPool, days: i32) -> Result<Vec<ExpiringCertificate>, sqlx::Error> {
+    sqlx::query_as!(
+        ExpiringCertificate,
+        r#"select l.probe_id as "probe_id!", p.name as probe, s.service_id, s.name as service,
+                  l.cert_days_left as "days_left!", l.at as "at!"
+             from (select distinct on (probe_id) probe_id, at, cert_days_left
+                     from results
+                    where at > now() - interval '1 hour' and cert_days_left is not null
+                    order by probe_id, at desc) l
+             join probes p on p.probe_id = l.probe_id
+             join services s on s.service_id = p.service_id
+            where l.cert_days_left <= $1 and p.enabled"#,
+        days
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// An action item past its due date and not done.
+pub struct OverdueItem {
+    pub postmortem_id: Uuid,
+    pub incident_id: Uuid,
+    pub incident_title: String,
+    pub severity: String,
+    pub item_id: Uuid,
+    pub title: String,
+    pub owner: String,
+    pub due: chrono::NaiveDate,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn overdue_action_items(pool: &PgPool) -> Result<Vec<OverdueItem>, sqlx::Error> {
+    sqlx::query_as!(
+        OverdueItem,
+        r#"select p.postmortem_id, p.incident_id, i.title as incident_title, i.severity,
+                  (a ->> 'id')::uuid as "item_id!", a ->> 'title' as "title!",
+                  coalesce(a ->> 'owner', '') as "owner!", (a ->> 'due')::date as "due!"
+             from postmortems p
+             join incidents i on i.incident_id = p.incident_id
+             cross join lateral jsonb_array_elements(p.doc -> 'action_items') a
+            where a ? 'id' and a ->> 'due' is not null and (a ->> 'due')::date < current_date
+              and coalesce(a ->> 'status', 'open') <> 'done'"#
+    )
+    .fetch_all(pool)
+    .await
+}

@@ -129,6 +129,7 @@ impl From<&crate::config::ServeArgs> for ServeSettings {
                 max_attempts: a.notify_attempts,
                 failing_after: a.notify_failing_after.0,
                 flap_window: a.notify_flap_window.0,
+                cert_days: a.notify_cert_days,
                 ..Default::default()
             },
             trace_url: a.trace_url.clone(),

@@ -18,7 +18,7 @@ mod openapi;
 mod postmortems;
 mod probe_http;
 mod probe_kinds;
-mod probe_tls;
+pub mod probe_tls;
 mod probe_trial;
 mod probes_api;
 mod rollups;

@@ -674,3 +674,108 @@ async fn email_goes_over_a_real_smtp_conversation_plain_and_with_starttls() {
     assert!(data.contains("To: a@example.test, b@example.test"), "{data}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn failing_channels_certificates_postmortems_and_overdue_items_are_announced_once() {
+    let (addr, rx) = Receiver::start().await;
+    rx.script("broken", vec![Reply::Status(500); 200]);
+    let (tls_addr, pem) = crate::probe_tls::tls_target(5).await;
+    let mut settings = fast_settings();
+    settings.notify.failing_after = Duration::from_millis(300);
+    settings.notify.housekeeping = Duration::from_millis(100);
+    settings.notify.scan_every = Duration::from_millis(200);
+    settings.notify.max_attempts = 100;
+    let app = app_with(settings).await;
+    let broken = channel(&app, json!({"name": "broken", "kind": "webhook", "url": format!("http://{addr}/broken")})).await;
+    let ok = channel(&app, json!({"name": "ok", "kind": "webhook", "url": format!("http://{addr}/ok")})).await;
+    let (code, v) = send(
+        &app.client,
+        reqwest::Method::POST,
+        app.url("/api/v1/notification-rules"),
+        json!({"name": "the rest", "events": ["certificate.expiring", "postmortem.published", "action_item.overdue"],
+               "channels": [ok.id]}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+
+    // The broken channel keeps failing the incident message: the other one is told, once.
+    let incident = declare(&app, json!({"title": "Cache down", "severity": "SEV2"})).await;
+    let told = loop {
+        let got = rx.wait_accepted("ok", 1).await;
+        if let Some(m) = got.iter().find(|r| r.body["event"] == "channel.failing") {
+            break m.clone();
+        }
+        rx.wait_accepted("ok", got.len() + 1).await;
+    };
+    assert_eq!(told.body["subject"]["id"], json!(broken.id));
+    assert!(told.body["summary"].as_str().expect("summary").contains("HTTP 500"), "{}", told.body);
+
+    // A certificate 5 days from expiry, seen by a probe.
+    let (code, v) = send(
+        &app.client,
+        reqwest::Method::POST,
+        app.url("/api/v1/probes"),
+        json!({"name": "tls", "service": "secure", "kind": "http", "url": format!("https://localhost:{}/", tls_addr.port()),
+               "interval_secs": 1, "timeout_ms": 900, "tls": {"ca_pem": pem}}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let cert = loop {
+        let got = rx.wait_accepted("ok", 1).await;
+        if let Some(m) = got.iter().find(|r| r.body["event"] == "certificate.expiring") {
+            break m.clone();
+        }
+        rx.wait_accepted("ok", got.len() + 1).await;
+    };
+    assert!(cert.body["summary"].as_str().expect("summary").contains("expires in"), "{}", cert.body);
+
+    // A published postmortem whose action item is past due.
+    patch_incident(&app, incident.id, json!({"status": "resolved"})).await;
+    let (code, pm) =
+        send(&app.client, reqwest::Method::POST, app.url(&format!("/api/v1/incidents/{}/postmortem", incident.id)), Value::Null).await;
+    assert!(code.is_success(), "{pm}");
+    let pm_url = app.url(&format!("/api/v1/postmortems/{}", pm["id"].as_str().expect("id")));
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    for body in [
+        json!({"action_items": [{"title": "Add a cache alert", "owner": "ana", "due": yesterday}], "status": "in_review"}),
+        json!({"status": "published"}),
+    ] {
+        let (code, v) = send(&app.client, reqwest::Method::PATCH, pm_url.clone(), body).await;
+        assert_eq!(code, StatusCode::OK, "{v}");
+    }
+    for event in ["postmortem.published", "action_item.overdue"] {
+        loop {
+            let got = rx.wait_accepted("ok", 1).await;
+            if got.iter().any(|r| r.body["event"] == event) {
+                break;
+            }
+            rx.wait_accepted("ok", got.len() + 1).await;
+        }
+    }
+    // Scanning again (as every replica does, every few minutes) announces nothing twice.
+    for _ in 0..2 {
+        app.state.notifier.outbox.scan().await.expect("scan");
+    }
+    let raised: Vec<(String, i64)> =
+        sqlx::query_as("select kind, count(*) from notification_events group by kind order by kind")
+            .fetch_all(&app.pool)
+            .await
+            .expect("events");
+    for (kind, n) in &raised {
+        assert_eq!(*n, 1, "{kind} raised once: {raised:?}");
+    }
+    let got = rx.accepted("ok");
+    for event in ["channel.failing", "certificate.expiring", "postmortem.published", "action_item.overdue"] {
+        assert_eq!(got.iter().filter(|r| r.body["event"] == event).count(), 1, "{event} once");
+    }
+    let to_broken: i64 = sqlx::query_scalar(
+        "select count(*) from notification_deliveries d join notification_events e using (event_id)
+          where e.kind = 'channel.failing' and d.channel_id = $1",
+    )
+    .bind(broken.id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(to_broken, 0, "a failing channel is not told about itself");
+    app.stop().await;
+}

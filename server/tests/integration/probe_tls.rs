@@ -37,7 +37,7 @@ fn certificate(days: i64) -> (CertificateDer<'static>, PrivateKeyDer<'static>, S
     (cert.der().clone(), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())), pem)
 }
 
-async fn tls_target(days: i64) -> (SocketAddr, String) {
+pub async fn tls_target(days: i64) -> (SocketAddr, String) {
     let (cert, key, pem) = certificate(days);
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()

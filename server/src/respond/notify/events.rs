@@ -172,3 +172,71 @@ pub async fn test(conn: &mut PgConnection, channel: Uuid, name: &str, by: &str) 
     write(conn, &n, (None, None, None), None, Some(channel)).await?;
     Ok(n.id)
 }
+
+/// `certificate.expiring`, once per certificate (its expiry date is in the dedup key, so a
+/// renewed one that is again close to expiry is announced again).
+pub async fn certificate_expiring(
+    conn: &mut PgConnection,
+    c: &crate::storage::notify::ExpiringCertificate,
+) -> Result<bool, sqlx::Error> {
+    let expires = (c.at + chrono::Duration::days(i64::from(c.days_left))).date_naive();
+    let summary = format!(
+        "{} / {}: the certificate expires in {} day{} ({expires})",
+        c.service,
+        c.probe,
+        c.days_left,
+        if c.days_left == 1 { "" } else { "s" }
+    );
+    let url = format!("/services/{}", c.service_id);
+    let mut n = notification(EventKind::CertificateExpiring, Utc::now(), url, summary);
+    n.severity = Some(if c.days_left <= 3 { Severity::Sev2 } else { Severity::Sev3 });
+    n.service = Some(service_ref(c.service_id, &c.service));
+    n.subject = Some(EventSubject {
+        kind: "certificate".into(),
+        id: c.probe_id,
+        name: format!("{} (expires {expires})", c.probe),
+        url: None,
+    });
+    let key = format!("certificate.expiring:{}:{expires}", c.probe_id);
+    write(conn, &n, (Some(c.service_id), Some(c.probe_id), None), Some(&key), None).await
+}
+
+/// `action_item.overdue`, once per item and due date.
+pub async fn action_item_overdue(
+    conn: &mut PgConnection,
+    item: &crate::storage::notify::OverdueItem,
+) -> Result<bool, sqlx::Error> {
+    let owner = if item.owner.is_empty() { "no owner".to_string() } else { item.owner.clone() };
+    let summary = format!("Action item overdue since {} ({owner}): {}", item.due, item.title);
+    let url = format!("/postmortems/{}", item.postmortem_id);
+    let mut n = notification(EventKind::ActionItemOverdue, Utc::now(), url.clone(), summary);
+    n.severity = Severity::parse(&item.severity);
+    n.subject = Some(EventSubject {
+        kind: "action_item".into(),
+        id: item.item_id,
+        name: format!("{} (postmortem of “{}”)", item.title, item.incident_title),
+        url: Some(url),
+    });
+    let key = format!("action_item.overdue:{}:{}", item.item_id, item.due);
+    write(conn, &n, (None, None, Some(item.incident_id)), Some(&key), None).await
+}
+
+/// `postmortem.published`.
+pub async fn postmortem_published(
+    conn: &mut PgConnection,
+    postmortem: Uuid,
+    incident: &IncidentFacts,
+    by: &str,
+) -> Result<(), sqlx::Error> {
+    let summary = format!("Postmortem published by {by}: {}", incident.title);
+    let url = format!("/postmortems/{postmortem}");
+    let mut n = notification(EventKind::PostmortemPublished, Utc::now(), url.clone(), summary);
+    n.severity = Some(incident.severity);
+    n.subject = Some(EventSubject {
+        kind: "postmortem".into(),
+        id: postmortem,
+        name: incident.title.clone(),
+        url: Some(url),
+    });
+    write(conn, &n, (None, None, Some(incident.id)), None, None).await.map(|_| ())
+}

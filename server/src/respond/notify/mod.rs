@@ -41,6 +41,12 @@ pub struct NotifySettings {
     pub concurrency: usize,
     /// How often the outbox is looked at when nothing wakes it.
     pub poll: Duration,
+    /// How often failing channels are looked for.
+    pub housekeeping: Duration,
+    /// How often certificates and action items are checked.
+    pub scan_every: Duration,
+    /// A certificate expiring within this many days is announced.
+    pub cert_days: u32,
 }
 
 impl Default for NotifySettings {
@@ -55,6 +61,9 @@ impl Default for NotifySettings {
             flap_window: Duration::from_secs(10 * 60),
             concurrency: 16,
             poll: Duration::from_secs(2),
+            housekeeping: Duration::from_secs(15),
+            scan_every: Duration::from_secs(600),
+            cert_days: 14,
         }
     }
 }

@@ -45,7 +45,8 @@ impl Outbox {
 
     async fn route_loop(self, mut stopping: watch::Receiver<bool>) {
         let mut listener = self.listen().await;
-        let mut housekeeping = tokio::time::interval(Duration::from_secs(15));
+        let mut housekeeping = tokio::time::interval(self.settings.housekeeping);
+        let mut last_scan: Option<tokio::time::Instant> = None;
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             loop {
@@ -78,6 +79,12 @@ impl Outbox {
                 _ = housekeeping.tick() => {
                     if let Err(e) = self.announce_failing_channels().await {
                         tracing::warn!(error = %e, "checking for failing notification channels failed");
+                    }
+                    if last_scan.is_none_or(|t| t.elapsed() >= self.settings.scan_every) {
+                        match self.scan().await {
+                            Ok(()) => last_scan = Some(tokio::time::Instant::now()),
+                            Err(e) => tracing::warn!(error = %e, "checking certificates and action items failed"),
+                        }
                     }
                 }
                 () = stopped(&mut stopping) => return,
@@ -114,6 +121,25 @@ impl Outbox {
             store::mark_failing_announced(&mut tx, id).await?;
             tx.commit().await?;
             tracing::warn!(channel = name, since = %since, "notification channel failing: told the other channels");
+        }
+        Ok(())
+    }
+
+    /// Raises the periodic events: certificates close to expiry, action items past due. Each is
+    /// raised once (its dedup key), whichever replica scans first.
+    pub async fn scan(&self) -> Result<(), sqlx::Error> {
+        let days = i32::try_from(self.settings.cert_days).unwrap_or(i32::MAX);
+        for c in store::expiring_certificates(&self.pool, days).await? {
+            let mut conn = self.pool.acquire().await?;
+            if events::certificate_expiring(&mut conn, &c).await? {
+                tracing::info!(probe = c.probe, days = c.days_left, "certificate expiring: announced");
+            }
+        }
+        for item in store::overdue_action_items(&self.pool).await? {
+            let mut conn = self.pool.acquire().await?;
+            if events::action_item_overdue(&mut conn, &item).await? {
+                tracing::info!(item = %item.item_id, due = %item.due, "action item overdue: announced");
+            }
         }
         Ok(())
     }

@@ -448,6 +448,7 @@ impl Postmortems {
         let mut row = store::lock(&mut tx, id).await?.ok_or(Error::NotFound("postmortem"))?;
         let incident = self.incident(row.incident_id).await?;
         let mut changes: Vec<String> = Vec::new();
+        let mut published = false;
 
         if let Some(reason) = patch.amend.take() {
             author.require(Role::Commander, "amending a published postmortem")?;
@@ -562,6 +563,7 @@ impl Postmortems {
                     row.timeline = Some(Json(incidents_store::list_entries(&self.pool, incident.id, false).await?));
                     row.published_by = Some(author.name.clone());
                     row.published_at = Some(Utc::now());
+                    published = true;
                 }
                 (PostmortemStatus::Draft, PostmortemStatus::Published) => {
                     return Err(Error::Conflict {
@@ -588,6 +590,16 @@ impl Postmortems {
         row.updated_by = author.name.clone();
         store::save(&mut tx, &row).await?;
         actor.audit(&mut *tx, "postmortem.update", id.to_string(), serde_json::json!({ "changes": changes })).await?;
+        if published {
+            let facts = crate::respond::notify::events::IncidentFacts {
+                id: incident.id,
+                title: incident.title.clone(),
+                severity: incident.severity,
+                status: incident.status,
+                commander: incident.commander.as_ref().map(|c| c.email.clone()),
+            };
+            crate::respond::notify::events::postmortem_published(&mut tx, id, &facts, &author.name).await?;
+        }
         tx.commit().await?;
         self.get(actor, id).await
     }
