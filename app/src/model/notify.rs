@@ -639,5 +639,9 @@ mod tests {
         .expect("rule");
         assert!(rule.enabled && rule.services.is_empty() && !rule.all_channels);
         assert_eq!(rule.events, vec![EventKind::IncidentOpened, EventKind::ProbeDown]);
+        // A stored rule (its spec flattened beside the id) reads back as written.
+        let stored = Rule { id, spec: rule, created_at: at, updated_at: at };
+        let back: Rule = serde_json::from_value(serde_json::to_value(&stored).expect("json")).expect("rule");
+        assert_eq!(back, stored);
     }
 }

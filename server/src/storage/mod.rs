@@ -4,7 +4,7 @@
 //! raw results in `results`, rollups and their bucket format in `rollups`, users, sessions,
 //! tokens and the audit trail in `auth`, incidents in `incidents`, checklists and hypotheses in
 //! `guidance`, postmortems in `postmortems`, notification channels, rules and the outbox in
-//! `notify`, benchmark set-up in `bench`.
+//! `notify`, maintenance windows in `maintenance`, benchmark set-up in `bench`.
 
 pub mod auth;
 pub mod bench;
@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod guidance;
 pub mod incidents;
+pub mod maintenance;
 pub mod notify;
 pub mod pool;
 pub mod postmortems;

@@ -779,3 +779,81 @@ async fn failing_channels_certificates_postmortems_and_overdue_items_are_announc
     assert_eq!(to_broken, 0, "a failing channel is not told about itself");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_maintenance_window_keeps_an_outage_quiet_until_it_ends() {
+    let (target, status) = health_target(503).await;
+    let (addr, rx) = Receiver::start().await;
+    let app = app_with(fast_settings()).await;
+    let ch = channel(&app, json!({"name": "pager", "kind": "webhook", "url": format!("http://{addr}/pager")})).await;
+    let (code, v) = send(
+        &app.client,
+        reqwest::Method::POST,
+        app.url("/api/v1/notification-rules"),
+        json!({"name": "probes", "events": ["probe.down", "probe.up"], "channels": [ch.id]}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let (code, v) =
+        send(&app.client, reqwest::Method::POST, app.url("/api/v1/services"), json!({"name": "db", "tags": ["database"]}))
+            .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let now = chrono::Utc::now();
+    let (code, window) = send(
+        &app.client,
+        reqwest::Method::POST,
+        app.url("/api/v1/maintenance"),
+        json!({"title": "DB upgrade", "tags": ["database"], "starts_at": now - chrono::Duration::minutes(1),
+               "ends_at": now + chrono::Duration::hours(1)}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{window}");
+    assert_eq!(window["active"], true);
+    let (code, v) = send(
+        &app.client,
+        reqwest::Method::POST,
+        app.url("/api/v1/maintenance"),
+        json!({"title": "x", "tags": ["database"], "starts_at": now, "ends_at": now - chrono::Duration::hours(1)}),
+    )
+    .await;
+    assert_eq!((code, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("ends_at")), "{v}");
+
+    // The outage happens during the window: probes run and store, nothing opens or notifies.
+    let (code, v) = send(
+        &app.client,
+        reqwest::Method::POST,
+        app.url("/api/v1/probes"),
+        json!({"name": "db-health", "service": "db", "kind": "http", "url": format!("http://{target}/health"),
+               "interval_secs": 1, "timeout_ms": 500, "failures_to_down": 1, "successes_to_up": 1}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let suppressed = loop {
+        let log: Vec<Delivery> = app.get_json(&format!("/api/v1/channels/{}/deliveries", ch.id)).await;
+        if let Some(d) = log.into_iter().find(|d| d.state == DeliveryState::Suppressed) {
+            break d;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the probe's fall is recorded as suppressed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(suppressed.last_answer.as_deref().is_some_and(|a| a.contains("DB upgrade")), "{suppressed:?}");
+    let incidents: Vec<Incident> = app.get_json("/api/v1/incidents").await;
+    assert!(incidents.is_empty(), "no incident during maintenance: {incidents:?}");
+    assert!(rx.at("pager").is_empty(), "nothing sent");
+
+    // Ended early while the probe is still down: the incident opens, and is notified.
+    let id = window["id"].as_str().expect("id");
+    let (code, ended) = send(&app.client, reqwest::Method::POST, app.url(&format!("/api/v1/maintenance/{id}/end")), Value::Null).await;
+    assert_eq!(code, StatusCode::OK, "{ended}");
+    assert_eq!(ended["active"], false);
+    let opened = rx.wait_accepted("pager", 1).await;
+    assert_eq!(opened[0].body["event"], "incident.opened", "{}", opened[0].body);
+    assert_eq!(opened[0].body["service"]["name"], "db");
+    let incidents: Vec<Incident> = app.get_json("/api/v1/incidents").await;
+    assert_eq!(incidents.len(), 1);
+    let started = incidents[0].times.started.as_ref().expect("started").at;
+    assert!(started < chrono::DateTime::parse_from_rfc3339(ended["ended_at"].as_str().expect("ended_at")).expect("time"), "from the outage's real start");
+    status.store(200, Ordering::SeqCst);
+    app.stop().await;
+}

@@ -16,6 +16,8 @@ use uuid::Uuid;
 
 use super::RoomHub;
 use super::evidence::{self, Change};
+use crate::respond::maintenance;
+use crate::storage::maintenance as maintenance_store;
 use crate::respond::notify::events::{self as notify, IncidentFacts, ProbeFacts};
 use crate::monitor::hub::{EventHub, ProbeEvent};
 use crate::storage::incidents::{self as store, NewEntryRow, NewIncidentRow, PendingChange};
@@ -132,7 +134,24 @@ impl Engine {
             },
         };
         let mut incident = store::open_incident_for_service(tx, c.service_id).await?;
+        let mut quiet = None;
         if incident.is_none() && to == Outcome::Down && spec.incidents.auto_open && self.settings.auto_open {
+            quiet = maintenance::active_for(&mut **tx, c.service_id, c.at).await?;
+            if let Some(title) = &quiet {
+                // Remembered: if the probe is still down when the window ends, the incident opens then.
+                maintenance_store::quiet_outage(&mut **tx, c.probe_id, c.at, title).await?;
+                tracing::info!(service = c.service_name, probe = c.probe_name, window = title, "probe down during maintenance: no incident opened");
+            }
+        }
+        if to != Outcome::Down {
+            maintenance_store::clear_quiet(&mut **tx, c.probe_id).await?;
+        }
+        if quiet.is_none()
+            && incident.is_none()
+            && to == Outcome::Down
+            && spec.incidents.auto_open
+            && self.settings.auto_open
+        {
             // Two engines (or two probes of one service) must not open two incidents.
             store::lock_service_for_opening(tx, c.service_id).await?;
             incident = store::open_incident_for_service(tx, c.service_id).await?;
@@ -257,7 +276,9 @@ impl Engine {
                 }
                 let mut tx = self.pool.begin().await?;
                 store::lock_service_for_opening(&mut tx, d.service_id).await?;
-                if store::open_incident_for_service(&mut tx, d.service_id).await?.is_some() {
+                if store::open_incident_for_service(&mut tx, d.service_id).await?.is_some()
+                    || maintenance::active_for(&mut tx, d.service_id, now).await?.is_some()
+                {
                     tx.rollback().await?;
                     continue;
                 }
@@ -287,6 +308,9 @@ impl Engine {
                 tx.commit().await?;
                 self.publish(events.into_iter().map(|e| (id, e)).collect()).await;
             }
+        }
+        if self.settings.auto_open {
+            self.open_after_maintenance(now).await?;
         }
         for open in store::open_incident_probes(&self.pool).await? {
             let healthy_since = healthy_for(&open.probes, now);
@@ -320,6 +344,65 @@ impl Engine {
             } else {
                 self.publish(outbox).await;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Outages a maintenance window kept quiet: once the window is over and the probe is still
+    /// down, its incident opens (from the outage's real start); a recovered probe is forgotten.
+    async fn open_after_maintenance(&self, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+        for q in maintenance_store::quieted(&self.pool).await? {
+            let mut tx = self.pool.begin().await?;
+            if q.down != Some(true) || !q.spec.0.incidents.auto_open {
+                maintenance_store::clear_quiet(&mut tx, q.probe_id).await?;
+                tx.commit().await?;
+                continue;
+            }
+            store::lock_service_for_opening(&mut tx, q.service_id).await?;
+            if maintenance::active_for(&mut tx, q.service_id, now).await?.is_some() {
+                tx.rollback().await?;
+                continue;
+            }
+            if store::open_incident_for_service(&mut tx, q.service_id).await?.is_some() {
+                maintenance_store::clear_quiet(&mut tx, q.probe_id).await?;
+                tx.commit().await?;
+                continue;
+            }
+            let opening = Opening {
+                service_id: q.service_id,
+                service: &q.service_name,
+                probe: &q.probe_name,
+                spec: &q.spec.0,
+                criticality: &q.criticality,
+                state: Outcome::Down,
+                started: q.since,
+                detected: now,
+            };
+            let cause = ProbeFacts {
+                service_id: q.service_id,
+                service: q.service_name.clone(),
+                probe: EventProbe {
+                    id: q.probe_id,
+                    name: q.probe_name.clone(),
+                    state: Outcome::Down,
+                    previous: None,
+                    evidence: EventEvidence::default(),
+                },
+            };
+            let (id, events) = self.open(&mut tx, &opening, cause).await?;
+            store::add_probe(&mut tx, id, q.probe_id).await?;
+            let text = format!(
+                "Maintenance window “{}” is over and **{}** is still down: opened now.",
+                q.window_title, q.probe_name
+            );
+            let entry = automatic_entry(&mut tx, id, EntryKind::Automatic, &text, now).await?;
+            maintenance_store::clear_quiet(&mut tx, q.probe_id).await?;
+            tx.commit().await?;
+            let mut outbox: Outbox = events.into_iter().map(|e| (id, e)).collect();
+            outbox.extend(entry.map(|e| (id, RoomEvent::Entry(e))));
+            self.publish(outbox).await;
         }
         Ok(())
     }

@@ -53,9 +53,26 @@ pub async fn route_batch(pool: &PgPool, settings: &NotifySettings) -> Result<usi
     let channels: Vec<Uuid> = store::enabled_channels(&mut tx).await?.into_iter().map(|(id, _)| id).collect();
     let now = Utc::now();
     for e in &events {
-        let targets = targets(&mut tx, e, &rules, &channels).await?;
+        let (targets, window) = targets(&mut tx, e, &rules, &channels).await?;
         let kind = EventKind::parse(&e.kind);
         for channel in targets {
+            if let Some(title) = &window {
+                // Recorded, so the log shows what planned work kept quiet.
+                store::insert_delivery(
+                    &mut tx,
+                    &NewDelivery {
+                        event_id: e.event_id,
+                        channel_id: channel,
+                        state: DeliveryState::Suppressed,
+                        next_at: now,
+                        probe_id: e.probe_id,
+                        held: false,
+                        last_answer: Some(format!("suppressed: maintenance window “{title}”")),
+                    },
+                )
+                .await?;
+                continue;
+            }
             match (kind, e.probe_id) {
                 (Some(k), Some(probe)) if k.is_probe_state() => {
                     flap_gate(&mut tx, e.event_id, probe, channel, now, settings).await?;
@@ -83,21 +100,27 @@ pub async fn route_batch(pool: &PgPool, settings: &NotifySettings) -> Result<usi
     Ok(events.len())
 }
 
-/// The channels an event goes to.
+/// The channels an event goes to, and the maintenance window that silences it, if one does
+/// (only what probes raise is silenced: people's own incident updates still go out).
 async fn targets(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     e: &UnroutedEvent,
     rules: &[Rule],
     channels: &[Uuid],
-) -> Result<BTreeSet<Uuid>, sqlx::Error> {
+) -> Result<(BTreeSet<Uuid>, Option<String>), sqlx::Error> {
     if let Some(only) = e.channel_id {
-        return Ok(BTreeSet::from([only]));
+        return Ok((BTreeSet::from([only]), None));
     }
     let Some(kind) = EventKind::parse(&e.kind) else {
         tracing::warn!(kind = e.kind, "notification event of an unknown kind: not routed");
-        return Ok(BTreeSet::new());
+        return Ok((BTreeSet::new(), None));
     };
     let (services, tags) = store::event_scope(&mut **tx, e.service_id, e.incident_id).await?;
+    let mut window = None;
+    if kind.is_probe_state() || kind == EventKind::CertificateExpiring {
+        let under_way = crate::respond::maintenance::under_way(&mut **tx, e.at).await?;
+        window = under_way.into_iter().find(|w| services.iter().any(|s| w.covers(*s, &tags))).map(|w| w.title);
+    }
     let scope =
         Scope { kind, severity: e.severity.as_deref().and_then(Severity::parse), services: &services, tags: &tags };
     let mut out = BTreeSet::new();
@@ -114,7 +137,7 @@ async fn targets(
     {
         out.remove(&failing);
     }
-    Ok(out)
+    Ok((out, window))
 }
 
 /// The first change in a window goes out at once; later ones join one held summary, sent when

@@ -15,7 +15,7 @@ mod stream;
 mod users;
 
 use app::model::{
-    AuditRow, Channel, ChannelSpec, Delivery, Rule, RuleSpec, Checklist, ChecklistDef, CreatedToken, EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput,
+    AuditRow, Channel, ChannelSpec, Delivery, MaintenanceSpec, MaintenanceWindow, Rule, RuleSpec, Checklist, ChecklistDef, CreatedToken, EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput,
     Incident, IncidentPatch, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Postmortem, PostmortemComment,
     PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, ProbeTrial, Role, Series, Service, ServiceInput,
     StateChange, TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary,
@@ -202,6 +202,20 @@ pub fn routes() -> Secured {
         .takes(json::<RuleSpec>())
         .returns(200, json::<Rule>())
         .delete("/api/v1/notification-rules/{id}", admin, notify::delete_rule)
+        .returns(204, None)
+        .get("/api/v1/maintenance", viewer, notify::list_maintenance)
+        .returns(200, list::<MaintenanceWindow>())
+        .post("/api/v1/maintenance", admin, notify::create_maintenance)
+        .takes(json::<MaintenanceSpec>())
+        .returns(201, json::<MaintenanceWindow>())
+        .get("/api/v1/maintenance/{id}", viewer, notify::show_maintenance)
+        .returns(200, json::<MaintenanceWindow>())
+        .put("/api/v1/maintenance/{id}", admin, notify::replace_maintenance)
+        .takes(json::<MaintenanceSpec>())
+        .returns(200, json::<MaintenanceWindow>())
+        .post("/api/v1/maintenance/{id}/end", admin, notify::end_maintenance)
+        .returns(200, json::<MaintenanceWindow>())
+        .delete("/api/v1/maintenance/{id}", admin, notify::delete_maintenance)
         .returns(204, None)
 }
 

@@ -1,7 +1,8 @@
 //! `/api/v1/channels…` and `/api/v1/notification-rules…`: where notifications go, which events
-//! go where, the delivery log, and "Send test". Admins only (the access table says so).
+//! go where, the delivery log, "Send test", and `/api/v1/maintenance…` (the windows that keep
+//! planned work quiet). Writes are for admins (the access table says so).
 
-use app::model::{Channel, ChannelSpec, Delivery, Rule, RuleSpec};
+use app::model::{Channel, ChannelSpec, Delivery, MaintenanceSpec, MaintenanceWindow, Rule, RuleSpec};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use http::StatusCode;
@@ -118,5 +119,51 @@ pub async fn delete_rule(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.notifier.delete_rule(&actor, parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_maintenance(State(state): State<AppState>) -> Result<Json<Vec<MaintenanceWindow>>, ApiError> {
+    Ok(Json(state.maintenance.list().await?))
+}
+
+pub async fn show_maintenance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<MaintenanceWindow>, ApiError> {
+    Ok(Json(state.maintenance.get(parse_id(&id)?).await?))
+}
+
+pub async fn create_maintenance(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiJson(spec): ApiJson<MaintenanceSpec>,
+) -> Result<(StatusCode, Json<MaintenanceWindow>), ApiError> {
+    Ok((StatusCode::CREATED, Json(state.maintenance.create(&actor, spec).await?)))
+}
+
+pub async fn replace_maintenance(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(spec): ApiJson<MaintenanceSpec>,
+) -> Result<Json<MaintenanceWindow>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(Json(state.maintenance.update(&actor, id, spec).await?))
+}
+
+pub async fn end_maintenance(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<Json<MaintenanceWindow>, ApiError> {
+    Ok(Json(state.maintenance.end(&actor, parse_id(&id)?).await?))
+}
+
+pub async fn delete_maintenance(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.maintenance.delete(&actor, parse_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
