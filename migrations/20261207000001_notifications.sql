@@ -23,6 +23,8 @@ create table notification_rules (
     rule_id uuid primary key,
     name text not null check (length(name) between 1 and 100),
     spec jsonb not null,
+    -- Rules written by the probe file are replaced by it; others are left alone.
+    file_managed boolean not null default false,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now()
 );

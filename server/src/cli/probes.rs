@@ -8,7 +8,8 @@ use super::serve::Database;
 use crate::config::{ImportArgs, ImportSource};
 use crate::monitor::import::write::{ApplyOptions, ImportOutcome, ImportReport, apply};
 use crate::monitor::import::{ImportPlan, blackbox, gatus, kuma};
-use crate::monitor::probe_file::{self, export, to_toml};
+use crate::monitor::probe_file::{self, to_toml};
+use crate::respond::declared::export;
 
 /// `triage probes export [--output FILE]`.
 pub async fn export_command(cli: &crate::config::Cli, output: Option<PathBuf>) -> Result<(), RunError> {
@@ -29,7 +30,7 @@ pub async fn export_command(cli: &crate::config::Cli, output: Option<PathBuf>) -
 pub async fn apply_command(cli: &crate::config::Cli, file: &Path, dry_run: bool) -> Result<(), RunError> {
     let parsed = probe_file::load(file).map_err(|e| RunError::Config(e.to_string()))?;
     let database = Database::open_or_attach(&cli.database).await?;
-    let diff = probe_file::apply_with_diff(&database.pool, None, &parsed, dry_run).await;
+    let diff = crate::respond::declared::apply_with_diff(&database.pool, None, &parsed, dry_run).await;
     let audited = match (&diff, dry_run) {
         (Ok(d), false) => {
             let detail = serde_json::to_value(d).unwrap_or_default();

@@ -195,7 +195,7 @@ fn spawn_reload_on_hangup(state: &crate::web::state::AppState) {
                 tracing::info!("SIGHUP: no probe file (--config) to re-read");
                 continue;
             };
-            match probe_file::reload(&state.pool, &state.scheduler, path, false).await {
+            match crate::respond::declared::reload(&state.pool, &state.scheduler, path, false).await {
                 Ok(diff) => {
                     tracing::info!(path = %path.display(), changes = %diff.render().trim_end().replace('\n', "; "), "SIGHUP: probe file applied");
                     if let Err(e) = audit_file(&state.pool, path, &diff, "config-file (SIGHUP)").await {
@@ -217,7 +217,7 @@ async fn prepare_probes(
 ) -> Result<(), RunError> {
     if let Some(path) = &settings.config_file {
         let file = probe_file::load(path).map_err(|e| RunError::Config(e.to_string()))?;
-        let diff = probe_file::apply_with_diff(pool, Some(&probing.scheduler), &file, false)
+        let diff = crate::respond::declared::apply_with_diff(pool, Some(&probing.scheduler), &file, false)
             .await
             .map_err(|e| RunError::Config(format!("{}: {e}", path.display())))?;
         tracing::info!(path = %path.display(), probes = file.probes.len(), removed = diff.probes_removed.len(), "probe file applied");

@@ -1,5 +1,6 @@
 //! The declarative probe file (`--config triage.toml`): `[[service]]` and `[[probe]]` tables in
-//! the same format as the REST API's JSON. Applied at start: services are created or updated by
+//! the same format as the REST API's JSON, and `[[notification_rule]]` and `[[maintenance]]`
+//! tables (applied by `respond::declared`, which calls this for the services and probes). Applied at start: services are created or updated by
 //! name, probes created or replaced by name and marked file-managed; file-managed probes the file
 //! no longer lists are removed. `triage probes export` writes the stored set in this format.
 //! The same application runs again on SIGHUP, on `POST /api/v1/probes/apply` and with
@@ -8,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use app::model::{ProbeSpec, ServiceInput};
+use app::model::{EventKind, ProbeSpec, Recurrence, ServiceInput, Severity};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
@@ -24,6 +25,49 @@ pub struct ProbeFile {
     pub services: Vec<ServiceInput>,
     #[serde(default, rename = "probe", skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeSpec>,
+    #[serde(default, rename = "notification_rule", skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<FileRule>,
+    #[serde(default, rename = "maintenance", skip_serializing_if = "Vec::is_empty")]
+    pub maintenance: Vec<FileWindow>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A notification rule as a file states it: services and channels by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRule {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub events: Vec<EventKind>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_severity: Option<Severity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_channels: bool,
+}
+
+/// A maintenance window as a file states it: services by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWindow {
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub ends_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Recurrence>,
 }
 
 /// Why a probe file could not be read or applied; each one line, naming the file or the entry.
@@ -90,6 +134,12 @@ pub struct FileDiff {
     /// File-managed probes the file no longer lists.
     pub probes_removed: Vec<String>,
     pub probes_unchanged: usize,
+    pub rules_added: Vec<String>,
+    pub rules_changed: Vec<String>,
+    pub rules_removed: Vec<String>,
+    pub maintenance_added: Vec<String>,
+    pub maintenance_changed: Vec<String>,
+    pub maintenance_removed: Vec<String>,
 }
 
 impl FileDiff {
@@ -99,6 +149,12 @@ impl FileDiff {
             && self.probes_added.is_empty()
             && self.probes_changed.is_empty()
             && self.probes_removed.is_empty()
+            && self.rules_added.is_empty()
+            && self.rules_changed.is_empty()
+            && self.rules_removed.is_empty()
+            && self.maintenance_added.is_empty()
+            && self.maintenance_changed.is_empty()
+            && self.maintenance_removed.is_empty()
     }
 
     /// `+ probe a`, `~ probe b`, `- probe c`, one per line, then a count of what stays.
@@ -114,6 +170,12 @@ impl FileDiff {
         lines('+', "probe", &self.probes_added);
         lines('~', "probe", &self.probes_changed);
         lines('-', "probe", &self.probes_removed);
+        lines('+', "notification rule", &self.rules_added);
+        lines('~', "notification rule", &self.rules_changed);
+        lines('-', "notification rule", &self.rules_removed);
+        lines('+', "maintenance", &self.maintenance_added);
+        lines('~', "maintenance", &self.maintenance_changed);
+        lines('-', "maintenance", &self.maintenance_removed);
         out.push_str(&format!("{} probe(s) unchanged\n", self.probes_unchanged));
         out
     }
@@ -187,6 +249,7 @@ pub async fn apply_with_diff(
         let only = ProbeFile {
             services: file.services.clone(),
             probes: file.probes.iter().filter(|p| touched.contains(p.name.as_str())).cloned().collect(),
+            ..ProbeFile::default()
         };
         apply_keeping(pool, scheduler, &only, file).await?;
     }
@@ -280,13 +343,6 @@ async fn apply_keeping(
     Ok(Applied { services: file.services.len(), probes: file.probes.len(), removed: removed.len() })
 }
 
-/// Re-reads the server's file and applies it to the running scheduler (SIGHUP, the API); the
-/// caller records the change in the audit trail.
-pub async fn reload(pool: &PgPool, scheduler: &Scheduler, path: &Path, dry_run: bool) -> Result<FileDiff, FileError> {
-    let file = load(path)?;
-    apply_with_diff(pool, Some(scheduler), &file, dry_run).await
-}
-
 /// Every stored service and probe, as a file that `--config` accepts.
 pub async fn export(pool: &PgPool) -> Result<ProbeFile, sqlx::Error> {
     let services = store::list_services(pool)
@@ -299,7 +355,7 @@ pub async fn export(pool: &PgPool) -> Result<ProbeFile, sqlx::Error> {
         .into_iter()
         .map(|p| ProbeSpec { id: None, service_id: None, service: Some(p.service), ..p.spec })
         .collect();
-    Ok(ProbeFile { services, probes })
+    Ok(ProbeFile { services, probes, ..ProbeFile::default() })
 }
 
 pub fn to_toml(file: &ProbeFile) -> Result<String, FileError> {
@@ -336,6 +392,20 @@ url = "http://shop.internal/metrics"
 
 [probe.pool_mapping]
 in_use = ["shop_db_busy"]
+
+[[notification_rule]]
+name = "shop pages"
+events = ["incident.opened", "probe.down"]
+services = ["shop"]
+min_severity = "SEV2"
+channels = ["ops"]
+
+[[maintenance]]
+title = "Sunday DB upgrade"
+tags = ["db"]
+starts_at = "2026-12-13T01:00:00Z"
+ends_at = "2026-12-13T03:00:00Z"
+recurrence = { every = "week", time_zone = "Europe/Berlin" }
 "#;
 
     #[test]
@@ -343,6 +413,8 @@ in_use = ["shop_db_busy"]
         let file = parse(SAMPLE).expect("parses");
         assert_eq!(file.services.len(), 1);
         assert_eq!(file.probes.len(), 2);
+        assert_eq!(file.rules[0].min_severity, Some(Severity::Sev2));
+        assert_eq!(file.maintenance[0].recurrence.as_ref().map(|r| r.time_zone.as_str()), Some("Europe/Berlin"));
         assert_eq!(file.probes[0].assertions.json_path[0].path, "$.status");
         let again = parse(&to_toml(&file).expect("serialises")).expect("re-parses");
         assert_eq!(again, file);

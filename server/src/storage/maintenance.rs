@@ -193,3 +193,22 @@ pub async fn quieted(pool: &PgPool) -> Result<Vec<QuietOutage>, sqlx::Error> {
     .fetch_all(pool)
     .await
 }
+
+/// Writes a window the probe file declares: replaces `existing` (taking it over), or adds it.
+#[tracing::instrument(skip_all)]
+pub async fn write_file_window(
+    conn: &mut PgConnection,
+    existing: Option<Uuid>,
+    w: &MaintenanceSpec,
+) -> Result<(), sqlx::Error> {
+    match existing {
+        Some(id) => {
+            update(&mut *conn, id, w).await?;
+            sqlx::query!("update maintenance_windows set file_managed = true where window_id = $1", id)
+                .execute(conn)
+                .await
+                .map(|_| ())
+        }
+        None => insert(conn, Uuid::new_v4(), w, "config-file", true).await,
+    }
+}

@@ -719,3 +719,47 @@ pub async fn overdue_action_items(pool: &PgPool) -> Result<Vec<OverdueItem>, sql
     .fetch_all(pool)
     .await
 }
+
+/// Every rule with whether the probe file manages it.
+#[tracing::instrument(skip_all)]
+pub async fn rules_with_origin(conn: &mut PgConnection) -> Result<Vec<(Uuid, RuleSpec, bool)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select rule_id, spec as "spec: Json<RuleSpec>", file_managed from notification_rules order by created_at"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.rule_id, r.spec.0, r.file_managed)).collect())
+}
+
+/// Writes a rule the probe file declares: replaces `existing` (taking it over), or adds it.
+#[tracing::instrument(skip_all)]
+pub async fn write_file_rule(conn: &mut PgConnection, existing: Option<Uuid>, spec: &RuleSpec) -> Result<(), sqlx::Error> {
+    match existing {
+        Some(id) => sqlx::query!(
+            "update notification_rules set name = $2, spec = $3, file_managed = true, updated_at = now()
+              where rule_id = $1",
+            id,
+            spec.name,
+            Json(spec) as _,
+        )
+        .execute(conn)
+        .await
+        .map(|_| ()),
+        None => sqlx::query!(
+            "insert into notification_rules (rule_id, name, spec, file_managed) values ($1, $2, $3, true)",
+            Uuid::new_v4(),
+            spec.name,
+            Json(spec) as _,
+        )
+        .execute(conn)
+        .await
+        .map(|_| ()),
+    }
+}
+
+/// Every channel's id and name (disabled ones too: a rule may name a channel switched off).
+#[tracing::instrument(skip_all)]
+pub async fn channel_names(conn: &mut PgConnection) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    let rows = sqlx::query!("select channel_id, name from notification_channels").fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|r| (r.channel_id, r.name)).collect())
+}

@@ -857,3 +857,66 @@ async fn a_maintenance_window_keeps_an_outage_quiet_until_it_ends() {
     status.store(200, Ordering::SeqCst);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_probe_file_declares_rules_and_maintenance_by_name() {
+    use server::monitor::probe_file::parse;
+    use server::respond::declared::{apply_with_diff, export};
+    let app = app_with(fast_settings()).await;
+    channel(&app, json!({"name": "Ops", "kind": "webhook", "url": "http://127.0.0.1:9/ops"})).await;
+    let text = r#"
+[[service]]
+name = "shop"
+tags = ["db"]
+
+[[notification_rule]]
+name = "shop pages"
+events = ["incident.opened", "probe.down"]
+services = ["shop"]
+min_severity = "SEV2"
+channels = ["ops"]
+
+[[maintenance]]
+title = "Sunday DB upgrade"
+tags = ["db"]
+starts_at = "2026-12-13T01:00:00Z"
+ends_at = "2026-12-13T03:00:00Z"
+recurrence = { every = "week", time_zone = "Europe/Berlin" }
+"#;
+    let file = parse(text).expect("parses");
+    let dry = apply_with_diff(&app.pool, Some(&app.state.scheduler), &file, true).await.expect("dry run");
+    assert_eq!((dry.rules_added.clone(), dry.maintenance_added.clone()), (vec!["shop pages".to_string()], vec!["Sunday DB upgrade".to_string()]));
+    let rules: Vec<Rule> = app.get_json("/api/v1/notification-rules").await;
+    assert_eq!(rules.len(), 1, "a dry run writes nothing");
+
+    let applied = apply_with_diff(&app.pool, Some(&app.state.scheduler), &file, false).await.expect("applied");
+    assert_eq!(applied.rules_added, ["shop pages"]);
+    let rules: Vec<Rule> = app.get_json("/api/v1/notification-rules").await;
+    let rule = rules.iter().find(|r| r.spec.name == "shop pages").expect("the file's rule");
+    assert_eq!(rule.spec.channels.len(), 1);
+    assert_eq!(rule.spec.services.len(), 1, "the service the same file created");
+    let windows: Vec<app::model::MaintenanceWindow> = app.get_json("/api/v1/maintenance").await;
+    assert_eq!(windows.len(), 1);
+    assert!(windows[0].current.is_some(), "a weekly window always has a next occurrence");
+
+    let again = apply_with_diff(&app.pool, Some(&app.state.scheduler), &file, false).await.expect("again");
+    assert!(again.is_empty(), "nothing changes twice: {again:?}");
+    let exported = export(&app.pool).await.expect("export");
+    assert!(exported.rules.iter().any(|r| r.name == "shop pages" && r.channels == ["Ops"]), "{exported:?}");
+
+    // A rule naming a channel that does not exist refuses the whole file, before anything changes.
+    let bad = parse(&text.replace("channels = [\"ops\"]", "channels = [\"pager\"]").replace("name = \"shop\"", "name = \"shop2\""))
+        .expect("parses");
+    let err = apply_with_diff(&app.pool, Some(&app.state.scheduler), &bad, false).await.expect_err("refused");
+    assert!(err.to_string().contains("pager"), "{err}");
+    let services: Vec<app::model::Service> = app.get_json("/api/v1/services").await;
+    assert!(!services.iter().any(|s| s.name == "shop2"), "nothing was written");
+
+    // Dropped from the file: the file's rule and window go; the default rule stays.
+    let only_service = parse("[[service]]\nname = \"shop\"\ntags = [\"db\"]\n").expect("parses");
+    let d = apply_with_diff(&app.pool, Some(&app.state.scheduler), &only_service, false).await.expect("applied");
+    assert_eq!((d.rules_removed, d.maintenance_removed), (vec!["shop pages".to_string()], vec!["Sunday DB upgrade".to_string()]));
+    let rules: Vec<Rule> = app.get_json("/api/v1/notification-rules").await;
+    assert_eq!(rules.len(), 1);
+    app.stop().await;
+}

@@ -183,6 +183,29 @@ fn validate_channel(spec: &mut ChannelSpec) -> Result<(), Error> {
     Ok(())
 }
 
+/// A rule's own consistency (the ids it names are checked by the caller); normalises its name and
+/// events.
+pub fn check_rule(spec: &mut RuleSpec) -> Result<(), Error> {
+    spec.name = check_name(&spec.name)?;
+    if spec.events.is_empty() {
+        return Err(Error::invalid("events", "choose at least one event"));
+    }
+    if spec.events.contains(&EventKind::Test) {
+        return Err(Error::invalid("events", "test messages go to the channel tested, not through rules"));
+    }
+    spec.events.sort();
+    spec.events.dedup();
+    if !spec.all_channels && spec.channels.is_empty() {
+        return Err(Error::invalid("channels", "choose at least one channel, or all_channels"));
+    }
+    for (i, t) in spec.tags.iter().enumerate() {
+        if t.trim().is_empty() || t.len() > 100 {
+            return Err(Error::invalid(format!("tags[{i}]"), "1–100 characters"));
+        }
+    }
+    Ok(())
+}
+
 impl Notifier {
     fn pool(&self) -> &sqlx::PgPool {
         &self.outbox.pool
@@ -277,18 +300,7 @@ impl Notifier {
     }
 
     async fn validate_rule(&self, spec: &mut RuleSpec) -> Result<(), Error> {
-        spec.name = check_name(&spec.name)?;
-        if spec.events.is_empty() {
-            return Err(Error::invalid("events", "choose at least one event"));
-        }
-        if spec.events.contains(&EventKind::Test) {
-            return Err(Error::invalid("events", "test messages go to the channel tested, not through rules"));
-        }
-        spec.events.sort();
-        spec.events.dedup();
-        if !spec.all_channels && spec.channels.is_empty() {
-            return Err(Error::invalid("channels", "choose at least one channel, or all_channels"));
-        }
+        check_rule(spec)?;
         let known = store::existing_channels(self.pool(), &spec.channels).await?;
         if let Some(unknown) = spec.channels.iter().find(|c| !known.contains(c)) {
             return Err(Error::invalid("channels", format!("no channel has id {unknown}")));
@@ -296,11 +308,6 @@ impl Notifier {
         let known = store::existing_services(self.pool(), &spec.services).await?;
         if let Some(unknown) = spec.services.iter().find(|s| !known.contains(s)) {
             return Err(Error::invalid("services", format!("no service has id {unknown}")));
-        }
-        for (i, t) in spec.tags.iter().enumerate() {
-            if t.trim().is_empty() || t.len() > 100 {
-                return Err(Error::invalid(format!("tags[{i}]"), "1–100 characters"));
-            }
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiJson, parse_id};
 use crate::access::actor::Actor;
 use crate::monitor::catalog::{self, Mode};
-use crate::monitor::probe_file::{self, FileDiff};
+use crate::monitor::probe_file::FileDiff;
 use crate::monitor::{series, trial};
 use crate::storage::catalog as store;
 use crate::storage::results;
@@ -64,7 +64,7 @@ pub async fn apply_file(
         field: None,
         message: "this server runs without a probe file (--config)".into(),
     })?;
-    let diff = probe_file::reload(&state.pool, &state.scheduler, &path, q.dry_run).await?;
+    let diff = crate::respond::declared::reload(&state.pool, &state.scheduler, &path, q.dry_run).await?;
     if !q.dry_run {
         let detail = serde_json::to_value(&diff).unwrap_or_default();
         actor.audit(&state.pool, "probes.apply", path.display().to_string(), detail).await?;

@@ -150,7 +150,7 @@ impl CatalogBackend for PgBackend {
 
     fn export_file(&self) -> BoxFuture<'_, Result<String, ServerError>> {
         Box::pin(async move {
-            let mut file = probe_file::export(&self.state.pool).await.map_err(shown)?;
+            let mut file = crate::respond::declared::export(&self.state.pool).await.map_err(shown)?;
             for p in &mut file.probes {
                 *p = p.masked();
             }
