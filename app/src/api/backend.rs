@@ -25,7 +25,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub use super::ServerError;
 
-pub trait Backend: CatalogBackend + Send + Sync + 'static {
+pub trait Backend: CatalogBackend + NotifyBackend + Send + Sync + 'static {
     fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, ServerError>>;
     /// Every service as an overview tile, figures over the last five minutes.
     fn overview(&self) -> BoxFuture<'_, Result<Overview, ServerError>>;
@@ -155,6 +155,41 @@ pub trait CatalogBackend: Send + Sync + 'static {
         files: Vec<String>,
         dry_run: bool,
     ) -> BoxFuture<'_, Result<ImportSummary, ServerError>>;
+}
+
+/// Notification channels, rules and maintenance windows (admins write; secrets answered masked).
+pub trait NotifyBackend: Send + Sync + 'static {
+    fn channels(&self) -> BoxFuture<'_, Result<Vec<crate::model::Channel>, ServerError>>;
+    fn save_channel(
+        &self,
+        req: RequestParts,
+        id: Option<uuid::Uuid>,
+        spec: crate::model::ChannelSpec,
+    ) -> BoxFuture<'_, Result<crate::model::Channel, ServerError>>;
+    fn delete_channel(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), ServerError>>;
+    fn test_channel(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<crate::model::Delivery, ServerError>>;
+    fn deliveries(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<Vec<crate::model::Delivery>, ServerError>>;
+    fn rules(&self) -> BoxFuture<'_, Result<Vec<crate::model::Rule>, ServerError>>;
+    fn save_rule(
+        &self,
+        req: RequestParts,
+        id: Option<uuid::Uuid>,
+        spec: crate::model::RuleSpec,
+    ) -> BoxFuture<'_, Result<crate::model::Rule, ServerError>>;
+    fn delete_rule(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), ServerError>>;
+    fn maintenance(&self) -> BoxFuture<'_, Result<Vec<crate::model::MaintenanceWindow>, ServerError>>;
+    fn save_maintenance(
+        &self,
+        req: RequestParts,
+        id: Option<uuid::Uuid>,
+        spec: crate::model::MaintenanceSpec,
+    ) -> BoxFuture<'_, Result<crate::model::MaintenanceWindow, ServerError>>;
+    fn end_maintenance(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<crate::model::MaintenanceWindow, ServerError>>;
+    fn delete_maintenance(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), ServerError>>;
 }
 
 /// The backend as Leptos context.

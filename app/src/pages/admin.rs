@@ -14,6 +14,20 @@ fn when(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// `/admin` or `/notifications`, by the path.
+#[component]
+pub fn AdminSection() -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    let notifications = Memo::new(move |_| location.pathname.get().starts_with("/notifications"));
+    move || {
+        if notifications.get() {
+            view! { <super::notifications::Notifications/> }.into_any()
+        } else {
+            view! { <Admin/> }.into_any()
+        }
+    }
+}
+
 #[component]
 pub fn Admin() -> impl IntoView {
     let create_user = ServerAction::<AdminCreateUser>::new();

@@ -26,13 +26,15 @@ pub mod config;
 pub mod incident;
 pub mod incidents;
 pub mod not_found;
+pub mod notifications;
 pub mod overview;
 pub mod postmortem;
 pub mod postmortems;
 pub mod service;
 pub mod status;
 
-lazy_page!(AdminRoute, admin::Admin);
+// Administration and notifications share one lazy route (one chunk for the admin's pages).
+lazy_page!(AdminRoute, admin::AdminSection);
 // One lazy route for every configuration page: each lazy route multiplies the chunks that
 // `--split` makes for code shared between routes (and the requests a page load needs).
 lazy_page!(ConfigRoute, config::ConfigSection);

@@ -6,6 +6,8 @@
 //! service page (`overview`), computed at most once per interval (`cached`). A definition can also
 //! be run once on request, storing nothing (`trial`). Another tool's configuration (Uptime Kuma,
 //! Gatus, the Prometheus blackbox exporter) can be turned into services and probes (`import`).
+//! Planned work is declared as maintenance windows (`maintenance`): probes keep running, but
+//! nothing opens an incident or notifies during one.
 
 pub mod allowlist;
 pub mod cached;
@@ -15,6 +17,7 @@ pub mod demo;
 pub mod hub;
 pub mod import;
 pub mod ingest;
+pub mod maintenance;
 pub mod overview;
 pub mod pipeline;
 pub mod probe_file;

@@ -82,7 +82,7 @@ fn window_spec(w: &FileWindow, names: &Names) -> Result<MaintenanceSpec, FileErr
         ends_at: w.ends_at,
         recurrence: w.recurrence.clone(),
     };
-    super::maintenance::validate(&mut spec).map_err(|error| FileError::Refused {
+    crate::monitor::maintenance::validate(&mut spec).map_err(|error| FileError::Refused {
         what: "maintenance",
         name: w.title.clone(),
         error,

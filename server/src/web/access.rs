@@ -65,7 +65,7 @@ const fn rule(path: &'static str, need: Need, kind: Kind) -> (&'static str, Need
 }
 
 /// The pages (GET). Admin pages are refused to other roles here, not only hidden.
-pub const PAGES: [(&str, Need, Kind); 15] = [
+pub const PAGES: [(&str, Need, Kind); 16] = [
     rule("/config", Need::Role(Role::Admin), Kind::Page),
     rule("/config/services/{id}", Need::Role(Role::Admin), Kind::Page),
     rule("/config/probes/{id}", Need::Role(Role::Admin), Kind::Page),
@@ -79,12 +79,25 @@ pub const PAGES: [(&str, Need, Kind); 15] = [
     rule("/services/{id}", Need::Role(Role::Viewer), Kind::Page),
     rule("/account", Need::Role(Role::Viewer), Kind::Page),
     rule("/admin", Need::Role(Role::Admin), Kind::Page),
+    rule("/notifications", Need::Role(Role::Admin), Kind::Page),
     rule("/login", Need::Public, Kind::Page),
     rule("/setup", Need::Public, Kind::Page),
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 41] = [
+pub const SERVER_FNS: [(&str, Need); 53] = [
+    ("/api/get_channels", Need::Role(Role::Admin)),
+    ("/api/save_channel", Need::Role(Role::Admin)),
+    ("/api/delete_channel", Need::Role(Role::Admin)),
+    ("/api/test_channel", Need::Role(Role::Admin)),
+    ("/api/get_deliveries", Need::Role(Role::Admin)),
+    ("/api/get_rules", Need::Role(Role::Admin)),
+    ("/api/save_rule", Need::Role(Role::Admin)),
+    ("/api/delete_rule", Need::Role(Role::Admin)),
+    ("/api/get_maintenance", Need::Role(Role::Viewer)),
+    ("/api/save_maintenance", Need::Role(Role::Admin)),
+    ("/api/end_maintenance", Need::Role(Role::Admin)),
+    ("/api/delete_maintenance", Need::Role(Role::Admin)),
     ("/api/network_allowlist", Need::Role(Role::Admin)),
     ("/api/get_demo", Need::Role(Role::Viewer)),
     ("/api/control_demo", Need::Role(Role::Admin)),

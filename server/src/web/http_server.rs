@@ -204,7 +204,7 @@ pub async fn build_state(
         guide: crate::respond::guidance::Guide { pool: pool.clone(), rooms },
         postmortems: crate::respond::postmortems::Postmortems { pool: pool.clone() },
         notifier,
-        maintenance: crate::respond::maintenance::Maintenance { pool: pool.clone() },
+        maintenance: crate::monitor::maintenance::Maintenance { pool: pool.clone() },
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         config_file: settings.config_file.clone(),
         demo: Arc::default(),

@@ -9,6 +9,7 @@ use app::model::{
 };
 
 mod catalog;
+mod notify;
 
 use crate::access::Principal;
 use crate::access::accounts;

@@ -63,7 +63,7 @@ pub struct Shared {
     pub guide: crate::respond::guidance::Guide,
     pub postmortems: crate::respond::postmortems::Postmortems,
     pub notifier: crate::respond::notify::Notifier,
-    pub maintenance: crate::respond::maintenance::Maintenance,
+    pub maintenance: crate::monitor::maintenance::Maintenance,
     /// The declarative probe file (`--config`), re-read on SIGHUP and `POST /api/v1/probes/apply`.
     pub config_file: Option<std::path::PathBuf>,
     /// The built-in demo, when an admin started it from the overview.

@@ -2,7 +2,7 @@
 //! delete; bulk actions on a selection or a tag (`/config?tag=checkout&q=api` in the URL); and
 //! the probe file's export and import. The forms live in the submodules.
 
-mod form;
+pub(crate) mod form;
 pub mod import;
 mod network;
 pub mod probe;

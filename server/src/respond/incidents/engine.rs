@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::RoomHub;
 use super::evidence::{self, Change};
-use crate::respond::maintenance;
+use crate::monitor::maintenance;
 use crate::storage::maintenance as maintenance_store;
 use crate::respond::notify::events::{self as notify, IncidentFacts, ProbeFacts};
 use crate::monitor::hub::{EventHub, ProbeEvent};

@@ -118,7 +118,7 @@ async fn targets(
     let (services, tags) = store::event_scope(&mut **tx, e.service_id, e.incident_id).await?;
     let mut window = None;
     if kind.is_probe_state() || kind == EventKind::CertificateExpiring {
-        let under_way = crate::respond::maintenance::under_way(&mut **tx, e.at).await?;
+        let under_way = crate::monitor::maintenance::under_way(&mut **tx, e.at).await?;
         window = under_way.into_iter().find(|w| services.iter().any(|s| w.covers(*s, &tags))).map(|w| w.title);
     }
     let scope =

@@ -1,6 +1,7 @@
 //! Maintenance windows: when they are under way (recurring ones at their wall-clock time in their
 //! time zone), which services they cover, and the API's operations. The incident engine asks
-//! [`active_for`] before opening an incident; the notification router before sending.
+//! [`active_for`] before opening an incident; the notification router asks [`under_way`] before
+//! sending; the overview shows what is under way.
 
 use app::model::{Every, MaintenanceSpec, MaintenanceWindow, Occurrence, Recurrence};
 use chrono::{DateTime, Months, NaiveDateTime, TimeZone, Utc};
