@@ -98,6 +98,12 @@ fn push_tile(buf: &mut String, tile: &ServiceTile, now: DateTime<Utc>) {
         None => buf.push('–'),
     }
     buf.push_str("</dd></div></dl>");
+    if let Some(title) = &tile.maintenance {
+        // Planned work: failures here open no incident and notify nobody until it ends.
+        buf.push_str("<p class=\"tile-maintenance\">🔧 maintenance: ");
+        push_escaped(buf, title);
+        buf.push_str("</p>");
+    }
     if tile.blocked > 0 {
         // A configuration problem, not an outage: it says what to fix instead of colouring the tile.
         buf.push_str("<p class=\"tile-config\">⚙ ");
@@ -160,6 +166,7 @@ mod tests {
             pool_waiting: Some(4.0),
             last_check: None,
             p95_trend: vec![Some(10.0), None, Some(30.0)],
+            maintenance: None,
         }
     }
 
@@ -208,6 +215,13 @@ mod tests {
         assert!(html.contains("○ no data"));
         assert!(html.contains("<dd>–</dd></div><div><dt>errors</dt><dd>–</dd></div><div><dt>pool</dt><dd>–</dd>"));
         assert!(html.contains("never checked</p>"), "no tags span without tags");
+    }
+
+    #[test]
+    fn a_service_under_maintenance_says_so() {
+        let html = tiles_html(&[ServiceTile { maintenance: Some("DB <upgrade>".into()), ..tile() }], Utc::now());
+        assert!(html.contains(r#"<p class="tile-maintenance">🔧 maintenance: DB &lt;upgrade&gt;</p>"#), "{html}");
+        assert!(!tiles_html(&[tile()], Utc::now()).contains("tile-maintenance"));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct ServiceTile {
     /// where no timed check ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub p95_trend: Vec<Option<f64>>,
+    /// The maintenance window under way for this service, if any (its title).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<String>,
 }
 
 /// A sparkline step: five minutes…
@@ -125,6 +128,7 @@ mod tests {
             pool_waiting: None,
             last_check: None,
             p95_trend: Vec::new(),
+            maintenance: None,
         }
     }
 

@@ -184,6 +184,18 @@ pub struct ServiceView {
     /// Incidents of this service overlapping the window (drawn as bands on its charts).
     #[serde(default)]
     pub incidents: Vec<IncidentBand>,
+    /// Maintenance windows of this service overlapping the window (drawn as bands too).
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceBand>,
+}
+
+/// An occurrence of a maintenance window on a service's charts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MaintenanceBand {
+    pub title: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
 }
 
 /// An incident's window on a service's charts; `to` is none while it is open.

@@ -236,6 +236,7 @@ mod tests {
             pool_waiting: None,
             last_check: None,
             p95_trend: Vec::new(),
+            maintenance: None,
         }
     }
 

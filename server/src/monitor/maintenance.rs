@@ -124,6 +124,59 @@ pub async fn under_way(conn: &mut PgConnection, at: DateTime<Utc>) -> Result<Vec
         .collect())
 }
 
+/// Occurrences overlapping `[from, to)`, cut where ended early (at most 1,000: a chart's worth).
+pub fn occurrences_between(
+    spec: &MaintenanceSpec,
+    ended_at: Option<DateTime<Utc>>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<Occurrence> {
+    let cut = |o: Occurrence| match ended_at {
+        Some(e) if o.starts_at <= e && e < o.ends_at => Occurrence { ends_at: e, ..o },
+        _ => o,
+    };
+    let overlaps = |o: &Occurrence| o.starts_at < to && o.ends_at > from;
+    let Some(r) = &spec.recurrence else {
+        let o = cut(Occurrence { starts_at: spec.starts_at, ends_at: spec.ends_at });
+        return if overlaps(&o) { vec![o] } else { Vec::new() };
+    };
+    let Ok(tz) = r.time_zone.parse::<Tz>() else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut n = estimate(spec, r, from).saturating_sub(1);
+    for _ in 0..1000 {
+        let Some(o) = nth(spec, r, tz, n) else { break };
+        if o.starts_at >= to {
+            break;
+        }
+        let o = cut(o);
+        if overlaps(&o) {
+            out.push(o);
+        }
+        n = n.saturating_add(1);
+    }
+    out
+}
+
+/// The windows covering `service` as bands over `[from, to)`, for its charts.
+pub async fn bands_for_service(
+    conn: &mut PgConnection,
+    service: &app::model::Service,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<app::model::MaintenanceBand>, sqlx::Error> {
+    let mut bands = Vec::new();
+    for w in store::list(conn).await? {
+        let spec = w.spec();
+        if !spec.covers(service.id, &service.tags) {
+            continue;
+        }
+        for o in occurrences_between(&spec, w.ended_at, from, to) {
+            bands.push(app::model::MaintenanceBand { title: w.title.clone(), from: o.starts_at, to: o.ends_at });
+        }
+    }
+    Ok(bands)
+}
+
 /// Checks a window as written; the error names the field.
 pub fn validate(spec: &mut MaintenanceSpec) -> Result<(), Error> {
     let title = spec.title.trim();
@@ -288,6 +341,20 @@ mod tests {
         assert!(occurrence_at(&w, Some(ended), at("2026-02-28T22:30:00Z")).is_some(), "other occurrences stay");
         let next = current_or_next(&w, None, at("2026-02-10T00:00:00Z")).expect("next");
         assert_eq!(next.starts_at, at("2026-02-28T22:00:00Z"));
+    }
+
+    #[test]
+    fn occurrences_over_a_chart_window() {
+        let w = weekly("UTC");
+        let got = occurrences_between(&w, None, at("2026-01-01T00:00:00Z"), at("2026-01-20T00:00:00Z"));
+        assert_eq!(got.iter().map(|o| o.starts_at).collect::<Vec<_>>(), [
+            at("2026-01-04T01:00:00Z"),
+            at("2026-01-11T01:00:00Z"),
+            at("2026-01-18T01:00:00Z")
+        ]);
+        let one_off = MaintenanceSpec { recurrence: None, ..weekly("UTC") };
+        assert_eq!(occurrences_between(&one_off, None, at("2026-01-04T02:00:00Z"), at("2026-01-05T00:00:00Z")).len(), 1);
+        assert!(occurrences_between(&one_off, None, at("2026-01-05T00:00:00Z"), at("2026-01-06T00:00:00Z")).is_empty());
     }
 
     #[test]

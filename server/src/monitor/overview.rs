@@ -110,9 +110,14 @@ async fn overview_of(
         let into = if p.spec.kind == ProbeKind::Metrics { &mut pools } else { &mut traffic };
         into.entry(p.service_id).or_default().merge(r);
     }
+    let windows = {
+        let mut conn = pool.acquire().await?;
+        crate::monitor::maintenance::under_way(&mut conn, now).await?
+    };
     let mut tiles: Vec<ServiceTile> = services
         .into_iter()
         .map(|s| {
+            let maintenance = windows.iter().find(|w| w.covers(s.id, &s.tags)).map(|w| w.title.clone());
             let t = traffic.get(&s.id).map(|r| r.to_point(now));
             let pool = pools.get(&s.id).and_then(|r| r.to_point(now).pool);
             ServiceTile {
@@ -130,6 +135,7 @@ async fn overview_of(
                 pool_waiting: pool.and_then(|p| p.waiting),
                 last_check: last.get(&s.id).copied(),
                 p95_trend: Vec::new(),
+                maintenance,
             }
         })
         .collect();
@@ -150,6 +156,10 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
     let recent = results::list_results(pool, &all, from, to, RECENT).await?;
     let changes = results::list_state_changes(pool, &all, RECENT).await?;
     let incidents = crate::storage::incidents::bands_for_service(pool, id, from, to).await?;
+    let maintenance = {
+        let mut conn = pool.acquire().await?;
+        crate::monitor::maintenance::bands_for_service(&mut conn, &service, from, to).await?
+    };
     Ok(Some(ServiceView {
         service,
         // The page's data reaches every viewer: secrets masked.
@@ -163,6 +173,7 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
         recent,
         changes,
         incidents,
+        maintenance,
     }))
 }
 
