@@ -390,6 +390,10 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=365))]
     pub notify_cert_days: u32,
 
+    /// How long notification events and their delivery log are kept.
+    #[arg(long = "notify-log-retention", env = "TRIAGE_NOTIFY_LOG_RETENTION", default_value = "90d")]
+    pub notify_log_retention: DurationArg,
+
     /// A link to a check's trace in your tracing UI, with `{trace_id}` where the trace id goes
     /// (e.g. `https://jaeger.internal/trace/{trace_id}`); shown beside every request id.
     #[arg(long = "trace-url", env = "TRIAGE_TRACE_URL")]

@@ -111,8 +111,19 @@ pub async fn update_channel(conn: &mut PgConnection, id: Uuid, spec: &ChannelSpe
         spec.enabled,
         Json(spec) as _,
     )
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    if !spec.enabled {
+        // Switched off: what was waiting is not sent later by surprise.
+        sqlx::query!(
+            "update notification_deliveries
+                set state = 'failed', last_answer = 'not sent: the channel was disabled'
+              where channel_id = $1 and state = 'pending' and (lease_until is null or lease_until < now())",
+            id
+        )
+        .execute(conn)
+        .await?;
+    }
     Ok(done.rows_affected() == 1)
 }
 
@@ -659,6 +670,21 @@ pub async fn get_delivery(pool: &PgPool, id: Uuid) -> Result<Option<Delivery>, s
 pub async fn commander_email(conn: &mut PgConnection, user: Option<Uuid>) -> Result<Option<String>, sqlx::Error> {
     let Some(user) = user else { return Ok(None) };
     sqlx::query_scalar!("select email from users where user_id = $1", user).fetch_optional(conn).await
+}
+
+/// Removes events (and their deliveries) older than `before`; returns how many.
+#[tracing::instrument(skip_all)]
+pub async fn prune_events(pool: &PgPool, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "delete from notification_events e
+          where e.created_at < $1
+            and not exists (select 1 from notification_deliveries d
+                             where d.event_id = e.event_id and d.state = 'pending')",
+        before
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// A certificate close to expiry, from the probes' recent results.

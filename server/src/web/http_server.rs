@@ -130,6 +130,7 @@ impl From<&crate::config::ServeArgs> for ServeSettings {
                 failing_after: a.notify_failing_after.0,
                 flap_window: a.notify_flap_window.0,
                 cert_days: a.notify_cert_days,
+                log_retention: a.notify_log_retention.0,
                 ..Default::default()
             },
             trace_url: a.trace_url.clone(),

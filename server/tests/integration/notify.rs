@@ -920,3 +920,39 @@ recurrence = { every = "week", time_zone = "Europe/Berlin" }
     assert_eq!(rules.len(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn disabling_a_channel_drops_what_waits_and_old_logs_are_trimmed() {
+    let (addr, rx) = Receiver::start().await;
+    rx.script("down", vec![Reply::Status(503); 100]);
+    let mut settings = fast_settings();
+    settings.notify.backoff = Duration::from_secs(30);
+    let app = app_with(settings).await;
+    let ch = channel(&app, json!({"name": "flaky", "kind": "webhook", "url": format!("http://{addr}/down")})).await;
+    declare(&app, json!({"title": "Queue stuck", "severity": "SEV3"})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let log: Vec<Delivery> = app.get_json(&format!("/api/v1/channels/{}/deliveries", ch.id)).await;
+        if log.iter().any(|d| d.state == DeliveryState::Pending && d.attempts == 1 && d.last_answer.is_some()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the first attempt failed and a retry waits: {log:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut off = serde_json::to_value(&ch).expect("json");
+    off["enabled"] = json!(false);
+    let (status, v) = send(&app.client, reqwest::Method::PUT, app.url(&format!("/api/v1/channels/{}", ch.id)), off).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let log = settled_log(&app, ch.id).await;
+    assert_eq!(log[0].state, DeliveryState::Failed);
+    assert!(log[0].last_answer.as_deref().is_some_and(|a| a.contains("disabled")), "{log:?}");
+    assert_eq!(rx.at("down").len(), 1, "nothing more is sent");
+
+    let removed = server::storage::notify::prune_events(&app.pool, chrono::Utc::now() + chrono::Duration::days(1))
+        .await
+        .expect("prune");
+    assert_eq!(removed, 1);
+    let log: Vec<Delivery> = app.get_json(&format!("/api/v1/channels/{}/deliveries", ch.id)).await;
+    assert!(log.is_empty());
+    app.stop().await;
+}

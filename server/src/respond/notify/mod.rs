@@ -47,6 +47,8 @@ pub struct NotifySettings {
     pub scan_every: Duration,
     /// A certificate expiring within this many days is announced.
     pub cert_days: u32,
+    /// How long events and their delivery log are kept.
+    pub log_retention: Duration,
 }
 
 impl Default for NotifySettings {
@@ -64,6 +66,7 @@ impl Default for NotifySettings {
             housekeeping: Duration::from_secs(15),
             scan_every: Duration::from_secs(600),
             cert_days: 14,
+            log_retention: Duration::from_secs(90 * 86_400),
         }
     }
 }

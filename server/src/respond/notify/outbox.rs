@@ -85,6 +85,12 @@ impl Outbox {
                             Ok(()) => last_scan = Some(tokio::time::Instant::now()),
                             Err(e) => tracing::warn!(error = %e, "checking certificates and action items failed"),
                         }
+                        let keep = chrono::Duration::from_std(self.settings.log_retention).unwrap_or(chrono::Duration::days(90));
+                        match store::prune_events(&self.pool, Utc::now() - keep).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(events = n, "notification log past retention removed"),
+                            Err(e) => tracing::warn!(error = %e, "trimming the notification log failed"),
+                        }
                     }
                 }
                 () = stopped(&mut stopping) => return,
