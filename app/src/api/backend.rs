@@ -167,7 +167,11 @@ pub trait NotifyBackend: Send + Sync + 'static {
         spec: crate::model::ChannelSpec,
     ) -> BoxFuture<'_, Result<crate::model::Channel, ServerError>>;
     fn delete_channel(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), ServerError>>;
-    fn test_channel(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<crate::model::Delivery, ServerError>>;
+    fn test_channel(
+        &self,
+        req: RequestParts,
+        id: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<crate::model::Delivery, ServerError>>;
     fn deliveries(&self, id: uuid::Uuid) -> BoxFuture<'_, Result<Vec<crate::model::Delivery>, ServerError>>;
     fn rules(&self) -> BoxFuture<'_, Result<Vec<crate::model::Rule>, ServerError>>;
     fn save_rule(

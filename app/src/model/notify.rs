@@ -76,9 +76,7 @@ impl ChannelKind {
             Self::Slack | Self::Discord | Self::Teams => &["url"],
             Self::Ntfy => &["url", "token", "priority"],
             Self::Pagerduty => &["url", "routing_key"],
-            Self::Email => {
-                &["host", "port", "security", "username", "password", "from", "to", "accept_invalid_certs"]
-            }
+            Self::Email => &["host", "port", "security", "username", "password", "from", "to", "accept_invalid_certs"],
         }
     }
 }

@@ -196,10 +196,9 @@ fn ChannelForm(
     reload: RwSignal<u32>,
 ) -> impl IntoView {
     let id = existing.as_ref().map(|c| c.id);
-    let spec = RwSignal::new(existing.as_ref().map_or_else(
-        || ChannelSpec { enabled: true, ..ChannelSpec::default() },
-        |c| c.spec.clone(),
-    ));
+    let spec = RwSignal::new(
+        existing.as_ref().map_or_else(|| ChannelSpec { enabled: true, ..ChannelSpec::default() }, |c| c.spec.clone()),
+    );
     let errors = RwSignal::new(Errors::new());
     let problem = RwSignal::new(None::<String>);
     let kind = Memo::new(move |_| spec.with(|s| s.kind));
@@ -364,7 +363,10 @@ fn service_names(
 }
 
 fn services_named(ids: &[Uuid], services: &[Service]) -> String {
-    ids.iter().map(|id| services.iter().find(|s| s.id == *id).map_or_else(|| id.to_string(), |s| s.name.clone())).collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .map(|id| services.iter().find(|s| s.id == *id).map_or_else(|| id.to_string(), |s| s.name.clone()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[component]
@@ -479,59 +481,68 @@ fn RuleForm(
             }
         });
     };
-    let events = EventKind::ALL.into_iter().filter(|e| *e != EventKind::Test).map(|e| view! {
-        <label class="inline">
-            <input type="checkbox" prop:checked=move || spec.with(|s| s.events.contains(&e))
-                on:change=move |ev| spec.update(|s| {
-                    s.events.retain(|x| *x != e);
-                    if event_target_checked(&ev) { s.events.push(e); }
-                })/>
-            <code>{e.as_str()}</code>
-        </label>
-    }).collect_view();
-    let channel_boxes = channels.into_iter().map(|c| {
-        let cid = c.id;
-        view! {
-            <label class="inline">
-                <input type="checkbox" prop:checked=move || spec.with(|s| s.channels.contains(&cid))
-                    on:change=move |ev| spec.update(|s| {
-                        s.channels.retain(|x| *x != cid);
-                        if event_target_checked(&ev) { s.channels.push(cid); }
-                    })/>
-                {c.spec.name.clone()}
-            </label>
-        }
-    }).collect_view();
+    let events = EventKind::ALL
+        .into_iter()
+        .filter(|e| *e != EventKind::Test)
+        .map(|e| {
+            view! {
+                <label class="inline">
+                    <input type="checkbox" prop:checked=move || spec.with(|s| s.events.contains(&e))
+                        on:change=move |ev| spec.update(|s| {
+                            s.events.retain(|x| *x != e);
+                            if event_target_checked(&ev) { s.events.push(e); }
+                        })/>
+                    <code>{e.as_str()}</code>
+                </label>
+            }
+        })
+        .collect_view();
+    let channel_boxes = channels
+        .into_iter()
+        .map(|c| {
+            let cid = c.id;
+            view! {
+                <label class="inline">
+                    <input type="checkbox" prop:checked=move || spec.with(|s| s.channels.contains(&cid))
+                        on:change=move |ev| spec.update(|s| {
+                            s.channels.retain(|x| *x != cid);
+                            if event_target_checked(&ev) { s.channels.push(cid); }
+                        })/>
+                    {c.spec.name.clone()}
+                </label>
+            }
+        })
+        .collect_view();
     view! {
-        <form class="form rule-form" on:submit=save novalidate aria-label="Rule">
-            <h2>{if id.is_some() { "Edit rule" } else { "New rule" }}</h2>
-            <Field label="Name" field="name" errors>{text(spec, |s| s.name.clone(), |s, v| s.name = v)}</Field>
-            <Field label="Enabled" field="enabled" errors>{check(spec, |s| s.enabled, |s, v| s.enabled = v)}</Field>
-            <Field label="Events" field="events" errors group=true>{events}</Field>
-            <Field label="Services" field="services" errors hint="names separated by commas; none: every service (or only the tags below)">
-{service_names(services.clone(), errors, move || spec.with(|s| s.services.clone()), move |ids| spec.update(|s| s.services = ids))}
-            </Field>
-            <Field label="Tags" field="tags" errors hint="separated by spaces or commas">
-                {list_text(spec, |s| s.tags.join(" "), |s, v| s.tags = split_tags(&v))}
-            </Field>
-            <Field label="At least" field="min_severity" errors>
-                <select on:change=move |ev| spec.update(|s| s.min_severity = Severity::parse(&event_target_value(&ev)))>
-                    <option value="" selected=move || spec.with(|s| s.min_severity.is_none())>"any severity"</option>
-                    {Severity::ALL.map(|v| view! { <option value=v.as_str() selected=move || spec.with(|s| s.min_severity == Some(v))>{v.as_str()}</option> })}
-                </select>
-            </Field>
-            <Field label="Every channel" field="all_channels" errors hint="including channels added later">
-                {check(spec, |s| s.all_channels, |s, v| s.all_channels = v)}
-            </Field>
-            <Field label="Channels" field="channels" errors group=true>{channel_boxes}</Field>
-            {move || problem.get().map(|p| view! { <p class="error" role="alert" data-testid="form-error">{p}</p> })}
-            <div class="actions">
-                <button type="submit" class="btn primary">"Save rule"</button>
-                <button type="button" class="btn" on:click=move |_| editing.set(None)>"Cancel"</button>
-                {id.map(|_| view! { <button type="button" class="btn danger" on:click=remove>"Delete"</button> })}
-            </div>
-        </form>
-    }
+            <form class="form rule-form" on:submit=save novalidate aria-label="Rule">
+                <h2>{if id.is_some() { "Edit rule" } else { "New rule" }}</h2>
+                <Field label="Name" field="name" errors>{text(spec, |s| s.name.clone(), |s, v| s.name = v)}</Field>
+                <Field label="Enabled" field="enabled" errors>{check(spec, |s| s.enabled, |s, v| s.enabled = v)}</Field>
+                <Field label="Events" field="events" errors group=true>{events}</Field>
+                <Field label="Services" field="services" errors hint="names separated by commas; none: every service (or only the tags below)">
+    {service_names(services.clone(), errors, move || spec.with(|s| s.services.clone()), move |ids| spec.update(|s| s.services = ids))}
+                </Field>
+                <Field label="Tags" field="tags" errors hint="separated by spaces or commas">
+                    {list_text(spec, |s| s.tags.join(" "), |s, v| s.tags = split_tags(&v))}
+                </Field>
+                <Field label="At least" field="min_severity" errors>
+                    <select on:change=move |ev| spec.update(|s| s.min_severity = Severity::parse(&event_target_value(&ev)))>
+                        <option value="" selected=move || spec.with(|s| s.min_severity.is_none())>"any severity"</option>
+                        {Severity::ALL.map(|v| view! { <option value=v.as_str() selected=move || spec.with(|s| s.min_severity == Some(v))>{v.as_str()}</option> })}
+                    </select>
+                </Field>
+                <Field label="Every channel" field="all_channels" errors hint="including channels added later">
+                    {check(spec, |s| s.all_channels, |s, v| s.all_channels = v)}
+                </Field>
+                <Field label="Channels" field="channels" errors group=true>{channel_boxes}</Field>
+                {move || problem.get().map(|p| view! { <p class="error" role="alert" data-testid="form-error">{p}</p> })}
+                <div class="actions">
+                    <button type="submit" class="btn primary">"Save rule"</button>
+                    <button type="button" class="btn" on:click=move |_| editing.set(None)>"Cancel"</button>
+                    {id.map(|_| view! { <button type="button" class="btn danger" on:click=remove>"Delete"</button> })}
+                </div>
+            </form>
+        }
 }
 
 /// `YYYY-MM-DDTHH:MM` (a datetime-local input), read as UTC.
@@ -691,44 +702,44 @@ fn WindowForm(
     };
     let every = move || spec.with(|s| s.recurrence.as_ref().map(|r| r.every));
     view! {
-        <form class="form window-form" on:submit=save novalidate aria-label="Maintenance window">
-            <h2>{if id.is_some() { "Edit maintenance window" } else { "New maintenance window" }}</h2>
-            <Field label="Title" field="title" errors>{text(spec, |s| s.title.clone(), |s, v| s.title = v)}</Field>
-            <Field label="Services" field="services" errors>
-{service_names(services.clone(), errors, move || spec.with(|s| s.services.clone()), move |ids| spec.update(|s| s.services = ids))}
-            </Field>
-            <Field label="Tags" field="tags" errors hint="services with any of these tags are covered too">
-                {list_text(spec, |s| s.tags.join(" "), |s, v| s.tags = split_tags(&v))}
-            </Field>
-            <Field label="Starts (UTC)" field="starts_at" errors>{time_input(|s| s.starts_at, |s, t| s.starts_at = t, "starts_at")}</Field>
-            <Field label="Ends (UTC)" field="ends_at" errors>{time_input(|s| s.ends_at, |s, t| s.ends_at = t, "ends_at")}</Field>
-            <Field label="Repeats" field="recurrence" errors>
-                <select on:change=move |ev| {
-                    let every = match event_target_value(&ev).as_str() { "week" => Some(Every::Week), "month" => Some(Every::Month), _ => None };
-                    spec.update(|s| s.recurrence = every.map(|every| Recurrence {
-                        every,
-                        interval: 1,
-                        time_zone: s.recurrence.as_ref().map_or_else(|| "UTC".into(), |r| r.time_zone.clone()),
-                        until: None,
-                    }));
-                }>
-                    <option value="" selected=move || every().is_none()>"never (one-off)"</option>
-                    <option value="week" selected=move || every() == Some(Every::Week)>"every week"</option>
-                    <option value="month" selected=move || every() == Some(Every::Month)>"every month"</option>
-                </select>
-            </Field>
-            {move || every().is_some().then(|| view! {
-                <Field label="Time zone" field="recurrence.time_zone" errors hint="IANA name: Europe/Berlin, America/New_York, UTC — the window keeps its local time">
-                    <input prop:value=move || spec.with(|s| s.recurrence.as_ref().map(|r| r.time_zone.clone()).unwrap_or_default())
-                        on:input=move |ev| spec.update(|s| if let Some(r) = &mut s.recurrence { r.time_zone = event_target_value(&ev).trim().to_string(); })/>
+            <form class="form window-form" on:submit=save novalidate aria-label="Maintenance window">
+                <h2>{if id.is_some() { "Edit maintenance window" } else { "New maintenance window" }}</h2>
+                <Field label="Title" field="title" errors>{text(spec, |s| s.title.clone(), |s, v| s.title = v)}</Field>
+                <Field label="Services" field="services" errors>
+    {service_names(services.clone(), errors, move || spec.with(|s| s.services.clone()), move |ids| spec.update(|s| s.services = ids))}
                 </Field>
-            })}
-            {move || problem.get().map(|p| view! { <p class="error" role="alert" data-testid="form-error">{p}</p> })}
-            <div class="actions">
-                <button type="submit" class="btn primary">"Save window"</button>
-                <button type="button" class="btn" on:click=move |_| editing.set(None)>"Cancel"</button>
-                {id.map(|_| view! { <button type="button" class="btn danger" on:click=remove>"Delete"</button> })}
-            </div>
-        </form>
-    }
+                <Field label="Tags" field="tags" errors hint="services with any of these tags are covered too">
+                    {list_text(spec, |s| s.tags.join(" "), |s, v| s.tags = split_tags(&v))}
+                </Field>
+                <Field label="Starts (UTC)" field="starts_at" errors>{time_input(|s| s.starts_at, |s, t| s.starts_at = t, "starts_at")}</Field>
+                <Field label="Ends (UTC)" field="ends_at" errors>{time_input(|s| s.ends_at, |s, t| s.ends_at = t, "ends_at")}</Field>
+                <Field label="Repeats" field="recurrence" errors>
+                    <select on:change=move |ev| {
+                        let every = match event_target_value(&ev).as_str() { "week" => Some(Every::Week), "month" => Some(Every::Month), _ => None };
+                        spec.update(|s| s.recurrence = every.map(|every| Recurrence {
+                            every,
+                            interval: 1,
+                            time_zone: s.recurrence.as_ref().map_or_else(|| "UTC".into(), |r| r.time_zone.clone()),
+                            until: None,
+                        }));
+                    }>
+                        <option value="" selected=move || every().is_none()>"never (one-off)"</option>
+                        <option value="week" selected=move || every() == Some(Every::Week)>"every week"</option>
+                        <option value="month" selected=move || every() == Some(Every::Month)>"every month"</option>
+                    </select>
+                </Field>
+                {move || every().is_some().then(|| view! {
+                    <Field label="Time zone" field="recurrence.time_zone" errors hint="IANA name: Europe/Berlin, America/New_York, UTC — the window keeps its local time">
+                        <input prop:value=move || spec.with(|s| s.recurrence.as_ref().map(|r| r.time_zone.clone()).unwrap_or_default())
+                            on:input=move |ev| spec.update(|s| if let Some(r) = &mut s.recurrence { r.time_zone = event_target_value(&ev).trim().to_string(); })/>
+                    </Field>
+                })}
+                {move || problem.get().map(|p| view! { <p class="error" role="alert" data-testid="form-error">{p}</p> })}
+                <div class="actions">
+                    <button type="submit" class="btn primary">"Save window"</button>
+                    <button type="button" class="btn" on:click=move |_| editing.set(None)>"Cancel"</button>
+                    {id.map(|_| view! { <button type="button" class="btn danger" on:click=remove>"Delete"</button> })}
+                </div>
+            </form>
+        }
 }

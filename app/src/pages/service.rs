@@ -155,7 +155,11 @@ fn ServiceBody(
     let id = view.service.id;
     let (class, label) = state_label(view.service.state);
     let mut bands = incident_bands(&view.incidents, view.to);
-    bands.extend(view.maintenance.iter().map(|m| Band { from: m.from, to: m.to, label: format!("maintenance: {}", m.title) }));
+    bands.extend(view.maintenance.iter().map(|m| Band {
+        from: m.from,
+        to: m.to,
+        label: format!("maintenance: {}", m.title),
+    }));
     let traffic = ChartInput {
         from: view.from,
         to: view.to,

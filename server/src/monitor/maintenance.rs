@@ -102,7 +102,11 @@ fn to_window(row: &WindowRow, now: DateTime<Utc>) -> MaintenanceWindow {
 }
 
 /// The title of a window under way at `at` that covers `service`, if any.
-pub async fn active_for(conn: &mut PgConnection, service: Uuid, at: DateTime<Utc>) -> Result<Option<String>, sqlx::Error> {
+pub async fn active_for(
+    conn: &mut PgConnection,
+    service: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Option<String>, sqlx::Error> {
     let windows = store::candidates(&mut *conn, at).await?;
     if windows.is_empty() {
         return Ok(None);
@@ -347,13 +351,15 @@ mod tests {
     fn occurrences_over_a_chart_window() {
         let w = weekly("UTC");
         let got = occurrences_between(&w, None, at("2026-01-01T00:00:00Z"), at("2026-01-20T00:00:00Z"));
-        assert_eq!(got.iter().map(|o| o.starts_at).collect::<Vec<_>>(), [
-            at("2026-01-04T01:00:00Z"),
-            at("2026-01-11T01:00:00Z"),
-            at("2026-01-18T01:00:00Z")
-        ]);
+        assert_eq!(
+            got.iter().map(|o| o.starts_at).collect::<Vec<_>>(),
+            [at("2026-01-04T01:00:00Z"), at("2026-01-11T01:00:00Z"), at("2026-01-18T01:00:00Z")]
+        );
         let one_off = MaintenanceSpec { recurrence: None, ..weekly("UTC") };
-        assert_eq!(occurrences_between(&one_off, None, at("2026-01-04T02:00:00Z"), at("2026-01-05T00:00:00Z")).len(), 1);
+        assert_eq!(
+            occurrences_between(&one_off, None, at("2026-01-04T02:00:00Z"), at("2026-01-05T00:00:00Z")).len(),
+            1
+        );
         assert!(occurrences_between(&one_off, None, at("2026-01-05T00:00:00Z"), at("2026-01-06T00:00:00Z")).is_empty());
     }
 

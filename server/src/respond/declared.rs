@@ -28,12 +28,14 @@ impl Names {
     async fn load(pool: &PgPool, file: &ProbeFile) -> Result<Self, FileError> {
         let mut services: HashMap<String, Uuid> =
             catalog::list_services(pool).await?.into_iter().map(|s| (s.name, s.id)).collect();
-        let declared = file.services.iter().map(|s| s.name.clone()).chain(file.probes.iter().filter_map(|p| p.service.clone()));
+        let declared =
+            file.services.iter().map(|s| s.name.clone()).chain(file.probes.iter().filter_map(|p| p.service.clone()));
         for name in declared {
             services.entry(name).or_insert(Uuid::nil());
         }
         let mut conn = pool.acquire().await?;
-        let channels = rules_store::channel_names(&mut conn).await?.into_iter().map(|(id, n)| (n.to_lowercase(), id)).collect();
+        let channels =
+            rules_store::channel_names(&mut conn).await?.into_iter().map(|(id, n)| (n.to_lowercase(), id)).collect();
         Ok(Self { services, channels })
     }
 
@@ -48,13 +50,17 @@ impl Names {
 
 fn rule_spec(r: &FileRule, names: &Names) -> Result<RuleSpec, FileError> {
     let refused = |error: Error| FileError::Refused { what: "notification_rule", name: r.name.clone(), error };
-    let services = r.services.iter().map(|s| names.service("notification_rule", &r.name, s)).collect::<Result<_, _>>()?;
+    let services =
+        r.services.iter().map(|s| names.service("notification_rule", &r.name, s)).collect::<Result<_, _>>()?;
     let channels = r
         .channels
         .iter()
         .map(|c| {
             names.channels.get(&c.to_lowercase()).copied().ok_or_else(|| {
-                refused(Error::invalid("channels", format!("no channel named '{c}' (channels are made in the browser or the API)")))
+                refused(Error::invalid(
+                    "channels",
+                    format!("no channel named '{c}' (channels are made in the browser or the API)"),
+                ))
             })
         })
         .collect::<Result<_, _>>()?;

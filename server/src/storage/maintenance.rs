@@ -147,7 +147,12 @@ pub async fn service_tags(conn: &mut PgConnection, service: Uuid) -> Result<Vec<
 
 /// Remembers an outage a window kept quiet (the first suppressed "down" of the probe).
 #[tracing::instrument(skip_all)]
-pub async fn quiet_outage(conn: &mut PgConnection, probe: Uuid, since: DateTime<Utc>, window: &str) -> Result<(), sqlx::Error> {
+pub async fn quiet_outage(
+    conn: &mut PgConnection,
+    probe: Uuid,
+    since: DateTime<Utc>,
+    window: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "insert into quieted_outages (probe_id, since, window_title) values ($1, $2, $3)
          on conflict (probe_id) do nothing",

@@ -495,11 +495,18 @@ pub async fn claim_test(
 /// How one attempt ended.
 #[derive(Clone, Debug)]
 pub enum Attempt {
-    Delivered { answer: String },
+    Delivered {
+        answer: String,
+    },
     /// Try again at `next_at`.
-    Retry { answer: String, next_at: DateTime<Utc> },
+    Retry {
+        answer: String,
+        next_at: DateTime<Utc>,
+    },
     /// Out of attempts or refused for good.
-    Failed { answer: String },
+    Failed {
+        answer: String,
+    },
 }
 
 /// Records an attempt's end; `attempts` is the claim's, so a stale sender (whose lease expired
@@ -759,7 +766,11 @@ pub async fn rules_with_origin(conn: &mut PgConnection) -> Result<Vec<(Uuid, Rul
 
 /// Writes a rule the probe file declares: replaces `existing` (taking it over), or adds it.
 #[tracing::instrument(skip_all)]
-pub async fn write_file_rule(conn: &mut PgConnection, existing: Option<Uuid>, spec: &RuleSpec) -> Result<(), sqlx::Error> {
+pub async fn write_file_rule(
+    conn: &mut PgConnection,
+    existing: Option<Uuid>,
+    spec: &RuleSpec,
+) -> Result<(), sqlx::Error> {
     match existing {
         Some(id) => sqlx::query!(
             "update notification_rules set name = $2, spec = $3, file_managed = true, updated_at = now()

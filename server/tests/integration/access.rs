@@ -58,6 +58,17 @@ fn intended(method: &Method, path: &str) -> Need {
     {
         return admin;
     }
+    // Notification channels hold endpoints and secrets, and rules and the delivery log say where
+    // they go: the admin's, even to read. Maintenance windows: anyone reads, admins write.
+    if path.starts_with("/api/v1/channels")
+        || path.starts_with("/api/v1/notification-rules")
+        || path == "/notifications"
+        || ["/api/get_channels", "/api/save_channel", "/api/delete_channel", "/api/test_channel"].contains(&path)
+        || ["/api/get_deliveries", "/api/get_rules", "/api/save_rule", "/api/delete_rule"].contains(&path)
+        || ["/api/save_maintenance", "/api/end_maintenance", "/api/delete_maintenance"].contains(&path)
+    {
+        return admin;
+    }
     // Incidents: anyone reads; responders declare and write the timeline; commanders change
     // the incident itself.
     if path.starts_with("/api/v1/incidents") && *method != Method::GET {

@@ -926,7 +926,11 @@ fn notifications_survive_kill_9_and_postgres_restarts_without_loss_or_doubles() 
         if missing == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{missing} of {} acknowledged incidents never announced", acknowledged.len());
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} acknowledged incidents never announced",
+            acknowledged.len()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let a = arrivals.lock().expect("lock");

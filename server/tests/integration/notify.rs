@@ -56,14 +56,7 @@ async fn receive(State(r): State<Receiver>, Path(path): Path<String>, headers: H
     let reply = r.scripts.lock().expect("lock").get_mut(&path).and_then(VecDeque::pop_front);
     let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let accepted = matches!(reply, None | Some(Reply::Status(200..=299)));
-    r.got.lock().expect("lock").push(Received {
-        path: path.clone(),
-        headers,
-        raw,
-        body,
-        at: Instant::now(),
-        accepted,
-    });
+    r.got.lock().expect("lock").push(Received { path: path.clone(), headers, raw, body, at: Instant::now(), accepted });
     r.arrived.notify_waiters();
     match reply {
         None => StatusCode::OK.into_response(),
@@ -136,7 +129,8 @@ async fn declare(app: &TestApp, body: Value) -> Incident {
 }
 
 async fn patch_incident(app: &TestApp, id: uuid::Uuid, body: Value) {
-    let (status, v) = send(&app.client, reqwest::Method::PATCH, app.url(&format!("/api/v1/incidents/{id}")), body).await;
+    let (status, v) =
+        send(&app.client, reqwest::Method::PATCH, app.url(&format!("/api/v1/incidents/{id}")), body).await;
     assert_eq!(status, StatusCode::OK, "{v}");
 }
 
@@ -335,8 +329,10 @@ async fn rules_route_by_tag_and_severity() {
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let payments = channel(&app, json!({"name": "payments", "kind": "webhook", "url": format!("http://{addr}/payments")})).await;
-    let all = channel(&app, json!({"name": "everything", "kind": "webhook", "url": format!("http://{addr}/all")})).await;
+    let payments =
+        channel(&app, json!({"name": "payments", "kind": "webhook", "url": format!("http://{addr}/payments")})).await;
+    let all =
+        channel(&app, json!({"name": "everything", "kind": "webhook", "url": format!("http://{addr}/all")})).await;
     let svc = |name: &str, tags: Value| {
         let app = &app;
         let body = json!({"name": name, "tags": tags});
@@ -444,10 +440,11 @@ async fn a_flapping_probe_is_grouped_and_every_change_is_accounted_for() {
         .fetch_one(&app.pool)
         .await
         .expect("counts");
-        let handled: bool = sqlx::query_scalar("select coalesce(bool_and(handled_at is not null), true) from state_changes")
-            .fetch_one(&app.pool)
-            .await
-            .expect("handled");
+        let handled: bool =
+            sqlx::query_scalar("select coalesce(bool_and(handled_at is not null), true) from state_changes")
+                .fetch_one(&app.pool)
+                .await
+                .expect("handled");
         if waiting == 0 && handled && events > 0 {
             break events;
         }
@@ -458,7 +455,12 @@ async fn a_flapping_probe_is_grouped_and_every_change_is_accounted_for() {
     assert!(changes >= 6, "the target flapped: {changes} changes");
     assert!((got.len() as i64) < changes, "{} messages for {changes} changes", got.len());
     let covered: i64 = got.iter().map(|r| r.body["covers"].as_i64().unwrap_or(1)).sum();
-    assert_eq!(covered, changes, "every change is in exactly one message: {:#?}", got.iter().map(|r| &r.body).collect::<Vec<_>>());
+    assert_eq!(
+        covered,
+        changes,
+        "every change is in exactly one message: {:#?}",
+        got.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
     assert!(got.iter().skip(1).any(|r| r.body["covers"].as_i64().is_some_and(|c| c > 1)), "a summary says how many");
     // At most two messages in any one window.
     for (i, first) in got.iter().enumerate() {
@@ -472,7 +474,9 @@ async fn a_flapping_probe_is_grouped_and_every_change_is_accounted_for() {
 async fn channel_secrets_are_write_only_and_bad_fields_are_named() {
     let (addr, rx) = Receiver::start().await;
     let app = app_with(fast_settings()).await;
-    let slack = channel(&app, json!({"name": "chat", "kind": "slack", "url": format!("http://{addr}/services/T0/B0/XYZ")})).await;
+    let slack =
+        channel(&app, json!({"name": "chat", "kind": "slack", "url": format!("http://{addr}/services/T0/B0/XYZ")}))
+            .await;
     assert_eq!(slack.spec.url, Some(format!("http://{addr}/••••••••")), "a chat webhook's URL is its token");
     let listed: Value = app.get_json("/api/v1/channels").await;
     assert!(!listed.to_string().contains("XYZ"), "{listed:?}");
@@ -480,7 +484,8 @@ async fn channel_secrets_are_write_only_and_bad_fields_are_named() {
     // Sent back as read (masked), the stored URL is kept, and "Send test" reaches it.
     let mut back = serde_json::to_value(&slack).expect("json");
     back["name"] = json!("chat room");
-    let (status, v) = send(&app.client, reqwest::Method::PUT, app.url(&format!("/api/v1/channels/{}", slack.id)), back).await;
+    let (status, v) =
+        send(&app.client, reqwest::Method::PUT, app.url(&format!("/api/v1/channels/{}", slack.id)), back).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let res = app.client.post(app.url(&format!("/api/v1/channels/{}/test", slack.id))).send().await.expect("test");
     assert_eq!(res.status(), StatusCode::OK);
@@ -505,7 +510,8 @@ async fn channel_secrets_are_write_only_and_bad_fields_are_named() {
     let mut strict = fast_settings();
     strict.probes.allow.clear();
     let guarded = app_with(strict).await;
-    let c = channel(&guarded, json!({"name": "inside", "kind": "webhook", "url": format!("http://{addr}/inside")})).await;
+    let c =
+        channel(&guarded, json!({"name": "inside", "kind": "webhook", "url": format!("http://{addr}/inside")})).await;
     let res = guarded.client.post(guarded.url(&format!("/api/v1/channels/{}/test", c.id))).send().await.expect("test");
     let tested: Delivery = res.json().await.expect("delivery");
     assert_eq!(tested.state, DeliveryState::Failed);
@@ -563,7 +569,8 @@ impl SmtpSink {
             match verb.as_str() {
                 "EHLO" | "HELO" => {
                     let starttls = if tls.is_some() && !upgraded { "250-STARTTLS\r\n" } else { "" };
-                    io.write_all(format!("250-sink\r\n{starttls}250-AUTH PLAIN\r\n250 8BITMIME\r\n").as_bytes()).await?;
+                    io.write_all(format!("250-sink\r\n{starttls}250-AUTH PLAIN\r\n250 8BITMIME\r\n").as_bytes())
+                        .await?;
                 }
                 "STARTTLS" => {
                     io.write_all(b"220 go ahead\r\n").await?;
@@ -622,18 +629,13 @@ impl SmtpSink {
 
 fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
     let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .expect("params")
-        .self_signed(&key)
-        .expect("cert");
+    let cert =
+        rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params").self_signed(&key).expect("cert");
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
+        .with_single_cert(vec![cert.der().clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
         .expect("config");
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
@@ -663,7 +665,10 @@ async fn email_goes_over_a_real_smtp_conversation_plain_and_with_starttls() {
     let (auth, data) = &got[0];
     assert!(auth.ends_with("tls=false"));
     assert!(data.contains("Subject: [Triage] Incident opened [SEV2]"), "{data}");
-    assert!(data.contains("multipart/alternative") && data.contains("text/plain") && data.contains("text/html"), "{data}");
+    assert!(
+        data.contains("multipart/alternative") && data.contains("text/plain") && data.contains("text/html"),
+        "{data}"
+    );
     assert!(data.contains("&lt;b&gt;check&lt;/b&gt;"), "the HTML part escapes: {data}");
     assert!(data.contains(&incident.id.to_string()), "links to the incident");
     assert!(data.contains("Message-ID: <"), "{data}");
@@ -686,7 +691,8 @@ async fn failing_channels_certificates_postmortems_and_overdue_items_are_announc
     settings.notify.scan_every = Duration::from_millis(200);
     settings.notify.max_attempts = 100;
     let app = app_with(settings).await;
-    let broken = channel(&app, json!({"name": "broken", "kind": "webhook", "url": format!("http://{addr}/broken")})).await;
+    let broken =
+        channel(&app, json!({"name": "broken", "kind": "webhook", "url": format!("http://{addr}/broken")})).await;
     let ok = channel(&app, json!({"name": "ok", "kind": "webhook", "url": format!("http://{addr}/ok")})).await;
     let (code, v) = send(
         &app.client,
@@ -731,8 +737,13 @@ async fn failing_channels_certificates_postmortems_and_overdue_items_are_announc
 
     // A published postmortem whose action item is past due.
     patch_incident(&app, incident.id, json!({"status": "resolved"})).await;
-    let (code, pm) =
-        send(&app.client, reqwest::Method::POST, app.url(&format!("/api/v1/incidents/{}/postmortem", incident.id)), Value::Null).await;
+    let (code, pm) = send(
+        &app.client,
+        reqwest::Method::POST,
+        app.url(&format!("/api/v1/incidents/{}/postmortem", incident.id)),
+        Value::Null,
+    )
+    .await;
     assert!(code.is_success(), "{pm}");
     let pm_url = app.url(&format!("/api/v1/postmortems/{}", pm["id"].as_str().expect("id")));
     let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
@@ -794,9 +805,13 @@ async fn a_maintenance_window_keeps_an_outage_quiet_until_it_ends() {
     )
     .await;
     assert_eq!(code, StatusCode::CREATED, "{v}");
-    let (code, v) =
-        send(&app.client, reqwest::Method::POST, app.url("/api/v1/services"), json!({"name": "db", "tags": ["database"]}))
-            .await;
+    let (code, v) = send(
+        &app.client,
+        reqwest::Method::POST,
+        app.url("/api/v1/services"),
+        json!({"name": "db", "tags": ["database"]}),
+    )
+    .await;
     assert_eq!(code, StatusCode::CREATED, "{v}");
     let now = chrono::Utc::now();
     let (code, window) = send(
@@ -844,7 +859,8 @@ async fn a_maintenance_window_keeps_an_outage_quiet_until_it_ends() {
 
     // Ended early while the probe is still down: the incident opens, and is notified.
     let id = window["id"].as_str().expect("id");
-    let (code, ended) = send(&app.client, reqwest::Method::POST, app.url(&format!("/api/v1/maintenance/{id}/end")), Value::Null).await;
+    let (code, ended) =
+        send(&app.client, reqwest::Method::POST, app.url(&format!("/api/v1/maintenance/{id}/end")), Value::Null).await;
     assert_eq!(code, StatusCode::OK, "{ended}");
     assert_eq!(ended["active"], false);
     let opened = rx.wait_accepted("pager", 1).await;
@@ -853,7 +869,10 @@ async fn a_maintenance_window_keeps_an_outage_quiet_until_it_ends() {
     let incidents: Vec<Incident> = app.get_json("/api/v1/incidents").await;
     assert_eq!(incidents.len(), 1);
     let started = incidents[0].times.started.as_ref().expect("started").at;
-    assert!(started < chrono::DateTime::parse_from_rfc3339(ended["ended_at"].as_str().expect("ended_at")).expect("time"), "from the outage's real start");
+    assert!(
+        started < chrono::DateTime::parse_from_rfc3339(ended["ended_at"].as_str().expect("ended_at")).expect("time"),
+        "from the outage's real start"
+    );
     status.store(200, Ordering::SeqCst);
     app.stop().await;
 }
@@ -885,7 +904,10 @@ recurrence = { every = "week", time_zone = "Europe/Berlin" }
 "#;
     let file = parse(text).expect("parses");
     let dry = apply_with_diff(&app.pool, Some(&app.state.scheduler), &file, true).await.expect("dry run");
-    assert_eq!((dry.rules_added.clone(), dry.maintenance_added.clone()), (vec!["shop pages".to_string()], vec!["Sunday DB upgrade".to_string()]));
+    assert_eq!(
+        (dry.rules_added.clone(), dry.maintenance_added.clone()),
+        (vec!["shop pages".to_string()], vec!["Sunday DB upgrade".to_string()])
+    );
     let rules: Vec<Rule> = app.get_json("/api/v1/notification-rules").await;
     assert_eq!(rules.len(), 1, "a dry run writes nothing");
 
@@ -905,8 +927,10 @@ recurrence = { every = "week", time_zone = "Europe/Berlin" }
     assert!(exported.rules.iter().any(|r| r.name == "shop pages" && r.channels == ["Ops"]), "{exported:?}");
 
     // A rule naming a channel that does not exist refuses the whole file, before anything changes.
-    let bad = parse(&text.replace("channels = [\"ops\"]", "channels = [\"pager\"]").replace("name = \"shop\"", "name = \"shop2\""))
-        .expect("parses");
+    let bad = parse(
+        &text.replace("channels = [\"ops\"]", "channels = [\"pager\"]").replace("name = \"shop\"", "name = \"shop2\""),
+    )
+    .expect("parses");
     let err = apply_with_diff(&app.pool, Some(&app.state.scheduler), &bad, false).await.expect_err("refused");
     assert!(err.to_string().contains("pager"), "{err}");
     let services: Vec<app::model::Service> = app.get_json("/api/v1/services").await;
@@ -915,7 +939,10 @@ recurrence = { every = "week", time_zone = "Europe/Berlin" }
     // Dropped from the file: the file's rule and window go; the default rule stays.
     let only_service = parse("[[service]]\nname = \"shop\"\ntags = [\"db\"]\n").expect("parses");
     let d = apply_with_diff(&app.pool, Some(&app.state.scheduler), &only_service, false).await.expect("applied");
-    assert_eq!((d.rules_removed, d.maintenance_removed), (vec!["shop pages".to_string()], vec!["Sunday DB upgrade".to_string()]));
+    assert_eq!(
+        (d.rules_removed, d.maintenance_removed),
+        (vec!["shop pages".to_string()], vec!["Sunday DB upgrade".to_string()])
+    );
     let rules: Vec<Rule> = app.get_json("/api/v1/notification-rules").await;
     assert_eq!(rules.len(), 1);
     app.stop().await;
@@ -941,7 +968,8 @@ async fn disabling_a_channel_drops_what_waits_and_old_logs_are_trimmed() {
     }
     let mut off = serde_json::to_value(&ch).expect("json");
     off["enabled"] = json!(false);
-    let (status, v) = send(&app.client, reqwest::Method::PUT, app.url(&format!("/api/v1/channels/{}", ch.id)), off).await;
+    let (status, v) =
+        send(&app.client, reqwest::Method::PUT, app.url(&format!("/api/v1/channels/{}", ch.id)), off).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let log = settled_log(&app, ch.id).await;
     assert_eq!(log[0].state, DeliveryState::Failed);

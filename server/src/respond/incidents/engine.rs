@@ -16,11 +16,11 @@ use uuid::Uuid;
 
 use super::RoomHub;
 use super::evidence::{self, Change};
-use crate::monitor::maintenance;
-use crate::storage::maintenance as maintenance_store;
-use crate::respond::notify::events::{self as notify, IncidentFacts, ProbeFacts};
 use crate::monitor::hub::{EventHub, ProbeEvent};
+use crate::monitor::maintenance;
+use crate::respond::notify::events::{self as notify, IncidentFacts, ProbeFacts};
 use crate::storage::incidents::{self as store, NewEntryRow, NewIncidentRow, PendingChange};
+use crate::storage::maintenance as maintenance_store;
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -140,7 +140,12 @@ impl Engine {
             if let Some(title) = &quiet {
                 // Remembered: if the probe is still down when the window ends, the incident opens then.
                 maintenance_store::quiet_outage(&mut **tx, c.probe_id, c.at, title).await?;
-                tracing::info!(service = c.service_name, probe = c.probe_name, window = title, "probe down during maintenance: no incident opened");
+                tracing::info!(
+                    service = c.service_name,
+                    probe = c.probe_name,
+                    window = title,
+                    "probe down during maintenance: no incident opened"
+                );
             }
         }
         if to != Outcome::Down {

@@ -7,8 +7,8 @@ pub mod evidence;
 pub mod rooms;
 
 use app::model::{
-    EntryKind, EntryPatch, EventKind, Incident, IncidentFilter, IncidentPatch, IncidentRoom, IncidentStatus, KeyTime, NewEntry,
-    NewIncident, Role, RoomEvent, Scope, Stamp, TimelineEntry,
+    EntryKind, EntryPatch, EventKind, Incident, IncidentFilter, IncidentPatch, IncidentRoom, IncidentStatus, KeyTime,
+    NewEntry, NewIncident, Role, RoomEvent, Scope, Stamp, TimelineEntry,
 };
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;

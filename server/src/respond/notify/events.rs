@@ -3,8 +3,8 @@
 //! Links are stored as paths; the sender puts `--public-url` in front when it sends.
 
 use app::model::{
-    EventIncident, EventKind, EventProbe, EventService, EventSubject, IncidentStatus, Notification, Outcome,
-    Severity, WEBHOOK_VERSION,
+    EventIncident, EventKind, EventProbe, EventService, EventSubject, IncidentStatus, Notification, Outcome, Severity,
+    WEBHOOK_VERSION,
 };
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -232,11 +232,7 @@ pub async fn postmortem_published(
     let url = format!("/postmortems/{postmortem}");
     let mut n = notification(EventKind::PostmortemPublished, Utc::now(), url.clone(), summary);
     n.severity = Some(incident.severity);
-    n.subject = Some(EventSubject {
-        kind: "postmortem".into(),
-        id: postmortem,
-        name: incident.title.clone(),
-        url: Some(url),
-    });
+    n.subject =
+        Some(EventSubject { kind: "postmortem".into(), id: postmortem, name: incident.title.clone(), url: Some(url) });
     write(conn, &n, (None, None, Some(incident.id)), None, None).await.map(|_| ())
 }

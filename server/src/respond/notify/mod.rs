@@ -12,9 +12,7 @@ pub mod send;
 
 use std::time::Duration;
 
-use app::model::{
-    Channel, ChannelKind, ChannelSpec, Delivery, EventKind, Notification, Rule, RuleSpec, SECRET_MASK,
-};
+use app::model::{Channel, ChannelKind, ChannelSpec, Delivery, EventKind, Notification, Rule, RuleSpec, SECRET_MASK};
 use uuid::Uuid;
 
 use crate::access::actor::Actor;
@@ -353,7 +351,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_up_to_the_cap_and_honours_retry_after() {
-        let s = NotifySettings { backoff: Duration::from_secs(10), backoff_max: Duration::from_secs(60), ..Default::default() };
+        let s = NotifySettings {
+            backoff: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(60),
+            ..Default::default()
+        };
         for _ in 0..100 {
             let first = s.backoff_after(1, None);
             assert!(first >= Duration::from_secs(5) && first <= Duration::from_secs(10), "{first:?}");

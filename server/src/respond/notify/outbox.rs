@@ -25,6 +25,30 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
+/// What woke the router.
+enum Woke {
+    Notified,
+    /// The listener's connection failed or its pool is closing.
+    Lost,
+    Poll,
+    Housekeeping,
+    Stop,
+}
+
+/// The next notification; never, without a listener.
+async fn notified(listener: &mut Option<PgListener>) -> Woke {
+    match listener {
+        Some(l) => match l.recv().await {
+            Ok(_) => Woke::Notified,
+            Err(e) => {
+                tracing::debug!(error = %e, "notification listener lost its connection; polling meanwhile");
+                Woke::Lost
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// Everything the loops share.
 #[derive(Clone)]
 pub struct Outbox {
@@ -59,55 +83,42 @@ impl Outbox {
                     }
                 }
             }
-            let woken = async {
-                match &mut listener {
-                    Some(l) => match l.recv().await {
-                        Ok(_) => true,
-                        Err(e) => {
-                            // sqlx reconnects on the next call; meanwhile the poll interval covers.
-                            tracing::debug!(error = %e, "notification listener lost its connection");
-                            tokio::time::sleep(self.settings.poll).await;
-                            false
-                        }
-                    },
-                    None => std::future::pending().await,
-                }
+            let woke = tokio::select! {
+                w = notified(&mut listener) => w,
+                () = tokio::time::sleep(self.settings.poll) => Woke::Poll,
+                _ = housekeeping.tick() => Woke::Housekeeping,
+                () = stopped(&mut stopping) => Woke::Stop,
             };
-            tokio::select! {
-                _ = woken => {}
-                () = tokio::time::sleep(self.settings.poll) => {}
-                _ = housekeeping.tick() => {
-                    if let Err(e) = self.announce_failing_channels().await {
-                        tracing::warn!(error = %e, "checking for failing notification channels failed");
-                    }
-                    if last_scan.is_none_or(|t| t.elapsed() >= self.settings.scan_every) {
-                        match self.scan().await {
-                            Ok(()) => last_scan = Some(tokio::time::Instant::now()),
-                            Err(e) => tracing::warn!(error = %e, "checking certificates and action items failed"),
-                        }
-                        let keep = chrono::Duration::from_std(self.settings.log_retention).unwrap_or(chrono::Duration::days(90));
-                        match store::prune_events(&self.pool, Utc::now() - keep).await {
-                            Ok(0) => {}
-                            Ok(n) => tracing::info!(events = n, "notification log past retention removed"),
-                            Err(e) => tracing::warn!(error = %e, "trimming the notification log failed"),
-                        }
-                    }
-                }
-                () = stopped(&mut stopping) => return,
+            match woke {
+                // Dropped with its connection; a new one listens again below.
+                Woke::Lost => listener = None,
+                Woke::Housekeeping => self.housekeeping(&mut last_scan).await,
+                Woke::Stop => return,
+                Woke::Notified | Woke::Poll => {}
             }
-            if listener.is_none() {
+            if listener.is_none() && !self.pool.is_closed() {
                 listener = self.listen().await;
             }
         }
     }
 
     async fn listen(&self) -> Option<PgListener> {
-        let mut l = match PgListener::connect_with(&self.pool).await {
-            Ok(l) => l,
-            Err(e) => {
+        // Its own connection, outside the shared pool: a long-lived LISTEN must not take a
+        // connection requests need, nor keep the pool from closing.
+        let own = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(self.settings.poll)
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        // Bounded: while the database is away the loop must keep polling and hear shutdown.
+        let connected = tokio::time::timeout(self.settings.poll, PgListener::connect_with(&own)).await;
+        let mut l = match connected {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "cannot LISTEN for notifications yet; polling");
                 return None;
             }
+            Err(_) => return None,
         };
         match l.listen(store::WAKE_CHANNEL).await {
             Ok(()) => Some(l),
@@ -115,6 +126,27 @@ impl Outbox {
                 tracing::debug!(error = %e, "cannot LISTEN for notifications yet; polling");
                 None
             }
+        }
+    }
+
+    /// The periodic work: failing channels (every tick), certificates and action items (every
+    /// `scan_every`), and the log's retention.
+    async fn housekeeping(&self, last_scan: &mut Option<tokio::time::Instant>) {
+        if let Err(e) = self.announce_failing_channels().await {
+            tracing::warn!(error = %e, "checking for failing notification channels failed");
+        }
+        if last_scan.is_some_and(|t| t.elapsed() < self.settings.scan_every) {
+            return;
+        }
+        match self.scan().await {
+            Ok(()) => *last_scan = Some(tokio::time::Instant::now()),
+            Err(e) => tracing::warn!(error = %e, "checking certificates and action items failed"),
+        }
+        let keep = chrono::Duration::from_std(self.settings.log_retention).unwrap_or(chrono::Duration::days(90));
+        match store::prune_events(&self.pool, Utc::now() - keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "notification log past retention removed"),
+            Err(e) => tracing::warn!(error = %e, "trimming the notification log failed"),
         }
     }
 

@@ -222,11 +222,15 @@ pub fn render(spec: &ChannelSpec, n: &Notification, now: i64) -> Result<Outbound
             }
             Ok(Outbound::Http { url: url()?, headers, body })
         }
-        ChannelKind::Slack => Ok(Outbound::Http { url: url()?, headers: vec![header(JSON.0, JSON.1)], body: json(&slack(n)) }),
+        ChannelKind::Slack => {
+            Ok(Outbound::Http { url: url()?, headers: vec![header(JSON.0, JSON.1)], body: json(&slack(n)) })
+        }
         ChannelKind::Discord => {
             Ok(Outbound::Http { url: url()?, headers: vec![header(JSON.0, JSON.1)], body: json(&discord(n)) })
         }
-        ChannelKind::Teams => Ok(Outbound::Http { url: url()?, headers: vec![header(JSON.0, JSON.1)], body: json(&teams(n)) }),
+        ChannelKind::Teams => {
+            Ok(Outbound::Http { url: url()?, headers: vec![header(JSON.0, JSON.1)], body: json(&teams(n)) })
+        }
         ChannelKind::Ntfy => {
             let (endpoint, body) = ntfy(spec, n)?;
             let mut headers = vec![header(JSON.0, JSON.1)];
@@ -320,7 +324,8 @@ fn ntfy(spec: &ChannelSpec, n: &Notification) -> Result<(String, serde_json::Val
         .path_segments()
         .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(str::to_string))
         .ok_or("url must end with the topic (https://ntfy.sh/my-topic)")?;
-    let root_path = url.path().trim_end_matches('/').rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or("/".into());
+    let root_path =
+        url.path().trim_end_matches('/').rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or("/".into());
     url.set_path(&root_path);
     url.set_query(None);
     let urgent = matches!(n.event, EventKind::IncidentOpened | EventKind::ProbeDown);

@@ -200,7 +200,8 @@ mod tests {
     fn rules_filter_by_event_scope_and_severity() {
         let shop = Uuid::new_v4();
         let tags = vec!["payments".to_string()];
-        let e = Scope { kind: EventKind::IncidentOpened, severity: Some(Severity::Sev3), services: &[shop], tags: &tags };
+        let e =
+            Scope { kind: EventKind::IncidentOpened, severity: Some(Severity::Sev3), services: &[shop], tags: &tags };
         assert!(matches(&rule(spec()), &e));
         assert!(!matches(&rule(RuleSpec { events: vec![EventKind::ProbeUp], ..spec() }), &e));
         assert!(!matches(&rule(RuleSpec { enabled: false, ..spec() }), &e));
@@ -208,7 +209,10 @@ mod tests {
         assert!(!matches(&rule(RuleSpec { min_severity: Some(Severity::Sev2), ..spec() }), &e));
         assert!(matches(&rule(RuleSpec { services: vec![shop], ..spec() }), &e));
         assert!(!matches(&rule(RuleSpec { services: vec![Uuid::new_v4()], ..spec() }), &e));
-        assert!(matches(&rule(RuleSpec { services: vec![Uuid::new_v4()], tags: vec!["Payments".into()], ..spec() }), &e));
+        assert!(matches(
+            &rule(RuleSpec { services: vec![Uuid::new_v4()], tags: vec!["Payments".into()], ..spec() }),
+            &e
+        ));
         let unscoped = Scope { kind: EventKind::IncidentOpened, severity: None, services: &[], tags: &[] };
         assert!(!matches(&rule(RuleSpec { tags: vec!["payments".into()], ..spec() }), &unscoped));
         assert!(matches(&rule(RuleSpec { min_severity: Some(Severity::Sev1), ..spec() }), &unscoped));

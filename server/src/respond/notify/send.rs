@@ -87,7 +87,11 @@ async fn send_http(
         200..=299 => Ok(text),
         408 | 425 | 429 | 500..=599 => Err(Refused::Transient {
             answer: text,
-            retry_after: answer.headers.get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(retry_after),
+            retry_after: answer
+                .headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(retry_after),
         }),
         // A redirect is not followed (credentials must not travel), and a 4xx will not change.
         _ => Err(permanent(text)),
@@ -151,9 +155,14 @@ async fn send_email(mail: Email, policy: &NetworkPolicy, timeout: Duration, even
     }
     let transport = transport.build();
     match tokio::time::timeout(timeout * 3, transport.send(message)).await {
-        Err(_) => Err(Refused::Transient { answer: "timeout: the SMTP conversation did not finish".into(), retry_after: None }),
+        Err(_) => Err(Refused::Transient {
+            answer: "timeout: the SMTP conversation did not finish".into(),
+            retry_after: None,
+        }),
         Ok(Ok(response)) => {
-            Ok(format!("SMTP {} {}", response.code(), response.message().collect::<Vec<_>>().join(" ")).trim().to_string())
+            Ok(format!("SMTP {} {}", response.code(), response.message().collect::<Vec<_>>().join(" "))
+                .trim()
+                .to_string())
         }
         Ok(Err(e)) if e.is_permanent() => Err(permanent(format!("SMTP: {e}"))),
         Ok(Err(e)) => Err(Refused::Transient { answer: format!("SMTP: {e}"), retry_after: None }),

@@ -15,10 +15,11 @@ mod stream;
 mod users;
 
 use app::model::{
-    AuditRow, Channel, ChannelSpec, Delivery, MaintenanceSpec, MaintenanceWindow, Rule, RuleSpec, Checklist, ChecklistDef, CreatedToken, EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput,
-    Incident, IncidentPatch, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Postmortem, PostmortemComment,
-    PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, ProbeTrial, Role, Series, Service, ServiceInput,
-    StateChange, TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary,
+    AuditRow, Channel, ChannelSpec, Checklist, ChecklistDef, CreatedToken, Delivery, EntryPatch, EntryRevision,
+    Guidance, Hypothesis, HypothesisInput, Incident, IncidentPatch, MaintenanceSpec, MaintenanceWindow, Me, NewComment,
+    NewEntry, NewIncident, NewToken, NewUser, Postmortem, PostmortemComment, PostmortemPatch, PostmortemSummary, Probe,
+    ProbeResult, ProbeSpec, ProbeTrial, Role, Rule, RuleSpec, Series, Service, ServiceInput, StateChange, TickInput,
+    TimelineEntry, TokenSummary, UserPatch, UserSummary,
 };
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;

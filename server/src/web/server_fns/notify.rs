@@ -46,7 +46,12 @@ impl NotifyBackend for PgBackend {
         Box::pin(async move { self.state.notifier.rules().await.map_err(shown) })
     }
 
-    fn save_rule(&self, req: RequestParts, id: Option<Uuid>, spec: RuleSpec) -> BoxFuture<'_, Result<Rule, ServerError>> {
+    fn save_rule(
+        &self,
+        req: RequestParts,
+        id: Option<Uuid>,
+        spec: RuleSpec,
+    ) -> BoxFuture<'_, Result<Rule, ServerError>> {
         Box::pin(async move {
             let actor = actor_of(&req);
             let n = &self.state.notifier;
