@@ -574,12 +574,12 @@ pub async fn next_due(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Erro
     .await
 }
 
-/// Channels failing for longer than `since` allows and not yet announced: (id, name, since, last error).
+/// A channel whose attempts have been failing: (id, name, failing since, last error).
+pub type FailingChannel = (Uuid, String, DateTime<Utc>, Option<String>);
+
+/// Channels failing since before `before` and not yet announced.
 #[tracing::instrument(skip_all)]
-pub async fn failing_unannounced(
-    pool: &PgPool,
-    before: DateTime<Utc>,
-) -> Result<Vec<(Uuid, String, DateTime<Utc>, Option<String>)>, sqlx::Error> {
+pub async fn failing_unannounced(pool: &PgPool, before: DateTime<Utc>) -> Result<Vec<FailingChannel>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select channel_id, name, failing_since as "failing_since!", last_error
              from notification_channels

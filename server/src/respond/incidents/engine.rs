@@ -136,10 +136,10 @@ impl Engine {
         let mut incident = store::open_incident_for_service(tx, c.service_id).await?;
         let mut quiet = None;
         if incident.is_none() && to == Outcome::Down && spec.incidents.auto_open && self.settings.auto_open {
-            quiet = maintenance::active_for(&mut **tx, c.service_id, c.at).await?;
+            quiet = maintenance::active_for(tx, c.service_id, c.at).await?;
             if let Some(title) = &quiet {
                 // Remembered: if the probe is still down when the window ends, the incident opens then.
-                maintenance_store::quiet_outage(&mut **tx, c.probe_id, c.at, title).await?;
+                maintenance_store::quiet_outage(tx, c.probe_id, c.at, title).await?;
                 tracing::info!(
                     service = c.service_name,
                     probe = c.probe_name,
@@ -149,7 +149,7 @@ impl Engine {
             }
         }
         if to != Outcome::Down {
-            maintenance_store::clear_quiet(&mut **tx, c.probe_id).await?;
+            maintenance_store::clear_quiet(tx, c.probe_id).await?;
         }
         if quiet.is_none()
             && incident.is_none()
@@ -263,7 +263,7 @@ impl Engine {
         );
         let entry = automatic_entry(tx, id, EntryKind::StatusChange, &text, o.detected).await?;
         let facts = IncidentFacts { id, title, severity, status: IncidentStatus::Investigating, commander: None };
-        notify::incident(&mut **tx, EventKind::IncidentOpened, &facts, Vec::new(), false, Some(cause)).await?;
+        notify::incident(tx, EventKind::IncidentOpened, &facts, Vec::new(), false, Some(cause)).await?;
         tracing::warn!(incident = %id, service = o.service, probe = o.probe, severity = severity.as_str(), "incident opened automatically");
         Ok((id, entry.into_iter().map(RoomEvent::Entry).collect()))
     }

@@ -115,10 +115,10 @@ async fn targets(
         tracing::warn!(kind = e.kind, "notification event of an unknown kind: not routed");
         return Ok((BTreeSet::new(), None));
     };
-    let (services, tags) = store::event_scope(&mut **tx, e.service_id, e.incident_id).await?;
+    let (services, tags) = store::event_scope(tx, e.service_id, e.incident_id).await?;
     let mut window = None;
     if kind.is_probe_state() || kind == EventKind::CertificateExpiring {
-        let under_way = crate::monitor::maintenance::under_way(&mut **tx, e.at).await?;
+        let under_way = crate::monitor::maintenance::under_way(tx, e.at).await?;
         window = under_way.into_iter().find(|w| services.iter().any(|s| w.covers(*s, &tags))).map(|w| w.title);
     }
     let scope =
