@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::access::actor::Actor;
 use crate::error::Error;
-use crate::storage::maintenance::{self as store, WindowRow};
+use crate::storage::maintenance::{self as store, WindowFilter, WindowRow};
 
 /// The local time `local` in `tz`; in a daylight-saving gap (02:30 that never happens), the
 /// first instant after it.
@@ -107,7 +107,7 @@ pub async fn active_for(
     service: Uuid,
     at: DateTime<Utc>,
 ) -> Result<Option<String>, sqlx::Error> {
-    let windows = store::candidates(&mut *conn, at).await?;
+    let windows = store::windows(&mut *conn, WindowFilter::MayCover(at)).await?;
     if windows.is_empty() {
         return Ok(None);
     }
@@ -120,7 +120,7 @@ pub async fn active_for(
 
 /// Windows under way at `at`: what the router checks each event against.
 pub async fn under_way(conn: &mut PgConnection, at: DateTime<Utc>) -> Result<Vec<MaintenanceSpec>, sqlx::Error> {
-    Ok(store::candidates(conn, at)
+    Ok(store::windows(conn, WindowFilter::MayCover(at))
         .await?
         .iter()
         .filter(|w| occurrence_at(&w.spec(), w.ended_at, at).is_some())
@@ -169,7 +169,7 @@ pub async fn bands_for_service(
     to: DateTime<Utc>,
 ) -> Result<Vec<app::model::MaintenanceBand>, sqlx::Error> {
     let mut bands = Vec::new();
-    for w in store::list(conn).await? {
+    for w in store::windows(conn, WindowFilter::All).await? {
         let spec = w.spec();
         if !spec.covers(service.id, &service.tags) {
             continue;
@@ -227,11 +227,15 @@ impl Maintenance {
     pub async fn list(&self) -> Result<Vec<MaintenanceWindow>, Error> {
         let mut conn = self.pool.acquire().await?;
         let now = Utc::now();
-        Ok(store::list(&mut conn).await?.iter().map(|r| to_window(r, now)).collect())
+        Ok(store::windows(&mut conn, WindowFilter::All).await?.iter().map(|r| to_window(r, now)).collect())
     }
 
     pub async fn get(&self, id: Uuid) -> Result<MaintenanceWindow, Error> {
-        let row = store::get(&self.pool, id).await?.ok_or(Error::NotFound("maintenance window"))?;
+        let mut conn = self.pool.acquire().await?;
+        let row = store::windows(&mut conn, WindowFilter::One(id))
+            .await?
+            .pop()
+            .ok_or(Error::NotFound("maintenance window"))?;
         Ok(to_window(&row, Utc::now()))
     }
 

@@ -154,7 +154,7 @@ pub async fn apply_with_diff(
             }
         }
     }
-    let stored_windows = windows_store::list(&mut tx).await?;
+    let stored_windows = windows_store::windows(&mut tx, windows_store::WindowFilter::All).await?;
     for spec in &windows {
         let existing = stored_windows.iter().find(|w| w.title.eq_ignore_ascii_case(&spec.title));
         match existing {
@@ -209,7 +209,7 @@ pub async fn export(pool: &PgPool) -> Result<ProbeFile, sqlx::Error> {
             all_channels: r.all_channels,
         });
     }
-    for w in windows_store::list(&mut conn).await? {
+    for w in windows_store::windows(&mut conn, windows_store::WindowFilter::All).await? {
         file.maintenance.push(FileWindow {
             title: w.title,
             services: w.services.iter().filter_map(|s| name(s, &services)).collect(),

@@ -33,44 +33,34 @@ impl WindowRow {
     }
 }
 
-/// Every window, newest first.
-#[tracing::instrument(skip_all)]
-pub async fn list(conn: &mut PgConnection) -> Result<Vec<WindowRow>, sqlx::Error> {
-    sqlx::query_as!(
-        WindowRow,
-        r#"select window_id, title, services, tags, starts_at, ends_at,
-                  recurrence as "recurrence: Json<Recurrence>", ended_at, file_managed, created_by, created_at
-             from maintenance_windows order by starts_at desc, window_id"#
-    )
-    .fetch_all(conn)
-    .await
+/// Which windows [`windows`] reads.
+pub enum WindowFilter {
+    All,
+    One(Uuid),
+    /// Windows that may be under way at this time: recurring ones, and one-off ones around it.
+    MayCover(DateTime<Utc>),
 }
 
-/// Windows that may be under way at `at` (recurring ones, and one-off ones around it).
+/// Windows by `filter`, newest first.
 #[tracing::instrument(skip_all)]
-pub async fn candidates(conn: &mut PgConnection, at: DateTime<Utc>) -> Result<Vec<WindowRow>, sqlx::Error> {
+pub async fn windows(conn: &mut PgConnection, filter: WindowFilter) -> Result<Vec<WindowRow>, sqlx::Error> {
+    let (one, at) = match filter {
+        WindowFilter::All => (None, None),
+        WindowFilter::One(id) => (Some(id), None),
+        WindowFilter::MayCover(at) => (None, Some(at)),
+    };
     sqlx::query_as!(
         WindowRow,
         r#"select window_id, title, services, tags, starts_at, ends_at,
                   recurrence as "recurrence: Json<Recurrence>", ended_at, file_managed, created_by, created_at
              from maintenance_windows
-            where starts_at <= $1 and (recurrence is not null or ends_at > $1)"#,
+            where ($1::uuid is null or window_id = $1)
+              and ($2::timestamptz is null or (starts_at <= $2 and (recurrence is not null or ends_at > $2)))
+            order by starts_at desc, window_id"#,
+        one,
         at
     )
     .fetch_all(conn)
-    .await
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<WindowRow>, sqlx::Error> {
-    sqlx::query_as!(
-        WindowRow,
-        r#"select window_id, title, services, tags, starts_at, ends_at,
-                  recurrence as "recurrence: Json<Recurrence>", ended_at, file_managed, created_by, created_at
-             from maintenance_windows where window_id = $1"#,
-        id
-    )
-    .fetch_optional(pool)
     .await
 }
 

@@ -43,9 +43,10 @@ impl From<ChannelRow> for Channel {
     }
 }
 
-/// Every channel, unmasked (callers mask before anything leaves the server).
+/// Every channel, or the one `only` names; unmasked (callers mask before anything leaves the
+/// server).
 #[tracing::instrument(skip_all)]
-pub async fn list_channels(pool: &PgPool) -> Result<Vec<Channel>, sqlx::Error> {
+pub async fn channels(pool: &PgPool, only: Option<Uuid>) -> Result<Vec<Channel>, sqlx::Error> {
     let rows = sqlx::query_as!(
         ChannelRow,
         r#"select c.channel_id, c.spec as "spec: Json<ChannelSpec>", c.failing_since, c.last_delivered_at,
@@ -55,7 +56,9 @@ pub async fn list_channels(pool: &PgPool) -> Result<Vec<Channel>, sqlx::Error> {
                   (select count(*) from notification_deliveries d
                     where d.channel_id = c.channel_id and d.state = 'failed') as failed
              from notification_channels c
-            order by lower(c.name)"#
+            where $1::uuid is null or c.channel_id = $1
+            order by lower(c.name)"#,
+        only
     )
     .fetch_all(pool)
     .await?;
@@ -64,21 +67,7 @@ pub async fn list_channels(pool: &PgPool) -> Result<Vec<Channel>, sqlx::Error> {
 
 #[tracing::instrument(skip_all)]
 pub async fn get_channel(pool: &PgPool, id: Uuid) -> Result<Option<Channel>, sqlx::Error> {
-    let row = sqlx::query_as!(
-        ChannelRow,
-        r#"select c.channel_id, c.spec as "spec: Json<ChannelSpec>", c.failing_since, c.last_delivered_at,
-                  c.last_error, c.created_at, c.updated_at,
-                  (select count(*) from notification_deliveries d
-                    where d.channel_id = c.channel_id and d.state = 'pending') as pending,
-                  (select count(*) from notification_deliveries d
-                    where d.channel_id = c.channel_id and d.state = 'failed') as failed
-             from notification_channels c
-            where c.channel_id = $1"#,
-        id
-    )
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(Channel::from))
+    Ok(channels(pool, Some(id)).await?.pop())
 }
 
 #[tracing::instrument(skip_all)]
@@ -636,40 +625,37 @@ impl DeliveryRow {
     }
 }
 
-/// A channel's delivery log, newest first.
+/// Which deliveries [`deliveries`] reads.
+pub enum DeliveryFilter {
+    /// A channel's log, newest first, at most this many.
+    Channel(Uuid, i64),
+    One(Uuid),
+}
+
+/// A channel's delivery log or one delivery. Both filters are bound, so the planner keeps using
+/// the channel and primary-key indexes for whichever is set.
 #[tracing::instrument(skip_all)]
-pub async fn list_deliveries(pool: &PgPool, channel: Uuid, limit: i64) -> Result<Vec<Delivery>, sqlx::Error> {
+pub async fn deliveries(pool: &PgPool, filter: DeliveryFilter) -> Result<Vec<Delivery>, sqlx::Error> {
+    let (channel, one, limit) = match filter {
+        DeliveryFilter::Channel(channel, limit) => (Some(channel), None, limit),
+        DeliveryFilter::One(id) => (None, Some(id), 1),
+    };
     let rows = sqlx::query_as!(
         DeliveryRow,
         r#"select d.delivery_id, d.event_id, e.kind, d.channel_id, e.payload ->> 'summary' as summary, d.state,
                   d.attempts, d.created_at, d.next_at, d.last_attempt_at, d.delivered_at, d.last_answer, d.covers
              from notification_deliveries d
              join notification_events e on e.event_id = d.event_id
-            where d.channel_id = $1
+            where ($1::uuid is null or d.channel_id = $1) and ($2::uuid is null or d.delivery_id = $2)
             order by d.created_at desc, d.delivery_id
-            limit $2"#,
+            limit $3"#,
         channel,
+        one,
         limit,
     )
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().filter_map(DeliveryRow::into_delivery).collect())
-}
-
-#[tracing::instrument(skip_all)]
-pub async fn get_delivery(pool: &PgPool, id: Uuid) -> Result<Option<Delivery>, sqlx::Error> {
-    let row = sqlx::query_as!(
-        DeliveryRow,
-        r#"select d.delivery_id, d.event_id, e.kind, d.channel_id, e.payload ->> 'summary' as summary, d.state,
-                  d.attempts, d.created_at, d.next_at, d.last_attempt_at, d.delivered_at, d.last_answer, d.covers
-             from notification_deliveries d
-             join notification_events e on e.event_id = d.event_id
-            where d.delivery_id = $1"#,
-        id,
-    )
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.and_then(DeliveryRow::into_delivery))
 }
 
 /// Names and tags for an event's service, and the incident's commander: what a payload names.

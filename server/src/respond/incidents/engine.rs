@@ -297,17 +297,7 @@ impl Engine {
                     started: d.since,
                     detected: now,
                 };
-                let cause = ProbeFacts {
-                    service_id: d.service_id,
-                    service: d.service_name.clone(),
-                    probe: EventProbe {
-                        id: d.probe_id,
-                        name: d.probe_name.clone(),
-                        state: Outcome::Degraded,
-                        previous: None,
-                        evidence: EventEvidence::default(),
-                    },
-                };
+                let cause = opening.cause(d.probe_id);
                 let (id, events) = self.open(&mut tx, &opening, cause).await?;
                 store::add_probe(&mut tx, id, d.probe_id).await?;
                 tx.commit().await?;
@@ -385,17 +375,7 @@ impl Engine {
                 started: q.since,
                 detected: now,
             };
-            let cause = ProbeFacts {
-                service_id: q.service_id,
-                service: q.service_name.clone(),
-                probe: EventProbe {
-                    id: q.probe_id,
-                    name: q.probe_name.clone(),
-                    state: Outcome::Down,
-                    previous: None,
-                    evidence: EventEvidence::default(),
-                },
-            };
+            let cause = opening.cause(q.probe_id);
             let (id, events) = self.open(&mut tx, &opening, cause).await?;
             store::add_probe(&mut tx, id, q.probe_id).await?;
             let text = format!(
@@ -422,6 +402,24 @@ struct Opening<'a> {
     state: Outcome,
     started: DateTime<Utc>,
     detected: DateTime<Utc>,
+}
+
+impl Opening<'_> {
+    /// What the opening notification says of a probe whose state was judged over time (degraded
+    /// too long, or down through a maintenance window): no single check is its evidence.
+    fn cause(&self, probe_id: Uuid) -> ProbeFacts {
+        ProbeFacts {
+            service_id: self.service_id,
+            service: self.service.to_string(),
+            probe: EventProbe {
+                id: probe_id,
+                name: self.probe.to_string(),
+                state: self.state,
+                previous: None,
+                evidence: EventEvidence::default(),
+            },
+        }
+    }
 }
 
 /// The evidence a notification carries about a probe's change.

@@ -213,7 +213,7 @@ impl Notifier {
     }
 
     pub async fn channels(&self) -> Result<Vec<Channel>, Error> {
-        let mut list = store::list_channels(self.pool()).await?;
+        let mut list = store::channels(self.pool(), None).await?;
         for c in &mut list {
             c.spec = c.spec.masked();
         }
@@ -268,7 +268,7 @@ impl Notifier {
 
     pub async fn deliveries(&self, id: Uuid, limit: i64) -> Result<Vec<Delivery>, Error> {
         store::get_channel(self.pool(), id).await?.ok_or(Error::NotFound("channel"))?;
-        Ok(store::list_deliveries(self.pool(), id, limit.clamp(1, 500)).await?)
+        Ok(store::deliveries(self.pool(), store::DeliveryFilter::Channel(id, limit.clamp(1, 500))).await?)
     }
 
     /// Sends a test message now and answers how it went; it is in the delivery log either way.
@@ -288,7 +288,10 @@ impl Notifier {
             Err(r) => Attempt::Failed { answer: r.answer().to_string() },
         };
         store::record_attempt(self.pool(), delivery, id, attempts, &outcome).await?;
-        store::get_delivery(self.pool(), delivery).await?.ok_or(Error::NotFound("delivery"))
+        store::deliveries(self.pool(), store::DeliveryFilter::One(delivery))
+            .await?
+            .pop()
+            .ok_or(Error::NotFound("delivery"))
     }
 
     pub async fn rules(&self) -> Result<Vec<Rule>, Error> {
