@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::config::form::{Errors, Field, check, list_text, show_server_error, split_list, split_tags, text};
 use crate::api::{
-    delete_channel, delete_maintenance, delete_rule, end_maintenance, get_catalog, get_channels, get_deliveries,
-    get_maintenance, get_rules, save_channel, save_maintenance, save_rule, test_channel,
+    ServerError, delete_channel, delete_maintenance, delete_rule, end_maintenance, get_catalog, get_channels,
+    get_deliveries, get_maintenance, get_rules, save_channel, save_maintenance, save_rule, test_channel,
 };
 use crate::model::{
     CatalogScope, Channel, ChannelKind, ChannelSpec, Delivery, DeliveryState, EventKind, Every, MaintenanceSpec,
@@ -20,6 +20,55 @@ use crate::model::{
 
 fn when(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// What the three forms share: the errors shown next to their fields, the form-wide problem, and
+/// closing the form and reloading its list once the server has taken a change.
+struct Editor<T: Send + Sync + 'static> {
+    editing: RwSignal<Option<Option<T>>>,
+    reload: RwSignal<u32>,
+    errors: RwSignal<Errors>,
+    problem: RwSignal<Option<String>>,
+}
+
+impl<T: Send + Sync + 'static> Clone for Editor<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Send + Sync + 'static> Copy for Editor<T> {}
+
+impl<T: Send + Sync + 'static> Editor<T> {
+    fn new(editing: RwSignal<Option<Option<T>>>, reload: RwSignal<u32>) -> Self {
+        Editor { editing, reload, errors: RwSignal::new(Errors::new()), problem: RwSignal::new(None) }
+    }
+
+    fn done(self) {
+        self.editing.set(None);
+        self.reload.update(|n| *n += 1);
+    }
+
+    /// Sends a save; a refused field shows its error next to the field.
+    fn save<R: 'static>(self, call: impl Future<Output = Result<R, ServerError>> + 'static) {
+        self.errors.set(Errors::new());
+        self.problem.set(None);
+        leptos::task::spawn_local(async move {
+            match call.await {
+                Ok(_) => self.done(),
+                Err(e) => self.problem.set(Some(format!("Not saved: {}", show_server_error(self.errors, &e)))),
+            }
+        });
+    }
+
+    fn remove(self, call: impl Future<Output = Result<(), ServerError>> + 'static) {
+        leptos::task::spawn_local(async move {
+            match call.await {
+                Ok(()) => self.done(),
+                Err(e) => self.problem.set(Some(e.to_string())),
+            }
+        });
+    }
 }
 
 #[component]
@@ -199,37 +248,19 @@ fn ChannelForm(
     let spec = RwSignal::new(
         existing.as_ref().map_or_else(|| ChannelSpec { enabled: true, ..ChannelSpec::default() }, |c| c.spec.clone()),
     );
-    let errors = RwSignal::new(Errors::new());
-    let problem = RwSignal::new(None::<String>);
+    let editor = Editor::new(editing, reload);
+    let Editor { errors, problem, .. } = editor;
     let kind = Memo::new(move |_| spec.with(|s| s.kind));
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        errors.set(Errors::new());
-        problem.set(None);
-        leptos::task::spawn_local(async move {
-            match save_channel(id, spec.get_untracked()).await {
-                Ok(_) => {
-                    editing.set(None);
-                    reload.update(|n| *n += 1);
-                }
-                Err(e) => problem.set(Some(format!("Not saved: {}", show_server_error(errors, &e)))),
-            }
-        });
+        editor.save(save_channel(id, spec.get_untracked()));
     };
     let remove = move |_| {
         let Some(id) = id else { return };
         if !window().confirm_with_message("Delete this channel and its delivery log?").unwrap_or(false) {
             return;
         }
-        leptos::task::spawn_local(async move {
-            match delete_channel(id).await {
-                Ok(()) => {
-                    editing.set(None);
-                    reload.update(|n| *n += 1);
-                }
-                Err(e) => problem.set(Some(e.to_string())),
-            }
-        });
+        editor.remove(delete_channel(id));
     };
     let url_hint = move || match kind.get() {
         ChannelKind::Slack => "the incoming webhook URL (Slack, Mattermost, Rocket.Chat)",
@@ -343,7 +374,7 @@ fn service_names(
     get: impl Fn() -> Vec<Uuid> + Send + Sync + 'static,
     set: impl Fn(Vec<Uuid>) + Send + Sync + 'static,
 ) -> impl IntoView {
-    let initial = services_named(&get(), &services);
+    let initial = scope_text(&get(), &[], &services);
     view! {
         <input list="service-names" value=initial on:change=move |ev| {
             let mut ids = Vec::new();
@@ -362,11 +393,15 @@ fn service_names(
     }
 }
 
-fn services_named(ids: &[Uuid], services: &[Service]) -> String {
-    ids.iter()
+/// The services (by name) and tags a rule or a window names, as its row shows them.
+fn scope_text(ids: &[Uuid], tags: &[String], services: &[Service]) -> String {
+    let named = ids
+        .iter()
         .map(|id| services.iter().find(|s| s.id == *id).map_or_else(|| id.to_string(), |s| s.name.clone()))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    let tags = tags.iter().map(|t| format!("#{t}")).collect::<Vec<_>>().join(" ");
+    [named, tags].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" · ")
 }
 
 #[component]
@@ -378,7 +413,7 @@ fn Rules() -> impl IntoView {
             let rules = get_rules().await?;
             let channels = get_channels().await?;
             let services = get_catalog(Some(CatalogScope::Services)).await?.services;
-            Ok::<_, crate::api::ServerError>((rules, channels, services))
+            Ok::<_, ServerError>((rules, channels, services))
         },
     );
     let editing = RwSignal::new(None::<Option<Rule>>);
@@ -404,8 +439,7 @@ fn Rules() -> impl IntoView {
                                     let scope = if r.spec.services.is_empty() && r.spec.tags.is_empty() {
                                         "every service".to_string()
                                     } else {
-                                        [services_named(&r.spec.services, &services), r.spec.tags.iter().map(|t| format!("#{t}")).collect::<Vec<_>>().join(" ")]
-                                            .into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" · ")
+                                        scope_text(&r.spec.services, &r.spec.tags, &services)
                                     };
                                     let to = if r.spec.all_channels { "every channel".to_string() } else {
                                         r.spec.channels.iter().map(|id| channels.iter().find(|c| c.id == *id).map_or_else(|| id.to_string(), |c| c.spec.name.clone())).collect::<Vec<_>>().join(", ")
@@ -453,33 +487,15 @@ fn RuleForm(
         },
         |r| r.spec,
     ));
-    let errors = RwSignal::new(Errors::new());
-    let problem = RwSignal::new(None::<String>);
+    let editor = Editor::new(editing, reload);
+    let Editor { errors, problem, .. } = editor;
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        errors.set(Errors::new());
-        problem.set(None);
-        leptos::task::spawn_local(async move {
-            match save_rule(id, spec.get_untracked()).await {
-                Ok(_) => {
-                    editing.set(None);
-                    reload.update(|n| *n += 1);
-                }
-                Err(e) => problem.set(Some(format!("Not saved: {}", show_server_error(errors, &e)))),
-            }
-        });
+        editor.save(save_rule(id, spec.get_untracked()));
     };
     let remove = move |_| {
         let Some(id) = id else { return };
-        leptos::task::spawn_local(async move {
-            match delete_rule(id).await {
-                Ok(()) => {
-                    editing.set(None);
-                    reload.update(|n| *n += 1);
-                }
-                Err(e) => problem.set(Some(e.to_string())),
-            }
-        });
+        editor.remove(delete_rule(id));
     };
     let events = EventKind::ALL
         .into_iter()
@@ -578,7 +594,7 @@ fn Maintenance() -> impl IntoView {
         |_| async move {
             let windows = get_maintenance().await?;
             let services = get_catalog(Some(CatalogScope::Services)).await?.services;
-            Ok::<_, crate::api::ServerError>((windows, services))
+            Ok::<_, ServerError>((windows, services))
         },
     );
     let editing = RwSignal::new(None::<Option<MaintenanceWindow>>);
@@ -611,8 +627,7 @@ fn Maintenance() -> impl IntoView {
                             <thead><tr><th>"Title"</th><th>"For"</th><th>"When"</th><th>"Now"</th><th></th></tr></thead>
                             <tbody>
                                 {windows.into_iter().map(|w| {
-                                    let scope = [services_named(&w.spec.services, &services), w.spec.tags.iter().map(|t| format!("#{t}")).collect::<Vec<_>>().join(" ")]
-                                        .into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" · ");
+                                    let scope = scope_text(&w.spec.services, &w.spec.tags, &services);
                                     let now = match (w.active, w.current) {
                                         (true, Some(o)) => format!("under way until {}", when(o.ends_at)),
                                         (false, Some(o)) => format!("next {}", when(o.starts_at)),
@@ -661,33 +676,15 @@ fn WindowForm(
         },
         |w| w.spec,
     ));
-    let errors = RwSignal::new(Errors::new());
-    let problem = RwSignal::new(None::<String>);
+    let editor = Editor::new(editing, reload);
+    let Editor { errors, problem, .. } = editor;
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        errors.set(Errors::new());
-        problem.set(None);
-        leptos::task::spawn_local(async move {
-            match save_maintenance(id, spec.get_untracked()).await {
-                Ok(_) => {
-                    editing.set(None);
-                    reload.update(|n| *n += 1);
-                }
-                Err(e) => problem.set(Some(format!("Not saved: {}", show_server_error(errors, &e)))),
-            }
-        });
+        editor.save(save_maintenance(id, spec.get_untracked()));
     };
     let remove = move |_| {
         let Some(id) = id else { return };
-        leptos::task::spawn_local(async move {
-            match delete_maintenance(id).await {
-                Ok(()) => {
-                    editing.set(None);
-                    reload.update(|n| *n += 1);
-                }
-                Err(e) => problem.set(Some(e.to_string())),
-            }
-        });
+        editor.remove(delete_maintenance(id));
     };
     let time_input = move |get: fn(&MaintenanceSpec) -> chrono::DateTime<chrono::Utc>,
                            set: fn(&mut MaintenanceSpec, chrono::DateTime<chrono::Utc>),
