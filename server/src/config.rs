@@ -50,6 +50,9 @@ pub enum Command {
     /// Manage API tokens (works whether or not a server runs on the same data).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Record change events (deploys, config changes, …) on a running Triage, e.g. from CI.
+    #[command(subcommand)]
+    Change(ChangeCommand),
     /// Measure the probe pipeline on this machine (a private PostgreSQL, local targets).
     Bench(BenchArgs),
     /// Add synthetic services with a stretch of history (to try or measure the dashboard at scale).
@@ -102,6 +105,48 @@ pub struct BenchArgs {
     /// Results written by the `ingest` benchmark.
     #[arg(long = "results", default_value_t = 500_000)]
     pub results: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum ChangeCommand {
+    /// Record one change (prints its id and headline).
+    Add(ChangeAddArgs),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ChangeAddArgs {
+    /// The Triage server's base URL.
+    #[arg(long, env = "TRIAGE_SERVER")]
+    pub server: url::Url,
+    /// A `push` or `admin` API token.
+    #[arg(long, env = "TRIAGE_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// The service's name or id.
+    #[arg(long)]
+    pub service: String,
+    #[arg(long, value_parser = parse_change_kind)]
+    pub kind: app::model::ChangeKind,
+    #[arg(long)]
+    pub title: String,
+    #[arg(long)]
+    pub version: Option<String>,
+    /// A link to the pipeline run, pull request or release notes.
+    #[arg(long)]
+    pub link: Option<String>,
+    /// Who made the change.
+    #[arg(long)]
+    pub author: Option<String>,
+    /// When (RFC 3339); default now.
+    #[arg(long)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When a change that takes time finished (RFC 3339).
+    #[arg(long = "ends-at")]
+    pub ends_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn parse_change_kind(s: &str) -> Result<app::model::ChangeKind, ConfigError> {
+    app::model::ChangeKind::parse(s)
+        .ok_or_else(|| ConfigError("expected deploy, config, feature_flag, migration or infra".into()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]

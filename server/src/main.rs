@@ -6,8 +6,8 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use server::cli::{admin, bench, demo, probes, seed, serve, telemetry};
-use server::config::{self, Command, ProbesCommand};
+use server::cli::{admin, bench, change, demo, probes, seed, serve, telemetry};
+use server::config::{self, ChangeCommand, Command, ProbesCommand};
 
 /// Stack of each runtime worker thread (see `main`).
 const WORKER_STACK_BYTES: usize = 8 * 1024 * 1024;
@@ -29,6 +29,7 @@ fn main() -> ExitCode {
                 | Command::Seed(_)
                 | Command::User(_)
                 | Command::Token(_)
+                | Command::Change(_)
         )
     );
     if let Err(e) = telemetry::init(&cli.log, output_is_product) {
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
             runtime.block_on(probes::apply_command(&cli, file, *dry_run))
         }
         Some(Command::Import(args)) => runtime.block_on(probes::import_command(&cli, args)),
+        Some(Command::Change(ChangeCommand::Add(args))) => runtime.block_on(change::add(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

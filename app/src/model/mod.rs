@@ -3,6 +3,7 @@
 
 mod auth;
 mod catalog;
+mod change;
 mod guidance;
 mod incident;
 mod maintenance;
@@ -15,6 +16,7 @@ mod system;
 
 pub use auth::*;
 pub use catalog::*;
+pub use change::*;
 pub use guidance::*;
 pub use incident::*;
 pub use maintenance::*;

@@ -1,9 +1,11 @@
 //! Triage's commands: `serve` (the server, and the database every command opens), `bench`, `seed`,
-//! `demo-target`, `user` and `token` (`admin`), `probes`, and the logging they all start with
+//! `demo-target`, `user` and `token` (`admin`), `probes`, `change add` (a client of a running
+//! server), and the logging they all start with
 //! (`telemetry`).
 
 pub mod admin;
 pub mod bench;
+pub mod change;
 pub mod demo;
 pub mod probes;
 pub mod seed;

@@ -9,7 +9,7 @@ use app::model::{
 };
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// An incident's own columns, as read and written back whole by a change.
@@ -658,6 +658,18 @@ pub async fn mark_handled(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result
         .execute(&mut **tx)
         .await
         .map(|_| ())
+}
+
+/// When the incident started (its creation when no start is set), and whether Triage opened it.
+#[tracing::instrument(skip_all)]
+pub async fn start_of(conn: &mut PgConnection, incident: Uuid) -> Result<Option<(DateTime<Utc>, bool)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select coalesce(started_at, created_at) as "start!", automatic from incidents where incident_id = $1"#,
+        incident
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.start, r.automatic)))
 }
 
 /// The open incident that covers `service`, newest first, if any.

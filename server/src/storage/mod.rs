@@ -1,6 +1,6 @@
 //! PostgreSQL, and every SQL statement Triage runs: the embedded cluster (`cluster`) and what
 //! restarts it when it dies (`supervisor`), the pool and
-//! migrations (`pool`), instance and database housekeeping here, services and probes in `catalog`,
+//! migrations (`pool`), instance and database housekeeping here, services and probes in `catalog`, change events in `changes`,
 //! raw results in `results`, rollups and their bucket format in `rollups`, users, sessions,
 //! tokens and the audit trail in `auth`, incidents in `incidents`, checklists and hypotheses in
 //! `guidance`, postmortems in `postmortems`, notification channels, rules and the outbox in
@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod bench;
 pub mod catalog;
+pub mod changes;
 pub mod cluster;
 pub mod guidance;
 pub mod incidents;

@@ -3,6 +3,7 @@
 
 mod access;
 mod auth;
+mod changes;
 mod cli;
 mod common;
 mod config_ui;

@@ -264,8 +264,9 @@ impl Engine {
         let entry = automatic_entry(tx, id, EntryKind::StatusChange, &text, o.detected).await?;
         let facts = IncidentFacts { id, title, severity, status: IncidentStatus::Investigating, commander: None };
         notify::incident(tx, EventKind::IncidentOpened, &facts, Vec::new(), false, Some(cause)).await?;
+        let changes = super::changes::link(tx, id).await?;
         tracing::warn!(incident = %id, service = o.service, probe = o.probe, severity = severity.as_str(), "incident opened automatically");
-        Ok((id, entry.into_iter().map(RoomEvent::Entry).collect()))
+        Ok((id, entry.into_iter().chain(changes).map(RoomEvent::Entry).collect()))
     }
 
     /// Opens incidents for probes degraded longer than their policy allows, and suggests (or

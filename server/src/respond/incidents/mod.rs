@@ -2,6 +2,7 @@
 //! history, and the live room. The REST API and the pages' server functions both come here; the
 //! automatic side (probe state changes) is in [`engine`].
 
+pub mod changes;
 pub mod engine;
 pub mod evidence;
 pub mod rooms;
@@ -177,6 +178,7 @@ impl Incidents {
         )
         .await?;
         store::add_services(&mut tx, id, &input.services).await?;
+        let changes = changes::link(&mut tx, id).await?;
         if let Some(user) = author.user {
             store::add_participant(&mut *tx, id, user).await?;
         }
@@ -198,7 +200,9 @@ impl Incidents {
         };
         notify::incident(&mut tx, EventKind::IncidentOpened, &facts, Vec::new(), false, None).await?;
         tx.commit().await?;
-        self.announce(id, entry).await
+        let incident = self.announce(id, entry).await?;
+        self.publish_entries(changes);
+        Ok(incident)
     }
 
     /// After a committed change: the room gets the incident as it now is, then the entry that
@@ -397,6 +401,8 @@ impl Incidents {
             return self.get(id).await;
         }
         store::save_incident(&mut tx, &rec).await?;
+        // New services, or an earlier start, can bring changes into the incident's window.
+        let linked = self::changes::link(&mut tx, id).await?;
         if let Some(user) = author.user {
             store::add_participant(&mut *tx, id, user).await?;
         }
@@ -423,7 +429,9 @@ impl Incidents {
             notify::incident(&mut tx, kind, &facts, told, reopened, None).await?;
         }
         tx.commit().await?;
-        self.announce(id, entry).await
+        let incident = self.announce(id, entry).await?;
+        self.publish_entries(linked);
+        Ok(incident)
     }
 
     /// Posts an entry (responders). With an idempotency key a retry returns the entry stored the

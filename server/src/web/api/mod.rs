@@ -2,6 +2,7 @@
 //! JSON in and out; every error is the JSON body of [`ApiError`], naming the field at fault.
 
 mod auth;
+mod changes;
 mod guidance;
 mod import;
 mod incidents;
@@ -15,11 +16,11 @@ mod stream;
 mod users;
 
 use app::model::{
-    AuditRow, Channel, ChannelSpec, Checklist, ChecklistDef, CreatedToken, Delivery, EntryPatch, EntryRevision,
-    Guidance, Hypothesis, HypothesisInput, Incident, IncidentPatch, MaintenanceSpec, MaintenanceWindow, Me, NewComment,
-    NewEntry, NewIncident, NewToken, NewUser, Postmortem, PostmortemComment, PostmortemPatch, PostmortemSummary, Probe,
-    ProbeResult, ProbeSpec, ProbeTrial, Role, Rule, RuleSpec, Series, Service, ServiceInput, StateChange, TickInput,
-    TimelineEntry, TokenSummary, UserPatch, UserSummary,
+    AuditRow, ChangeEvent, ChangeInput, Channel, ChannelSpec, Checklist, ChecklistDef, CreatedToken, Delivery,
+    EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput, Incident, IncidentPatch, MaintenanceSpec,
+    MaintenanceWindow, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Postmortem, PostmortemComment,
+    PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, ProbeTrial, Role, Rule, RuleSpec, Series,
+    Service, ServiceInput, StateChange, TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary,
 };
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
@@ -76,6 +77,11 @@ pub fn routes() -> Secured {
         .returns(200, json::<Series>())
         .get("/api/v1/probes/{id}/state-changes", viewer, probes::state_changes)
         .returns(200, list::<StateChange>())
+        .post("/api/v1/changes", Need::Push, changes::record)
+        .takes(json::<ChangeInput>())
+        .returns(201, json::<ChangeEvent>())
+        .get("/api/v1/changes", viewer, changes::list)
+        .returns(200, list::<ChangeEvent>())
         .post("/api/v1/push/{id}", Need::Push, push::push)
         .takes(json::<push::PushBody>())
         .returns(201, json::<push::PushAnswer>())
