@@ -54,6 +54,12 @@ pub trait Backend: CatalogBackend + NotifyBackend + Send + Sync + 'static {
         id: uuid::Uuid,
     ) -> BoxFuture<'_, Result<Option<IncidentRoom>, ServerError>>;
     fn declare_incident(&self, req: RequestParts, input: NewIncident) -> BoxFuture<'_, Result<Incident, ServerError>>;
+    /// Records a change event (responders, from the service page).
+    fn record_change(
+        &self,
+        req: RequestParts,
+        input: crate::model::ChangeInput,
+    ) -> BoxFuture<'_, Result<crate::model::ChangeEvent, ServerError>>;
     fn update_incident(
         &self,
         req: RequestParts,

@@ -29,6 +29,13 @@ pub async fn post_incident(input: NewIncident) -> Result<Incident, ServerError> 
     backend.0.declare_incident(super::backend::request_parts()?, input).await
 }
 
+/// Records a change event (a deploy, a config change, …) from the service page.
+#[server(endpoint = "record_change", input = Json)]
+pub async fn record_change(input: crate::model::ChangeInput) -> Result<crate::model::ChangeEvent, ServerError> {
+    let backend = super::backend::backend()?;
+    backend.0.record_change(super::backend::request_parts()?, input).await
+}
+
 #[server(endpoint = "update_incident", input = Json)]
 pub async fn update_incident(id: uuid::Uuid, patch: IncidentPatch) -> Result<Incident, ServerError> {
     let backend = super::backend::backend()?;

@@ -52,5 +52,5 @@ pub fn points() -> Vec<SeriesPoint> {
 }
 
 pub fn input(points: &[SeriesPoint]) -> ChartInput<'_> {
-    ChartInput { from: at(0), to: at(15), step_secs: 60, points, bands: &[], markers: &[] }
+    ChartInput { from: at(0), to: at(15), step_secs: 60, points, bands: &[], markers: &[], changes: &[] }
 }

@@ -1,6 +1,6 @@
 //! What the service charts share: one time axis (so the three stack and line up), value axes with
 //! round ticks, and the input every chart takes. `bands` are shaded time ranges (incidents) drawn
-//! behind the data.
+//! behind the data; `markers` (timeline entries) and `changes` (change events) are lines across it.
 
 use chrono::{DateTime, Utc};
 use plotters::coord::Shift;
@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{FONT, nice_ceiling, palette, tick};
-use crate::model::SeriesPoint;
+use crate::model::{ChangeEvent, SeriesPoint};
 
 pub const LEFT: i32 = 56;
 pub const RIGHT: i32 = 12;
@@ -29,6 +29,20 @@ pub struct Marker {
     pub at: DateTime<Utc>,
 }
 
+/// A change event on the time axis (a deploy, a config change, …): a line in the warning colour
+/// with the kind's letter at the top, so "what changed just before this?" is answered by looking.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeMark {
+    pub at: DateTime<Utc>,
+    pub letter: &'static str,
+}
+
+impl ChangeMark {
+    pub fn of(events: &[ChangeEvent]) -> Vec<ChangeMark> {
+        events.iter().map(|c| ChangeMark { at: c.at, letter: c.kind.letter() }).collect()
+    }
+}
+
 /// Everything a service chart draws from.
 #[derive(Clone, Copy, Debug)]
 pub struct ChartInput<'a> {
@@ -38,6 +52,7 @@ pub struct ChartInput<'a> {
     pub points: &'a [SeriesPoint],
     pub bands: &'a [Band],
     pub markers: &'a [Marker],
+    pub changes: &'a [ChangeMark],
 }
 
 /// Pixel geometry of the plot area and the mapping of time and value into it.
@@ -94,6 +109,12 @@ pub fn axes<DB: DrawingBackend>(
     for m in input.markers {
         let x = frame.x(m.at);
         area.draw(&PathElement::new(vec![(x, frame.y0), (x, frame.y1)], palette::REF.stroke_width(1)))?;
+    }
+    for c in input.changes {
+        let x = frame.x(c.at);
+        area.draw(&PathElement::new(vec![(x, frame.y0), (x, frame.y1)], palette::WARN.stroke_width(1)))?;
+        let style = TextStyle::from((FONT, 10).into_font()).color(&palette::WARN).pos(Pos::new(HPos::Left, VPos::Top));
+        area.draw(&Text::new(c.letter, (x + 2, frame.y0), style))?;
     }
     for i in 0..=4 {
         let v = frame.y_max * f64::from(i) / 4.0;

@@ -65,7 +65,15 @@ pub fn draw<DB: DrawingBackend>(
     let (first, last) = (sorted[0].at, sorted[sorted.len() - 1].at);
     // A margin either side keeps the first and last points off the axes.
     let pad = ((last - first) / 20).max(Duration::hours(1));
-    let input = ChartInput { from: first - pad, to: last + pad, step_secs: 60, points: &[], bands: &[], markers: &[] };
+    let input = ChartInput {
+        from: first - pad,
+        to: last + pad,
+        step_secs: 60,
+        points: &[],
+        bands: &[],
+        markers: &[],
+        changes: &[],
+    };
     let y_max = sorted.iter().filter_map(|p| minutes(p.resolve_secs).or(minutes(p.detect_secs))).fold(0.0, f64::max);
     let frame = Frame::new(area.dim_in_pixel(), &input, y_max.max(1.0));
     frame::axes(area, &frame, &input, " min")?;

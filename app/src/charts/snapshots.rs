@@ -34,10 +34,17 @@ fn drawings() -> Vec<(&'static str, String)> {
     let bands = [Band { from: super::fixtures::at(11), to: super::fixtures::at(13), label: "INC-7".into() }];
     let banded = super::frame::ChartInput { bands: &bands, ..input(&pts) };
     let wide = ChartSize { width: 960, height: 200 };
+    let changes = [
+        super::frame::ChangeMark { at: super::fixtures::at(4), letter: "D" },
+        super::frame::ChangeMark { at: super::fixtures::at(10), letter: "F" },
+    ];
+    let changed = super::frame::ChartInput { changes: &changes, ..input(&pts) };
     vec![
         ("latency.svg", latency::render_svg(&input(&pts), SIZE)),
         ("latency-band-wide.svg", latency::render_svg(&banded, wide)),
         ("latency-empty.svg", latency::render_svg(&input(&[]), SIZE)),
+        ("latency-changes.svg", latency::render_svg(&changed, SIZE)),
+        ("errors-changes.svg", errors::render_svg(&changed, SIZE)),
         ("phases.svg", phases::render_svg(&input(&pts), SIZE)),
         ("phases-empty.svg", phases::render_svg(&input(&[]), SIZE)),
         ("errors.svg", errors::render_svg(&input(&pts), SIZE)),

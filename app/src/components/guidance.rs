@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 
 use crate::api::{get_guidance, get_service_view, save_hypothesis, tick_step};
-use crate::charts::frame::ChartInput;
+use crate::charts::frame::{ChangeMark, ChartInput};
 use crate::charts::{self, ChartSize};
 use crate::model::{
     ChartKind, EvidenceStatus, Guidance, GuidedStep, Hypothesis, HypothesisInput, HypothesisStatus, Risk, StepDef,
@@ -384,6 +384,7 @@ fn StepChart(
     view! {
         <Transition fallback=|| ()>
             {move || view.get().and_then(|r| r.ok()).flatten().map(|v| {
+                let changes = ChangeMark::of(&v.change_events);
                 let input = ChartInput {
                     from: v.from,
                     to: v.to,
@@ -391,6 +392,7 @@ fn StepChart(
                     points: if kind == ChartKind::Pool { &v.pool } else { &v.traffic },
                     bands: &[],
                     markers: &[],
+                    changes: &changes,
                 };
                 let svg = match kind {
                     ChartKind::Latency => charts::latency::render_svg(&input, SMALL),

@@ -118,6 +118,11 @@ pub enum Binding {
     Grpc,
     /// "Is it back to normal?": the signals against their baseline, and for how long.
     Recovery,
+    /// "Did anything ship or change?": the change events from an hour before the start.
+    RecentChange,
+    /// "Roll back the last change": the newest change before the start, and what undoing it
+    /// risks for its kind.
+    Rollback,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -187,6 +187,9 @@ pub struct ServiceView {
     /// Maintenance windows of this service overlapping the window (drawn as bands too).
     #[serde(default)]
     pub maintenance: Vec<MaintenanceBand>,
+    /// Deploys and other changes of this service in the window, oldest first (chart markers).
+    #[serde(default)]
+    pub change_events: Vec<crate::model::ChangeEvent>,
 }
 
 /// An occurrence of a maintenance window on a service's charts.

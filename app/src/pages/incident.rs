@@ -13,7 +13,7 @@ use leptos_router::hooks::use_params_map;
 use super::incidents::{elapsed, severity_badge, status_badge};
 use super::service::{CopyId, incident_bands};
 use crate::api::{delete_entry, edit_entry, get_incident_room, get_service_view, post_entry, update_incident};
-use crate::charts::frame::{ChartInput, Marker};
+use crate::charts::frame::{ChangeMark, ChartInput, Marker};
 use crate::charts::{self, ChartSize};
 use crate::components::guidance::GuidancePanel;
 use crate::components::live::{Link, LiveBadge, use_live_refetch, use_live_stream};
@@ -428,7 +428,8 @@ fn ServiceCharts(service: AffectedService, state: RoomState, open: bool) -> impl
                     Ok(Some(v)) => {
                         let bands = incident_bands(&v.incidents, v.to);
                         let markers: Vec<Marker> = state.entries.with_untracked(|e| e.iter().filter(|x| x.deleted.is_none()).map(|x| Marker { at: x.happened_at }).collect());
-                        let traffic = ChartInput { from: v.from, to: v.to, step_secs: v.step_secs, points: &v.traffic, bands: &bands, markers: &markers };
+                        let changes = ChangeMark::of(&v.change_events);
+                        let traffic = ChartInput { from: v.from, to: v.to, step_secs: v.step_secs, points: &v.traffic, bands: &bands, markers: &markers, changes: &changes };
                         let pool = ChartInput { points: &v.pool, ..traffic };
                         let (from, to) = (v.from, v.to);
                         let attach = move |_| state.attach.set(Some(Attachment::ChartRange { service_id: id, from, to }));

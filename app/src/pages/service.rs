@@ -10,8 +10,9 @@ use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use crate::api::get_service_view;
-use crate::charts::frame::{Band, ChartInput};
+use crate::charts::frame::{Band, ChangeMark, ChartInput};
 use crate::charts::{self, ChartSize};
+use crate::components::changes::{ChangeForm, ChangeList};
 use crate::components::live::{Link, LiveBadge, use_live_refetch};
 use crate::components::state::{probe_state_label, state_label};
 use crate::model::{RANGES, SeriesPoint, ServiceView, Window, WindowError, bucket_at, local_input, parse_time};
@@ -52,6 +53,9 @@ pub fn Service() -> impl IntoView {
     // Outside the refetched body: a live refetch in the middle of a drag must not drop it.
     let pointer = Pointer::default();
     let copied = RwSignal::new(None::<String>);
+    let may_record = use_context::<crate::model::CurrentUser>()
+        .and_then(|c| c.0)
+        .is_some_and(|m| m.may(crate::model::Role::Responder));
     view! {
         <section class="page" aria-busy=move || pending.get().to_string()>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> } set_pending>
@@ -71,6 +75,11 @@ pub fn Service() -> impl IntoView {
                     (Err(e), _) => view! { <p class="error" role="alert">"Could not load the service: " {e.to_string()}</p> }.into_any(),
                 })}
             </Transition>
+            // Outside the refetched body, so a live refetch does not clear what is being typed.
+            {move || (may_record && id.get().is_some()).then(|| {
+                let service = id.get().map(|i| i.to_string()).unwrap_or_default();
+                view! { <ChangeForm service saved=tick/> }
+            })}
         </section>
     }
 }
@@ -160,6 +169,7 @@ fn ServiceBody(
         to: m.to,
         label: format!("maintenance: {}", m.title),
     }));
+    let change_marks = ChangeMark::of(&view.change_events);
     let traffic = ChartInput {
         from: view.from,
         to: view.to,
@@ -167,6 +177,7 @@ fn ServiceBody(
         points: &view.traffic,
         bands: &bands,
         markers: &[],
+        changes: &change_marks,
     };
     let pool = ChartInput { points: &view.pool, ..traffic };
     let mut svgs = vec![
@@ -221,6 +232,7 @@ fn ServiceBody(
         // The charts are drawn: the cursor's data can take the series rather than copy them.
         traffic: std::mem::take(&mut view.traffic),
         pool: std::mem::take(&mut view.pool),
+        changes: view.change_events.clone(),
     };
     let probes = view
         .probes
@@ -325,6 +337,8 @@ fn ServiceBody(
         </p>
         <div class="chart-options">"Latency: " {lat_switch}</div>
         <ChartStack svgs data=stack pointer phases/>
+        <h2>"Changes"</h2>
+        <ChangeList events=view.change_events.clone()/>
         {readiness}
         <h2>"Probes"</h2>
         <table class="grid" aria-label="Probes">
@@ -414,6 +428,7 @@ struct StackData {
     step_secs: u64,
     traffic: Vec<SeriesPoint>,
     pool: Vec<SeriesPoint>,
+    changes: Vec<crate::model::ChangeEvent>,
 }
 
 impl StackData {
@@ -446,6 +461,11 @@ impl StackData {
         if let Some(pool) = bucket_at(&self.pool, self.step_secs, at).and_then(|p| p.pool.as_ref()) {
             let n = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
             lines.push(format!("pool {} of {} in use, {} waiting", n(pool.in_use), n(pool.max), n(pool.waiting)));
+        }
+        // A change marker is a 1-pixel line: the pointer counts as on it within a bucket.
+        let near = chrono::Duration::seconds(i64::try_from(self.step_secs).unwrap_or(60));
+        for c in self.changes.iter().filter(|c| (c.at - at).abs() <= near) {
+            lines.push(format!("{} {}", c.kind.letter(), c.hover()));
         }
         lines
     }
@@ -637,11 +657,28 @@ mod tests {
             step_secs: 60,
             traffic: vec![point],
             pool: vec![],
+            changes: vec![crate::model::ChangeEvent {
+                id: uuid::Uuid::nil(),
+                service_id: uuid::Uuid::nil(),
+                service: "shop".into(),
+                kind: crate::model::ChangeKind::Deploy,
+                title: "Release 1.4.2".into(),
+                version: Some("v1.4.2".into()),
+                link: None,
+                author: Some("alice".into()),
+                at: at(30),
+                ends_at: None,
+                recorded_by: "token:ci".into(),
+                recorded_at: at(30),
+            }],
         };
         let lines = data.describe(0.505);
         assert_eq!(lines[0], "2026-11-23 10:30:18 UTC");
         assert_eq!(lines[1], "p50 10 · p95 42 · p99 90 ms");
         assert_eq!(lines[2], "errors 5.0 % (1 of 20 checks)");
+        // The pointer near a change's marker names it.
+        assert_eq!(lines[3], "D deploy v1.4.2 of shop at 2026-11-23 10:30 UTC by alice: Release 1.4.2");
         assert_eq!(data.describe(0.1)[1], "no checks in this bucket");
+        assert_eq!(data.describe(0.1).len(), 2, "no change near 10:06");
     }
 }

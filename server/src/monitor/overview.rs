@@ -160,6 +160,8 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
         let mut conn = pool.acquire().await?;
         crate::monitor::maintenance::bands_for_service(&mut conn, &service, from, to).await?
     };
+    let mut change_events = crate::storage::changes::list(pool, Some(&[id]), from, to, MAX_CHANGE_MARKERS).await?;
+    change_events.reverse();
     Ok(Some(ServiceView {
         service,
         // The page's data reaches every viewer: secrets masked.
@@ -174,11 +176,14 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
         changes,
         incidents,
         maintenance,
+        change_events,
     }))
 }
 
 /// Results and state changes listed on the service page.
 const RECENT: i64 = 20;
+/// The newest change events marked on a service's charts (more would be a solid wall of lines).
+const MAX_CHANGE_MARKERS: i64 = 200;
 
 #[cfg(test)]
 mod tests {

@@ -85,7 +85,7 @@ pub const PAGES: [(&str, Need, Kind); 16] = [
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 53] = [
+pub const SERVER_FNS: [(&str, Need); 54] = [
     ("/api/get_channels", Need::Role(Role::Admin)),
     ("/api/save_channel", Need::Role(Role::Admin)),
     ("/api/delete_channel", Need::Role(Role::Admin)),
@@ -126,6 +126,7 @@ pub const SERVER_FNS: [(&str, Need); 53] = [
     ("/api/get_incidents", Need::Role(Role::Viewer)),
     ("/api/get_incident_room", Need::Role(Role::Viewer)),
     ("/api/post_incident", Need::Role(Role::Responder)),
+    ("/api/record_change", Need::Role(Role::Responder)),
     ("/api/post_entry", Need::Role(Role::Responder)),
     ("/api/update_incident", Need::Role(Role::Commander)),
     ("/api/get_me", Need::Public),

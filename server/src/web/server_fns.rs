@@ -119,6 +119,16 @@ impl Backend for PgBackend {
         })
     }
 
+    fn record_change(
+        &self,
+        req: RequestParts,
+        input: app::model::ChangeInput,
+    ) -> BoxFuture<'_, Result<app::model::ChangeEvent, ServerError>> {
+        Box::pin(async move {
+            self.state.incidents.record_change(&crate::web::access::actor_of(&req), &input).await.map_err(shown)
+        })
+    }
+
     fn declare_incident(&self, req: RequestParts, input: NewIncident) -> BoxFuture<'_, Result<Incident, ServerError>> {
         Box::pin(async move {
             self.state.incidents.create(&crate::web::access::actor_of(&req), &input).await.map_err(shown)

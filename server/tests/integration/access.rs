@@ -82,6 +82,7 @@ fn intended(method: &Method, path: &str) -> Need {
     }
     if [
         "/api/post_incident",
+        "/api/record_change",
         "/api/post_entry",
         "/api/edit_entry",
         "/api/delete_entry",

@@ -218,3 +218,90 @@ async fn bad_changes_are_refused_by_name_and_nothing_is_stored() {
     assert!(err.contains("deploy, config, feature_flag, migration or infra"), "{err}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_checklist_the_charts_and_the_postmortem_start_from_the_change_before_an_outage() {
+    let (target, _status) = crate::common::health_target(503).await;
+    let app = spawn_app().await;
+    let mut rooms = app.state.incidents.rooms.subscribe();
+    let shop = service(&app, "shop").await;
+    let push = token_client(&create_token(&app.pool, Scope::Push, "ci").await);
+    let deployed = Utc::now() - Duration::minutes(2);
+    let body = json!({"service": "shop", "kind": "deploy", "title": "Release 1.4.2", "version": "v1.4.2", "at": rfc3339(deployed)});
+    assert_eq!(post(&push, &app, body).await.0, StatusCode::CREATED);
+
+    // The outage after it opens an incident by itself; the engine writes the change into its room.
+    let probe = json!({"name": "checkout", "service": "shop", "kind": "http", "url": format!("http://{target}/health"),
+        "interval_secs": 1, "timeout_ms": 500, "failures_to_down": 2, "incidents": {"auto_open": true}});
+    let res = app.client.post(app.url("/api/v1/probes")).json(&probe).send().await.expect("probe");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let (id, _) = crate::incidents::room_event(
+        &mut rooms,
+        "the change's entry",
+        crate::incidents::automatic_containing("Change: **deploy v1.4.2 of shop**"),
+    )
+    .await;
+    let entries = timeline(&app, id).await;
+    let linked = change_entries(&entries);
+    assert_eq!(linked.len(), 1);
+    assert!(linked[0].text.contains("before the first failing check"), "{}", linked[0].text);
+
+    // The checklist's "did anything ship?" answers itself, and rolling back is proposed.
+    let guidance: Value = app.get_json(&format!("/api/v1/incidents/{id}/guidance")).await;
+    let down = guidance["checklists"]
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["id"] == "service-down"))
+        .expect("the service-down checklist");
+    let step =
+        |id: &str| down["steps"].as_array().and_then(|s| s.iter().find(|x| x["id"] == id)).cloned().expect("step");
+    let shipped = step("recent-deploy");
+    assert_eq!(shipped["live"]["status"], "fail", "{shipped}");
+    assert!(
+        shipped["live"]["detail"].as_str().is_some_and(|d| d.starts_with("deploy v1.4.2 of shop at ")),
+        "{shipped}"
+    );
+    let rollback = step("rollback");
+    assert!(
+        rollback["live"]["detail"].as_str().is_some_and(|d| d.starts_with("Roll back deploy v1.4.2 of shop")),
+        "{rollback}"
+    );
+    assert_eq!(rollback["risk"], "low");
+    assert!(
+        guidance["suggested_hypotheses"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("The deploy v1.4.2 of shop")),
+        "{}",
+        guidance["suggested_hypotheses"]
+    );
+
+    // The service page (and the room's charts) carry it for their markers.
+    let view = server::monitor::overview::service_view(&app.pool, shop, &app::model::Window::default())
+        .await
+        .expect("query")
+        .expect("the service");
+    assert_eq!(view.change_events.iter().map(|c| c.headline()).collect::<Vec<_>>(), ["deploy v1.4.2 of shop"]);
+
+    // Resolved, its postmortem names the change as the likely trigger and its frozen charts mark it.
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/v1/incidents/{id}")))
+        .json(&json!({"status": "resolved"}))
+        .send()
+        .await
+        .expect("resolve");
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app.client.post(app.url(&format!("/api/v1/incidents/{id}/postmortem"))).send().await.expect("postmortem");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let pm: Value = res.json().await.expect("postmortem");
+    let trigger = pm["doc"]["sections"]["trigger"].as_str().unwrap_or_default();
+    assert!(trigger.contains("**deploy v1.4.2 of shop**"), "{trigger}");
+    assert!(trigger.contains("before it — Release 1.4.2"), "{trigger}");
+    let latency = pm["charts"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["kind"] == "latency"))
+        .and_then(|c| c["svg"].as_str())
+        .expect("a frozen latency chart");
+    assert!(latency.contains("stroke=\"var(--chart-warn)\""), "the change's line");
+    assert!(latency.contains(">D</text>") || latency.contains(">\nD\n</text>"), "its letter");
+    app.stop().await;
+}

@@ -128,7 +128,15 @@ mod tests {
         for kind in app::model::SymptomKind::ALL {
             assert!(answered.contains(&kind), "no checklist answers {kind:?}");
         }
-        for kind in [Binding::Dns, Binding::Icmp, Binding::Tcp, Binding::Tls, Binding::Grpc] {
+        for kind in [
+            Binding::Dns,
+            Binding::Icmp,
+            Binding::Tcp,
+            Binding::Tls,
+            Binding::Grpc,
+            Binding::RecentChange,
+            Binding::Rollback,
+        ] {
             assert!(bound.contains(&kind), "no step takes its evidence from {kind:?} checks");
         }
     }

@@ -129,9 +129,19 @@ pub async fn service_signals(
         .map(|p| p.spec.pool_saturated_at.unwrap_or(app::model::POOL_SATURATED_AT))
         .reduce(f64::min)
         .unwrap_or(app::model::POOL_SATURATED_AT);
+    let since = incident_start.unwrap_or(now) - crate::respond::incidents::changes::lookback();
+    let mut changes = crate::storage::changes::list(pool, Some(&[service_id]), since, now, 50).await?;
+    changes.reverse();
+    let records_changes = !changes.is_empty()
+        || !crate::storage::changes::list(pool, Some(&[service_id]), now - Duration::days(30), now, 1)
+            .await?
+            .is_empty();
     Ok(ServiceSignals {
         service_id,
         service: service.to_string(),
+        changes,
+        records_changes,
+        incident_start,
         pool_saturated_at,
         traffic: series.points,
         step_secs: series.step_secs,
@@ -200,7 +210,8 @@ impl Guide {
             .collect();
         checklists.sort_by(|a, b| b.score.total_cmp(&a.score));
         let hypotheses = store::hypotheses(&self.pool, id).await?;
-        let mut suggested = signals::suggest(&symptoms);
+        let mut suggested = signals::suggest_changes(&services);
+        suggested.extend(signals::suggest(&symptoms));
         suggested.retain(|s| !hypotheses.iter().any(|h| h.text == s.text));
         Ok(Guidance { symptoms, checklists, hypotheses, suggested_hypotheses: suggested, recovery, now })
     }

@@ -2,8 +2,8 @@
 //! function of [`ServiceSignals`], so each rule is tested on synthetic series.
 
 use app::model::{
-    Binding, ChartKind, Checklist, ComponentState, ErrorClass, Evidence, EvidenceStatus, Outcome, PoolReading,
-    ProbeKind, ProbeResult, SeriesPoint, SuggestedHypothesis, Symptom, SymptomKind,
+    Binding, ChangeEvent, ChangeKind, ChartKind, Checklist, ComponentState, ErrorClass, Evidence, EvidenceStatus,
+    Outcome, PoolReading, ProbeKind, ProbeResult, SeriesPoint, SuggestedHypothesis, Symptom, SymptomKind,
 };
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -65,6 +65,13 @@ pub struct ServiceSignals {
     pub probes: Vec<ProbeSignal>,
     /// Results in the window, newest first.
     pub recent: Vec<ProbeResult>,
+    /// Change events from an hour before the incident's start until now, oldest first.
+    pub changes: Vec<ChangeEvent>,
+    /// Whether the service has change events at all (in the last 30 days): without any, "no
+    /// change" means nobody records them, not that nothing changed.
+    pub records_changes: bool,
+    /// When the incident started: what a change's lead time is measured to.
+    pub incident_start: Option<DateTime<Utc>>,
 }
 
 fn hm(t: DateTime<Utc>) -> String {
@@ -301,6 +308,21 @@ pub fn choose(library: &[Checklist], symptoms: &[Symptom]) -> Vec<(String, f64, 
 }
 
 /// Likely causes from the seeds' failure modes, strongest symptom first, at most three.
+/// A change shortly before the start is the first suspect: one hypothesis for the newest change
+/// of each service.
+pub fn suggest_changes(services: &[ServiceSignals]) -> Vec<SuggestedHypothesis> {
+    services
+        .iter()
+        .filter_map(|s| {
+            let c = s.changes.iter().rev().find(|c| s.incident_start.is_none_or(|start| c.at <= start))?;
+            Some(SuggestedHypothesis {
+                text: format!("The {} set it off", change_words(c, s.incident_start)),
+                verify: "the charts before and after its marker; the errors of the release; roll it back if the failures started with it".into(),
+            })
+        })
+        .collect()
+}
+
 pub fn suggest(symptoms: &[Symptom]) -> Vec<SuggestedHypothesis> {
     let mut out: Vec<SuggestedHypothesis> = Vec::new();
     let h = |t: &str, v: &str| SuggestedHypothesis { text: t.into(), verify: v.into() };
@@ -369,6 +391,28 @@ pub fn suggest(symptoms: &[Symptom]) -> Vec<SuggestedHypothesis> {
     }
     out.truncate(3);
     out
+}
+
+/// "deploy v1.4.2 of shop at 14:02 by alice, 3 minutes before the start".
+fn change_words(c: &ChangeEvent, start: Option<DateTime<Utc>>) -> String {
+    let who = c.author.as_deref().map(|a| format!(" by {a}")).unwrap_or_default();
+    let lead = start.map(|s| format!(", {} the start", app::model::lead_time(c.at, s))).unwrap_or_default();
+    format!("{} at {}{who}{lead}", c.headline(), hm(c.at))
+}
+
+/// Undoing a change, in words, with what it risks: most changes go back cleanly to what worked
+/// before; a migration or infrastructure change may not.
+fn rollback_words(c: &ChangeEvent, start: Option<DateTime<Utc>>) -> String {
+    let how = match c.kind {
+        ChangeKind::Deploy => "redeploy the release before it",
+        ChangeKind::Config => "restore the previous configuration",
+        ChangeKind::FeatureFlag => "turn the flag back",
+        ChangeKind::Migration => "high risk: a migration may not reverse cleanly; check that it has a tested down step",
+        ChangeKind::Infra => {
+            "high risk: undoing infrastructure work can fail in new ways; prefer a fix forward if unsure"
+        }
+    };
+    format!("Roll back {} ({how})", change_words(c, start))
 }
 
 /// A step's evidence from every affected service.
@@ -489,6 +533,32 @@ pub fn evaluate(binding: Binding, services: &[ServiceSignals], recovery: &app::m
                 }
             }
             Binding::Recovery => {}
+            Binding::RecentChange => {
+                let suspects: Vec<&ChangeEvent> = s.changes.iter().rev().take(3).collect();
+                if !suspects.is_empty() {
+                    worse(&mut status, EvidenceStatus::Fail);
+                    details.extend(suspects.iter().map(|c| change_words(c, s.incident_start)));
+                } else if s.records_changes {
+                    worse(&mut status, EvidenceStatus::Pass);
+                    details.push(format!("{}: no change recorded from an hour before the start", s.service));
+                } else {
+                    details.push(format!(
+                        "{}: no change events are recorded for it; check its deploy history by hand (CI can record them with `triage change add`)",
+                        s.service
+                    ));
+                }
+            }
+            Binding::Rollback => {
+                let before = |c: &&ChangeEvent| s.incident_start.is_none_or(|start| c.at <= start);
+                match s.changes.iter().rev().find(before) {
+                    Some(c) => {
+                        worse(&mut status, EvidenceStatus::Fail);
+                        details.push(rollback_words(c, s.incident_start));
+                    }
+                    None => details
+                        .push(format!("{}: no change recorded before the start; nothing to roll back", s.service)),
+                }
+            }
         }
     }
     if binding == Binding::Recovery {
@@ -626,6 +696,9 @@ mod tests {
                 healthy_for_secs: 300,
             }],
             recent: vec![],
+            changes: vec![],
+            records_changes: false,
+            incident_start: Some(at(0)),
         }
     }
 
@@ -904,5 +977,60 @@ mod tests {
         });
         let r = recovery(&[s], &sym, at(15));
         assert!(!r.healthy && !r.confirmed);
+    }
+
+    fn change(kind: ChangeKind, minute: i64) -> ChangeEvent {
+        ChangeEvent {
+            id: Uuid::nil(),
+            service_id: Uuid::nil(),
+            service: "shop".into(),
+            kind,
+            title: "Release 1.4.2".into(),
+            version: (kind == ChangeKind::Deploy).then(|| "v1.4.2".into()),
+            link: None,
+            author: Some("alice".into()),
+            at: at(minute),
+            ends_at: None,
+            recorded_by: "token:ci".into(),
+            recorded_at: at(minute),
+        }
+    }
+
+    #[test]
+    fn a_change_before_the_start_answers_the_step_and_is_proposed_for_rollback_with_its_risk() {
+        let mut s = healthy();
+        let rec = recovery(std::slice::from_ref(&s), &[], at(15));
+        // Nobody records changes for this service: nothing can be said either way.
+        let ev = evaluate(Binding::RecentChange, std::slice::from_ref(&s), &rec);
+        assert_eq!(ev.status, EvidenceStatus::Unknown);
+        assert!(ev.detail.contains("triage change add"), "{}", ev.detail);
+        let ev = evaluate(Binding::Rollback, std::slice::from_ref(&s), &rec);
+        assert_eq!(
+            (ev.status, ev.detail.as_str()),
+            (EvidenceStatus::Unknown, "shop: no change recorded before the start; nothing to roll back")
+        );
+        // Changes are recorded, none lately: the answer is no.
+        s.records_changes = true;
+        assert_eq!(evaluate(Binding::RecentChange, std::slice::from_ref(&s), &rec).status, EvidenceStatus::Pass);
+        // A deploy three minutes before the start.
+        s.changes = vec![change(ChangeKind::Deploy, -3)];
+        let ev = evaluate(Binding::RecentChange, std::slice::from_ref(&s), &rec);
+        assert_eq!(ev.status, EvidenceStatus::Fail);
+        assert_eq!(ev.detail, "deploy v1.4.2 of shop at 13:57 by alice, 3 minutes before the start");
+        let ev = evaluate(Binding::Rollback, std::slice::from_ref(&s), &rec);
+        assert_eq!(
+            ev.detail,
+            "Roll back deploy v1.4.2 of shop at 13:57 by alice, 3 minutes before the start (redeploy the release before it)"
+        );
+        let hyp = suggest_changes(std::slice::from_ref(&s));
+        assert_eq!(hyp.len(), 1);
+        assert!(hyp[0].text.starts_with("The deploy v1.4.2 of shop at 13:57"), "{}", hyp[0].text);
+        // A migration is the newest change before the start: undoing it is named a high risk. A
+        // change after the start is not proposed for rollback.
+        s.changes.push(change(ChangeKind::Migration, -1));
+        s.changes.push(change(ChangeKind::Config, 5));
+        let ev = evaluate(Binding::Rollback, std::slice::from_ref(&s), &rec);
+        assert!(ev.detail.starts_with("Roll back migration “Release 1.4.2” of shop"), "{}", ev.detail);
+        assert!(ev.detail.contains("high risk"), "{}", ev.detail);
     }
 }

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use app::charts::ChartSize;
-use app::charts::frame::{Band, ChartInput, Marker};
+use app::charts::frame::{Band, ChangeMark, ChartInput, Marker};
 use app::model::{
-    ActionItem, EntryKind, FrozenChart, FrozenChartKind, Impact, Incident, IncidentRef, Metric, MetricKind,
-    MetricOverride, NewComment, Postmortem, PostmortemComment, PostmortemDoc, PostmortemPatch, PostmortemStatus,
-    PostmortemSummary, Role, Section, ServiceImpact, TimelineEntry, human_secs,
+    ActionItem, ChangeEvent, EntryKind, FrozenChart, FrozenChartKind, Impact, Incident, IncidentRef, Metric,
+    MetricKind, MetricOverride, NewComment, Postmortem, PostmortemComment, PostmortemDoc, PostmortemPatch,
+    PostmortemStatus, PostmortemSummary, Role, Section, ServiceImpact, TimelineEntry, human_secs,
 };
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
@@ -26,9 +26,11 @@ use crate::error::Error;
 use crate::monitor::series::split_probes;
 use crate::respond::incidents::Author;
 use crate::storage::postmortems::{self as store, PostmortemRow};
-use crate::storage::{catalog, guidance as guidance_store, incidents as incidents_store};
+use crate::storage::{catalog, changes as changes_store, guidance as guidance_store, incidents as incidents_store};
 use timings::Facts;
 
+/// How far before the first signal a change is still offered as the trigger.
+const TRIGGER_LOOKBACK: Duration = Duration::hours(24);
 /// Frozen charts span the incident with this much on either side at least (a tenth of its
 /// length when that is more), so the normal before and after shows.
 const MIN_PAD: Duration = Duration::minutes(5);
@@ -63,8 +65,9 @@ fn frozen_input<'a>(
     to: DateTime<Utc>,
     bands: &'a [Band],
     markers: &'a [Marker],
+    changes: &'a [ChangeMark],
 ) -> ChartInput<'a> {
-    ChartInput { from: s.from, to, step_secs: s.step_secs, points: &s.points, bands, markers }
+    ChartInput { from: s.from, to, step_secs: s.step_secs, points: &s.points, bands, markers, changes }
 }
 
 fn padded(start: DateTime<Utc>, end: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -101,9 +104,25 @@ fn prefill(
     timeline: &[TimelineEntry],
     hypotheses: &[app::model::Hypothesis],
     steps: &[(String, String, app::model::Tick)],
+    trigger: Option<(&ChangeEvent, DateTime<Utc>)>,
 ) -> PostmortemDoc {
     let mut s = BTreeMap::new();
     s.insert(Section::Summary, incident.summary.clone());
+    if let Some((c, signal)) = trigger {
+        let who = c.author.as_deref().map(|a| format!(" by {a}")).unwrap_or_default();
+        let link = c.link.as_deref().map(|l| format!(" (<{l}>)")).unwrap_or_default();
+        s.insert(
+            Section::Trigger,
+            format!(
+                "The nearest recorded change before the first signal: **{}**{who} at {} UTC, {} it — {}{link}. \
+                 Confirm that it set the incident off, or replace this.",
+                c.headline(),
+                hm(c.at),
+                app::model::lead_time(c.at, signal),
+                c.title
+            ),
+        );
+    }
     let mut text = String::new();
     if let Some(d) = impact.duration_secs {
         let _ = writeln!(text, "- **Duration:** {}", human_secs(d));
@@ -256,15 +275,17 @@ impl Postmortems {
                 let position = charts.len() as i32;
                 charts.push(FrozenChart { position, service_id: svc.id, service: svc.name.clone(), kind, svg });
             };
+            let events = changes_store::list(&self.pool, Some(&[svc.id]), window.0, window.1, 200).await?;
+            let changes = ChangeMark::of(&events);
             if !traffic.is_empty() {
                 let s = crate::monitor::series::series_of(&self.pool, &traffic, window.0, window.1, None).await?;
-                let input = frozen_input(&s, window.1, &bands, &markers);
+                let input = frozen_input(&s, window.1, &bands, &markers, &changes);
                 add(FrozenChartKind::Latency, app::charts::latency::render_svg(&input, CHART));
                 add(FrozenChartKind::Errors, app::charts::errors::render_svg(&input, CHART));
             }
             if !gauges.is_empty() {
                 let s = crate::monitor::series::series_of(&self.pool, &gauges, window.0, window.1, None).await?;
-                let input = frozen_input(&s, window.1, &bands, &markers);
+                let input = frozen_input(&s, window.1, &bands, &markers, &changes);
                 add(FrozenChartKind::Pool, app::charts::pool::render_svg(&input, CHART));
             }
         }
@@ -318,7 +339,11 @@ impl Postmortems {
                 (title, question, t)
             })
             .collect();
-        let doc = prefill(&incident, &impact, &metrics, &timeline, &hypotheses, &steps);
+        // The nearest change in the day before the first signal is the first suspect.
+        let services: Vec<Uuid> = incident.services.iter().map(|s| s.id).collect();
+        let nearest = changes_store::list(&self.pool, Some(&services), start - TRIGGER_LOOKBACK, start, 1).await?;
+        let trigger = nearest.first().map(|c| (c, start));
+        let doc = prefill(&incident, &impact, &metrics, &timeline, &hypotheses, &steps, trigger);
         let id = Uuid::new_v4();
         let row = PostmortemRow {
             postmortem_id: id,
