@@ -12,6 +12,7 @@ mod overview;
 mod postmortem;
 mod probe;
 mod service;
+mod status_page;
 mod system;
 
 pub use auth::*;
@@ -25,4 +26,5 @@ pub use overview::*;
 pub use postmortem::*;
 pub use probe::*;
 pub use service::*;
+pub use status_page::*;
 pub use system::*;

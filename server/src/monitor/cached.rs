@@ -37,6 +37,12 @@ where
         Self { ttl, state: Arc::new(Mutex::new(State { last: None, in_flight: None })) }
     }
 
+    /// Drops the stored value: the next caller computes a fresh one (after a change that must
+    /// show at once).
+    pub fn clear(&self) {
+        lock(&self.state).last = None;
+    }
+
     /// The stored value if it is younger than `ttl`, else the result of `compute` (started here
     /// or by whoever asked first).
     pub async fn get<F, Fut>(&self, compute: F) -> Result<T, E>

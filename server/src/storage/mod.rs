@@ -4,7 +4,7 @@
 //! raw results in `results`, rollups and their bucket format in `rollups`, users, sessions,
 //! tokens and the audit trail in `auth`, incidents in `incidents`, checklists and hypotheses in
 //! `guidance`, postmortems in `postmortems`, notification channels, rules and the outbox in
-//! `notify`, maintenance windows in `maintenance`, benchmark set-up in `bench`.
+//! `notify`, maintenance windows in `maintenance`, status pages and public updates in `status_pages`, benchmark set-up in `bench`.
 
 pub mod auth;
 pub mod bench;
@@ -19,6 +19,7 @@ pub mod pool;
 pub mod postmortems;
 pub mod results;
 pub mod rollups;
+pub mod status_pages;
 pub mod supervisor;
 
 use chrono::{DateTime, Utc};

@@ -206,6 +206,7 @@ pub async fn build_state(
         postmortems: crate::respond::postmortems::Postmortems { pool: pool.clone() },
         notifier,
         maintenance: crate::monitor::maintenance::Maintenance { pool: pool.clone() },
+        status_pages: crate::respond::status_pages::StatusPages::new(pool.clone()),
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         config_file: settings.config_file.clone(),
         demo: Arc::default(),
@@ -288,7 +289,7 @@ fn health_routes() -> Secured {
 
 /// The access table of the whole application (for the enforcement middleware and for tests).
 pub fn access_table(extra: Secured) -> (Router<AppState>, Table) {
-    health_routes().merge(api::routes()).merge(extra).finish()
+    health_routes().merge(api::routes()).merge(super::status_page::routes()).merge(extra).finish()
 }
 
 /// All routes: health, metrics, the Leptos pages and server functions, static files, behind the

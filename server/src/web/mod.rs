@@ -2,8 +2,8 @@
 //! passes (`middleware`), the access table and the one middleware enforcing it (`access`), the
 //! shared state (`state`), what each connection carries (`connection`: client address,
 //! idle watchdog, connection cap), health endpoints (`health`) and the cached database check behind
-//! `/readyz` (`self_check`), Triage's own metrics (`metrics`), security headers and the CSP (`security`), the REST API (`api`), and the
-//! backend the UI's server functions call (`server_fns`).
+//! `/readyz` (`self_check`), Triage's own metrics (`metrics`), security headers and the CSP (`security`), the REST API (`api`), public status pages and badges
+//! (`status_page`), and the backend the UI's server functions call (`server_fns`).
 
 pub mod access;
 pub mod api;
@@ -17,3 +17,4 @@ pub mod security;
 pub mod self_check;
 pub mod server_fns;
 pub mod state;
+pub mod status_page;

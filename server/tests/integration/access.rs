@@ -70,6 +70,14 @@ fn intended(method: &Method, path: &str) -> Need {
     {
         return admin;
     }
+    // Status pages are the admin's to build; what the outside is told about an incident is the
+    // commander's to say.
+    if path.starts_with("/api/v1/status-pages") {
+        return admin;
+    }
+    if path.ends_with("/public-updates") && *method == Method::POST {
+        return Need::Role(Role::Commander);
+    }
     // Incidents: anyone reads; responders declare and write the timeline; commanders change
     // the incident itself.
     if path.starts_with("/api/v1/incidents") && *method != Method::GET {

@@ -24,3 +24,4 @@ mod probe_trial;
 mod probes_api;
 mod rollups;
 mod server_fns;
+mod status_pages;

@@ -12,6 +12,7 @@ mod postmortems;
 mod probes;
 mod push;
 mod services;
+mod status_pages;
 mod stream;
 mod users;
 
@@ -19,8 +20,9 @@ use app::model::{
     AuditRow, ChangeEvent, ChangeInput, Channel, ChannelSpec, Checklist, ChecklistDef, CreatedToken, Delivery,
     EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput, Incident, IncidentPatch, MaintenanceSpec,
     MaintenanceWindow, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Postmortem, PostmortemComment,
-    PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, ProbeTrial, Role, Rule, RuleSpec, Series,
-    Service, ServiceInput, StateChange, TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary,
+    PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, ProbeTrial, PublicUpdate, PublicUpdateInput,
+    Role, Rule, RuleSpec, Series, Service, ServiceInput, StateChange, StatusPage, StatusPageSpec, TickInput,
+    TimelineEntry, TokenSummary, UserPatch, UserSummary,
 };
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
@@ -210,6 +212,23 @@ pub fn routes() -> Secured {
         .returns(200, json::<Rule>())
         .delete("/api/v1/notification-rules/{id}", admin, notify::delete_rule)
         .returns(204, None)
+        .get("/api/v1/status-pages", admin, status_pages::list)
+        .returns(200, list::<StatusPage>())
+        .post("/api/v1/status-pages", admin, status_pages::create)
+        .takes(json::<StatusPageSpec>())
+        .returns(201, json::<StatusPage>())
+        .get("/api/v1/status-pages/{id}", admin, status_pages::show)
+        .returns(200, json::<StatusPage>())
+        .put("/api/v1/status-pages/{id}", admin, status_pages::replace)
+        .takes(json::<StatusPageSpec>())
+        .returns(200, json::<StatusPage>())
+        .delete("/api/v1/status-pages/{id}", admin, status_pages::delete)
+        .returns(204, None)
+        .get("/api/v1/incidents/{id}/public-updates", viewer, status_pages::updates)
+        .returns(200, list::<PublicUpdate>())
+        .post("/api/v1/incidents/{id}/public-updates", commander, status_pages::post_update)
+        .takes(json::<PublicUpdateInput>())
+        .returns(201, json::<PublicUpdate>())
         .get("/api/v1/maintenance", viewer, notify::list_maintenance)
         .returns(200, list::<MaintenanceWindow>())
         .post("/api/v1/maintenance", admin, notify::create_maintenance)
