@@ -117,7 +117,7 @@ pub fn App() -> impl IntoView {
                     <A href="/postmortems">"Postmortems"</A>
                     <A href="/status">"Status"</A>
                     // Links are built inside the Router (they resolve against it).
-                    {is_admin.then(|| view! { <A href="/config">"Configure"</A> <A href="/notifications">"Notify"</A> <A href="/admin">"Admin"</A> })}
+                    {is_admin.then(|| view! { <A href="/config">"Configure"</A> <A href="/notifications">"Notify"</A> <A href="/status-pages">"Status pages"</A> <A href="/admin">"Admin"</A> })}
                 </nav>
                 {me.map(|m| view! {
                     <span class="who" title=m.role.meaning()>
@@ -144,6 +144,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("account") view={Lazy::<pages::AccountRoute>::new()}/>
                     <Route path=StaticSegment("admin") view={Lazy::<pages::AdminRoute>::new()}/>
                     <Route path=StaticSegment("notifications") view={Lazy::<pages::AdminRoute>::new()}/>
+                    <Route path=StaticSegment("status-pages") view={Lazy::<pages::AdminRoute>::new()}/>
                     <Route path=StaticSegment("config") view={Lazy::<pages::ConfigRoute>::new()}/>
                     <Route path=(StaticSegment("config"), StaticSegment("import")) view={Lazy::<pages::ConfigRoute>::new()}/>
                     <Route path=(StaticSegment("config"), StaticSegment("services"), ParamSegment("id")) view={Lazy::<pages::ConfigRoute>::new()}/>

@@ -25,7 +25,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub use super::ServerError;
 
-pub trait Backend: CatalogBackend + NotifyBackend + Send + Sync + 'static {
+pub trait Backend: CatalogBackend + NotifyBackend + PublicBackend + Send + Sync + 'static {
     fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, ServerError>>;
     /// Every service as an overview tile, figures over the last five minutes.
     fn overview(&self) -> BoxFuture<'_, Result<Overview, ServerError>>;
@@ -200,6 +200,28 @@ pub trait NotifyBackend: Send + Sync + 'static {
         id: uuid::Uuid,
     ) -> BoxFuture<'_, Result<crate::model::MaintenanceWindow, ServerError>>;
     fn delete_maintenance(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), ServerError>>;
+}
+
+/// Status pages (admins) and the public updates commanders post from the room.
+pub trait PublicBackend: Send + Sync + 'static {
+    fn status_pages(&self) -> BoxFuture<'_, Result<Vec<crate::model::StatusPage>, ServerError>>;
+    fn save_status_page(
+        &self,
+        req: RequestParts,
+        id: Option<uuid::Uuid>,
+        spec: crate::model::StatusPageSpec,
+    ) -> BoxFuture<'_, Result<crate::model::StatusPage, ServerError>>;
+    fn delete_status_page(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), ServerError>>;
+    fn public_updates(
+        &self,
+        incident: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<Vec<crate::model::PublicUpdate>, ServerError>>;
+    fn post_public_update(
+        &self,
+        req: RequestParts,
+        incident: uuid::Uuid,
+        input: crate::model::PublicUpdateInput,
+    ) -> BoxFuture<'_, Result<crate::model::PublicUpdate, ServerError>>;
 }
 
 /// The backend as Leptos context.

@@ -10,6 +10,7 @@ mod incidents;
 mod notify;
 mod overview;
 mod postmortems;
+mod public;
 mod system;
 
 pub use auth::*;
@@ -19,4 +20,5 @@ pub use incidents::*;
 pub use notify::*;
 pub use overview::*;
 pub use postmortems::*;
+pub use public::*;
 pub use system::*;

@@ -14,17 +14,24 @@ fn when(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-/// `/admin` or `/notifications`, by the path.
+/// `/admin`, `/notifications` or `/status-pages`, by the path.
 #[component]
 pub fn AdminSection() -> impl IntoView {
     let location = leptos_router::hooks::use_location();
-    let notifications = Memo::new(move |_| location.pathname.get().starts_with("/notifications"));
-    move || {
-        if notifications.get() {
-            view! { <super::notifications::Notifications/> }.into_any()
+    let section = Memo::new(move |_| {
+        let path = location.pathname.get();
+        if path.starts_with("/notifications") {
+            1
+        } else if path.starts_with("/status-pages") {
+            2
         } else {
-            view! { <Admin/> }.into_any()
+            0
         }
+    });
+    move || match section.get() {
+        1 => view! { <super::notifications::Notifications/> }.into_any(),
+        2 => view! { <super::status_pages::StatusPages/> }.into_any(),
+        _ => view! { <Admin/> }.into_any(),
     }
 }
 

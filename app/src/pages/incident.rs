@@ -17,6 +17,7 @@ use crate::charts::frame::{ChangeMark, ChartInput, Marker};
 use crate::charts::{self, ChartSize};
 use crate::components::guidance::GuidancePanel;
 use crate::components::live::{Link, LiveBadge, use_live_refetch, use_live_stream};
+use crate::components::public_updates::PublicUpdates;
 use crate::components::state::state_label;
 use crate::model::{
     AffectedService, Attachment, CurrentUser, EntryKind, EntryPatch, Incident, IncidentPatch, IncidentRoom,
@@ -152,6 +153,7 @@ fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Op
         }
     }
     let services = incident.services.clone();
+    let incident_id = incident.id;
     let open_at_load = incident.status.is_open();
     view! {
         <Title text=title/>
@@ -172,6 +174,7 @@ fn RoomBody(room: IncidentRoom, state: RoomState, link: ReadSignal<Link>, me: Op
             </div>
             <Timeline state commander me=me.as_ref().map(|m| m.email.clone())/>
         </div>
+        <PublicUpdates incident=incident_id may_post=commander/>
     }
 }
 

@@ -32,8 +32,10 @@ pub mod postmortem;
 pub mod postmortems;
 pub mod service;
 pub mod status;
+pub mod status_pages;
 
-// Administration and notifications share one lazy route (one chunk for the admin's pages).
+// Administration, notifications and status pages share one lazy route (one chunk for the
+// admin's pages).
 lazy_page!(AdminRoute, admin::AdminSection);
 // One lazy route for every configuration page: each lazy route multiplies the chunks that
 // `--split` makes for code shared between routes (and the requests a page load needs).

@@ -65,7 +65,7 @@ const fn rule(path: &'static str, need: Need, kind: Kind) -> (&'static str, Need
 }
 
 /// The pages (GET). Admin pages are refused to other roles here, not only hidden.
-pub const PAGES: [(&str, Need, Kind); 16] = [
+pub const PAGES: [(&str, Need, Kind); 17] = [
     rule("/config", Need::Role(Role::Admin), Kind::Page),
     rule("/config/services/{id}", Need::Role(Role::Admin), Kind::Page),
     rule("/config/probes/{id}", Need::Role(Role::Admin), Kind::Page),
@@ -80,12 +80,13 @@ pub const PAGES: [(&str, Need, Kind); 16] = [
     rule("/account", Need::Role(Role::Viewer), Kind::Page),
     rule("/admin", Need::Role(Role::Admin), Kind::Page),
     rule("/notifications", Need::Role(Role::Admin), Kind::Page),
+    rule("/status-pages", Need::Role(Role::Admin), Kind::Page),
     rule("/login", Need::Public, Kind::Page),
     rule("/setup", Need::Public, Kind::Page),
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 54] = [
+pub const SERVER_FNS: [(&str, Need); 59] = [
     ("/api/get_channels", Need::Role(Role::Admin)),
     ("/api/save_channel", Need::Role(Role::Admin)),
     ("/api/delete_channel", Need::Role(Role::Admin)),
@@ -127,6 +128,11 @@ pub const SERVER_FNS: [(&str, Need); 54] = [
     ("/api/get_incident_room", Need::Role(Role::Viewer)),
     ("/api/post_incident", Need::Role(Role::Responder)),
     ("/api/record_change", Need::Role(Role::Responder)),
+    ("/api/get_status_pages", Need::Role(Role::Admin)),
+    ("/api/save_status_page", Need::Role(Role::Admin)),
+    ("/api/delete_status_page", Need::Role(Role::Admin)),
+    ("/api/get_public_updates", Need::Role(Role::Viewer)),
+    ("/api/post_public_update", Need::Role(Role::Commander)),
     ("/api/post_entry", Need::Role(Role::Responder)),
     ("/api/update_incident", Need::Role(Role::Commander)),
     ("/api/get_me", Need::Public),

@@ -10,6 +10,7 @@ use app::model::{
 
 mod catalog;
 mod notify;
+mod public;
 
 use crate::access::Principal;
 use crate::access::accounts;

@@ -20,6 +20,8 @@ use crate::respond::status_pages::Published;
 
 /// The stylesheet every status page links (light and dark by the reader's preference).
 const CSS: &str = include_str!("../../../style/status.css");
+/// The optional script that keeps an open page current (the page works without it).
+const LIVE_JS: &str = include_str!("status-live.js");
 /// Pages and summaries may be cached as long as Triage's own copy lives; badges a minute.
 const PAGE_CACHE: &str = "public, max-age=5";
 const BADGE_CACHE: &str = "public, max-age=60";
@@ -27,6 +29,7 @@ const BADGE_CACHE: &str = "public, max-age=60";
 pub fn routes() -> Secured {
     Secured::default()
         .open("/s/-/status.css", css)
+        .open("/s/-/live.js", live_js)
         .open("/s/{slug}", page)
         .open("/s/{slug}/summary.json", summary)
         .open("/s/{slug}/feed.atom", feed)
@@ -70,6 +73,10 @@ async fn css() -> Response {
     with(CSS.to_string(), "text/css; charset=utf-8", "public, max-age=3600")
 }
 
+async fn live_js() -> Response {
+    with(LIVE_JS.to_string(), "text/javascript; charset=utf-8", "public, max-age=3600")
+}
+
 async fn page(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
     Ok(match published(&state, &slug).await? {
         Some(p) => with(render_html(&p.summary), "text/html; charset=utf-8", PAGE_CACHE),
@@ -105,7 +112,7 @@ pub fn render_html(s: &StatusSummary) -> String {
          content=\"width=device-width,initial-scale=1\"><title>{title}</title>\
          <link rel=\"stylesheet\" href=\"/s/-/status.css\">\
          <link rel=\"alternate\" type=\"application/atom+xml\" title=\"{title}\" href=\"/s/{slug}/feed.atom\">\
-         </head><body><main class=\"status-page\"><h1>{title}</h1>",
+         <script src=\"/s/-/live.js\" defer></script></head><body><main class=\"status-page\"><h1>{title}</h1>",
         title = esc(&s.title),
         slug = esc(&s.slug),
     );

@@ -72,10 +72,13 @@ fn intended(method: &Method, path: &str) -> Need {
     }
     // Status pages are the admin's to build; what the outside is told about an incident is the
     // commander's to say.
-    if path.starts_with("/api/v1/status-pages") {
+    if path.starts_with("/api/v1/status-pages")
+        || path == "/status-pages"
+        || ["/api/get_status_pages", "/api/save_status_page", "/api/delete_status_page"].contains(&path)
+    {
         return admin;
     }
-    if path.ends_with("/public-updates") && *method == Method::POST {
+    if (path.ends_with("/public-updates") && *method == Method::POST) || path == "/api/post_public_update" {
         return Need::Role(Role::Commander);
     }
     // Incidents: anyone reads; responders declare and write the timeline; commanders change

@@ -112,7 +112,7 @@ async fn a_status_page_shows_what_was_chosen_and_nothing_internal() {
         "INTERNAL-TITLE",
         "pg-7",
         "req-9f3e2a",
-        "<script",
+        "<script>",
         "alert(1)",
     ];
     for (what, body) in [("page", &html), ("summary", &json_text), ("feed", &atom)] {
