@@ -1,5 +1,4 @@
 pub mod bulk;
-pub mod changes;
 pub mod first_run;
 pub mod guidance;
 pub mod live;

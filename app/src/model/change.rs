@@ -124,8 +124,11 @@ pub fn lead_time(change: DateTime<Utc>, signal: DateTime<Utc>) -> String {
     let d: Duration = signal - change;
     let mins = d.num_minutes();
     if d < Duration::zero() {
-        let after = -mins;
-        return format!("{after} minute{} after", if after == 1 { "" } else { "s" });
+        return match -mins {
+            0 => "less than a minute after".to_string(),
+            1 => "1 minute after".to_string(),
+            after => format!("{after} minutes after"),
+        };
     }
     match mins {
         0 => "less than a minute before".to_string(),
@@ -189,5 +192,6 @@ mod tests {
         assert_eq!(lead_time(t, t + Duration::minutes(65)), "1 hour 5 min before");
         assert_eq!(lead_time(t, t + Duration::minutes(120)), "2 hours before");
         assert_eq!(lead_time(t + Duration::minutes(1), t), "1 minute after");
+        assert_eq!(lead_time(t + Duration::seconds(20), t), "less than a minute after");
     }
 }

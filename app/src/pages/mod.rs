@@ -22,6 +22,7 @@ macro_rules! lazy_page {
 
 pub mod admin;
 pub mod auth;
+pub mod changes;
 pub mod config;
 pub mod incident;
 pub mod incidents;

@@ -9,10 +9,10 @@ use leptos_meta::Title;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
+use super::changes::{ChangeForm, ChangeList};
 use crate::api::get_service_view;
 use crate::charts::frame::{Band, ChangeMark, ChartInput};
 use crate::charts::{self, ChartSize};
-use crate::components::changes::{ChangeForm, ChangeList};
 use crate::components::live::{Link, LiveBadge, use_live_refetch};
 use crate::components::state::{probe_state_label, state_label};
 use crate::model::{RANGES, SeriesPoint, ServiceView, Window, WindowError, bucket_at, local_input, parse_time};

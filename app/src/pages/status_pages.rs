@@ -175,8 +175,8 @@ mod tests {
     #[test]
     fn groups_read_back_as_written() {
         let at = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
-        let svc = |name: &str| Service {
-            id: Uuid::new_v4(),
+        let svc = |n: u128, name: &str| Service {
+            id: Uuid::from_u128(n),
             name: name.into(),
             description: String::new(),
             tags: vec![],
@@ -187,7 +187,7 @@ mod tests {
             created_at: at,
             updated_at: at,
         };
-        let services = vec![svc("Shop"), svc("Billing")];
+        let services = vec![svc(1, "Shop"), svc(2, "Billing")];
         let groups = parse_groups("Storefront: shop, Billing\n\nBack office:", &services).expect("groups");
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].services, vec![services[0].id, services[1].id]);

@@ -205,6 +205,10 @@ impl StatusPages {
         if text.is_empty() || text.chars().count() > 5000 {
             return Err(Error::invalid("text", "must be 1–5000 characters"));
         }
+        // Control characters would make the Atom feed invalid XML.
+        if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return Err(Error::invalid("text", "must not contain control characters"));
+        }
         incidents_store::get_incident(&self.pool, incident).await?.ok_or(Error::NotFound("incident"))?;
         let mut tx = self.pool.begin().await?;
         let update = store::insert_update(&mut tx, incident, input.status, text, &author.name).await?;
@@ -276,7 +280,7 @@ pub async fn build(pool: &PgPool, page: &StatusPage, now: DateTime<Utc>) -> Resu
     let today = now.duration_trunc(Span::days(1)).unwrap_or(now);
     let first_day = today - Span::days(DAYS - 1);
 
-    let incidents = store::public_incidents(pool, &chosen, now - RESOLVED_SHOWN.max(Span::days(DAYS))).await?;
+    let incidents = store::public_incidents(pool, &chosen, first_day).await?;
     let ids: Vec<Uuid> = incidents.iter().map(|i| i.incident_id).collect();
     let updates = store::updates(pool, &ids).await?;
     let public: Vec<PublicIncident> = incidents
@@ -288,10 +292,12 @@ pub async fn build(pool: &PgPool, page: &StatusPage, now: DateTime<Utc>) -> Resu
                 .filter(|u| u.incident_id == i.incident_id)
                 .map(|u| PublicUpdate { text: String::new(), ..u.clone() })
                 .collect();
+            // A resolved incident reads resolved whatever its last public update said.
+            let said = mine.first().map_or(IncidentStatus::Investigating, |u| u.status);
             PublicIncident {
                 id: i.incident_id,
                 heading: heading(&i.services, &names),
-                status: mine.first().map_or(IncidentStatus::Investigating, |u| u.status),
+                status: if i.resolved_at.is_some() { IncidentStatus::Resolved } else { said },
                 started_at: i.started_at,
                 resolved_at: i.resolved_at,
                 updates: mine,
@@ -309,10 +315,12 @@ pub async fn build(pool: &PgPool, page: &StatusPage, now: DateTime<Utc>) -> Resu
             let bands = crate::monitor::maintenance::bands_for_service(&mut conn, s, now, now + Span::days(7)).await?;
             let under_way = bands.iter().any(|b| b.from <= now && now < b.to);
             for b in bands {
-                match maintenance.iter_mut().find(|m| m.title == b.title && m.starts_at == b.from) {
+                // Window titles were written for colleagues (they may name hosts): the outside
+                // gets the times and the page's services only.
+                match maintenance.iter_mut().find(|m| m.starts_at == b.from && m.ends_at == b.to) {
                     Some(m) => m.services.push(s.name.clone()),
                     None => maintenance.push(PublicMaintenance {
-                        title: b.title,
+                        title: "Scheduled maintenance".into(),
                         starts_at: b.from,
                         ends_at: b.to,
                         active: b.from <= now && now < b.to,
@@ -359,6 +367,10 @@ pub async fn build(pool: &PgPool, page: &StatusPage, now: DateTime<Utc>) -> Resu
         }
         groups.push(PublicGroup { name: g.name.clone(), services: shown });
     }
+    // The bars' hovers name incidents of all 90 days; the list keeps open ones and those
+    // resolved lately.
+    let mut public = public;
+    public.retain(|i| i.resolved_at.is_none_or(|r| r >= now - RESOLVED_SHOWN));
     let all: Vec<PublicState> = groups.iter().flat_map(|g| g.services.iter().map(|s| s.state)).collect();
     let worst = all.iter().copied().max_by_key(|s| badness(*s)).unwrap_or(PublicState::Unknown);
     let affected = all.iter().filter(|s| **s == worst).count();

@@ -161,7 +161,8 @@ pub async fn for_incident(
              join services s on s.service_id = c.service_id
             where i.incident_id = $1
               and c.at >= coalesce(i.started_at, i.created_at) - $2::bigint * interval '1 second'
-              and c.at <= coalesce(i.resolved_at, now())
+              -- A change may be stamped up to a minute ahead of our clock; it still belongs.
+              and c.at <= coalesce(i.resolved_at, now() + interval '1 minute')
             order by c.at, c.change_id"#,
         incident,
         lookback.num_seconds(),

@@ -4,7 +4,7 @@
   "use strict";
   var every = 10000;
   function refresh() {
-    fetch(window.location.pathname, { headers: { accept: "text/html" }, cache: "no-store" })
+    fetch(window.location.pathname, { headers: { accept: "text/html" } })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
         if (!html) return;

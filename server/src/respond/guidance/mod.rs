@@ -130,7 +130,9 @@ pub async fn service_signals(
         .reduce(f64::min)
         .unwrap_or(app::model::POOL_SATURATED_AT);
     let since = incident_start.unwrap_or(now) - crate::respond::incidents::changes::lookback();
-    let mut changes = crate::storage::changes::list(pool, Some(&[service_id]), since, now, 50).await?;
+    // Up to the start: the newest changes before it are the suspects, not what responders did.
+    let until = incident_start.unwrap_or(now);
+    let mut changes = crate::storage::changes::list(pool, Some(&[service_id]), since, until, 50).await?;
     changes.reverse();
     let records_changes = !changes.is_empty()
         || !crate::storage::changes::list(pool, Some(&[service_id]), now - Duration::days(30), now, 1)

@@ -534,7 +534,9 @@ pub fn evaluate(binding: Binding, services: &[ServiceSignals], recovery: &app::m
             }
             Binding::Recovery => {}
             Binding::RecentChange => {
-                let suspects: Vec<&ChangeEvent> = s.changes.iter().rev().take(3).collect();
+                // Changes after the start (the responders' own rollback among them) caused nothing.
+                let suspects: Vec<&ChangeEvent> =
+                    s.changes.iter().rev().filter(|c| s.incident_start.is_none_or(|st| c.at <= st)).take(3).collect();
                 if !suspects.is_empty() {
                     worse(&mut status, EvidenceStatus::Fail);
                     details.extend(suspects.iter().map(|c| change_words(c, s.incident_start)));

@@ -111,15 +111,16 @@ fn prefill(
     if let Some((c, signal)) = trigger {
         let who = c.author.as_deref().map(|a| format!(" by {a}")).unwrap_or_default();
         let link = c.link.as_deref().map(|l| format!(" (<{l}>)")).unwrap_or_default();
+        // Without a version the headline already quotes the title.
+        let title = if c.version.is_some() { format!(" — {}", c.title) } else { String::new() };
         s.insert(
             Section::Trigger,
             format!(
-                "The nearest recorded change before the first signal: **{}**{who} at {} UTC, {} it — {}{link}. \
+                "The nearest recorded change before the first signal: **{}**{who} at {} UTC, {} it{title}{link}. \
                  Confirm that it set the incident off, or replace this.",
                 c.headline(),
                 hm(c.at),
                 app::model::lead_time(c.at, signal),
-                c.title
             ),
         );
     }

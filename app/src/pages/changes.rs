@@ -3,9 +3,9 @@
 
 use leptos::prelude::*;
 
+use super::config::form::{Errors, Field, show_server_error, text};
 use crate::api::{ServerError, record_change};
 use crate::model::{ChangeEvent, ChangeInput, ChangeKind};
-use crate::pages::config::form::{Errors, Field, show_server_error, text};
 
 fn when(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
