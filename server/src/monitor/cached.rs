@@ -22,6 +22,8 @@ pub struct Cached<T, E> {
 struct State<T, E> {
     last: Option<(Instant, T)>,
     in_flight: Option<Flight<T, E>>,
+    /// Bumped by `clear`: a computation started before it must not store what it read.
+    generation: u64,
 }
 
 fn lock<T, E>(state: &Mutex<State<T, E>>) -> MutexGuard<'_, State<T, E>> {
@@ -34,13 +36,16 @@ where
     E: Clone + Send + Sync + 'static,
 {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, state: Arc::new(Mutex::new(State { last: None, in_flight: None })) }
+        Self { ttl, state: Arc::new(Mutex::new(State { last: None, in_flight: None, generation: 0 })) }
     }
 
     /// Drops the stored value: the next caller computes a fresh one (after a change that must
     /// show at once).
     pub fn clear(&self) {
-        lock(&self.state).last = None;
+        let mut state = lock(&self.state);
+        state.last = None;
+        state.in_flight = None;
+        state.generation += 1;
     }
 
     /// The stored value if it is younger than `ttl`, else the result of `compute` (started here
@@ -61,14 +66,19 @@ where
                 Some(flight) => flight.clone(),
                 None => {
                     let shared = Arc::clone(&self.state);
+                    let started = state.generation;
                     let work = compute();
                     let flight = async move {
                         let result = work.await;
                         let mut state = lock(&shared);
-                        if let Ok(value) = &result {
-                            state.last = Some((Instant::now(), value.clone()));
+                        // Cleared meanwhile: what this read may predate the change; its callers
+                        // get it, later ones compute afresh.
+                        if state.generation == started {
+                            if let Ok(value) = &result {
+                                state.last = Some((Instant::now(), value.clone()));
+                            }
+                            state.in_flight = None;
                         }
-                        state.in_flight = None;
                         result
                     }
                     .boxed()
@@ -116,6 +126,28 @@ mod tests {
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1, "one computation for eight callers");
         assert_eq!(cache.get(|| async { Ok(99) }).await, Ok(10), "within the ttl the stored value is served");
+
+        // A clear during a computation: its result is not kept, the next caller computes anew.
+        let cleared: Arc<Cached<usize, String>> = Arc::new(Cached::new(Duration::from_secs(60)));
+        let (release, mut gate) = tokio::sync::watch::channel(false);
+        let slow = {
+            let cleared = Arc::clone(&cleared);
+            tokio::spawn(async move {
+                cleared
+                    .get(move || async move {
+                        let _ = gate.wait_for(|open| *open).await;
+                        Ok(1)
+                    })
+                    .await
+            })
+        };
+        while cleared.state.lock().map(|s| s.in_flight.is_none()).unwrap_or(true) {
+            tokio::task::yield_now().await;
+        }
+        cleared.clear();
+        release.send(true).expect("open");
+        assert_eq!(slow.await.expect("joined"), Ok(1), "its own caller still gets it");
+        assert_eq!(cleared.get(|| async { Ok(2) }).await, Ok(2), "the stale value was not stored");
 
         let failing: Cached<usize, String> = Cached::new(Duration::from_secs(60));
         assert_eq!(failing.get(|| async { Err("db down".to_string()) }).await, Err("db down".into()));

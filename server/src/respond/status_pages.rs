@@ -37,6 +37,9 @@ pub struct Published {
     pub summary: StatusSummary,
     /// `summary` as JSON, serialised once for every reader.
     pub json: String,
+    /// The page and its feed, rendered by the first reader of this copy and kept with it.
+    pub html: std::sync::OnceLock<String>,
+    pub atom: std::sync::OnceLock<String>,
 }
 
 type PageCache = Cached<Option<Arc<Published>>, Arc<sqlx::Error>>;
@@ -232,14 +235,7 @@ impl StatusPages {
 
     /// The page with `slug` as the public sees it; `None` when there is no such page.
     pub async fn published(&self, slug: &str) -> Result<Option<Arc<Published>>, Arc<sqlx::Error>> {
-        let pool = self.pool.clone();
-        let index = self
-            .index
-            .get(move || async move {
-                let pages = store::pages(&pool, PageFilter::All).await.map_err(Arc::new)?;
-                Ok(Arc::new(pages.into_iter().map(|p| (p.spec.slug.clone(), p)).collect::<HashMap<_, _>>()))
-            })
-            .await?;
+        let index = self.index().await?;
         let Some(page) = index.get(slug).cloned() else { return Ok(None) };
         let cache = {
             let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
@@ -254,14 +250,26 @@ impl StatusPages {
                     tracing::error!(error = %e, "a status summary did not serialise");
                     String::new()
                 });
-                Ok(Some(Arc::new(Published { summary, json })))
+                Ok(Some(Arc::new(Published { summary, json, html: Default::default(), atom: Default::default() })))
             })
             .await
     }
 
-    /// Whether a badge may be drawn for `service` (it is on some page).
-    pub async fn is_public(&self, service: Uuid) -> Result<bool, Error> {
-        Ok(store::is_public(&self.pool, service).await?)
+    /// Every page by slug, read at most once per [`REFRESH`].
+    async fn index(&self) -> Result<Arc<HashMap<String, StatusPage>>, Arc<sqlx::Error>> {
+        let pool = self.pool.clone();
+        self.index
+            .get(move || async move {
+                let pages = store::pages(&pool, PageFilter::All).await.map_err(Arc::new)?;
+                Ok(Arc::new(pages.into_iter().map(|p| (p.spec.slug.clone(), p)).collect::<HashMap<_, _>>()))
+            })
+            .await
+    }
+
+    /// Whether a badge may be drawn for `service` (it is on some page), from the cached pages.
+    pub async fn is_public(&self, service: Uuid) -> Result<bool, Arc<sqlx::Error>> {
+        let index = self.index().await?;
+        Ok(index.values().any(|p| p.spec.groups.iter().any(|g| g.services.contains(&service))))
     }
 }
 
@@ -305,14 +313,23 @@ pub async fn build(pool: &PgPool, page: &StatusPage, now: DateTime<Utc>) -> Resu
         })
         .collect();
 
-    let mut conn = pool.acquire().await?;
+    // Maintenance first, on one connection given back before the queries below take theirs (a
+    // build never holds one connection while waiting for another).
+    let mut bands_of: HashMap<Uuid, Vec<app::model::MaintenanceBand>> = HashMap::new();
+    {
+        let mut conn = pool.acquire().await?;
+        for s in services.values() {
+            let bands = crate::monitor::maintenance::bands_for_service(&mut conn, s, now, now + Span::days(7)).await?;
+            bands_of.insert(s.id, bands);
+        }
+    }
     let mut maintenance: Vec<PublicMaintenance> = Vec::new();
     let mut groups = Vec::new();
     for g in &page.spec.groups {
         let mut shown = Vec::new();
         for id in &g.services {
             let Some(s) = services.get(id) else { continue };
-            let bands = crate::monitor::maintenance::bands_for_service(&mut conn, s, now, now + Span::days(7)).await?;
+            let bands = bands_of.remove(id).unwrap_or_default();
             let under_way = bands.iter().any(|b| b.from <= now && now < b.to);
             for b in bands {
                 // Window titles were written for colleagues (they may name hosts): the outside

@@ -83,20 +83,6 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Err
     Ok(done.rows_affected() == 1)
 }
 
-/// Whether some page shows `service` (badges exist only for those).
-#[tracing::instrument(skip_all)]
-pub async fn is_public(pool: &PgPool, service: Uuid) -> Result<bool, sqlx::Error> {
-    let shown = sqlx::query_scalar!(
-        r#"select exists (
-             select 1 from status_pages p, jsonb_array_elements(p.groups) g
-              where g -> 'services' ? $1::text) as "shown!""#,
-        service.to_string()
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(shown)
-}
-
 #[tracing::instrument(skip_all)]
 pub async fn insert_update(
     conn: &mut PgConnection,

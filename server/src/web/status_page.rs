@@ -79,7 +79,7 @@ async fn live_js() -> Response {
 
 async fn page(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
     Ok(match published(&state, &slug).await? {
-        Some(p) => with(render_html(&p.summary), "text/html; charset=utf-8", PAGE_CACHE),
+        Some(p) => with(p.html.get_or_init(|| render_html(&p.summary)).clone(), "text/html; charset=utf-8", PAGE_CACHE),
         None => not_found(),
     })
 }
@@ -93,7 +93,11 @@ async fn summary(State(state): State<AppState>, Path(slug): Path<String>) -> Res
 
 async fn feed(State(state): State<AppState>, Path(slug): Path<String>) -> Result<Response, ApiError> {
     Ok(match published(&state, &slug).await? {
-        Some(p) => with(render_atom(&p.summary), "application/atom+xml; charset=utf-8", PAGE_CACHE),
+        Some(p) => with(
+            p.atom.get_or_init(|| render_atom(&p.summary)).clone(),
+            "application/atom+xml; charset=utf-8",
+            PAGE_CACHE,
+        ),
         None => not_found(),
     })
 }
