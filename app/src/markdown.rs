@@ -29,9 +29,40 @@ pub fn render(source: &str) -> String {
     CLEANER.clean(&raw).to_string()
 }
 
+/// `s` as Markdown that reads as exactly `s`: every ASCII punctuation mark is backslash-escaped
+/// (CommonMark allows that for all of them) and line breaks become spaces, so text from a script
+/// (a change's title, its author) cannot add emphasis, links or headings to an entry it lands in.
+pub fn escape_inline(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_ascii_punctuation() {
+            out.push('\\');
+            out.push(c);
+        } else if c.is_control() {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_text_renders_as_itself() {
+        let hostile = "**bold** [x](javascript:alert(1)) <b>hi</b>\n# h `c` _i_ ~~s~~ | a |";
+        let html = render(&escape_inline(hostile));
+        for tag in ["<strong>", "<a ", "<b>", "<h1>", "<code>", "<em>", "<del>", "<table>"] {
+            assert!(!html.contains(tag), "{tag} in {html}");
+        }
+        assert!(html.contains("**bold**"), "{html}");
+        assert!(html.contains("&lt;b&gt;hi&lt;/b&gt;"), "{html}");
+        assert_eq!(escape_inline("deploy v1 of shop"), "deploy v1 of shop");
+        assert_eq!(escape_inline("a\nb"), "a b");
+    }
 
     #[test]
     fn renders_the_usual_markdown() {

@@ -295,15 +295,19 @@ pub async fn build(pool: &PgPool, page: &StatusPage, now: DateTime<Utc>) -> Resu
         .iter()
         .map(|i| {
             // The outside gets the sanitised HTML only, never the text as typed.
+            // Its public id is that of its first public update: the internal incident id (which
+            // opens the room to anyone signed in) never leaves.
+            let first = updates.iter().filter(|u| u.incident_id == i.incident_id).map(|u| u.id).next_back();
+            let public_id = first.unwrap_or_else(Uuid::nil);
             let mine: Vec<PublicUpdate> = updates
                 .iter()
                 .filter(|u| u.incident_id == i.incident_id)
-                .map(|u| PublicUpdate { text: String::new(), ..u.clone() })
+                .map(|u| PublicUpdate { text: String::new(), incident_id: public_id, ..u.clone() })
                 .collect();
             // A resolved incident reads resolved whatever its last public update said.
             let said = mine.first().map_or(IncidentStatus::Investigating, |u| u.status);
             PublicIncident {
-                id: i.incident_id,
+                id: public_id,
                 heading: heading(&i.services, &names),
                 status: if i.resolved_at.is_some() { IncidentStatus::Resolved } else { said },
                 started_at: i.started_at,

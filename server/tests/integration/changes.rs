@@ -112,8 +112,8 @@ async fn a_change_from_ci_is_listed_and_lands_in_the_room_of_the_incident_it_may
     let Ok(RoomEvent::Entry(live)) = serde_json::from_str::<RoomEvent>(data) else { panic!("not an entry: {data}") };
     assert_eq!(
         live.text,
-        "Change: **deploy v1.4.2 of shop** by alice, 3 minutes before the incident's start — Release 1.4.2 \
-         (<https://ci.example/runs/7>)"
+        "Change: **deploy v1\\.4\\.2 of shop** by alice, 3 minutes before the incident's start — Release \
+         1\\.4\\.2 (<https://ci.example/runs/7>)"
     );
     assert_eq!((live.kind, live.author.as_str(), live.happened_at), (EntryKind::Automatic, "triage", deployed));
     assert!(live.html.contains("href=\"https://ci.example/runs/7\""), "{}", live.html);
@@ -238,7 +238,7 @@ async fn the_checklist_the_charts_and_the_postmortem_start_from_the_change_befor
     let (id, _) = crate::incidents::room_event(
         &mut rooms,
         "the change's entry",
-        crate::incidents::automatic_containing("Change: **deploy v1.4.2 of shop**"),
+        crate::incidents::automatic_containing("Change: **deploy v1\\.4\\.2 of shop**"),
     )
     .await;
     let entries = timeline(&app, id).await;

@@ -114,6 +114,7 @@ async fn a_status_page_shows_what_was_chosen_and_nothing_internal() {
         "req-9f3e2a",
         "<script>",
         "alert(1)",
+        &id,
     ];
     for (what, body) in [("page", &html), ("summary", &json_text), ("feed", &atom)] {
         for leak in leaks {

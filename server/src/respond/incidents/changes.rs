@@ -4,6 +4,7 @@
 //! the incident started, becomes an automatic entry in its room: the commander sees "deploy v1.4.2
 //! of shop" beside the first failing check without asking around.
 
+use app::markdown::escape_inline;
 use app::model::{ChangeEvent, ChangeInput, EntryKind, RoomEvent, Scope, TRIAGE_AUTHOR, TimelineEntry, lead_time};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgConnection;
@@ -166,16 +167,18 @@ pub(super) async fn link(tx: &mut PgConnection, incident: Uuid) -> Result<Vec<Ti
 
 /// "Change: **deploy v1.4.2 of shop** by alice, 3 minutes before the first failing check —
 /// Release 1.4.2 (<link>)". Markdown; the page renders it sanitised.
+/// The entry's Markdown. The change's words come from scripts and are escaped; the link was
+/// parsed as an http(s) URL, which percent-encodes anything that could close the `<…>`.
 fn entry_text(c: &ChangeEvent, start: Option<(DateTime<Utc>, &str)>) -> String {
-    let mut text = format!("Change: **{}**", c.headline());
+    let mut text = format!("Change: **{}**", escape_inline(&c.headline()));
     if let Some(a) = &c.author {
-        text.push_str(&format!(" by {a}"));
+        text.push_str(&format!(" by {}", escape_inline(a)));
     }
     if let Some((at, what)) = start {
         text.push_str(&format!(", {} {what}", lead_time(c.at, at)));
     }
     if c.version.is_some() {
-        text.push_str(&format!(" — {}", c.title));
+        text.push_str(&format!(" — {}", escape_inline(&c.title)));
     }
     if let Some(link) = &c.link {
         text.push_str(&format!(" (<{link}>)"));
@@ -210,10 +213,15 @@ mod tests {
         let signal = "2026-12-07T14:05:00Z".parse().ok().map(|at| (at, "the first failing check"));
         assert_eq!(
             entry_text(&change(Some("v1.4.2"), Some("https://ci.example/runs/7")), signal),
-            "Change: **deploy v1.4.2 of shop** by alice, 3 minutes before the first failing check — Release 1.4.2 \
-             (<https://ci.example/runs/7>)"
+            "Change: **deploy v1\\.4\\.2 of shop** by alice, 3 minutes before the first failing check — Release \
+             1\\.4\\.2 (<https://ci.example/runs/7>)"
         );
-        assert_eq!(entry_text(&change(None, None), None), "Change: **deploy “Release 1.4.2” of shop** by alice");
+        assert_eq!(entry_text(&change(None, None), None), "Change: **deploy “Release 1\\.4\\.2” of shop** by alice");
+        let mut hostile = change(None, None);
+        hostile.title = "**x** [y](https://evil.example)".into();
+        hostile.author = Some("<b>bob</b>".into());
+        let html = app::markdown::render(&entry_text(&hostile, None));
+        assert!(!html.contains("<a ") && !html.contains("<b>"), "{html}");
     }
 
     #[test]
