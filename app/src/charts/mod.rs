@@ -7,6 +7,7 @@
 //! colours are drawn as sentinel values that [`render_svg`] turns into CSS variables, so one SVG
 //! follows the page's light or dark theme.
 
+pub mod budget;
 pub mod errors;
 #[cfg(test)]
 mod fixtures;

@@ -12,6 +12,7 @@ mod overview;
 mod postmortem;
 mod probe;
 mod service;
+mod slo;
 mod status_page;
 mod system;
 
@@ -26,5 +27,6 @@ pub use overview::*;
 pub use postmortem::*;
 pub use probe::*;
 pub use service::*;
+pub use slo::*;
 pub use status_page::*;
 pub use system::*;

@@ -300,6 +300,10 @@ pub enum EventKind {
     ProbeUp,
     #[serde(rename = "certificate.expiring")]
     CertificateExpiring,
+    /// An error budget burning too fast (a multi-window burn-rate alert) while its service has
+    /// no open incident (with one, it goes into the room; a fast burn may open one).
+    #[serde(rename = "slo.burn")]
+    SloBurn,
     #[serde(rename = "postmortem.published")]
     PostmortemPublished,
     #[serde(rename = "action_item.overdue")]
@@ -313,7 +317,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         Self::IncidentOpened,
         Self::IncidentUpdated,
         Self::IncidentResolved,
@@ -321,6 +325,7 @@ impl EventKind {
         Self::ProbeDegraded,
         Self::ProbeUp,
         Self::CertificateExpiring,
+        Self::SloBurn,
         Self::PostmortemPublished,
         Self::ActionItemOverdue,
         Self::ChannelFailing,
@@ -336,6 +341,7 @@ impl EventKind {
             Self::ProbeDegraded => "probe.degraded",
             Self::ProbeUp => "probe.up",
             Self::CertificateExpiring => "certificate.expiring",
+            Self::SloBurn => "slo.burn",
             Self::PostmortemPublished => "postmortem.published",
             Self::ActionItemOverdue => "action_item.overdue",
             Self::ChannelFailing => "channel.failing",

@@ -7,7 +7,8 @@
 //! be run once on request, storing nothing (`trial`). Another tool's configuration (Uptime Kuma,
 //! Gatus, the Prometheus blackbox exporter) can be turned into services and probes (`import`).
 //! Planned work is declared as maintenance windows (`maintenance`): probes keep running, but
-//! nothing opens an incident or notifies during one.
+//! nothing opens an incident or notifies during one. Service level objectives and their error
+//! budgets are counted from the rollups (`slo`); the incident engine judges their burn rates.
 
 pub mod allowlist;
 pub mod cached;
@@ -24,4 +25,5 @@ pub mod probe_file;
 pub mod runtime;
 pub mod schedule;
 pub mod series;
+pub mod slo;
 pub mod trial;

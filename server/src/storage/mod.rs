@@ -19,6 +19,7 @@ pub mod pool;
 pub mod postmortems;
 pub mod results;
 pub mod rollups;
+pub mod slo;
 pub mod status_pages;
 pub mod supervisor;
 

@@ -65,6 +65,7 @@ pub struct Shared {
     pub notifier: crate::respond::notify::Notifier,
     pub maintenance: crate::monitor::maintenance::Maintenance,
     pub status_pages: crate::respond::status_pages::StatusPages,
+    pub slos: crate::monitor::slo::Slos,
     /// The declarative probe file (`--config`), re-read on SIGHUP and `POST /api/v1/probes/apply`.
     pub config_file: Option<std::path::PathBuf>,
     /// The built-in demo, when an admin started it from the overview.

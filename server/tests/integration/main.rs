@@ -24,4 +24,5 @@ mod probe_trial;
 mod probes_api;
 mod rollups;
 mod server_fns;
+mod slo;
 mod status_pages;

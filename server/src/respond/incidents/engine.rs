@@ -28,11 +28,13 @@ pub struct EngineSettings {
     pub auto_open: bool,
     /// How often degraded probes and recoveries are re-evaluated.
     pub tick: Duration,
+    /// How often error budgets' burn rates are judged (their windows are whole minutes).
+    pub burn_every: Duration,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        Self { auto_open: true, tick: Duration::from_secs(2) }
+        Self { auto_open: true, tick: Duration::from_secs(2), burn_every: Duration::from_secs(30) }
     }
 }
 
@@ -43,7 +45,7 @@ pub struct Engine {
 }
 
 /// What to publish once a transaction commits.
-type Outbox = Vec<(Uuid, RoomEvent)>;
+pub(super) type Outbox = Vec<(Uuid, RoomEvent)>;
 
 fn severity_of(spec: &ProbeSpec, service_criticality: &str) -> Severity {
     let c = spec.incidents.criticality.or_else(|| Criticality::parse(service_criticality)).unwrap_or_default();
@@ -56,16 +58,31 @@ impl Engine {
         let mut events = hub.subscribe();
         let mut tick = tokio::time::interval(self.settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut burn = tokio::time::interval(self.settings.burn_every);
+        burn.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        enum Woken {
+            Change,
+            Tick,
+            Burn,
+        }
         loop {
-            let timed = tokio::select! {
+            let woken = tokio::select! {
+                _ = burn.tick() => Woken::Burn,
                 e = events.recv() => match e {
-                    Ok(ProbeEvent::StateChanged(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => false,
+                    Ok(ProbeEvent::StateChanged(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Woken::Change,
                     Ok(ProbeEvent::Result { .. }) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
-                _ = tick.tick() => true,
+                _ = tick.tick() => Woken::Tick,
                 _ = stopping.wait_for(|s| *s) => break,
             };
+            if matches!(woken, Woken::Burn) {
+                if let Err(e) = self.judge_burn_rates().await {
+                    tracing::warn!(error = %e, "incident engine: judging error budgets failed; retrying");
+                }
+                continue;
+            }
+            let timed = matches!(woken, Woken::Tick);
             if let Err(e) = self.handle_changes().await {
                 tracing::warn!(error = %e, "incident engine: handling state changes failed; retrying");
             }
@@ -92,7 +109,7 @@ impl Engine {
         }
     }
 
-    async fn publish(&self, outbox: Outbox) {
+    pub(super) async fn publish(&self, outbox: Outbox) {
         let mut incidents: Vec<Uuid> = Vec::new();
         for (id, event) in outbox {
             if !incidents.contains(&id) {
@@ -231,29 +248,7 @@ impl Engine {
         o: &Opening<'_>,
         cause: ProbeFacts,
     ) -> Result<(Uuid, Vec<RoomEvent>), sqlx::Error> {
-        let id = Uuid::new_v4();
         let severity = severity_of(o.spec, o.criticality);
-        let title = format!("{}: {} {}", o.service, o.probe, o.state.as_str());
-        let times = KeyTimes {
-            started: Some(Stamp::automatic(o.started.min(o.detected))),
-            detected: Some(Stamp::automatic(o.detected)),
-            ..KeyTimes::default()
-        };
-        store::insert_incident(
-            tx,
-            &NewIncidentRow {
-                id,
-                title: &title,
-                severity,
-                summary: "",
-                commander: None,
-                times: &times,
-                automatic: true,
-                created_by: TRIAGE_AUTHOR,
-            },
-        )
-        .await?;
-        store::add_services(tx, id, &[o.service_id]).await?;
         let text = format!(
             "Opened automatically as **{}**: probe **{}** confirmed {} (first failing check {}).",
             severity.as_str(),
@@ -261,12 +256,17 @@ impl Engine {
             o.state.as_str(),
             o.started.format("%H:%M:%S UTC")
         );
-        let entry = automatic_entry(tx, id, EntryKind::StatusChange, &text, o.detected).await?;
-        let facts = IncidentFacts { id, title, severity, status: IncidentStatus::Investigating, commander: None };
-        notify::incident(tx, EventKind::IncidentOpened, &facts, Vec::new(), false, Some(cause)).await?;
-        let changes = super::changes::link(tx, id).await?;
-        tracing::warn!(incident = %id, service = o.service, probe = o.probe, severity = severity.as_str(), "incident opened automatically");
-        Ok((id, entry.into_iter().chain(changes).map(RoomEvent::Entry).collect()))
+        let opened = Opened {
+            service_id: o.service_id,
+            title: format!("{}: {} {}", o.service, o.probe, o.state.as_str()),
+            severity,
+            started: o.started,
+            detected: o.detected,
+            text,
+        };
+        let opened = open_incident(tx, &opened, Some(cause)).await?;
+        tracing::warn!(incident = %opened.0, service = o.service, probe = o.probe, severity = severity.as_str(), "incident opened automatically");
+        Ok(opened)
     }
 
     /// Opens incidents for probes degraded longer than their policy allows, and suggests (or
@@ -394,6 +394,59 @@ impl Engine {
     }
 }
 
+/// An incident the engine opens: for a failing probe, or for an error budget burning fast.
+pub(super) struct Opened {
+    pub service_id: Uuid,
+    pub title: String,
+    pub severity: Severity,
+    pub started: DateTime<Utc>,
+    pub detected: DateTime<Utc>,
+    /// The opening entry (Markdown).
+    pub text: String,
+}
+
+/// Writes an incident the engine opened: the record, its service, the opening entry, the
+/// `incident.opened` announcement and the changes that may have caused it. Returns its id and
+/// what to publish once the transaction commits.
+pub(super) async fn open_incident(
+    tx: &mut Transaction<'_, Postgres>,
+    o: &Opened,
+    cause: Option<ProbeFacts>,
+) -> Result<(Uuid, Vec<RoomEvent>), sqlx::Error> {
+    let id = Uuid::new_v4();
+    let times = KeyTimes {
+        started: Some(Stamp::automatic(o.started.min(o.detected))),
+        detected: Some(Stamp::automatic(o.detected)),
+        ..KeyTimes::default()
+    };
+    store::insert_incident(
+        tx,
+        &NewIncidentRow {
+            id,
+            title: &o.title,
+            severity: o.severity,
+            summary: "",
+            commander: None,
+            times: &times,
+            automatic: true,
+            created_by: TRIAGE_AUTHOR,
+        },
+    )
+    .await?;
+    store::add_services(tx, id, &[o.service_id]).await?;
+    let entry = automatic_entry(tx, id, EntryKind::StatusChange, &o.text, o.detected).await?;
+    let facts = IncidentFacts {
+        id,
+        title: o.title.clone(),
+        severity: o.severity,
+        status: IncidentStatus::Investigating,
+        commander: None,
+    };
+    notify::incident(tx, EventKind::IncidentOpened, &facts, Vec::new(), false, cause).await?;
+    let changes = super::changes::link(tx, id).await?;
+    Ok((id, entry.into_iter().chain(changes).map(RoomEvent::Entry).collect()))
+}
+
 struct Opening<'a> {
     service_id: Uuid,
     service: &'a str,
@@ -442,7 +495,7 @@ fn event_evidence(request_id: &str, to: Outcome, r: Option<&ProbeResult>, baseli
     e
 }
 
-async fn automatic_entry(
+pub(super) async fn automatic_entry(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
     kind: EntryKind,

@@ -2,6 +2,7 @@
 //! history, and the live room. The REST API and the pages' server functions both come here; the
 //! automatic side (probe state changes) is in [`engine`].
 
+pub mod burn;
 pub mod changes;
 pub mod engine;
 pub mod evidence;

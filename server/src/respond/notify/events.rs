@@ -201,6 +201,34 @@ pub async fn certificate_expiring(
     write(conn, &n, (Some(c.service_id), Some(c.probe_id), None), Some(&key), None).await
 }
 
+/// `slo.burn`, once per alert (its firing time is in the dedup key).
+pub async fn slo_burn(
+    conn: &mut PgConnection,
+    service_id: Uuid,
+    service: &str,
+    alert: &app::model::BurnAlert,
+    severity: Severity,
+) -> Result<(), sqlx::Error> {
+    let summary = format!("{service}: {}", alert.describe());
+    let url = format!("/services/{service_id}#slo");
+    let mut n = notification(EventKind::SloBurn, alert.fired_at, url.clone(), summary);
+    n.severity = Some(severity);
+    n.service = Some(service_ref(service_id, service));
+    n.subject = Some(EventSubject {
+        kind: "slo".into(),
+        id: service_id,
+        name: format!("{service} {} objective", alert.objective.as_str()),
+        url: Some(url),
+    });
+    let key = format!(
+        "slo.burn:{service_id}:{}:{}:{}",
+        alert.objective.as_str(),
+        alert.speed.as_str(),
+        alert.fired_at.timestamp_micros()
+    );
+    write(conn, &n, (Some(service_id), None, None), Some(&key), None).await.map(|_| ())
+}
+
 /// `action_item.overdue`, once per item and due date.
 pub async fn action_item_overdue(
     conn: &mut PgConnection,

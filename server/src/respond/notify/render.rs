@@ -130,7 +130,9 @@ fn emoji(n: &Notification) -> &'static str {
     match n.event {
         EventKind::IncidentResolved | EventKind::ProbeUp => "✅",
         EventKind::IncidentOpened | EventKind::ProbeDown => "🔴",
-        EventKind::ProbeDegraded | EventKind::CertificateExpiring | EventKind::ChannelFailing => "🟠",
+        EventKind::ProbeDegraded | EventKind::CertificateExpiring | EventKind::SloBurn | EventKind::ChannelFailing => {
+            "🟠"
+        }
         EventKind::IncidentUpdated => "🔷",
         EventKind::PostmortemPublished => "📝",
         EventKind::ActionItemOverdue => "⏰",
@@ -143,7 +145,9 @@ fn colour(n: &Notification) -> u32 {
     match n.event {
         EventKind::IncidentResolved | EventKind::ProbeUp => 0x2e_a0_43,
         EventKind::IncidentOpened | EventKind::ProbeDown => 0xd1_24_2f,
-        EventKind::ProbeDegraded | EventKind::CertificateExpiring | EventKind::ChannelFailing => 0xd2_99_22,
+        EventKind::ProbeDegraded | EventKind::CertificateExpiring | EventKind::SloBurn | EventKind::ChannelFailing => {
+            0xd2_99_22
+        }
         _ => 0x57_60_6a,
     }
 }
@@ -333,7 +337,9 @@ fn ntfy(spec: &ChannelSpec, n: &Notification) -> Result<(String, serde_json::Val
     let tag = match n.event {
         EventKind::IncidentResolved | EventKind::ProbeUp => "white_check_mark",
         EventKind::IncidentOpened | EventKind::ProbeDown => "rotating_light",
-        EventKind::ProbeDegraded | EventKind::CertificateExpiring | EventKind::ChannelFailing => "warning",
+        EventKind::ProbeDegraded | EventKind::CertificateExpiring | EventKind::SloBurn | EventKind::ChannelFailing => {
+            "warning"
+        }
         _ => "information_source",
     };
     let mut message = String::new();

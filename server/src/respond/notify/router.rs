@@ -117,7 +117,7 @@ async fn targets(
     };
     let (services, tags) = store::event_scope(tx, e.service_id, e.incident_id).await?;
     let mut window = None;
-    if kind.is_probe_state() || kind == EventKind::CertificateExpiring {
+    if kind.is_probe_state() || matches!(kind, EventKind::CertificateExpiring | EventKind::SloBurn) {
         let under_way = crate::monitor::maintenance::under_way(tx, e.at).await?;
         window = under_way.into_iter().find(|w| services.iter().any(|s| w.covers(*s, &tags))).map(|w| w.title);
     }

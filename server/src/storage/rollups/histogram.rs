@@ -159,6 +159,31 @@ impl LatencyHistogram {
         self.count
     }
 
+    /// How many values are at most `us`. Exact for every bucket wholly below or above it (and
+    /// beyond the exact extremes); the one bucket holding `us` is split in proportion to where
+    /// `us` falls in it, so the answer is off by at most that bucket's count.
+    pub fn count_at_most(&self, us: u64) -> f64 {
+        if self.count == 0 || us < self.min_us {
+            return 0.0;
+        }
+        if us >= self.max_us {
+            return self.count as f64;
+        }
+        let at = bucket_of(us);
+        let mut n = 0.0;
+        for (&i, &c) in self.buckets.range(..=at) {
+            if i < at {
+                n += c as f64;
+                continue;
+            }
+            let lo = lower_bound(i).max(self.min_us as f64);
+            let hi = upper_bound(i).min(self.max_us as f64 + 1.0);
+            let share = if hi > lo { ((us as f64 + 1.0 - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 1.0 };
+            n += c as f64 * share;
+        }
+        n
+    }
+
     pub fn mean_us(&self) -> Option<f64> {
         (self.count > 0).then(|| self.sum_us as f64 / self.count as f64)
     }
@@ -580,5 +605,23 @@ mod tests {
         let mut twice = h.clone();
         twice.merge(&h);
         assert_eq!(dense.finish(), twice, "dense sums equal merged histograms");
+    }
+
+    #[test]
+    fn counts_at_most_a_threshold_are_exact_away_from_it() {
+        let mut h = LatencyHistogram::new();
+        for us in (50_000..600_000).step_by(1_000) {
+            h.record(us);
+        }
+        // 250 values from 50 ms to 299 ms; the threshold's bucket (±2 %) is split, so the
+        // answer is within that bucket's handful of values.
+        let got = h.count_at_most(299_999);
+        assert!((got - 250.0).abs() <= 6.0, "{got}");
+        assert_eq!(h.count_at_most(10), 0.0, "below the smallest value");
+        assert_eq!(h.count_at_most(599_000), 550.0, "at the largest value");
+        assert_eq!(LatencyHistogram::new().count_at_most(1), 0.0);
+        let mut one = LatencyHistogram::new();
+        one.record(300_000);
+        assert_eq!((one.count_at_most(299_999), one.count_at_most(300_000)), (0.0, 1.0));
     }
 }

@@ -21,8 +21,8 @@ use app::model::{
     EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput, Incident, IncidentPatch, MaintenanceSpec,
     MaintenanceWindow, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Postmortem, PostmortemComment,
     PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, ProbeTrial, PublicUpdate, PublicUpdateInput,
-    Role, Rule, RuleSpec, Series, Service, ServiceInput, StateChange, StatusPage, StatusPageSpec, TickInput,
-    TimelineEntry, TokenSummary, UserPatch, UserSummary,
+    Role, Rule, RuleSpec, Series, Service, ServiceInput, SloSpec, SloStatus, StateChange, StatusPage, StatusPageSpec,
+    TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary,
 };
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
@@ -52,6 +52,13 @@ pub fn routes() -> Secured {
         .takes(json::<ServiceInput>())
         .returns(200, json::<Service>())
         .delete("/api/v1/services/{id}", admin, services::delete)
+        .returns(204, None)
+        .get("/api/v1/services/{id}/slo", viewer, services::slo)
+        .returns(200, json::<SloStatus>())
+        .put("/api/v1/services/{id}/slo", admin, services::set_slo)
+        .takes(json::<SloSpec>())
+        .returns(200, json::<SloStatus>())
+        .delete("/api/v1/services/{id}/slo", admin, services::delete_slo)
         .returns(204, None)
         .get("/api/v1/probes", viewer, probes::list)
         .returns(200, list::<Probe>())

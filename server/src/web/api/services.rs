@@ -1,4 +1,4 @@
-use app::model::{Service, ServiceInput};
+use app::model::{Service, ServiceInput, SloSpec, SloStatus};
 use axum::Json;
 use axum::extract::{Path, State};
 use http::StatusCode;
@@ -51,5 +51,28 @@ pub async fn delete(
     let id = parse_id(&id)?;
     catalog::delete_service(&state.pool, &state.scheduler, id).await?;
     actor.audit(&state.pool, "service.delete", id.to_string(), serde_json::json!({})).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/services/{id}/slo`: the objective and how the service stands against it.
+pub async fn slo(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SloStatus>, ApiError> {
+    Ok(Json(state.slos.status(parse_id(&id)?).await?))
+}
+
+pub async fn set_slo(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    ApiJson(spec): ApiJson<SloSpec>,
+) -> Result<Json<SloStatus>, ApiError> {
+    Ok(Json(state.slos.put(&actor, parse_id(&id)?, &spec).await?))
+}
+
+pub async fn delete_slo(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.slos.delete(&actor, parse_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,225 @@
+//! Service level objectives: setting them, how a service stands against its objective, and the
+//! burn rates the incident engine judges its alerts by (`respond::incidents::burn`).
+//!
+//! Everything is counted from the rollups, never from raw results: the window is whole hours of
+//! hour rows up to the last complete hour, then the minute rows up to the newest rolled-up minute.
+//! Availability is exact; latency splits the one histogram bucket (2 % wide) that holds the
+//! threshold, so it is off by at most the checks in that bucket.
+
+use std::collections::BTreeMap;
+
+use app::model::{BudgetPoint, BurnSpeed, Objective, ObjectiveStatus, SloSpec, SloStatus, Tally, allowed};
+use chrono::{DateTime, Duration, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::access::actor::Actor;
+use crate::error::Error;
+use crate::storage::rollups::{self, Level};
+use crate::storage::slo::{self as store, SloRow};
+
+/// The two objectives' tallies for one stretch of time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tallies {
+    pub availability: Tally,
+    pub latency: Tally,
+}
+
+impl Tallies {
+    fn add(&mut self, o: &Tallies) {
+        self.availability.add(o.availability);
+        self.latency.add(o.latency);
+    }
+
+    pub fn of(&self, objective: Objective) -> Tally {
+        match objective {
+            Objective::Availability => self.availability,
+            Objective::Latency => self.latency,
+        }
+    }
+}
+
+/// Tallies per bucket of `level` in [from, to), summed over `probes`.
+async fn tallies(
+    pool: &PgPool,
+    probes: &[Uuid],
+    level: Level,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    latency_us: Option<u64>,
+) -> Result<BTreeMap<DateTime<Utc>, Tallies>, sqlx::Error> {
+    let mut out: BTreeMap<DateTime<Utc>, Tallies> = BTreeMap::new();
+    if probes.is_empty() || from >= to {
+        return Ok(out);
+    }
+    for row in rollups::read_chart_rows(pool, level, probes, from, to).await? {
+        let c = &row.counts;
+        let total = c.count() as f64;
+        let t = out.entry(row.bucket).or_default();
+        t.availability.add(Tally { good: total - c.n_down as f64, total });
+        if let Some(us) = latency_us {
+            let h = row.latency();
+            t.latency.add(Tally { good: h.count_at_most(us), total: h.count() as f64 });
+        }
+    }
+    Ok(out)
+}
+
+fn sum<'a>(t: impl Iterator<Item = &'a Tallies>) -> Tallies {
+    let mut all = Tallies::default();
+    for x in t {
+        all.add(x);
+    }
+    all
+}
+
+/// The window an objective of `days` is judged over when the rollups are complete up to `to`.
+pub fn window(days: u16, to: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (Level::Hour.truncate(to - Duration::days(i64::from(days))), to)
+}
+
+/// A service's (objective, speed) → (long-window burn, short-window burn), counted from the
+/// minute rollups up to `to`. An objective without checks in a window has no burn.
+pub async fn burn_rates(
+    pool: &PgPool,
+    o: &SloRow,
+    to: DateTime<Utc>,
+) -> Result<Vec<(Objective, BurnSpeed, f64, f64)>, sqlx::Error> {
+    let longest = BurnSpeed::ALL.iter().map(|s| s.windows_min().0).max().unwrap_or(360);
+    let from = to - Duration::minutes(i64::from(longest));
+    let minutes = tallies(pool, &o.probes, Level::Minute, from, to, o.spec.latency().map(|l| l.0)).await?;
+    let last = |m: u32| sum(minutes.range(to - Duration::minutes(i64::from(m))..).map(|(_, t)| t));
+    let mut out = Vec::new();
+    for speed in BurnSpeed::ALL {
+        let (long, short) = speed.windows_min();
+        let (long, short) = (last(long), last(short));
+        let mut objectives = vec![(Objective::Availability, o.spec.availability_target)];
+        if let Some((_, target)) = o.spec.latency() {
+            objectives.push((Objective::Latency, target));
+        }
+        for (objective, target) in objectives {
+            if let (Some(l), Some(s)) = (long.of(objective).burn_rate(target), short.of(objective).burn_rate(target)) {
+                out.push((objective, speed, l, s));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Clone)]
+pub struct Slos {
+    pub pool: PgPool,
+}
+
+impl Slos {
+    /// How the service stands against its objective; 404 when it has none.
+    pub async fn status(&self, service: Uuid) -> Result<SloStatus, Error> {
+        let Some(o) = store::objectives(&self.pool, Some(service)).await?.pop() else {
+            return Err(Error::NotFound("service level objective"));
+        };
+        let to = rollups::watermark(&self.pool).await?;
+        let (from, _) = window(o.spec.window_days, to);
+        let hour = Level::Hour.truncate(to);
+        let latency_us = o.spec.latency().map(|l| l.0);
+        let mut buckets = tallies(&self.pool, &o.probes, Level::Hour, from, hour, latency_us).await?;
+        let minutes = tallies(&self.pool, &o.probes, Level::Minute, to - Duration::hours(1), to, latency_us).await?;
+        // The current hour is summed from its minutes; the last hour's burn reads them too.
+        let current = sum(minutes.range(hour..).map(|(_, t)| t));
+        if current.availability.total > 0.0 {
+            buckets.insert(hour, current);
+        }
+        let last_hour = sum(minutes.range(to - Duration::hours(1)..).map(|(_, t)| t));
+        let whole = sum(buckets.values());
+        let secs = (to - from).num_seconds() as f64;
+        let availability =
+            ObjectiveStatus::new(o.spec.availability_target, whole.availability, last_hour.availability, secs);
+        let latency =
+            o.spec.latency().map(|(_, target)| ObjectiveStatus::new(target, whole.latency, last_hour.latency, secs));
+        let alerts = store::alerts(&self.pool, service, to - Duration::days(30)).await?;
+        Ok(SloStatus {
+            service_id: service,
+            availability_target: o.spec.availability_target,
+            latency_ms: o.spec.latency_ms,
+            latency_target: o.spec.latency_target,
+            window_days: o.spec.window_days,
+            probes: o.spec.probes.clone(),
+            open_incidents: o.spec.open_incidents,
+            attainment: availability.attainment,
+            budget_remaining_pct: availability.budget_remaining_pct,
+            budget_remaining_secs: availability.budget_remaining_secs,
+            burn_rate_1h: availability.burn_rate_1h,
+            checks: availability.checks,
+            bad_checks: availability.bad_checks,
+            budget: budget_points(&o.spec, &buckets, &whole),
+            latency,
+            window_from: from,
+            window_to: to,
+            alerts,
+        })
+    }
+
+    /// Sets a service's objective (admins). The chosen probes must be the service's own.
+    pub async fn put(&self, actor: &Actor, service: Uuid, spec: &SloSpec) -> Result<SloStatus, Error> {
+        spec.check().map_err(|(field, message)| Error::invalid(field, message))?;
+        let Some(_) = crate::storage::catalog::get_service(&self.pool, service).await? else {
+            return Err(Error::NotFound("service"));
+        };
+        if let Some(chosen) = &spec.probes {
+            let own: Vec<Uuid> =
+                crate::storage::catalog::list_probes(&self.pool, Some(service)).await?.iter().map(|p| p.id).collect();
+            if let Some(other) = chosen.iter().find(|p| !own.contains(p)) {
+                return Err(Error::invalid("probes", format!("{other} is not a probe of this service")));
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        store::put(&mut tx, service, spec, &actor.principal.actor()).await?;
+        actor.audit(&mut *tx, "slo.set", service.to_string(), serde_json::to_value(spec).unwrap_or_default()).await?;
+        tx.commit().await?;
+        self.status(service).await
+    }
+
+    pub async fn delete(&self, actor: &Actor, service: Uuid) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
+        if !store::delete(&mut tx, service).await? {
+            return Err(Error::NotFound("service level objective"));
+        }
+        actor.audit(&mut *tx, "slo.delete", service.to_string(), serde_json::json!({})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Budget left per service for the overview's tiles: (service, % left, seconds left).
+    pub async fn budgets(&self) -> Result<Vec<(Uuid, Option<f64>, Option<f64>)>, Error> {
+        let to = rollups::watermark(&self.pool).await?;
+        let mut out = Vec::new();
+        for o in store::objectives(&self.pool, None).await? {
+            let (from, _) = window(o.spec.window_days, to);
+            let buckets = tallies(&self.pool, &o.probes, Level::Hour, from, Level::Hour.truncate(to), None).await?;
+            let whole = sum(buckets.values());
+            let secs = (to - from).num_seconds() as f64;
+            let s = ObjectiveStatus::new(o.spec.availability_target, whole.availability, Tally::default(), secs);
+            out.push((o.service_id, s.budget_remaining_pct, s.budget_remaining_secs));
+        }
+        Ok(out)
+    }
+}
+
+/// The budget chart: after each hour, the share of the whole window's budget not yet spent.
+fn budget_points(spec: &SloSpec, buckets: &BTreeMap<DateTime<Utc>, Tallies>, whole: &Tallies) -> Vec<BudgetPoint> {
+    let budget_of = |target: f64, total: f64| allowed(target) * total;
+    let avail_budget = budget_of(spec.availability_target, whole.availability.total);
+    let latency_budget = spec.latency().map(|(_, t)| budget_of(t, whole.latency.total));
+    let left = |spent: f64, budget: f64| if budget > 0.0 { 100.0 * (1.0 - spent / budget) } else { 100.0 };
+    let mut spent = Tallies::default();
+    buckets
+        .iter()
+        .map(|(at, t)| {
+            spent.add(t);
+            BudgetPoint {
+                at: *at + Duration::hours(1),
+                availability_pct: left(spent.availability.bad(), avail_budget),
+                latency_pct: latency_budget.map(|b| left(spent.latency.bad(), b)),
+            }
+        })
+        .collect()
+}
