@@ -161,6 +161,15 @@ pub trait CatalogBackend: Send + Sync + 'static {
         files: Vec<String>,
         dry_run: bool,
     ) -> BoxFuture<'_, Result<ImportSummary, ServerError>>;
+    /// The service's objective and how it stands; `None` when it has none.
+    fn slo(&self, service: uuid::Uuid) -> BoxFuture<'_, Result<Option<crate::model::SloStatus>, ServerError>>;
+    /// Sets the objective, or removes it (`spec` none).
+    fn save_slo(
+        &self,
+        req: RequestParts,
+        service: uuid::Uuid,
+        spec: Option<crate::model::SloSpec>,
+    ) -> BoxFuture<'_, Result<Option<crate::model::SloStatus>, ServerError>>;
 }
 
 /// Notification channels, rules and maintenance windows (admins write; secrets answered masked).

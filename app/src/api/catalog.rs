@@ -102,3 +102,20 @@ pub async fn network_allowlist(change: AllowChange) -> Result<Vec<AllowEntry>, S
     let backend = super::backend::backend()?;
     backend.0.allowlist(super::backend::request_parts()?, change).await
 }
+
+/// A service's objective with its budget, burn and alerts; `None` when it has none.
+#[server(endpoint = "get_slo", input = Json)]
+pub async fn get_slo(service: uuid::Uuid) -> Result<Option<crate::model::SloStatus>, ServerError> {
+    let backend = super::backend::backend()?;
+    backend.0.slo(service).await
+}
+
+/// Sets a service's objective (admins), or removes it when `spec` is left out.
+#[server(endpoint = "save_slo", input = Json)]
+pub async fn save_slo(
+    service: uuid::Uuid,
+    spec: Option<crate::model::SloSpec>,
+) -> Result<Option<crate::model::SloStatus>, ServerError> {
+    let backend = super::backend::backend()?;
+    backend.0.save_slo(super::backend::request_parts()?, service, spec).await
+}

@@ -11,6 +11,9 @@ use crate::model::SloStatus;
 
 pub fn render_svg(slo: &SloStatus, size: ChartSize) -> String {
     let desc = match slo.budget.last() {
+        Some(p) if p.availability_pct < 0.0 => {
+            format!("the availability budget is overspent by {:.1} %", -p.availability_pct)
+        }
         Some(p) => format!("{:.1} % of the availability budget left", p.availability_pct),
         None => "no checks in the window yet".into(),
     };

@@ -28,6 +28,46 @@ fn response_times() -> Vec<super::response_times::ResponseTimes> {
     ]
 }
 
+/// A 28-day objective spending its budget in two outages, the latency one more slowly.
+fn slo(hours: i64) -> crate::model::SloStatus {
+    let from = super::fixtures::at(0);
+    let budget = (1..=hours)
+        .map(|h| {
+            let spent = if h > 200 { 30.0 } else { 0.0 } + if h > 500 { 85.0 } else { 0.0 };
+            crate::model::BudgetPoint {
+                at: from + chrono::Duration::hours(h),
+                availability_pct: 100.0 - spent - h as f64 * 0.01,
+                latency_pct: Some(100.0 - h as f64 * 0.05),
+            }
+        })
+        .collect();
+    crate::model::SloStatus {
+        service_id: uuid::Uuid::nil(),
+        availability_target: 99.9,
+        latency_ms: Some(300),
+        latency_target: Some(99.0),
+        window_days: 28,
+        probes: None,
+        open_incidents: true,
+        attainment: Some(99.88),
+        budget_remaining_pct: Some(-22.0),
+        budget_remaining_secs: Some(-532.0),
+        burn_rate_1h: Some(0.4),
+        checks: 80_640.0,
+        bad_checks: 98.0,
+        latency: Some(crate::model::ObjectiveStatus::new(
+            99.0,
+            crate::model::Tally { good: 79_900.0, total: 80_000.0 },
+            crate::model::Tally::default(),
+            28.0 * 86_400.0,
+        )),
+        window_from: from,
+        window_to: from + chrono::Duration::days(28),
+        budget,
+        alerts: Vec::new(),
+    }
+}
+
 /// Every snapshot: (file name, the SVG drawn now).
 fn drawings() -> Vec<(&'static str, String)> {
     let pts = points();
@@ -57,6 +97,8 @@ fn drawings() -> Vec<(&'static str, String)> {
         ("sparkline-empty.svg", sparkline::render_svg(&[None; 12])),
         ("response-times.svg", super::response_times::render_svg(&response_times(), SIZE)),
         ("response-times-empty.svg", super::response_times::render_svg(&[], SIZE)),
+        ("budget.svg", super::budget::render_svg(&slo(672), SIZE)),
+        ("budget-empty.svg", super::budget::render_svg(&slo(0), SIZE)),
     ]
 }
 

@@ -104,6 +104,12 @@ fn push_tile(buf: &mut String, tile: &ServiceTile, now: DateTime<Utc>) {
         push_escaped(buf, title);
         buf.push_str("</p>");
     }
+    if let Some((pct, secs)) = tile.budget {
+        buf.push_str(if pct < 0.0 { "<p class=\"tile-budget bad\">" } else { "<p class=\"tile-budget\">" });
+        buf.push_str("error budget: ");
+        push_escaped(buf, &crate::model::budget_words(Some(secs), Some(pct)));
+        buf.push_str("</p>");
+    }
     if tile.blocked > 0 {
         // A configuration problem, not an outage: it says what to fix instead of colouring the tile.
         buf.push_str("<p class=\"tile-config\">⚙ ");
@@ -167,7 +173,17 @@ mod tests {
             last_check: None,
             p95_trend: vec![Some(10.0), None, Some(30.0)],
             maintenance: None,
+            budget: None,
         }
+    }
+
+    #[test]
+    fn a_service_with_an_objective_shows_its_budget() {
+        let html = tiles_html(&[ServiceTile { budget: Some((71.2, 2_580.0)), ..tile() }], Utc::now());
+        assert!(html.contains(r#"<p class="tile-budget">error budget: 43 min left (71 %)</p>"#), "{html}");
+        let html = tiles_html(&[ServiceTile { budget: Some((-20.0, -720.0)), ..tile() }], Utc::now());
+        assert!(html.contains(r#"<p class="tile-budget bad">error budget: overspent by 12 min</p>"#), "{html}");
+        assert!(!tiles_html(&[tile()], Utc::now()).contains("tile-budget"));
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct ServiceTile {
     /// The maintenance window under way for this service, if any (its title).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<String>,
+    /// The availability budget left of its objective, if it has one: (percent, seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<(f64, f64)>,
 }
 
 /// A sparkline step: five minutes…
@@ -129,6 +132,7 @@ mod tests {
             last_check: None,
             p95_trend: Vec::new(),
             maintenance: None,
+            budget: None,
         }
     }
 

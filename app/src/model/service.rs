@@ -190,6 +190,9 @@ pub struct ServiceView {
     /// Deploys and other changes of this service in the window, oldest first (chart markers).
     #[serde(default)]
     pub change_events: Vec<crate::model::ChangeEvent>,
+    /// The service's objective and how it stands, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<crate::model::SloStatus>,
 }
 
 /// An occurrence of a maintenance window on a service's charts.

@@ -32,6 +32,7 @@ pub mod overview;
 pub mod postmortem;
 pub mod postmortems;
 pub mod service;
+pub mod slo;
 pub mod status;
 pub mod status_pages;
 

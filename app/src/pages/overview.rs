@@ -237,6 +237,7 @@ mod tests {
             last_check: None,
             p95_trend: Vec::new(),
             maintenance: None,
+            budget: None,
         }
     }
 

@@ -10,6 +10,7 @@ use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::changes::{ChangeForm, ChangeList};
+use super::slo::{SloForm, SloSummary};
 use crate::api::get_service_view;
 use crate::charts::frame::{Band, ChangeMark, ChartInput};
 use crate::charts::{self, ChartSize};
@@ -53,9 +54,9 @@ pub fn Service() -> impl IntoView {
     // Outside the refetched body: a live refetch in the middle of a drag must not drop it.
     let pointer = Pointer::default();
     let copied = RwSignal::new(None::<String>);
-    let may_record = use_context::<crate::model::CurrentUser>()
-        .and_then(|c| c.0)
-        .is_some_and(|m| m.may(crate::model::Role::Responder));
+    let me = use_context::<crate::model::CurrentUser>().and_then(|c| c.0);
+    let may_record = me.as_ref().is_some_and(|m| m.may(crate::model::Role::Responder));
+    let may_set_slo = me.as_ref().is_some_and(|m| m.may(crate::model::Role::Admin));
     view! {
         <section class="page" aria-busy=move || pending.get().to_string()>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> } set_pending>
@@ -76,10 +77,10 @@ pub fn Service() -> impl IntoView {
                 })}
             </Transition>
             // Outside the refetched body, so a live refetch does not clear what is being typed.
-            {move || (may_record && id.get().is_some()).then(|| {
-                let service = id.get().map(|i| i.to_string()).unwrap_or_default();
-                view! { <ChangeForm service saved=tick/> }
-            })}
+            {move || id.get().map(|service| view! {
+                {may_record.then(|| view! { <ChangeForm service=service.to_string() saved=tick/> })}
+                {may_set_slo.then(|| view! { <SloForm service saved=tick/> })}
+            }.into_any())}
         </section>
     }
 }
@@ -337,6 +338,7 @@ fn ServiceBody(
         </p>
         <div class="chart-options">"Latency: " {lat_switch}</div>
         <ChartStack svgs data=stack pointer phases/>
+        <SloSummary slo=view.slo.clone()/>
         <h2>"Changes"</h2>
         <ChangeList events=view.change_events.clone()/>
         {readiness}

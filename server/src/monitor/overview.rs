@@ -24,7 +24,11 @@ pub const WINDOW: Duration = Duration::minutes(5);
 pub struct OverviewCache {
     tiles: Cached<Arc<Overview>, Arc<sqlx::Error>>,
     trends: Arc<Cached<Arc<Trends>, Arc<sqlx::Error>>>,
+    /// Error budgets move by the hour: read once a minute, like the sparklines.
+    budgets: Arc<Cached<Arc<Budgets>, Arc<sqlx::Error>>>,
 }
+
+type Budgets = HashMap<Uuid, (f64, f64)>;
 
 type Trends = HashMap<Uuid, Vec<Option<f64>>>;
 
@@ -33,6 +37,7 @@ impl Default for OverviewCache {
         Self {
             tiles: Cached::new(std::time::Duration::from_secs(1)),
             trends: Arc::new(Cached::new(std::time::Duration::from_secs(60))),
+            budgets: Arc::new(Cached::new(std::time::Duration::from_secs(60))),
         }
     }
 }
@@ -40,16 +45,24 @@ impl Default for OverviewCache {
 impl OverviewCache {
     /// The error is shared by every caller that waited for the same computation.
     pub async fn get(&self, pool: &PgPool) -> Result<Arc<Overview>, Arc<sqlx::Error>> {
-        let (pool, trends) = (pool.clone(), Arc::clone(&self.trends));
+        let (pool, trends, budgets) = (pool.clone(), Arc::clone(&self.trends), Arc::clone(&self.budgets));
         self.tiles
             .get(move || async move {
                 let db = Arc::new;
                 let services = catalog::list_services(&pool).await.map_err(db)?;
                 let probes = catalog::list_probes(&pool, None).await.map_err(db)?;
                 let mut o = overview_of(&pool, services, &probes, Utc::now()).await.map_err(db)?;
+                let budget_pool = pool.clone();
+                let budgets =
+                    budgets
+                        .get(move || async move {
+                            crate::monitor::slo::budgets(&budget_pool).await.map(Arc::new).map_err(db)
+                        })
+                        .await?;
                 let trends = trends.get(move || async move { p95_trends(&pool, &probes).await }).await?;
                 for t in &mut o.services {
                     t.p95_trend = trends.get(&t.id).cloned().unwrap_or_default();
+                    t.budget = budgets.get(&t.id).map(|(pct, secs)| (to_places(*pct, 1), secs.round()));
                 }
                 Ok(Arc::new(o))
             })
@@ -136,6 +149,7 @@ async fn overview_of(
                 last_check: last.get(&s.id).copied(),
                 p95_trend: Vec::new(),
                 maintenance,
+                budget: None,
             }
         })
         .collect();
@@ -177,6 +191,7 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
         incidents,
         maintenance,
         change_events,
+        slo: None,
     }))
 }
 

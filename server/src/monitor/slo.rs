@@ -6,7 +6,8 @@
 //! Availability is exact; latency splits the one histogram bucket (2 % wide) that holds the
 //! threshold, so it is off by at most the checks in that bucket.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use app::model::{BudgetPoint, BurnSpeed, Objective, ObjectiveStatus, SloSpec, SloStatus, Tally, allowed};
 use chrono::{DateTime, Duration, Utc};
@@ -106,12 +107,46 @@ pub async fn burn_rates(
     Ok(out)
 }
 
+/// How long the service page reuses a service's figures: it refetches up to four times a second
+/// while results arrive, and the figures move by whole minutes.
+const PAGE_REUSE: std::time::Duration = std::time::Duration::from_secs(15);
+
+type Recent = HashMap<Uuid, (std::time::Instant, Option<SloStatus>)>;
+
 #[derive(Clone)]
 pub struct Slos {
     pub pool: PgPool,
+    recent: Arc<Mutex<Recent>>,
 }
 
 impl Slos {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool, recent: Arc::default() }
+    }
+
+    /// [`status`](Self::status) for the service page, `None` without an objective; reused for
+    /// [`PAGE_REUSE`] unless the objective changed.
+    pub async fn for_page(&self, service: Uuid) -> Result<Option<SloStatus>, Error> {
+        let reuse =
+            |r: &mut Recent| r.get(&service).filter(|(at, _)| at.elapsed() < PAGE_REUSE).map(|(_, s)| s.clone());
+        if let Some(s) = reuse(&mut self.recent.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(s);
+        }
+        let status = match self.status(service).await {
+            Ok(s) => Some(s),
+            Err(Error::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.retain(|_, (at, _)| at.elapsed() < PAGE_REUSE);
+        recent.insert(service, (std::time::Instant::now(), status.clone()));
+        Ok(status)
+    }
+
+    fn forget(&self, service: Uuid) {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner()).remove(&service);
+    }
+
     /// How the service stands against its objective; 404 when it has none.
     pub async fn status(&self, service: Uuid) -> Result<SloStatus, Error> {
         let Some(o) = store::objectives(&self.pool, Some(service)).await?.pop() else {
@@ -175,6 +210,7 @@ impl Slos {
         store::put(&mut tx, service, spec, &actor.principal.actor()).await?;
         actor.audit(&mut *tx, "slo.set", service.to_string(), serde_json::to_value(spec).unwrap_or_default()).await?;
         tx.commit().await?;
+        self.forget(service);
         self.status(service).await
     }
 
@@ -185,23 +221,27 @@ impl Slos {
         }
         actor.audit(&mut *tx, "slo.delete", service.to_string(), serde_json::json!({})).await?;
         tx.commit().await?;
+        self.forget(service);
         Ok(())
     }
+}
 
-    /// Budget left per service for the overview's tiles: (service, % left, seconds left).
-    pub async fn budgets(&self) -> Result<Vec<(Uuid, Option<f64>, Option<f64>)>, Error> {
-        let to = rollups::watermark(&self.pool).await?;
-        let mut out = Vec::new();
-        for o in store::objectives(&self.pool, None).await? {
-            let (from, _) = window(o.spec.window_days, to);
-            let buckets = tallies(&self.pool, &o.probes, Level::Hour, from, Level::Hour.truncate(to), None).await?;
-            let whole = sum(buckets.values());
-            let secs = (to - from).num_seconds() as f64;
-            let s = ObjectiveStatus::new(o.spec.availability_target, whole.availability, Tally::default(), secs);
-            out.push((o.service_id, s.budget_remaining_pct, s.budget_remaining_secs));
+/// The availability budget left of every service with an objective, for the overview's tiles:
+/// service → (percent, seconds). Whole hours only: the tiles refresh it once a minute.
+pub async fn budgets(pool: &PgPool) -> Result<HashMap<Uuid, (f64, f64)>, sqlx::Error> {
+    let to = rollups::watermark(pool).await?;
+    let mut out = HashMap::new();
+    for o in store::objectives(pool, None).await? {
+        let (from, _) = window(o.spec.window_days, to);
+        let buckets = tallies(pool, &o.probes, Level::Hour, from, Level::Hour.truncate(to), None).await?;
+        let whole = sum(buckets.values());
+        let secs = (to - from).num_seconds() as f64;
+        let s = ObjectiveStatus::new(o.spec.availability_target, whole.availability, Tally::default(), secs);
+        if let (Some(pct), Some(secs)) = (s.budget_remaining_pct, s.budget_remaining_secs) {
+            out.insert(o.service_id, (pct, secs));
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 /// The budget chart: after each hour, the share of the whole window's budget not yet spent.

@@ -86,7 +86,7 @@ pub const PAGES: [(&str, Need, Kind); 17] = [
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 59] = [
+pub const SERVER_FNS: [(&str, Need); 61] = [
     ("/api/get_channels", Need::Role(Role::Admin)),
     ("/api/save_channel", Need::Role(Role::Admin)),
     ("/api/delete_channel", Need::Role(Role::Admin)),
@@ -105,6 +105,8 @@ pub const SERVER_FNS: [(&str, Need); 59] = [
     ("/api/get_catalog", Need::Role(Role::Admin)),
     ("/api/save_service", Need::Role(Role::Admin)),
     ("/api/delete_service", Need::Role(Role::Admin)),
+    ("/api/get_slo", Need::Role(Role::Viewer)),
+    ("/api/save_slo", Need::Role(Role::Admin)),
     ("/api/save_probe", Need::Role(Role::Admin)),
     ("/api/run_probe", Need::Role(Role::Admin)),
     ("/api/test_json_path", Need::Role(Role::Admin)),

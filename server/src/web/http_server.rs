@@ -207,7 +207,7 @@ pub async fn build_state(
         notifier,
         maintenance: crate::monitor::maintenance::Maintenance { pool: pool.clone() },
         status_pages: crate::respond::status_pages::StatusPages::new(pool.clone()),
-        slos: crate::monitor::slo::Slos { pool: pool.clone() },
+        slos: crate::monitor::slo::Slos::new(pool.clone()),
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         config_file: settings.config_file.clone(),
         demo: Arc::default(),

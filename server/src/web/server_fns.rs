@@ -257,9 +257,15 @@ impl Backend for PgBackend {
     }
 
     fn service_view(&self, id: uuid::Uuid, window: Window) -> BoxFuture<'_, Result<Option<ServiceView>, ServerError>> {
-        Box::pin(
-            async move { crate::monitor::overview::service_view(&self.state.pool, id, &window).await.map_err(shown) },
-        )
+        Box::pin(async move {
+            let Some(mut view) =
+                crate::monitor::overview::service_view(&self.state.pool, id, &window).await.map_err(shown)?
+            else {
+                return Ok(None);
+            };
+            view.slo = self.state.slos.for_page(id).await.map_err(shown)?;
+            Ok(Some(view))
+        })
     }
 
     fn overview(&self) -> BoxFuture<'_, Result<Overview, ServerError>> {

@@ -23,6 +23,31 @@ use crate::web::error::ApiError;
 const MAX_SAMPLE: usize = 1024 * 1024;
 
 impl CatalogBackend for PgBackend {
+    fn slo(&self, service: Uuid) -> BoxFuture<'_, Result<Option<app::model::SloStatus>, ServerError>> {
+        Box::pin(async move {
+            match self.state.slos.status(service).await {
+                Ok(s) => Ok(Some(s)),
+                Err(Error::NotFound(_)) => Ok(None),
+                Err(e) => Err(shown(e)),
+            }
+        })
+    }
+
+    fn save_slo(
+        &self,
+        req: RequestParts,
+        service: Uuid,
+        spec: Option<app::model::SloSpec>,
+    ) -> BoxFuture<'_, Result<Option<app::model::SloStatus>, ServerError>> {
+        Box::pin(async move {
+            let actor = actor_of(&req);
+            match spec {
+                Some(spec) => self.state.slos.put(&actor, service, &spec).await.map(Some).map_err(shown),
+                None => self.state.slos.delete(&actor, service).await.map(|()| None).map_err(shown),
+            }
+        })
+    }
+
     fn catalog(&self, scope: app::model::CatalogScope) -> BoxFuture<'_, Result<Catalog, ServerError>> {
         use app::model::CatalogScope;
         Box::pin(async move {
