@@ -277,3 +277,39 @@ test('the latency chart switches to phases, and the choice stays in the URL acro
   expect(await page.evaluate(() => history.length)).toBe(entries + 1);
   expect(errors).toEqual([]);
 });
+
+test('an admin sets an objective on the service page: errors by field, then its budget and chart', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await page.locator('li.tile[data-service="triage"]').getByRole('link', { name: 'triage' }).click();
+  await expect(page).toHaveURL(/\/services\/[0-9a-f-]{36}$/);
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(page.getByText('No objective set.')).toBeVisible();
+
+  const form = page.getByRole('form', { name: 'Service level objective' });
+  await page.getByText('Set the objective').click();
+  const availability = form.getByLabel('Availability target (%)');
+  await expect(availability).toHaveValue('99.9');
+  await availability.fill('100');
+  await form.getByRole('button', { name: 'Save objective' }).click();
+  await expect(form.locator('[data-field="availability_target"]')).toContainText('above 0 and below 100');
+  await availability.fill('99.5');
+  await form.getByLabel('Latency threshold (ms)').fill('500');
+  await form.getByLabel('Latency target (%)').fill('90');
+  await form.getByRole('button', { name: 'Save objective' }).click();
+  await expect(form.getByRole('status')).toHaveText('Saved.');
+
+  // The page refetches: the objective's figures and its budget chart replace the hint.
+  const table = page.getByRole('table', { name: 'Service level objective' });
+  await expect(table.getByRole('row', { name: /Availability/ })).toContainText('99.5 %');
+  await expect(table.getByRole('row', { name: /Latency/ }).first()).toContainText('90 %');
+  await expect(page.locator('.budget-chart svg title')).toHaveText('Error budget left');
+  await expect(page.getByText('No objective set.')).toHaveCount(0);
+
+  await form.getByRole('button', { name: 'Remove' }).click();
+  await expect(form.getByRole('status')).toHaveText('Removed.');
+  await expect(page.getByText('No objective set.')).toBeVisible();
+  // The one failed request is the refused target (a 400, by design).
+  expect(errors.filter((e) => !e.includes('status of 400'))).toEqual([]);
+});
