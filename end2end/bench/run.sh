@@ -3,9 +3,10 @@
 #   1. first-load bytes: the wasm, JS and CSS after `brotli -q 11`;
 #   2. the overview with 2,000 seeded services, cold loads in headless Chromium;
 #   3. SSR of the overview against a trivial axum handler, with wrk;
-#   4. a result finishing → shown on an open service page, while 5,000 checks/s run.
+#   4. a result finishing → shown on an open service page, while 5,000 checks/s run;
+#   5. a public status page (HTML, its JSON summary, a badge) against /healthz, with wrk.
 # Needs what `.ci/dev test` installs, plus wrk and brotli (Debian packages of those names).
-# Usage: end2end/bench/run.sh [bytes|load|ssr|live]…   (default: all four)
+# Usage: end2end/bench/run.sh [bytes|load|ssr|live|status]…   (default: all five)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -13,7 +14,7 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:${XDG_CACHE_HOME:-$HOME/.cache}/tri
 for tool in wrk brotli bc node cargo-leptos wasm-opt; do
   command -v "$tool" >/dev/null || { echo "missing $tool (wrk, brotli: apt-get install -y wrk brotli; wasm-opt: .ci/dev run; the rest: .ci/dev test)" >&2; exit 1; }
 done
-want=${*:-bytes load ssr live}
+want=${*:-bytes load ssr live status}
 work=$(mktemp -d /tmp/triage-bench-XXXXXX)
 chmod 755 "$work"
 pids=()
@@ -115,4 +116,37 @@ PY
   (cd end2end && TRIAGE_COOKIE=$(session http://127.0.0.1:3966) node bench/live-latency.js http://127.0.0.1:3966 shop 60)
   after=$(checks); t1=$(date +%s.%N)
   printf 'results written meanwhile: %.0f per second\n' "$(echo "($after - $before) / ($t1 - $t0)" | bc -l)"
+fi
+
+if [[ $want == *status* ]]; then
+  echo; echo "== public status page, 20 services in 4 groups (wrk, 2 threads, 64 connections, 10 s each)"
+  mkdir -p "$work/status"
+  "$bin" --data-dir "$work/status" --log-level warn seed --services 20
+  token=$("$bin" --data-dir "$work/status" --log-level warn token create --scope admin --name bench)
+  "$bin" --data-dir "$work/status" --log-level warn serve --addr 127.0.0.1:3967 --site-root "$site" --self-watch false &
+  pids+=($!)
+  wait_up http://127.0.0.1:3967/healthz
+  ids=$(curl -sf -H "Authorization: Bearer $token" http://127.0.0.1:3967/api/v1/services |
+    python3 -c 'import json, sys; print(" ".join(s["id"] for s in json.load(sys.stdin)))')
+  page=$(python3 - $ids <<'PY'
+import json, sys
+ids = sys.argv[1:]
+groups = [{"name": f"Group {g}", "services": ids[g::4]} for g in range(4)]
+print(json.dumps({"slug": "bench", "title": "Bench status", "description": "20 services", "groups": groups}))
+PY
+)
+  curl -sf -X POST -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+    http://127.0.0.1:3967/api/v1/status-pages -d "$page" >/dev/null
+  first=${ids%% *}
+  srate() { wrk -t2 -c64 -d10s "$1" | awk '/Requests\/sec/ { print $2 }'; }
+  srate http://127.0.0.1:3967/s/bench >/dev/null # warm-up: the first build and the connection pool
+  healthz=$(srate http://127.0.0.1:3967/healthz)
+  html=$(srate http://127.0.0.1:3967/s/bench)
+  json=$(srate http://127.0.0.1:3967/s/bench/summary.json)
+  badge=$(srate "http://127.0.0.1:3967/badge/services/$first/uptime.svg?window=30d")
+  bytes=$(curl -s http://127.0.0.1:3967/s/bench | wc -c)
+  printf 'Triage /healthz (the baseline, same run)         %10.0f req/s\n' "$healthz"
+  printf 'status page HTML (%6d bytes)                  %10.0f req/s  (%.2f of /healthz; target ≥ 10,000)\n' "$bytes" "$html" "$(echo "$html / $healthz" | bc -l)"
+  printf 'status page summary.json                         %10.0f req/s  (%.2f of /healthz)\n' "$json" "$(echo "$json / $healthz" | bc -l)"
+  printf 'uptime badge (30 d)                              %10.0f req/s  (%.2f of /healthz)\n' "$badge" "$(echo "$badge / $healthz" | bc -l)"
 fi
