@@ -8,7 +8,7 @@ use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use uuid::Uuid;
 
-use super::config::form::{Errors, Field, check, list_text, show_server_error, split_list, split_tags, text};
+use super::config::form::{Editor, Errors, Field, check, list_text, split_list, split_tags, text};
 use crate::api::{
     ServerError, delete_channel, delete_maintenance, delete_rule, end_maintenance, get_catalog, get_channels,
     get_deliveries, get_maintenance, get_rules, save_channel, save_maintenance, save_rule, test_channel,
@@ -20,55 +20,6 @@ use crate::model::{
 
 fn when(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
-/// What the three forms share: the errors shown next to their fields, the form-wide problem, and
-/// closing the form and reloading its list once the server has taken a change.
-struct Editor<T: Send + Sync + 'static> {
-    editing: RwSignal<Option<Option<T>>>,
-    reload: RwSignal<u32>,
-    errors: RwSignal<Errors>,
-    problem: RwSignal<Option<String>>,
-}
-
-impl<T: Send + Sync + 'static> Clone for Editor<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T: Send + Sync + 'static> Copy for Editor<T> {}
-
-impl<T: Send + Sync + 'static> Editor<T> {
-    fn new(editing: RwSignal<Option<Option<T>>>, reload: RwSignal<u32>) -> Self {
-        Editor { editing, reload, errors: RwSignal::new(Errors::new()), problem: RwSignal::new(None) }
-    }
-
-    fn done(self) {
-        self.editing.set(None);
-        self.reload.update(|n| *n += 1);
-    }
-
-    /// Sends a save; a refused field shows its error next to the field.
-    fn save<R: 'static>(self, call: impl Future<Output = Result<R, ServerError>> + 'static) {
-        self.errors.set(Errors::new());
-        self.problem.set(None);
-        leptos::task::spawn_local(async move {
-            match call.await {
-                Ok(_) => self.done(),
-                Err(e) => self.problem.set(Some(format!("Not saved: {}", show_server_error(self.errors, &e)))),
-            }
-        });
-    }
-
-    fn remove(self, call: impl Future<Output = Result<(), ServerError>> + 'static) {
-        leptos::task::spawn_local(async move {
-            match call.await {
-                Ok(()) => self.done(),
-                Err(e) => self.problem.set(Some(e.to_string())),
-            }
-        });
-    }
 }
 
 #[component]

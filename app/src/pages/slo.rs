@@ -165,21 +165,28 @@ pub fn SloForm(service: uuid::Uuid, saved: RwSignal<u64>) -> impl IntoView {
     let errors = RwSignal::new(Errors::new());
     let problem = RwSignal::new(None::<String>);
     let done = RwSignal::new(None::<String>);
-    // Read when first opened (toggle fires on opening), not with every page load.
+    // Read when first opened (toggle fires on opening), not with every page load; saving waits
+    // for it, so defaults never overwrite an objective that was not read yet.
+    let loading = RwSignal::new(false);
     let loaded = RwSignal::new(false);
     let load = move |_| {
-        if loaded.get_untracked() {
+        if loaded.get_untracked() || loading.get_untracked() {
             return;
         }
-        loaded.set(true);
+        loading.set(true);
         leptos::task::spawn_local(async move {
             match get_slo(service).await {
                 Ok(current) => {
                     exists.set(current.is_some());
                     draft.set(Draft::of(current.map(|s| s.spec())));
+                    loaded.set(true);
+                    problem.set(None);
                 }
-                Err(e) => problem.set(Some(format!("Could not read the objective: {e}"))),
+                Err(e) => {
+                    problem.set(Some(format!("Could not read the objective (close and open again to retry): {e}")))
+                }
             }
+            loading.set(false);
         });
     };
     let send = move |spec: Option<SloSpec>| {
@@ -202,6 +209,9 @@ pub fn SloForm(service: uuid::Uuid, saved: RwSignal<u64>) -> impl IntoView {
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
+        if !loaded.get_untracked() {
+            return;
+        }
         match draft.with_untracked(Draft::spec) {
             Ok(spec) => send(Some(spec)),
             Err((field, message)) => {
@@ -245,7 +255,7 @@ pub fn SloForm(service: uuid::Uuid, saved: RwSignal<u64>) -> impl IntoView {
                         on:change=move |ev| { let on = event_target_checked(&ev); draft.update(|d| d.open_incidents = on); }/>
                 </Field>
                 <div class="actions">
-                    <button type="submit" class="btn primary">"Save objective"</button>
+                    <button type="submit" class="btn primary" disabled=move || !loaded.get()>"Save objective"</button>
                     {move || exists.get().then(|| view! {
                         <button type="button" class="btn" on:click=move |_| send(None)>"Remove"</button>
                     })}

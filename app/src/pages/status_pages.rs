@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use uuid::Uuid;
 
-use super::config::form::{Errors, Field, set_error, show_server_error, text};
+use super::config::form::{Editor, Field, set_error, text};
 use crate::api::{ServerError, delete_status_page, get_catalog, get_status_pages, save_status_page};
 use crate::model::{CatalogScope, Service, StatusGroup, StatusPage, StatusPageSpec};
 
@@ -109,43 +109,26 @@ fn PageForm(
     let id: Option<Uuid> = existing.as_ref().map(|p| p.id);
     let spec = RwSignal::new(existing.as_ref().map(|p| p.spec.clone()).unwrap_or_default());
     let groups = RwSignal::new(spec.with_untracked(|s| groups_text(&s.groups, &services)));
-    let errors = RwSignal::new(Errors::new());
-    let problem = RwSignal::new(None::<String>);
+    let editor = Editor::new(editing, reload);
+    let Editor { errors, problem, .. } = editor;
     let services = StoredValue::new(services);
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        errors.set(Errors::new());
-        problem.set(None);
         let parsed = services.with_value(|s| parse_groups(&groups.get_untracked(), s));
         let chosen = match parsed {
             Ok(g) => g,
             Err(e) => {
+                errors.set(Default::default());
                 set_error(errors, "groups", Some(e));
                 return;
             }
         };
-        let spec = StatusPageSpec { groups: chosen, ..spec.get_untracked() };
-        leptos::task::spawn_local(async move {
-            match save_status_page(id, spec).await {
-                Ok(_) => {
-                    editing.set(None);
-                    reload.update(|n| *n += 1);
-                }
-                Err(e) => problem.set(Some(format!("Not saved: {}", show_server_error(errors, &e)))),
-            }
-        });
+        editor.save(save_status_page(id, StatusPageSpec { groups: chosen, ..spec.get_untracked() }));
     };
     let remove = move |_| {
-        let Some(id) = id else { return };
-        leptos::task::spawn_local(async move {
-            match delete_status_page(id).await {
-                Ok(()) => {
-                    editing.set(None);
-                    reload.update(|n| *n += 1);
-                }
-                Err(e) => problem.set(Some(e.to_string())),
-            }
-        });
+        if let Some(id) = id {
+            editor.remove(delete_status_page(id));
+        }
     };
     view! {
         <form class="form" on:submit=save novalidate aria-label="Status page">

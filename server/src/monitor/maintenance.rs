@@ -168,17 +168,33 @@ pub async fn bands_for_service(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<app::model::MaintenanceBand>, sqlx::Error> {
-    let mut bands = Vec::new();
-    for w in store::windows(conn, WindowFilter::All).await? {
-        let spec = w.spec();
-        if !spec.covers(service.id, &service.tags) {
-            continue;
+    let mut bands = bands_for_services(conn, std::slice::from_ref(service), from, to).await?;
+    Ok(bands.remove(&service.id).unwrap_or_default())
+}
+
+/// [`bands_for_service`] for several services, the windows read once.
+pub async fn bands_for_services(
+    conn: &mut PgConnection,
+    services: &[app::model::Service],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<std::collections::HashMap<uuid::Uuid, Vec<app::model::MaintenanceBand>>, sqlx::Error> {
+    let windows = store::windows(conn, WindowFilter::All).await?;
+    let mut out = std::collections::HashMap::new();
+    for service in services {
+        let mut bands = Vec::new();
+        for w in &windows {
+            let spec = w.spec();
+            if !spec.covers(service.id, &service.tags) {
+                continue;
+            }
+            for o in occurrences_between(&spec, w.ended_at, from, to) {
+                bands.push(app::model::MaintenanceBand { title: w.title.clone(), from: o.starts_at, to: o.ends_at });
+            }
         }
-        for o in occurrences_between(&spec, w.ended_at, from, to) {
-            bands.push(app::model::MaintenanceBand { title: w.title.clone(), from: o.starts_at, to: o.ends_at });
-        }
+        out.insert(service.id, bands);
     }
-    Ok(bands)
+    Ok(out)
 }
 
 /// Checks a window as written; the error names the field.

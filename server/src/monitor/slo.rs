@@ -79,29 +79,40 @@ pub fn window(days: u16, to: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     (Level::Hour.truncate(to - Duration::days(i64::from(days))), to)
 }
 
-/// A service's (objective, speed) → (long-window burn, short-window burn), counted from the
-/// minute rollups up to `to`. An objective without checks in a window has no burn.
-pub async fn burn_rates(
-    pool: &PgPool,
-    o: &SloRow,
-    to: DateTime<Utc>,
-) -> Result<Vec<(Objective, BurnSpeed, f64, f64)>, sqlx::Error> {
+/// One alert's windows as judged: the burn of each, and the bad checks of the long one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Burn {
+    pub objective: Objective,
+    pub speed: BurnSpeed,
+    /// `None` when the window holds no checks (nothing to judge: an alert keeps its state).
+    pub long: Option<f64>,
+    pub short: Option<f64>,
+    pub long_bad: f64,
+}
+
+/// Every alert a service's objective has, judged from the minute rollups up to `to`.
+pub async fn burn_rates(pool: &PgPool, o: &SloRow, to: DateTime<Utc>) -> Result<Vec<Burn>, sqlx::Error> {
     let longest = BurnSpeed::ALL.iter().map(|s| s.windows_min().0).max().unwrap_or(360);
     let from = to - Duration::minutes(i64::from(longest));
     let minutes = tallies(pool, &o.probes, Level::Minute, from, to, o.spec.latency().map(|l| l.0)).await?;
     let last = |m: u32| sum(minutes.range(to - Duration::minutes(i64::from(m))..).map(|(_, t)| t));
+    let mut objectives = vec![(Objective::Availability, o.spec.availability_target)];
+    if let Some((_, target)) = o.spec.latency() {
+        objectives.push((Objective::Latency, target));
+    }
     let mut out = Vec::new();
     for speed in BurnSpeed::ALL {
         let (long, short) = speed.windows_min();
         let (long, short) = (last(long), last(short));
-        let mut objectives = vec![(Objective::Availability, o.spec.availability_target)];
-        if let Some((_, target)) = o.spec.latency() {
-            objectives.push((Objective::Latency, target));
-        }
-        for (objective, target) in objectives {
-            if let (Some(l), Some(s)) = (long.of(objective).burn_rate(target), short.of(objective).burn_rate(target)) {
-                out.push((objective, speed, l, s));
-            }
+        for &(objective, target) in &objectives {
+            let (l, s) = (long.of(objective), short.of(objective));
+            out.push(Burn {
+                objective,
+                speed,
+                long: l.burn_rate(target),
+                short: s.burn_rate(target),
+                long_bad: l.bad(),
+            });
         }
     }
     Ok(out)
@@ -116,7 +127,9 @@ type Recent = HashMap<Uuid, (std::time::Instant, Option<SloStatus>)>;
 #[derive(Clone)]
 pub struct Slos {
     pub pool: PgPool,
-    recent: Arc<Mutex<Recent>>,
+    /// The figures lately computed, and a generation bumped by every change of an objective: a
+    /// computation that began before a change must not store what it read.
+    recent: Arc<Mutex<(u64, Recent)>>,
 }
 
 impl Slos {
@@ -127,9 +140,12 @@ impl Slos {
     /// [`status`](Self::status) for the service page, `None` without an objective; reused for
     /// [`PAGE_REUSE`] unless the objective changed.
     pub async fn for_page(&self, service: Uuid) -> Result<Option<SloStatus>, Error> {
-        let reuse =
-            |r: &mut Recent| r.get(&service).filter(|(at, _)| at.elapsed() < PAGE_REUSE).map(|(_, s)| s.clone());
-        if let Some(s) = reuse(&mut self.recent.lock().unwrap_or_else(|p| p.into_inner())) {
+        let (generation, reused) = {
+            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            let reused = recent.1.get(&service).filter(|(at, _)| at.elapsed() < PAGE_REUSE).map(|(_, s)| s.clone());
+            (recent.0, reused)
+        };
+        if let Some(s) = reused {
             return Ok(s);
         }
         let status = match self.status(service).await {
@@ -138,13 +154,17 @@ impl Slos {
             Err(e) => return Err(e),
         };
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.retain(|_, (at, _)| at.elapsed() < PAGE_REUSE);
-        recent.insert(service, (std::time::Instant::now(), status.clone()));
+        if recent.0 == generation {
+            recent.1.retain(|_, (at, _)| at.elapsed() < PAGE_REUSE);
+            recent.1.insert(service, (std::time::Instant::now(), status.clone()));
+        }
         Ok(status)
     }
 
     fn forget(&self, service: Uuid) {
-        self.recent.lock().unwrap_or_else(|p| p.into_inner()).remove(&service);
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.0 += 1;
+        recent.1.remove(&service);
     }
 
     /// How the service stands against its objective; 404 when it has none.
@@ -185,7 +205,7 @@ impl Slos {
             burn_rate_1h: availability.burn_rate_1h,
             checks: availability.checks,
             bad_checks: availability.bad_checks,
-            budget: budget_points(&o.spec, &buckets, &whole),
+            budget: budget_points(&o.spec, &buckets, &whole, to),
             latency,
             window_from: from,
             window_to: to,
@@ -245,7 +265,12 @@ pub async fn budgets(pool: &PgPool) -> Result<HashMap<Uuid, (f64, f64)>, sqlx::E
 }
 
 /// The budget chart: after each hour, the share of the whole window's budget not yet spent.
-fn budget_points(spec: &SloSpec, buckets: &BTreeMap<DateTime<Utc>, Tallies>, whole: &Tallies) -> Vec<BudgetPoint> {
+fn budget_points(
+    spec: &SloSpec,
+    buckets: &BTreeMap<DateTime<Utc>, Tallies>,
+    whole: &Tallies,
+    to: DateTime<Utc>,
+) -> Vec<BudgetPoint> {
     let budget_of = |target: f64, total: f64| allowed(target) * total;
     let avail_budget = budget_of(spec.availability_target, whole.availability.total);
     let latency_budget = spec.latency().map(|(_, t)| budget_of(t, whole.latency.total));
@@ -256,7 +281,8 @@ fn budget_points(spec: &SloSpec, buckets: &BTreeMap<DateTime<Utc>, Tallies>, who
         .map(|(at, t)| {
             spent.add(t);
             BudgetPoint {
-                at: *at + Duration::hours(1),
+                // The current hour ends at the newest rolled-up minute, not in the future.
+                at: (*at + Duration::hours(1)).min(to),
                 availability_pct: left(spent.availability.bad(), avail_budget),
                 latency_pct: latency_budget.map(|b| left(spent.latency.bad(), b)),
             }

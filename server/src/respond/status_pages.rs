@@ -43,6 +43,10 @@ pub struct Published {
 }
 
 type PageCache = Cached<Option<Arc<Published>>, Arc<sqlx::Error>>;
+/// A public service's uptime over one badge window.
+type UptimeCache = Cached<Option<f64>, Arc<sqlx::Error>>;
+/// Keyed by (service, badge window in seconds).
+type Uptimes = HashMap<(Uuid, i64), Arc<UptimeCache>>;
 /// Every page by slug.
 type PageIndex = Cached<Arc<HashMap<String, StatusPage>>, Arc<sqlx::Error>>;
 
@@ -53,6 +57,9 @@ pub struct StatusPages {
     index: Arc<PageIndex>,
     /// One cache per existing page (bounded by the pages admins made).
     built: Arc<Mutex<HashMap<String, Arc<PageCache>>>>,
+    /// One per (public service, badge window in seconds): badges sit in READMEs fetched by
+    /// anyone, so each is computed at most once per [`REFRESH`].
+    uptimes: Arc<Mutex<Uptimes>>,
 }
 
 fn check_spec(spec: &StatusPageSpec) -> Result<StatusPageSpec, Error> {
@@ -129,7 +136,7 @@ fn day_state(count: u64, down: u64) -> PublicState {
 
 impl StatusPages {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, index: Arc::new(Cached::new(REFRESH)), built: Arc::default() }
+        Self { pool, index: Arc::new(Cached::new(REFRESH)), built: Arc::default(), uptimes: Arc::default() }
     }
 
     async fn check_services(&self, spec: &StatusPageSpec) -> Result<(), Error> {
@@ -193,6 +200,30 @@ impl StatusPages {
     fn forget(&self) {
         self.index.clear();
         self.built.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.uptimes.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The uptime (percent of checks not down; `None` without checks) of a service over the last
+    /// `span`, for its badge. Callers check [`is_public`](Self::is_public) first, which bounds
+    /// the cache to the public services and the three badge windows.
+    pub async fn uptime(&self, service: Uuid, span: Span) -> Result<Option<f64>, Arc<sqlx::Error>> {
+        let cache = {
+            let mut uptimes = self.uptimes.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(uptimes.entry((service, span.num_seconds())).or_insert_with(|| Arc::new(Cached::new(REFRESH))))
+        };
+        let pool = self.pool.clone();
+        cache
+            .get(move || async move {
+                let probes = catalog::list_probes(&pool, Some(service)).await.map_err(Arc::new)?;
+                let (traffic, _) = crate::monitor::series::split_probes(&probes);
+                let now = Utc::now();
+                let series = crate::monitor::series::series_of(&pool, &traffic, now - span, now, None)
+                    .await
+                    .map_err(Arc::new)?;
+                let (count, down) = series.points.iter().fold((0u64, 0u64), |(c, d), p| (c + p.count, d + p.down));
+                Ok((count > 0).then(|| (count - down) as f64 * 100.0 / count as f64))
+            })
+            .await
     }
 
     /// Posts an update for the outside (commanders); it reaches the pages within [`REFRESH`].
@@ -282,23 +313,23 @@ fn heading(services: &[Uuid], names: &HashMap<Uuid, String>) -> String {
 /// Builds what the page shows at `now`.
 pub async fn build(pool: &PgPool, page: &StatusPage, now: DateTime<Utc>) -> Result<StatusSummary, sqlx::Error> {
     let chosen: Vec<Uuid> = page.spec.groups.iter().flat_map(|g| g.services.iter().copied()).collect();
-    let services: HashMap<Uuid, Service> =
-        catalog::list_services(pool).await?.into_iter().filter(|s| chosen.contains(&s.id)).map(|s| (s.id, s)).collect();
-    let names: HashMap<Uuid, String> = services.values().map(|s| (s.id, s.name.clone())).collect();
+    let listed = catalog::services_in(pool, &chosen).await?;
+    let names: HashMap<Uuid, String> = listed.iter().map(|s| (s.id, s.name.clone())).collect();
     let today = now.duration_trunc(Span::days(1)).unwrap_or(now);
     let first_day = today - Span::days(DAYS - 1);
 
     let incidents = store::public_incidents(pool, &chosen, first_day).await?;
     let ids: Vec<Uuid> = incidents.iter().map(|i| i.incident_id).collect();
     let updates = store::updates(pool, &ids).await?;
-    let public: Vec<PublicIncident> = incidents
+    // Each public incident with the page's services it touches (for the bars' hovers).
+    let public: Vec<(PublicIncident, &[Uuid])> = incidents
         .iter()
         .map(|i| {
-            // The outside gets the sanitised HTML only, never the text as typed.
             // Its public id is that of its first public update: the internal incident id (which
             // opens the room to anyone signed in) never leaves.
             let first = updates.iter().filter(|u| u.incident_id == i.incident_id).map(|u| u.id).next_back();
             let public_id = first.unwrap_or_else(Uuid::nil);
+            // The outside gets the sanitised HTML only, never the text as typed.
             let mine: Vec<PublicUpdate> = updates
                 .iter()
                 .filter(|u| u.incident_id == i.incident_id)
@@ -306,27 +337,29 @@ pub async fn build(pool: &PgPool, page: &StatusPage, now: DateTime<Utc>) -> Resu
                 .collect();
             // A resolved incident reads resolved whatever its last public update said.
             let said = mine.first().map_or(IncidentStatus::Investigating, |u| u.status);
-            PublicIncident {
+            let shown = PublicIncident {
                 id: public_id,
                 heading: heading(&i.services, &names),
                 status: if i.resolved_at.is_some() { IncidentStatus::Resolved } else { said },
                 started_at: i.started_at,
                 resolved_at: i.resolved_at,
                 updates: mine,
-            }
+            };
+            (shown, i.services.as_slice())
         })
         .collect();
 
-    // Maintenance first, on one connection given back before the queries below take theirs (a
-    // build never holds one connection while waiting for another).
-    let mut bands_of: HashMap<Uuid, Vec<app::model::MaintenanceBand>> = HashMap::new();
-    {
+    // Maintenance first (the windows read once), on one connection given back before the queries
+    // below take theirs (a build never holds one connection while waiting for another).
+    let mut bands_of = {
         let mut conn = pool.acquire().await?;
-        for s in services.values() {
-            let bands = crate::monitor::maintenance::bands_for_service(&mut conn, s, now, now + Span::days(7)).await?;
-            bands_of.insert(s.id, bands);
-        }
+        crate::monitor::maintenance::bands_for_services(&mut conn, &listed, now, now + Span::days(7)).await?
+    };
+    let mut probes_of: HashMap<Uuid, Vec<app::model::Probe>> = HashMap::new();
+    for p in catalog::probes_of_services(pool, &chosen).await? {
+        probes_of.entry(p.service_id).or_default().push(p);
     }
+    let services: HashMap<Uuid, Service> = listed.into_iter().map(|s| (s.id, s)).collect();
     let mut maintenance: Vec<PublicMaintenance> = Vec::new();
     let mut groups = Vec::new();
     for g in &page.spec.groups {
@@ -349,8 +382,8 @@ pub async fn build(pool: &PgPool, page: &StatusPage, now: DateTime<Utc>) -> Resu
                     }),
                 }
             }
-            let probes = catalog::list_probes(pool, Some(s.id)).await?;
-            let (traffic, _) = crate::monitor::series::split_probes(&probes);
+            let (traffic, _) = crate::monitor::series::split_probes(probes_of.get(id).map_or(&[], Vec::as_slice));
+            // One series per service: it merges the day rollups with today's raw tail.
             let series = crate::monitor::series::series_of(pool, &traffic, first_day, now, Some(86_400)).await?;
             let (mut checks, mut bad) = (0u64, 0u64);
             let days: Vec<DayBar> = (0..DAYS)
@@ -363,12 +396,12 @@ pub async fn build(pool: &PgPool, page: &StatusPage, now: DateTime<Utc>) -> Resu
                     let date: NaiveDate = day.date_naive();
                     let incidents = public
                         .iter()
-                        .filter(|i| {
-                            incidents.iter().any(|r| r.incident_id == i.id && r.services.contains(id))
+                        .filter(|(i, touched)| {
+                            touched.contains(id)
                                 && i.started_at < day + Span::days(1)
                                 && i.resolved_at.is_none_or(|r| r >= day)
                         })
-                        .map(|i| i.heading.clone())
+                        .map(|(i, _)| i.heading.clone())
                         .collect();
                     DayBar {
                         date,
@@ -390,7 +423,7 @@ pub async fn build(pool: &PgPool, page: &StatusPage, now: DateTime<Utc>) -> Resu
     }
     // The bars' hovers name incidents of all 90 days; the list keeps open ones and those
     // resolved lately.
-    let mut public = public;
+    let mut public: Vec<PublicIncident> = public.into_iter().map(|(i, _)| i).collect();
     public.retain(|i| i.resolved_at.is_none_or(|r| r >= now - RESOLVED_SHOWN));
     let all: Vec<PublicState> = groups.iter().flat_map(|g| g.services.iter().map(|s| s.state)).collect();
     let worst = all.iter().copied().max_by_key(|s| badness(*s)).unwrap_or(PublicState::Unknown);

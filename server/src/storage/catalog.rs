@@ -68,6 +68,13 @@ pub async fn list_services(pool: &PgPool) -> Result<Vec<Service>, sqlx::Error> {
     Ok(rows.into_iter().map(Service::from).collect())
 }
 
+/// The services with these ids (ids without a service are left out), by name.
+#[tracing::instrument(skip_all, fields(services = ids.len()))]
+pub async fn services_in(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Service>, sqlx::Error> {
+    let rows = query_services!("where s.service_id = any($1) order by s.name", ids).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(Service::from).collect())
+}
+
 #[tracing::instrument(skip(pool))]
 pub async fn get_service(pool: &PgPool, id: Uuid) -> Result<Option<Service>, sqlx::Error> {
     let row = query_services!("where s.service_id = $1", id).fetch_optional(pool).await?;
@@ -217,6 +224,13 @@ macro_rules! query_probes {
 pub async fn list_probes(pool: &PgPool, service: Option<Uuid>) -> Result<Vec<Probe>, sqlx::Error> {
     let rows =
         query_probes!("where $1::uuid is null or p.service_id = $1 order by p.name", service).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(Probe::from).collect())
+}
+
+/// The probes of these services, by name.
+#[tracing::instrument(skip_all, fields(services = services.len()))]
+pub async fn probes_of_services(pool: &PgPool, services: &[Uuid]) -> Result<Vec<Probe>, sqlx::Error> {
+    let rows = query_probes!("where p.service_id = any($1) order by p.name", services).fetch_all(pool).await?;
     Ok(rows.into_iter().map(Probe::from).collect())
 }
 

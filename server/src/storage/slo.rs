@@ -168,6 +168,7 @@ pub async fn clear(
 }
 
 /// Names the incident a firing alert went to.
+#[tracing::instrument(skip_all, fields(service = %service))]
 pub async fn attach_incident(
     conn: &mut PgConnection,
     service: Uuid,
@@ -186,4 +187,14 @@ pub async fn attach_incident(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Whether the service still has an objective (locked against removal until the caller's
+/// transaction ends).
+#[tracing::instrument(skip_all, fields(service = %service))]
+pub async fn still_set(conn: &mut PgConnection, service: Uuid) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query_scalar!("select 1 as \"set!\" from slos where service_id = $1 for share", service)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.is_some())
 }

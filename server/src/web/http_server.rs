@@ -215,9 +215,13 @@ pub async fn build_state(
         pool,
     });
     spawn_auth_housekeeping(&state);
-    let engine =
-        Engine { pool: state.pool.clone(), rooms: state.incidents.rooms.clone(), settings: settings.incidents.clone() };
-    tokio::spawn(engine.run(state.hub.clone(), state.stopping.subscribe()));
+    let engine = || Engine {
+        pool: state.pool.clone(),
+        rooms: state.incidents.rooms.clone(),
+        settings: settings.incidents.clone(),
+    };
+    tokio::spawn(engine().run(state.hub.clone(), state.stopping.subscribe()));
+    tokio::spawn(engine().judge_burns_every(state.stopping.subscribe()));
     state.notifier.outbox.clone().spawn(state.stopping.subscribe());
     Ok((state, probing))
 }

@@ -312,15 +312,9 @@ async fn uptime_badge(
         _ => return Err(ApiError::bad("window", "one of 24h, 7d, 30d")),
     };
     let Some(tile) = public_tile(&state, &id).await? else { return Ok(not_found()) };
-    let probes = crate::storage::catalog::list_probes(&state.pool, Some(tile.id)).await?;
-    let (traffic, _) = crate::monitor::series::split_probes(&probes);
-    let now = Utc::now();
-    let series = crate::monitor::series::series_of(&state.pool, &traffic, now - span, now, None).await?;
-    let (count, down) = series.points.iter().fold((0u64, 0u64), |(c, d), p| (c + p.count, d + p.down));
-    let (value, s) = match count {
-        0 => ("no data".to_string(), PublicState::Unknown),
-        _ => {
-            let pct = (count - down) as f64 * 100.0 / count as f64;
+    let (value, s) = match state.status_pages.uptime(tile.id, span).await? {
+        None => ("no data".to_string(), PublicState::Unknown),
+        Some(pct) => {
             let s = if pct >= 99.9 {
                 PublicState::Operational
             } else if pct >= 99.0 {

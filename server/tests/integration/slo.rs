@@ -236,7 +236,8 @@ async fn a_fast_burn_fires_for_an_outage_big_enough_and_not_for_one_check_less()
     let (big, p_big) = service_with_probe(&app, "big").await;
     let (small, p_small) = service_with_probe(&app, "small").await;
     let (slow, p_slow) = service_with_probe(&app, "slow").await;
-    for s in [big, small, slow] {
+    let (blip, p_blip) = service_with_probe(&app, "blip").await;
+    for s in [big, small, slow, blip] {
         let (status, v) = send(
             &app,
             reqwest::Method::PUT,
@@ -258,6 +259,11 @@ async fn a_fast_burn_fires_for_an_outage_big_enough_and_not_for_one_check_less()
         rows.push(check(p_small, at, 20_000, k <= 5));
         let slow_bad = [10, 20, 30].contains(&k) || (400..=2_000).step_by(150).any(|b| b == k);
         rows.push(check(p_slow, at, 20_000, slow_bad));
+        // One check a minute and one failed check: 1.7 % of its hour, over the fast threshold,
+        // yet a single failure is no outage.
+        if k % 6 == 0 {
+            rows.push(check(p_blip, at, 20_000, k == 6));
+        }
     }
     assert_eq!(rows.iter().filter(|r| r.probe_id == p_slow && r.outcome == app::model::Outcome::Down).count(), 14);
     store(&app.pool, &rows).await;
@@ -275,6 +281,7 @@ async fn a_fast_burn_fires_for_an_outage_big_enough_and_not_for_one_check_less()
     assert_eq!(of(big), [("availability", "fast")], "{alerts:?}");
     assert_eq!(of(small), Vec::<(&str, &str)>::new(), "one check less does not fire");
     assert_eq!(of(slow), [("availability", "slow")], "{alerts:?}");
+    assert_eq!(of(blip), Vec::<(&str, &str)>::new(), "one failed check of a quiet probe pages nobody");
 
     // The fast burn opened one incident for its service; the slow one only notifies.
     let incident = alerts.iter().find(|a| a.0 == big).and_then(|a| a.3).expect("an incident for the fast burn");

@@ -103,6 +103,9 @@ async fn a_status_page_shows_what_was_chosen_and_nothing_internal() {
     assert_eq!(html.matches("class=\"bar ").count(), 2 * 90, "90 daily bars per service");
     assert_eq!(summary.groups[0].services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["Shop", "Billing"]);
     assert_eq!(summary.incidents.len(), 1);
+    let today = summary.groups[0].services[0].days.last().expect("today's bar");
+    assert_eq!(today.incidents, ["Service disruption: Shop"], "the bar's hover names the day's incident");
+    assert!(summary.groups[0].services[1].days.iter().all(|d| d.incidents.is_empty()), "Billing had none");
     assert!(atom.contains("Service disruption: Shop: identified"), "{atom}");
     let leaks = [
         "ledger-internal",

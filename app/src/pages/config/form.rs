@@ -7,6 +7,57 @@ use leptos::prelude::*;
 
 use crate::api::ServerError;
 
+/// What an admin list's edit form shares with the others (notifications' three, status pages):
+/// the errors shown next to its fields, the form-wide problem, and closing the form and reloading
+/// the list once the server has taken a change. `editing` is the form open: `Some(None)` a new
+/// item, `Some(Some(item))` an existing one.
+pub(crate) struct Editor<T: Send + Sync + 'static> {
+    pub editing: RwSignal<Option<Option<T>>>,
+    pub reload: RwSignal<u32>,
+    pub errors: RwSignal<Errors>,
+    pub problem: RwSignal<Option<String>>,
+}
+
+impl<T: Send + Sync + 'static> Clone for Editor<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Send + Sync + 'static> Copy for Editor<T> {}
+
+impl<T: Send + Sync + 'static> Editor<T> {
+    pub fn new(editing: RwSignal<Option<Option<T>>>, reload: RwSignal<u32>) -> Self {
+        Editor { editing, reload, errors: RwSignal::new(Errors::new()), problem: RwSignal::new(None) }
+    }
+
+    pub fn done(self) {
+        self.editing.set(None);
+        self.reload.update(|n| *n += 1);
+    }
+
+    /// Sends a save; a refused field shows its error next to the field.
+    pub fn save<R: 'static>(self, call: impl Future<Output = Result<R, ServerError>> + 'static) {
+        self.errors.set(Errors::new());
+        self.problem.set(None);
+        leptos::task::spawn_local(async move {
+            match call.await {
+                Ok(_) => self.done(),
+                Err(e) => self.problem.set(Some(format!("Not saved: {}", show_server_error(self.errors, &e)))),
+            }
+        });
+    }
+
+    pub fn remove(self, call: impl Future<Output = Result<(), ServerError>> + 'static) {
+        leptos::task::spawn_local(async move {
+            match call.await {
+                Ok(()) => self.done(),
+                Err(e) => self.problem.set(Some(e.to_string())),
+            }
+        });
+    }
+}
+
 /// Errors by field, named as the API names them (`url`, `assert.status`, `incidents.healthy_for_secs`).
 pub type Errors = BTreeMap<String, String>;
 

@@ -3,11 +3,13 @@
 //! 5 min at 14.4×, slow: 6 h and 30 min at 6×) and clears when either falls below.
 //!
 //! A firing alert goes where a probe's change would: into the room of the service's open
-//! incident; else a fast burn opens one (when the objective and the engine allow, and no
-//! maintenance window covers the service); else it is announced as `slo.burn`.
+//! incident; else a fast burn opens one (when the objective and the engine allow); else it is
+//! announced as `slo.burn`. During a maintenance window nothing fires; a burn still going when
+//! the window ends fires then.
 
 use std::collections::HashSet;
 
+use app::markdown::escape_inline;
 use app::model::{BurnAlert, BurnSpeed, Criticality, EntryKind, Objective, RoomEvent, Severity};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -34,44 +36,80 @@ fn severity(o: &SloRow, speed: BurnSpeed) -> Severity {
     if speed == BurnSpeed::Slow { own.max(Severity::Sev3) } else { own }
 }
 
+/// A burn judged from a handful of checks is noise: a single failed check of one probe every
+/// 30 s is 0.8 % of its hour, more than a 99.95 % objective's fast threshold. An alert fires
+/// only once its long window holds at least this many bad checks (as a probe needs a few
+/// failures in a row to be confirmed down).
+pub const MIN_BAD_CHECKS: f64 = 3.0;
+
+/// Rollups further behind than this (a restart catching up, a stalled rollup) are not judged:
+/// hours-old outages would fire alerts stamped now.
+const STALE: chrono::Duration = chrono::Duration::minutes(3);
+
 impl Engine {
+    /// Judges the burn rates every `burn_every` until `stopping` turns true. Its own task: the
+    /// judgement reads hours of minute rows and must not delay state changes.
+    pub async fn judge_burns_every(self, mut stopping: tokio::sync::watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(self.settings.burn_every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stopping.wait_for(|s| *s) => break,
+            }
+            if let Err(e) = self.judge_burn_rates().await {
+                tracing::warn!(error = %e, "judging error budgets failed; retrying");
+            }
+        }
+    }
+
     /// Fires and clears burn-rate alerts for every objective.
     pub async fn judge_burn_rates(&self) -> Result<Judged, sqlx::Error> {
         let to = rollups::watermark(&self.pool).await?;
         let now = Utc::now();
-        let firing: HashSet<(Uuid, Objective, BurnSpeed)> = slo_store::firing(&self.pool).await?.into_iter().collect();
         let mut judged = Judged::default();
-        for o in slo_store::objectives(&self.pool, None).await? {
-            let rates = slo::burn_rates(&self.pool, &o, to).await?;
-            let mut seen = Vec::new();
-            for (objective, speed, long, short) in rates {
-                let key = (o.service_id, objective, speed);
-                seen.push(key);
-                let burning = long >= speed.threshold() && short >= speed.threshold();
+        if now - to > STALE {
+            tracing::info!(
+                behind_secs = (now - to).num_seconds(),
+                "rollups behind: error budgets not judged this time"
+            );
+            return Ok(judged);
+        }
+        let firing: HashSet<(Uuid, Objective, BurnSpeed)> = slo_store::firing(&self.pool).await?.into_iter().collect();
+        let objectives = slo_store::objectives(&self.pool, None).await?;
+        let mut judged_keys = HashSet::new();
+        for o in &objectives {
+            for b in slo::burn_rates(&self.pool, o, to).await? {
+                let key = (o.service_id, b.objective, b.speed);
+                judged_keys.insert(key);
+                // A window without checks says nothing: the alert stays as it is.
+                let (Some(long), Some(short)) = (b.long, b.short) else { continue };
+                let threshold = b.speed.threshold();
+                let burning = long >= threshold && short >= threshold && b.long_bad >= MIN_BAD_CHECKS;
                 if burning && !firing.contains(&key) {
                     let alert = BurnAlert {
-                        objective,
-                        speed,
+                        objective: b.objective,
+                        speed: b.speed,
                         long_burn: long,
                         short_burn: short,
                         fired_at: now,
                         cleared_at: None,
                         incident_id: None,
                     };
-                    if let Some(opened) = self.fire(&o, alert, now).await? {
+                    if let Some(opened) = self.fire(o, alert, now).await? {
                         judged.fired += 1;
                         judged.opened += usize::from(opened);
                     }
                 } else if !burning && firing.contains(&key) {
-                    slo_store::clear(&self.pool, o.service_id, objective, speed, now).await?;
+                    slo_store::clear(&self.pool, o.service_id, b.objective, b.speed, now).await?;
                     judged.cleared += 1;
                 }
             }
-            // A firing alert whose objective went away (or has no checks left to judge) ends.
-            for key in firing.iter().filter(|k| k.0 == o.service_id && !seen.contains(k)) {
-                slo_store::clear(&self.pool, key.0, key.1, key.2, now).await?;
-                judged.cleared += 1;
-            }
+        }
+        // Alerts whose objective went away (removed, or its latency part dropped) end.
+        for key in firing.iter().filter(|k| !judged_keys.contains(*k)) {
+            slo_store::clear(&self.pool, key.0, key.1, key.2, now).await?;
+            judged.cleared += 1;
         }
         Ok(judged)
     }
@@ -81,12 +119,17 @@ impl Engine {
     async fn fire(&self, o: &SloRow, mut alert: BurnAlert, now: DateTime<Utc>) -> Result<Option<bool>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         store::lock_service_for_opening(&mut tx, o.service_id).await?;
-        if !slo_store::fire(&mut tx, o.service_id, &alert).await? {
+        // Nothing is announced during maintenance; a burn still going when it ends fires then.
+        // And an objective removed since it was read fires nothing.
+        if maintenance::active_for(&mut tx, o.service_id, now).await?.is_some()
+            || !slo_store::still_set(&mut tx, o.service_id).await?
+            || !slo_store::fire(&mut tx, o.service_id, &alert).await?
+        {
             tx.rollback().await?;
             return Ok(None);
         }
         let severity = severity(o, alert.speed);
-        let what = format!("{} of **{}**", alert.describe(), o.service);
+        let what = format!("{} of **{}**", alert.describe(), escape_inline(&o.service));
         let mut outbox = Outbox::new();
         let mut opened = false;
         match store::open_incident_for_service(&mut tx, o.service_id).await? {
@@ -96,11 +139,7 @@ impl Engine {
                 outbox.extend(entry.map(|e| (id, RoomEvent::Entry(e))));
                 alert.incident_id = Some(id);
             }
-            None if alert.speed == BurnSpeed::Fast
-                && o.spec.open_incidents
-                && self.settings.auto_open
-                && maintenance::active_for(&mut tx, o.service_id, now).await?.is_none() =>
-            {
+            None if alert.speed == BurnSpeed::Fast && o.spec.open_incidents && self.settings.auto_open => {
                 let incident = Opened {
                     service_id: o.service_id,
                     title: format!("{}: {} error budget burning fast", o.service, alert.objective.as_str()),

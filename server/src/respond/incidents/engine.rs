@@ -58,31 +58,16 @@ impl Engine {
         let mut events = hub.subscribe();
         let mut tick = tokio::time::interval(self.settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut burn = tokio::time::interval(self.settings.burn_every);
-        burn.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        enum Woken {
-            Change,
-            Tick,
-            Burn,
-        }
         loop {
-            let woken = tokio::select! {
-                _ = burn.tick() => Woken::Burn,
+            let timed = tokio::select! {
                 e = events.recv() => match e {
-                    Ok(ProbeEvent::StateChanged(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Woken::Change,
+                    Ok(ProbeEvent::StateChanged(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => false,
                     Ok(ProbeEvent::Result { .. }) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
-                _ = tick.tick() => Woken::Tick,
+                _ = tick.tick() => true,
                 _ = stopping.wait_for(|s| *s) => break,
             };
-            if matches!(woken, Woken::Burn) {
-                if let Err(e) = self.judge_burn_rates().await {
-                    tracing::warn!(error = %e, "incident engine: judging error budgets failed; retrying");
-                }
-                continue;
-            }
-            let timed = matches!(woken, Woken::Tick);
             if let Err(e) = self.handle_changes().await {
                 tracing::warn!(error = %e, "incident engine: handling state changes failed; retrying");
             }
