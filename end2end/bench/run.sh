@@ -138,7 +138,13 @@ PY
   curl -sf -X POST -H "Authorization: Bearer $token" -H 'content-type: application/json' \
     http://127.0.0.1:3967/api/v1/status-pages -d "$page" >/dev/null
   first=${ids%% *}
-  srate() { wrk -t2 -c64 -d10s "$1" | awk '/Requests\/sec/ { print $2 }'; }
+  # A rate of errors (a page not published, a wrong id) would read as a fast page: refused.
+  srate() {
+    local out
+    out=$(wrk -t2 -c64 -d10s "$1")
+    if grep -q 'Non-2xx' <<<"$out"; then echo "error answers from $1:" >&2; echo "$out" >&2; exit 1; fi
+    awk '/Requests\/sec/ { print $2 }' <<<"$out"
+  }
   srate http://127.0.0.1:3967/s/bench >/dev/null # warm-up: the first build and the connection pool
   healthz=$(srate http://127.0.0.1:3967/healthz)
   html=$(srate http://127.0.0.1:3967/s/bench)

@@ -289,6 +289,8 @@ test('an admin sets an objective on the service page: errors by field, then its 
 
   const form = page.getByRole('form', { name: 'Service level objective' });
   await page.getByText('Set the objective').click();
+  // The form reads the current objective first; until then nothing can be typed or saved.
+  await expect(form.getByRole('button', { name: 'Save objective' })).toBeEnabled();
   const availability = form.getByLabel('Availability target (%)');
   await expect(availability).toHaveValue('99.9');
   await availability.fill('100');

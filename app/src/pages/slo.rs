@@ -230,6 +230,8 @@ pub fn SloForm(service: uuid::Uuid, saved: RwSignal<u64>) -> impl IntoView {
         <details class="slo-form" on:toggle=load>
             <summary>"Set the objective"</summary>
             <form class="form" on:submit=submit novalidate aria-label="Service level objective">
+                // Nothing can be typed before the current objective is read: it would be overwritten.
+                <fieldset class="plain" disabled=move || !loaded.get()>
                 <Field label="Availability target (%)" field="availability_target" errors hint="checks not down ÷ all checks, e.g. 99.9">
                     {input(|d| d.availability.clone(), |d, v| d.availability = v)}
                 </Field>
@@ -254,6 +256,7 @@ pub fn SloForm(service: uuid::Uuid, saved: RwSignal<u64>) -> impl IntoView {
                     <input type="checkbox" prop:checked=move || draft.with(|d| d.open_incidents)
                         on:change=move |ev| { let on = event_target_checked(&ev); draft.update(|d| d.open_incidents = on); }/>
                 </Field>
+                </fieldset>
                 <div class="actions">
                     <button type="submit" class="btn primary" disabled=move || !loaded.get()>"Save objective"</button>
                     {move || exists.get().then(|| view! {

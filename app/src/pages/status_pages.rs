@@ -119,6 +119,7 @@ fn PageForm(
             Ok(g) => g,
             Err(e) => {
                 errors.set(Default::default());
+                problem.set(None);
                 set_error(errors, "groups", Some(e));
                 return;
             }

@@ -43,6 +43,12 @@ impl Default for OverviewCache {
 }
 
 impl OverviewCache {
+    /// An objective was set or removed: its tile shows it at the next refresh, not a minute on.
+    pub fn forget_budgets(&self) {
+        self.budgets.clear();
+        self.tiles.clear();
+    }
+
     /// The error is shared by every caller that waited for the same computation.
     pub async fn get(&self, pool: &PgPool) -> Result<Arc<Overview>, Arc<sqlx::Error>> {
         let (pool, trends, budgets) = (pool.clone(), Arc::clone(&self.trends), Arc::clone(&self.budgets));

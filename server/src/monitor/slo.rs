@@ -90,11 +90,23 @@ pub struct Burn {
     pub long_bad: f64,
 }
 
-/// Every alert a service's objective has, judged from the minute rollups up to `to`.
-pub async fn burn_rates(pool: &PgPool, o: &SloRow, to: DateTime<Utc>) -> Result<Vec<Burn>, sqlx::Error> {
-    let longest = BurnSpeed::ALL.iter().map(|s| s.windows_min().0).max().unwrap_or(360);
-    let from = to - Duration::minutes(i64::from(longest));
-    let minutes = tallies(pool, &o.probes, Level::Minute, from, to, o.spec.latency().map(|l| l.0)).await?;
+/// The longest window an alert looks back over.
+pub fn longest_window() -> Duration {
+    Duration::minutes(i64::from(BurnSpeed::ALL.iter().map(|s| s.windows_min().0).max().unwrap_or(360)))
+}
+
+/// Every alert a service's objective has, judged from the minute rollups up to `to`. Minutes in
+/// `quiet` (maintenance windows) are left out: planned downtime spends budget, but must not
+/// page anyone in the minutes after the window while the short windows still hold it.
+pub async fn burn_rates(
+    pool: &PgPool,
+    o: &SloRow,
+    to: DateTime<Utc>,
+    quiet: &[app::model::MaintenanceBand],
+) -> Result<Vec<Burn>, sqlx::Error> {
+    let from = to - longest_window();
+    let mut minutes = tallies(pool, &o.probes, Level::Minute, from, to, o.spec.latency().map(|l| l.0)).await?;
+    minutes.retain(|minute, _| !quiet.iter().any(|b| b.from <= *minute && *minute < b.to));
     let last = |m: u32| sum(minutes.range(to - Duration::minutes(i64::from(m))..).map(|(_, t)| t));
     let mut objectives = vec![(Objective::Availability, o.spec.availability_target)];
     if let Some((_, target)) = o.spec.latency() {

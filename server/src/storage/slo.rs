@@ -64,10 +64,12 @@ pub async fn put(conn: &mut PgConnection, service: Uuid, spec: &SloSpec, by: &st
 /// Removes a service's objective and its firing alerts; `false` when it had none.
 #[tracing::instrument(skip_all, fields(service = %service))]
 pub async fn delete(conn: &mut PgConnection, service: Uuid) -> Result<bool, sqlx::Error> {
+    // The objective first: an alert being fired holds it `for share` (see [`still_set`]), so this
+    // waits for that alert to commit and then clears it with the rest.
+    let done = sqlx::query!("delete from slos where service_id = $1", service).execute(&mut *conn).await?;
     sqlx::query!("update slo_alerts set cleared_at = now() where service_id = $1 and cleared_at is null", service)
         .execute(&mut *conn)
         .await?;
-    let done = sqlx::query!("delete from slos where service_id = $1", service).execute(&mut *conn).await?;
     Ok(done.rows_affected() > 0)
 }
 

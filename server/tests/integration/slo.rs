@@ -237,7 +237,8 @@ async fn a_fast_burn_fires_for_an_outage_big_enough_and_not_for_one_check_less()
     let (small, p_small) = service_with_probe(&app, "small").await;
     let (slow, p_slow) = service_with_probe(&app, "slow").await;
     let (blip, p_blip) = service_with_probe(&app, "blip").await;
-    for s in [big, small, slow, blip] {
+    let (planned, p_planned) = service_with_probe(&app, "planned").await;
+    for s in [big, small, slow, blip, planned] {
         let (status, v) = send(
             &app,
             reqwest::Method::PUT,
@@ -264,7 +265,17 @@ async fn a_fast_burn_fires_for_an_outage_big_enough_and_not_for_one_check_less()
         if k % 6 == 0 {
             rows.push(check(p_blip, at, 20_000, k == 6));
         }
+        // The same outage as "big", but inside a maintenance window that ended a minute ago.
+        rows.push(check(p_planned, at, 20_000, (7..=12).contains(&k)));
     }
+    let window = json!({
+        "title": "db upgrade",
+        "services": [planned],
+        "starts_at": (to - Duration::minutes(5)).to_rfc3339(),
+        "ends_at": (to - Duration::minutes(1)).to_rfc3339(),
+    });
+    let (status, v) = send(&app, reqwest::Method::POST, "/api/v1/maintenance", window).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(rows.iter().filter(|r| r.probe_id == p_slow && r.outcome == app::model::Outcome::Down).count(), 14);
     store(&app.pool, &rows).await;
     pipeline::roll_up_to(&app.pool, Utc::now()).await.expect("rollup");
@@ -282,6 +293,7 @@ async fn a_fast_burn_fires_for_an_outage_big_enough_and_not_for_one_check_less()
     assert_eq!(of(small), Vec::<(&str, &str)>::new(), "one check less does not fire");
     assert_eq!(of(slow), [("availability", "slow")], "{alerts:?}");
     assert_eq!(of(blip), Vec::<(&str, &str)>::new(), "one failed check of a quiet probe pages nobody");
+    assert_eq!(of(planned), Vec::<(&str, &str)>::new(), "planned downtime pages nobody once the window is over");
 
     // The fast burn opened one incident for its service; the slow one only notifies.
     let incident = alerts.iter().find(|a| a.0 == big).and_then(|a| a.3).expect("an incident for the fast burn");

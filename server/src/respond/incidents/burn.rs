@@ -77,13 +77,28 @@ impl Engine {
         }
         let firing: HashSet<(Uuid, Objective, BurnSpeed)> = slo_store::firing(&self.pool).await?.into_iter().collect();
         let objectives = slo_store::objectives(&self.pool, None).await?;
+        let ids: Vec<Uuid> = objectives.iter().map(|o| o.service_id).collect();
+        let services = crate::storage::catalog::services_in(&self.pool, &ids).await?;
+        let mut quiet = {
+            let mut conn = self.pool.acquire().await?;
+            maintenance::bands_for_services(&mut conn, &services, to - slo::longest_window(), to).await?
+        };
         let mut judged_keys = HashSet::new();
         for o in &objectives {
-            for b in slo::burn_rates(&self.pool, o, to).await? {
+            let bands = quiet.remove(&o.service_id).unwrap_or_default();
+            for b in slo::burn_rates(&self.pool, o, to, &bands).await? {
                 let key = (o.service_id, b.objective, b.speed);
                 judged_keys.insert(key);
-                // A window without checks says nothing: the alert stays as it is.
-                let (Some(long), Some(short)) = (b.long, b.short) else { continue };
+                // No checks in the long window (the probes were disabled or removed): nothing
+                // burns. No checks in the short one alone says nothing: the alert stays as it is.
+                let Some(long) = b.long else {
+                    if firing.contains(&key) {
+                        slo_store::clear(&self.pool, o.service_id, b.objective, b.speed, now).await?;
+                        judged.cleared += 1;
+                    }
+                    continue;
+                };
+                let Some(short) = b.short else { continue };
                 let threshold = b.speed.threshold();
                 let burning = long >= threshold && short >= threshold && b.long_bad >= MIN_BAD_CHECKS;
                 if burning && !firing.contains(&key) {

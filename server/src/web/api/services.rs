@@ -65,7 +65,9 @@ pub async fn set_slo(
     Path(id): Path<String>,
     ApiJson(spec): ApiJson<SloSpec>,
 ) -> Result<Json<SloStatus>, ApiError> {
-    Ok(Json(state.slos.put(&actor, parse_id(&id)?, &spec).await?))
+    let status = state.slos.put(&actor, parse_id(&id)?, &spec).await?;
+    state.overview.forget_budgets();
+    Ok(Json(status))
 }
 
 pub async fn delete_slo(
@@ -74,5 +76,6 @@ pub async fn delete_slo(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.slos.delete(&actor, parse_id(&id)?).await?;
+    state.overview.forget_budgets();
     Ok(StatusCode::NO_CONTENT)
 }

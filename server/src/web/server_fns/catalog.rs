@@ -41,10 +41,12 @@ impl CatalogBackend for PgBackend {
     ) -> BoxFuture<'_, Result<Option<app::model::SloStatus>, ServerError>> {
         Box::pin(async move {
             let actor = actor_of(&req);
-            match spec {
+            let saved = match spec {
                 Some(spec) => self.state.slos.put(&actor, service, &spec).await.map(Some).map_err(shown),
                 None => self.state.slos.delete(&actor, service).await.map(|()| None).map_err(shown),
-            }
+            };
+            self.state.overview.forget_budgets();
+            saved
         })
     }
 
