@@ -169,28 +169,6 @@ pub async fn clear(
     Ok(())
 }
 
-/// Names the incident a firing alert went to.
-#[tracing::instrument(skip_all, fields(service = %service))]
-pub async fn attach_incident(
-    conn: &mut PgConnection,
-    service: Uuid,
-    objective: Objective,
-    speed: BurnSpeed,
-    incident: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "update slo_alerts set incident_id = $4
-          where service_id = $1 and objective = $2 and speed = $3 and cleared_at is null",
-        service,
-        objective.as_str(),
-        speed.as_str(),
-        incident,
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Whether the service still has an objective (locked against removal until the caller's
 /// transaction ends).
 #[tracing::instrument(skip_all, fields(service = %service))]

@@ -138,7 +138,6 @@ impl Engine {
         // And an objective removed since it was read fires nothing.
         if maintenance::active_for(&mut tx, o.service_id, now).await?.is_some()
             || !slo_store::still_set(&mut tx, o.service_id).await?
-            || !slo_store::fire(&mut tx, o.service_id, &alert).await?
         {
             tx.rollback().await?;
             return Ok(None);
@@ -171,8 +170,11 @@ impl Engine {
             }
             None => notify::slo_burn(&mut tx, o.service_id, &o.service, &alert, severity).await?,
         }
-        if let Some(id) = alert.incident_id {
-            slo_store::attach_incident(&mut tx, o.service_id, alert.objective, alert.speed, id).await?;
+        // Recorded last, with its incident: if another engine recorded it first, this whole
+        // transaction (entry, incident, announcement) rolls back.
+        if !slo_store::fire(&mut tx, o.service_id, &alert).await? {
+            tx.rollback().await?;
+            return Ok(None);
         }
         tx.commit().await?;
         self.publish(outbox).await;
