@@ -509,6 +509,11 @@ pub async fn record_attempt(
     outcome: &Attempt,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
+    // The channel row is locked before the delivery, in the order deleting a channel takes them
+    // (the channel, then its deliveries by cascade); the other order deadlocks against a delete.
+    sqlx::query!("select 1 as one from notification_channels where channel_id = $1 for no key update", channel)
+        .fetch_optional(&mut *tx)
+        .await?;
     let (state, answer, next_at) = match outcome {
         Attempt::Delivered { answer } => ("delivered", answer, None),
         Attempt::Retry { answer, next_at } => ("pending", answer, Some(*next_at)),

@@ -984,3 +984,69 @@ async fn disabling_a_channel_drops_what_waits_and_old_logs_are_trimmed() {
     assert!(log.is_empty());
     app.stop().await;
 }
+
+/// How many sessions of this test's database wait for a lock.
+async fn lock_waiters(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("pg_stat_activity")
+}
+
+async fn until_lock_waiters(pool: &sqlx::PgPool, n: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while lock_waiters(pool).await < n {
+        assert!(tokio::time::Instant::now() < deadline, "{n} sessions never waited for a lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An admin deletes a channel just as a sender records an attempt's answer. Both used to take the
+/// channel and the delivery in opposite orders, and PostgreSQL broke the deadlock by failing one:
+/// the admin saw a 500. The test holds the delivery so both are waiting at once, then lets go.
+#[tokio::test]
+async fn deleting_a_channel_while_an_answer_is_recorded_finishes_both() {
+    use server::storage::notify::{Attempt, record_attempt};
+    let (addr, rx) = Receiver::start().await;
+    rx.script("down", vec![Reply::Status(503); 100]);
+    let mut settings = fast_settings();
+    settings.notify.backoff = Duration::from_secs(30);
+    let app = app_with(settings).await;
+    let ch = channel(&app, json!({"name": "going", "kind": "webhook", "url": format!("http://{addr}/down")})).await;
+    declare(&app, json!({"title": "Queue stuck", "severity": "SEV3"})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let waiting = loop {
+        let log: Vec<Delivery> = app.get_json(&format!("/api/v1/channels/{}/deliveries", ch.id)).await;
+        if let Some(d) = log.into_iter().find(|d| d.state == DeliveryState::Pending && d.last_answer.is_some()) {
+            break d;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the first attempt failed and a retry waits");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let mut holder = app.pool.begin().await.expect("begin");
+    sqlx::query("select 1 from notification_deliveries where delivery_id = $1 for update")
+        .bind(waiting.id)
+        .execute(&mut *holder)
+        .await
+        .expect("hold the delivery");
+    let pool = app.pool.clone();
+    let recording = tokio::spawn(async move {
+        let retry = Attempt::Retry { answer: "HTTP 503".into(), next_at: chrono::Utc::now() };
+        record_attempt(&pool, waiting.id, waiting.channel_id, waiting.attempts, &retry).await
+    });
+    until_lock_waiters(&app.pool, 1).await;
+    let (client, url) = (app.client.clone(), app.url(&format!("/api/v1/channels/{}", ch.id)));
+    let deleting = tokio::spawn(async move { send(&client, reqwest::Method::DELETE, url, Value::Null).await });
+    until_lock_waiters(&app.pool, 2).await;
+    holder.commit().await.expect("let go");
+
+    recording.await.expect("join").expect("the answer is recorded");
+    let (status, body) = deleting.await.expect("join");
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let channels: Vec<Channel> = app.get_json("/api/v1/channels").await;
+    assert!(channels.iter().all(|c| c.id != ch.id), "the channel is gone");
+    app.stop().await;
+}
