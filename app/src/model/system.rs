@@ -102,10 +102,52 @@ pub struct SystemStatus {
     pub recent_checks: Vec<LatencySample>,
 }
 
+/// One `triage serve` process sharing the database (`GET /api/v1/replicas`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Replica {
+    pub id: Uuid,
+    pub host: String,
+    pub pid: i32,
+    pub version: String,
+    /// The address it listens on, as it was bound.
+    pub listen: String,
+    pub started_at: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Probes it runs now (its share of the enabled ones).
+    pub probes_owned: i32,
+    /// It runs the background work that must run once: rollups, retention, the incident engine,
+    /// notifications.
+    pub leader: bool,
+    /// Heartbeating and holding its membership lock; a dead replica stays listed for a day.
+    pub alive: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn replica_json_format_is_pinned() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 13, 0, 0).single().expect("valid time");
+        let r = Replica {
+            id: Uuid::nil(),
+            host: "web-1".into(),
+            pid: 42,
+            version: "0.1.0".into(),
+            listen: "127.0.0.1:3000".into(),
+            started_at: at,
+            last_seen: at,
+            probes_owned: 7,
+            leader: true,
+            alive: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).expect("serialises"),
+            r#"{"id":"00000000-0000-0000-0000-000000000000","host":"web-1","pid":42,"version":"0.1.0","listen":"127.0.0.1:3000","started_at":"2026-12-07T13:00:00Z","last_seen":"2026-12-07T13:00:00Z","probes_owned":7,"leader":true,"alive":true}"#
+        );
+    }
 
     #[test]
     fn readiness_json_format_is_pinned() {

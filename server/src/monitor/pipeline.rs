@@ -4,18 +4,23 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use app::model::{ProbeKind, ProbeSpec, ServiceInput};
 use chrono::Utc;
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use crate::error::Error;
 use crate::monitor::catalog::{self, Mode};
 use crate::monitor::check::policy::{Cidr, NetworkPolicy};
 use crate::monitor::hub::EventHub;
 use crate::monitor::ingest::{Ingest, IngestConfig};
+use crate::monitor::replicas::{self, Identity, Leadership, ReplicaSettings, Replicas};
 use crate::monitor::runtime::ProbeRuntime;
 use crate::monitor::schedule::{DEFAULT_CONCURRENCY, Scheduler};
 use crate::storage::{catalog as store, results, rollups};
@@ -32,6 +37,8 @@ pub struct ProbeSettings {
     pub raw_retention: Duration,
     /// Create and keep the `triage` service probing this instance's own endpoints.
     pub self_watch: bool,
+    /// Membership of the replica set sharing the database.
+    pub replicas: ReplicaSettings,
 }
 
 impl Default for ProbeSettings {
@@ -44,6 +51,7 @@ impl Default for ProbeSettings {
             rollup_every: Duration::from_secs(10),
             raw_retention: Duration::from_secs(14 * 86_400),
             self_watch: true,
+            replicas: ReplicaSettings::default(),
         }
     }
 }
@@ -56,8 +64,12 @@ pub struct Probing {
     pub scheduler: Scheduler,
     pub hub: EventHub,
     pub ingest_stats: Arc<crate::monitor::ingest::IngestStats>,
+    pub replicas: Replicas,
+    /// Ends the membership (a clean exit hands probes and leadership over at once).
+    leave: watch::Sender<bool>,
     writer: JoinHandle<()>,
     background: JoinHandle<()>,
+    followers: [JoinHandle<()>; 2],
     /// Dropped last: the probe tasks stop with it.
     _runtime: ProbeRuntime,
 }
@@ -88,10 +100,21 @@ impl Probing {
         let runtime = ProbeRuntime::start()
             .map_err(|e| sqlx::Error::Io(std::io::Error::other(format!("starting the probe threads: {e}"))))?;
         let scheduler = Scheduler::new(policy, ingest, settings.concurrency, runtime.handle());
+        let (leave, leaving) = watch::channel(false);
+        let identity = Identity { listen: listen.to_string() };
+        let replicas = replicas::join(pool.clone(), identity, settings.replicas, leaving).await?;
+        scheduler.set_view(replicas.view());
+        // Listening before the first read: a change committed in between is not missed.
+        let listener = listen_catalog(&pool).await;
         let scheduled = catalog::schedule_all(&pool, &scheduler).await?;
-        tracing::info!(probes = scheduled, "probes scheduled");
-        let background = tokio::spawn(background(pool, settings.clone()));
-        Ok(Self { scheduler, hub, ingest_stats, writer, background, _runtime: runtime })
+        replicas.owned.store(scheduler.running(), Ordering::Relaxed);
+        tracing::info!(probes = scheduled, running_here = scheduler.running(), "probes scheduled");
+        let followers = [
+            tokio::spawn(follow_view(pool.clone(), scheduler.clone(), replicas.clone())),
+            tokio::spawn(follow_catalog(pool.clone(), scheduler.clone(), replicas.clone(), listener)),
+        ];
+        let background = tokio::spawn(background(pool, settings.clone(), replicas.leadership.clone()));
+        Ok(Self { scheduler, hub, ingest_stats, replicas, leave, writer, background, followers, _runtime: runtime })
     }
 
     /// Creates (or refreshes) the `triage` service watching this instance.
@@ -122,8 +145,12 @@ impl Probing {
 
     /// Stops probing and writes what is queued, within `timeout`.
     pub async fn shutdown(self, timeout: Duration) {
+        for f in &self.followers {
+            f.abort();
+        }
         self.scheduler.stop();
         self.background.abort();
+        self.leave.send_replace(true);
         let ingest = self.scheduler.ingest().clone();
         if tokio::time::timeout(timeout, ingest.flush()).await.is_err() {
             let pending = ingest.stats.pending.load(std::sync::atomic::Ordering::Relaxed);
@@ -178,13 +205,17 @@ async fn maintain(pool: &PgPool, settings: &ProbeSettings) -> Result<(), sqlx::E
     Ok(())
 }
 
-/// Rolls up results every `rollup_every`, catching up in steps after a gap; maintenance hourly.
-async fn background(pool: PgPool, settings: ProbeSettings) {
+/// Rolls up results every `rollup_every`, catching up in steps after a gap; maintenance hourly;
+/// on the leading replica only.
+async fn background(pool: PgPool, settings: ProbeSettings, leadership: Leadership) {
     let mut tick = tokio::time::interval(settings.rollup_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_maintenance = tokio::time::Instant::now();
     loop {
         tick.tick().await;
+        if !leadership.leads() {
+            continue;
+        }
         if let Err(e) = roll_up_to(&pool, Utc::now() - ROLLUP_GRACE).await {
             tracing::warn!(error = %e, "rollup failed; will retry");
         }
@@ -207,5 +238,128 @@ pub async fn roll_up_to(pool: &PgPool, upto: chrono::DateTime<Utc>) -> Result<()
             None if run.finished_earlier_claim => continue,
             _ => return Ok(()),
         }
+    }
+}
+
+/// The channel the `probes` table's trigger notifies on, with the probe's id.
+const PROBES_CHANNEL: &str = "triage_probes";
+
+/// A listener on its own connection (outside the pool, like the notification router's), or
+/// `None` while the database does not answer.
+async fn listen_catalog(pool: &PgPool) -> Option<PgListener> {
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with((*pool.connect_options()).clone());
+    let mut l = tokio::time::timeout(Duration::from_secs(2), PgListener::connect_with(&own)).await.ok()?.ok()?;
+    match tokio::time::timeout(Duration::from_secs(2), l.listen(PROBES_CHANNEL)).await {
+        Ok(Ok(())) => Some(l),
+        _ => None,
+    }
+}
+
+/// Applies probe changes made through any replica: each notified id is read again and
+/// scheduled, rescheduled or removed here. Ids arriving together are read in one query.
+async fn follow_catalog(pool: PgPool, scheduler: Scheduler, replicas: Replicas, mut listener: Option<PgListener>) {
+    loop {
+        let Some(l) = listener.as_mut() else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            listener = listen_catalog(&pool).await;
+            if listener.is_some() {
+                // Whatever changed while nobody listened.
+                resync(&pool, &scheduler).await;
+                replicas.owned.store(scheduler.running(), Ordering::Relaxed);
+            }
+            continue;
+        };
+        let mut ids = Vec::new();
+        match l.try_recv().await {
+            Ok(Some(n)) => ids.extend(n.payload().parse::<Uuid>().ok()),
+            Ok(None) | Err(_) => {
+                tracing::debug!("lost the probe-change listener; listening again");
+                listener = None;
+                continue;
+            }
+        }
+        // A bulk change (an import, a probe file) arrives as many notifications at once.
+        while ids.len() < 10_000 {
+            match tokio::time::timeout(Duration::from_millis(20), l.try_recv()).await {
+                Ok(Ok(Some(n))) => ids.extend(n.payload().parse::<Uuid>().ok()),
+                _ => break,
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        match store::probes_by_id(&pool, &ids).await {
+            Ok(found) => {
+                for p in &found {
+                    if let Err(e) = scheduler.upsert(p) {
+                        tracing::error!(probe = %p.spec.name, error = %e, "stored probe is invalid; not scheduled");
+                    }
+                }
+                for gone in ids.iter().filter(|id| found.iter().all(|p| p.id != **id)) {
+                    scheduler.remove(*gone);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading changed probes failed; reading them all again");
+                listener = None;
+            }
+        }
+        replicas.owned.store(scheduler.running(), Ordering::Relaxed);
+    }
+}
+
+/// Every stored probe scheduled as stored, and probes no longer stored removed.
+async fn resync(pool: &PgPool, scheduler: &Scheduler) {
+    match store::list_probes(pool, None).await {
+        Ok(all) => {
+            for p in &all {
+                if let Err(e) = scheduler.upsert(p) {
+                    tracing::error!(probe = %p.spec.name, error = %e, "stored probe is invalid; not scheduled");
+                }
+            }
+            for id in scheduler.known() {
+                if all.iter().all(|p| p.id != id) {
+                    scheduler.remove(id);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "reading the probes again failed"),
+    }
+}
+
+/// Follows the replica set: probes another replica now owns stop here at once; probes gained
+/// start from the state PostgreSQL holds (the last one the previous owner stored).
+async fn follow_view(pool: PgPool, scheduler: Scheduler, replicas: Replicas) {
+    let mut views = replicas.watch();
+    while views.changed().await.is_ok() {
+        let view = views.borrow_and_update().clone();
+        let gained = scheduler.set_view(view);
+        if !gained.is_empty() {
+            let mut tries = 0;
+            loop {
+                match store::probes_by_id(&pool, &gained).await {
+                    Ok(probes) => {
+                        scheduler.take_over(&probes);
+                        tracing::info!(probes = probes.len(), "took probes over from the replica set");
+                        break;
+                    }
+                    Err(e) if tries < 3 => {
+                        tries += 1;
+                        tracing::warn!(error = %e, "reading taken-over probes failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => {
+                        // Checking from a possibly stale state beats not checking at all.
+                        tracing::warn!(error = %e, "taking probes over with the state this replica last saw");
+                        scheduler.resume(&gained);
+                        break;
+                    }
+                }
+            }
+        }
+        replicas.owned.store(scheduler.running(), Ordering::Relaxed);
     }
 }

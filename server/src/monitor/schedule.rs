@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use app::model::{ErrorClass, Outcome, Probe, ProbeKind, ProbeResult, StateChange};
+use app::model::{ErrorClass, Outcome, Probe, ProbeKind, ProbeResult, ProbeSpec, StateChange};
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -25,6 +25,7 @@ use crate::monitor::check::execute::{self, ScrapeMemory};
 use crate::monitor::check::policy::NetworkPolicy;
 use crate::monitor::check::spec::{self, CompiledProbe};
 use crate::monitor::ingest::{Ingest, Record};
+use crate::monitor::replicas::View;
 use crate::storage::results::StateRow;
 use crate::storage::rollups::histogram::LatencyHistogram;
 
@@ -143,6 +144,8 @@ impl Scheduled {
 
 struct Running {
     scheduled: Arc<Scheduled>,
+    /// The definition it was scheduled with: the same definition again changes nothing.
+    spec: ProbeSpec,
     task: Option<JoinHandle<()>>,
 }
 
@@ -174,6 +177,8 @@ struct Inner {
     lateness: Lateness,
     /// Where probe tasks run (see [`crate::monitor::runtime`]).
     runtime: tokio::runtime::Handle,
+    /// Which probes this replica runs; every probe is still known (for pushes and reads).
+    view: Mutex<View>,
 }
 
 #[derive(Clone)]
@@ -196,6 +201,7 @@ impl Scheduler {
                 probes: Mutex::new(HashMap::new()),
                 lateness: Lateness::default(),
                 runtime,
+                view: Mutex::new(View::alone()),
             }),
         }
     }
@@ -231,33 +237,116 @@ impl Scheduler {
         self.len() == 0
     }
 
+    fn view(&self) -> MutexGuard<'_, View> {
+        self.inner.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn owns(&self, id: Uuid) -> bool {
+        self.view().owns(id)
+    }
+
     /// Starts (or restarts with its new definition) a probe. Its confirmed state carries over from
-    /// the running instance, or from the stored state after a restart.
+    /// the running instance, or from the stored state after a restart. The same definition again
+    /// (another replica's change echoed back) leaves a running probe alone.
     pub fn upsert(&self, probe: &Probe) -> Result<(), spec::SpecError> {
-        let compiled = spec::compile(probe.id, probe.service_id, &probe.spec)?;
+        self.install(probe, false)
+    }
+
+    /// Installs a probe; `fresh` takes its state from `probe.status` (what PostgreSQL holds)
+    /// rather than from this replica's copy, which is stale when another replica ran it.
+    fn install(&self, probe: &Probe, fresh: bool) -> Result<(), spec::SpecError> {
+        let owned = self.owns(probe.id);
         let mut probes = self.probes();
+        if let Some(running) = probes.get(&probe.id)
+            && !fresh
+            && running.spec == probe.spec
+            && running.task.is_some() == (owned && running.scheduled.probe.enabled)
+        {
+            return Ok(());
+        }
+        let compiled = spec::compile(probe.id, probe.service_id, &probe.spec)?;
         let previous = probes.remove(&probe.id);
+        let stored = || match &probe.status {
+            Some(s) => (s.state, s.since, None),
+            None => (None, Utc::now(), None),
+        };
         let (state, since, last_push) = match &previous {
             Some(running) => {
                 if let Some(task) = &running.task {
                     task.abort();
                 }
-                let t = running.scheduled.tracker();
-                (t.machine.state(), t.since, t.last_push)
+                if fresh {
+                    stored()
+                } else {
+                    let t = running.scheduled.tracker();
+                    (t.machine.state(), t.since, t.last_push)
+                }
             }
-            None => match &probe.status {
-                Some(s) => (s.state, s.since, None),
-                None => (None, Utc::now(), None),
-            },
+            None => stored(),
         };
         let mut tracker = Tracker::new(state, since, &compiled);
         tracker.last_push = last_push;
-        let enabled = compiled.enabled;
+        let run = compiled.enabled && owned;
         let scheduled =
             Arc::new(Scheduled { probe: compiled, tracker: Mutex::new(tracker), pushing: tokio::sync::Mutex::new(()) });
-        let task = enabled.then(|| self.inner.runtime.spawn(probe_loop(self.inner.clone(), scheduled.clone())));
-        probes.insert(probe.id, Running { scheduled, task });
+        let task = run.then(|| self.inner.runtime.spawn(probe_loop(self.inner.clone(), scheduled.clone())));
+        probes.insert(probe.id, Running { scheduled, spec: probe.spec.clone(), task });
         Ok(())
+    }
+
+    /// A new view of the replica set: stops the probes this replica no longer owns and answers
+    /// the ones it has just gained, which [`take_over`](Self::take_over) starts once their
+    /// state has been read from PostgreSQL.
+    pub fn set_view(&self, view: View) -> Vec<Uuid> {
+        *self.view() = view.clone();
+        let mut gained = Vec::new();
+        for (id, running) in self.probes().iter_mut() {
+            let owned = view.owns(*id);
+            match (&running.task, owned && running.scheduled.probe.enabled) {
+                (Some(task), false) => {
+                    task.abort();
+                    running.task = None;
+                }
+                (None, true) => gained.push(*id),
+                _ => {}
+            }
+        }
+        gained
+    }
+
+    /// Starts probes gained from another replica, from their stored state.
+    pub fn take_over(&self, probes: &[Probe]) {
+        for p in probes {
+            if let Err(e) = self.install(p, true) {
+                tracing::error!(probe = %p.spec.name, error = %e, "stored probe is invalid; not scheduled");
+            }
+        }
+    }
+
+    /// Starts gained probes with this replica's own copy of their state (when PostgreSQL could
+    /// not be read).
+    pub fn resume(&self, ids: &[Uuid]) {
+        let mut probes = self.probes();
+        for id in ids {
+            if let Some(running) = probes.get_mut(id)
+                && running.task.is_none()
+                && running.scheduled.probe.enabled
+                && self.view().owns(*id)
+            {
+                running.task =
+                    Some(self.inner.runtime.spawn(probe_loop(self.inner.clone(), running.scheduled.clone())));
+            }
+        }
+    }
+
+    /// How many probes run on this replica.
+    pub fn running(&self) -> usize {
+        self.probes().values().filter(|r| r.task.is_some()).count()
+    }
+
+    /// The ids of every known probe (for a full resynchronisation).
+    pub fn known(&self) -> Vec<Uuid> {
+        self.probes().keys().copied().collect()
     }
 
     pub fn remove(&self, id: Uuid) {

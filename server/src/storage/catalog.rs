@@ -234,6 +234,13 @@ pub async fn probes_of_services(pool: &PgPool, services: &[Uuid]) -> Result<Vec<
     Ok(rows.into_iter().map(Probe::from).collect())
 }
 
+/// These probes, those that still exist.
+#[tracing::instrument(skip_all, fields(probes = ids.len()))]
+pub async fn probes_by_id(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Probe>, sqlx::Error> {
+    let rows = query_probes!("where p.probe_id = any($1)", ids).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(Probe::from).collect())
+}
+
 #[tracing::instrument(skip(pool))]
 pub async fn get_probe(pool: &PgPool, id: Uuid) -> Result<Option<Probe>, sqlx::Error> {
     let row = query_probes!("where p.probe_id = $1", id).fetch_optional(pool).await?;

@@ -17,6 +17,7 @@ pub mod maintenance;
 pub mod notify;
 pub mod pool;
 pub mod postmortems;
+pub mod replicas;
 pub mod results;
 pub mod rollups;
 pub mod slo;

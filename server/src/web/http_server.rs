@@ -199,6 +199,7 @@ pub async fn build_state(
         instance: Arc::new(instance),
         scheduler: probing.scheduler.clone(),
         hub: probing.hub.clone(),
+        replicas: probing.replicas.clone(),
         overview: Arc::default(),
         auth,
         incidents: Incidents { pool: pool.clone(), rooms: rooms.clone() },
@@ -220,9 +221,10 @@ pub async fn build_state(
         rooms: state.incidents.rooms.clone(),
         settings: settings.incidents.clone(),
     };
-    tokio::spawn(engine().run(state.hub.clone(), state.stopping.subscribe()));
-    tokio::spawn(engine().judge_burns_every(state.stopping.subscribe()));
-    state.notifier.outbox.clone().spawn(state.stopping.subscribe());
+    let leadership = probing.replicas.leadership.clone();
+    tokio::spawn(engine().run(state.hub.clone(), leadership.clone(), state.stopping.subscribe()));
+    tokio::spawn(engine().judge_burns_every(leadership.clone(), state.stopping.subscribe()));
+    state.notifier.outbox.clone().spawn(leadership, state.stopping.subscribe());
     Ok((state, probing))
 }
 

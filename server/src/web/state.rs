@@ -57,6 +57,8 @@ pub struct Shared {
     pub instance: Arc<InstanceInfo>,
     pub scheduler: Scheduler,
     pub hub: EventHub,
+    /// This process's membership of the replica set sharing the database.
+    pub replicas: crate::monitor::replicas::Replicas,
     pub overview: Arc<crate::monitor::overview::OverviewCache>,
     pub auth: Arc<crate::access::Auth>,
     pub incidents: crate::respond::incidents::Incidents,

@@ -50,12 +50,12 @@ fn intended(method: &Method, path: &str) -> Need {
         return Need::Public;
     }
     // Setting up services and probes in the browser, like the API's writes, is the admin's;
-    // the configuration listing carries every probe's definition.
+    // the configuration listing carries every probe's definition; the replica list names hosts.
     if path.starts_with("/api/admin_")
         || path == "/admin"
         || path.starts_with("/config")
         || path == "/api/get_catalog"
-        || ["/api/v1/users", "/api/v1/tokens", "/api/v1/audit"].iter().any(|p| path.starts_with(p))
+        || ["/api/v1/users", "/api/v1/tokens", "/api/v1/audit", "/api/v1/replicas"].iter().any(|p| path.starts_with(p))
     {
         return admin;
     }

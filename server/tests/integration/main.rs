@@ -22,6 +22,7 @@ mod probe_kinds;
 pub mod probe_tls;
 mod probe_trial;
 mod probes_api;
+mod replicas;
 mod rollups;
 mod server_fns;
 mod slo;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::engine::{Engine, Opened, Outbox, automatic_entry, open_incident};
 use crate::monitor::maintenance;
+use crate::monitor::replicas::Leadership;
 use crate::monitor::slo;
 use crate::respond::notify::events as notify;
 use crate::storage::incidents as store;
@@ -49,13 +50,16 @@ const STALE: chrono::Duration = chrono::Duration::minutes(3);
 impl Engine {
     /// Judges the burn rates every `burn_every` until `stopping` turns true. Its own task: the
     /// judgement reads hours of minute rows and must not delay state changes.
-    pub async fn judge_burns_every(self, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    pub async fn judge_burns_every(self, leadership: Leadership, mut stopping: tokio::sync::watch::Receiver<bool>) {
         let mut every = tokio::time::interval(self.settings.burn_every);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = every.tick() => {}
                 _ = stopping.wait_for(|s| *s) => break,
+            }
+            if !leadership.leads() {
+                continue;
             }
             if let Err(e) = self.judge_burn_rates().await {
                 tracing::warn!(error = %e, "judging error budgets failed; retrying");

@@ -18,6 +18,7 @@ use super::RoomHub;
 use super::evidence::{self, Change};
 use crate::monitor::hub::{EventHub, ProbeEvent};
 use crate::monitor::maintenance;
+use crate::monitor::replicas::Leadership;
 use crate::respond::notify::events::{self as notify, IncidentFacts, ProbeFacts};
 use crate::storage::incidents::{self as store, NewEntryRow, NewIncidentRow, PendingChange};
 use crate::storage::maintenance as maintenance_store;
@@ -53,8 +54,9 @@ fn severity_of(spec: &ProbeSpec, service_criticality: &str) -> Severity {
 }
 
 impl Engine {
-    /// Runs until `stopping` turns true: woken by state changes, and every tick.
-    pub async fn run(self, hub: EventHub, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    /// Runs until `stopping` turns true: woken by state changes, and every tick; only while this
+    /// replica leads (state changes wait in their table meanwhile, so none is missed).
+    pub async fn run(self, hub: EventHub, leadership: Leadership, mut stopping: tokio::sync::watch::Receiver<bool>) {
         let mut events = hub.subscribe();
         let mut tick = tokio::time::interval(self.settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -68,6 +70,9 @@ impl Engine {
                 _ = tick.tick() => true,
                 _ = stopping.wait_for(|s| *s) => break,
             };
+            if !leadership.leads() {
+                continue;
+            }
             if let Err(e) = self.handle_changes().await {
                 tracing::warn!(error = %e, "incident engine: handling state changes failed; retrying");
             }

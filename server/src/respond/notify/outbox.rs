@@ -18,6 +18,7 @@ use super::render::{absolutize, render};
 use super::send::{Refused, send};
 use super::{events, router};
 use crate::monitor::check::policy::NetworkPolicy;
+use crate::monitor::replicas::Leadership;
 use crate::storage::notify::{self as store, Attempt, Claimed};
 
 /// Resolves when shutdown begins (the watch guard is dropped here, never held across an await).
@@ -62,12 +63,14 @@ pub struct Outbox {
 impl Outbox {
     /// Starts the router and the sender; both stop when `stopping` turns true (the sender after
     /// letting attempts under way finish, within the send timeout).
-    pub fn spawn(self, stopping: watch::Receiver<bool>) {
-        tokio::spawn(self.clone().route_loop(stopping.clone()));
+    pub fn spawn(self, leadership: Leadership, stopping: watch::Receiver<bool>) {
+        tokio::spawn(self.clone().route_loop(leadership, stopping.clone()));
         tokio::spawn(self.send_loop(stopping));
     }
 
-    async fn route_loop(self, mut stopping: watch::Receiver<bool>) {
+    /// Routing is safe on every replica (events are claimed); the housekeeping runs on the
+    /// leader only.
+    async fn route_loop(self, leadership: Leadership, mut stopping: watch::Receiver<bool>) {
         let mut listener = self.listen().await;
         let mut housekeeping = tokio::time::interval(self.settings.housekeeping);
         let mut last_scan: Option<tokio::time::Instant> = None;
@@ -92,7 +95,8 @@ impl Outbox {
             match woke {
                 // Dropped with its connection; a new one listens again below.
                 Woke::Lost => listener = None,
-                Woke::Housekeeping => self.housekeeping(&mut last_scan).await,
+                Woke::Housekeeping if leadership.leads() => self.housekeeping(&mut last_scan).await,
+                Woke::Housekeeping => {}
                 Woke::Stop => return,
                 Woke::Notified | Woke::Poll => {}
             }

@@ -21,8 +21,8 @@ use app::model::{
     EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput, Incident, IncidentPatch, MaintenanceSpec,
     MaintenanceWindow, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Postmortem, PostmortemComment,
     PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, ProbeTrial, PublicUpdate, PublicUpdateInput,
-    Role, Rule, RuleSpec, Series, Service, ServiceInput, SloSpec, SloStatus, StateChange, StatusPage, StatusPageSpec,
-    TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary,
+    Replica, Role, Rule, RuleSpec, Series, Service, ServiceInput, SloSpec, SloStatus, StateChange, StatusPage,
+    StatusPageSpec, TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary,
 };
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
@@ -191,6 +191,8 @@ pub fn routes() -> Secured {
         .returns(200, other("text/markdown"))
         .get("/api/v1/postmortems/{id}/charts/{file}", viewer, postmortems::chart)
         .returns(200, other("image/svg+xml"))
+        .get("/api/v1/replicas", admin, services::replicas)
+        .returns(200, list::<Replica>())
         .get("/api/v1/channels", admin, notify::list_channels)
         .returns(200, list::<Channel>())
         .post("/api/v1/channels", admin, notify::create_channel)

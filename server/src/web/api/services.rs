@@ -1,4 +1,4 @@
-use app::model::{Service, ServiceInput, SloSpec, SloStatus};
+use app::model::{Replica, Service, ServiceInput, SloSpec, SloStatus};
 use axum::Json;
 use axum::extract::{Path, State};
 use http::StatusCode;
@@ -12,6 +12,12 @@ use crate::web::state::AppState;
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Service>>, ApiError> {
     Ok(Json(store::list_services(&state.pool).await?))
+}
+
+/// Every `triage serve` process sharing the database, alive first.
+pub async fn replicas(State(state): State<AppState>) -> Result<Json<Vec<Replica>>, ApiError> {
+    let dead_after = state.replicas.settings.dead_after.as_secs_f64();
+    Ok(Json(crate::storage::replicas::list_from(&state.pool, dead_after).await?))
 }
 
 pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Service>, ApiError> {

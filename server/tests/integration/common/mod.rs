@@ -77,6 +77,11 @@ pub fn start_private_cluster() -> (TempDir, EmbeddedPg) {
 
 /// A new, migrated database for one test, cloned from the template.
 pub async fn fresh_db() -> PgPool {
+    fresh_db_url().await.0
+}
+
+/// A fresh database and a `DATABASE_URL` for it, for `triage` processes the test starts.
+pub async fn fresh_db_url() -> (PgPool, String) {
     let cluster = cluster();
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
     {
@@ -91,9 +96,12 @@ pub async fn fresh_db() -> PgPool {
         storage::create_database_from_template(&admin, &name, TEMPLATE).await.expect("clone template");
         admin.close().await;
     }
-    pool::connect(cluster.pg.connect_options(&name), PoolSettings { max_connections: 5, min_connections: 0 })
-        .await
-        .expect("connect to test database")
+    let pool =
+        pool::connect(cluster.pg.connect_options(&name), PoolSettings { max_connections: 5, min_connections: 0 })
+            .await
+            .expect("connect to test database");
+    let socket_dir = cluster.pg.data_dir().join("run");
+    (pool, format!("postgres://{}@localhost/{name}?host={}", server::storage::cluster::SUPERUSER, socket_dir.display()))
 }
 
 pub struct TestApp {
@@ -279,9 +287,21 @@ pub struct Proc {
 impl Proc {
     /// Starts `triage serve` on `data_dir` and waits for its "Triage is up" line.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> Proc {
-        let mut child = triage()
-            .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
-            .arg(data_dir)
+        let mut cmd = triage();
+        cmd.arg("--data-dir").arg(data_dir);
+        Proc::serve(cmd, extra_args)
+    }
+
+    /// Starts `triage serve` on the database at `url` (one replica of several).
+    pub fn replica(url: &str, extra_args: &[&str]) -> Proc {
+        let mut cmd = triage();
+        cmd.env("DATABASE_URL", url);
+        Proc::serve(cmd, extra_args)
+    }
+
+    fn serve(mut cmd: Command, extra_args: &[&str]) -> Proc {
+        let mut child = cmd
+            .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
             .args(extra_args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
