@@ -92,6 +92,22 @@ pub struct LiveResult {
     pub request_id: String,
 }
 
+impl LiveResult {
+    /// What a live page is told about a stored result.
+    pub fn of(service_id: Uuid, r: &super::ProbeResult) -> Self {
+        Self {
+            service_id,
+            probe_id: r.probe_id,
+            at: r.at,
+            outcome: r.outcome,
+            total_us: r.phases.total_us,
+            status: r.status,
+            error: r.error,
+            request_id: r.request_id.clone(),
+        }
+    }
+}
+
 /// What `GET /api/v1/events` sends, as the `data` of SSE events named `result` and `state`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

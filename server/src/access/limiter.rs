@@ -110,6 +110,12 @@ impl LoginLimiter {
         }
     }
 
+    /// A failed attempt made on another replica: every replica refuses the same guesses.
+    pub fn failed_elsewhere(&self, account: &str, address: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        self.count(&mut map, account, address, Instant::now());
+    }
+
     /// The reserved attempt was a good password: the account's count is cleared and the
     /// address's loses this attempt only.
     pub fn succeeded_after(&self, account: &str, address: &str, reserved: Instant) {

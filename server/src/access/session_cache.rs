@@ -48,6 +48,11 @@ impl SessionCache {
     pub fn forget_user(&self, user: uuid::Uuid) {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (c, _)| c.me.id != user);
     }
+
+    /// Forgets everything (messages from other replicas may have been missed).
+    pub fn clear(&self) {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
 }
 
 #[cfg(test)]

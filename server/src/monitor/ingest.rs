@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use app::model::{ProbeResult, StateChange};
+use app::model::{LiveResult, ProbeResult, StateChange};
 use chrono::NaiveDate;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -307,12 +307,14 @@ impl Writer {
                             "database reachable again: writing buffered results"
                         );
                     }
+                    let mut events = Vec::with_capacity(batch.len() + 8);
                     for (_, r) in batch {
                         if let Some(change) = r.change {
-                            self.hub.publish(ProbeEvent::StateChanged(Arc::new(change)));
+                            events.push(ProbeEvent::StateChanged(Arc::new(change)));
                         }
-                        self.hub.publish(ProbeEvent::Result { service_id: r.service_id, result: r.result });
+                        events.push(ProbeEvent::Result(Arc::new(LiveResult::of(r.service_id, &r.result))));
                     }
+                    self.hub.publish_all(events);
                 }
                 Err(e) => {
                     self.queue.stats.failed_writes.fetch_add(1, Ordering::Relaxed);

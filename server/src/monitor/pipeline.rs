@@ -23,6 +23,7 @@ use crate::monitor::ingest::{Ingest, IngestConfig};
 use crate::monitor::replicas::{self, Identity, Leadership, ReplicaSettings, Replicas};
 use crate::monitor::runtime::ProbeRuntime;
 use crate::monitor::schedule::{DEFAULT_CONCURRENCY, Scheduler};
+use crate::storage::bus::Bus;
 use crate::storage::{catalog as store, results, rollups};
 
 #[derive(Debug, Clone)]
@@ -65,11 +66,13 @@ pub struct Probing {
     pub hub: EventHub,
     pub ingest_stats: Arc<crate::monitor::ingest::IngestStats>,
     pub replicas: Replicas,
+    /// Messages to and from the other replicas.
+    pub bus: Bus,
     /// Ends the membership (a clean exit hands probes and leadership over at once).
     leave: watch::Sender<bool>,
     writer: JoinHandle<()>,
     background: JoinHandle<()>,
-    followers: [JoinHandle<()>; 2],
+    followers: [JoinHandle<()>; 3],
     /// Dropped last: the probe tasks stop with it.
     _runtime: ProbeRuntime,
 }
@@ -87,7 +90,12 @@ fn own_addresses(listen: SocketAddr) -> Vec<SocketAddr> {
 impl Probing {
     pub async fn start(pool: PgPool, listen: SocketAddr, settings: &ProbeSettings) -> Result<Self, sqlx::Error> {
         maintain(&pool, settings).await?;
-        let hub = EventHub::new();
+        let (leave, leaving) = watch::channel(false);
+        let identity = Identity { listen: listen.to_string() };
+        let replicas = replicas::join(pool.clone(), identity, settings.replicas, leaving.clone()).await?;
+        let bus = Bus::start(&pool, replicas.id, leaving);
+        bus.set_peers(replicas.view().members.len() > 1);
+        let hub = EventHub::with_bus(bus.clone());
         let (ingest, writer) = Ingest::spawn(pool.clone(), hub.clone(), settings.ingest);
         let policy = Arc::new(
             NetworkPolicy::new(settings.allow.clone(), own_addresses(listen)).with_resolver(settings.resolver),
@@ -100,9 +108,6 @@ impl Probing {
         let runtime = ProbeRuntime::start()
             .map_err(|e| sqlx::Error::Io(std::io::Error::other(format!("starting the probe threads: {e}"))))?;
         let scheduler = Scheduler::new(policy, ingest, settings.concurrency, runtime.handle());
-        let (leave, leaving) = watch::channel(false);
-        let identity = Identity { listen: listen.to_string() };
-        let replicas = replicas::join(pool.clone(), identity, settings.replicas, leaving).await?;
         scheduler.set_view(replicas.view());
         // Listening before the first read: a change committed in between is not missed.
         let listener = listen_catalog(&pool).await;
@@ -110,11 +115,23 @@ impl Probing {
         replicas.owned.store(scheduler.running(), Ordering::Relaxed);
         tracing::info!(probes = scheduled, running_here = scheduler.running(), "probes scheduled");
         let followers = [
-            tokio::spawn(follow_view(pool.clone(), scheduler.clone(), replicas.clone())),
+            tokio::spawn(hub.clone().follow()),
+            tokio::spawn(follow_view(pool.clone(), scheduler.clone(), replicas.clone(), bus.clone())),
             tokio::spawn(follow_catalog(pool.clone(), scheduler.clone(), replicas.clone(), listener)),
         ];
         let background = tokio::spawn(background(pool, settings.clone(), replicas.leadership.clone()));
-        Ok(Self { scheduler, hub, ingest_stats, replicas, leave, writer, background, followers, _runtime: runtime })
+        Ok(Self {
+            scheduler,
+            hub,
+            ingest_stats,
+            replicas,
+            bus,
+            leave,
+            writer,
+            background,
+            followers,
+            _runtime: runtime,
+        })
     }
 
     /// Creates (or refreshes) the `triage` service watching this instance.
@@ -332,10 +349,11 @@ async fn resync(pool: &PgPool, scheduler: &Scheduler) {
 
 /// Follows the replica set: probes another replica now owns stop here at once; probes gained
 /// start from the state PostgreSQL holds (the last one the previous owner stored).
-async fn follow_view(pool: PgPool, scheduler: Scheduler, replicas: Replicas) {
+async fn follow_view(pool: PgPool, scheduler: Scheduler, replicas: Replicas, bus: Bus) {
     let mut views = replicas.watch();
     while views.changed().await.is_ok() {
         let view = views.borrow_and_update().clone();
+        bus.set_peers(view.members.len() > 1);
         let gained = scheduler.set_view(view);
         if !gained.is_empty() {
             let mut tries = 0;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::access::actor::Actor;
 use crate::error::Error;
+use crate::storage::bus::{Bus, Note};
 use crate::storage::rollups::{self, Level};
 use crate::storage::slo::{self as store, SloRow};
 
@@ -142,11 +143,12 @@ pub struct Slos {
     /// The figures lately computed, and a generation bumped by every change of an objective: a
     /// computation that began before a change must not store what it read.
     recent: Arc<Mutex<(u64, Recent)>>,
+    bus: Bus,
 }
 
 impl Slos {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool, recent: Arc::default() }
+    pub fn new(pool: PgPool, bus: Bus) -> Self {
+        Self { pool, recent: Arc::default(), bus }
     }
 
     /// [`status`](Self::status) for the service page, `None` without an objective; reused for
@@ -174,9 +176,20 @@ impl Slos {
     }
 
     fn forget(&self, service: Uuid) {
+        self.forget_here(Some(service));
+        self.bus.note(&Note::Slo { service });
+    }
+
+    /// Drops this replica's figures for `service` (every service with `None`).
+    pub fn forget_here(&self, service: Option<Uuid>) {
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent.0 += 1;
-        recent.1.remove(&service);
+        match service {
+            Some(s) => {
+                recent.1.remove(&s);
+            }
+            None => recent.1.clear(),
+        }
     }
 
     /// How the service stands against its objective; 404 when it has none.

@@ -20,6 +20,7 @@ use crate::access::actor::Actor;
 use crate::error::Error;
 use crate::monitor::cached::Cached;
 use crate::respond::incidents::Author;
+use crate::storage::bus::{Bus, Note};
 use crate::storage::status_pages::{self as store, PageFilter};
 use crate::storage::{catalog, incidents as incidents_store};
 
@@ -60,6 +61,8 @@ pub struct StatusPages {
     /// One per (public service, badge window in seconds): badges sit in READMEs fetched by
     /// anyone, so each is computed at most once per [`REFRESH`].
     uptimes: Arc<Mutex<Uptimes>>,
+    /// Tells the other replicas to drop their copies too.
+    bus: Bus,
 }
 
 fn check_spec(spec: &StatusPageSpec) -> Result<StatusPageSpec, Error> {
@@ -135,8 +138,8 @@ fn day_state(count: u64, down: u64) -> PublicState {
 }
 
 impl StatusPages {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool, index: Arc::new(Cached::new(REFRESH)), built: Arc::default(), uptimes: Arc::default() }
+    pub fn new(pool: PgPool, bus: Bus) -> Self {
+        Self { pool, index: Arc::new(Cached::new(REFRESH)), built: Arc::default(), uptimes: Arc::default(), bus }
     }
 
     async fn check_services(&self, spec: &StatusPageSpec) -> Result<(), Error> {
@@ -196,8 +199,14 @@ impl StatusPages {
         Ok(())
     }
 
-    /// An admin's change shows at once, not after the public copy expires.
+    /// An admin's change shows at once, not after the public copy expires, on every replica.
     fn forget(&self) {
+        self.forget_here();
+        self.bus.note(&Note::StatusPages);
+    }
+
+    /// Drops this replica's copies (another replica's change, or a gap in what it heard).
+    pub fn forget_here(&self) {
         self.index.clear();
         self.built.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.uptimes.lock().unwrap_or_else(|p| p.into_inner()).clear();

@@ -482,6 +482,13 @@ pub async fn entry_by_key(pool: &PgPool, incident: Uuid, key: &str) -> Result<Op
     Ok(row.map(entry_from))
 }
 
+/// One entry, deleted or not.
+#[tracing::instrument(skip_all)]
+pub async fn get_entry(pool: &PgPool, entry: Uuid) -> Result<Option<TimelineEntry>, sqlx::Error> {
+    let row = query_entries!("select", "from timeline_entries where entry_id = $1", entry).fetch_optional(pool).await?;
+    Ok(row.map(entry_from))
+}
+
 /// The incident's timeline in the order things happened; deleted entries only when asked for.
 #[tracing::instrument(skip_all)]
 pub async fn list_entries(

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod bus;
 pub mod catalog;
 pub mod changes;
 pub mod cluster;

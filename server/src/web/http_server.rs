@@ -169,8 +169,9 @@ pub async fn build_state(
         Ok(n) => tracing::info!(checklists = n, "checklist versions seeded from checklists/"),
         Err(e) => tracing::error!(error = %e, "seeding the checklist library failed"),
     }
-    let rooms = RoomHub::default();
     let probing = Probing::start(pool.clone(), listen, &settings.probes).await?;
+    let rooms = RoomHub::with_bus(probing.bus.clone());
+    tokio::spawn(rooms.clone().follow(pool.clone(), probing.replicas.watch()));
     let metrics = Metrics::new(pool.clone());
     let mut notify = settings.notify.clone();
     notify.base_url = match &settings.auth.public_url {
@@ -200,6 +201,7 @@ pub async fn build_state(
         scheduler: probing.scheduler.clone(),
         hub: probing.hub.clone(),
         replicas: probing.replicas.clone(),
+        bus: probing.bus.clone(),
         overview: Arc::default(),
         auth,
         incidents: Incidents { pool: pool.clone(), rooms: rooms.clone() },
@@ -207,8 +209,8 @@ pub async fn build_state(
         postmortems: crate::respond::postmortems::Postmortems { pool: pool.clone() },
         notifier,
         maintenance: crate::monitor::maintenance::Maintenance { pool: pool.clone() },
-        status_pages: crate::respond::status_pages::StatusPages::new(pool.clone()),
-        slos: crate::monitor::slo::Slos::new(pool.clone()),
+        status_pages: crate::respond::status_pages::StatusPages::new(pool.clone(), probing.bus.clone()),
+        slos: crate::monitor::slo::Slos::new(pool.clone(), probing.bus.clone()),
         stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         config_file: settings.config_file.clone(),
         demo: Arc::default(),
@@ -216,6 +218,7 @@ pub async fn build_state(
         pool,
     });
     spawn_auth_housekeeping(&state);
+    tokio::spawn(state.clone().follow_notes());
     let engine = || Engine {
         pool: state.pool.clone(),
         rooms: state.incidents.rooms.clone(),

@@ -13,6 +13,7 @@ pub mod health;
 pub mod http_server;
 pub mod metrics;
 pub mod middleware;
+pub mod replicas;
 pub mod security;
 pub mod self_check;
 pub mod server_fns;

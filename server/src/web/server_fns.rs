@@ -68,7 +68,7 @@ impl Backend for PgBackend {
             let user = accounts::update_user(&self.state.pool, &crate::web::access::actor_of(&req), id, &patch)
                 .await
                 .map_err(shown)?;
-            self.state.auth.sessions.forget_user(id);
+            self.state.forget(crate::storage::bus::Note::User { id });
             Ok(user)
         })
     }

@@ -59,6 +59,8 @@ pub struct Shared {
     pub hub: EventHub,
     /// This process's membership of the replica set sharing the database.
     pub replicas: crate::monitor::replicas::Replicas,
+    /// Messages to and from the other replicas.
+    pub bus: crate::storage::bus::Bus,
     pub overview: Arc<crate::monitor::overview::OverviewCache>,
     pub auth: Arc<crate::access::Auth>,
     pub incidents: crate::respond::incidents::Incidents,

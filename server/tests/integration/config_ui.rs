@@ -342,7 +342,7 @@ async fn the_built_in_demo_runs_inside_triage_and_leaves_nothing_behind() {
     assert_eq!(probes.len(), 3);
     let api = probes.iter().find(|p| p.spec.name == "demo-shop-api").expect("api probe").clone();
     common::wait_events(&mut hub, 1, Duration::from_secs(30), |e| {
-        matches!(e, server::monitor::hub::ProbeEvent::Result { result, .. }
+        matches!(e, server::monitor::hub::ProbeEvent::Result(result)
             if result.probe_id == api.id && result.outcome == Outcome::Up)
     })
     .await;
@@ -474,13 +474,13 @@ async fn a_probe_the_policy_refuses_is_a_configuration_problem_and_opens_no_inci
     // Three checks, each refused: with `failures_to_down = 1` any one of them would have confirmed
     // `down` had it counted.
     let refused = common::wait_events(&mut events, 3, Duration::from_secs(20), |e| match e {
-        ProbeEvent::Result { result, .. } => result.probe_id == id,
+        ProbeEvent::Result(result) => result.probe_id == id,
         ProbeEvent::StateChanged(c) => c.probe_id == id,
     })
     .await;
     for e in &refused {
         match e {
-            ProbeEvent::Result { result, .. } => {
+            ProbeEvent::Result(result) => {
                 assert_eq!(result.error, Some(app::model::ErrorClass::BlockedByPolicy), "{result:?}")
             }
             ProbeEvent::StateChanged(c) => panic!("a refused check confirmed {c:?}"),
@@ -544,7 +544,7 @@ async fn checks_send_a_traceparent_and_pages_link_request_ids_to_their_trace() {
     let res = app.client.post(app.url("/api/v1/probes")).json(&spec).send().await.expect("create");
     let probe: Probe = res.json().await.expect("probe");
     let events = common::wait_events(&mut hub, 1, Duration::from_secs(20), common::result_of(probe.id)).await;
-    let server::monitor::hub::ProbeEvent::Result { result, .. } = &events[0] else { panic!("a result") };
+    let server::monitor::hub::ProbeEvent::Result(result) = &events[0] else { panic!("a result") };
     let header = seen.lock().expect("lock").clone().expect("traceparent sent");
     let parts: Vec<&str> = header.split('-').collect();
     assert_eq!(parts.len(), 4, "{header}");

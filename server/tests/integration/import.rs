@@ -60,10 +60,10 @@ async fn a_gatus_file_is_imported_through_the_api_dry_run_first() {
         &mut hub,
         1,
         Duration::from_secs(20),
-        move |e| matches!(e, ProbeEvent::Result { result, .. } if result.probe_id == id),
+        move |e| matches!(e, ProbeEvent::Result(result) if result.probe_id == id),
     )
     .await;
-    let ProbeEvent::Result { result, .. } = &got[0] else { unreachable!("filtered above") };
+    let ProbeEvent::Result(result) = &got[0] else { unreachable!("filtered above") };
     assert_eq!(result.outcome, Outcome::Up);
 
     // Importing again leaves the existing probe alone.

@@ -570,11 +570,18 @@ async fn guidance_reads_the_pool_scenario_and_records_what_responders_do() {
     assert_eq!(res.status(), StatusCode::CREATED);
     let probe: Probe = res.json().await.expect("probe");
     // Wait for a scrape that shows the pool full.
-    crate::common::wait_events(&mut hub, 1, Duration::from_secs(20), |e| {
-        matches!(e, server::monitor::hub::ProbeEvent::Result { result, .. }
-            if result.probe_id == probe.id && result.pool.is_some_and(|p| p.in_use.is_some() && p.in_use == p.max))
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got =
+            crate::common::wait_events(&mut hub, 1, Duration::from_secs(20), crate::common::result_of(probe.id)).await;
+        let server::monitor::hub::ProbeEvent::Result(live) = &got[0] else { unreachable!("filtered") };
+        // The event is a summary; the scrape's gauges are in the stored result.
+        let result = app.stored(live).await;
+        if result.pool.is_some_and(|p| p.in_use.is_some() && p.in_use == p.max) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no scrape showed the pool full");
+    }
     app.flush().await;
     let commander = app.browser_of(Role::Commander).await;
     let responder = app.browser_of(Role::Responder).await;

@@ -204,7 +204,7 @@ async fn a_failing_target_is_confirmed_down_once_with_its_evidence() {
     assert_eq!((changes[0].from, changes[0].to), (None, Outcome::Down), "a new probe was never up");
     assert_eq!(changes[0].error, Some(ErrorClass::Status));
     let second = match &results[1] {
-        ProbeEvent::Result { result, .. } => result.clone(),
+        ProbeEvent::Result(result) => app.stored(result).await,
         other => panic!("{other:?}"),
     };
     assert_eq!(changes[0].request_id, second.request_id, "the confirming check's request id");
@@ -398,7 +398,7 @@ async fn a_silent_push_agent_is_a_missed_heartbeat() {
     .expect("json");
     let id: uuid::Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
     let got = wait_events(&mut events, 1, Duration::from_secs(10), result_of(id)).await;
-    let ProbeEvent::Result { result, .. } = &got[0] else { panic!("{got:?}") };
+    let ProbeEvent::Result(result) = &got[0] else { panic!("{got:?}") };
     assert_eq!((result.outcome, result.error), (Outcome::Down, Some(ErrorClass::MissedHeartbeat)));
     app.stop().await;
 }
@@ -416,7 +416,8 @@ async fn triage_watches_itself_out_of_the_box() {
     let metrics = probes.iter().find(|p| p.spec.name == "triage-metrics").expect("metrics probe").id;
     let readyz = probes.iter().find(|p| p.spec.name == "triage-readyz").expect("readyz probe").id;
     let got = wait_events(&mut events, 1, Duration::from_secs(30), result_of(metrics)).await;
-    let ProbeEvent::Result { result, .. } = &got[0] else { panic!() };
+    let ProbeEvent::Result(live) = &got[0] else { panic!() };
+    let result = app.stored(live).await;
     assert_eq!(result.outcome, Outcome::Up, "{result:?}");
     let pool = result.pool.expect("pool gauges scraped from Triage's own /metrics");
     assert_eq!(pool.max, Some(5.0), "the test pool's limit");
@@ -424,7 +425,8 @@ async fn triage_watches_itself_out_of_the_box() {
     let point = series.points.last().expect("a point for the scrape");
     assert_eq!(point.pool.and_then(|p| p.max), Some(5.0), "pool gauges reach the series");
     let got = wait_events(&mut events, 1, Duration::from_secs(30), result_of(readyz)).await;
-    let ProbeEvent::Result { result, .. } = &got[0] else { panic!() };
+    let ProbeEvent::Result(live) = &got[0] else { panic!() };
+    let result = app.stored(live).await;
     assert_eq!(result.outcome, Outcome::Up);
     assert!(result.components.iter().any(|c| c.name == "database"), "{:?}", result.components);
     app.stop().await;

@@ -1,6 +1,8 @@
 //! Replicas as real processes: three `triage serve` on one PostgreSQL share the probes, one is
 //! killed with SIGKILL and the others take its probes (and its leadership) over, and one joining
-//! takes its share. Who checked what is counted from the stored results.
+//! takes its share. Who checked what is counted from the stored results. Then two replicas in
+//! one process: live results, rooms, presence, sessions and the sign-in limit agree through the
+//! bus.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,7 +14,11 @@ use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{Proc, create_token, fresh_db_url, serve_target};
+use server::monitor::hub::ProbeEvent;
+use server::storage::bus::Topic;
+use server::web::access::Secured;
+
+use crate::common::{Proc, TestApp, create_token, fresh_db, fresh_db_url, serve_target, spawn_app_with, test_settings};
 
 const INTERVAL_SECS: i64 = 2;
 const PROBES: usize = 30;
@@ -152,5 +158,153 @@ async fn replicas_share_probes_and_take_a_killed_ones_over_within_two_intervals(
     }
     for p in procs {
         assert!(p.terminate().success(), "a replica shuts down cleanly");
+    }
+}
+
+/// Two replicas in this process on one database (their bus is PostgreSQL's, as between
+/// machines), each seeing the other.
+async fn pair() -> (TestApp, TestApp) {
+    let pool = fresh_db().await;
+    let a = spawn_app_with(pool.clone(), test_settings(), Secured::default()).await;
+    let b = spawn_app_with(pool, test_settings(), Secured::default()).await;
+    for app in [&a, &b] {
+        let mut views = app.state.replicas.watch();
+        tokio::time::timeout(Duration::from_secs(10), views.wait_for(|v| v.members.len() == 2))
+            .await
+            .expect("each replica sees the other")
+            .expect("membership running");
+    }
+    (a, b)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_checked_on_one_replica_is_live_on_the_other_within_a_second() {
+    let target = serve_target(Router::new().fallback(|| async { "ok" })).await;
+    let (a, b) = pair().await;
+    let spec = json!({"name": "live", "service": "shop", "kind": "http",
+        "url": format!("http://{target}/"), "interval_secs": 1, "timeout_ms": 800});
+    let res = a.client.post(a.url("/api/v1/probes")).json(&spec).send().await.expect("create");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let probe: app::model::Probe = res.json().await.expect("probe");
+    let (owner, other) = if a.state.replicas.view().owns(probe.id) { (&a, &b) } else { (&b, &a) };
+
+    // Stamp each result as each hub hears it.
+    let heard = |app: &TestApp| {
+        let mut rx = app.state.hub.subscribe();
+        tokio::spawn(async move {
+            let mut at = HashMap::new();
+            while at.len() < 20 {
+                match rx.recv().await {
+                    Ok(ProbeEvent::Result(r)) if r.probe_id == probe.id => {
+                        at.insert(r.request_id.clone(), std::time::Instant::now());
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+            at
+        })
+    };
+    let (here, there) = (heard(owner), heard(other));
+    let here = tokio::time::timeout(Duration::from_secs(40), here).await.expect("20 results").expect("join");
+    let there = tokio::time::timeout(Duration::from_secs(5), there).await.expect("all 20 crossed").expect("join");
+    let mut delays: Vec<Duration> = here
+        .iter()
+        .map(|(id, t)| there.get(id).expect("every result reaches the other replica").saturating_duration_since(*t))
+        .collect();
+    delays.sort();
+    let (p50, p99) = (percentile(&delays, 0.5), percentile(&delays, 0.99));
+    println!("live across replicas: p50 {:.1} ms, p99 {:.1} ms", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3);
+    assert!(p99 < Duration::from_secs(1), "{delays:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_presence_sessions_and_the_sign_in_limit_agree_across_replicas() {
+    let (a, b) = pair().await;
+    // A room entry posted on one replica reaches the other's room, a long one too (too big for
+    // one message, it is read from the database there).
+    let res = a.client.post(a.url("/api/v1/incidents")).json(&json!({"title": "Checkout down", "severity": "SEV2"}));
+    let incident: app::model::Incident = res.send().await.expect("declare").json().await.expect("incident");
+    let mut room_b = b.state.incidents.rooms.subscribe();
+    for text in ["checking the pool".to_string(), "x".repeat(12_000)] {
+        let entry = json!({"kind": "note", "text": text, "idempotency_key": Uuid::new_v4().to_string()});
+        let url = a.url(&format!("/api/v1/incidents/{}/timeline", incident.id));
+        let posted: app::model::TimelineEntry =
+            a.client.post(url).json(&entry).send().await.expect("post").json().await.expect("entry");
+        let got = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                if let Ok((id, e)) = room_b.recv().await
+                    && let app::model::RoomEvent::Entry(e) = &*e
+                    && id == incident.id
+                    && e.id == posted.id
+                {
+                    return e.clone();
+                }
+            }
+        })
+        .await
+        .expect("the entry is live on the other replica within a second");
+        assert_eq!(got.text, text);
+    }
+
+    // Presence is the union of both replicas' viewers, and a viewer leaving leaves everywhere.
+    let viewer = a.state.incidents.rooms.enter(incident.id, "ana@example.com".into());
+    let _local = b.state.incidents.rooms.enter(incident.id, "bo@example.com".into());
+    until(|| b.state.incidents.rooms.present(incident.id) == ["ana@example.com", "bo@example.com"]).await;
+    until(|| a.state.incidents.rooms.present(incident.id) == ["ana@example.com", "bo@example.com"]).await;
+    drop(viewer);
+    until(|| b.state.incidents.rooms.present(incident.id) == ["bo@example.com"]).await;
+
+    // Signing out on one replica ends the session on the other now, not when its cache expires.
+    let (email, cookie) = a.session_of(app::model::Role::Viewer).await;
+    let on_b = b.browser(&cookie);
+    let me = on_b.get(b.url("/api/v1/auth/me")).send().await.expect("me");
+    assert_eq!(me.status(), StatusCode::OK, "signed in (and now cached) on b");
+    let out = a.browser(&cookie).post(a.url("/api/v1/auth/logout")).header("accept", "application/json").send();
+    assert_eq!(out.await.expect("logout").status(), StatusCode::NO_CONTENT);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let me = on_b.get(b.url("/api/v1/auth/me")).send().await.expect("me");
+        if me.status() == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "b still accepts a session ended on a");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Guesses made on one replica count on the other.
+    let mut notes = b.state.bus.subscribe();
+    for _ in 0..5 {
+        let bad = json!({"email": email, "password": "wrong password"});
+        let res = a.anonymous.post(a.url("/api/v1/auth/login")).json(&bad).send().await.expect("login");
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let mut heard = 0;
+    while heard < 5 {
+        let (topic, body) =
+            tokio::time::timeout(Duration::from_secs(1), notes.recv()).await.expect("noted").expect("bus");
+        if topic == Topic::Note && body.contains("login_failed") {
+            heard += 1;
+        }
+    }
+    let good = json!({"email": email, "password": crate::common::PASSWORD});
+    let res = b.anonymous.post(b.url("/api/v1/auth/login")).json(&good).send().await.expect("login");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "the account is throttled on b too");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Waits for a condition that the bus makes true within a second.
+async fn until(cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "not true within a second");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -64,7 +64,7 @@ impl Engine {
             let timed = tokio::select! {
                 e = events.recv() => match e {
                     Ok(ProbeEvent::StateChanged(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => false,
-                    Ok(ProbeEvent::Result { .. }) => continue,
+                    Ok(ProbeEvent::Result(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 _ = tick.tick() => true,

@@ -15,7 +15,9 @@ use crate::access::accounts;
 use crate::access::actor::Actor;
 use crate::access::{Principal, password, session, sha256};
 use crate::storage::auth as store;
+use crate::storage::bus::Note;
 use crate::web::error::ApiError;
+use crate::web::replicas::session_note;
 use crate::web::state::AppState;
 
 /// A body sent as JSON or as an HTML form; `form` says which (and so how to answer).
@@ -146,7 +148,8 @@ pub async fn login(
     let user = match user {
         Some(u) if matches && !u.disabled => u,
         _ => {
-            // Already counted when reserved.
+            // Already counted here when reserved; the other replicas count it now.
+            state.bus.note(&Note::LoginFailed { account: body.email.clone(), address: address.clone() });
             actor.audit_or_warn(&state.pool, "login.failed", &body.email).await;
             return fail(ApiError::Unauthorized, "invalid");
         }
@@ -158,7 +161,7 @@ pub async fn login(
         if let Err(e) = store::delete_session(&state.pool, &old).await {
             return ApiError::from(e).into_response();
         }
-        state.auth.sessions.forget(&old);
+        state.forget(session_note(&old));
     }
     let cookie = match new_session(&state, &actor, &headers, user.id).await {
         Ok(c) => c,
@@ -190,7 +193,7 @@ pub async fn logout(State(state): State<AppState>, actor: Actor, headers: Header
         if let Err(e) = store::delete_session(&state.pool, &hash).await {
             return ApiError::from(e).into_response();
         }
-        state.auth.sessions.forget(&hash);
+        state.forget(session_note(&hash));
         if matches!(actor.principal, Principal::User { .. }) {
             actor.audit_or_warn(&state.pool, "logout", "").await;
         }
@@ -233,6 +236,7 @@ pub async fn setup(
         }
     };
     if !state.auth.setup_token_matches(body.setup_token.trim()) {
+        state.bus.note(&Note::LoginFailed { account: "setup".into(), address: address.clone() });
         return fail(ApiError::bad("setup_token", "does not match the set-up token in the server's log"), "token");
     }
     state.auth.limiter.succeeded_after("setup", &address, reserved);
@@ -338,6 +342,7 @@ pub async fn change_password(State(state): State<AppState>, actor: Actor, input:
         Err(e) => return answer(Err((e.into(), "internal"))),
     };
     if !password::verify(body.current_password, user.password_hash).await {
+        state.bus.note(&Note::LoginFailed { account: me.email.clone(), address: address.clone() });
         return answer(Err((ApiError::bad("current_password", "is not your current password"), "current")));
     }
     state.auth.limiter.succeeded_after(&me.email, &address, reserved);
@@ -348,7 +353,7 @@ pub async fn change_password(State(state): State<AppState>, actor: Actor, input:
     if let Err(e) = store::set_password(&state.pool, me.id, &hash, Some(session)).await {
         return answer(Err((e.into(), "internal")));
     }
-    state.auth.sessions.forget_user(me.id);
+    state.forget(Note::User { id: me.id });
     if let Err(e) = actor.audit(&state.pool, "password.change", &me.email, serde_json::json!({})).await {
         return answer(Err((e.into(), "internal")));
     }

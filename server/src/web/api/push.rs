@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use app::model::{ErrorClass, Outcome, Phases, ProbeResult};
+use app::model::{ErrorClass, LiveResult, Outcome, Phases, ProbeResult};
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Duration, Utc};
@@ -144,10 +144,12 @@ pub async fn push(
             scheduled.commit(&tentative);
             scheduled.note_push(at);
             let record = tentative.record;
+            let mut events = Vec::with_capacity(2);
             if let Some(change) = record.change {
-                state.hub.publish(ProbeEvent::StateChanged(Arc::new(change)));
+                events.push(ProbeEvent::StateChanged(Arc::new(change)));
             }
-            state.hub.publish(ProbeEvent::Result { service_id: record.service_id, result: record.result });
+            events.push(ProbeEvent::Result(Arc::new(LiveResult::of(record.service_id, &record.result))));
+            state.hub.publish_all(events);
             Ok((StatusCode::CREATED, Json(PushAnswer { duplicate: false, at })))
         }
     }

@@ -72,7 +72,7 @@ pub async fn set_slo(
     ApiJson(spec): ApiJson<SloSpec>,
 ) -> Result<Json<SloStatus>, ApiError> {
     let status = state.slos.put(&actor, parse_id(&id)?, &spec).await?;
-    state.overview.forget_budgets();
+    state.forget(crate::storage::bus::Note::Overview);
     Ok(Json(status))
 }
 
@@ -82,6 +82,6 @@ pub async fn delete_slo(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.slos.delete(&actor, parse_id(&id)?).await?;
-    state.overview.forget_budgets();
+    state.forget(crate::storage::bus::Note::Overview);
     Ok(StatusCode::NO_CONTENT)
 }

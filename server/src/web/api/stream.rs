@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::model::{LiveEvent, LiveResult};
+use app::model::LiveEvent;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
@@ -45,23 +45,14 @@ struct Filter {
 impl Filter {
     fn to_live(self, event: &ProbeEvent) -> Option<LiveEvent> {
         let (service, probe) = match event {
-            ProbeEvent::Result { service_id, result } => (*service_id, result.probe_id),
+            ProbeEvent::Result(r) => (r.service_id, r.probe_id),
             ProbeEvent::StateChanged(c) => (c.service_id, c.probe_id),
         };
         if self.service.is_some_and(|s| s != service) || self.probe.is_some_and(|p| p != probe) {
             return None;
         }
         Some(match event {
-            ProbeEvent::Result { service_id, result } => LiveEvent::Result(LiveResult {
-                service_id: *service_id,
-                probe_id: result.probe_id,
-                at: result.at,
-                outcome: result.outcome,
-                total_us: result.phases.total_us,
-                status: result.status,
-                error: result.error,
-                request_id: result.request_id.clone(),
-            }),
+            ProbeEvent::Result(r) => LiveEvent::Result((**r).clone()),
             ProbeEvent::StateChanged(c) => LiveEvent::State((**c).clone()),
         })
     }

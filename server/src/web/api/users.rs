@@ -35,7 +35,7 @@ pub async fn update(
 ) -> Result<Json<UserSummary>, ApiError> {
     let id = parse_id(&id)?;
     let user = accounts::update_user(&state.pool, &actor, id, &patch).await?;
-    state.auth.sessions.forget_user(id);
+    state.forget(crate::storage::bus::Note::User { id });
     Ok(Json(user))
 }
 

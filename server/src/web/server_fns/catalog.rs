@@ -45,7 +45,7 @@ impl CatalogBackend for PgBackend {
                 Some(spec) => self.state.slos.put(&actor, service, &spec).await.map(Some).map_err(shown),
                 None => self.state.slos.delete(&actor, service).await.map(|()| None).map_err(shown),
             };
-            self.state.overview.forget_budgets();
+            self.state.forget(crate::storage::bus::Note::Overview);
             saved
         })
     }
@@ -212,6 +212,7 @@ impl CatalogBackend for PgBackend {
         Box::pin(async move {
             let (pool, policy) = (&self.state.pool, self.state.scheduler.policy());
             let actor = actor_of(&req);
+            let changing = !matches!(change, AllowChange::List);
             match change {
                 AllowChange::List => {}
                 AllowChange::Add { cidr, note } => {
@@ -224,6 +225,10 @@ impl CatalogBackend for PgBackend {
                     allowlist::remove(pool, policy, &cidr).await.map_err(shown)?;
                     actor.audit(pool, "network.disallow", cidr, serde_json::json!({})).await.map_err(shown)?;
                 }
+            }
+            if changing {
+                // The other replicas' probes obey the same list.
+                self.state.bus.note(&crate::storage::bus::Note::Allowlist);
             }
             allowlist::list(pool, policy).await.map_err(shown)
         })

@@ -149,6 +149,13 @@ impl TestApp {
         self.state.scheduler.ingest().flush().await.expect("writer running");
     }
 
+    /// The stored result a live event announced (live events carry a summary, not the details).
+    pub async fn stored(&self, live: &app::model::LiveResult) -> app::model::ProbeResult {
+        let results: Vec<app::model::ProbeResult> =
+            self.get_json(&format!("/api/v1/probes/{}/results?limit=1000", live.probe_id)).await;
+        results.into_iter().find(|r| r.request_id == live.request_id).expect("the announced result is stored")
+    }
+
     /// Signals shutdown without waiting; returns the server task to await.
     pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<()> {
         if let Some(tx) = self.shutdown.take() {
@@ -414,7 +421,7 @@ pub async fn wait_events(
 
 /// Result events of one probe.
 pub fn result_of(probe: uuid::Uuid) -> impl Fn(&server::monitor::hub::ProbeEvent) -> bool {
-    move |e| matches!(e, server::monitor::hub::ProbeEvent::Result { result, .. } if result.probe_id == probe)
+    move |e| matches!(e, server::monitor::hub::ProbeEvent::Result(result) if result.probe_id == probe)
 }
 
 /// The next Server-Sent Events frame that `pred` accepts (earlier ones are skipped).
