@@ -6,6 +6,9 @@ import { demoPort } from './tests/helpers';
 
 // The app under test: the binary and site built by cargo-leptos, on a fresh embedded PostgreSQL.
 const port = Number(process.env.TRIAGE_E2E_PORT ?? 3917);
+// A second replica on the first one's PostgreSQL (its private socket): every test runs against a
+// replica set of two, and replicas.spec.ts watches one replica show what the other checked.
+const replicaPort = Number(process.env.TRIAGE_E2E_REPLICA_PORT ?? 3920);
 const bin = process.env.TRIAGE_E2E_BIN ?? path.resolve(__dirname, '../target/debug/triage');
 const siteRoot = process.env.TRIAGE_E2E_SITE ?? path.resolve(__dirname, '../target/site');
 // Workers load this file again: they inherit the directory through the environment instead of
@@ -99,6 +102,19 @@ export default defineConfig({
       url: `http://127.0.0.1:${port}/readyz`,
       reuseExistingServer: false,
       timeout: 120_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
+      // Waits for the first replica, whose embedded PostgreSQL it shares.
+      command:
+        `sh -c 'until curl -sf http://127.0.0.1:${port}/readyz >/dev/null; do sleep 0.3; done; ` +
+        `exec "${bin}" serve --addr 127.0.0.1:${replicaPort} --site-root "${siteRoot}"` +
+        ` --probe-allow 127.0.0.0/8 --self-watch false'`,
+      env: { DATABASE_URL: `postgres://triage@localhost/triage?host=${path.join(dataDir, 'run')}` },
+      url: `http://127.0.0.1:${replicaPort}/readyz`,
+      reuseExistingServer: false,
+      timeout: 180_000,
       stdout: 'pipe',
       stderr: 'pipe',
     },

@@ -107,7 +107,7 @@ impl Probing {
         let ingest_stats = Arc::clone(&ingest.stats);
         let runtime = ProbeRuntime::start()
             .map_err(|e| sqlx::Error::Io(std::io::Error::other(format!("starting the probe threads: {e}"))))?;
-        let scheduler = Scheduler::new(policy, ingest, settings.concurrency, runtime.handle());
+        let scheduler = Scheduler::new(policy, ingest, settings.concurrency, runtime.handle()).with_pool(pool.clone());
         scheduler.set_view(replicas.view());
         // Listening before the first read: a change committed in between is not missed.
         let listener = listen_catalog(&pool).await;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use app::model::{ErrorClass, Outcome, Probe, ProbeKind, ProbeResult, ProbeSpec, StateChange};
+use app::model::{ErrorClass, Outcome, Probe, ProbeKind, ProbeResult, ProbeSpec, ProbeStatus, StateChange};
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -26,6 +26,7 @@ use crate::monitor::check::policy::NetworkPolicy;
 use crate::monitor::check::spec::{self, CompiledProbe};
 use crate::monitor::ingest::{Ingest, Record};
 use crate::monitor::replicas::View;
+use crate::storage::catalog;
 use crate::storage::results::StateRow;
 use crate::storage::rollups::histogram::LatencyHistogram;
 
@@ -136,6 +137,22 @@ impl Scheduled {
         }
     }
 
+    /// Takes what PostgreSQL holds when another replica judged this probe last: its confirmed
+    /// state (the machine restarts from it when it differs) and its last pushed result (a missed
+    /// heartbeat does not count as one).
+    pub fn adopt(&self, stored: &ProbeStatus) {
+        let mut t = self.tracker();
+        if t.machine.state() != stored.state {
+            t.machine = ProbeState::resume(stored.state, self.probe.confirmation);
+            t.since = stored.since;
+        }
+        if let Some(at) = stored.last_result_at
+            && stored.last_error != Some(ErrorClass::MissedHeartbeat)
+        {
+            t.last_push = Some(t.last_push.map_or(at, |p| p.max(at)));
+        }
+    }
+
     pub fn note_push(&self, at: DateTime<Utc>) {
         let mut t = self.tracker();
         t.last_push = Some(t.last_push.map_or(at, |p| p.max(at)));
@@ -179,6 +196,9 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     /// Which probes this replica runs; every probe is still known (for pushes and reads).
     view: Mutex<View>,
+    /// Where a push probe's loop looks before calling a heartbeat missed: with several
+    /// replicas, the push may have reached another one.
+    pool: Option<sqlx::PgPool>,
 }
 
 #[derive(Clone)]
@@ -202,8 +222,17 @@ impl Scheduler {
                 lateness: Lateness::default(),
                 runtime,
                 view: Mutex::new(View::alone()),
+                pool: None,
             }),
         }
+    }
+
+    /// Lets push probes' loops read what other replicas stored (before any probe is scheduled).
+    pub fn with_pool(mut self, pool: sqlx::PgPool) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.pool = Some(pool);
+        }
+        self
     }
 
     fn probes(&self) -> MutexGuard<'_, HashMap<Uuid, Running>> {
@@ -398,7 +427,19 @@ async fn probe_loop(inner: Arc<Inner>, scheduled: Arc<Scheduled>) {
         let result = match (&probe.check, probe.kind) {
             (None, _) | (_, ProbeKind::Push) => {
                 let window = chrono::Duration::from_std(interval).unwrap_or(chrono::TimeDelta::MAX);
-                let last = scheduled.tracker().last_push;
+                let mut last = scheduled.tracker().last_push;
+                if last.is_none_or(|at| Utc::now() - at > window)
+                    && let Some(pool) = &inner.pool
+                {
+                    // Silent here; the push may have gone to another replica.
+                    let stored = tokio::time::timeout(Duration::from_secs(5), catalog::get_probe(pool, probe.id)).await;
+                    if let Ok(Ok(Some(p))) = stored
+                        && let Some(status) = &p.status
+                    {
+                        scheduled.adopt(status);
+                        last = scheduled.tracker().last_push;
+                    }
+                }
                 let silent = last.is_none_or(|at| Utc::now() - at > window);
                 if silent {
                     let secs = last.map_or(interval.as_secs(), |at| (Utc::now() - at).num_seconds().max(0) as u64);

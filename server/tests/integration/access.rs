@@ -56,6 +56,7 @@ fn intended(method: &Method, path: &str) -> Need {
         || path.starts_with("/config")
         || path == "/api/get_catalog"
         || ["/api/v1/users", "/api/v1/tokens", "/api/v1/audit", "/api/v1/replicas"].iter().any(|p| path.starts_with(p))
+        || (path.starts_with("/api/v1/probes/") && path.ends_with("/replica"))
     {
         return admin;
     }

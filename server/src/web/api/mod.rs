@@ -193,6 +193,8 @@ pub fn routes() -> Secured {
         .returns(200, other("image/svg+xml"))
         .get("/api/v1/replicas", admin, services::replicas)
         .returns(200, list::<Replica>())
+        .get("/api/v1/probes/{id}/replica", admin, services::probe_replica)
+        .returns(200, json::<Replica>())
         .get("/api/v1/channels", admin, notify::list_channels)
         .returns(200, list::<Channel>())
         .post("/api/v1/channels", admin, notify::create_channel)

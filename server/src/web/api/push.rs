@@ -122,6 +122,12 @@ pub async fn push(
     // One push of this probe at a time, from judging it to storing it: the state machine moves
     // only after the store, in the order the results were stored.
     let _turn = scheduled.push_turn().await;
+    if state.bus.has_peers()
+        && let Some(status) = crate::storage::catalog::get_probe(&state.pool, probe_id).await?.and_then(|p| p.status)
+    {
+        // Another replica may have judged this probe since this one last did.
+        scheduled.adopt(&status);
+    }
     // A retry must not be fed to the state machine twice: look for its receipt first.
     if let Some(first) = results::find_push_receipt(&state.pool, probe_id, &body.agent_id, body.seq).await? {
         return Ok((StatusCode::OK, Json(PushAnswer { duplicate: true, at: first })));

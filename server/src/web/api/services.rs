@@ -20,6 +20,16 @@ pub async fn replicas(State(state): State<AppState>) -> Result<Json<Vec<Replica>
     Ok(Json(crate::storage::replicas::list_from(&state.pool, dead_after).await?))
 }
 
+/// The replica that runs this probe now (every replica computes the same from the membership).
+pub async fn probe_replica(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Replica>, ApiError> {
+    let id = parse_id(&id)?;
+    store::get_probe(&state.pool, id).await?.ok_or(ApiError::NotFound("probe"))?;
+    let owner = state.replicas.view().owner(id).ok_or(ApiError::NotFound("replica"))?;
+    let dead_after = state.replicas.settings.dead_after.as_secs_f64();
+    let all = crate::storage::replicas::list_from(&state.pool, dead_after).await?;
+    all.into_iter().find(|r| r.id == owner).map(Json).ok_or(ApiError::NotFound("replica"))
+}
+
 pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Service>, ApiError> {
     let id = parse_id(&id)?;
     store::get_service(&state.pool, id).await?.map(Json).ok_or(ApiError::NotFound("service"))
