@@ -341,6 +341,15 @@ pub struct ServeArgs {
     #[arg(long = "shutdown-timeout", env = "TRIAGE_SHUTDOWN_TIMEOUT", default_value = "30s")]
     pub shutdown_timeout: DurationArg,
 
+    /// A PostgreSQL streaming replica for reads that tolerate a second of lag (charts, the
+    /// overview, status pages); the primary serves them while it is down or behind.
+    #[arg(long = "database-read-url", env = "DATABASE_READ_URL", hide_env_values = true)]
+    pub database_read_url: Option<DatabaseUrl>,
+
+    /// How far behind the primary the read replica may be and still serve reads.
+    #[arg(long = "read-max-lag", env = "TRIAGE_READ_MAX_LAG", default_value = "1s")]
+    pub read_max_lag: DurationArg,
+
     /// How long a /readyz result is reused, so many pollers do not load the database.
     #[arg(long = "readiness-cache", env = "TRIAGE_READINESS_CACHE", default_value = "1s")]
     pub readiness_cache: DurationArg,

@@ -300,11 +300,22 @@ async fn follow_catalog(pool: PgPool, scheduler: Scheduler, replicas: Replicas, 
             }
         }
         // A bulk change (an import, a probe file) arrives as many notifications at once.
+        let mut lost = false;
         while ids.len() < 10_000 {
             match tokio::time::timeout(Duration::from_millis(20), l.try_recv()).await {
                 Ok(Ok(Some(n))) => ids.extend(n.payload().parse::<Uuid>().ok()),
-                _ => break,
+                // Nothing more for now.
+                Err(_) => break,
+                // Lost (sqlx listens again by itself, but what was sent meanwhile is gone):
+                // apply what arrived, then read everything again.
+                Ok(Ok(None) | Err(_)) => {
+                    lost = true;
+                    break;
+                }
             }
+        }
+        if lost {
+            listener = None;
         }
         ids.sort_unstable();
         ids.dedup();
@@ -323,6 +334,10 @@ async fn follow_catalog(pool: PgPool, scheduler: Scheduler, replicas: Replicas, 
                 tracing::warn!(error = %e, "reading changed probes failed; reading them all again");
                 listener = None;
             }
+        }
+        if listener.is_none() {
+            // Listen again (after a pause) and read every probe.
+            continue;
         }
         replicas.owned.store(scheduler.running(), Ordering::Relaxed);
     }

@@ -145,6 +145,10 @@ impl Member {
         // Detached: a session lock must stay with one connection for its whole life, and the
         // pool must neither hand it to a request nor keep it when the pool closes.
         let mut conn = self.pool.acquire().await?.detach();
+        let idle = i64::try_from((self.settings.dead_after * 3).as_secs()).unwrap_or(i64::MAX).max(1);
+        if let Err(e) = store::end_when_idle(&mut conn, idle).await {
+            tracing::debug!(error = %e, "idle_session_timeout not available; a frozen leader holds on longer");
+        }
         let version = env!("CARGO_PKG_VERSION");
         let pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
         let no = store::register(

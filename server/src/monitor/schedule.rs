@@ -284,8 +284,10 @@ impl Scheduler {
     /// Installs a probe; `fresh` takes its state from `probe.status` (what PostgreSQL holds)
     /// rather than from this replica's copy, which is stale when another replica ran it.
     fn install(&self, probe: &Probe, fresh: bool) -> Result<(), spec::SpecError> {
-        let owned = self.owns(probe.id);
+        // The probes lock first, then the view's: `set_view` takes them in the same order, so
+        // no view change can fall between deciding ownership and starting the task.
         let mut probes = self.probes();
+        let owned = self.owns(probe.id);
         if let Some(running) = probes.get(&probe.id)
             && !fresh
             && running.spec == probe.spec
@@ -327,9 +329,10 @@ impl Scheduler {
     /// the ones it has just gained, which [`take_over`](Self::take_over) starts once their
     /// state has been read from PostgreSQL.
     pub fn set_view(&self, view: View) -> Vec<Uuid> {
+        let mut probes = self.probes();
         *self.view() = view.clone();
         let mut gained = Vec::new();
-        for (id, running) in self.probes().iter_mut() {
+        for (id, running) in probes.iter_mut() {
             let owned = view.owns(*id);
             match (&running.task, owned && running.scheduled.probe.enabled) {
                 (Some(task), false) => {

@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::monitor::cached::Cached;
 use crate::respond::incidents::Author;
 use crate::storage::bus::{Bus, Note};
+use crate::storage::reads::Reads;
 use crate::storage::status_pages::{self as store, PageFilter};
 use crate::storage::{catalog, incidents as incidents_store};
 
@@ -63,6 +64,8 @@ pub struct StatusPages {
     uptimes: Arc<Mutex<Uptimes>>,
     /// Tells the other replicas to drop their copies too.
     bus: Bus,
+    /// Public pages tolerate a second of lag: built from the read replica when there is one.
+    reads: Reads,
 }
 
 fn check_spec(spec: &StatusPageSpec) -> Result<StatusPageSpec, Error> {
@@ -138,8 +141,8 @@ fn day_state(count: u64, down: u64) -> PublicState {
 }
 
 impl StatusPages {
-    pub fn new(pool: PgPool, bus: Bus) -> Self {
-        Self { pool, index: Arc::new(Cached::new(REFRESH)), built: Arc::default(), uptimes: Arc::default(), bus }
+    pub fn new(pool: PgPool, reads: Reads, bus: Bus) -> Self {
+        Self { pool, index: Arc::new(Cached::new(REFRESH)), built: Arc::default(), uptimes: Arc::default(), bus, reads }
     }
 
     async fn check_services(&self, spec: &StatusPageSpec) -> Result<(), Error> {
@@ -207,6 +210,8 @@ impl StatusPages {
 
     /// Drops this replica's copies (another replica's change, or a gap in what it heard).
     pub fn forget_here(&self) {
+        // Rebuilt from the primary until a read replica has surely replayed the change.
+        self.reads.changed();
         self.index.clear();
         self.built.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.uptimes.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -220,7 +225,7 @@ impl StatusPages {
             let mut uptimes = self.uptimes.lock().unwrap_or_else(|p| p.into_inner());
             Arc::clone(uptimes.entry((service, span.num_seconds())).or_insert_with(|| Arc::new(Cached::new(REFRESH))))
         };
-        let pool = self.pool.clone();
+        let pool = self.reads.pool().clone();
         cache
             .get(move || async move {
                 let probes = catalog::list_probes(&pool, Some(service)).await.map_err(Arc::new)?;
@@ -281,7 +286,7 @@ impl StatusPages {
             let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
             Arc::clone(built.entry(page.spec.slug.clone()).or_insert_with(|| Arc::new(Cached::new(REFRESH))))
         };
-        let pool = self.pool.clone();
+        let pool = self.reads.pool().clone();
         cache
             .get(move || async move {
                 let summary = build(&pool, &page, Utc::now()).await.map_err(Arc::new)?;

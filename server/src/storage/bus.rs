@@ -20,7 +20,8 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 
-/// PostgreSQL refuses a payload of 8,000 bytes or more; this leaves room for the sender's id.
+/// PostgreSQL refuses a payload of 8,000 bytes or more; this leaves room for the sender's id and
+/// the message's number.
 pub const MAX_BODY: usize = 7_900;
 const QUEUE: usize = 4_096;
 const INBOX: usize = 8_192;
@@ -113,7 +114,11 @@ impl Bus {
     /// Queues `body` (at most [`MAX_BODY`] bytes) for the other replicas; never waits.
     pub fn send(&self, topic: Topic, body: String) {
         let Some(tx) = &self.tx else { return };
-        if !self.peers.load(Ordering::Relaxed) || topic == Topic::Gap || body.len() > MAX_BODY {
+        if !self.peers.load(Ordering::Relaxed) || topic == Topic::Gap {
+            return;
+        }
+        if body.len() > MAX_BODY {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         if tx.try_send((topic, body)).is_err() {
@@ -165,6 +170,9 @@ pub fn pack(values: impl IntoIterator<Item = String>) -> (Vec<String>, usize) {
 }
 
 async fn send_loop(pool: PgPool, me: Uuid, mut rx: mpsc::Receiver<(Topic, String)>) {
+    // PostgreSQL delivers identical (channel, payload) pairs of one transaction once: a number
+    // keeps two equal messages (two failed sign-ins from one address) two.
+    let mut seq: u64 = 0;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 256 {
@@ -174,7 +182,13 @@ async fn send_loop(pool: PgPool, me: Uuid, mut rx: mpsc::Receiver<(Topic, String
             }
         }
         let channels: Vec<String> = batch.iter().map(|(t, _)| t.channel().to_string()).collect();
-        let payloads: Vec<String> = batch.into_iter().map(|(_, body)| format!("{me} {body}")).collect();
+        let payloads: Vec<String> = batch
+            .into_iter()
+            .map(|(_, body)| {
+                seq += 1;
+                format!("{me}:{seq} {body}")
+            })
+            .collect();
         let sent = tokio::time::timeout(Duration::from_secs(5), notify_all(&pool, &channels, &payloads)).await;
         match sent {
             Ok(Ok(())) => {}
@@ -238,11 +252,16 @@ async fn listen_loop(
             let Ok(Some(n)) = got else { break };
             let Some(topic) = Topic::of(n.channel()) else { continue };
             let Some((from, body)) = n.payload().split_once(' ') else { continue };
+            let from = from.split_once(':').map_or(from, |(id, _)| id);
             if from != mine {
                 let _ = inbox.send((topic, Arc::from(body)));
             }
         }
         tracing::debug!("the replica bus listener lost its connection; listening again");
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
     }
 }
 

@@ -194,11 +194,20 @@ pub struct EmbeddedPgConfig {
     /// Off only for throwaway test clusters: trades crash safety for speed.
     pub durable: bool,
     pub start_timeout: Duration,
+    /// Made as a streaming standby of the cluster in this data directory (`pg_basebackup` over
+    /// its socket) instead of by `initdb`: a real read replica for tests of `--database-read-url`.
+    pub standby_of: Option<PathBuf>,
 }
 
 impl EmbeddedPgConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { data_dir: data_dir.into(), bin_dir: None, durable: true, start_timeout: Duration::from_secs(60) }
+        Self {
+            data_dir: data_dir.into(),
+            bin_dir: None,
+            durable: true,
+            start_timeout: Duration::from_secs(60),
+            standby_of: None,
+        }
     }
 }
 
@@ -248,7 +257,10 @@ impl EmbeddedPg {
         }
 
         if !cluster_dir.join("PG_VERSION").is_file() {
-            init_cluster(&bins, &data_dir, &cluster_dir, run_as.as_ref(), config.durable)?;
+            match &config.standby_of {
+                Some(primary) => init_standby(&bins, &data_dir, &cluster_dir, run_as.as_ref(), primary)?,
+                None => init_cluster(&bins, &data_dir, &cluster_dir, run_as.as_ref(), config.durable)?,
+            }
         }
         let cluster_version = fs::read_to_string(cluster_dir.join("PG_VERSION"))
             .map_err(io_err("reading PG_VERSION"))?
@@ -561,6 +573,42 @@ fn init_cluster(
         return Err(EmbeddedPgError::StartFailed(format!("initdb failed ({}): {last}", out.status)));
     }
     fs::rename(&tmp, cluster_dir).map_err(io_err(format!("moving the new cluster to {}", cluster_dir.display())))
+}
+
+/// Copies the running cluster of `primary` (a data directory) with `pg_basebackup`, set up to
+/// follow it (`-R`: `standby.signal` and the connection back to the primary's socket).
+fn init_standby(
+    bins: &PgBinaries,
+    data_dir: &Path,
+    cluster_dir: &Path,
+    run_as: Option<&User>,
+    primary: &Path,
+) -> Result<(), EmbeddedPgError> {
+    let tmp = data_dir.join("pg.init");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(io_err(format!("removing the unfinished {}", tmp.display())))?;
+    }
+    create_dir(&tmp, 0o700)?;
+    if let Some(user) = run_as {
+        chown(&tmp, user)?;
+    }
+    let mut cmd = Command::new(bins.exe("pg_basebackup"));
+    cmd.arg("-h")
+        .arg(absolute(primary)?.join("run"))
+        .args(["-p", &SOCKET_PORT.to_string(), "-U", SUPERUSER, "-R", "-X", "stream", "-c", "fast", "-D"])
+        .arg(&tmp)
+        .current_dir(&tmp)
+        .stdin(Stdio::null());
+    if let Some(user) = run_as {
+        cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+    }
+    let out = cmd.output().map_err(io_err("running pg_basebackup"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        return Err(EmbeddedPgError::StartFailed(format!("pg_basebackup failed ({}): {last}", out.status)));
+    }
+    fs::rename(&tmp, cluster_dir).map_err(io_err(format!("moving the standby to {}", cluster_dir.display())))
 }
 
 /// A `postmaster.pid` left by a crash: either its server is gone (remove the file) or still

@@ -18,6 +18,7 @@ pub mod maintenance;
 pub mod notify;
 pub mod pool;
 pub mod postmortems;
+pub mod reads;
 pub mod replicas;
 pub mod results;
 pub mod rollups;

@@ -41,6 +41,14 @@ pub async fn register(conn: &mut PgConnection, r: &NewReplica<'_>) -> Result<i32
     .await
 }
 
+/// Has PostgreSQL end this session after `secs` without a statement: a frozen or cut-off replica
+/// then lets go of its locks (leadership above all) instead of holding them until TCP gives up.
+/// The heartbeat keeps a live replica's session busy. Refused before PostgreSQL 14 (ignored).
+#[tracing::instrument(skip(conn))]
+pub async fn end_when_idle(conn: &mut PgConnection, secs: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("set idle_session_timeout = '{secs}s'")).execute(conn).await.map(|_| ())
+}
+
 /// Takes the membership lock on this connection (held until it closes).
 #[tracing::instrument(skip(conn))]
 pub async fn lock_member(conn: &mut PgConnection, member_no: i32) -> Result<bool, sqlx::Error> {

@@ -32,8 +32,9 @@ pub async fn ensure_partition(pool: &PgPool, day: NaiveDate) -> Result<(), sqlx:
     );
     match sqlx::query(&sql).execute(pool).await {
         Ok(_) => Ok(()),
-        // Two writers creating the same partition at once: the loser sees a duplicate.
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P07") => Ok(()),
+        // Two writers (or replicas) creating the same partition at once: the loser sees a
+        // duplicate relation, or a duplicate row in the catalog if they raced closer still.
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P07" | "23505")) => Ok(()),
         Err(e) => Err(e),
     }
 }

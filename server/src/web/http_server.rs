@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use crate::monitor::pipeline::{ProbeSettings, Probing};
 use crate::respond::incidents::engine::{Engine, EngineSettings};
 use crate::respond::incidents::{Incidents, RoomHub};
 use crate::storage;
+use crate::storage::reads::Reads;
 use crate::web::access::{self, Gate, Secured, Table};
 use crate::web::connection::{Activity, ClientAddr, ConnectionCap, client_addr, hold_until_sent};
 use crate::web::metrics::Metrics;
@@ -61,6 +63,9 @@ pub struct ServeSettings {
     pub notify: crate::respond::notify::NotifySettings,
     /// `--trace-url`: a link template with `{trace_id}`, shown beside request ids.
     pub trace_url: Option<String>,
+    /// `--database-read-url`: a streaming replica for reads that tolerate `read_max_lag`.
+    pub read_url: Option<crate::config::DatabaseUrl>,
+    pub read_max_lag: Duration,
 }
 
 impl Default for ServeSettings {
@@ -83,6 +88,8 @@ impl Default for ServeSettings {
             incidents: EngineSettings::default(),
             notify: crate::respond::notify::NotifySettings::default(),
             trace_url: None,
+            read_url: None,
+            read_max_lag: Duration::from_secs(1),
         }
     }
 }
@@ -134,6 +141,8 @@ impl From<&crate::config::ServeArgs> for ServeSettings {
                 ..Default::default()
             },
             trace_url: a.trace_url.clone(),
+            read_url: a.database_read_url.clone(),
+            read_max_lag: a.read_max_lag.0,
         }
     }
 }
@@ -171,6 +180,22 @@ pub async fn build_state(
     }
     let probing = Probing::start(pool.clone(), listen, &settings.probes).await?;
     let rooms = RoomHub::with_bus(probing.bus.clone());
+    let stopping = Arc::new(tokio::sync::watch::Sender::new(false));
+    let reads = match &settings.read_url {
+        Some(url) => {
+            let options = sqlx::postgres::PgConnectOptions::from_str(url.expose())
+                .map_err(|_| sqlx::Error::Configuration("--database-read-url is not a valid PostgreSQL URL".into()))?;
+            // Lazy: a replica that is down at start-up must not keep Triage from starting.
+            let replica = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(pool.options().get_max_connections())
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(2))
+                .connect_lazy_with(options);
+            tracing::info!(url = %url.redacted(), "reads that tolerate lag may use a read replica");
+            Reads::with_replica(pool.clone(), replica, settings.read_max_lag, stopping.subscribe())
+        }
+        None => Reads::primary_only(pool.clone()),
+    };
     tokio::spawn(rooms.clone().follow(pool.clone(), probing.replicas.watch()));
     let metrics = Metrics::new(pool.clone());
     let mut notify = settings.notify.clone();
@@ -188,6 +213,7 @@ pub async fn build_state(
         },
     };
     metrics.attach_probes(Arc::clone(&probing.ingest_stats), probing.scheduler.clone());
+    metrics.attach_cluster(probing.replicas.leadership.clone(), reads.clone());
     let state = AppState::new(crate::web::state::Shared {
         leptos_options,
         readiness: ReadinessChecker::new(
@@ -209,9 +235,10 @@ pub async fn build_state(
         postmortems: crate::respond::postmortems::Postmortems { pool: pool.clone() },
         notifier,
         maintenance: crate::monitor::maintenance::Maintenance { pool: pool.clone() },
-        status_pages: crate::respond::status_pages::StatusPages::new(pool.clone(), probing.bus.clone()),
+        status_pages: crate::respond::status_pages::StatusPages::new(pool.clone(), reads.clone(), probing.bus.clone()),
         slos: crate::monitor::slo::Slos::new(pool.clone(), probing.bus.clone()),
-        stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+        stopping,
+        reads,
         config_file: settings.config_file.clone(),
         demo: Arc::default(),
         raw_retention: settings.probes.raw_retention,

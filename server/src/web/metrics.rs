@@ -18,7 +18,9 @@ use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 
 use crate::monitor::ingest::IngestStats;
+use crate::monitor::replicas::Leadership;
 use crate::monitor::schedule::Scheduler;
+use crate::storage::reads::Reads;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -68,6 +70,11 @@ struct ProbeCounters {
     written: Counter,
     dropped: Counter,
     pending: Gauge,
+    running: Gauge,
+    /// This replica's part in the replica set: leading, reading from a replica.
+    cluster: OnceLock<(Leadership, Reads)>,
+    leader: Gauge,
+    read_replica: Gauge,
 }
 
 impl ProbeCounters {
@@ -80,6 +87,17 @@ impl ProbeCounters {
             self.dropped.clone(),
         );
         registry.register("probe_results_pending", "Probe results waiting to be written", self.pending.clone());
+        registry.register(
+            "probes_running",
+            "Probes this replica runs (its share of the enabled ones)",
+            self.running.clone(),
+        );
+        registry.register("replica_leader", "1 while this replica runs the once-only work", self.leader.clone());
+        registry.register(
+            "db_read_replica_in_use",
+            "1 while reads that tolerate lag go to the read replica",
+            self.read_replica.clone(),
+        );
     }
 
     fn refresh(&self) {
@@ -95,6 +113,11 @@ impl ProbeCounters {
         mirror(&self.written, ingest.written.load(Ordering::Relaxed));
         mirror(&self.dropped, ingest.dropped.load(Ordering::Relaxed));
         self.pending.set(i64::try_from(ingest.pending.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+        self.running.set(i64::try_from(scheduler.running()).unwrap_or(i64::MAX));
+        if let Some((leadership, reads)) = self.cluster.get() {
+            self.leader.set(i64::from(leadership.leads()));
+            self.read_replica.set(i64::from(reads.using_replica()));
+        }
     }
 }
 
@@ -140,6 +163,11 @@ impl Metrics {
 
     pub fn csp_violation(&self) {
         self.csp_violations.inc();
+    }
+
+    /// Reports this replica's leadership and where its reads go from now on.
+    pub fn attach_cluster(&self, leadership: Leadership, reads: Reads) {
+        let _ = self.probes.cluster.set((leadership, reads));
     }
 
     /// Reports the prober's counters from now on.

@@ -44,7 +44,10 @@ impl AppState {
             }
             Note::User { id } => self.auth.sessions.forget_user(id),
             Note::LoginFailed { account, address } => self.auth.limiter.failed_elsewhere(&account, &address),
-            Note::Overview => self.overview.forget_budgets(),
+            Note::Overview => {
+                self.reads.changed();
+                self.overview.forget_budgets();
+            }
             Note::Slo { service } => self.slos.forget_here(Some(service)),
             Note::StatusPages => self.status_pages.forget_here(),
             // Already applied where it was changed; the others read it again in `apply`.

@@ -259,7 +259,7 @@ impl Backend for PgBackend {
     fn service_view(&self, id: uuid::Uuid, window: Window) -> BoxFuture<'_, Result<Option<ServiceView>, ServerError>> {
         Box::pin(async move {
             let Some(mut view) =
-                crate::monitor::overview::service_view(&self.state.pool, id, &window).await.map_err(shown)?
+                crate::monitor::overview::service_view(self.state.reads.pool(), id, &window).await.map_err(shown)?
             else {
                 return Ok(None);
             };
@@ -270,7 +270,7 @@ impl Backend for PgBackend {
 
     fn overview(&self) -> BoxFuture<'_, Result<Overview, ServerError>> {
         Box::pin(async move {
-            let o = self.state.overview.get(&self.state.pool).await.map_err(shown)?;
+            let o = self.state.overview.get(self.state.reads.pool()).await.map_err(shown)?;
             Ok((*o).clone())
         })
     }

@@ -61,6 +61,8 @@ pub struct Shared {
     pub replicas: crate::monitor::replicas::Replicas,
     /// Messages to and from the other replicas.
     pub bus: crate::storage::bus::Bus,
+    /// Where reads that tolerate a second of lag go (a read replica while it keeps up).
+    pub reads: crate::storage::reads::Reads,
     pub overview: Arc<crate::monitor::overview::OverviewCache>,
     pub auth: Arc<crate::access::Auth>,
     pub incidents: crate::respond::incidents::Incidents,

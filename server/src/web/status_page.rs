@@ -267,7 +267,7 @@ async fn public_tile(state: &AppState, id: &str) -> Result<Option<app::model::Se
     if !state.status_pages.is_public(id).await? {
         return Ok(None);
     }
-    let overview = state.overview.get(&state.pool).await?;
+    let overview = state.overview.get(state.reads.pool()).await?;
     Ok(overview.services.iter().find(|t| t.id == id).cloned())
 }
 

@@ -308,3 +308,79 @@ async fn until(cond: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+async fn until_reads(app: &TestApp, on_replica: bool, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while app.state.reads.using_replica() != on_replica {
+        assert!(tokio::time::Instant::now() < deadline, "reads on the replica: expected {on_replica}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn services_named(pool: &sqlx::PgPool, name: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from services where name = $1").bind(name).fetch_one(pool).await.expect("count")
+}
+
+/// `--database-read-url` against a real standby, made by `pg_basebackup` from a primary of the
+/// test's own and streaming from it over its socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_go_to_a_real_standby_while_it_keeps_up_and_to_the_primary_otherwise() {
+    use server::storage::cluster::{EmbeddedPg, EmbeddedPgConfig};
+    use server::storage::pool::{self, PoolSettings};
+    let (primary_dir, primary) = tokio::task::spawn_blocking(crate::common::start_private_cluster).await.expect("join");
+    let admin =
+        pool::connect(primary.connect_options("postgres"), PoolSettings { max_connections: 1, min_connections: 0 })
+            .await
+            .expect("admin");
+    server::storage::create_database_if_missing(&admin, "triage").await.expect("database");
+    admin.close().await;
+    let pool =
+        pool::connect(primary.connect_options("triage"), PoolSettings { max_connections: 5, min_connections: 0 })
+            .await
+            .expect("primary");
+    pool::migrate(&pool).await.expect("migrations");
+
+    let standby_dir = tempfile::Builder::new().prefix("triage-pg-").tempdir().expect("tempdir");
+    let mut config = EmbeddedPgConfig::new(standby_dir.path());
+    config.durable = false;
+    config.standby_of = Some(primary_dir.path().to_path_buf());
+    let mut standby =
+        tokio::task::spawn_blocking(move || EmbeddedPg::start(&config)).await.expect("join").expect("standby");
+    let direct =
+        pool::connect(standby.connect_options("triage"), PoolSettings { max_connections: 1, min_connections: 0 })
+            .await
+            .expect("standby connection");
+    let recovering: bool = sqlx::query_scalar("select pg_is_in_recovery()").fetch_one(&direct).await.expect("query");
+    assert!(recovering, "a real standby");
+
+    let mut settings = test_settings();
+    let url = format!("postgres://triage@localhost/triage?host={}", standby_dir.path().join("run").display());
+    settings.read_url = Some(url.parse().expect("url"));
+    let app = spawn_app_with(pool.clone(), settings, Secured::default()).await;
+    until_reads(&app, true, Duration::from_secs(10)).await;
+    let on: bool = sqlx::query_scalar("select pg_is_in_recovery()").fetch_one(app.state.reads.pool()).await.expect("q");
+    assert!(on, "charts, the overview and status pages read from the standby");
+
+    // Replay paused: the standby falls behind, and reads go to the primary, which has the write.
+    sqlx::query("select pg_wal_replay_pause()").execute(&direct).await.expect("pause");
+    let res = app.client.post(app.url("/api/v1/services")).json(&json!({"name": "written-while-paused"})).send();
+    assert_eq!(res.await.expect("create").status(), StatusCode::CREATED);
+    until_reads(&app, false, Duration::from_secs(3)).await;
+    assert_eq!(services_named(app.state.reads.pool(), "written-while-paused").await, 1, "read from the primary");
+    assert_eq!(services_named(&direct, "written-while-paused").await, 0, "the standby has not replayed it");
+
+    // Replay resumed: the standby catches up and serves reads again, with the write.
+    sqlx::query("select pg_wal_replay_resume()").execute(&direct).await.expect("resume");
+    until_reads(&app, true, Duration::from_secs(5)).await;
+    assert_eq!(services_named(app.state.reads.pool(), "written-while-paused").await, 1);
+
+    // The standby stopped: reads fall back to the primary and the pages keep answering.
+    direct.close().await;
+    tokio::task::spawn_blocking(move || standby.stop(Duration::from_secs(10))).await.expect("join").expect("stop");
+    until_reads(&app, false, Duration::from_secs(3)).await;
+    let overview = app.client.get(app.url("/api/v1/services")).send().await.expect("services");
+    assert_eq!(overview.status(), StatusCode::OK);
+    let summary = app.state.overview.get(app.state.reads.pool()).await.expect("the overview reads from the primary");
+    assert!(summary.services.iter().any(|s| s.name == "written-while-paused"));
+    app.stop().await;
+}

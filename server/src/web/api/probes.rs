@@ -186,7 +186,7 @@ pub async fn series(
     let id = existing(&state, &id).await?;
     let (from, to) = range(&q, Duration::hours(1))?;
     let step = number("step", &q.step, 60, 30 * 86_400)?;
-    Ok(Json(series::series(&state.pool, id, from, to, step).await?))
+    Ok(Json(series::series(state.reads.pool(), id, from, to, step).await?))
 }
 
 pub async fn state_changes(
