@@ -134,8 +134,14 @@ impl Probing {
         })
     }
 
-    /// Creates (or refreshes) the `triage` service watching this instance.
+    /// Creates (or refreshes) the `triage` service watching this instance. A replica joining
+    /// others leaves it alone: the probes are shared, and pointing them at each newcomer's own
+    /// address would only move them about (watch the load balancer instead).
     pub async fn watch_self(&self, pool: &PgPool, listen: SocketAddr) -> Result<(), Error> {
+        if self.replicas.view().members.len() > 1 {
+            tracing::info!("other replicas are running: the triage service's probes are left as they are");
+            return Ok(());
+        }
         let host = if listen.ip().is_unspecified() {
             SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port())
         } else {

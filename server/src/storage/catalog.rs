@@ -234,6 +234,13 @@ pub async fn probes_of_services(pool: &PgPool, services: &[Uuid]) -> Result<Vec<
     Ok(rows.into_iter().map(Probe::from).collect())
 }
 
+/// A probe read inside the caller's transaction (after it took the probe's lock).
+#[tracing::instrument(skip(conn))]
+pub async fn get_probe_in(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Probe>, sqlx::Error> {
+    let row = query_probes!("where p.probe_id = $1", id).fetch_optional(conn).await?;
+    Ok(row.map(Probe::from))
+}
+
 /// These probes, those that still exist.
 #[tracing::instrument(skip_all, fields(probes = ids.len()))]
 pub async fn probes_by_id(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Probe>, sqlx::Error> {

@@ -450,18 +450,36 @@ pub async fn find_push_receipt(
     .await
 }
 
-/// Stores one pushed result with its idempotency key, its state row and state change, in one
-/// transaction; the caller answers 2xx only after this returns.
+/// The transaction a push is judged and stored in. `serialise` (several replicas) holds the
+/// probe's advisory lock until it ends, so pushes of one probe reaching different replicas are
+/// judged one after the other, each from the state the previous one stored.
+#[tracing::instrument(skip(pool))]
+pub async fn begin_push(
+    pool: &PgPool,
+    probe: Uuid,
+    serialise: bool,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if serialise {
+        sqlx::query!("select pg_advisory_xact_lock(hashtextextended($1::text, 7472))", probe.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
+}
+
+/// Stores one pushed result with its idempotency key, its state row and state change, in the
+/// caller's transaction; the caller commits (a duplicate is for it to roll back) and answers
+/// 2xx only after the commit.
 #[tracing::instrument(skip_all, fields(probe_id = %result.probe_id, agent_id, seq))]
 pub async fn store_push(
-    pool: &PgPool,
+    tx: &mut Transaction<'_, Postgres>,
     agent_id: &str,
     seq: i64,
     result: &ProbeResult,
     state: Option<&StateRow>,
     change: Option<&StateChange>,
 ) -> Result<PushReceipt, sqlx::Error> {
-    let mut tx = pool.begin().await?;
     let inserted = sqlx::query!(
         "insert into push_receipts (probe_id, agent_id, seq, at) values ($1, $2, $3, $4) on conflict do nothing",
         result.probe_id,
@@ -469,7 +487,7 @@ pub async fn store_push(
         seq,
         result.at,
     )
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     if inserted.rows_affected() == 0 {
         let at = sqlx::query_scalar!(
@@ -478,13 +496,12 @@ pub async fn store_push(
             agent_id,
             seq,
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
-        tx.rollback().await?;
         return Ok(PushReceipt::Duplicate(at));
     }
-    let watermark = share_watermark(&mut tx).await?;
-    insert_results(&mut tx, std::slice::from_ref(result)).await?;
+    let watermark = share_watermark(tx).await?;
+    insert_results(tx, std::slice::from_ref(result)).await?;
     if result.at < watermark {
         sqlx::query!(
             "insert into rollup_dirty (probe_id, minute) values ($1, date_trunc('minute', $2::timestamptz))
@@ -492,11 +509,11 @@ pub async fn store_push(
             result.probe_id,
             result.at,
         )
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
     if let Some(s) = state {
-        upsert_states(&mut tx, std::slice::from_ref(s)).await?;
+        upsert_states(tx, std::slice::from_ref(s)).await?;
     }
     if let Some(c) = change {
         sqlx::query!(
@@ -509,10 +526,9 @@ pub async fn store_push(
             c.request_id,
             c.error.map(ErrorClass::as_str) as Option<&str>,
         )
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(PushReceipt::Stored)
 }
 

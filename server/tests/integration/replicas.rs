@@ -384,3 +384,40 @@ async fn reads_go_to_a_real_standby_while_it_keeps_up_and_to_the_primary_otherwi
     assert!(summary.services.iter().any(|s| s.name == "written-while-paused"));
     app.stop().await;
 }
+
+/// Pushes of one probe reaching different replicas are judged from the state the other stored:
+/// a recovery pushed to the second replica after an outage pushed to the first is `down → up`,
+/// not a first `up` from a replica that never heard of the outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_to_different_replicas_continue_each_others_state() {
+    let (a, b) = pair().await;
+    let spec = json!({"name": "nightly", "service": "jobs", "kind": "push", "interval_secs": 3600,
+        "failures_to_down": 1, "successes_to_up": 1});
+    let created: serde_json::Value =
+        a.client.post(a.url("/api/v1/probes")).json(&spec).send().await.expect("create").json().await.expect("json");
+    let (id, token) = (created["id"].as_str().expect("id"), created["push_token"].as_str().expect("token"));
+    // Each replica knows the probe (the catalog reaches both).
+    let probe: Uuid = id.parse().expect("uuid");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while b.state.scheduler.get(probe).is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "the probe reaches the other replica");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let push = |app: &TestApp, seq: i64, outcome: &str| {
+        app.anonymous
+            .post(app.url(&format!("/api/v1/push/{id}")))
+            .bearer_auth(token)
+            .json(&json!({"agent_id": "runner", "seq": seq, "outcome": outcome}))
+            .send()
+    };
+    assert_eq!(push(&a, 1, "down").await.expect("push").status(), StatusCode::CREATED);
+    assert_eq!(push(&b, 2, "up").await.expect("push").status(), StatusCode::CREATED);
+    assert_eq!(push(&a, 3, "up").await.expect("push").status(), StatusCode::CREATED);
+    let mut changes: Vec<app::model::StateChange> = a.get_json(&format!("/api/v1/probes/{id}/state-changes")).await;
+    changes.sort_by_key(|c| c.at);
+    let seen: Vec<_> = changes.iter().map(|c| (c.from, c.to)).collect();
+    use app::model::Outcome::{Down, Up};
+    assert_eq!(seen, [(None, Down), (Some(Down), Up)], "one outage and one recovery, across both replicas");
+    a.stop().await;
+    b.stop().await;
+}

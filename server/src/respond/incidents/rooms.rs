@@ -150,8 +150,11 @@ impl RoomHub {
         loop {
             tokio::select! {
                 got = inbox.recv() => match got {
-                    Ok((Topic::Rooms, body)) => self.receive(&pool, &body).await,
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Ok((Topic::Rooms, body)) => self.receive(&pool, &body, &members).await,
+                    // Presence messages may have been missed: ours are told again, and the
+                    // others' come with their next change.
+                    Ok((Topic::Gap, _)) | Err(broadcast::error::RecvError::Lagged(_)) => self.members_changed(&[], &members),
+                    Ok(_) => {}
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 changed = views.changed() => {
@@ -189,7 +192,7 @@ impl RoomHub {
         }
     }
 
-    async fn receive(&self, pool: &PgPool, body: &str) {
+    async fn receive(&self, pool: &PgPool, body: &str, members: &[Uuid]) {
         let wire = match serde_json::from_str::<Wire>(body) {
             Ok(w) => w,
             Err(e) => return tracing::debug!(error = %e, "unreadable room event from another replica"),
@@ -206,6 +209,8 @@ impl RoomHub {
                 Ok(None) => {}
                 Err(e) => tracing::debug!(error = %e, "reading another replica's incident failed"),
             },
+            // A late word from a replica that has left must not bring its viewers back.
+            Wire::Here { replica, .. } if !members.contains(&replica) => {}
             Wire::Here { replica, incident, who } => {
                 {
                     let mut remote = lock(&self.remote);

@@ -122,21 +122,23 @@ pub async fn push(
     // One push of this probe at a time, from judging it to storing it: the state machine moves
     // only after the store, in the order the results were stored.
     let _turn = scheduled.push_turn().await;
-    if state.bus.has_peers()
-        && let Some(status) = crate::storage::catalog::get_probe(&state.pool, probe_id).await?.and_then(|p| p.status)
-    {
-        // Another replica may have judged this probe since this one last did.
-        scheduled.adopt(&status);
-    }
     // A retry must not be fed to the state machine twice: look for its receipt first.
     if let Some(first) = results::find_push_receipt(&state.pool, probe_id, &body.agent_id, body.seq).await? {
         return Ok((StatusCode::OK, Json(PushAnswer { duplicate: true, at: first })));
     }
     results::ensure_partition(&state.pool, at.date_naive()).await?;
+    let serialise = state.bus.has_peers();
+    let mut tx = results::begin_push(&state.pool, probe_id, serialise).await?;
+    if serialise
+        && let Some(status) = crate::storage::catalog::get_probe_in(&mut tx, probe_id).await?.and_then(|p| p.status)
+    {
+        // Another replica may have judged this probe since this one last did.
+        scheduled.adopt(&status);
+    }
     let tentative = scheduled.try_record(result);
     let record = &tentative.record;
     let receipt = results::store_push(
-        &state.pool,
+        &mut tx,
         &body.agent_id,
         body.seq,
         &record.result,
@@ -145,8 +147,10 @@ pub async fn push(
     )
     .await?;
     match receipt {
+        // Dropping the transaction rolls it back.
         PushReceipt::Duplicate(first) => Ok((StatusCode::OK, Json(PushAnswer { duplicate: true, at: first }))),
         PushReceipt::Stored => {
+            tx.commit().await?;
             scheduled.commit(&tentative);
             scheduled.note_push(at);
             let record = tentative.record;
