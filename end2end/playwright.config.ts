@@ -108,7 +108,7 @@ export default defineConfig({
     {
       // Waits for the first replica, whose embedded PostgreSQL it shares.
       command:
-        `sh -c 'until curl -sf http://127.0.0.1:${port}/readyz >/dev/null; do sleep 0.3; done; ` +
+        `sh -c 'node "${path.join(__dirname, 'wait-ready.cjs')}" http://127.0.0.1:${port}/readyz && ` +
         `exec "${bin}" serve --addr 127.0.0.1:${replicaPort} --site-root "${siteRoot}"` +
         ` --probe-allow 127.0.0.0/8 --self-watch false'`,
       env: { DATABASE_URL: `postgres://triage@localhost/triage?host=${path.join(dataDir, 'run')}` },

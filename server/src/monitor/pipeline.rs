@@ -267,19 +267,8 @@ pub async fn roll_up_to(pool: &PgPool, upto: chrono::DateTime<Utc>) -> Result<()
 /// The channel the `probes` table's trigger notifies on, with the probe's id.
 const PROBES_CHANNEL: &str = "triage_probes";
 
-/// A listener on its own connection (outside the pool, like the notification router's), or
-/// `None` while the database does not answer.
 async fn listen_catalog(pool: &PgPool) -> Option<PgListener> {
-    let own = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(2))
-        .connect_lazy_with((*pool.connect_options()).clone());
-    let mut l = tokio::time::timeout(Duration::from_secs(2), PgListener::connect_with(&own)).await.ok()?.ok()?;
-    match tokio::time::timeout(Duration::from_secs(2), l.listen(PROBES_CHANNEL)).await {
-        Ok(Ok(())) => Some(l),
-        _ => None,
-    }
+    crate::storage::bus::listener(pool, &[PROBES_CHANNEL]).await
 }
 
 /// Applies probe changes made through any replica: each notified id is read again and

@@ -254,7 +254,7 @@ pub async fn join(
                 }
             }
             beats += 1;
-            if beats % 3600 == 0
+            if beats.is_multiple_of(3600)
                 && let Some(conn) = member.conn.as_mut()
                 && let Err(e) = store::prune(conn).await
             {

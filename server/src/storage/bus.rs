@@ -169,6 +169,7 @@ pub fn pack(values: impl IntoIterator<Item = String>) -> (Vec<String>, usize) {
     (out, skipped)
 }
 
+#[tracing::instrument(skip_all)]
 async fn send_loop(pool: PgPool, me: Uuid, mut rx: mpsc::Receiver<(Topic, String)>) {
     // PostgreSQL delivers identical (channel, payload) pairs of one transaction once: a number
     // keeps two equal messages (two failed sign-ins from one address) two.
@@ -210,21 +211,30 @@ async fn notify_all(pool: &PgPool, channels: &[String], payloads: &[String]) -> 
     .map(|_| ())
 }
 
-async fn listen(pool: &PgPool) -> Option<PgListener> {
-    // Its own connection, outside the pool: a LISTEN lives as long as the process.
+/// A listener on `channels` with a connection of its own, outside the pool (a LISTEN lives as
+/// long as the process and must not hold a connection requests need), or `None` while the
+/// database does not answer within two seconds.
+#[tracing::instrument(skip(pool))]
+pub async fn listener(pool: &PgPool, channels: &[&str]) -> Option<PgListener> {
     let own = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy_with((*pool.connect_options()).clone());
     let mut l = tokio::time::timeout(Duration::from_secs(2), PgListener::connect_with(&own)).await.ok()?.ok()?;
-    let channels: Vec<&str> = Topic::SENT.iter().map(|t| t.channel()).collect();
-    match tokio::time::timeout(Duration::from_secs(2), l.listen_all(channels)).await {
+    match tokio::time::timeout(Duration::from_secs(2), l.listen_all(channels.iter().copied())).await {
         Ok(Ok(())) => Some(l),
         _ => None,
     }
 }
 
+#[tracing::instrument(skip_all)]
+async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let channels: Vec<&str> = Topic::SENT.iter().map(|t| t.channel()).collect();
+    listener(pool, &channels).await
+}
+
+#[tracing::instrument(skip_all)]
 async fn listen_loop(
     pool: PgPool,
     me: Uuid,

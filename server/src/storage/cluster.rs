@@ -537,13 +537,9 @@ fn lock_data_dir(data_dir: &Path) -> Result<Flock<File>, EmbeddedPgError> {
     Ok(lock)
 }
 
-fn init_cluster(
-    bins: &PgBinaries,
-    data_dir: &Path,
-    cluster_dir: &Path,
-    run_as: Option<&User>,
-    durable: bool,
-) -> Result<(), EmbeddedPgError> {
+/// `pg.init/`, empty and owned by the server's user: a cluster is made there and renamed, so a
+/// half-made one never looks like a cluster.
+fn fresh_init_dir(data_dir: &Path, run_as: Option<&User>) -> Result<PathBuf, EmbeddedPgError> {
     let tmp = data_dir.join("pg.init");
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(io_err(format!("removing the unfinished {}", tmp.display())))?;
@@ -552,6 +548,28 @@ fn init_cluster(
     if let Some(user) = run_as {
         chown(&tmp, user)?;
     }
+    Ok(tmp)
+}
+
+/// Runs a set-up program; its failure quotes the last line it printed.
+fn run_setup(cmd: &mut Command, what: &str) -> Result<(), EmbeddedPgError> {
+    let out = cmd.output().map_err(io_err(format!("running {what}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        return Err(EmbeddedPgError::StartFailed(format!("{what} failed ({}): {last}", out.status)));
+    }
+    Ok(())
+}
+
+fn init_cluster(
+    bins: &PgBinaries,
+    data_dir: &Path,
+    cluster_dir: &Path,
+    run_as: Option<&User>,
+    durable: bool,
+) -> Result<(), EmbeddedPgError> {
+    let tmp = fresh_init_dir(data_dir, run_as)?;
     tracing::info!(dir = %cluster_dir.display(), "creating the embedded PostgreSQL cluster (first run)");
     let mut cmd = Command::new(bins.exe("initdb"));
     cmd.arg("-D")
@@ -566,12 +584,7 @@ fn init_cluster(
     if let Some(user) = run_as {
         cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
     }
-    let out = cmd.output().map_err(io_err("running initdb"))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-        return Err(EmbeddedPgError::StartFailed(format!("initdb failed ({}): {last}", out.status)));
-    }
+    run_setup(&mut cmd, "initdb")?;
     fs::rename(&tmp, cluster_dir).map_err(io_err(format!("moving the new cluster to {}", cluster_dir.display())))
 }
 
@@ -584,14 +597,7 @@ fn init_standby(
     run_as: Option<&User>,
     primary: &Path,
 ) -> Result<(), EmbeddedPgError> {
-    let tmp = data_dir.join("pg.init");
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(io_err(format!("removing the unfinished {}", tmp.display())))?;
-    }
-    create_dir(&tmp, 0o700)?;
-    if let Some(user) = run_as {
-        chown(&tmp, user)?;
-    }
+    let tmp = fresh_init_dir(data_dir, run_as)?;
     let mut cmd = Command::new(bins.exe("pg_basebackup"));
     cmd.arg("-h")
         .arg(absolute(primary)?.join("run"))
@@ -602,12 +608,7 @@ fn init_standby(
     if let Some(user) = run_as {
         cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
     }
-    let out = cmd.output().map_err(io_err("running pg_basebackup"))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-        return Err(EmbeddedPgError::StartFailed(format!("pg_basebackup failed ({}): {last}", out.status)));
-    }
+    run_setup(&mut cmd, "pg_basebackup")?;
     fs::rename(&tmp, cluster_dir).map_err(io_err(format!("moving the standby to {}", cluster_dir.display())))
 }
 

@@ -67,6 +67,7 @@ impl Reads {
         self.replica.is_some() && self.fresh.load(Ordering::Relaxed)
     }
 
+    #[tracing::instrument(skip_all)]
     async fn watch(self, max_lag: Duration, mut stopping: watch::Receiver<bool>) {
         let Some(replica) = self.replica.clone() else { return };
         let mut samples: VecDeque<(Instant, i64)> = VecDeque::new();
