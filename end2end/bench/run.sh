@@ -4,9 +4,10 @@
 #   2. the overview with 2,000 seeded services, cold loads in headless Chromium;
 #   3. SSR of the overview against a trivial axum handler, with wrk;
 #   4. a result finishing → shown on an open service page, while 5,000 checks/s run;
-#   5. a public status page (HTML, its JSON summary, a badge) against /healthz, with wrk.
+#   5. a public status page (HTML, its JSON summary, a badge) against /healthz, with wrk;
+#   6. results per second with 1, 2 and 3 replicas sharing one PostgreSQL on this machine.
 # Needs what `.ci/dev test` installs, plus wrk and brotli (Debian packages of those names).
-# Usage: end2end/bench/run.sh [bytes|load|ssr|live|status]…   (default: all five)
+# Usage: end2end/bench/run.sh [bytes|load|ssr|live|status|replicas]…   (default: all six)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -14,7 +15,7 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:${XDG_CACHE_HOME:-$HOME/.cache}/tri
 for tool in wrk brotli bc node cargo-leptos wasm-opt; do
   command -v "$tool" >/dev/null || { echo "missing $tool (wrk, brotli: apt-get install -y wrk brotli; wasm-opt: .ci/dev run; the rest: .ci/dev test)" >&2; exit 1; }
 done
-want=${*:-bytes load ssr live status}
+want=${*:-bytes load ssr live status replicas}
 work=$(mktemp -d /tmp/triage-bench-XXXXXX)
 chmod 755 "$work"
 pids=()
@@ -155,4 +156,67 @@ PY
   printf 'status page HTML (%6d bytes)                  %10.0f req/s  (%.2f of /healthz; target ≥ 10,000)\n' "$bytes" "$html" "$(echo "$html / $healthz" | bc -l)"
   printf 'status page summary.json                         %10.0f req/s  (%.2f of /healthz)\n' "$json" "$(echo "$json / $healthz" | bc -l)"
   printf 'uptime badge (30 d)                              %10.0f req/s  (%.2f of /healthz)\n' "$badge" "$(echo "$badge / $healthz" | bc -l)"
+fi
+
+if [[ $want == *replicas* ]]; then
+  echo; echo "== results per second with 1, 2 and 3 replicas on one PostgreSQL (20,000 probes every 2 s)"
+  # Demand (10,000 checks/s) is above what this 2-core machine completes, so each run shows how
+  # many results the replica set gets written; every replica, the database and the target share
+  # the same two cores, so more replicas add coordination, not capacity, here.
+  "$bin" demo-target --addr 127.0.0.1:3974 --control-addr 127.0.0.1:3975 &
+  pids+=($!)
+  wait_up http://127.0.0.1:3974/healthz
+  python3 - "$work/fleet.toml" <<'PY'
+import sys
+out = ['[[service]]\nname = "fleet"\n']
+for i in range(20_000):
+    out.append(f'[[probe]]\nname = "fleet-{i}"\nservice = "fleet"\nkind = "http"\nurl = "http://127.0.0.1:3974/healthz"\ninterval_secs = 2\ntimeout_ms = 1500\n')
+open(sys.argv[1], "w").write("\n".join(out))
+PY
+  for n in 1 2 3; do
+    dir="$work/replicas-$n"
+    mkdir -p "$dir"
+    token=$("$bin" --data-dir "$dir" --log-level warn token create --scope admin --name bench)
+    run=()
+    "$bin" --data-dir "$dir" --log-level warn serve --addr 127.0.0.1:3980 --site-root "$site" --self-watch false \
+      --config "$work/fleet.toml" --probe-allow 127.0.0.0/8 &
+    run+=($!); pids+=($!)
+    wait_up http://127.0.0.1:3980/healthz
+    for i in $(seq 2 "$n"); do
+      DATABASE_URL="postgres://triage@localhost/triage?host=$dir/run" "$bin" --log-level warn serve \
+        --addr "127.0.0.1:$((3979 + i))" --site-root "$site" --self-watch false --probe-allow 127.0.0.0/8 &
+      run+=($!); pids+=($!)
+      wait_up "http://127.0.0.1:$((3979 + i))/healthz"
+    done
+    # Until every replica is alive and the probes are shared out.
+    for _ in $(seq 60); do
+      settled=$(curl -sf -H "Authorization: Bearer $token" http://127.0.0.1:3980/api/v1/replicas | python3 -c '
+import json, sys
+alive = [r for r in json.load(sys.stdin) if r["alive"]]
+print(len(alive) == int(sys.argv[1]) and sum(r["probes_owned"] for r in alive) == 20000)' "$n")
+      [[ $settled == True ]] && break
+      sleep 1
+    done
+    [[ $settled == True ]] || { echo "the replica set did not settle" >&2; exit 1; }
+    sleep 10 # past the hand-overs, probes spread over their phases
+    written() {
+      total=0
+      for i in $(seq 1 "$n"); do
+        w=$(curl -s "http://127.0.0.1:$((3979 + i))/metrics" | awk '/^triage_probe_results_written_total/ { print $2 }')
+        total=$(echo "$total + ${w:-0}" | bc)
+      done
+      echo "$total"
+    }
+    cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+    before=$(written); t0=$(date +%s.%N)
+    c0=0; for p in "${run[@]}"; do c0=$((c0 + $(cpu "$p"))); done
+    sleep 30
+    after=$(written); t1=$(date +%s.%N)
+    c1=0; for p in "${run[@]}"; do c1=$((c1 + $(cpu "$p"))); done
+    hz=$(getconf CLK_TCK)
+    printf '%d replica(s): %.0f results written per second; Triage processes used %.2f cores\n' "$n" \
+      "$(echo "($after - $before) / ($t1 - $t0)" | bc -l)" "$(echo "($c1 - $c0) / $hz / ($t1 - $t0)" | bc -l)"
+    for p in "${run[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${run[@]}"; do wait "$p" 2>/dev/null || true; done
+  done
 fi
