@@ -268,7 +268,7 @@ pub async fn roll_up_to(pool: &PgPool, upto: chrono::DateTime<Utc>) -> Result<()
 const PROBES_CHANNEL: &str = "triage_probes";
 
 async fn listen_catalog(pool: &PgPool) -> Option<PgListener> {
-    crate::storage::bus::listener(pool, &[PROBES_CHANNEL]).await
+    crate::storage::bus::listener(pool, &[PROBES_CHANNEL], Duration::from_secs(2)).await
 }
 
 /// Applies probe changes made through any replica: each notified id is read again and

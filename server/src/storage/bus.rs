@@ -212,26 +212,39 @@ async fn notify_all(pool: &PgPool, channels: &[String], payloads: &[String]) -> 
 }
 
 /// A listener on `channels` with a connection of its own, outside the pool (a LISTEN lives as
-/// long as the process and must not hold a connection requests need), or `None` while the
-/// database does not answer within two seconds.
+/// long as the process and must not hold a connection requests need, nor keep the pool from
+/// closing), or `None` while the database does not answer within `within` (bounded, so a loop
+/// waiting on it keeps polling and hears shutdown).
 #[tracing::instrument(skip(pool))]
-pub async fn listener(pool: &PgPool, channels: &[&str]) -> Option<PgListener> {
+pub async fn listener(pool: &PgPool, channels: &[&str], within: Duration) -> Option<PgListener> {
     let own = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
-        .acquire_timeout(Duration::from_secs(2))
+        .acquire_timeout(within)
         .connect_lazy_with((*pool.connect_options()).clone());
-    let mut l = tokio::time::timeout(Duration::from_secs(2), PgListener::connect_with(&own)).await.ok()?.ok()?;
-    match tokio::time::timeout(Duration::from_secs(2), l.listen_all(channels.iter().copied())).await {
+    let connected = tokio::time::timeout(within, PgListener::connect_with(&own)).await;
+    let mut l = match connected {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, ?channels, "cannot LISTEN yet");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    match tokio::time::timeout(within, l.listen_all(channels.iter().copied())).await {
         Ok(Ok(())) => Some(l),
-        _ => None,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, ?channels, "cannot LISTEN yet");
+            None
+        }
+        Err(_) => None,
     }
 }
 
 #[tracing::instrument(skip_all)]
 async fn listen(pool: &PgPool) -> Option<PgListener> {
     let channels: Vec<&str> = Topic::SENT.iter().map(|t| t.channel()).collect();
-    listener(pool, &channels).await
+    listener(pool, &channels, Duration::from_secs(2)).await
 }
 
 #[tracing::instrument(skip_all)]

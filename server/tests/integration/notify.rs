@@ -948,6 +948,19 @@ recurrence = { every = "week", time_zone = "Europe/Berlin" }
     app.stop().await;
 }
 
+/// The channel's delivery whose first attempt failed and whose retry waits.
+async fn retry_waiting(app: &TestApp, channel: uuid::Uuid) -> Delivery {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let log: Vec<Delivery> = app.get_json(&format!("/api/v1/channels/{channel}/deliveries")).await;
+        if let Some(d) = log.iter().find(|d| d.state == DeliveryState::Pending && d.last_answer.is_some()) {
+            return d.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the first attempt failed and a retry waits: {log:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn disabling_a_channel_drops_what_waits_and_old_logs_are_trimmed() {
     let (addr, rx) = Receiver::start().await;
@@ -957,15 +970,8 @@ async fn disabling_a_channel_drops_what_waits_and_old_logs_are_trimmed() {
     let app = app_with(settings).await;
     let ch = channel(&app, json!({"name": "flaky", "kind": "webhook", "url": format!("http://{addr}/down")})).await;
     declare(&app, json!({"title": "Queue stuck", "severity": "SEV3"})).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let log: Vec<Delivery> = app.get_json(&format!("/api/v1/channels/{}/deliveries", ch.id)).await;
-        if log.iter().any(|d| d.state == DeliveryState::Pending && d.attempts == 1 && d.last_answer.is_some()) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the first attempt failed and a retry waits: {log:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let waiting = retry_waiting(&app, ch.id).await;
+    assert_eq!(waiting.attempts, 1);
     let mut off = serde_json::to_value(&ch).expect("json");
     off["enabled"] = json!(false);
     let (status, v) =
@@ -1016,15 +1022,7 @@ async fn deleting_a_channel_while_an_answer_is_recorded_finishes_both() {
     let app = app_with(settings).await;
     let ch = channel(&app, json!({"name": "going", "kind": "webhook", "url": format!("http://{addr}/down")})).await;
     declare(&app, json!({"title": "Queue stuck", "severity": "SEV3"})).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let waiting = loop {
-        let log: Vec<Delivery> = app.get_json(&format!("/api/v1/channels/{}/deliveries", ch.id)).await;
-        if let Some(d) = log.into_iter().find(|d| d.state == DeliveryState::Pending && d.last_answer.is_some()) {
-            break d;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the first attempt failed and a retry waits");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let waiting = retry_waiting(&app, ch.id).await;
 
     let mut holder = app.pool.begin().await.expect("begin");
     sqlx::query("select 1 from notification_deliveries where delivery_id = $1 for update")

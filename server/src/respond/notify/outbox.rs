@@ -107,30 +107,7 @@ impl Outbox {
     }
 
     async fn listen(&self) -> Option<PgListener> {
-        // Its own connection, outside the shared pool: a long-lived LISTEN must not take a
-        // connection requests need, nor keep the pool from closing.
-        let own = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(self.settings.poll)
-            .connect_lazy_with((*self.pool.connect_options()).clone());
-        // Bounded: while the database is away the loop must keep polling and hear shutdown.
-        let connected = tokio::time::timeout(self.settings.poll, PgListener::connect_with(&own)).await;
-        let mut l = match connected {
-            Ok(Ok(l)) => l,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "cannot LISTEN for notifications yet; polling");
-                return None;
-            }
-            Err(_) => return None,
-        };
-        match l.listen(store::WAKE_CHANNEL).await {
-            Ok(()) => Some(l),
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot LISTEN for notifications yet; polling");
-                None
-            }
-        }
+        crate::storage::bus::listener(&self.pool, &[store::WAKE_CHANNEL], self.settings.poll).await
     }
 
     /// The periodic work: failing channels (every tick), certificates and action items (every
