@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::monitor::check::policy::Cidr;
 
 /// Options whose values may contain credentials: never echoed in error messages.
-const SECRET_ARGS: [&str; 1] = ["--database-url"];
+const SECRET_ARGS: [&str; 2] = ["--database-url", "--token"];
 
 /// Triage: a live incident dashboard.
 #[derive(Debug, Parser)]
@@ -50,6 +50,10 @@ pub enum Command {
     /// Manage API tokens (works whether or not a server runs on the same data).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Run probes from another place for a Triage server: the probes assigned to this agent's
+    /// location, with the server's check engine, results delivered in batches (spooled on disk
+    /// while the server is unreachable).
+    Agent(AgentArgs),
     /// Record change events (deploys, config changes, …) on a running Triage, e.g. from CI.
     #[command(subcommand)]
     Change(ChangeCommand),
@@ -105,6 +109,38 @@ pub struct BenchArgs {
     /// Results written by the `ingest` benchmark.
     #[arg(long = "results", default_value_t = 500_000)]
     pub results: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct AgentArgs {
+    /// The Triage server's base URL (behind a load balancer, any replica will do).
+    #[arg(long, env = "TRIAGE_SERVER")]
+    pub server: url::Url,
+    /// An API token of scope `agent` (prefer the environment variable: arguments show in `ps`).
+    #[arg(long, env = "TRIAGE_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// This agent's location, e.g. `eu-west`: it runs the probes whose `locations` name it.
+    #[arg(long, env = "TRIAGE_LOCATION")]
+    pub location: String,
+    /// Where results wait while the server is unreachable, and the agent's id is kept; without
+    /// it they wait in memory only, and a restart is a new agent.
+    #[arg(long = "spool-dir", env = "TRIAGE_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Results kept waiting at most; beyond it the oldest are dropped (and counted to the server).
+    #[arg(long = "spool-max", env = "TRIAGE_SPOOL_MAX", default_value_t = 200_000,
+          value_parser = clap::value_parser!(u32).range(100..=50_000_000))]
+    pub spool_max: u32,
+    /// Address blocks this agent's probes may reach although the network policy denies them
+    /// (as `serve --probe-allow`).
+    #[arg(long = "probe-allow", env = "TRIAGE_PROBE_ALLOW", value_delimiter = ',')]
+    pub probe_allow: Vec<Cidr>,
+    /// The DNS server this agent's probes look names up with; by default the system's.
+    #[arg(long = "probe-resolver", env = "TRIAGE_PROBE_RESOLVER")]
+    pub probe_resolver: Option<SocketAddr>,
+    /// Checks running at the same time at most.
+    #[arg(long = "probe-concurrency", env = "TRIAGE_PROBE_CONCURRENCY", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub probe_concurrency: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -482,6 +518,22 @@ impl Cli {
             return Err(ConfigError(
                 "serving options go after `serve`, e.g. `triage serve --addr 0.0.0.0:3000`".into(),
             ));
+        }
+        if let Some(Command::Agent(agent)) = &self.command {
+            if let Some(why) = app::model::location_problem(&agent.location) {
+                return Err(ConfigError(format!("--location {why}")));
+            }
+            if agent.location == app::model::LOCAL {
+                return Err(ConfigError(
+                    "--location: \"local\" is the server's own location; name this agent's".into(),
+                ));
+            }
+            if !matches!(agent.server.scheme(), "http" | "https") {
+                return Err(ConfigError("--server must be an http:// or https:// URL".into()));
+            }
+            if agent.token.trim().is_empty() {
+                return Err(ConfigError("--token (or TRIAGE_TOKEN) must not be empty".into()));
+            }
         }
         let db = &self.database;
         if db.db_min_connections > db.db_max_connections {

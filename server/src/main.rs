@@ -6,7 +6,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use server::cli::{admin, bench, change, demo, probes, seed, serve, telemetry};
+use server::cli::{admin, agent, bench, change, demo, probes, seed, serve, telemetry};
 use server::config::{self, ChangeCommand, Command, ProbesCommand};
 
 /// Stack of each runtime worker thread (see `main`).
@@ -50,6 +50,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None | Some(Command::Serve(_)) => runtime.block_on(serve::serve(&cli)),
         Some(Command::DemoTarget(args)) => runtime.block_on(demo::run(args.clone())),
+        Some(Command::Agent(args)) => runtime.block_on(agent::run(args)),
         Some(Command::Bench(args)) => runtime.block_on(bench::run(args)),
         Some(Command::Seed(args)) => runtime.block_on(seed::seed_command(&cli, args)),
         Some(Command::TrivialHttp { addr }) => runtime.block_on(bench::trivial_http(*addr)),

@@ -57,16 +57,19 @@ pub enum Scope {
     Read,
     /// Everything an admin user may do through the API.
     Admin,
+    /// Remote agents: fetching the assignments of their location and delivering its results.
+    Agent,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::Push, Scope::Read, Scope::Admin];
+    pub const ALL: [Scope; 4] = [Scope::Push, Scope::Read, Scope::Admin, Scope::Agent];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Push => "push",
             Self::Read => "read",
             Self::Admin => "admin",
+            Self::Agent => "agent",
         }
     }
 

@@ -462,6 +462,13 @@ pub struct ProbeSpec {
     /// (default [`POOL_SATURATED_AT`]); requests waiting always count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_saturated_at: Option<f64>,
+    /// Where it runs from: `local` (the Triage server) and agents' locations.
+    #[serde(default = "super::default_locations", skip_serializing_if = "super::is_local_only")]
+    pub locations: Vec<String>,
+    /// How many locations must confirm down for the probe to be down (default: a majority);
+    /// fewer make it `degraded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
 }
 
 /// How a probe's failures become incidents.
@@ -533,7 +540,24 @@ impl ProbeSpec {
             rcode: None,
             packets: None,
             pool_saturated_at: None,
+            locations: super::default_locations(),
+            quorum: None,
         }
+    }
+
+    /// Runs from somewhere else than (or besides) the server: judged by quorum.
+    pub fn is_multi_location(&self) -> bool {
+        !super::is_local_only(&self.locations)
+    }
+
+    /// Whether the server itself checks it.
+    pub fn runs_locally(&self) -> bool {
+        self.locations.iter().any(|l| l == super::LOCAL)
+    }
+
+    /// How many locations must confirm down: the spec's quorum, or a majority.
+    pub fn quorum_of(&self) -> usize {
+        self.quorum.map_or_else(|| super::majority(self.locations.len()), |q| q as usize)
     }
 }
 
@@ -730,6 +754,10 @@ pub struct ProbeResult {
     /// ICMP checks: echoes sent and answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo: Option<EchoCount>,
+    /// Where it was checked from: `"local"` (`None`, the server itself) or an agent's location.
+    #[serde(default, with = "super::result_location")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "local"))]
+    pub location: Option<String>,
 }
 
 impl ProbeResult {
@@ -750,6 +778,7 @@ impl ProbeResult {
             components: Vec::new(),
             pool: None,
             echo: None,
+            location: None,
         }
     }
 }
@@ -815,6 +844,19 @@ pub struct StateChange {
     pub request_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorClass>,
+    /// For a probe run from several locations: which of them the new state stands on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<super::QuorumNote>,
+}
+
+impl StateChange {
+    /// The state with the locations it stands on: "down (down from 2 of 3 locations: a, b)".
+    pub fn describe(&self) -> String {
+        match &self.quorum {
+            Some(q) => format!("{} ({})", self.to.as_str(), q.describe(self.to)),
+            None => self.to.as_str().to_owned(),
+        }
+    }
 }
 
 /// One bucket of `GET /api/v1/probes/{id}/series`.
@@ -937,10 +979,11 @@ mod tests {
             components: vec![Component { name: "database".into(), state: ComponentState::Down, detail: None }],
             pool: None,
             echo: None,
+            location: None,
         };
         assert_eq!(
             serde_json::to_string(&r).expect("ser"),
-            r#"{"probe_id":"00000000-0000-0000-0000-000000000000","at":"2026-11-23T03:00:00Z","outcome":"down","status":503,"error":"status","detail":"status 503 not accepted","phases":{"connect_us":120,"ttfb_us":900,"transfer_us":15,"total_us":1100},"response_bytes":57,"request_id":"4f1c","body_excerpt":"{\"status\":\"down\"}","components":[{"name":"database","state":"down"}]}"#
+            r#"{"probe_id":"00000000-0000-0000-0000-000000000000","at":"2026-11-23T03:00:00Z","outcome":"down","status":503,"error":"status","detail":"status 503 not accepted","phases":{"connect_us":120,"ttfb_us":900,"transfer_us":15,"total_us":1100},"response_bytes":57,"request_id":"4f1c","body_excerpt":"{\"status\":\"down\"}","components":[{"name":"database","state":"down"}],"location":"local"}"#
         );
     }
 
@@ -955,6 +998,7 @@ mod tests {
             to: Outcome::Down,
             request_id: "r1".into(),
             error: Some(ErrorClass::Status),
+            quorum: None,
         };
         let json = serde_json::to_string(&first).expect("ser");
         assert_eq!(

@@ -131,6 +131,7 @@ pub fn sample(probe_id: Uuid, at: DateTime<Utc>, total_us: u64) -> ProbeResult {
         components: Vec::new(),
         pool: None,
         echo: None,
+        location: None,
     }
 }
 

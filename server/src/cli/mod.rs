@@ -1,9 +1,10 @@
 //! Triage's commands: `serve` (the server, and the database every command opens), `bench`, `seed`,
-//! `demo-target`, `user` and `token` (`admin`), `probes`, `change add` (a client of a running
+//! `demo-target`, `agent` (runs probes for a server from another location), `user` and `token` (`admin`), `probes`, `change add` (a client of a running
 //! server), and the logging they all start with
 //! (`telemetry`).
 
 pub mod admin;
+pub mod agent;
 pub mod bench;
 pub mod change;
 pub mod demo;

@@ -406,6 +406,7 @@ mod tests {
             to: Outcome::Down,
             request_id: format!("r{n}"),
             error: None,
+            quorum: None,
         });
         Record { service_id: Uuid::nil(), result: Arc::new(result), state, change }
     }

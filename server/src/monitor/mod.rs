@@ -22,6 +22,7 @@ pub mod maintenance;
 pub mod overview;
 pub mod pipeline;
 pub mod probe_file;
+pub mod quorum;
 pub mod replicas;
 pub mod runtime;
 pub mod schedule;

@@ -20,6 +20,7 @@ use crate::monitor::catalog::{self, Mode};
 use crate::monitor::check::policy::{Cidr, NetworkPolicy};
 use crate::monitor::hub::EventHub;
 use crate::monitor::ingest::{Ingest, IngestConfig};
+use crate::monitor::quorum::Judge;
 use crate::monitor::replicas::{self, Identity, Leadership, ReplicaSettings, Replicas};
 use crate::monitor::runtime::ProbeRuntime;
 use crate::monitor::schedule::{DEFAULT_CONCURRENCY, Scheduler};
@@ -64,6 +65,8 @@ const ROLLUP_GRACE: chrono::Duration = chrono::Duration::seconds(10);
 pub struct Probing {
     pub scheduler: Scheduler,
     pub hub: EventHub,
+    /// Judges results of probes run from several locations (agents' and this server's own).
+    pub judge: Judge,
     pub ingest_stats: Arc<crate::monitor::ingest::IngestStats>,
     pub replicas: Replicas,
     /// Messages to and from the other replicas.
@@ -107,7 +110,10 @@ impl Probing {
         let ingest_stats = Arc::clone(&ingest.stats);
         let runtime = ProbeRuntime::start()
             .map_err(|e| sqlx::Error::Io(std::io::Error::other(format!("starting the probe threads: {e}"))))?;
-        let scheduler = Scheduler::new(policy, ingest, settings.concurrency, runtime.handle()).with_pool(pool.clone());
+        let judge = Judge::new(pool.clone(), hub.clone());
+        let scheduler = Scheduler::new(policy, ingest, settings.concurrency, runtime.handle())
+            .with_pool(pool.clone())
+            .with_judge(judge.clone());
         scheduler.set_view(replicas.view());
         // Listening before the first read: a change committed in between is not missed.
         let listener = listen_catalog(&pool).await;
@@ -123,6 +129,7 @@ impl Probing {
         Ok(Self {
             scheduler,
             hub,
+            judge,
             ingest_stats,
             replicas,
             bus,

@@ -8,14 +8,16 @@
 //! to the writer; `submit` waits when the writer is saturated (backpressure, not memory growth).
 //! Locks here are `std::sync::Mutex`es held for a few instructions, never across `.await`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use app::model::{ErrorClass, Outcome, Probe, ProbeKind, ProbeResult, ProbeSpec, ProbeStatus, StateChange};
+use app::model::{
+    AssignedProbe, ErrorClass, Outcome, Probe, ProbeKind, ProbeResult, ProbeSpec, ProbeStatus, StateChange,
+};
 use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -25,6 +27,7 @@ use crate::monitor::check::execute::{self, ScrapeMemory};
 use crate::monitor::check::policy::NetworkPolicy;
 use crate::monitor::check::spec::{self, CompiledProbe};
 use crate::monitor::ingest::{Ingest, Record};
+use crate::monitor::quorum::{Judge, Located};
 use crate::monitor::replicas::View;
 use crate::storage::catalog;
 use crate::storage::results::StateRow;
@@ -65,6 +68,7 @@ impl Tracker {
                 to: c.to,
                 request_id: result.request_id.clone(),
                 error: result.error,
+                quorum: None,
             }
         });
         let row = StateRow {
@@ -199,6 +203,10 @@ struct Inner {
     /// Where a push probe's loop looks before calling a heartbeat missed: with several
     /// replicas, the push may have reached another one.
     pool: Option<sqlx::PgPool>,
+    /// Judges the local results of probes run from several locations (by quorum, in PostgreSQL).
+    judge: Option<Judge>,
+    /// Bumped whenever a probe's definition changes: agents' streams send their assignments again.
+    changed: watch::Sender<u64>,
 }
 
 #[derive(Clone)]
@@ -223,6 +231,8 @@ impl Scheduler {
                 runtime,
                 view: Mutex::new(View::alone()),
                 pool: None,
+                judge: None,
+                changed: watch::Sender::new(0),
             }),
         }
     }
@@ -233,6 +243,41 @@ impl Scheduler {
             inner.pool = Some(pool);
         }
         self
+    }
+
+    /// Judges the local results of multi-location probes (before any probe is scheduled).
+    pub fn with_judge(mut self, judge: Judge) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.judge = Some(judge);
+        }
+        self
+    }
+
+    /// Changes whenever a probe's definition does.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+
+    fn bump(&self) {
+        self.inner.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The enabled probes that run from `location`, for its agents.
+    pub fn assignments(&self, location: &str) -> Vec<AssignedProbe> {
+        let mut out: Vec<AssignedProbe> = self
+            .probes()
+            .values()
+            .filter(|r| {
+                r.spec.enabled && r.spec.kind != ProbeKind::Push && r.spec.locations.iter().any(|l| l == location)
+            })
+            .map(|r| AssignedProbe {
+                id: r.scheduled.probe.id,
+                service_id: r.scheduled.probe.service_id,
+                spec: r.spec.clone(),
+            })
+            .collect();
+        out.sort_by_key(|a| a.id);
+        out
     }
 
     fn probes(&self) -> MutexGuard<'_, HashMap<Uuid, Running>> {
@@ -317,11 +362,13 @@ impl Scheduler {
         };
         let mut tracker = Tracker::new(state, since, &compiled);
         tracker.last_push = last_push;
-        let run = compiled.enabled && owned;
+        let run = compiled.runnable() && owned;
         let scheduled =
             Arc::new(Scheduled { probe: compiled, tracker: Mutex::new(tracker), pushing: tokio::sync::Mutex::new(()) });
         let task = run.then(|| self.inner.runtime.spawn(probe_loop(self.inner.clone(), scheduled.clone())));
         probes.insert(probe.id, Running { scheduled, spec: probe.spec.clone(), task });
+        drop(probes);
+        self.bump();
         Ok(())
     }
 
@@ -334,7 +381,7 @@ impl Scheduler {
         let mut gained = Vec::new();
         for (id, running) in probes.iter_mut() {
             let owned = view.owns(*id);
-            match (&running.task, owned && running.scheduled.probe.enabled) {
+            match (&running.task, owned && running.scheduled.probe.runnable()) {
                 (Some(task), false) => {
                     task.abort();
                     running.task = None;
@@ -362,7 +409,7 @@ impl Scheduler {
         for id in ids {
             if let Some(running) = probes.get_mut(id)
                 && running.task.is_none()
-                && running.scheduled.probe.enabled
+                && running.scheduled.probe.runnable()
                 && self.view().owns(*id)
             {
                 running.task =
@@ -382,8 +429,12 @@ impl Scheduler {
     }
 
     pub fn remove(&self, id: Uuid) {
-        if let Some(Running { task: Some(task), .. }) = self.probes().remove(&id) {
-            task.abort();
+        let removed = self.probes().remove(&id);
+        if let Some(running) = removed {
+            if let Some(task) = running.task {
+                task.abort();
+            }
+            self.bump();
         }
     }
 
@@ -408,7 +459,7 @@ fn epoch_ms() -> u64 {
 
 /// The probe's fixed phase within its interval, from its id: stable across restarts, spread
 /// evenly over the interval across many probes.
-fn phase_ms(id: Uuid, period_ms: u64) -> u64 {
+pub fn phase_ms(id: Uuid, period_ms: u64) -> u64 {
     let period = u128::from(period_ms.max(1));
     u64::try_from(id.as_u128() % period).unwrap_or(0)
 }
@@ -425,6 +476,8 @@ async fn probe_loop(inner: Arc<Inner>, scheduled: Arc<Scheduled>) {
         Instant::now() + Duration::from_millis(wait)
     };
     let mut memory = ScrapeMemory::default();
+    // Local results of a multi-location probe the database could not take yet, oldest first.
+    let mut unjudged: VecDeque<ProbeResult> = VecDeque::new();
     loop {
         tokio::time::sleep_until(due).await;
         let result = match (&probe.check, probe.kind) {
@@ -459,10 +512,17 @@ async fn probe_loop(inner: Arc<Inner>, scheduled: Arc<Scheduled>) {
                 Some(r)
             }
         };
-        if let Some(result) = result
-            && inner.ingest.submit(scheduled.record(result)).await.is_err()
-        {
-            return;
+        match (result, &inner.judge) {
+            (Some(result), Some(judge)) if probe.multi_location() => {
+                unjudged.push_back(result);
+                judge_local(judge, probe, &mut unjudged).await;
+            }
+            (Some(result), _) => {
+                if inner.ingest.submit(scheduled.record(result)).await.is_err() {
+                    return;
+                }
+            }
+            (None, _) => {}
         }
         due += interval;
         let now = Instant::now();
@@ -470,6 +530,25 @@ async fn probe_loop(inner: Arc<Inner>, scheduled: Arc<Scheduled>) {
             // Missed ticks are skipped, not replayed in a burst.
             let behind = now.duration_since(due).as_millis() as u64;
             due += interval * u32::try_from(behind / period_ms + 1).unwrap_or(u32::MAX);
+        }
+    }
+}
+
+/// Local results of a multi-location probe kept while the database cannot take them: a minute
+/// of checks at the shortest interval. Older ones are dropped (and counted in the log).
+const UNJUDGED_KEPT: usize = 60;
+
+/// Judges the waiting local results of a multi-location probe, oldest first; keeps them for the
+/// next check when PostgreSQL cannot take them now.
+async fn judge_local(judge: &Judge, probe: &CompiledProbe, unjudged: &mut VecDeque<ProbeResult>) {
+    let items: Vec<Located> = unjudged.iter().map(|r| Located { result: r.clone(), receipt: None }).collect();
+    match judge.judge(probe, items).await {
+        Ok(_) => unjudged.clear(),
+        Err(e) => {
+            let dropped = unjudged.len().saturating_sub(UNJUDGED_KEPT);
+            unjudged.drain(..dropped);
+            tracing::warn!(probe = %probe.name, error = %e, waiting = unjudged.len(), dropped,
+                "cannot judge local results by quorum now; keeping them for the next check");
         }
     }
 }

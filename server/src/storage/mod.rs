@@ -1,11 +1,12 @@
 //! PostgreSQL, and every SQL statement Triage runs: the embedded cluster (`cluster`) and what
 //! restarts it when it dies (`supervisor`), the pool and
 //! migrations (`pool`), instance and database housekeeping here, services and probes in `catalog`, change events in `changes`,
-//! raw results in `results`, rollups and their bucket format in `rollups`, users, sessions,
+//! raw results in `results`, the (probe, location) state machines in `locations`, remote agents in `agents`, rollups and their bucket format in `rollups`, users, sessions,
 //! tokens and the audit trail in `auth`, incidents in `incidents`, checklists and hypotheses in
 //! `guidance`, postmortems in `postmortems`, notification channels, rules and the outbox in
 //! `notify`, maintenance windows in `maintenance`, status pages and public updates in `status_pages`, benchmark set-up in `bench`.
 
+pub mod agents;
 pub mod auth;
 pub mod bench;
 pub mod bus;
@@ -14,6 +15,7 @@ pub mod changes;
 pub mod cluster;
 pub mod guidance;
 pub mod incidents;
+pub mod locations;
 pub mod maintenance;
 pub mod notify;
 pub mod pool;

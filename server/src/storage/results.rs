@@ -3,7 +3,9 @@
 use std::borrow::Borrow;
 
 use app::model::unknown_state;
-use app::model::{Component, EchoCount, ErrorClass, Outcome, Phases, PoolReading, ProbeResult, StateChange};
+use app::model::{
+    Component, EchoCount, ErrorClass, Outcome, Phases, PoolReading, ProbeResult, QuorumNote, StateChange,
+};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -180,7 +182,7 @@ pub async fn write_batch<R: Borrow<ProbeResult>>(
 
 const COPY_RESULTS: &str = "copy results (probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us,
     ttfb_us, transfer_us, total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left, components, pool,
-    echo_sent, echo_received) from stdin with (format binary)";
+    echo_sent, echo_received, location) from stdin with (format binary)";
 
 /// Results in PostgreSQL's binary COPY format: the cheapest way in (no parsing on the server).
 pub fn encode_copy<R: Borrow<ProbeResult>>(results: &[R]) -> Vec<u8> {
@@ -229,7 +231,7 @@ pub fn encode_copy<R: Borrow<ProbeResult>>(results: &[R]) -> Vec<u8> {
     buf.extend_from_slice(&0i32.to_be_bytes());
     buf.extend_from_slice(&0i32.to_be_bytes());
     for r in results.iter().map(Borrow::borrow) {
-        buf.extend_from_slice(&20i16.to_be_bytes());
+        buf.extend_from_slice(&21i16.to_be_bytes());
         field(&mut buf, r.probe_id.as_bytes());
         field(&mut buf, &(r.at - epoch).num_microseconds().unwrap_or(0).to_be_bytes());
         int2(&mut buf, Some(outcome_code(r.outcome)));
@@ -251,6 +253,7 @@ pub fn encode_copy<R: Borrow<ProbeResult>>(results: &[R]) -> Vec<u8> {
         let small = |v: u32| i16::try_from(v).unwrap_or(i16::MAX);
         int2(&mut buf, r.echo.map(|e| small(e.sent)));
         int2(&mut buf, r.echo.map(|e| small(e.received)));
+        text(&mut buf, r.location.as_deref());
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
     buf
@@ -331,6 +334,7 @@ struct ResultRow {
     pool: Option<Json<PoolReading>>,
     echo_sent: Option<i16>,
     echo_received: Option<i16>,
+    location: Option<String>,
 }
 
 fn result_from(r: ResultRow) -> ProbeResult {
@@ -357,6 +361,7 @@ fn result_from(r: ResultRow) -> ProbeResult {
         components: r.components.map(|c| c.0).unwrap_or_default(),
         pool: r.pool.map(|p| p.0),
         echo: echo_count(r.echo_sent, r.echo_received),
+        location: r.location,
     }
 }
 
@@ -374,7 +379,7 @@ pub async fn list_results(
         r#"select probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us, transfer_us,
                   total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left,
                   components as "components: Json<Vec<Component>>", pool as "pool: Json<PoolReading>",
-                  echo_sent, echo_received
+                  echo_sent, echo_received, location
              from results where probe_id = any($1) and at >= $2 and at < $3
             order by at desc limit $4"#,
         probes,
@@ -399,9 +404,10 @@ pub async fn count_results(pool: &PgPool, probe_id: Option<Uuid>) -> Result<i64,
 /// Confirmed state changes of `probes`, newest first.
 pub async fn list_state_changes(pool: &PgPool, probes: &[Uuid], limit: i64) -> Result<Vec<StateChange>, sqlx::Error> {
     let rows = sqlx::query!(
-        "select c.probe_id, p.service_id, c.at, c.from_state, c.to_state, c.request_id, c.error_class
+        r#"select c.probe_id, p.service_id, c.at, c.from_state, c.to_state, c.request_id, c.error_class,
+                  c.quorum as "quorum: Json<QuorumNote>"
            from state_changes c join probes p using (probe_id)
-          where c.probe_id = any($1) order by c.at desc, c.state_change_id desc limit $2",
+          where c.probe_id = any($1) order by c.at desc, c.state_change_id desc limit $2"#,
         probes,
         limit,
     )
@@ -418,6 +424,7 @@ pub async fn list_state_changes(pool: &PgPool, probes: &[Uuid], limit: i64) -> R
                 to: Outcome::parse(&r.to_state)?,
                 request_id: r.request_id,
                 error: r.error_class.as_deref().and_then(ErrorClass::parse),
+                quorum: r.quorum.map(|q| q.0),
             })
         })
         .collect())
@@ -480,26 +487,55 @@ pub async fn store_push(
     state: Option<&StateRow>,
     change: Option<&StateChange>,
 ) -> Result<PushReceipt, sqlx::Error> {
+    if let Some(first) = claim_receipt(tx, result.probe_id, agent_id, seq, result.at).await? {
+        return Ok(PushReceipt::Duplicate(first));
+    }
+    store_judged(tx, result, state, change).await?;
+    Ok(PushReceipt::Stored)
+}
+
+/// Records the idempotency key (`agent_id`, `seq`) of a result of `probe`; answers when the same
+/// key was stored before (a retry: store nothing), `None` when it is new.
+#[tracing::instrument(skip_all, fields(probe_id = %probe, agent_id, seq))]
+pub async fn claim_receipt(
+    tx: &mut Transaction<'_, Postgres>,
+    probe: Uuid,
+    agent_id: &str,
+    seq: i64,
+    at: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let inserted = sqlx::query!(
         "insert into push_receipts (probe_id, agent_id, seq, at) values ($1, $2, $3, $4) on conflict do nothing",
-        result.probe_id,
+        probe,
         agent_id,
         seq,
-        result.at,
+        at,
     )
     .execute(&mut **tx)
     .await?;
-    if inserted.rows_affected() == 0 {
-        let at = sqlx::query_scalar!(
-            "select at from push_receipts where probe_id = $1 and agent_id = $2 and seq = $3",
-            result.probe_id,
-            agent_id,
-            seq,
-        )
-        .fetch_one(&mut **tx)
-        .await?;
-        return Ok(PushReceipt::Duplicate(at));
+    if inserted.rows_affected() == 1 {
+        return Ok(None);
     }
+    sqlx::query_scalar!(
+        "select at from push_receipts where probe_id = $1 and agent_id = $2 and seq = $3",
+        probe,
+        agent_id,
+        seq,
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map(Some)
+}
+
+/// Stores one judged result (pushed, or from a location) with the probe's state after it and
+/// the change it confirmed, in the caller's transaction.
+#[tracing::instrument(skip_all, fields(probe_id = %result.probe_id))]
+pub async fn store_judged(
+    tx: &mut Transaction<'_, Postgres>,
+    result: &ProbeResult,
+    state: Option<&StateRow>,
+    change: Option<&StateChange>,
+) -> Result<(), sqlx::Error> {
     let watermark = share_watermark(tx).await?;
     insert_results(tx, std::slice::from_ref(result)).await?;
     if result.at < watermark {
@@ -517,19 +553,20 @@ pub async fn store_push(
     }
     if let Some(c) = change {
         sqlx::query!(
-            "insert into state_changes (probe_id, at, from_state, to_state, request_id, error_class)
-             values ($1, $2, $3, $4, $5, $6)",
+            "insert into state_changes (probe_id, at, from_state, to_state, request_id, error_class, quorum)
+             values ($1, $2, $3, $4, $5, $6, $7)",
             c.probe_id,
             c.at,
             unknown_state::as_str(c.from),
             c.to.as_str(),
             c.request_id,
             c.error.map(ErrorClass::as_str) as Option<&str>,
+            c.quorum.as_ref().map(Json) as Option<Json<&QuorumNote>>,
         )
         .execute(&mut **tx)
         .await?;
     }
-    Ok(PushReceipt::Stored)
+    Ok(())
 }
 
 /// The rollup watermark, read `for share` so that the rollup task (which takes it `for update`)

@@ -38,6 +38,8 @@ pub enum Need {
     Push,
     /// Anyone who presents valid credentials: a session, a token of any scope, a probe's token.
     SignedIn,
+    /// Remote agents: an `agent` (or `admin`) token.
+    Agent,
 }
 
 /// Which kind of route a rule covers: decides how an anonymous caller is answered (pages
@@ -328,6 +330,7 @@ pub fn decide(who: &Principal, rule: &Rule, method: &Method, probe: Option<Uuid>
         }
         (Need::Push, Principal::Token { scope: Scope::Push | Scope::Admin, .. }) => Decision::Allow,
         (Need::Push, Principal::Agent { probe_id }) if Some(*probe_id) == probe => Decision::Allow,
+        (Need::Agent, Principal::Token { scope: Scope::Agent | Scope::Admin, .. }) => Decision::Allow,
         _ => Decision::Forbidden,
     }
 }
@@ -501,6 +504,7 @@ pub async fn enforce(State(gate): State<Arc<Gate>>, mut req: Request, next: Next
             let need = match rule.need {
                 Need::Role(r) => format!("the {} role", r.as_str()),
                 Need::Push => "a push token".into(),
+                Need::Agent => "an agent token".into(),
                 Need::Public => "nothing".into(),
                 Need::SignedIn => "credentials".into(),
             };

@@ -226,6 +226,7 @@ pub async fn build_state(
         instance: Arc::new(instance),
         scheduler: probing.scheduler.clone(),
         hub: probing.hub.clone(),
+        judge: probing.judge.clone(),
         replicas: probing.replicas.clone(),
         bus: probing.bus.clone(),
         overview: Arc::default(),

@@ -57,6 +57,8 @@ pub struct Shared {
     pub instance: Arc<InstanceInfo>,
     pub scheduler: Scheduler,
     pub hub: EventHub,
+    /// Judges results of probes run from several locations.
+    pub judge: crate::monitor::quorum::Judge,
     /// This process's membership of the replica set sharing the database.
     pub replicas: crate::monitor::replicas::Replicas,
     /// Messages to and from the other replicas.

@@ -37,6 +37,10 @@ fn intended(method: &Method, path: &str) -> Need {
     if path.starts_with("/api/v1/push/") || (path == "/api/v1/changes" && method == Method::POST) {
         return Need::Push;
     }
+    // Remote agents fetch their assignments and deliver results with their own token scope.
+    if path.starts_with("/api/v1/agent/") {
+        return Need::Agent;
+    }
     // The API's own description: anyone with credentials of any kind.
     if path == "/api/v1/openapi.json" {
         return Need::SignedIn;
@@ -55,7 +59,9 @@ fn intended(method: &Method, path: &str) -> Need {
         || path == "/admin"
         || path.starts_with("/config")
         || path == "/api/get_catalog"
-        || ["/api/v1/users", "/api/v1/tokens", "/api/v1/audit", "/api/v1/replicas"].iter().any(|p| path.starts_with(p))
+        || ["/api/v1/users", "/api/v1/tokens", "/api/v1/audit", "/api/v1/replicas", "/api/v1/agents"]
+            .iter()
+            .any(|p| path.starts_with(p))
         || (path.starts_with("/api/v1/probes/") && path.ends_with("/replica"))
     {
         return admin;
@@ -149,7 +155,7 @@ fn expected(who: Who, rule: &Rule) -> Seen {
         }
         Who::PushToken => match rule.need {
             Need::Public | Need::Push | Need::SignedIn => Allowed,
-            Need::Role(_) => Forbidden,
+            Need::Role(_) | Need::Agent => Forbidden,
         },
         Who::ReadToken => match rule.need {
             Need::Public | Need::SignedIn => Allowed,

@@ -362,6 +362,7 @@ async fn a_retried_batch_is_not_stored_twice() {
         to: Outcome::Down,
         request_id: "batch-retry-1".into(),
         error: Some(ErrorClass::Timeout),
+        quorum: None,
     };
     let id = uuid::Uuid::new_v4();
     let write = || {

@@ -67,6 +67,17 @@ impl ProbeState {
         self.state
     }
 
+    /// The runs counted so far (`at_least`, `at_most`), to be stored between results that may
+    /// be judged on different replicas.
+    pub fn runs(&self) -> ([u32; 3], [u32; 3]) {
+        (self.at_least, self.at_most)
+    }
+
+    /// Continues from a stored state and its stored runs.
+    pub fn restore(state: Option<Outcome>, confirmation: Confirmation, runs: ([u32; 3], [u32; 3])) -> Self {
+        Self { at_least: runs.0, at_most: runs.1, ..Self::resume(state, confirmation) }
+    }
+
     /// Feeds one result; returns the change it confirms, if any.
     pub fn observe(&mut self, outcome: Outcome) -> Option<StateChange> {
         let sev = severity(outcome);
@@ -117,6 +128,17 @@ mod tests {
 
     fn change(from: Outcome, to: Outcome) -> Option<StateChange> {
         Some(StateChange { from: Some(from), to })
+    }
+
+    #[test]
+    fn a_restored_machine_goes_on_counting_where_it_stopped() {
+        let mut s = ProbeState::new(c(3, 2));
+        s.observe(Down);
+        s.observe(Down);
+        let mut again = ProbeState::restore(s.state(), c(3, 2), s.runs());
+        assert_eq!(again.observe(Down), Some(StateChange { from: None, to: Down }), "the third failure confirms");
+        let mut fresh = ProbeState::resume(s.state(), c(3, 2));
+        assert_eq!(fresh.observe(Down), None, "without its runs it would start counting again");
     }
 
     #[test]

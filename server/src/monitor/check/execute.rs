@@ -36,6 +36,7 @@ fn base(probe_id: Uuid, at: DateTime<Utc>, r: CheckResult) -> ProbeResult {
         components: Vec::new(),
         pool: None,
         echo: r.echo,
+        location: None,
     }
 }
 

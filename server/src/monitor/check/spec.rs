@@ -89,6 +89,26 @@ pub struct CompiledProbe {
     /// `None` for push probes.
     pub check: Option<Check>,
     pub pool_mapping: PoolMapping,
+    /// Where it runs from; more than `local` alone: judged by quorum (`monitor::quorum`).
+    pub locations: Vec<String>,
+    /// Locations that must confirm down for the probe to be down.
+    pub quorum: usize,
+}
+
+impl CompiledProbe {
+    /// Judged by quorum over its locations rather than by the scheduler's own state machine.
+    pub fn multi_location(&self) -> bool {
+        !app::model::is_local_only(&self.locations)
+    }
+
+    pub fn runs_locally(&self) -> bool {
+        self.locations.iter().any(|l| l == app::model::LOCAL)
+    }
+
+    /// The server schedules it: enabled and run from `local`.
+    pub fn runnable(&self) -> bool {
+        self.enabled && self.runs_locally()
+    }
 }
 
 /// Headers Triage sets itself (the request id among them) or that would desynchronise the
@@ -124,6 +144,8 @@ pub fn compile(id: Uuid, service_id: Uuid, spec: &ProbeSpec) -> Result<CompiledP
         confirmation: Confirmation { failures_to_down: spec.failures_to_down, successes_to_up: spec.successes_to_up },
         check,
         pool_mapping: pool_mapping(spec),
+        locations: spec.locations.clone(),
+        quorum: spec.quorum_of(),
     })
 }
 
@@ -141,6 +163,32 @@ fn pool_mapping(spec: &ProbeSpec) -> PoolMapping {
         errors: pick(&m.errors, d.errors),
         saturated_at: spec.pool_saturated_at.unwrap_or(d.saturated_at),
     }
+}
+
+/// At most this many locations per probe (each adds a state machine and a chart line).
+pub const MAX_LOCATIONS: usize = 16;
+
+fn check_locations(spec: &ProbeSpec) -> Result<(), SpecError> {
+    let l = &spec.locations;
+    if l.is_empty() || l.len() > MAX_LOCATIONS {
+        return Err(bad("locations", format!("must name 1–{MAX_LOCATIONS} locations (\"local\" is the server)")));
+    }
+    if let Some((name, why)) = l.iter().find_map(|n| app::model::location_problem(n).map(|w| (n, w))) {
+        return Err(bad("locations", format!("{name:?} {why}")));
+    }
+    let mut sorted = l.clone();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != l.len() {
+        return Err(bad("locations", "names a location twice"));
+    }
+    if spec.kind == ProbeKind::Push && spec.is_multi_location() {
+        return Err(bad("locations", "push probes are judged where their pushes arrive; leave `locations` out"));
+    }
+    if spec.quorum.is_some_and(|q| q < 1 || q as usize > l.len()) {
+        return Err(bad("quorum", format!("must be between 1 and the number of locations ({})", l.len())));
+    }
+    Ok(())
 }
 
 fn compile_check(spec: &ProbeSpec) -> Result<Option<Check>, SpecError> {
@@ -168,6 +216,7 @@ fn compile_check(spec: &ProbeSpec) -> Result<Option<Check>, SpecError> {
     if !(1..=100).contains(&spec.successes_to_up) {
         return Err(bad("successes_to_up", "must be between 1 and 100"));
     }
+    check_locations(spec)?;
     let policy = &spec.incidents;
     if !(1..=86_400).contains(&policy.healthy_for_secs) {
         return Err(bad("incidents.healthy_for_secs", "must be between 1 and 86400"));

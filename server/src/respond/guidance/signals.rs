@@ -931,6 +931,7 @@ mod tests {
             components: vec![],
             pool: None,
             echo: None,
+            location: None,
         }
     }
 

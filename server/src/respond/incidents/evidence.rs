@@ -167,6 +167,7 @@ mod tests {
             components: vec![],
             pool: None,
             echo: None,
+            location: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: services, probes, their results and series, and pushed results.
 //! JSON in and out; every error is the JSON body of [`ApiError`], naming the field at fault.
 
+mod agents;
 mod auth;
 mod changes;
 mod guidance;
@@ -17,12 +18,12 @@ mod stream;
 mod users;
 
 use app::model::{
-    AuditRow, ChangeEvent, ChangeInput, Channel, ChannelSpec, Checklist, ChecklistDef, CreatedToken, Delivery,
-    EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput, Incident, IncidentPatch, MaintenanceSpec,
-    MaintenanceWindow, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Postmortem, PostmortemComment,
-    PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, ProbeTrial, PublicUpdate, PublicUpdateInput,
-    Replica, Role, Rule, RuleSpec, Series, Service, ServiceInput, SloSpec, SloStatus, StateChange, StatusPage,
-    StatusPageSpec, TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary,
+    Agent, AgentBatch, AgentBatchAnswer, AuditRow, ChangeEvent, ChangeInput, Channel, ChannelSpec, Checklist,
+    ChecklistDef, CreatedToken, Delivery, EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput, Incident,
+    IncidentPatch, MaintenanceSpec, MaintenanceWindow, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser,
+    Postmortem, PostmortemComment, PostmortemPatch, PostmortemSummary, Probe, ProbeResult, ProbeSpec, ProbeTrial,
+    PublicUpdate, PublicUpdateInput, Replica, Role, Rule, RuleSpec, Series, Service, ServiceInput, SloSpec, SloStatus,
+    StateChange, StatusPage, StatusPageSpec, TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary,
 };
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
@@ -95,6 +96,15 @@ pub fn routes() -> Secured {
         .takes(json::<push::PushBody>())
         .returns(201, json::<push::PushAnswer>())
         .returns(200, json::<push::PushAnswer>())
+        .get("/api/v1/agent/stream", Need::Agent, agents::stream)
+        .returns(200, other("text/event-stream"))
+        .post("/api/v1/agent/results", Need::Agent, agents::results)
+        .takes(json::<AgentBatch>())
+        .returns(200, json::<AgentBatchAnswer>())
+        .get("/api/v1/agents", admin, agents::list)
+        .returns(200, list::<Agent>())
+        .post("/api/v1/agents/{id}/revoke", admin, agents::revoke)
+        .returns(204, None)
         .get("/api/v1/events", viewer, stream::events)
         .returns(200, other("text/event-stream"))
         .post("/api/v1/auth/login", Need::Public, auth::login)

@@ -191,6 +191,7 @@ fn need_text(need: Need) -> String {
         Need::Public => "Open to anyone.".into(),
         Need::SignedIn => "Any signed-in user or token.".into(),
         Need::Push => "A `push` or `admin` token, or the probe's own push token.".into(),
+        Need::Agent => "An `agent` (or `admin`) token.".into(),
         Need::Role(role) => format!(
             "Needs the {} role (a session), or an `admin` token{}.",
             role.as_str(),

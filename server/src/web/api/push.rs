@@ -118,6 +118,7 @@ pub async fn push(
         components: Vec::new(),
         pool: None,
         echo: None,
+        location: None,
     };
     // One push of this probe at a time, from judging it to storing it: the state machine moves
     // only after the store, in the order the results were stored.
