@@ -417,6 +417,10 @@ pub struct EventEvidence {
     pub phase: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// A probe run from several locations: which of them the state stands on ("down from 2 of 3
+    /// locations: eu-west, us-east").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locations: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

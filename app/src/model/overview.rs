@@ -90,6 +90,9 @@ pub struct LiveResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorClass>,
     pub request_id: String,
+    /// Where it was checked from, when not by the server itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 impl LiveResult {
@@ -104,6 +107,7 @@ impl LiveResult {
             status: r.status,
             error: r.error,
             request_id: r.request_id.clone(),
+            location: r.location.clone(),
         }
     }
 }
@@ -180,6 +184,7 @@ mod tests {
             status: Some(500),
             error: Some(ErrorClass::Status),
             request_id: "ab12".into(),
+            location: None,
         });
         assert_eq!(e.name(), "result");
         assert_eq!(

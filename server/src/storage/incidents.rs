@@ -636,6 +636,7 @@ pub struct PendingChange {
     pub service_id: Uuid,
     pub service_name: String,
     pub criticality: String,
+    pub quorum: Option<Json<app::model::QuorumNote>>,
 }
 
 /// The oldest unhandled state changes, locked so that two engines never handle one twice.
@@ -645,7 +646,7 @@ pub async fn claim_changes(tx: &mut Transaction<'_, Postgres>, limit: i64) -> Re
         PendingChange,
         r#"select c.state_change_id, c.probe_id, c.at, c.from_state, c.to_state, c.request_id, c.error_class,
                   p.name as probe_name, p.spec as "spec: Json<ProbeSpec>", p.service_id, s.name as service_name,
-                  s.criticality
+                  s.criticality, c.quorum as "quorum: Json<app::model::QuorumNote>"
              from state_changes c
              join probes p using (probe_id)
              join services s on s.service_id = p.service_id

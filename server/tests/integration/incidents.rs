@@ -488,7 +488,7 @@ async fn a_probe_confirmed_down_opens_an_incident_and_its_recovery_suggests_reso
 
 /// Whether the probe's state change has been handled by the incident engine (there is no event
 /// for "handled, nothing to do", so this polls the queue row).
-async fn wait_handled(app: &TestApp, probe: uuid::Uuid) -> bool {
+pub async fn wait_handled(app: &TestApp, probe: uuid::Uuid) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while tokio::time::Instant::now() < deadline {
         let handled: Option<bool> = sqlx::query_scalar(

@@ -2,6 +2,7 @@
 //! private PostgreSQL cluster (see `common`).
 
 mod access;
+mod agents;
 mod auth;
 mod changes;
 mod cli;

@@ -126,6 +126,7 @@ impl Engine {
             return Ok(Vec::new());
         };
         let spec = &c.spec.0;
+        let locations = c.quorum.as_ref().map(|q| q.0.describe(to));
         let mut outbox = Outbox::new();
         let result = store::result_at(&self.pool, c.probe_id, c.at).await?;
         let baseline = store::results_before(&self.pool, c.probe_id, c.at, Outcome::Up, 20).await?;
@@ -137,7 +138,10 @@ impl Engine {
                 name: c.probe_name.clone(),
                 state: to,
                 previous: from,
-                evidence: event_evidence(&c.request_id, to, result.as_ref(), &baseline),
+                evidence: EventEvidence {
+                    locations: locations.clone(),
+                    ..event_evidence(&c.request_id, to, result.as_ref(), &baseline)
+                },
             },
         };
         let mut incident = store::open_incident_for_service(tx, c.service_id).await?;
@@ -178,6 +182,7 @@ impl Engine {
                     state: to,
                     started,
                     detected: c.at,
+                    locations: locations.as_deref(),
                 };
                 let (id, events) = self.open(tx, &opening, facts()).await?;
                 outbox.extend(events.into_iter().map(|e| (id, e)));
@@ -207,6 +212,7 @@ impl Engine {
             request_id: &c.request_id,
             result: result.as_ref(),
             baseline: &baseline,
+            locations: locations.as_deref(),
         });
         let entry = store::insert_entry(
             &mut **tx,
@@ -239,8 +245,9 @@ impl Engine {
         cause: ProbeFacts,
     ) -> Result<(Uuid, Vec<RoomEvent>), sqlx::Error> {
         let severity = severity_of(o.spec, o.criticality);
+        let whence = o.locations.map(|l| format!(", {l}")).unwrap_or_default();
         let text = format!(
-            "Opened automatically as **{}**: probe **{}** confirmed {} (first failing check {}).",
+            "Opened automatically as **{}**: probe **{}** confirmed {}{whence} (first failing check {}).",
             severity.as_str(),
             o.probe,
             o.state.as_str(),
@@ -287,6 +294,7 @@ impl Engine {
                     state: Outcome::Degraded,
                     started: d.since,
                     detected: now,
+                    locations: None,
                 };
                 let cause = opening.cause(d.probe_id);
                 let (id, events) = self.open(&mut tx, &opening, cause).await?;
@@ -365,6 +373,7 @@ impl Engine {
                 state: Outcome::Down,
                 started: q.since,
                 detected: now,
+                locations: None,
             };
             let cause = opening.cause(q.probe_id);
             let (id, events) = self.open(&mut tx, &opening, cause).await?;
@@ -446,6 +455,8 @@ struct Opening<'a> {
     state: Outcome,
     started: DateTime<Utc>,
     detected: DateTime<Utc>,
+    /// A probe run from several locations: which of them the state stands on.
+    locations: Option<&'a str>,
 }
 
 impl Opening<'_> {

@@ -25,6 +25,8 @@ pub struct Change<'a> {
     pub request_id: &'a str,
     pub result: Option<&'a ProbeResult>,
     pub baseline: &'a [ProbeResult],
+    /// A probe run from several locations: which of them the state stands on.
+    pub locations: Option<&'a str>,
 }
 
 /// Markdown-safe inline code: backticks inside would end the span.
@@ -96,6 +98,9 @@ pub fn describe(c: &Change<'_>) -> Evidence {
         }
         Some(from) => format!("**{} / {}** is **{}** (was {})", c.service, c.probe, c.to.as_str(), from.as_str()),
     };
+    if let Some(l) = c.locations {
+        facts.push(l.to_string());
+    }
     if let Some(r) = c.result {
         if let Some(status) = r.status {
             facts.push(format!("HTTP {status}"));
@@ -190,6 +195,7 @@ mod tests {
             at: DateTime::<Utc>::UNIX_EPOCH,
             request_id: "req-42",
             result: Some(&bad),
+            locations: None,
             baseline: &baseline,
         });
         for needle in [
@@ -219,6 +225,7 @@ mod tests {
             at: DateTime::<Utc>::UNIX_EPOCH,
             request_id: "req-1",
             result: None,
+            locations: None,
             baseline: &[],
         });
         assert!(e.text.starts_with("**checkout / health** is **down** (its first confirmed state)"), "{}", e.text);

@@ -93,6 +93,9 @@ pub fn facts(n: &Notification) -> Vec<(&'static str, String)> {
         };
         f.push(("State", state));
         let e = &p.evidence;
+        if let Some(l) = &e.locations {
+            f.push(("Locations", l.clone()));
+        }
         if let Some(s) = e.status {
             f.push(("HTTP status", s.to_string()));
         }

@@ -85,6 +85,8 @@ pub fn routes() -> Secured {
         .returns(200, list::<ProbeResult>())
         .get("/api/v1/probes/{id}/series", viewer, probes::series)
         .returns(200, json::<Series>())
+        .get("/api/v1/probes/{id}/locations", viewer, probes::locations)
+        .returns(200, list::<app::model::LocationState>())
         .get("/api/v1/probes/{id}/state-changes", viewer, probes::state_changes)
         .returns(200, list::<StateChange>())
         .post("/api/v1/changes", Need::Push, changes::record)

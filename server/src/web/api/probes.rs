@@ -35,6 +35,42 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resu
     store::get_probe(&state.pool, id).await?.map(|p| Json(p.masked())).ok_or(ApiError::NotFound("probe"))
 }
 
+/// `GET /api/v1/probes/{id}/locations`: each location the probe runs from, with its own
+/// confirmed state (a location that has not reported yet is `unknown`).
+pub async fn locations(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<app::model::LocationState>>, ApiError> {
+    let id = parse_id(&id)?;
+    let probe = store::get_probe(&state.pool, id).await?.ok_or(ApiError::NotFound("probe"))?;
+    let mut stored = crate::storage::locations::list(&state.pool, id).await?;
+    let since = probe.status.as_ref().map_or(probe.created_at, |s| s.since);
+    let rows = probe
+        .spec
+        .locations
+        .iter()
+        .map(|l| match stored.iter().position(|s| &s.location == l) {
+            Some(i) => stored.swap_remove(i),
+            None => app::model::LocationState {
+                location: l.clone(),
+                state: if probe.spec.is_multi_location() { None } else { probe.status.as_ref().and_then(|s| s.state) },
+                since,
+                last_result_at: probe
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.last_result_at)
+                    .filter(|_| !probe.spec.is_multi_location()),
+                last_outcome: probe
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.last_outcome)
+                    .filter(|_| !probe.spec.is_multi_location()),
+            },
+        })
+        .collect();
+    Ok(Json(rows))
+}
+
 /// A written probe; `push_token` only when one was just issued (it is never shown again), and
 /// `refused` when the network policy refuses its target (saved all the same: an admin may be
 /// about to allow it).

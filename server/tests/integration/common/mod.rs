@@ -306,6 +306,37 @@ impl Proc {
         Proc::serve(cmd, extra_args)
     }
 
+    /// Starts `triage agent` for `location` against `server` (the token in the environment, as
+    /// the README advises), probes allowed to reach loopback; waits for its first log line.
+    pub fn agent(server: &str, token: &str, location: &str, spool: Option<&Path>, extra_args: &[&str]) -> Proc {
+        let mut cmd = triage();
+        cmd.env("TRIAGE_TOKEN", token)
+            .args(["agent", "--server", server, "--location", location, "--probe-allow", "127.0.0.0/8"])
+            .args(["--log-format", "json"]);
+        if let Some(dir) = spool {
+            cmd.arg("--spool-dir").arg(dir);
+        }
+        cmd.args(extra_args);
+        let mut proc = Proc::launch(cmd);
+        proc.wait_for(|l| l.contains("agent starting"), Duration::from_secs(30)).expect("the agent starts");
+        proc.url = server.to_string();
+        proc
+    }
+
+    fn launch(mut cmd: Command) -> Proc {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn triage");
+        let stdout: ChildStdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, url: String::new(), lines: rx, seen: Vec::new() }
+    }
+
     fn serve(mut cmd: Command, extra_args: &[&str]) -> Proc {
         let mut child = cmd
             .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
