@@ -247,6 +247,7 @@ async fn an_agent_cut_off_from_the_server_delivers_every_result_once() {
     // Delivered oldest first: a result checked after the cut ended arrives after all before it.
     let late = move |e: &ProbeEvent| matches!(e, ProbeEvent::Result(r) if r.probe_id == probe.id && r.location.is_some() && r.at > restored_at);
     wait_events(&mut rx, 1, Duration::from_secs(90), late).await;
+    let drained = chrono::Utc::now() - restored_at;
     let status = agent.terminate();
     assert!(status.success(), "the agent stops cleanly: {status:?}");
 
@@ -268,5 +269,116 @@ async fn an_agent_cut_off_from_the_server_delivers_every_result_once() {
         .await
         .expect("receipts");
     assert_eq!(receipts as usize, rows.len());
+    println!(
+        "agent cut off for {} s: {} results stored, none twice, widest gap {widest} ms; caught up {} ms after the cut ended",
+        (restored_at - cut_at).num_seconds(),
+        rows.len(),
+        drained.num_milliseconds()
+    );
     app.stop().await;
+}
+
+fn client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().expect("header"));
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).default_headers(headers).build().expect("client")
+}
+
+async fn fetch<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: String) -> T {
+    let res = client.get(&url).send().await.expect("request");
+    assert_eq!(res.status(), StatusCode::OK, "{url}");
+    res.json().await.expect("json")
+}
+
+/// Polls `read` until `done` holds (these processes have no stream the test could await).
+async fn until<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    what: &str,
+    read: impl Fn() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    loop {
+        let got = read().await;
+        if done(&got) {
+            return got;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: {got:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_and_two_agents_judge_by_quorum_and_survive_a_kill() {
+    let (target, failing) = regional_target().await;
+    let (pool, url) = crate::common::fresh_db_url().await;
+    let admin = client(&create_token(&pool, Scope::Admin, "admin").await);
+    let agent_token = create_token(&pool, Scope::Agent, "agents").await;
+    let args = ["--self-watch", "false", "--probe-allow", "127.0.0.1/32"];
+    let mut procs: Vec<Proc> = Vec::new();
+    for _ in 0..3 {
+        let url = url.clone();
+        procs.push(tokio::task::spawn_blocking(move || Proc::replica(&url, &args)).await.expect("start"));
+    }
+    let spools = tempfile::tempdir().expect("tempdir");
+    // Each agent talks to a replica of its own; the probe's local checks run on a third, maybe.
+    let (eu_url, us_url) = (procs[0].url.clone(), procs[1].url.clone());
+    let (eu_spool, us_spool) = (spools.path().join("eu"), spools.path().join("us"));
+    let (token_a, token_b) = (agent_token.clone(), agent_token.clone());
+    let _eu = tokio::task::spawn_blocking(move || Proc::agent(&eu_url, &token_a, "eu-west", Some(&eu_spool), &[]))
+        .await
+        .expect("agent");
+    let _us = tokio::task::spawn_blocking(move || Proc::agent(&us_url, &token_b, "us-east", Some(&us_spool), &[]))
+        .await
+        .expect("agent");
+    let body = json!({
+        "name": "regional", "service": "shop", "kind": "http",
+        "url": format!("http://{target}/health"), "interval_secs": 1, "timeout_ms": 800,
+        "failures_to_down": 2, "successes_to_up": 1, "locations": ["local", "eu-west", "us-east"],
+    });
+    let res = admin.post(format!("{}/api/v1/probes", procs[2].url)).json(&body).send().await.expect("create");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let probe: Probe = res.json().await.expect("probe");
+    let via = procs[2].url.clone();
+    let locations = || fetch::<Vec<LocationState>>(&admin, format!("{via}/api/v1/probes/{}/locations", probe.id));
+    let all = |want: Outcome| move |t: &Vec<LocationState>| t.iter().all(|l| l.state == Some(want));
+    until("every location up", &locations, all(Outcome::Up)).await;
+
+    let state = || async {
+        let p: Probe = fetch(&admin, format!("{via}/api/v1/probes/{}", probe.id)).await;
+        p.status.and_then(|s| s.state)
+    };
+    failing.lock().expect("lock").insert("eu-west".into());
+    until("degraded from eu-west", &state, |s| *s == Some(Outcome::Degraded)).await;
+    assert!(crate::incidents::wait_handled_in(&pool, probe.id).await);
+    let open: Vec<Incident> = fetch(&admin, format!("{via}/api/v1/incidents")).await;
+    assert!(open.is_empty(), "{open:?}");
+
+    failing.lock().expect("lock").insert("us-east".into());
+    until("down from two locations", &state, |s| *s == Some(Outcome::Down)).await;
+    assert!(crate::incidents::wait_handled_in(&pool, probe.id).await);
+    let open: Vec<Incident> = fetch(&admin, format!("{}/api/v1/incidents", procs[0].url)).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    let entries: Vec<TimelineEntry> =
+        fetch(&admin, format!("{}/api/v1/incidents/{}/timeline", procs[1].url, open[0].id)).await;
+    assert!(entries.iter().any(|e| e.text.contains("eu-west, us-east")), "{entries:#?}");
+
+    // kill -9 the replica running the probe's local checks: another takes them over, and the
+    // quorum state holds (no second incident, no flap).
+    let owner: app::model::Replica = fetch(&admin, format!("{via}/api/v1/probes/{}/replica", probe.id)).await;
+    let victim = procs.iter().position(|p| p.child.id() as i32 == owner.pid).expect("the owner is ours");
+    let mut killed = procs.remove(victim);
+    killed.child.kill().expect("SIGKILL");
+    killed.child.wait().expect("reaped");
+    let killed_at = chrono::Utc::now();
+    let via = procs[0].url.clone();
+    let local_after = || async {
+        let rows: Vec<ProbeResult> =
+            fetch(&admin, format!("{via}/api/v1/probes/{}/results?limit=50", probe.id)).await;
+        rows.iter().filter(|r| r.location.is_none() && r.at > killed_at).count()
+    };
+    until("local checks resumed on another replica", &local_after, |n| *n >= 2).await;
+    let p: Probe = fetch(&admin, format!("{via}/api/v1/probes/{}", probe.id)).await;
+    assert_eq!(p.status.and_then(|s| s.state), Some(Outcome::Down));
+    let open: Vec<Incident> = fetch(&admin, format!("{via}/api/v1/incidents")).await;
+    assert_eq!(open.len(), 1, "still one incident: {open:?}");
 }

@@ -489,13 +489,18 @@ async fn a_probe_confirmed_down_opens_an_incident_and_its_recovery_suggests_reso
 /// Whether the probe's state change has been handled by the incident engine (there is no event
 /// for "handled, nothing to do", so this polls the queue row).
 pub async fn wait_handled(app: &TestApp, probe: uuid::Uuid) -> bool {
+    wait_handled_in(&app.pool, probe).await
+}
+
+/// [`wait_handled`] on a database (the engine may run in another process).
+pub async fn wait_handled_in(pool: &sqlx::PgPool, probe: uuid::Uuid) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while tokio::time::Instant::now() < deadline {
         let handled: Option<bool> = sqlx::query_scalar(
             "select bool_and(handled_at is not null) from state_changes where probe_id = $1 having count(*) > 0",
         )
         .bind(probe)
-        .fetch_optional(&app.pool)
+        .fetch_optional(pool)
         .await
         .expect("query");
         if handled == Some(true) {
