@@ -38,7 +38,10 @@ const BATCH: usize = 500;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
 /// The server ticks every 5 s: three missed ticks and the stream is taken for broken.
 const STREAM_SILENCE: Duration = Duration::from_secs(15);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Retries back off to this at most: an agent back on the network catches up within seconds.
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// How long to wait after the server refused the token (an admin must act first).
+const REFUSED_WAIT: Duration = Duration::from_secs(30);
 
 pub struct AgentSettings {
     pub server: url::Url,
@@ -192,7 +195,7 @@ async fn deliver(link: Arc<Link>) {
             }
             Err(Failed::Unauthorised(why)) => {
                 tracing::error!(waiting = link.spool().len(), "the server refuses this agent's token: {why}");
-                pause(BACKOFF_MAX).await;
+                pause(REFUSED_WAIT).await;
             }
             Err(Failed::Refused(why)) => {
                 tracing::error!("the server refused a batch; dropping it: {why}");
