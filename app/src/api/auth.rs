@@ -69,6 +69,13 @@ pub async fn admin_revoke_token(id: uuid::Uuid) -> Result<(), ServerError> {
     backend.0.revoke_token(super::backend::request_parts()?, id).await
 }
 
+/// Remote agents as they last reported, for the admin page.
+#[server(endpoint = "admin_list_agents")]
+pub async fn admin_list_agents() -> Result<Vec<crate::model::Agent>, ServerError> {
+    let backend = super::backend::backend()?;
+    backend.0.list_agents().await
+}
+
 #[server(endpoint = "admin_audit")]
 pub async fn admin_audit() -> Result<Vec<AuditRow>, ServerError> {
     let backend = super::backend::backend()?;

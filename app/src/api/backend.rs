@@ -45,6 +45,8 @@ pub trait Backend: CatalogBackend + NotifyBackend + PublicBackend + Send + Sync 
     fn create_token(&self, req: RequestParts, input: NewToken) -> BoxFuture<'_, Result<CreatedToken, ServerError>>;
     fn revoke_token(&self, req: RequestParts, id: uuid::Uuid) -> BoxFuture<'_, Result<(), ServerError>>;
     fn audit(&self) -> BoxFuture<'_, Result<Vec<AuditRow>, ServerError>>;
+    /// Remote agents as they last reported.
+    fn list_agents(&self) -> BoxFuture<'_, Result<Vec<crate::model::Agent>, ServerError>>;
     /// Incidents matching `filter`, with the services one can filter by.
     fn incidents(&self, filter: IncidentFilter) -> BoxFuture<'_, Result<IncidentList, ServerError>>;
     /// The incident with its timeline; `None` when no such incident exists.

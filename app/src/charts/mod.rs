@@ -13,6 +13,7 @@ pub mod errors;
 mod fixtures;
 pub mod frame;
 pub mod latency;
+pub mod locations;
 pub mod loss;
 pub mod phases;
 pub mod pool;

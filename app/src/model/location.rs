@@ -111,6 +111,28 @@ pub struct LocationState {
     pub last_outcome: Option<Outcome>,
 }
 
+/// One location of a multi-location probe over a service page's window: its state, its p95 and
+/// checks in the window, its last check, and its p95 per bucket (the chart's line).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LocationSummary {
+    pub probe_id: Uuid,
+    pub probe: String,
+    pub location: String,
+    #[serde(with = "super::unknown_state")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "up"))]
+    pub state: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
+    pub checks: u64,
+    pub failed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<DateTime<Utc>>,
+    /// Buckets of the page's step with `at`, `count` and `p95_ms` set.
+    #[serde(default)]
+    pub points: Vec<super::SeriesPoint>,
+}
+
 /// A remote agent as `GET /api/v1/agents` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

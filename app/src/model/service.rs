@@ -193,6 +193,10 @@ pub struct ServiceView {
     /// The service's objective and how it stands, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<crate::model::SloStatus>,
+    /// Its probes run from several locations, location by location (from raw results: empty
+    /// for a window older than the raw retention).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<crate::model::LocationSummary>,
 }
 
 /// An occurrence of a maintenance window on a service's charts.

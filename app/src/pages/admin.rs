@@ -124,7 +124,7 @@ pub fn Admin() -> impl IntoView {
             {move || failure(create_user.value().get().map(|r| r.map(|_| ())))}
 
             <h2 id="tokens">"API tokens"</h2>
-            <p class="muted">"For agents (push), scripts (read) and automation (admin). A token is shown once, when it is created."</p>
+            <p class="muted">"For push agents (push), remote agents (agent), scripts (read) and automation (admin). A token is shown once, when it is created."</p>
             {move || create_token.value().get().and_then(Result::ok).map(|t| view! {
                 <p class="ok" role="status">"New token " <strong>{t.summary.name}</strong> " — copy it now, it is not shown again: "
                     <code class="secret" data-testid="new-token">{t.token}</code></p>
@@ -171,6 +171,8 @@ pub fn Admin() -> impl IntoView {
                 })}
             </Transition>
 
+            <Agents revoke=revoke_token/>
+
             <Checklists/>
 
             <h2 id="audit">"Audit trail"</h2>
@@ -193,6 +195,62 @@ pub fn Admin() -> impl IntoView {
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// Remote agents: where they check from, whether they are connected and keeping up, and a way to
+/// shut one out (revoking its token).
+#[component]
+fn Agents(revoke: ServerAction<AdminRevokeToken>) -> impl IntoView {
+    let agents = Resource::new(move || revoke.version().get(), |_| crate::api::admin_list_agents());
+    let ms = |v: i64| if v.abs() >= 10_000 { format!("{:.0} s", v as f64 / 1000.0) } else { format!("{v} ms") };
+    view! {
+        <h2 id="agents">"Agents"</h2>
+        <p class="muted">"Run " <code>"triage agent --server URL --location NAME"</code>
+            " with a token of scope " <code>"agent"</code>
+            "; probes whose locations name its location run there. Revoking its token shuts it out at once."</p>
+        <Transition fallback=|| view! { <p class="muted">"Loading agents…"</p> }>
+            {move || agents.get().map(|r| match r {
+                Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                Ok(list) if list.is_empty() => view! { <p class="muted" data-testid="no-agents">"No agent has connected yet."</p> }.into_any(),
+                Ok(list) => view! {
+                    <table class="grid" aria-labelledby="agents">
+                        <thead><tr>
+                            <th>"Location"</th><th>"State"</th><th>"Version"</th><th>"Probes"</th><th>"Last seen"</th>
+                            <th title="How old the oldest result of its last batch was on arrival">"Lag"</th>
+                            <th title="Checked, not yet delivered">"Buffered"</th><th title="Dropped by a full spool">"Dropped"</th>
+                            <th title="Its clock minus the server's">"Clock"</th><th>"Token"</th><th></th>
+                        </tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|a| {
+                                let state = if a.revoked { "revoked" } else if a.connected { "connected" } else { "disconnected" };
+                                let dropped_class = if a.dropped > 0 { "error" } else { "" };
+                                view! {
+                                    <tr data-agent=a.location.clone()>
+                                        <td>{a.location.clone()}</td>
+                                        <td><span class=format!("agent-state {state}")>{state}</span></td>
+                                        <td>{a.version.clone()}</td>
+                                        <td>{a.assigned}</td>
+                                        <td>{when(a.last_seen)}</td>
+                                        <td>{ms(a.lag_ms)}</td>
+                                        <td>{a.buffered}</td>
+                                        <td class=dropped_class>{a.dropped}</td>
+                                        <td>{ms(a.clock_offset_ms)}</td>
+                                        <td>{a.token_name.clone()}</td>
+                                        <td>{(!a.revoked).then(|| view! {
+                                            <ActionForm action=revoke attr:class="inline">
+                                                <input type="hidden" name="id" value=a.token_id.to_string()/>
+                                                <button class="btn" type="submit" title="Revokes the agent's token (every agent using it)">"Revoke"</button>
+                                            </ActionForm>
+                                        })}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            })}
+        </Transition>
     }
 }
 

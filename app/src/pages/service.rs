@@ -13,6 +13,7 @@ use super::changes::{ChangeForm, ChangeList};
 use super::slo::{SloForm, SloSummary};
 use crate::api::get_service_view;
 use crate::charts::frame::{Band, ChangeMark, ChartInput};
+use crate::charts::locations::LocationLine;
 use crate::charts::{self, ChartSize};
 use crate::components::live::{Link, LiveBadge, use_live_refetch};
 use crate::components::state::{probe_state_label, state_label};
@@ -33,7 +34,12 @@ pub fn Service() -> impl IntoView {
         Window::from_query(q.get_str("range"), q.get_str("from"), q.get_str("to"))
     });
     // The latency chart's view: percentiles (default) or mean time per phase (`?lat=phases`).
-    let phases = Memo::new(move |_| query.read().get_str("lat") == Some("phases"));
+    // The view within the window, in the URL too: `?lat=phases`, and `?location=eu-west` for one
+    // location of probes run from several.
+    let lens = Memo::new(move |_| {
+        let q = query.read();
+        Lens { phases: q.get_str("lat") == Some("phases"), location: q.get_str("location").map(str::to_owned) }
+    });
     let tick = RwSignal::new(0u64);
     let view = Resource::new(
         move || (id.get(), window.get(), tick.get()),
@@ -61,7 +67,7 @@ pub fn Service() -> impl IntoView {
         <section class="page" aria-busy=move || pending.get().to_string()>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> } set_pending>
                 {move || view.get().map(|r| match (r, window.get()) {
-                    (Ok(Some(Some(v))), Ok(w)) => view! { <ServiceBody view=v window=w link=link pending pointer copied phases=phases.get()/> }.into_any(),
+                    (Ok(Some(Some(v))), Ok(w)) => view! { <ServiceBody view=v window=w link=link pending pointer copied lens=lens.get()/> }.into_any(),
                     (_, Err(problem)) => view! {
                         <Title text="Bad time range"/>
                         <h1>"This link's time range is not valid"</h1>
@@ -85,9 +91,38 @@ pub fn Service() -> impl IntoView {
     }
 }
 
-/// The service page's URL for `window`, keeping the latency view (`?lat=phases`).
-fn page_href(id: uuid::Uuid, window: &Window, phases: bool) -> String {
-    format!("/services/{id}?{}{}", window.query(), if phases { "&lat=phases" } else { "" })
+/// How the window is shown: the latency view and the location picked, if any.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Lens {
+    phases: bool,
+    location: Option<String>,
+}
+
+impl Lens {
+    fn query(&self) -> String {
+        let mut q = String::new();
+        if self.phases {
+            q.push_str("&lat=phases");
+        }
+        if let Some(l) = &self.location {
+            q.push_str("&location=");
+            q.push_str(&crate::markup::query_value(l));
+        }
+        q
+    }
+
+    fn with_phases(&self, phases: bool) -> Self {
+        Self { phases, ..self.clone() }
+    }
+
+    fn at(&self, location: Option<&str>) -> Self {
+        Self { location: location.map(str::to_owned), ..self.clone() }
+    }
+}
+
+/// The service page's URL for `window`, keeping the view (`?lat=phases`, `?location=`).
+fn page_href(id: uuid::Uuid, window: &Window, lens: &Lens) -> String {
+    format!("/services/{id}?{}{}", window.query(), lens.query())
 }
 
 fn preset(name: &str) -> Window {
@@ -115,11 +150,12 @@ fn CustomRange(
     id: uuid::Uuid,
     from: chrono::DateTime<chrono::Utc>,
     to: chrono::DateTime<chrono::Utc>,
-    phases: bool,
+    lens: Lens,
 ) -> impl IntoView {
     let from_input = NodeRef::<leptos::html::Input>::new();
     let to_input = NodeRef::<leptos::html::Input>::new();
     let (problem, set_problem) = signal(None::<String>);
+    let (phases, location) = (lens.phases, lens.location.clone());
     let navigate = use_navigate();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -133,7 +169,7 @@ fn CustomRange(
         match window {
             Ok(w) => {
                 set_problem.set(None);
-                navigate(&page_href(id, &w, phases), NavigateOptions { scroll: false, ..Default::default() });
+                navigate(&page_href(id, &w, &lens), NavigateOptions { scroll: false, ..Default::default() });
             }
             Err(e) => set_problem.set(Some(e.to_string())),
         }
@@ -143,6 +179,7 @@ fn CustomRange(
             <summary>"Custom"</summary>
             <form method="get" action=format!("/services/{id}") on:submit=submit>
                 {phases.then(|| view! { <input type="hidden" name="lat" value="phases"/> })}
+                {location.map(|l| view! { <input type="hidden" name="location" value=l/> })}
                 <label>"From (UTC) " <input node_ref=from_input type="datetime-local" name="from" step="60" value=local_input(from) required/></label>
                 <label>"To (UTC) " <input node_ref=to_input type="datetime-local" name="to" step="60" value=local_input(to) required/></label>
                 <button type="submit">"Apply"</button>
@@ -160,9 +197,10 @@ fn ServiceBody(
     pending: ReadSignal<bool>,
     pointer: Pointer,
     copied: RwSignal<Option<String>>,
-    phases: bool,
+    lens: Lens,
 ) -> impl IntoView {
     let id = view.service.id;
+    let phases = lens.phases;
     let (class, label) = state_label(view.service.state);
     let mut bands = incident_bands(&view.incidents, view.to);
     bands.extend(view.maintenance.iter().map(|m| Band {
@@ -186,6 +224,63 @@ fn ServiceBody(
         charts::errors::render_svg(&traffic, CHART),
         charts::pool::render_svg(&pool, CHART),
     ];
+    let picked = lens.location.clone();
+    let located = |l: &str| picked.as_deref().is_none_or(|p| p == l);
+    let several = view.locations.iter().map(|l| l.probe_id).collect::<std::collections::HashSet<_>>().len() > 1;
+    let lines: Vec<LocationLine> = view
+        .locations
+        .iter()
+        .filter(|l| located(&l.location))
+        .map(|l| LocationLine {
+            name: if several { format!("{} · {}", l.probe, l.location) } else { l.location.clone() },
+            points: l.points.clone(),
+        })
+        .collect();
+    let by_location = (!view.locations.is_empty()).then(|| {
+        let svg = charts::locations::render_svg(&ChartInput { points: &[], ..traffic }, &lines, CHART);
+        let mut names: Vec<String> = view.locations.iter().map(|l| l.location.clone()).collect();
+        names.dedup();
+        let all_href = page_href(id, &window, &lens.at(None));
+        let picks = names
+            .into_iter()
+            .map(|n| {
+                let href = page_href(id, &window, &lens.at(Some(&n)));
+                let current = (picked.as_deref() == Some(n.as_str())).to_string();
+                view! { <a href=href aria-current=current>{n}</a> }
+            })
+            .collect_view();
+        let rows = view
+            .locations
+            .iter()
+            .filter(|l| located(&l.location))
+            .map(|l| {
+                let (class, label) = state_label(l.state);
+                view! {
+                    <tr data-location=l.location.clone()>
+                        <th scope="row">{l.probe.clone()}</th>
+                        <td>{l.location.clone()}</td>
+                        <td><span class=class>{label}</span></td>
+                        <td>{l.p95_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "–".into())}</td>
+                        <td>{l.checks}</td>
+                        <td>{l.failed}</td>
+                        <td>{l.last_check.map(|t| t.format("%H:%M:%S").to_string()).unwrap_or_else(|| "never".into())}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <h2 id="locations">"Locations"</h2>
+            <nav class="ranges" aria-label="Location">
+                <a href=all_href aria-current=picked.is_none().to_string()>"all"</a>
+                {picks}
+            </nav>
+            <figure class="chart" data-testid="location-chart"><div inner_html=svg></div></figure>
+            <table class="grid" aria-labelledby="locations">
+                <thead><tr><th>"Probe"</th><th>"Location"</th><th>"State"</th><th>"p95"</th><th>"Checks"</th><th>"Failed"</th><th>"Last check (UTC)"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+    });
     // Only services with ICMP checks have echoes to lose.
     if view.traffic.iter().any(|p| p.loss_pct.is_some()) {
         svgs.push(charts::loss::render_svg(&traffic, CHART));
@@ -194,23 +289,23 @@ fn ServiceBody(
         .iter()
         .map(|(name, _)| {
             let current = (window.preset() == Some(*name)).to_string();
-            view! { <a href=page_href(id, &preset(name), phases) aria-current=current>{*name}</a> }
+            view! { <a href=page_href(id, &preset(name), &lens) aria-current=current>{*name}</a> }
         })
         .collect_view();
     // Every link keeps the latency view.
-    let zoom_out = page_href(id, &Window::zoom_out(view.from, view.to, view.now), phases);
-    let live_href = page_href(id, &Window::default(), phases);
+    let zoom_out = page_href(id, &Window::zoom_out(view.from, view.to, view.now), &lens);
+    let live_href = page_href(id, &Window::default(), &lens);
     let lat_link = |to_phases: bool, label: &'static str| {
-        let href = page_href(id, &window, to_phases);
+        let href = page_href(id, &window, &lens.with_phases(to_phases));
         view! { <a href=href aria-current=(phases == to_phases).to_string()>{label}</a> }
     };
     // Keys for the common moves, so an engineer at 3 a.m. need not aim: 1–6 pick a range,
     // - (or o) zooms out, l goes back to live, p switches the latency view.
     let keys = KeyTargets {
-        ranges: RANGES.iter().map(|(name, _)| page_href(id, &preset(name), phases)).collect(),
+        ranges: RANGES.iter().map(|(name, _)| page_href(id, &preset(name), &lens)).collect(),
         zoom_out: zoom_out.clone(),
         live: live_href.clone(),
-        toggle: page_href(id, &window, !phases),
+        toggle: page_href(id, &window, &lens.with_phases(!phases)),
     };
     use_keys(keys);
     let lat_switch = view! {
@@ -256,14 +351,18 @@ fn ServiceBody(
             }
         })
         .collect_view();
+    let with_location = !view.locations.is_empty();
     let recent = view
         .recent
         .iter()
+        .filter(|r| located(r.location.as_deref().unwrap_or(crate::model::LOCAL)))
+        .take(20)
         .map(|r| {
             let (class, label) = state_label(Some(r.outcome));
             view! {
                 <tr>
                     <td>{r.at.format("%H:%M:%S").to_string()}</td>
+                    {with_location.then(|| view! { <td>{r.location.clone().unwrap_or_else(|| crate::model::LOCAL.into())}</td> })}
                     <td><span class=class>{label}</span></td>
                     <td>{r.status.map(|s| s.to_string()).unwrap_or_else(|| "–".into())}</td>
                     <td>{r.error.map(|e| e.as_str()).unwrap_or("")}</td>
@@ -327,7 +426,7 @@ fn ServiceBody(
             <WindowState window=window.clone() link=link live_href/>
             <nav class="ranges" aria-label="Time range">{ranges}</nav>
             <a class="button" href=zoom_out title="Show twice the time around this window">"Zoom out"</a>
-            <CustomRange id from=view.from to=view.to phases/>
+            <CustomRange id from=view.from to=view.to lens=lens.clone()/>
         </div>
         <p class="muted summary-line">
             {span} {format!(" · {} s per point · drag across a chart to zoom", view.step_secs)}
@@ -337,7 +436,8 @@ fn ServiceBody(
             <span class="keys" aria-hidden="true">" · keys: 1–6 range, − zoom out, L live, P phases"</span>
         </p>
         <div class="chart-options">"Latency: " {lat_switch}</div>
-        <ChartStack svgs data=stack pointer phases/>
+        <ChartStack svgs data=stack pointer lens=lens.clone()/>
+        {by_location}
         <SloSummary slo=view.slo.clone()/>
         <h2>"Changes"</h2>
         <ChangeList events=view.change_events.clone()/>
@@ -349,7 +449,7 @@ fn ServiceBody(
         </table>
         <h2>"Recent results"</h2>
         <table class="grid" aria-label="Recent results">
-            <thead><tr><th>"Time (UTC)"</th><th>"Outcome"</th><th>"Status"</th><th>"Error"</th><th>"Detail"</th><th>"Total"</th><th>"Request id"</th></tr></thead>
+            <thead><tr><th>"Time (UTC)"</th>{with_location.then(|| view! { <th>"Location"</th> })}<th>"Outcome"</th><th>"Status"</th><th>"Error"</th><th>"Detail"</th><th>"Total"</th><th>"Request id"</th></tr></thead>
             <tbody>{recent}</tbody>
         </table>
         <h2>"State changes"</h2>
@@ -511,7 +611,7 @@ impl Default for Pointer {
 /// The three charts with one cursor line across them, a tooltip of the values under it, and
 /// drag-to-zoom (the selection becomes `?from=…&to=…`).
 #[component]
-fn ChartStack(svgs: Vec<String>, data: StackData, pointer: Pointer, phases: bool) -> impl IntoView {
+fn ChartStack(svgs: Vec<String>, data: StackData, pointer: Pointer, lens: Lens) -> impl IntoView {
     let stack = NodeRef::<leptos::html::Div>::new();
     let Pointer { cursor, drag } = pointer;
     // The window the charts show, which a drag zooms within (it trails the URL until the new
@@ -539,7 +639,7 @@ fn ChartStack(svgs: Vec<String>, data: StackData, pointer: Pointer, phases: bool
         }
         let (id, from, to) = data.with_value(|d| (d.id, d.from, d.to));
         let w = Window::zoom(from, to, f0, f1);
-        navigate(&page_href(id, &w, phases), NavigateOptions { scroll: false, ..Default::default() });
+        navigate(&page_href(id, &w, &lens), NavigateOptions { scroll: false, ..Default::default() });
     };
     let leave = move |_| {
         cursor.set(None);

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use std::sync::Arc;
 
-use app::model::{Overview, Probe, ProbeKind, ServiceTile, ServiceView, TREND_BUCKETS, TREND_STEP_SECS, Window};
+use app::model::{
+    LocationSummary, Overview, Probe, ProbeKind, ServiceTile, ServiceView, TREND_BUCKETS, TREND_STEP_SECS, Window,
+};
 use chrono::{Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -173,7 +175,10 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
     let traffic = series::series_of(pool, &traffic_ids, from, to, None).await?;
     let gauges = series::series_of(pool, &gauge_ids, from, to, None).await?;
     let all: Vec<Uuid> = probes.iter().map(|p| p.id).collect();
-    let recent = results::list_results(pool, &all, from, to, RECENT).await?;
+    // Enough recent results for each location to show some when one is picked.
+    let per = probes.iter().map(|p| p.spec.locations.len()).max().unwrap_or(1).max(1) as i64;
+    let recent = results::list_results(pool, &all, from, to, RECENT * per).await?;
+    let locations = location_summaries(pool, &probes, from, to, traffic.step_secs).await?;
     let changes = results::list_state_changes(pool, &all, RECENT).await?;
     let incidents = crate::storage::incidents::bands_for_service(pool, id, from, to).await?;
     let maintenance = {
@@ -198,7 +203,58 @@ pub async fn service_view(pool: &PgPool, id: Uuid, window: &Window) -> Result<Op
         maintenance,
         change_events,
         slo: None,
+        locations,
     }))
+}
+
+/// Each location of the service's multi-location probes over the window.
+async fn location_summaries(
+    pool: &PgPool,
+    probes: &[Probe],
+    from: chrono::DateTime<Utc>,
+    to: chrono::DateTime<Utc>,
+    step_secs: u64,
+) -> Result<Vec<LocationSummary>, sqlx::Error> {
+    let multi: Vec<&Probe> = probes.iter().filter(|p| p.spec.is_multi_location()).collect();
+    if multi.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = multi.iter().map(|p| p.id).collect();
+    let step = i64::try_from(step_secs.max(1)).unwrap_or(60);
+    let (buckets, whole) = crate::storage::locations::figures(pool, &ids, from, to, step).await?;
+    let states = crate::storage::locations::states(pool, &ids).await?;
+    let mut out = Vec::new();
+    for p in multi {
+        for location in &p.spec.locations {
+            let mine = |f: &&crate::storage::locations::LocationFigures| f.probe_id == p.id && &f.location == location;
+            let total = whole.iter().find(mine);
+            let points = buckets
+                .iter()
+                .filter(mine)
+                .filter_map(|b| {
+                    Some(app::model::SeriesPoint {
+                        at: b.at?,
+                        count: u64::try_from(b.checks).unwrap_or(0),
+                        down: u64::try_from(b.failed).unwrap_or(0),
+                        p95_ms: b.p95_us.map(|us| to_places(us / 1000.0, 2)),
+                        ..Default::default()
+                    })
+                })
+                .collect();
+            out.push(LocationSummary {
+                probe_id: p.id,
+                probe: p.spec.name.clone(),
+                location: location.clone(),
+                state: states.iter().find(|(id, l, _)| *id == p.id && l == location).and_then(|s| s.2),
+                p95_ms: total.and_then(|t| t.p95_us).map(|us| to_places(us / 1000.0, 2)),
+                checks: total.map_or(0, |t| u64::try_from(t.checks).unwrap_or(0)),
+                failed: total.map_or(0, |t| u64::try_from(t.failed).unwrap_or(0)),
+                last_check: total.and_then(|t| t.last),
+                points,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Results and state changes listed on the service page.

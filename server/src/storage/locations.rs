@@ -129,3 +129,86 @@ pub async fn save_probe_state(tx: &mut Transaction<'_, Postgres>, s: &StateRow) 
     .await
     .map(|_| ())
 }
+
+/// One location's checks in one bucket (or, without a bucket, over the whole window).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocationFigures {
+    pub probe_id: Uuid,
+    pub location: String,
+    pub at: Option<DateTime<Utc>>,
+    pub checks: i64,
+    pub failed: i64,
+    pub p95_us: Option<f64>,
+    pub last: Option<DateTime<Utc>>,
+}
+
+/// Each location's checks of `probes` in [from, to): per bucket of `step_secs` (from `from`),
+/// and over the whole window. Read from raw results, which carry the location (the rollups do
+/// not), so a window past the raw retention has none.
+#[tracing::instrument(skip(pool))]
+pub async fn figures(
+    pool: &PgPool,
+    probes: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step_secs: i64,
+) -> Result<(Vec<LocationFigures>, Vec<LocationFigures>), sqlx::Error> {
+    let buckets = sqlx::query!(
+        r#"select probe_id, coalesce(location, 'local') as "location!",
+                  date_bin(make_interval(secs => $4::float8), at, $2::timestamptz) as "at!",
+                  count(*) as "checks!", count(*) filter (where outcome = 2) as "failed!",
+                  percentile_cont(0.95) within group (order by total_us) as p95_us
+             from results where probe_id = any($1) and at >= $2 and at < $3
+            group by 1, 2, 3 order by 1, 2, 3"#,
+        probes,
+        from,
+        to,
+        step_secs as f64,
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| LocationFigures {
+        probe_id: r.probe_id,
+        location: r.location,
+        at: Some(r.at),
+        checks: r.checks,
+        failed: r.failed,
+        p95_us: r.p95_us,
+        last: None,
+    })
+    .collect();
+    let whole = sqlx::query!(
+        r#"select probe_id, coalesce(location, 'local') as "location!",
+                  count(*) as "checks!", count(*) filter (where outcome = 2) as "failed!",
+                  percentile_cont(0.95) within group (order by total_us) as p95_us, max(at) as last
+             from results where probe_id = any($1) and at >= $2 and at < $3
+            group by 1, 2"#,
+        probes,
+        from,
+        to,
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| LocationFigures {
+        probe_id: r.probe_id,
+        location: r.location,
+        at: None,
+        checks: r.checks,
+        failed: r.failed,
+        p95_us: r.p95_us,
+        last: r.last,
+    })
+    .collect();
+    Ok((buckets, whole))
+}
+
+/// The stored location states of `probes` (probe, location, state).
+#[tracing::instrument(skip(pool))]
+pub async fn states(pool: &PgPool, probes: &[Uuid]) -> Result<Vec<(Uuid, String, Option<Outcome>)>, sqlx::Error> {
+    let rows = sqlx::query!("select probe_id, location, state from probe_locations where probe_id = any($1)", probes)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.probe_id, r.location, r.state.as_deref().and_then(Outcome::parse))).collect())
+}

@@ -88,7 +88,7 @@ pub const PAGES: [(&str, Need, Kind); 17] = [
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 61] = [
+pub const SERVER_FNS: [(&str, Need); 62] = [
     ("/api/get_channels", Need::Role(Role::Admin)),
     ("/api/save_channel", Need::Role(Role::Admin)),
     ("/api/delete_channel", Need::Role(Role::Admin)),
@@ -150,6 +150,7 @@ pub const SERVER_FNS: [(&str, Need); 61] = [
     ("/api/admin_create_token", Need::Role(Role::Admin)),
     ("/api/admin_revoke_token", Need::Role(Role::Admin)),
     ("/api/admin_audit", Need::Role(Role::Admin)),
+    ("/api/admin_list_agents", Need::Role(Role::Admin)),
 ];
 
 /// Static files built by cargo-leptos and the public directory.

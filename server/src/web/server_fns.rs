@@ -89,6 +89,10 @@ impl Backend for PgBackend {
         })
     }
 
+    fn list_agents(&self) -> BoxFuture<'_, Result<Vec<app::model::Agent>, ServerError>> {
+        Box::pin(async move { crate::storage::agents::list(&self.state.pool).await.map_err(shown) })
+    }
+
     fn audit(&self) -> BoxFuture<'_, Result<Vec<AuditRow>, ServerError>> {
         Box::pin(async move { accounts::audit_trail(&self.state.pool, 200).await.map_err(shown) })
     }

@@ -372,8 +372,7 @@ async fn three_replicas_and_two_agents_judge_by_quorum_and_survive_a_kill() {
     let killed_at = chrono::Utc::now();
     let via = procs[0].url.clone();
     let local_after = || async {
-        let rows: Vec<ProbeResult> =
-            fetch(&admin, format!("{via}/api/v1/probes/{}/results?limit=50", probe.id)).await;
+        let rows: Vec<ProbeResult> = fetch(&admin, format!("{via}/api/v1/probes/{}/results?limit=50", probe.id)).await;
         rows.iter().filter(|r| r.location.is_none() && r.at > killed_at).count()
     };
     until("local checks resumed on another replica", &local_after, |n| *n >= 2).await;
