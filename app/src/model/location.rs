@@ -212,6 +212,10 @@ pub struct AgentBatchAnswer {
     pub duplicates: u32,
     /// For a probe that no longer runs from the agent's location (or no longer exists).
     pub ignored: u32,
+    /// When the server received the batch, and when it answered: with the agent's own times
+    /// of sending and receiving, the clock offset without the time spent storing.
+    #[serde(default)]
+    pub received_at: Option<DateTime<Utc>>,
     pub server_time: DateTime<Utc>,
 }
 

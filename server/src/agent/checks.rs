@@ -22,6 +22,9 @@ use crate::monitor::schedule::phase_ms;
 /// locations apart. A spec that sets it itself keeps its own value.
 pub const LOCATION_HEADER: &str = "x-triage-location";
 
+/// Results are restamped in the server's time when the agent's clock is off by this much.
+const CORRECT_FROM_MS: i64 = 1_000;
+
 pub struct Checks {
     location: String,
     policy: Arc<NetworkPolicy>,
@@ -128,7 +131,12 @@ async fn run(
         let mut result = execute::run(probe.id, probe.kind, check, &probe.pool_mapping, &policy, &mut memory).await;
         drop(permit);
         result.location = Some(location.clone());
-        result.at -= chrono::Duration::milliseconds(offset_ms.load(Ordering::Relaxed));
+        // A clock that is clearly wrong is corrected; below a second, an estimate over a loaded
+        // network is noisier than the clock it would correct (NTP keeps agents within ms).
+        let offset = offset_ms.load(Ordering::Relaxed);
+        if offset.abs() >= CORRECT_FROM_MS {
+            result.at -= chrono::Duration::milliseconds(offset);
+        }
         if out.send(result).await.is_err() {
             return;
         }

@@ -250,7 +250,7 @@ async fn deliver_once(link: &Link) -> Result<usize, Failed> {
     if status.is_success() {
         let got: AgentBatchAnswer =
             answer.json().await.map_err(|e| Failed::Retry(format!("unexpected answer: {e}")))?;
-        note_offset(link, sent_at, Utc::now(), got.server_time);
+        note_offset(link, sent_at, Utc::now(), got.received_at.unwrap_or(got.server_time), got.server_time);
         if let Err(e) = link.spool().ack(last) {
             tracing::warn!(error = %e, "cannot trim the spool");
         }
@@ -272,11 +272,40 @@ async fn deliver_once(link: &Link) -> Result<usize, Failed> {
     }
 }
 
-/// The agent's clock minus the server's, from one round trip (the server's time taken as the
-/// middle of it).
-fn note_offset(link: &Link, sent: DateTime<Utc>, answered: DateTime<Utc>, server: DateTime<Utc>) {
-    let middle = sent + (answered - sent) / 2;
-    link.offset_ms.store((middle - server).num_milliseconds(), Ordering::Relaxed);
+/// The agent's clock minus the server's from one round trip, as NTP computes it: the mean of
+/// (sent − received by the server) and (received − answered by the server), so the time the
+/// server spent storing the batch does not count.
+fn note_offset(
+    link: &Link,
+    sent: DateTime<Utc>,
+    back: DateTime<Utc>,
+    received: DateTime<Utc>,
+    answered: DateTime<Utc>,
+) {
+    link.offset_ms.store(clock_offset(sent, back, received, answered).num_milliseconds(), Ordering::Relaxed);
+}
+
+fn clock_offset(
+    sent: DateTime<Utc>,
+    back: DateTime<Utc>,
+    received: DateTime<Utc>,
+    answered: DateTime<Utc>,
+) -> chrono::Duration {
+    ((sent - received) + (back - answered)) / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_offset_leaves_out_the_time_the_server_spent() {
+        let server = |ms: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::milliseconds(ms);
+        // The agent's clock is 50 ms behind; 10 ms each way; the server takes 200 ms to store.
+        let agent = |server_ms: i64| server(server_ms - 50);
+        let offset = clock_offset(agent(1_050), agent(1_270), server(1_060), server(1_260));
+        assert_eq!(offset.num_milliseconds(), -50);
+    }
 }
 
 /// Follows the stream of assignments for as long as the agent runs, reconnecting with backoff.

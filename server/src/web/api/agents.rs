@@ -185,6 +185,7 @@ pub async fn results(
     actor: Actor,
     ApiJson(batch): ApiJson<AgentBatch>,
 ) -> Result<Json<AgentBatchAnswer>, ApiError> {
+    let received_at = Utc::now();
     let token = token_of(&actor)?;
     check_location(&batch.location)?;
     check_version(&batch.version)?;
@@ -252,7 +253,7 @@ pub async fn results(
         }
     }
     store::report(&state.pool, &Report { lag_ms, ..report }).await?;
-    Ok(Json(AgentBatchAnswer { stored, duplicates, ignored, server_time: Utc::now() }))
+    Ok(Json(AgentBatchAnswer { stored, duplicates, ignored, received_at: Some(received_at), server_time: Utc::now() }))
 }
 
 /// `GET /api/v1/agents`.
