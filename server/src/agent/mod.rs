@@ -294,20 +294,6 @@ fn clock_offset(
     ((sent - received) + (back - answered)) / 2
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_clock_offset_leaves_out_the_time_the_server_spent() {
-        let server = |ms: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::milliseconds(ms);
-        // The agent's clock is 50 ms behind; 10 ms each way; the server takes 200 ms to store.
-        let agent = |server_ms: i64| server(server_ms - 50);
-        let offset = clock_offset(agent(1_050), agent(1_270), server(1_060), server(1_260));
-        assert_eq!(offset.num_milliseconds(), -50);
-    }
-}
-
 /// Follows the stream of assignments for as long as the agent runs, reconnecting with backoff.
 async fn follow(link: Arc<Link>, mut checks: Checks) {
     let mut backoff = Duration::from_secs(1);
@@ -365,5 +351,19 @@ async fn follow_once(link: &Link, checks: &mut Checks) -> Result<(), String> {
             "revoked" => return Err("this agent's token was revoked".into()),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_offset_leaves_out_the_time_the_server_spent() {
+        let server = |ms: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::milliseconds(ms);
+        // The agent's clock is 50 ms behind; 10 ms each way; the server takes 200 ms to store.
+        let agent = |server_ms: i64| server(server_ms - 50);
+        let offset = clock_offset(agent(1_050), agent(1_270), server(1_060), server(1_260));
+        assert_eq!(offset.num_milliseconds(), -50);
     }
 }

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use app::model::{ErrorClass, LOCAL, LiveResult, Outcome, ProbeResult, QuorumNote, StateChange, quorum_state};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::monitor::check::confirm::ProbeState;
 use crate::monitor::check::spec::CompiledProbe;
 use crate::monitor::hub::{EventHub, ProbeEvent};
-use crate::storage::catalog;
 use crate::storage::locations::{self, LocationRow};
 use crate::storage::results::{self, StateRow};
 
@@ -30,21 +30,14 @@ pub struct Located {
     pub receipt: Option<(String, i64)>,
 }
 
-/// What became of one result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Stored,
-    /// The same (agent, seq) was stored before.
-    Duplicate,
-    /// The probe does not run from that location (any more): nothing stored.
-    NotHere,
-}
-
 /// A location that has not reported for this long counts as unknown in the quorum: an agent that
 /// went away leaves neither its last `down` nor its last `up` behind.
 pub fn stale_after(interval: std::time::Duration) -> Duration {
     Duration::from_std(interval * 3).unwrap_or(Duration::MAX) + Duration::seconds(30)
 }
+
+/// An idempotency key's probe and number, and when its result was checked.
+type Key = (Uuid, i64, DateTime<Utc>);
 
 /// Judges results of probes run from several locations and stores them.
 #[derive(Clone)]
@@ -53,50 +46,96 @@ pub struct Judge {
     hub: EventHub,
 }
 
+/// How many results of a batch were stored, were retries, or were for a location their probe
+/// does not run from (or a probe gone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub stored: u32,
+    pub duplicates: u32,
+    pub ignored: u32,
+}
+
 impl Judge {
     pub fn new(pool: PgPool, hub: EventHub) -> Self {
         Self { pool, hub }
     }
 
-    /// Judges `items` (results of `probe`, in the order they were checked) in one transaction.
-    #[tracing::instrument(skip_all, fields(probe = %probe.id, results = items.len()))]
-    pub async fn judge(&self, probe: &CompiledProbe, items: Vec<Located>) -> Result<Vec<Verdict>, sqlx::Error> {
-        let days: HashSet<_> = items.iter().map(|i| i.result.at.date_naive()).collect();
+    /// Judges `items` of one probe (in the order checked).
+    pub async fn judge(&self, probe: &CompiledProbe, items: Vec<Located>) -> Result<Tally, sqlx::Error> {
+        self.judge_many(vec![(probe, items)]).await
+    }
+
+    /// Judges the results of several probes (each in the order checked) in one transaction: the
+    /// probes' locks, their stored machines and states, the receipts, the results and what they
+    /// change, each read or written in one statement for the whole batch.
+    #[tracing::instrument(skip_all, fields(probes = batch.len()))]
+    pub async fn judge_many(&self, batch: Vec<(&CompiledProbe, Vec<Located>)>) -> Result<Tally, sqlx::Error> {
+        let mut tally = Tally::default();
+        let days: HashSet<_> =
+            batch.iter().flat_map(|(_, items)| items.iter().map(|i| i.result.at.date_naive())).collect();
         for day in days {
             results::ensure_partition(&self.pool, day).await?;
         }
-        let mut tx = results::begin_push(&self.pool, probe.id, true).await?;
-        let mut rows: HashMap<String, LocationRow> =
-            locations::rows_in(&mut tx, probe.id).await?.into_iter().map(|r| (r.location.clone(), r)).collect();
-        let stored = catalog::get_probe_in(&mut tx, probe.id).await?;
-        let Some(stored) = stored else {
-            // Deleted meanwhile: nothing of it is kept.
-            return Ok(vec![Verdict::NotHere; items.len()]);
-        };
-        let (mut overall, mut since) = stored.status.map_or((None, Utc::now()), |s| (s.state, s.since));
-        let mut verdicts = Vec::with_capacity(items.len());
-        let mut touched = HashSet::new();
-        let mut events = Vec::new();
-        for item in items {
-            let result = item.result;
-            let location = result.location.clone().unwrap_or_else(|| LOCAL.to_owned());
-            if !probe.locations.contains(&location) {
-                verdicts.push(Verdict::NotHere);
+        let ids: Vec<Uuid> = batch.iter().map(|(p, _)| p.id).collect();
+        let mut tx = self.pool.begin().await?;
+        locations::lock_probes(&mut tx, &ids).await?;
+        let existing: HashMap<Uuid, (Option<Outcome>, Option<DateTime<Utc>>)> =
+            locations::states_in(&mut tx, &ids).await?.into_iter().map(|s| (s.probe_id, (s.state, s.since))).collect();
+        let mut machines: HashMap<Uuid, HashMap<String, LocationRow>> = HashMap::new();
+        for (id, row) in locations::rows_of(&mut tx, &ids).await? {
+            machines.entry(id).or_default().insert(row.location.clone(), row);
+        }
+        // Retries first: a result whose key was stored before is not judged again.
+        let keyed: Vec<(Uuid, &str, i64, DateTime<Utc>)> = batch
+            .iter()
+            .flat_map(|(p, items)| {
+                items.iter().filter_map(|i| i.receipt.as_ref().map(|(a, s)| (p.id, a.as_str(), *s, i.result.at)))
+            })
+            .collect();
+        let mut fresh_keys = HashSet::new();
+        let mut by_agent: HashMap<&str, Vec<Key>> = HashMap::new();
+        for (probe, agent, seq, at) in &keyed {
+            by_agent.entry(agent).or_default().push((*probe, *seq, *at));
+        }
+        for (agent, keys) in by_agent {
+            let probes: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+            let seqs: Vec<i64> = keys.iter().map(|k| k.1).collect();
+            let ats: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
+            fresh_keys.extend(results::claim_receipts(&mut tx, agent, &probes, &seqs, &ats).await?);
+        }
+        let now = Utc::now();
+        let (mut stored, mut changes, mut states, mut events) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut touched: HashSet<(Uuid, String)> = HashSet::new();
+        for (probe, items) in batch {
+            let Some(&(mut overall, since)) = existing.get(&probe.id) else {
+                // Deleted meanwhile: nothing of it is kept.
+                tally.ignored += u32::try_from(items.len()).unwrap_or(u32::MAX);
                 continue;
-            }
-            if let Some((agent, seq)) = &item.receipt
-                && results::claim_receipt(&mut tx, probe.id, agent, *seq, result.at).await?.is_some()
-            {
-                verdicts.push(Verdict::Duplicate);
-                continue;
-            }
-            let row = rows.entry(location.clone()).or_insert_with(|| fresh_row(&location, result.at));
-            observe(row, probe, &result);
-            touched.insert(location);
-            let now = Utc::now();
-            let next = quorum_of(probe, &rows, now);
-            let change = match next {
-                Some(to) if next != overall => {
+            };
+            let mut since = since.unwrap_or(now);
+            let rows = machines.entry(probe.id).or_default();
+            let mut last: Option<StateRow> = None;
+            for item in items {
+                let result = item.result;
+                let location = result.location.clone().unwrap_or_else(|| LOCAL.to_owned());
+                if !probe.locations.contains(&location) {
+                    tally.ignored += 1;
+                    continue;
+                }
+                // Taken once: the same number twice in one batch is stored once too.
+                if let Some((_, seq)) = &item.receipt
+                    && !fresh_keys.remove(&(probe.id, *seq))
+                {
+                    tally.duplicates += 1;
+                    continue;
+                }
+                let row = rows.entry(location.clone()).or_insert_with(|| fresh_row(&location, result.at));
+                observe(row, probe, &result);
+                touched.insert((probe.id, location));
+                let next = quorum_of(probe, rows, now);
+                if let Some(to) = next
+                    && next != overall
+                {
                     let change = StateChange {
                         probe_id: probe.id,
                         service_id: probe.service_id,
@@ -105,38 +144,46 @@ impl Judge {
                         to,
                         request_id: result.request_id.clone(),
                         error: result.error,
-                        quorum: Some(note(probe, &rows, to, now)),
+                        quorum: Some(note(probe, rows, to, now)),
                     };
                     overall = next;
                     since = result.at;
-                    Some(change)
+                    events.push(ProbeEvent::StateChanged(Arc::new(change.clone())));
+                    changes.push(change);
                 }
-                _ => None,
-            };
-            let state = StateRow {
-                probe_id: probe.id,
-                state: overall,
-                since,
-                last_result_at: result.at,
-                last_outcome: result.outcome,
-                last_error: result.error,
-            };
-            results::store_judged(&mut tx, &result, None, change.as_ref()).await?;
-            locations::save_probe_state(&mut tx, &state).await?;
-            if let Some(c) = change {
-                events.push(ProbeEvent::StateChanged(Arc::new(c)));
+                let later = last.as_ref().is_none_or(|l| l.last_result_at <= result.at);
+                last = Some(StateRow {
+                    probe_id: probe.id,
+                    state: overall,
+                    since,
+                    last_result_at: if later {
+                        result.at
+                    } else {
+                        last.as_ref().map_or(result.at, |l| l.last_result_at)
+                    },
+                    last_outcome: if later {
+                        result.outcome
+                    } else {
+                        last.as_ref().map_or(result.outcome, |l| l.last_outcome)
+                    },
+                    last_error: if later { result.error } else { last.as_ref().and_then(|l| l.last_error) },
+                });
+                events.push(ProbeEvent::Result(Arc::new(LiveResult::of(probe.service_id, &result))));
+                stored.push(result);
+                tally.stored += 1;
             }
-            events.push(ProbeEvent::Result(Arc::new(LiveResult::of(probe.service_id, &result))));
-            verdicts.push(Verdict::Stored);
+            states.extend(last);
         }
-        for location in &touched {
-            if let Some(row) = rows.get(location) {
-                locations::save_in(&mut tx, probe.id, row).await?;
-            }
-        }
+        let saved: Vec<(Uuid, &LocationRow)> = touched
+            .iter()
+            .filter_map(|(id, l)| machines.get(id).and_then(|rows| rows.get(l)).map(|row| (*id, row)))
+            .collect();
+        results::store_judged_many(&mut tx, &stored, &changes).await?;
+        locations::save_probe_states(&mut tx, &states).await?;
+        locations::save_many(&mut tx, &saved).await?;
         tx.commit().await?;
         self.hub.publish_all(events);
-        Ok(verdicts)
+        Ok(tally)
     }
 }
 

@@ -25,55 +25,161 @@ fn runs(v: &[i32]) -> [u32; 3] {
     [at(0), at(1), at(2)]
 }
 
-fn ints(v: [u32; 3]) -> Vec<i32> {
-    v.iter().map(|&x| i32::try_from(x).unwrap_or(i32::MAX)).collect()
+/// Takes the advisory locks of `probes` until the transaction ends, in id order (two
+/// transactions locking overlapping sets never wait on each other in a circle).
+#[tracing::instrument(skip_all, fields(probes = probes.len()))]
+pub async fn lock_probes(tx: &mut Transaction<'_, Postgres>, probes: &[Uuid]) -> Result<(), sqlx::Error> {
+    let mut sorted = probes.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let keys: Vec<String> = sorted.iter().map(Uuid::to_string).collect();
+    sqlx::query!(
+        "select count(pg_advisory_xact_lock(hashtextextended(k, 7472))) as \"n!\"
+           from unnest($1::text[]) with ordinality as t(k, i)",
+        &keys
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map(|_| ())
 }
 
-/// Every stored location of `probe`, in the caller's transaction (which holds the probe's lock).
-#[tracing::instrument(skip(tx))]
-pub async fn rows_in(tx: &mut Transaction<'_, Postgres>, probe: Uuid) -> Result<Vec<LocationRow>, sqlx::Error> {
+/// A probe's stored quorum state (none yet: unknown, and no `since`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredState {
+    pub probe_id: Uuid,
+    pub state: Option<Outcome>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// The probes of `probes` that still exist, with their stored state and since when.
+#[tracing::instrument(skip_all, fields(probes = probes.len()))]
+pub async fn states_in(tx: &mut Transaction<'_, Postgres>, probes: &[Uuid]) -> Result<Vec<StoredState>, sqlx::Error> {
     let rows = sqlx::query!(
-        "select location, state, since, at_least, at_most, last_result_at, last_outcome, last_error
-           from probe_locations where probe_id = $1",
-        probe
+        r#"select p.probe_id, s.state as "state?", s.since as "since?"
+             from probes p left join probe_state s using (probe_id) where p.probe_id = any($1)"#,
+        probes
     )
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| LocationRow {
-            location: r.location,
+        .map(|r| StoredState {
+            probe_id: r.probe_id,
             state: r.state.as_deref().and_then(Outcome::parse),
             since: r.since,
-            at_least: runs(&r.at_least),
-            at_most: runs(&r.at_most),
-            last_result_at: r.last_result_at,
-            last_outcome: r.last_outcome.as_deref().and_then(Outcome::parse),
-            last_error: r.last_error.as_deref().and_then(ErrorClass::parse),
         })
         .collect())
 }
 
-/// Stores one location's state machine.
-#[tracing::instrument(skip(tx, row), fields(location = %row.location))]
-pub async fn save_in(tx: &mut Transaction<'_, Postgres>, probe: Uuid, row: &LocationRow) -> Result<(), sqlx::Error> {
+/// The stored location rows of `probes`.
+#[tracing::instrument(skip_all, fields(probes = probes.len()))]
+pub async fn rows_of(
+    tx: &mut Transaction<'_, Postgres>,
+    probes: &[Uuid],
+) -> Result<Vec<(Uuid, LocationRow)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "select probe_id, location, state, since, at_least, at_most, last_result_at, last_outcome, last_error
+           from probe_locations where probe_id = any($1)",
+        probes
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.probe_id,
+                LocationRow {
+                    location: r.location,
+                    state: r.state.as_deref().and_then(Outcome::parse),
+                    since: r.since,
+                    at_least: runs(&r.at_least),
+                    at_most: runs(&r.at_most),
+                    last_result_at: r.last_result_at,
+                    last_outcome: r.last_outcome.as_deref().and_then(Outcome::parse),
+                    last_error: r.last_error.as_deref().and_then(ErrorClass::parse),
+                },
+            )
+        })
+        .collect())
+}
+
+/// Stores location state machines, in one statement.
+#[tracing::instrument(skip_all, fields(rows = rows.len()))]
+pub async fn save_many(tx: &mut Transaction<'_, Postgres>, rows: &[(Uuid, &LocationRow)]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let probe: Vec<Uuid> = rows.iter().map(|(p, _)| *p).collect();
+    let location: Vec<&str> = rows.iter().map(|(_, r)| r.location.as_str()).collect();
+    let state: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.state.map(Outcome::as_str)).collect();
+    let since: Vec<DateTime<Utc>> = rows.iter().map(|(_, r)| r.since).collect();
+    // Arrays of arrays do not bind; the runs go as text ('{1,0,0}') and are cast back.
+    let least: Vec<String> = rows.iter().map(|(_, r)| pg_array(r.at_least)).collect();
+    let most: Vec<String> = rows.iter().map(|(_, r)| pg_array(r.at_most)).collect();
+    let last_at: Vec<Option<DateTime<Utc>>> = rows.iter().map(|(_, r)| r.last_result_at).collect();
+    let last: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.last_outcome.map(Outcome::as_str)).collect();
+    let err: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.last_error.map(ErrorClass::as_str)).collect();
     sqlx::query!(
         "insert into probe_locations
                 (probe_id, location, state, since, at_least, at_most, last_result_at, last_outcome, last_error)
-         select $1, $2, $3, $4, $5, $6, $7, $8, $9 where exists (select 1 from probes where probe_id = $1)
+         select t.p, t.l, t.s, t.si, t.al::integer[], t.am::integer[], t.la, t.lo, t.le
+           from unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+                       $7::timestamptz[], $8::text[], $9::text[]) as t(p, l, s, si, al, am, la, lo, le)
+          where exists (select 1 from probes where probe_id = t.p)
          on conflict (probe_id, location) do update set
            state = excluded.state, since = excluded.since, at_least = excluded.at_least,
            at_most = excluded.at_most, last_result_at = excluded.last_result_at,
            last_outcome = excluded.last_outcome, last_error = excluded.last_error",
-        probe,
-        row.location,
-        row.state.map(Outcome::as_str),
-        row.since,
-        &ints(row.at_least),
-        &ints(row.at_most),
-        row.last_result_at,
-        row.last_outcome.map(Outcome::as_str),
-        row.last_error.map(ErrorClass::as_str),
+        &probe,
+        &location as &[&str],
+        &state as &[Option<&str>],
+        &since,
+        &least,
+        &most,
+        &last_at as &[Option<DateTime<Utc>>],
+        &last as &[Option<&str>],
+        &err as &[Option<&str>],
+    )
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+fn pg_array(v: [u32; 3]) -> String {
+    format!("{{{},{},{}}}", v[0], v[1], v[2])
+}
+
+/// The probes' quorum states after judged results, in one statement (results may arrive late: the state is always taken, as judged under the probes' locks in order, while the last result's fields move only forwards in time).
+#[tracing::instrument(skip_all, fields(states = states.len()))]
+pub async fn save_probe_states(tx: &mut Transaction<'_, Postgres>, states: &[StateRow]) -> Result<(), sqlx::Error> {
+    if states.is_empty() {
+        return Ok(());
+    }
+    let probe: Vec<Uuid> = states.iter().map(|s| s.probe_id).collect();
+    let state: Vec<&str> = states.iter().map(|s| unknown_state::as_str(s.state)).collect();
+    let since: Vec<DateTime<Utc>> = states.iter().map(|s| s.since).collect();
+    let last_at: Vec<DateTime<Utc>> = states.iter().map(|s| s.last_result_at).collect();
+    let last: Vec<&str> = states.iter().map(|s| s.last_outcome.as_str()).collect();
+    let err: Vec<Option<&str>> = states.iter().map(|s| s.last_error.map(ErrorClass::as_str)).collect();
+    sqlx::query!(
+        "insert into probe_state (probe_id, state, since, last_result_at, last_outcome, last_error)
+         select t.* from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[])
+                as t(p, s, si, la, lo, le)
+          where exists (select 1 from probes where probe_id = t.p)
+         on conflict (probe_id) do update set
+           state = excluded.state, since = excluded.since,
+           last_outcome = case when probe_state.last_result_at > excluded.last_result_at
+                               then probe_state.last_outcome else excluded.last_outcome end,
+           last_error = case when probe_state.last_result_at > excluded.last_result_at
+                             then probe_state.last_error else excluded.last_error end,
+           last_result_at = greatest(probe_state.last_result_at, excluded.last_result_at)",
+        &probe,
+        &state as &[&str],
+        &since,
+        &last_at,
+        &last as &[&str],
+        &err as &[Option<&str>],
     )
     .execute(&mut **tx)
     .await
@@ -101,33 +207,6 @@ pub async fn list(pool: &PgPool, probe: Uuid) -> Result<Vec<LocationState>, sqlx
             last_outcome: r.last_outcome.as_deref().and_then(Outcome::parse),
         })
         .collect())
-}
-
-/// The probe's quorum state after a judged result. Results may arrive late (an agent's spool
-/// after an outage), so the state is always taken (the caller judged it under the probe's lock,
-/// in order), while the last result's fields move only forwards in time.
-#[tracing::instrument(skip_all, fields(probe_id = %s.probe_id))]
-pub async fn save_probe_state(tx: &mut Transaction<'_, Postgres>, s: &StateRow) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "insert into probe_state (probe_id, state, since, last_result_at, last_outcome, last_error)
-         select $1, $2, $3, $4, $5, $6 where exists (select 1 from probes where probe_id = $1)
-         on conflict (probe_id) do update set
-           state = excluded.state, since = excluded.since,
-           last_outcome = case when probe_state.last_result_at > excluded.last_result_at
-                               then probe_state.last_outcome else excluded.last_outcome end,
-           last_error = case when probe_state.last_result_at > excluded.last_result_at
-                             then probe_state.last_error else excluded.last_error end,
-           last_result_at = greatest(probe_state.last_result_at, excluded.last_result_at)",
-        s.probe_id,
-        unknown_state::as_str(s.state),
-        s.since,
-        s.last_result_at,
-        s.last_outcome.as_str(),
-        s.last_error.map(ErrorClass::as_str),
-    )
-    .execute(&mut **tx)
-    .await
-    .map(|_| ())
 }
 
 /// One location's checks in one bucket (or, without a bucket, over the whole window).

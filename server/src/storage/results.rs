@@ -136,8 +136,22 @@ pub async fn write_batch<R: Borrow<ProbeResult>>(
         tx.rollback().await?;
         return Ok(BatchOutcome { written: results.len(), late: 0, repeated: true });
     }
-    let watermark = share_watermark(&mut tx).await?;
-    insert_results(&mut tx, results).await?;
+    let late = insert_with_late(&mut tx, results).await?;
+    upsert_states(&mut tx, states).await?;
+    insert_changes(&mut tx, changes).await?;
+    tx.commit().await?;
+    Ok(BatchOutcome { written: results.len(), late, repeated: false })
+}
+
+/// Writes `results` and notes the minutes of those older than the rollup watermark (taken
+/// `for share`) as dirty; answers how many were late.
+#[tracing::instrument(skip_all, fields(results = results.len()))]
+async fn insert_with_late<R: Borrow<ProbeResult>>(
+    tx: &mut Transaction<'_, Postgres>,
+    results: &[R],
+) -> Result<usize, sqlx::Error> {
+    let watermark = share_watermark(tx).await?;
+    insert_results(tx, results).await?;
     let late: Vec<&ProbeResult> = results.iter().map(Borrow::borrow).filter(|r| r.at < watermark).collect();
     if !late.is_empty() {
         let probes: Vec<Uuid> = late.iter().map(|r| r.probe_id).collect();
@@ -149,35 +163,79 @@ pub async fn write_batch<R: Borrow<ProbeResult>>(
             &probes,
             &ats,
         )
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    upsert_states(&mut tx, states).await?;
-    if !changes.is_empty() {
-        let probe: Vec<Uuid> = changes.iter().map(|c| c.probe_id).collect();
-        let at: Vec<DateTime<Utc>> = changes.iter().map(|c| c.at).collect();
-        let from: Vec<&str> = changes.iter().map(|c| unknown_state::as_str(c.from)).collect();
-        let to: Vec<&str> = changes.iter().map(|c| c.to.as_str()).collect();
-        let rid: Vec<&str> = changes.iter().map(|c| c.request_id.as_str()).collect();
-        let err: Vec<Option<&str>> = changes.iter().map(|c| c.error.map(ErrorClass::as_str)).collect();
-        sqlx::query!(
-            "insert into state_changes (probe_id, at, from_state, to_state, request_id, error_class)
-             select t.* from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[])
-                    as t(p, a, f, s, r, e)
-              where exists (select 1 from probes where probe_id = t.p)",
-            &probe,
-            &at,
-            &from as &[&str],
-            &to as &[&str],
-            &rid as &[&str],
-            &err as &[Option<&str>],
-        )
-        .execute(&mut *tx)
-        .await?;
+    Ok(late.len())
+}
+
+/// Inserts confirmed state changes (of probes that still exist), with their quorum notes.
+#[tracing::instrument(skip_all, fields(changes = changes.len()))]
+async fn insert_changes(tx: &mut Transaction<'_, Postgres>, changes: &[StateChange]) -> Result<(), sqlx::Error> {
+    if changes.is_empty() {
+        return Ok(());
     }
-    let late = late.len();
-    tx.commit().await?;
-    Ok(BatchOutcome { written: results.len(), late, repeated: false })
+    let probe: Vec<Uuid> = changes.iter().map(|c| c.probe_id).collect();
+    let at: Vec<DateTime<Utc>> = changes.iter().map(|c| c.at).collect();
+    let from: Vec<&str> = changes.iter().map(|c| unknown_state::as_str(c.from)).collect();
+    let to: Vec<&str> = changes.iter().map(|c| c.to.as_str()).collect();
+    let rid: Vec<&str> = changes.iter().map(|c| c.request_id.as_str()).collect();
+    let err: Vec<Option<&str>> = changes.iter().map(|c| c.error.map(ErrorClass::as_str)).collect();
+    let quorum: Vec<Option<serde_json::Value>> =
+        changes.iter().map(|c| c.quorum.as_ref().and_then(|q| serde_json::to_value(q).ok())).collect();
+    sqlx::query!(
+        "insert into state_changes (probe_id, at, from_state, to_state, request_id, error_class, quorum)
+         select t.* from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                $7::jsonb[]) as t(p, a, f, s, r, e, q)
+          where exists (select 1 from probes where probe_id = t.p)",
+        &probe,
+        &at,
+        &from as &[&str],
+        &to as &[&str],
+        &rid as &[&str],
+        &err as &[Option<&str>],
+        &quorum as &[Option<serde_json::Value>],
+    )
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+/// Stores judged results (of probes run from several locations) and the changes they
+/// confirmed, in the caller's transaction.
+#[tracing::instrument(skip_all, fields(results = results.len()))]
+pub async fn store_judged_many(
+    tx: &mut Transaction<'_, Postgres>,
+    results: &[ProbeResult],
+    changes: &[StateChange],
+) -> Result<(), sqlx::Error> {
+    insert_with_late(tx, results).await?;
+    insert_changes(tx, changes).await
+}
+
+/// Records idempotency keys (`agent_id`, `seq`) of results of `probes[i]`; answers the positions
+/// of those new (the others were stored before: retries).
+#[tracing::instrument(skip_all, fields(keys = seqs.len()))]
+pub async fn claim_receipts(
+    tx: &mut Transaction<'_, Postgres>,
+    agent_id: &str,
+    probes: &[Uuid],
+    seqs: &[i64],
+    ats: &[DateTime<Utc>],
+) -> Result<std::collections::HashSet<(Uuid, i64)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "insert into push_receipts (probe_id, agent_id, seq, at)
+         select p, $1, s, a from unnest($2::uuid[], $3::bigint[], $4::timestamptz[]) as t(p, s, a)
+         on conflict do nothing
+         returning probe_id, seq",
+        agent_id,
+        probes,
+        seqs,
+        ats,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.probe_id, r.seq)).collect())
 }
 
 const COPY_RESULTS: &str = "copy results (probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us,
@@ -536,35 +594,12 @@ pub async fn store_judged(
     state: Option<&StateRow>,
     change: Option<&StateChange>,
 ) -> Result<(), sqlx::Error> {
-    let watermark = share_watermark(tx).await?;
-    insert_results(tx, std::slice::from_ref(result)).await?;
-    if result.at < watermark {
-        sqlx::query!(
-            "insert into rollup_dirty (probe_id, minute) values ($1, date_trunc('minute', $2::timestamptz))
-             on conflict do nothing",
-            result.probe_id,
-            result.at,
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
+    insert_with_late(tx, std::slice::from_ref(result)).await?;
     if let Some(s) = state {
         upsert_states(tx, std::slice::from_ref(s)).await?;
     }
     if let Some(c) = change {
-        sqlx::query!(
-            "insert into state_changes (probe_id, at, from_state, to_state, request_id, error_class, quorum)
-             values ($1, $2, $3, $4, $5, $6, $7)",
-            c.probe_id,
-            c.at,
-            unknown_state::as_str(c.from),
-            c.to.as_str(),
-            c.request_id,
-            c.error.map(ErrorClass::as_str) as Option<&str>,
-            c.quorum.as_ref().map(Json) as Option<Json<&QuorumNote>>,
-        )
-        .execute(&mut **tx)
-        .await?;
+        insert_changes(tx, std::slice::from_ref(c)).await?;
     }
     Ok(())
 }

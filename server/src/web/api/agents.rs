@@ -23,7 +23,7 @@ use super::{ApiJson, parse_id};
 use crate::access::Principal;
 use crate::access::accounts;
 use crate::access::actor::Actor;
-use crate::monitor::quorum::{Located, Verdict};
+use crate::monitor::quorum::Located;
 use crate::storage::agents::{self as store, Report};
 use crate::storage::auth as tokens;
 use crate::web::error::ApiError;
@@ -237,21 +237,17 @@ pub async fn results(
             })
             .push(Located { result, receipt: Some((agent.clone(), item.seq)) });
     }
-    let (mut stored, mut duplicates) = (0u32, 0u32);
+    let mut scheduled = Vec::with_capacity(order.len());
     for probe in order {
         let items = by_probe.remove(&probe).unwrap_or_default();
-        let Some(scheduled) = state.scheduler.get(probe) else {
-            ignored += u32::try_from(items.len()).unwrap_or(u32::MAX);
-            continue;
-        };
-        for verdict in state.judge.judge(&scheduled.probe, items).await? {
-            match verdict {
-                Verdict::Stored => stored += 1,
-                Verdict::Duplicate => duplicates += 1,
-                Verdict::NotHere => ignored += 1,
-            }
+        match state.scheduler.get(probe) {
+            Some(s) => scheduled.push((s, items)),
+            None => ignored += u32::try_from(items.len()).unwrap_or(u32::MAX),
         }
     }
+    let judged = state.judge.judge_many(scheduled.iter_mut().map(|(s, items)| (&s.probe, std::mem::take(items))).collect()).await?;
+    let (stored, duplicates) = (judged.stored, judged.duplicates);
+    ignored += judged.ignored;
     store::report(&state.pool, &Report { lag_ms, ..report }).await?;
     Ok(Json(AgentBatchAnswer { stored, duplicates, ignored, received_at: Some(received_at), server_time: Utc::now() }))
 }
