@@ -5,9 +5,10 @@
 #   3. SSR of the overview against a trivial axum handler, with wrk;
 #   4. a result finishing → shown on an open service page, while 5,000 checks/s run;
 #   5. a public status page (HTML, its JSON summary, a badge) against /healthz, with wrk;
-#   6. results per second with 1, 2 and 3 replicas sharing one PostgreSQL on this machine.
+#   6. results per second with 1, 2 and 3 replicas sharing one PostgreSQL on this machine;
+#   7. an agent's overhead per 1,000 checks, against the server checking the same probes itself.
 # Needs what `.ci/dev test` installs, plus wrk and brotli (Debian packages of those names).
-# Usage: end2end/bench/run.sh [bytes|load|ssr|live|status|replicas]…   (default: all six)
+# Usage: end2end/bench/run.sh [bytes|load|ssr|live|status|replicas|agents]…   (default: all seven)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -15,7 +16,7 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:${XDG_CACHE_HOME:-$HOME/.cache}/tri
 for tool in wrk brotli bc node cargo-leptos wasm-opt; do
   command -v "$tool" >/dev/null || { echo "missing $tool (wrk, brotli: apt-get install -y wrk brotli; wasm-opt: .ci/dev run; the rest: .ci/dev test)" >&2; exit 1; }
 done
-want=${*:-bytes load ssr live status replicas}
+want=${*:-bytes load ssr live status replicas agents}
 work=$(mktemp -d /tmp/triage-bench-XXXXXX)
 chmod 755 "$work"
 pids=()
@@ -230,5 +231,59 @@ print(len(alive) == int(sys.argv[1]) and sum(r["probes_owned"] for r in alive) =
       "$(echo "($c1 - $c0) / $hz / ($t1 - $t0)" | bc -l)" "$(echo "($g1 - $g0) / $hz / ($t1 - $t0)" | bc -l)"
     for p in "${run[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${run[@]}"; do wait "$p" 2>/dev/null || true; done
+  done
+fi
+
+if [[ $want == *agents* ]]; then
+  n=${AGENT_PROBES:-2000}
+  echo; echo "== an agent's overhead per 1,000 checks ($n HTTP probes every 2 s: $((n / 2)) checks/s)"
+  # The same probes twice: checked by the server itself ("local"), then only by an agent on
+  # this machine ("bench"), whose results the server judges by quorum in PostgreSQL.
+  "$bin" demo-target --addr 127.0.0.1:3976 --control-addr 127.0.0.1:3977 &
+  pids+=($!)
+  wait_up http://127.0.0.1:3976/healthz
+  for mode in local bench; do
+    python3 - "$work/$mode.toml" "$n" "$mode" <<'PY'
+import sys
+out = ['[[service]]\nname = "fleet"\n']
+for i in range(int(sys.argv[2])):
+    out.append(f'[[probe]]\nname = "fleet-{i}"\nservice = "fleet"\nkind = "http"\nurl = "http://127.0.0.1:3976/healthz"\n'
+               f'interval_secs = 2\ntimeout_ms = 1500\nlocations = ["{sys.argv[3]}"]\n')
+open(sys.argv[1], "w").write("\n".join(out))
+PY
+    dir="$work/agents-$mode"
+    mkdir -p "$dir"
+    run=()
+    "$bin" --data-dir "$dir" --log-level warn serve --addr 127.0.0.1:3985 --site-root "$site" --self-watch false \
+      --config "$work/$mode.toml" --probe-allow 127.0.0.0/8 &
+    server=$!; pids+=($!)
+    wait_up http://127.0.0.1:3985/healthz
+    agent=""
+    if [[ $mode == bench ]]; then
+      token=$("$bin" --data-dir "$dir" --log-level warn token create --scope agent --name bench)
+      TRIAGE_TOKEN=$token "$bin" --log-level warn agent --server http://127.0.0.1:3985 --location bench \
+        --probe-allow 127.0.0.0/8 --spool-dir "$dir/spool" &
+      agent=$!; pids+=($!)
+    fi
+    db="postgres://triage@localhost/triage?host=$dir/run"
+    stored() { psql "$db" -Atc "select count(*) from results where coalesce(location, 'local') = '$mode'"; }
+    cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+    pg_cpu() {
+      local pm t=0
+      pm=$(head -1 "$dir/pg/postmaster.pid")
+      for p in "$pm" $(ps -o pid= --ppid "$pm"); do t=$((t + $(cpu "$p"))); done
+      echo "$t"
+    }
+    sleep 15 # assignments delivered, probes spread over their phases
+    r0=$(stored); t0=$(date +%s.%N); s0=$(cpu "$server"); a0=$( [[ -n $agent ]] && cpu "$agent" || echo 0 ); g0=$(pg_cpu)
+    sleep 30
+    r1=$(stored); t1=$(date +%s.%N); s1=$(cpu "$server"); a1=$( [[ -n $agent ]] && cpu "$agent" || echo 0 ); g1=$(pg_cpu)
+    hz=$(getconf CLK_TCK)
+    checks=$((r1 - r0))
+    per() { echo "($1) * 1000 / $hz * 1000 / $checks" | bc -l; }
+    printf '%-5s %6.0f results/s stored; CPU per 1,000 checks: Triage server %6.1f ms, agent %6.1f ms, PostgreSQL %6.1f ms\n' \
+      "$mode" "$(echo "$checks / ($t1 - $t0)" | bc -l)" "$(per "$s1 - $s0")" "$(per "$a1 - $a0")" "$(per "$g1 - $g0")"
+    [[ -n $agent ]] && { kill "$agent" 2>/dev/null || true; wait "$agent" 2>/dev/null || true; }
+    kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true
   done
 fi
