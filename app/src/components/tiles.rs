@@ -98,6 +98,11 @@ fn push_tile(buf: &mut String, tile: &ServiceTile, now: DateTime<Utc>) {
         None => buf.push('–'),
     }
     buf.push_str("</dd></div></dl>");
+    if let Some(whence) = &tile.locations {
+        buf.push_str("<p class=\"tile-locations\">📍 ");
+        push_escaped(buf, whence);
+        buf.push_str("</p>");
+    }
     if let Some(title) = &tile.maintenance {
         // Planned work: failures here open no incident and notify nobody until it ends.
         buf.push_str("<p class=\"tile-maintenance\">🔧 maintenance: ");
@@ -174,6 +179,7 @@ mod tests {
             p95_trend: vec![Some(10.0), None, Some(30.0)],
             maintenance: None,
             budget: None,
+            locations: None,
         }
     }
 
@@ -231,6 +237,14 @@ mod tests {
         assert!(html.contains("○ no data"));
         assert!(html.contains("<dd>–</dd></div><div><dt>errors</dt><dd>–</dd></div><div><dt>pool</dt><dd>–</dd>"));
         assert!(html.contains("never checked</p>"), "no tags span without tags");
+    }
+
+    #[test]
+    fn a_service_down_from_some_locations_names_them() {
+        let tile = ServiceTile { locations: Some("down from 1 of 3 locations: eu-west".into()), ..tile() };
+        let html = tiles_html(&[tile], Utc::now());
+        assert!(html.contains(r#"<p class="tile-locations">📍 down from 1 of 3 locations: eu-west</p>"#), "{html}");
+        assert!(!tiles_html(&[self::tile()], Utc::now()).contains("tile-locations"));
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct ServiceTile {
     /// The availability budget left of its objective, if it has one: (percent, seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<(f64, f64)>,
+    /// A probe run from several locations that is not up: where from ("down from 1 of 3
+    /// locations: eu-west").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locations: Option<String>,
 }
 
 /// A sparkline step: five minutes…
@@ -153,6 +157,7 @@ mod tests {
             p95_trend: Vec::new(),
             maintenance: None,
             budget: None,
+            locations: None,
         }
     }
 

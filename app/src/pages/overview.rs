@@ -238,6 +238,7 @@ mod tests {
             p95_trend: Vec::new(),
             maintenance: None,
             budget: None,
+            locations: None,
         }
     }
 

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use app::model::{
-    LocationSummary, Overview, Probe, ProbeKind, ServiceTile, ServiceView, TREND_BUCKETS, TREND_STEP_SECS, Window,
+    LocationSummary, Outcome, Overview, Probe, ProbeKind, ServiceTile, ServiceView, TREND_BUCKETS, TREND_STEP_SECS,
+    Window,
 };
 use chrono::{Duration, Utc};
 use sqlx::PgPool;
@@ -135,6 +136,7 @@ async fn overview_of(
         let mut conn = pool.acquire().await?;
         crate::monitor::maintenance::under_way(&mut conn, now).await?
     };
+    let whence = locations_of_unwell(pool, probes).await?;
     let mut tiles: Vec<ServiceTile> = services
         .into_iter()
         .map(|s| {
@@ -158,11 +160,39 @@ async fn overview_of(
                 p95_trend: Vec::new(),
                 maintenance,
                 budget: None,
+                locations: whence.get(&s.id).map(|(_, d)| d.clone()),
             }
         })
         .collect();
     tiles.sort_by(|a, b| a.severity_rank().cmp(&b.severity_rank()).then_with(|| a.name.cmp(&b.name)));
     Ok(Overview { at: now, services: tiles })
+}
+
+/// For each service with a probe run from several locations that is not up: where from, for
+/// its worst such probe ("down from 1 of 3 locations: eu-west").
+async fn locations_of_unwell(pool: &PgPool, probes: &[Probe]) -> Result<HashMap<Uuid, (Outcome, String)>, sqlx::Error> {
+    let unwell: Vec<Uuid> = probes
+        .iter()
+        .filter(|p| p.spec.enabled && p.spec.is_multi_location())
+        .filter(|p| p.status.as_ref().and_then(|s| s.state).is_some_and(|s| s != Outcome::Up))
+        .map(|p| p.id)
+        .collect();
+    if unwell.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let notes = crate::storage::locations::latest_notes(pool, &unwell).await?;
+    let mut whence: HashMap<Uuid, (Outcome, String)> = HashMap::new();
+    for (probe, to, note) in notes {
+        let Some(p) = probes.iter().find(|p| p.id == probe) else { continue };
+        if p.status.as_ref().and_then(|s| s.state) != Some(to) {
+            continue;
+        }
+        let worse = whence.get(&p.service_id).is_none_or(|(was, _)| to > *was);
+        if worse {
+            whence.insert(p.service_id, (to, note.describe(to)));
+        }
+    }
+    Ok(whence)
 }
 
 /// The service page's data over `window`.

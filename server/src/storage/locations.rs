@@ -1,7 +1,8 @@
 //! The confirmation state of each (probe, location) of a probe run from several locations.
 
-use app::model::{ErrorClass, LocationState, Outcome, unknown_state};
+use app::model::{ErrorClass, LocationState, Outcome, QuorumNote, unknown_state};
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -290,4 +291,19 @@ pub async fn states(pool: &PgPool, probes: &[Uuid]) -> Result<Vec<(Uuid, String,
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(|r| (r.probe_id, r.location, r.state.as_deref().and_then(Outcome::parse))).collect())
+}
+
+/// The newest quorum note of each of `probes` (a probe run from several locations) with the
+/// state it led to.
+#[tracing::instrument(skip_all, fields(probes = probes.len()))]
+pub async fn latest_notes(pool: &PgPool, probes: &[Uuid]) -> Result<Vec<(Uuid, Outcome, QuorumNote)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select distinct on (probe_id) probe_id, to_state, quorum as "quorum!: Json<QuorumNote>"
+             from state_changes where probe_id = any($1) and quorum is not null
+            order by probe_id, at desc, state_change_id desc"#,
+        probes
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().filter_map(|r| Some((r.probe_id, Outcome::parse(&r.to_state)?, r.quorum.0))).collect())
 }

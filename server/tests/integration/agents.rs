@@ -91,6 +91,10 @@ async fn two_agents_and_the_server_judge_a_probe_by_quorum() {
     assert_eq!(state_of("eu-west"), Some(Outcome::Down));
     assert_eq!(state_of("us-east"), Some(Outcome::Up));
     assert_eq!(state_of("local"), Some(Outcome::Up));
+    let overview = server::monitor::overview::overview(&app.pool).await.expect("overview");
+    let tile = overview.services.iter().find(|t| t.id == probe.service_id).expect("the shop's tile");
+    assert_eq!(tile.state, Some(Outcome::Degraded));
+    assert_eq!(tile.locations.as_deref(), Some("down or degraded from 1 of 3 locations: eu-west"));
 
     // Down from two: down, one incident, naming both locations.
     failing.lock().expect("lock").insert("us-east".into());

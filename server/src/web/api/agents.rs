@@ -245,7 +245,10 @@ pub async fn results(
             None => ignored += u32::try_from(items.len()).unwrap_or(u32::MAX),
         }
     }
-    let judged = state.judge.judge_many(scheduled.iter_mut().map(|(s, items)| (&s.probe, std::mem::take(items))).collect()).await?;
+    let judged = state
+        .judge
+        .judge_many(scheduled.iter_mut().map(|(s, items)| (&s.probe, std::mem::take(items))).collect())
+        .await?;
     let (stored, duplicates) = (judged.stored, judged.duplicates);
     ignored += judged.ignored;
     store::report(&state.pool, &Report { lag_ms, ..report }).await?;
