@@ -179,7 +179,7 @@ impl Judge {
             .filter_map(|(id, l)| machines.get(id).and_then(|rows| rows.get(l)).map(|row| (*id, row)))
             .collect();
         results::store_judged_many(&mut tx, &stored, &changes).await?;
-        locations::save_probe_states(&mut tx, &states).await?;
+        results::upsert_judged_states(&mut tx, &states).await?;
         locations::save_many(&mut tx, &saved).await?;
         tx.commit().await?;
         self.hub.publish_all(events);

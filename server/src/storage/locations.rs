@@ -1,12 +1,10 @@
 //! The confirmation state of each (probe, location) of a probe run from several locations.
 
-use app::model::{ErrorClass, LocationState, Outcome, QuorumNote, unknown_state};
+use app::model::{ErrorClass, LocationState, Outcome, QuorumNote};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
-
-use crate::storage::results::StateRow;
 
 /// One location's stored state machine: its confirmed state and the runs counted so far.
 #[derive(Clone, Debug, PartialEq)]
@@ -149,42 +147,6 @@ pub async fn save_many(tx: &mut Transaction<'_, Postgres>, rows: &[(Uuid, &Locat
 
 fn pg_array(v: [u32; 3]) -> String {
     format!("{{{},{},{}}}", v[0], v[1], v[2])
-}
-
-/// The probes' quorum states after judged results, in one statement (results may arrive late: the state is always taken, as judged under the probes' locks in order, while the last result's fields move only forwards in time).
-#[tracing::instrument(skip_all, fields(states = states.len()))]
-pub async fn save_probe_states(tx: &mut Transaction<'_, Postgres>, states: &[StateRow]) -> Result<(), sqlx::Error> {
-    if states.is_empty() {
-        return Ok(());
-    }
-    let probe: Vec<Uuid> = states.iter().map(|s| s.probe_id).collect();
-    let state: Vec<&str> = states.iter().map(|s| unknown_state::as_str(s.state)).collect();
-    let since: Vec<DateTime<Utc>> = states.iter().map(|s| s.since).collect();
-    let last_at: Vec<DateTime<Utc>> = states.iter().map(|s| s.last_result_at).collect();
-    let last: Vec<&str> = states.iter().map(|s| s.last_outcome.as_str()).collect();
-    let err: Vec<Option<&str>> = states.iter().map(|s| s.last_error.map(ErrorClass::as_str)).collect();
-    sqlx::query!(
-        "insert into probe_state (probe_id, state, since, last_result_at, last_outcome, last_error)
-         select t.* from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[])
-                as t(p, s, si, la, lo, le)
-          where exists (select 1 from probes where probe_id = t.p)
-         on conflict (probe_id) do update set
-           state = excluded.state, since = excluded.since,
-           last_outcome = case when probe_state.last_result_at > excluded.last_result_at
-                               then probe_state.last_outcome else excluded.last_outcome end,
-           last_error = case when probe_state.last_result_at > excluded.last_result_at
-                             then probe_state.last_error else excluded.last_error end,
-           last_result_at = greatest(probe_state.last_result_at, excluded.last_result_at)",
-        &probe,
-        &state as &[&str],
-        &since,
-        &last_at,
-        &last as &[&str],
-        &err as &[Option<&str>],
-    )
-    .execute(&mut **tx)
-    .await
-    .map(|_| ())
 }
 
 /// The locations of `probe` as its table shows them (only those stored; the caller adds the

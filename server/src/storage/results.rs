@@ -338,17 +338,35 @@ pub async fn copy_only<R: Borrow<ProbeResult>>(pool: &PgPool, results: &[R]) -> 
     tx.commit().await
 }
 
+/// State rows as the columns `unnest` takes.
+struct StateColumns {
+    probe: Vec<Uuid>,
+    state: Vec<&'static str>,
+    since: Vec<DateTime<Utc>>,
+    last_at: Vec<DateTime<Utc>>,
+    last: Vec<&'static str>,
+    err: Vec<Option<&'static str>>,
+}
+
+impl StateColumns {
+    fn of(states: &[StateRow]) -> Self {
+        Self {
+            probe: states.iter().map(|s| s.probe_id).collect(),
+            state: states.iter().map(|s| unknown_state::as_str(s.state)).collect(),
+            since: states.iter().map(|s| s.since).collect(),
+            last_at: states.iter().map(|s| s.last_result_at).collect(),
+            last: states.iter().map(|s| s.last_outcome.as_str()).collect(),
+            err: states.iter().map(|s| s.last_error.map(ErrorClass::as_str)).collect(),
+        }
+    }
+}
+
 #[tracing::instrument(skip_all)]
 async fn upsert_states(tx: &mut Transaction<'_, Postgres>, states: &[StateRow]) -> Result<(), sqlx::Error> {
     if states.is_empty() {
         return Ok(());
     }
-    let probe: Vec<Uuid> = states.iter().map(|s| s.probe_id).collect();
-    let state: Vec<&str> = states.iter().map(|s| unknown_state::as_str(s.state)).collect();
-    let since: Vec<DateTime<Utc>> = states.iter().map(|s| s.since).collect();
-    let last_at: Vec<DateTime<Utc>> = states.iter().map(|s| s.last_result_at).collect();
-    let last: Vec<&str> = states.iter().map(|s| s.last_outcome.as_str()).collect();
-    let err: Vec<Option<&str>> = states.iter().map(|s| s.last_error.map(ErrorClass::as_str)).collect();
+    let c = StateColumns::of(states);
     // A probe deleted while its results were in flight has no row to update: skip it.
     sqlx::query!(
         "insert into probe_state (probe_id, state, since, last_result_at, last_outcome, last_error)
@@ -359,12 +377,45 @@ async fn upsert_states(tx: &mut Transaction<'_, Postgres>, states: &[StateRow]) 
            state = excluded.state, since = excluded.since, last_result_at = excluded.last_result_at,
            last_outcome = excluded.last_outcome, last_error = excluded.last_error
          where probe_state.last_result_at is null or probe_state.last_result_at <= excluded.last_result_at",
-        &probe,
-        &state as &[&str],
-        &since,
-        &last_at,
-        &last as &[&str],
-        &err as &[Option<&str>],
+        &c.probe,
+        &c.state as &[&str],
+        &c.since,
+        &c.last_at,
+        &c.last as &[&str],
+        &c.err as &[Option<&str>],
+    )
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+/// The probes' quorum states after judged results. Results may arrive late (an agent's spool
+/// after an outage), so the state is always taken (judged under the probes' locks, in order),
+/// while the last result's fields move only forwards in time.
+#[tracing::instrument(skip_all, fields(states = states.len()))]
+pub async fn upsert_judged_states(tx: &mut Transaction<'_, Postgres>, states: &[StateRow]) -> Result<(), sqlx::Error> {
+    if states.is_empty() {
+        return Ok(());
+    }
+    let c = StateColumns::of(states);
+    sqlx::query!(
+        "insert into probe_state (probe_id, state, since, last_result_at, last_outcome, last_error)
+         select t.* from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[])
+                as t(p, s, si, la, lo, le)
+          where exists (select 1 from probes where probe_id = t.p)
+         on conflict (probe_id) do update set
+           state = excluded.state, since = excluded.since,
+           last_outcome = case when probe_state.last_result_at > excluded.last_result_at
+                               then probe_state.last_outcome else excluded.last_outcome end,
+           last_error = case when probe_state.last_result_at > excluded.last_result_at
+                             then probe_state.last_error else excluded.last_error end,
+           last_result_at = greatest(probe_state.last_result_at, excluded.last_result_at)",
+        &c.probe,
+        &c.state as &[&str],
+        &c.since,
+        &c.last_at,
+        &c.last as &[&str],
+        &c.err as &[Option<&str>],
     )
     .execute(&mut **tx)
     .await

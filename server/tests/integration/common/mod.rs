@@ -338,23 +338,8 @@ impl Proc {
     }
 
     fn serve(mut cmd: Command, extra_args: &[&str]) -> Proc {
-        let mut child = cmd
-            .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
-            .args(extra_args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn triage");
-        let stdout: ChildStdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut proc = Proc { child, url: String::new(), lines: rx, seen: Vec::new() };
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"]).args(extra_args);
+        let mut proc = Proc::launch(cmd);
         let up = proc.wait_for(|l| l.contains("Triage is up"), Duration::from_secs(90)).expect("triage comes up");
         let v: serde_json::Value = serde_json::from_str(&up).expect("JSON log line");
         proc.url = v["url"].as_str().expect("url field").to_string();
