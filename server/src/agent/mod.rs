@@ -131,11 +131,13 @@ pub async fn run(settings: AgentSettings, mut stop: watch::Receiver<bool>) -> Re
     let _ = stop.wait_for(|s| *s).await;
     follower.abort();
     let _ = follower.await;
-    // The checks are stopped (dropped with the follower); what they sent is spooled; one more
-    // delivery tries to leave nothing behind.
-    spooler.abort();
+    // The checks stopped with the follower, and with them the channel's senders: the spooler
+    // ends once it has spooled what they sent. One more delivery tries to leave nothing behind.
+    if tokio::time::timeout(Duration::from_secs(5), spooler).await.is_err() {
+        tracing::warn!("the spool did not take the last results in time");
+    }
     deliverer.abort();
-    let _ = tokio::time::timeout(Duration::from_secs(5), deliver_once(&link)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), deliver_once(&link, BATCH)).await;
     let left = link.spool().len();
     if let Err(e) = link.spool().sync() {
         tracing::warn!(error = %e, "cannot sync the spool");
@@ -150,8 +152,8 @@ async fn spool_results(link: Arc<Link>, mut rx: mpsc::Receiver<ProbeResult>) {
     while rx.recv_many(&mut batch, 256).await > 0 {
         let pushed = link.spool().push(std::mem::take(&mut batch));
         if let Err(e) = pushed {
-            // A disk that refuses writes: the results stay in memory (the spool keeps its queue).
-            tracing::error!(error = %e, "cannot write the spool");
+            // A disk that refuses writes: the results are kept in memory all the same.
+            tracing::error!(error = %e, "cannot write the spool; results wait in memory");
         }
         link.spooled.notify_one();
     }
@@ -169,9 +171,12 @@ fn next(backoff: Duration) -> Duration {
 
 /// Why one delivery failed.
 enum Failed {
-    /// Unreachable, timed out, 5xx, 429: try again later with the same results.
+    /// Unreachable, timed out, 5xx, 429, 404 (a replica on an older version), 409: try again
+    /// later with the same results.
     Retry(String),
-    /// The server will not take this batch (4xx other than auth): drop it rather than block.
+    /// Too large for the server (413): try again with half as many.
+    TooLarge,
+    /// The server will not take this batch (another 4xx): drop it, counted, rather than block.
     Refused(String),
     /// The token is refused: keep everything, wait long.
     Unauthorised(String),
@@ -181,6 +186,8 @@ async fn deliver(link: Arc<Link>) {
     let mut backoff = Duration::from_secs(1);
     let mut synced = tokio::time::Instant::now();
     let mut last = tokio::time::Instant::now();
+    // Halved on a 413, grown back by a quarter after each success.
+    let mut size = BATCH;
     loop {
         if link.spool().is_empty() {
             let _ = tokio::time::timeout(Duration::from_secs(1), link.spooled.notified()).await;
@@ -195,8 +202,15 @@ async fn deliver(link: Arc<Link>) {
             }
             synced = tokio::time::Instant::now();
         }
-        match deliver_once(&link).await {
-            Ok(_) => backoff = Duration::from_secs(1),
+        match deliver_once(&link, size).await {
+            Ok(_) => {
+                backoff = Duration::from_secs(1);
+                size = (size + size / 4 + 1).min(BATCH);
+            }
+            Err(Failed::TooLarge) => {
+                size = (size / 2).max(1);
+                tracing::warn!(batch = size, "the server found a batch too large; sending smaller ones");
+            }
             Err(Failed::Retry(why)) => {
                 tracing::warn!(waiting = link.spool().len(), retry_in = ?backoff, "cannot deliver results: {why}");
                 pause(backoff).await;
@@ -207,18 +221,18 @@ async fn deliver(link: Arc<Link>) {
                 pause(REFUSED_WAIT).await;
             }
             Err(Failed::Refused(why)) => {
-                tracing::error!("the server refused a batch; dropping it: {why}");
+                tracing::error!("the server refused a batch; dropping it (counted as dropped): {why}");
                 backoff = Duration::from_secs(1);
             }
         }
     }
 }
 
-/// Delivers up to [`BATCH`] of the oldest results; answers how many the server took.
-async fn deliver_once(link: &Link) -> Result<usize, Failed> {
+/// Delivers up to `size` of the oldest results; answers how many the server took.
+async fn deliver_once(link: &Link, size: usize) -> Result<usize, Failed> {
     let (entries, buffered, dropped) = {
         let spool = link.spool();
-        let entries = spool.peek(BATCH);
+        let entries = spool.peek(size);
         let buffered = spool.len().saturating_sub(entries.len());
         (entries, buffered, spool.dropped())
     };
@@ -270,9 +284,10 @@ async fn deliver_once(link: &Link) -> Result<usize, Failed> {
     let why = format!("{status}: {}", text.chars().take(300).collect::<String>());
     match status.as_u16() {
         401 | 403 => Err(Failed::Unauthorised(why)),
-        408 | 429 => Err(Failed::Retry(why)),
+        413 if entries.len() > 1 => Err(Failed::TooLarge),
+        404 | 405 | 408 | 409 | 429 => Err(Failed::Retry(why)),
         400..=499 => {
-            if let Err(e) = link.spool().ack(last) {
+            if let Err(e) = link.spool().refuse(entries.len()) {
                 tracing::warn!(error = %e, "cannot trim the spool");
             }
             Err(Failed::Refused(why))

@@ -128,18 +128,21 @@ impl Spool {
             }
             segments.push_back(Segment { last, path });
         }
+        // Numbers on disk beyond the reserve (one whose save failed) are never handed out again.
+        let after_disk = segments.back().map_or(0, |s: &Segment| s.last + 1);
+        let start = state.reserved.max(after_disk);
         let mut spool = Self {
             agent_id: state.agent_id,
             max: max.max(1),
             queue,
-            next_seq: state.reserved,
-            reserved: state.reserved,
+            next_seq: start,
+            reserved: start,
             dropped: state.dropped,
             disk: Some(Disk { dir: dir.to_owned(), segments, open: None }),
         };
         spool.shed();
         spool.trim_segments()?;
-        spool.save_state(true)?;
+        spool.save_state()?;
         Ok(spool)
     }
 
@@ -164,25 +167,45 @@ impl Spool {
         if results.is_empty() {
             return Ok(());
         }
+        let mut failed = None;
         let needed = self.next_seq + i64::try_from(results.len()).unwrap_or(i64::MAX);
         if self.disk.is_some() && needed > self.reserved {
+            // Reserved on disk before any of the numbers is handed out.
+            let previous = self.reserved;
             self.reserved = needed + RESERVE;
-            self.save_state(true)?;
+            if let Err(e) = self.save_state() {
+                self.reserved = previous;
+                failed = Some(e);
+            }
         }
         for result in results {
             let seq = self.next_seq;
             self.next_seq += 1;
             let json = serde_json::to_string(&AgentResult { seq, result }).unwrap_or_default();
-            self.append(seq, &json)?;
+            if let Err(e) = self.append(seq, &json) {
+                failed.get_or_insert(e);
+            }
+            // Kept in memory even when the disk refuses it.
             self.queue.push_back(Entry { seq, json });
         }
         let before = self.dropped;
         self.shed();
         if self.dropped != before {
             self.trim_segments()?;
-            self.save_state(true)?;
+            self.save_state()?;
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Drops the oldest `n` results the server refused for good, counting them as dropped.
+    pub fn refuse(&mut self, n: usize) -> Result<(), SpoolError> {
+        for _ in 0..n {
+            if self.queue.pop_front().is_some() {
+                self.dropped += 1;
+            }
+        }
+        self.trim_segments()?;
+        self.save_state()
     }
 
     /// The oldest `n` results, to deliver (they stay until [`ack`](Self::ack)).
@@ -196,9 +219,7 @@ impl Spool {
             self.queue.pop_front();
         }
         self.trim_segments()?;
-        // Not synced: after a crash that loses it, a few delivered results are sent again, and
-        // the server knows them.
-        self.save_state(false)
+        self.save_state()
     }
 
     /// Makes what was appended durable (called every second by the deliverer, not per result).
@@ -227,12 +248,27 @@ impl Spool {
             disk.segments.push_back(Segment { last: seq, path });
             disk.open = Some((file, 0));
         }
+        let mut broken = None;
         if let (Some((file, lines)), Some(segment)) = (&mut disk.open, disk.segments.back_mut()) {
-            file.write_all(json.as_bytes()).and_then(|()| file.write_all(b"\n")).map_err(io(&segment.path))?;
-            *lines += 1;
-            segment.last = seq;
+            let mut line = Vec::with_capacity(json.len() + 1);
+            line.extend_from_slice(json.as_bytes());
+            line.push(b'\n');
+            match file.write_all(&line) {
+                Ok(()) => {
+                    *lines += 1;
+                    segment.last = seq;
+                }
+                Err(e) => broken = Some(io(&segment.path)(e)),
+            }
         }
-        Ok(())
+        match broken {
+            // What was written of the line would glue it to the next: start a new segment.
+            Some(e) => {
+                disk.open = None;
+                Err(e)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Deletes the segments whose every result is gone from the queue.
@@ -259,7 +295,7 @@ impl Spool {
         Ok(())
     }
 
-    fn save_state(&self, durable: bool) -> Result<(), SpoolError> {
+    fn save_state(&self) -> Result<(), SpoolError> {
         let Some(disk) = &self.disk else { return Ok(()) };
         let floor = self.queue.front().map_or(self.next_seq, |e| e.seq);
         let state = State { agent_id: self.agent_id, reserved: self.reserved, dropped: self.dropped, floor };
@@ -267,10 +303,7 @@ impl Spool {
         let path = disk.dir.join("state.json");
         let bytes = serde_json::to_vec(&state).unwrap_or_default();
         let mut file = File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(&bytes).map_err(io(&tmp))?;
-        if durable {
-            file.sync_all().map_err(io(&tmp))?;
-        }
+        file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(io(&tmp))?;
         fs::rename(&tmp, &path).map_err(io(&path))
     }
 }
@@ -346,6 +379,30 @@ mod tests {
         let again = Spool::open(&d, 100).expect("reopen");
         assert_eq!(again.len(), 3);
         let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn numbers_on_disk_beyond_a_lost_reserve_are_not_handed_out_again() {
+        let d = dir();
+        let mut s = Spool::open(&d, 100).expect("open");
+        let id = s.agent_id();
+        s.push(results(3)).expect("push");
+        drop(s);
+        // As if the reserve had never been saved: the segment still holds numbers 0–2.
+        let state = serde_json::json!({"agent_id": id, "reserved": 0, "dropped": 0, "floor": 0});
+        fs::write(d.join("state.json"), state.to_string()).expect("state");
+        let mut again = Spool::open(&d, 100).expect("reopen");
+        again.push(results(1)).expect("push");
+        assert_eq!(again.peek(10).last().map(|e| e.seq), Some(3));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn results_the_server_refuses_are_counted_as_dropped() {
+        let mut s = Spool::in_memory(100);
+        s.push(results(5)).expect("push");
+        s.refuse(2).expect("refuse");
+        assert_eq!((s.len(), s.dropped(), s.peek(1)[0].seq), (3, 2, 2));
     }
 
     #[test]

@@ -22,12 +22,20 @@ use crate::monitor::hub::{EventHub, ProbeEvent};
 use crate::storage::locations::{self, LocationRow};
 use crate::storage::results::{self, StateRow};
 
-/// One result to judge, with its idempotency key when it came from an agent.
+/// One result to judge, with the number its agent gave it.
 #[derive(Clone, Debug)]
 pub struct Located {
     pub result: ProbeResult,
-    /// `(agent_id, seq)`: a retry of a stored result is recognised and stored once.
-    pub receipt: Option<(String, i64)>,
+    /// An agent's number for it: one at or below the agent's highest stored is a retry.
+    pub seq: Option<i64>,
+}
+
+/// Whose batch it is: the agent, and the highest number in the batch (every result of it is
+/// acknowledged, stored or not).
+#[derive(Clone, Copy, Debug)]
+pub struct Delivery {
+    pub agent_id: Uuid,
+    pub upto: i64,
 }
 
 /// A location that has not reported for this long counts as unknown in the quorum: an agent that
@@ -35,9 +43,6 @@ pub struct Located {
 pub fn stale_after(interval: std::time::Duration) -> Duration {
     Duration::from_std(interval * 3).unwrap_or(Duration::MAX) + Duration::seconds(30)
 }
-
-/// An idempotency key's probe and number, and when its result was checked.
-type Key = (Uuid, i64, DateTime<Utc>);
 
 /// Judges results of probes run from several locations and stores them.
 #[derive(Clone)]
@@ -62,14 +67,18 @@ impl Judge {
 
     /// Judges `items` of one probe (in the order checked).
     pub async fn judge(&self, probe: &CompiledProbe, items: Vec<Located>) -> Result<Tally, sqlx::Error> {
-        self.judge_many(vec![(probe, items)]).await
+        self.judge_many(vec![(probe, items)], None).await
     }
 
     /// Judges the results of several probes (each in the order checked) in one transaction: the
     /// probes' locks, their stored machines and states, the receipts, the results and what they
     /// change, each read or written in one statement for the whole batch.
     #[tracing::instrument(skip_all, fields(probes = batch.len()))]
-    pub async fn judge_many(&self, batch: Vec<(&CompiledProbe, Vec<Located>)>) -> Result<Tally, sqlx::Error> {
+    pub async fn judge_many(
+        &self,
+        batch: Vec<(&CompiledProbe, Vec<Located>)>,
+        delivery: Option<Delivery>,
+    ) -> Result<Tally, sqlx::Error> {
         let mut tally = Tally::default();
         let days: HashSet<_> =
             batch.iter().flat_map(|(_, items)| items.iter().map(|i| i.result.at.date_naive())).collect();
@@ -78,6 +87,11 @@ impl Judge {
         }
         let ids: Vec<Uuid> = batch.iter().map(|(p, _)| p.id).collect();
         let mut tx = self.pool.begin().await?;
+        // The agent's row first, then the probes: every delivery takes them in this order.
+        let delivered = match delivery {
+            Some(d) => crate::storage::agents::lock_delivered(&mut tx, d.agent_id).await?.unwrap_or(-1),
+            None => -1,
+        };
         locations::lock_probes(&mut tx, &ids).await?;
         let existing: HashMap<Uuid, (Option<Outcome>, Option<DateTime<Utc>>)> =
             locations::states_in(&mut tx, &ids).await?.into_iter().map(|s| (s.probe_id, (s.state, s.since))).collect();
@@ -85,24 +99,7 @@ impl Judge {
         for (id, row) in locations::rows_of(&mut tx, &ids).await? {
             machines.entry(id).or_default().insert(row.location.clone(), row);
         }
-        // Retries first: a result whose key was stored before is not judged again.
-        let keyed: Vec<(Uuid, &str, i64, DateTime<Utc>)> = batch
-            .iter()
-            .flat_map(|(p, items)| {
-                items.iter().filter_map(|i| i.receipt.as_ref().map(|(a, s)| (p.id, a.as_str(), *s, i.result.at)))
-            })
-            .collect();
-        let mut fresh_keys = HashSet::new();
-        let mut by_agent: HashMap<&str, Vec<Key>> = HashMap::new();
-        for (probe, agent, seq, at) in &keyed {
-            by_agent.entry(agent).or_default().push((*probe, *seq, *at));
-        }
-        for (agent, keys) in by_agent {
-            let probes: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-            let seqs: Vec<i64> = keys.iter().map(|k| k.1).collect();
-            let ats: Vec<DateTime<Utc>> = keys.iter().map(|k| k.2).collect();
-            fresh_keys.extend(results::claim_receipts(&mut tx, agent, &probes, &seqs, &ats).await?);
-        }
+        let mut numbers = HashSet::new();
         let now = Utc::now();
         let (mut stored, mut changes, mut states, mut events) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut touched: HashSet<(Uuid, String)> = HashSet::new();
@@ -122,9 +119,9 @@ impl Judge {
                     tally.ignored += 1;
                     continue;
                 }
-                // Taken once: the same number twice in one batch is stored once too.
-                if let Some((_, seq)) = &item.receipt
-                    && !fresh_keys.remove(&(probe.id, *seq))
+                // Stored before (a batch sent again), or twice in this batch: stored once.
+                if let Some(seq) = item.seq
+                    && (seq <= delivered || !numbers.insert(seq))
                 {
                     tally.duplicates += 1;
                     continue;
@@ -179,6 +176,9 @@ impl Judge {
             .filter_map(|(id, l)| machines.get(id).and_then(|rows| rows.get(l)).map(|row| (*id, row)))
             .collect();
         results::store_judged_many(&mut tx, &stored, &changes).await?;
+        if let Some(d) = delivery {
+            crate::storage::agents::set_delivered(&mut tx, d.agent_id, d.upto).await?;
+        }
         results::upsert_judged_states(&mut tx, &states).await?;
         locations::save_many(&mut tx, &saved).await?;
         tx.commit().await?;

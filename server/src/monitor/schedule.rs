@@ -541,7 +541,7 @@ const UNJUDGED_KEPT: usize = 60;
 /// Judges the waiting local results of a multi-location probe, oldest first; keeps them for the
 /// next check when PostgreSQL cannot take them now.
 async fn judge_local(judge: &Judge, probe: &CompiledProbe, unjudged: &mut VecDeque<ProbeResult>) {
-    let items: Vec<Located> = unjudged.iter().map(|r| Located { result: r.clone(), receipt: None }).collect();
+    let items: Vec<Located> = unjudged.iter().map(|r| Located { result: r.clone(), seq: None }).collect();
     match judge.judge(probe, items).await {
         Ok(_) => unjudged.clear(),
         Err(e) => {

@@ -1,7 +1,8 @@
 //! Remote agents as they last reported themselves.
 
 use app::model::Agent;
-use sqlx::PgPool;
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// What an agent tells about itself with each batch (or when its stream opens).
@@ -44,7 +45,7 @@ pub async fn report(pool: &PgPool, r: &Report<'_>) -> Result<bool, sqlx::Error> 
 }
 
 /// Notes that the agent's stream of assignments is open (on connect and every few seconds while
-/// it is). Answers `false` when the agent id belongs to another token.
+/// it is), and answers the time noted; `None` when the agent id belongs to another token.
 #[tracing::instrument(skip(pool))]
 pub async fn stream_open(
     pool: &PgPool,
@@ -52,26 +53,30 @@ pub async fn stream_open(
     token_id: Uuid,
     location: &str,
     version: &str,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!(
-        "insert into agents (agent_id, token_id, location, version, stream_seen) values ($1, $2, $3, $4, now())
-         on conflict (agent_id) do update set
-           location = excluded.location, version = excluded.version, stream_seen = now(), last_seen = now()
-         where agents.token_id = excluded.token_id",
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"insert into agents (agent_id, token_id, location, version, stream_seen) values ($1, $2, $3, $4, now())
+           on conflict (agent_id) do update set
+             location = excluded.location, version = excluded.version, stream_seen = now(), last_seen = now()
+           where agents.token_id = excluded.token_id
+           returning stream_seen as "seen!""#,
         agent_id,
         token_id,
         location,
         version,
     )
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(pool)
+    .await
 }
 
-/// The stream of assignments closed.
+/// The stream that last noted itself open at `seen` closed (a newer stream of the same agent,
+/// on this replica or another, has noted a later time and is left alone).
 #[tracing::instrument(skip(pool))]
-pub async fn stream_closed(pool: &PgPool, agent_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query!("update agents set stream_seen = null where agent_id = $1", agent_id).execute(pool).await.map(|_| ())
+pub async fn stream_closed(pool: &PgPool, agent_id: Uuid, seen: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query!("update agents set stream_seen = null where agent_id = $1 and stream_seen = $2", agent_id, seen)
+        .execute(pool)
+        .await
+        .map(|_| ())
 }
 
 /// Every agent, by location, with how many enabled probes its location has.
@@ -97,4 +102,22 @@ pub async fn list(pool: &PgPool) -> Result<Vec<Agent>, sqlx::Error> {
 #[tracing::instrument(skip(pool))]
 pub async fn token_of(pool: &PgPool, agent_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar!("select token_id from agents where agent_id = $1", agent_id).fetch_optional(pool).await
+}
+
+/// The highest result number stored for the agent, locked until the transaction ends (one
+/// delivery of an agent at a time, whichever replica it reaches). `None`: no such agent.
+#[tracing::instrument(skip(tx))]
+pub async fn lock_delivered(tx: &mut Transaction<'_, Postgres>, agent_id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar!("select delivered_seq from agents where agent_id = $1 for update", agent_id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// Raises the agent's highest stored result number.
+#[tracing::instrument(skip(tx))]
+pub async fn set_delivered(tx: &mut Transaction<'_, Postgres>, agent_id: Uuid, seq: i64) -> Result<(), sqlx::Error> {
+    sqlx::query!("update agents set delivered_seq = greatest(delivered_seq, $2) where agent_id = $1", agent_id, seq)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
 }

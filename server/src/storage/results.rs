@@ -213,31 +213,6 @@ pub async fn store_judged_many(
     insert_changes(tx, changes).await
 }
 
-/// Records idempotency keys (`agent_id`, `seq`) of results of `probes[i]`; answers the positions
-/// of those new (the others were stored before: retries).
-#[tracing::instrument(skip_all, fields(keys = seqs.len()))]
-pub async fn claim_receipts(
-    tx: &mut Transaction<'_, Postgres>,
-    agent_id: &str,
-    probes: &[Uuid],
-    seqs: &[i64],
-    ats: &[DateTime<Utc>],
-) -> Result<std::collections::HashSet<(Uuid, i64)>, sqlx::Error> {
-    let rows = sqlx::query!(
-        "insert into push_receipts (probe_id, agent_id, seq, at)
-         select p, $1, s, a from unnest($2::uuid[], $3::bigint[], $4::timestamptz[]) as t(p, s, a)
-         on conflict do nothing
-         returning probe_id, seq",
-        agent_id,
-        probes,
-        seqs,
-        ats,
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.probe_id, r.seq)).collect())
-}
-
 const COPY_RESULTS: &str = "copy results (probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us,
     ttfb_us, transfer_us, total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left, components, pool,
     echo_sent, echo_received, location) from stdin with (format binary)";

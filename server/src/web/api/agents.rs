@@ -23,7 +23,7 @@ use super::{ApiJson, parse_id};
 use crate::access::Principal;
 use crate::access::accounts;
 use crate::access::actor::Actor;
-use crate::monitor::quorum::Located;
+use crate::monitor::quorum::{Delivery, Located};
 use crate::storage::agents::{self as store, Report};
 use crate::storage::auth as tokens;
 use crate::web::error::ApiError;
@@ -93,9 +93,9 @@ pub async fn stream(
     check_location(&q.location)?;
     let version = q.version.unwrap_or_else(|| "unknown".into());
     check_version(&version)?;
-    if !store::stream_open(&state.pool, agent_id, token, &q.location, &version).await? {
+    let Some(seen) = store::stream_open(&state.pool, agent_id, token, &q.location, &version).await? else {
         return Err(ApiError::Forbidden("this agent id belongs to another token".into()));
-    }
+    };
     tracing::info!(agent = %agent_id, location = %q.location, version = %version, "agent connected");
     let changes = state.scheduler.changes();
     let stopping = state.stopping.subscribe();
@@ -103,7 +103,7 @@ pub async fn stream(
     let ticks = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
     let recheck_every = state.auth.settings.live_recheck;
     let recheck = tokio::time::interval_at(tokio::time::Instant::now() + recheck_every, recheck_every);
-    let open = Open { state, agent_id, token, location: q.location, version, fingerprint, ended: false };
+    let open = Open { state, agent_id, token, location: q.location, version, fingerprint, seen, ended: false };
     let updates = futures::stream::unfold(
         (open, changes, stopping, ticks, recheck),
         |(mut open, mut changes, mut stopping, mut ticks, mut recheck)| async move {
@@ -128,8 +128,10 @@ pub async fn stream(
                     }
                     _ = ticks.tick() => {
                         let seen = store::stream_open(&open.state.pool, open.agent_id, open.token, &open.location, &open.version);
-                        if let Err(e) = seen.await {
-                            tracing::debug!(error = %e, "cannot note the agent's stream as open");
+                        match seen.await {
+                            Ok(Some(at)) => open.seen = at,
+                            Ok(None) => {}
+                            Err(e) => tracing::debug!(error = %e, "cannot note the agent's stream as open"),
                         }
                         tick_event()
                     }
@@ -159,18 +161,20 @@ struct Open {
     location: String,
     version: String,
     fingerprint: String,
+    /// When this stream last noted itself open.
+    seen: chrono::DateTime<Utc>,
     ended: bool,
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
         let pool = self.state.pool.clone();
-        let agent = self.agent_id;
+        let (agent, seen) = (self.agent_id, self.seen);
         tracing::info!(agent = %agent, location = %self.location, "agent stream closed");
         // Best effort: the list shows it disconnected a minute later anyway.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(5), store::stream_closed(&pool, agent)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), store::stream_closed(&pool, agent, seen)).await;
             });
         }
     }
@@ -215,7 +219,7 @@ pub async fn results(
         return Err(ApiError::Forbidden("this agent id belongs to another token".into()));
     }
     let lag_ms = batch.results.iter().map(|r| (now - r.result.at).num_milliseconds()).max();
-    let agent = batch.agent_id.to_string();
+    let upto = batch.results.iter().map(|r| r.seq).max();
     // Per probe, in the order checked; probes judged one after another (each under its lock).
     let mut order = Vec::new();
     let mut by_probe: HashMap<Uuid, Vec<Located>> = HashMap::new();
@@ -235,7 +239,7 @@ pub async fn results(
                 order.push(probe);
                 Vec::new()
             })
-            .push(Located { result, receipt: Some((agent.clone(), item.seq)) });
+            .push(Located { result, seq: Some(item.seq) });
     }
     let mut scheduled = Vec::with_capacity(order.len());
     for probe in order {
