@@ -246,13 +246,16 @@ pub async fn results(
         let items = by_probe.remove(&probe).unwrap_or_default();
         match state.scheduler.get(probe) {
             Some(s) => scheduled.push((s, items)),
+            // Not known here yet (this replica has not read a new probe): the agent retries.
+            None if crate::storage::catalog::get_probe(&state.pool, probe).await?.is_some() => {
+                return Err(ApiError::Unavailable("a probe in this batch is not loaded here yet; retry".into()));
+            }
             None => ignored += u32::try_from(items.len()).unwrap_or(u32::MAX),
         }
     }
-    let judged = state
-        .judge
-        .judge_many(scheduled.iter_mut().map(|(s, items)| (&s.probe, std::mem::take(items))).collect())
-        .await?;
+    let delivery = upto.map(|upto| Delivery { agent_id: batch.agent_id, upto });
+    let items = scheduled.iter_mut().map(|(s, items)| (&s.probe, std::mem::take(items))).collect();
+    let judged = state.judge.judge_many(items, delivery).await?;
     let (stored, duplicates) = (judged.stored, judged.duplicates);
     ignored += judged.ignored;
     store::report(&state.pool, &Report { lag_ms, ..report }).await?;
