@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { demoPort, signIn, watchErrors } from './helpers';
+import { ORIGIN, demoPort, signIn, watchErrors } from './helpers';
 
 // Triage watches itself out of the box, so a fresh instance has one service: `triage`.
 
@@ -58,6 +58,77 @@ test('the filter lives in the URL, so a link or a reload reproduces the view', a
   await expect(page.locator('li.tile[data-service="triage"]')).toBeVisible();
   await page.getByRole('combobox', { name: 'Sort' }).selectOption('name');
   await expect(page).toHaveURL(/\?q=TRI&sort=name$/);
+  expect(errors).toEqual([]);
+});
+
+test('counts by state and tag narrow the overview, a page holds 100 tiles, and keys turn the pages', async ({
+  page,
+}) => {
+  // 240 API calls to set up and clean up, on a debug build.
+  test.setTimeout(180_000);
+  const errors = watchErrors(page);
+  // 120 services without probes (no data yet, so they sort after every service with a state),
+  // tagged to be found; removed at the end so later tests see the usual fleet.
+  const ids: string[] = [];
+  for (let i = 0; i < 120; i++) {
+    const res = await page.request.post('/api/v1/services', {
+      data: { name: `fleet-${String(i).padStart(3, '0')}`, tags: ['e2e-fleet'] },
+      headers: { origin: ORIGIN },
+    });
+    expect(res.status(), await res.text()).toBe(201);
+    ids.push((await res.json()).id);
+  }
+  try {
+    await page.goto('/');
+    await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+    const states = page.getByRole('navigation', { name: 'States' });
+    await expect(states.getByRole('link', { name: /^All \d+/ })).toHaveAttribute('aria-current', 'true');
+    await expect(page.locator('li.tile')).toHaveCount(100);
+    await expect(page.getByRole('navigation', { name: 'Pages' })).toContainText(/Page 1 of \d+/);
+
+    // A tag narrows the view to its services, with their count.
+    const tags = page.getByRole('navigation', { name: 'Tags' });
+    await expect(tags.getByRole('link', { name: /^e2e-fleet 120/ })).toBeVisible();
+    await tags.getByRole('link', { name: /^e2e-fleet/ }).click();
+    await expect(page).toHaveURL(/\?tag=e2e-fleet$/);
+    await expect(page.getByText(/^120 of \d+ services · showing 1–100/)).toBeVisible();
+    await expect(page.locator('li.tile[data-service="fleet-000"]')).toBeVisible();
+
+    // N turns the page, P turns it back; the page is in the URL.
+    await page.locator('h1').click();
+    await page.keyboard.press('n');
+    await expect(page).toHaveURL(/\?tag=e2e-fleet&page=2$/);
+    await expect(page.locator('li.tile')).toHaveCount(20);
+    await expect(page.locator('li.tile[data-service="fleet-119"]')).toBeVisible();
+    await page.reload();
+    await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+    await expect(page.locator('li.tile')).toHaveCount(20);
+    await page.keyboard.press('p');
+    await expect(page).toHaveURL(/\?tag=e2e-fleet$/);
+
+    // A state narrows further: these services have no data yet, none is up.
+    await expect(states.getByRole('link', { name: /^No data 120/ })).toBeVisible();
+    await states.getByRole('link', { name: /^Up / }).click();
+    await expect(page).toHaveURL(/\?state=up&tag=e2e-fleet$/);
+    await expect(page.locator('li.tile')).toHaveCount(0);
+    await expect(page.getByText(/^0 of \d+ services/)).toBeVisible();
+
+    // A second click on the chosen tag widens the view again; `/` goes to the filter.
+    await page.getByRole('navigation', { name: 'Tags' }).getByRole('link', { name: /^e2e-fleet/ }).click();
+    await expect(page).toHaveURL(/\?state=up$/);
+    await expect(page.locator('li.tile[data-state="up"]').first()).toBeVisible({ timeout: 45_000 });
+    await expect(page.locator('li.tile:not([data-state="up"])')).toHaveCount(0);
+    await page.keyboard.press('/');
+    await expect(page.getByRole('searchbox', { name: 'Filter services' })).toBeFocused();
+    await page.screenshot({ path: 'artifacts/overview-facets.png', fullPage: true });
+  } finally {
+    for (let i = 0; i < ids.length; i += 20) {
+      const gone = await Promise.all(
+        ids.slice(i, i + 20).map((id) => page.request.delete(`/api/v1/services/${id}`, { headers: { origin: ORIGIN } })),
+      );
+      expect(gone.map((r) => r.status())).toEqual(gone.map(() => 204));
+    }
+  }
   expect(errors).toEqual([]);
 });
 
@@ -219,24 +290,25 @@ test('dragging across a chart zooms: the window goes into the URL, the page paus
   expect(errors).toEqual([]);
 });
 
-test('grouping by tag is part of the URL, and each tile carries a p95 sparkline', async ({ page }) => {
+test('a tag is part of the URL, and each tile carries a p95 sparkline', async ({ page }) => {
   const errors = watchErrors(page);
-  await page.goto('/?group=tag');
+  await page.goto('/?tag=checkout');
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
-  const group = page.locator('section.tile-group[data-tag="checkout"]');
-  await expect(group.locator('.group-head')).toContainText(/checkout\s*1 service$/);
-  await expect(group.locator('li.tile[data-service="shop"]')).toBeVisible();
-  // Triage watches itself under its own tag.
-  await expect(page.locator('section.tile-group[data-tag="triage"] li.tile[data-service="triage"]')).toBeVisible();
+  const tags = page.getByRole('navigation', { name: 'Tags' });
+  await expect(tags.getByRole('link', { name: /^checkout 1\b/ })).toHaveAttribute('aria-current', 'true');
+  await expect(page.locator('li.tile[data-service="shop"]')).toBeVisible();
+  await expect(page.locator('li.tile')).toHaveCount(1);
   await expect(page.locator('li.tile[data-service="shop"] .sparkline svg title')).toHaveText('p95 trend');
   await expect(page.locator('li.tile[data-service="shop"] .sparkline svg desc')).toContainText(
     /p95 over the last hour, between \d+ and \d+ ms/,
   );
-  const toggle = page.getByRole('checkbox', { name: 'Group by tag' });
-  await expect(toggle).toBeChecked();
-  await toggle.uncheck();
+  // Triage watches itself under its own tag.
+  await tags.getByRole('link', { name: /^triage 1\b/ }).click();
+  await expect(page).toHaveURL(/\?tag=triage$/);
+  await expect(page.locator('li.tile[data-service="triage"]')).toBeVisible();
+  await expect(page.locator('li.tile')).toHaveCount(1);
+  await tags.getByRole('link', { name: /^triage/ }).click();
   await expect(page).toHaveURL(/\/$/);
-  await expect(page.locator('section.tile-group')).toHaveCount(0);
   await expect(page.locator('li.tile[data-service="shop"]')).toBeVisible();
   expect(errors).toEqual([]);
 });

@@ -2,13 +2,14 @@ use leptos::prelude::*;
 
 use super::ServerError;
 
-use crate::model::{Overview, ServiceView, Window};
+use crate::model::{OverviewPage, OverviewQuery, ServiceView, Window};
 
-/// Every service as a tile for the overview page.
+/// One page of the overview's tiles, with the counts by state and tag, for a view state.
 #[server(endpoint = "get_overview")]
-pub async fn get_overview() -> Result<Overview, ServerError> {
+pub async fn get_overview(query: OverviewQuery) -> Result<OverviewPage, ServerError> {
     let backend = super::backend::backend()?;
-    backend.0.overview().await
+    let overview = backend.0.overview().await?;
+    Ok(crate::components::tiles::overview_page(&overview, &query))
 }
 
 /// One service with its charts over `window` (a preset ending now, or a fixed range).

@@ -8,11 +8,11 @@
 //! about 7,500 to 11,500 pages/s (`docs/benchmarks.md`). Every user-supplied value goes through
 //! [`push_escaped`]; tests below pin that.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 
 use crate::components::state::state_label;
 use crate::markup::push_escaped;
-use crate::model::ServiceTile;
+use crate::model::{Overview, OverviewPage, OverviewQuery, ServiceTile};
 
 /// A figure with `decimals` digits after the point. Rounds the scaled integer instead of using
 /// `{:.N}`: the standard library's exact formatting falls back to big-number arithmetic for many
@@ -33,13 +33,32 @@ fn fixed(v: f64, decimals: u32) -> String {
 }
 
 /// The `<li>` of every tile, in the given order.
-pub fn tiles_html(tiles: &[ServiceTile], now: DateTime<Utc>) -> String {
+pub fn tiles_html<'a>(tiles: impl IntoIterator<Item = &'a ServiceTile>, now: DateTime<Utc>) -> String {
+    let tiles = tiles.into_iter();
     // About 1.5 KB a tile, most of it the sparkline.
-    let mut buf = String::with_capacity(tiles.len() * 1536);
+    let mut buf = String::with_capacity(tiles.size_hint().0 * 1536);
     for t in tiles {
         push_tile(&mut buf, t, now);
     }
     buf
+}
+
+/// The page of the overview a view state asks for, its tiles rendered (on the server).
+pub fn overview_page(overview: &Overview, query: &OverviewQuery) -> OverviewPage {
+    let s = overview.select(query);
+    let at = overview.at;
+    OverviewPage {
+        updated: format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second()),
+        total: s.total,
+        only_self: s.only_self,
+        counts: s.counts,
+        tags: s.tags,
+        matched: s.matched,
+        page: s.page,
+        pages: s.pages,
+        shown: s.tiles.iter().map(|t| t.id).collect(),
+        tiles_html: tiles_html(s.tiles, at),
+    }
 }
 
 fn push_tile(buf: &mut String, tile: &ServiceTile, now: DateTime<Utc>) {

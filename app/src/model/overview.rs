@@ -67,8 +67,20 @@ impl ServiceTile {
 
     /// Does the text filter match (case-insensitive, on the name or any tag)?
     pub fn matches(&self, filter: &str) -> bool {
-        let f = filter.trim().to_lowercase();
-        f.is_empty() || self.name.to_lowercase().contains(&f) || self.tags.iter().any(|t| t.to_lowercase().contains(&f))
+        self.matches_lowercase(&filter.trim().to_lowercase())
+    }
+
+    /// [`Self::matches`] with the filter already trimmed and lowercased (once per page, not per
+    /// tile: the overview runs it over every service).
+    fn matches_lowercase(&self, needle: &str) -> bool {
+        let has = |s: &str| {
+            if s.is_ascii() {
+                s.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+            } else {
+                s.to_lowercase().contains(needle)
+            }
+        };
+        needle.is_empty() || has(&self.name) || self.tags.iter().any(|t| has(t))
     }
 }
 
@@ -78,6 +90,238 @@ impl ServiceTile {
 pub struct Overview {
     pub at: DateTime<Utc>,
     pub services: Vec<ServiceTile>,
+}
+
+/// The service Triage watches itself through (`--self-watch`).
+pub const SELF_SERVICE: &str = "triage";
+
+/// Tiles on one overview page: the page, its SSR and its hydration data stay this small however
+/// many services there are.
+pub const OVERVIEW_PAGE: usize = 100;
+/// Tags listed with their counts, the worst first.
+pub const OVERVIEW_TAGS: usize = 40;
+
+/// The overview's order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverviewSort {
+    /// Down, degraded, up, no data; then by name.
+    #[default]
+    Worst,
+    Name,
+}
+
+/// Which states the overview shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateFilter {
+    /// Down or degraded.
+    Problems,
+    Down,
+    Degraded,
+    Up,
+    /// No result yet.
+    NoData,
+}
+
+impl StateFilter {
+    pub const ALL: [Self; 5] = [Self::Problems, Self::Down, Self::Degraded, Self::Up, Self::NoData];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Problems => "problems",
+            Self::Down => "down",
+            Self::Degraded => "degraded",
+            Self::Up => "up",
+            Self::NoData => "no_data",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    pub fn admits(self, state: Option<Outcome>) -> bool {
+        match self {
+            Self::Problems => matches!(state, Some(Outcome::Down | Outcome::Degraded)),
+            Self::Down => state == Some(Outcome::Down),
+            Self::Degraded => state == Some(Outcome::Degraded),
+            Self::Up => state == Some(Outcome::Up),
+            Self::NoData => state.is_none(),
+        }
+    }
+}
+
+/// The overview's view state, as the URL holds it (`/?q=shop&state=down&tag=edge&sort=name&page=2`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverviewQuery {
+    /// Text matched against names and tags, case-insensitive.
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub sort: OverviewSort,
+    #[serde(default)]
+    pub state: Option<StateFilter>,
+    /// Only services with exactly this tag.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// 1-based; past the last page means the last page.
+    #[serde(default = "first_page")]
+    pub page: u32,
+}
+
+fn first_page() -> u32 {
+    1
+}
+
+/// Services by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounts {
+    pub down: u32,
+    pub degraded: u32,
+    pub up: u32,
+    pub no_data: u32,
+}
+
+impl StateCounts {
+    fn add(&mut self, state: Option<Outcome>) {
+        match state {
+            Some(Outcome::Down) => self.down += 1,
+            Some(Outcome::Degraded) => self.degraded += 1,
+            Some(Outcome::Up) => self.up += 1,
+            None => self.no_data += 1,
+        }
+    }
+
+    pub fn total(&self) -> u32 {
+        self.down + self.degraded + self.up + self.no_data
+    }
+
+    pub fn of(&self, filter: StateFilter) -> u32 {
+        match filter {
+            StateFilter::Problems => self.down + self.degraded,
+            StateFilter::Down => self.down,
+            StateFilter::Degraded => self.degraded,
+            StateFilter::Up => self.up,
+            StateFilter::NoData => self.no_data,
+        }
+    }
+}
+
+/// A tag with how many services carry it, and how many of those are in trouble.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagCount {
+    pub tag: String,
+    pub services: u32,
+    pub down: u32,
+    pub degraded: u32,
+}
+
+/// One page of the overview as the browser gets it, with the counts that let a user narrow it.
+/// Each facet's counts apply the other filters (the state counts the text and tag filter; the
+/// tags the text and state filter), so a count is the number of services a click on it shows.
+///
+/// The tiles come as HTML, rendered on the server by the same function as the first paint: the
+/// browser swaps it in, and never decodes a tile (which kept chrono's parser, the tile decoders
+/// and the sparkline drawing in the first-load bundle).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverviewPage {
+    /// When the figures were computed, `HH:MM:SS` UTC.
+    pub updated: String,
+    /// Every service watched.
+    pub total: u32,
+    /// Only Triage itself is watched (the page offers first steps).
+    pub only_self: bool,
+    pub counts: StateCounts,
+    /// The [`OVERVIEW_TAGS`] worst tags, and the chosen one.
+    pub tags: Vec<TagCount>,
+    /// Services matching every filter.
+    pub matched: u32,
+    /// The page shown (clamped to 1..=pages) and how many there are.
+    pub page: u32,
+    pub pages: u32,
+    /// The services on this page, in order (what bulk actions apply to).
+    pub shown: Vec<Uuid>,
+    pub tiles_html: String,
+}
+
+/// What a view state selects from the overview: one page of tiles and the counts.
+#[derive(Debug)]
+pub struct OverviewSelection<'a> {
+    pub total: u32,
+    pub only_self: bool,
+    pub counts: StateCounts,
+    pub tags: Vec<TagCount>,
+    pub matched: u32,
+    pub page: u32,
+    pub pages: u32,
+    pub tiles: Vec<&'a ServiceTile>,
+}
+
+impl Overview {
+    /// The page of tiles a view state asks for, with its counts.
+    pub fn select(&self, query: &OverviewQuery) -> OverviewSelection<'_> {
+        let needle = query.q.trim().to_lowercase();
+        let tag_ok = |t: &ServiceTile| query.tag.as_ref().is_none_or(|tag| t.tags.iter().any(|x| x == tag));
+        let state_ok = |t: &ServiceTile| query.state.is_none_or(|s| s.admits(t.state));
+        let mut counts = StateCounts::default();
+        let mut tags: std::collections::HashMap<&str, TagCount> = Default::default();
+        let mut hits: Vec<&ServiceTile> = Vec::new();
+        for t in self.services.iter().filter(|t| t.matches_lowercase(&needle)) {
+            let (by_tag, by_state) = (tag_ok(t), state_ok(t));
+            if by_tag {
+                counts.add(t.state);
+            }
+            if by_state {
+                for tag in &t.tags {
+                    let c = tags.entry(tag).or_insert_with(|| TagCount { tag: tag.clone(), ..Default::default() });
+                    c.services += 1;
+                    c.down += u32::from(t.state == Some(Outcome::Down));
+                    c.degraded += u32::from(t.state == Some(Outcome::Degraded));
+                }
+            }
+            if by_tag && by_state {
+                hits.push(t);
+            }
+        }
+        match query.sort {
+            OverviewSort::Worst => {
+                hits.sort_by(|a, b| a.severity_rank().cmp(&b.severity_rank()).then_with(|| a.name.cmp(&b.name)))
+            }
+            OverviewSort::Name => hits.sort_by(|a, b| a.name.cmp(&b.name)),
+        }
+        let mut tags: Vec<TagCount> = tags.into_values().collect();
+        tags.sort_by(|a, b| {
+            (b.down, b.degraded, b.services).cmp(&(a.down, a.degraded, a.services)).then_with(|| a.tag.cmp(&b.tag))
+        });
+        // The chosen tag stays listed (with no services if the other filters exclude them all),
+        // so a click on it can always widen the view again.
+        if let Some(chosen) = &query.tag {
+            match tags.iter().position(|t| &t.tag == chosen) {
+                Some(at) if at >= OVERVIEW_TAGS => tags.swap(at, OVERVIEW_TAGS - 1),
+                Some(_) => {}
+                None => {
+                    tags.truncate(OVERVIEW_TAGS - 1);
+                    tags.push(TagCount { tag: chosen.clone(), ..Default::default() });
+                }
+            }
+        }
+        tags.truncate(OVERVIEW_TAGS);
+        let matched = hits.len();
+        let pages = matched.div_ceil(OVERVIEW_PAGE).max(1);
+        let page = (query.page.max(1) as usize).min(pages);
+        let tiles = hits.into_iter().skip((page - 1) * OVERVIEW_PAGE).take(OVERVIEW_PAGE).collect();
+        OverviewSelection {
+            total: self.services.len() as u32,
+            only_self: self.services.iter().all(|s| s.name == SELF_SERVICE),
+            counts,
+            tags,
+            matched: matched as u32,
+            page: page as u32,
+            pages: pages as u32,
+            tiles,
+        }
+    }
 }
 
 /// A finished check, as pushed live to browsers (the full result is in the results API).
@@ -196,6 +440,99 @@ mod tests {
             serde_json::to_string(&e).expect("ser"),
             r#"{"type":"result","service_id":"00000000-0000-0000-0000-000000000000","probe_id":"00000000-0000-0000-0000-000000000000","at":"2026-11-23T03:00:00Z","outcome":"down","total_us":1500,"status":500,"error":"status","request_id":"ab12"}"#
         );
+    }
+
+    fn fleet() -> Overview {
+        let mut services = Vec::new();
+        for i in 0..250u32 {
+            let state = match i % 50 {
+                0 => Some(Outcome::Down),
+                1 | 2 => Some(Outcome::Degraded),
+                3 => None,
+                _ => Some(Outcome::Up),
+            };
+            let mut t = tile(&format!("svc-{i:03}"), state);
+            t.tags = vec![format!("team-{}", i % 5)];
+            if i % 2 == 0 {
+                t.tags.push("edge".into());
+            }
+            services.push(t);
+        }
+        let at = DateTime::parse_from_rfc3339("2026-12-07T03:00:00Z").expect("time").with_timezone(&Utc);
+        Overview { at, services }
+    }
+
+    #[test]
+    fn a_page_holds_the_worst_first_and_counts_the_whole_fleet() {
+        let o = fleet();
+        let p = o.select(&OverviewQuery { page: 1, ..Default::default() });
+        assert_eq!((p.total, p.matched, p.page, p.pages), (250, 250, 1, 3));
+        assert_eq!(p.tiles.len(), OVERVIEW_PAGE);
+        assert_eq!(p.counts, StateCounts { down: 5, degraded: 10, up: 230, no_data: 5 });
+        let head: Vec<Option<Outcome>> = p.tiles.iter().take(16).map(|t| t.state).collect();
+        assert_eq!(&head[..5], &[Some(Outcome::Down); 5]);
+        assert_eq!(&head[5..15], &[Some(Outcome::Degraded); 10]);
+        assert_eq!(head[15], Some(Outcome::Up));
+        let last = o.select(&OverviewQuery { page: 99, ..Default::default() });
+        assert_eq!((last.page, last.tiles.len()), (3, 50), "past the end shows the last page");
+        assert_eq!(last.tiles.last().map(|t| t.state), Some(None), "services without data come last");
+        assert!(!p.only_self);
+    }
+
+    #[test]
+    fn each_facet_counts_what_a_click_on_it_would_show() {
+        let o = fleet();
+        let q = OverviewQuery { state: Some(StateFilter::Problems), tag: Some("edge".into()), ..Default::default() };
+        let p = o.select(&q);
+        // Problems tagged edge: the even ones among i % 50 in {0, 2}.
+        assert!(p.tiles.iter().all(|t| t.tags.contains(&"edge".into()) && t.severity_rank() <= 1));
+        assert_eq!(p.matched, 10);
+        // The state counts ignore the state filter (but keep the tag): every edge service.
+        assert_eq!(p.counts.total(), 125);
+        assert_eq!(p.counts.of(StateFilter::Problems), p.matched);
+        // The tag counts ignore the tag filter (but keep the state): problems per tag.
+        let edge = p.tags.iter().find(|t| t.tag == "edge").expect("edge listed");
+        assert_eq!((edge.services, edge.down, edge.degraded), (10, 5, 5));
+        assert_eq!(p.tags.iter().map(|t| t.services).sum::<u32>(), 10 + 15, "problems under edge and the team tags");
+        assert_eq!(p.tags[0].tag, "edge", "the tag with most down services first");
+        let text = o.select(&OverviewQuery { q: " SVC-00 ".into(), ..Default::default() });
+        assert_eq!(text.matched, 10);
+        assert_eq!(text.counts.total(), 10);
+    }
+
+    #[test]
+    fn a_chosen_tag_stays_listed_beyond_the_top_tags() {
+        let mut o = fleet();
+        for (i, t) in o.services.iter_mut().enumerate() {
+            t.tags.push(format!("zz-{i}"));
+        }
+        let p = o.select(&OverviewQuery { tag: Some("zz-210".into()), ..Default::default() });
+        assert_eq!(p.tags.len(), OVERVIEW_TAGS);
+        assert!(p.tags.iter().any(|t| t.tag == "zz-210"));
+        assert_eq!(p.matched, 1);
+        // Excluded by the state filter, it is still listed, with nothing under it.
+        let q = OverviewQuery { tag: Some("zz-210".into()), state: Some(StateFilter::Down), ..Default::default() };
+        let p = o.select(&q);
+        assert_eq!(p.matched, 0);
+        assert_eq!(p.tags.len(), 8, "the 7 tags of down services, and the chosen one");
+        assert_eq!(p.tags.last(), Some(&TagCount { tag: "zz-210".into(), ..Default::default() }));
+    }
+
+    #[test]
+    fn only_triage_itself_is_first_run() {
+        let mut o = fleet();
+        o.services.truncate(1);
+        o.services[0].name = SELF_SERVICE.into();
+        assert!(o.select(&OverviewQuery::default()).only_self);
+    }
+
+    #[test]
+    fn state_filters_round_trip_their_names() {
+        for f in StateFilter::ALL {
+            assert_eq!(StateFilter::parse(f.as_str()), Some(f));
+            assert_eq!(serde_json::to_string(&f).expect("ser"), format!("\"{}\"", f.as_str()));
+        }
+        assert_eq!(StateFilter::parse("sideways"), None);
     }
 
     #[test]

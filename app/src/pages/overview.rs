@@ -1,8 +1,8 @@
-//! The overview: every service as a tile, worst first, optionally grouped by tag. The text filter,
-//! the sort order and the grouping live in the URL (`/?q=shop&sort=name&group=tag`), so a link
-//! reproduces the view.
+//! The overview: problems first, counts by state and tag, and one page of tiles. Everything the
+//! view depends on is in the URL (`/?q=shop&state=problems&tag=edge&sort=name&page=2`), so a link
+//! reproduces it. The server filters, counts and pages (`Overview::page`), so what a browser
+//! receives and hydrates is one page whatever the fleet's size.
 
-use chrono::Timelike;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::NavigateOptions;
@@ -11,14 +11,10 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use crate::api::get_overview;
 use crate::components::live::{LiveBadge, use_live_refetch};
 use crate::markup::query_value;
-use crate::model::{Overview, ServiceTile};
+use crate::model::{OverviewPage, OverviewQuery, OverviewSort, StateFilter};
 
 use crate::components::bulk::OverviewBulk;
 use crate::components::first_run::FirstRun;
-use crate::components::tiles::tiles_html;
-
-/// The service Triage watches itself through (`--self-watch`).
-const SELF_SERVICE: &str = "triage";
 
 /// Figures are refetched when live events arrive; this poll is only a safety net (and keeps the
 /// "checked … ago" ages moving on a quiet system).
@@ -26,28 +22,44 @@ const REFRESH_MS: u64 = 30_000;
 /// Results arrive by the thousand on a busy system: at most one refetch per this many ms.
 const COALESCE_MS: u64 = 2_000;
 
-fn query(q: &str, sort: &str, group: bool) -> String {
+/// The URL of a view state; defaults are left out.
+fn href(q: &OverviewQuery) -> String {
     let mut parts = Vec::new();
-    if !q.is_empty() {
-        parts.push(format!("q={}", query_value(q)));
+    if !q.q.is_empty() {
+        parts.push(format!("q={}", query_value(&q.q)));
     }
-    if sort != "worst" {
-        parts.push(format!("sort={}", query_value(sort)));
+    if let Some(state) = q.state {
+        parts.push(format!("state={}", state.as_str()));
     }
-    if group {
-        parts.push("group=tag".into());
+    if let Some(tag) = &q.tag {
+        parts.push(format!("tag={}", query_value(tag)));
+    }
+    if q.sort == OverviewSort::Name {
+        parts.push("sort=name".into());
+    }
+    if q.page > 1 {
+        parts.push(format!("page={}", q.page));
     }
     if parts.is_empty() { "/".into() } else { format!("/?{}", parts.join("&")) }
+}
+
+/// The view state a URL's query holds; anything unknown falls back to the default.
+fn view_state(get: impl Fn(&str) -> Option<String>) -> OverviewQuery {
+    OverviewQuery {
+        q: get("q").unwrap_or_default(),
+        sort: if get("sort").as_deref() == Some("name") { OverviewSort::Name } else { OverviewSort::Worst },
+        state: get("state").as_deref().and_then(StateFilter::parse),
+        tag: get("tag").filter(|t| !t.is_empty()),
+        page: get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1),
+    }
 }
 
 #[component]
 pub fn Overview() -> impl IntoView {
     let params = use_query_map();
-    let filter = Memo::new(move |_| params.read().get("q").unwrap_or_default());
-    let sort = Memo::new(move |_| params.read().get("sort").filter(|s| s == "name").unwrap_or_else(|| "worst".into()));
-    let grouped = Memo::new(move |_| params.read().get_str("group") == Some("tag"));
+    let state = Memo::new(move |_| params.with(|p| view_state(|k| p.get(k))));
     let tick = RwSignal::new(0u64);
-    let overview = Resource::new(move || tick.get(), |_| get_overview());
+    let overview = Resource::new(move || (tick.get(), state.get()), |(_, q)| get_overview(q));
     let link = use_live_refetch("/api/v1/events".into(), tick, COALESCE_MS, Signal::stored(true));
     // Effects run only in the browser: the server renders once, the open page keeps refreshing.
     Effect::new(move |_| {
@@ -58,22 +70,16 @@ pub fn Overview() -> impl IntoView {
     });
     let is_admin =
         use_context::<crate::model::CurrentUser>().and_then(|c| c.0).is_some_and(|m| m.may(crate::model::Role::Admin));
-    let only_self = Signal::derive(move || {
-        overview.get().and_then(Result::ok).is_some_and(|o| o.services.iter().all(|s| s.name == SELF_SERVICE))
-    });
-    let shown = Signal::derive(move || {
-        let f = filter.get();
-        overview
-            .get()
-            .and_then(Result::ok)
-            .map(|o| o.services.iter().filter(|t| t.matches(&f)).map(|t| t.id).collect())
-            .unwrap_or_default()
-    });
+    let loaded = move || overview.get().and_then(Result::ok);
+    let only_self = Signal::derive(move || loaded().is_some_and(|o| o.only_self));
+    let shown = Signal::derive(move || loaded().map(|o| o.shown).unwrap_or_default());
+    let pages = Signal::derive(move || loaded().map_or(1, |o| o.pages));
+    use_page_keys(state, pages);
     let navigate = use_navigate();
-    let go = move |q: String, s: String, g: bool| {
-        navigate(&query(&q, &s, g), NavigateOptions { replace: true, scroll: false, ..Default::default() });
+    let go = move |q: OverviewQuery| {
+        navigate(&href(&q), NavigateOptions { replace: true, scroll: false, ..Default::default() });
     };
-    let (go_filter, go_group) = (go.clone(), go.clone());
+    let go_sort = go.clone();
     view! {
         <Title text="Overview"/>
         <section class="page">
@@ -85,32 +91,25 @@ pub fn Overview() -> impl IntoView {
                     <input
                         id="service-filter"
                         type="search"
-                        placeholder="Filter by name or tag"
-                        prop:value=move || filter.get()
-                        on:input=move |ev| go_filter(event_target_value(&ev), sort.get_untracked(), grouped.get_untracked())
+                        placeholder="Filter by name or tag  ( / )"
+                        prop:value=move || state.with(|s| s.q.clone())
+                        on:input=move |ev| go(OverviewQuery { q: event_target_value(&ev), page: 1, ..state.get_untracked() })
                     />
                     <label class="visually-hidden" for="service-sort">"Sort"</label>
-                    <select id="service-sort" on:change=move |ev| go(filter.get_untracked(), event_target_value(&ev), grouped.get_untracked())>
-                        <option value="worst" selected=move || sort.get() == "worst">"Worst first"</option>
-                        <option value="name" selected=move || sort.get() == "name">"By name"</option>
+                    <select id="service-sort" on:change=move |ev| {
+                        let sort = if event_target_value(&ev) == "name" { OverviewSort::Name } else { OverviewSort::Worst };
+                        go_sort(OverviewQuery { sort, page: 1, ..state.get_untracked() })
+                    }>
+                        <option value="worst" selected=move || state.with(|s| s.sort == OverviewSort::Worst)>"Worst first"</option>
+                        <option value="name" selected=move || state.with(|s| s.sort == OverviewSort::Name)>"By name"</option>
                     </select>
-                    <label class="check">
-                        <input
-                            type="checkbox"
-                            prop:checked=move || grouped.get()
-                            on:change=move |ev| go_group(filter.get_untracked(), sort.get_untracked(), event_target_checked(&ev))
-                        />
-                        " Group by tag"
-                    </label>
                 </div>
             </div>
             <FirstRun only_self admin=is_admin/>
             {is_admin.then(|| view! { <OverviewBulk shown refresh=tick/> })}
             <Transition fallback=|| view! { <p class="muted">"Loading services…"</p> }>
                 {move || overview.get().map(|r| match r {
-                    Ok(o) => view! {
-                        <Tiles overview=o filter=filter.get() sort=sort.get() grouped=grouped.get()/>
-                    }.into_any(),
+                    Ok(o) => view! { <Tiles page=o query=state.get()/> }.into_any(),
                     Err(e) => view! { <p class="error" role="alert">"Could not load the services: " {e.to_string()}</p> }.into_any(),
                 })}
             </Transition>
@@ -118,9 +117,49 @@ pub fn Overview() -> impl IntoView {
     }
 }
 
+/// `/` focuses the filter; `n` and `p` turn the page (never while typing).
+fn use_page_keys(state: Memo<OverviewQuery>, pages: Signal<u32>) {
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        let navigate = navigate.clone();
+        let handle = window_event_listener(leptos::ev::keydown, move |ev| {
+            if ev.ctrl_key() || ev.meta_key() || ev.alt_key() || crate::components::keys::typing(&ev) {
+                return;
+            }
+            let q = state.get_untracked();
+            let to = match ev.key().as_str() {
+                "/" => {
+                    ev.prevent_default();
+                    crate::components::keys::focus("service-filter");
+                    return;
+                }
+                "n" | "N" if q.page < pages.get_untracked() => q.page + 1,
+                "p" | "P" if q.page > 1 => q.page - 1,
+                _ => return,
+            };
+            ev.prevent_default();
+            navigate(&href(&OverviewQuery { page: to, ..q }), NavigateOptions { scroll: false, ..Default::default() });
+        });
+        on_cleanup(move || handle.remove());
+    });
+}
+
+/// "1,234": counts in the thousands stay readable.
+fn count(n: u32) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[component]
-fn Tiles(overview: Overview, filter: String, sort: String, grouped: bool) -> impl IntoView {
-    if overview.services.is_empty() {
+fn Tiles(page: OverviewPage, query: OverviewQuery) -> impl IntoView {
+    if page.total == 0 {
         return view! {
             <div class="empty-state" role="status">
                 <p><strong>"No services are probed yet."</strong></p>
@@ -133,80 +172,98 @@ fn Tiles(overview: Overview, filter: String, sort: String, grouped: bool) -> imp
         }
         .into_any();
     }
-    let total = overview.services.len();
-    let mut tiles: Vec<ServiceTile> = overview.services.into_iter().filter(|t| t.matches(&filter)).collect();
-    if sort == "name" {
-        tiles.sort_by(|a, b| a.name.cmp(&b.name));
+    let first = (page.page as usize - 1) * crate::model::OVERVIEW_PAGE;
+    let range = if page.pages > 1 {
+        format!(" · showing {}–{}", count(first as u32 + 1), count((first + page.shown.len()) as u32))
     } else {
-        tiles.sort_by(|a, b| a.severity_rank().cmp(&b.severity_rank()).then_with(|| a.name.cmp(&b.name)));
-    }
-    let shown = tiles.len();
-    let at = overview.at;
-    // Formatted by hand: chrono's strftime machinery would weigh on the first-load bundle.
-    let (h, m, sec) = (at.hour(), at.minute(), at.second());
-    let summary = format!("{shown} of {total} services · last 5 minutes · updated {h:02}:{m:02}:{sec:02} UTC");
-    if !grouped {
-        return view! {
-            <p class="muted summary-line">{summary}</p>
-            <ul class="tiles" aria-label="Services" inner_html=tiles_html(&tiles, at)></ul>
-        }
-        .into_any();
-    }
-    let groups = group_by_tag(tiles)
-        .into_iter()
-        .map(|(tag, tiles)| {
-            let counts = group_counts(&tiles);
-            let label = format!("Services tagged {tag}");
-            view! {
-                <section class="tile-group" data-tag=tag.clone()>
-                    <h2 class="group-head">{tag.clone()} <span class="muted">{counts}</span></h2>
-                    <ul class="tiles" aria-label=label inner_html=tiles_html(&tiles, at)></ul>
-                </section>
-            }
-        })
-        .collect_view();
+        String::new()
+    };
+    let summary = format!(
+        "{} of {} services{range} · last 5 minutes · updated {} UTC",
+        count(page.matched),
+        count(page.total),
+        page.updated
+    );
     view! {
-        <p class="muted summary-line">{summary}</p>
-        {groups}
+        <Facets page=page.clone() query=query.clone()/>
+        <p class="muted summary-line">{summary}<span class="keys" aria-hidden="true">" · keys: / filter, N next page, P previous"</span></p>
+        <ul class="tiles" aria-label="Services" inner_html=page.tiles_html></ul>
+        <Pager page=page.page pages=page.pages query/>
     }
     .into_any()
 }
 
-/// Tiles under each of their tags (a service with two tags shows in both; untagged ones last),
-/// the groups worst first by their worst tile, then by name; tiles keep their order.
-fn group_by_tag(tiles: Vec<ServiceTile>) -> Vec<(String, Vec<ServiceTile>)> {
-    let mut groups: std::collections::BTreeMap<String, Vec<ServiceTile>> = Default::default();
-    let mut untagged = Vec::new();
-    for t in tiles {
-        if t.tags.is_empty() {
-            untagged.push(t);
-            continue;
+/// Counts by state and by tag, each a link that narrows the view (and a second click widens it).
+#[component]
+fn Facets(page: OverviewPage, query: OverviewQuery) -> impl IntoView {
+    let c = page.counts;
+    let state_link = |filter: Option<StateFilter>, label: &'static str, n: u32| {
+        let current = query.state == filter;
+        let to = OverviewQuery { state: if current { None } else { filter }, page: 1, ..query.clone() };
+        let class = filter.map_or("facet", |f| match f {
+            StateFilter::Down => "facet facet-down",
+            StateFilter::Degraded => "facet facet-degraded",
+            StateFilter::Problems if n > 0 => "facet facet-down",
+            _ => "facet",
+        });
+        view! {
+            <a class=class href=href(&to) aria-current=current.then_some("true") data-state=filter.map(|f| f.as_str())>
+                {label} " " <strong>{count(n)}</strong>
+            </a>
         }
-        for tag in &t.tags {
-            groups.entry(tag.clone()).or_default().push(t.clone());
-        }
+    };
+    let states = [
+        state_link(None, "All", c.total()),
+        state_link(Some(StateFilter::Problems), "Problems", c.of(StateFilter::Problems)),
+        state_link(Some(StateFilter::Down), "Down", c.down),
+        state_link(Some(StateFilter::Degraded), "Degraded", c.degraded),
+        state_link(Some(StateFilter::Up), "Up", c.up),
+        state_link(Some(StateFilter::NoData), "No data", c.no_data),
+    ];
+    let tags = page
+        .tags
+        .iter()
+        .map(|t| {
+            let current = query.tag.as_deref() == Some(t.tag.as_str());
+            let to = OverviewQuery { tag: if current { None } else { Some(t.tag.clone()) }, page: 1, ..query.clone() };
+            let trouble = match (t.down, t.degraded) {
+                (0, 0) => String::new(),
+                (0, d) => format!(" · {d} degraded"),
+                (d, 0) => format!(" · {d} down"),
+                (d, g) => format!(" · {d} down, {g} degraded"),
+            };
+            let class = if t.down > 0 {
+                "facet facet-down"
+            } else if t.degraded > 0 {
+                "facet facet-degraded"
+            } else {
+                "facet"
+            };
+            view! {
+                <a class=class href=href(&to) aria-current=current.then_some("true") data-tag=t.tag.clone()>
+                    {t.tag.clone()} " " <strong>{count(t.services)}</strong> {trouble}
+                </a>
+            }
+        })
+        .collect_view();
+    view! {
+        <nav class="facets" aria-label="States">{states}</nav>
+        {(!page.tags.is_empty()).then(|| view! { <nav class="facets" aria-label="Tags">{tags}</nav> })}
     }
-    let worst = |ts: &[ServiceTile]| ts.iter().map(ServiceTile::severity_rank).min().unwrap_or(u8::MAX);
-    let mut out: Vec<(String, Vec<ServiceTile>)> = groups.into_iter().collect();
-    out.sort_by(|a, b| worst(&a.1).cmp(&worst(&b.1)).then_with(|| a.0.cmp(&b.0)));
-    if !untagged.is_empty() {
-        out.push(("untagged".into(), untagged));
-    }
-    out
 }
 
-/// "12 services · 1 down · 2 degraded".
-fn group_counts(tiles: &[ServiceTile]) -> String {
-    use crate::model::Outcome;
-    let n = |o| tiles.iter().filter(|t| t.state == Some(o)).count();
-    let plural = if tiles.len() == 1 { "" } else { "s" };
-    let mut parts = vec![format!("{} service{plural}", tiles.len())];
-    for (o, word) in [(Outcome::Down, "down"), (Outcome::Degraded, "degraded")] {
-        if n(o) > 0 {
-            parts.push(format!("{} {word}", n(o)));
+#[component]
+fn Pager(page: u32, pages: u32, query: OverviewQuery) -> impl IntoView {
+    (pages > 1).then(|| {
+        let to = |p: u32| href(&OverviewQuery { page: p, ..query.clone() });
+        view! {
+            <nav class="pager" aria-label="Pages">
+                {(page > 1).then(|| view! { <a href=to(page - 1) rel="prev">"← Previous"</a> })}
+                <span>{format!("Page {page} of {pages}")}</span>
+                {(page < pages).then(|| view! { <a href=to(page + 1) rel="next">"Next →"</a> })}
+            </nav>
         }
-    }
-    parts.join(" · ")
+    })
 }
 
 #[cfg(test)]
@@ -215,55 +272,32 @@ mod tests {
 
     #[test]
     fn view_state_round_trips_through_the_url() {
-        assert_eq!(query("", "worst", false), "/");
-        assert_eq!(query("shop api", "name", false), "/?q=shop%20api&sort=name");
-        assert_eq!(query("a&b=c", "worst", true), "/?q=a%26b%3Dc&group=tag");
-    }
-
-    fn tile(name: &str, tags: &[&str], state: Option<crate::model::Outcome>) -> ServiceTile {
-        ServiceTile {
-            id: uuid::Uuid::nil(),
-            name: name.into(),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            criticality: Default::default(),
-            state,
-            probes: 1,
-            blocked: 0,
-            p95_ms: None,
-            error_pct: None,
-            pool_in_use: None,
-            pool_max: None,
-            pool_waiting: None,
-            last_check: None,
-            p95_trend: Vec::new(),
-            maintenance: None,
-            budget: None,
-            locations: None,
-        }
+        assert_eq!(href(&OverviewQuery { page: 1, ..Default::default() }), "/");
+        let q = OverviewQuery {
+            q: "shop api".into(),
+            sort: OverviewSort::Name,
+            state: Some(StateFilter::NoData),
+            tag: Some("a&b=c".into()),
+            page: 3,
+        };
+        let url = href(&q);
+        assert_eq!(url, "/?q=shop%20api&state=no_data&tag=a%26b%3Dc&sort=name&page=3");
+        let decoded: std::collections::HashMap<String, String> = url[2..]
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.replace("%20", " ").replace("%26", "&").replace("%3D", "=")))
+            .collect();
+        assert_eq!(view_state(|k| decoded.get(k).cloned()), q);
+        let junk = view_state(|k| Some(if k == "page" { "0".into() } else { "nonsense".into() }));
+        assert_eq!((junk.sort, junk.state, junk.page), (OverviewSort::Worst, None, 1));
     }
 
     #[test]
-    fn groups_put_the_worst_first_and_untagged_last() {
-        use crate::model::Outcome::{Degraded, Down, Up};
-        let groups = group_by_tag(vec![
-            tile("api", &["payments", "edge"], Some(Down)),
-            tile("db", &[], Some(Up)),
-            tile("cdn", &["edge"], Some(Up)),
-            tile("ledger", &["payments"], Some(Degraded)),
-            tile("search", &["search"], Some(Up)),
-        ]);
-        let shape: Vec<(String, Vec<String>)> =
-            groups.iter().map(|(g, ts)| (g.clone(), ts.iter().map(|t| t.name.clone()).collect())).collect();
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            shape,
-            vec![
-                ("edge".into(), s(&["api", "cdn"])),
-                ("payments".into(), s(&["api", "ledger"])),
-                ("search".into(), s(&["search"])),
-                ("untagged".into(), s(&["db"])),
-            ]
-        );
-        assert_eq!(group_counts(&groups[1].1), "2 services · 1 down · 1 degraded");
+    fn counts_group_their_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_000), "1,000");
+        assert_eq!(count(20_000), "20,000");
+        assert_eq!(count(1_234_567), "1,234,567");
     }
 }

@@ -495,7 +495,7 @@ fn use_keys(keys: KeyTargets) {
     Effect::new(move |_| {
         let (keys, navigate) = (keys.clone(), navigate.clone());
         let handle = window_event_listener(leptos::ev::keydown, move |ev| {
-            if ev.ctrl_key() || ev.meta_key() || ev.alt_key() || typing(&ev) {
+            if ev.ctrl_key() || ev.meta_key() || ev.alt_key() || crate::components::keys::typing(&ev) {
                 return;
             }
             if let Some(href) = keys.target(&ev.key()) {
@@ -505,20 +505,6 @@ fn use_keys(keys: KeyTargets) {
         });
         on_cleanup(move || handle.remove());
     });
-}
-
-/// Whether the key went to a text field or a select (its keys are the user's, not ours).
-#[cfg(feature = "hydrate")]
-fn typing(ev: &leptos::ev::KeyboardEvent) -> bool {
-    use wasm_bindgen::JsCast;
-    ev.target()
-        .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
-        .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA") || el.is_content_editable())
-}
-
-#[cfg(not(feature = "hydrate"))]
-fn typing(_: &leptos::ev::KeyboardEvent) -> bool {
-    false
 }
 
 /// What the shared cursor needs to say what is under it.

@@ -4,8 +4,8 @@
 use app::api::backend::{Backend, BoxFuture, RequestParts, ServerError};
 use app::model::{
     AuditRow, CreatedToken, EntryPatch, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter, IncidentList,
-    IncidentPatch, IncidentRoom, Me, NewEntry, NewIncident, NewToken, NewUser, Overview, ServiceView, SystemStatus,
-    TickInput, TimelineEntry, TokenSummary, UserPatch, UserSummary, Window,
+    IncidentPatch, IncidentRoom, Me, NewEntry, NewIncident, NewToken, NewUser, ServiceView, SystemStatus, TickInput,
+    TimelineEntry, TokenSummary, UserPatch, UserSummary, Window,
 };
 
 mod catalog;
@@ -272,11 +272,8 @@ impl Backend for PgBackend {
         })
     }
 
-    fn overview(&self) -> BoxFuture<'_, Result<Overview, ServerError>> {
-        Box::pin(async move {
-            let o = self.state.overview.get(self.state.reads.pool()).await.map_err(shown)?;
-            Ok((*o).clone())
-        })
+    fn overview(&self) -> BoxFuture<'_, Result<std::sync::Arc<app::model::Overview>, ServerError>> {
+        Box::pin(async move { self.state.overview.get(self.state.reads.pool()).await.map_err(shown) })
     }
 
     fn entry_history(
