@@ -14,7 +14,7 @@ pub mod model;
 mod pages;
 
 use leptos::prelude::*;
-use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{Lazy, ParamSegment, SsrMode, StaticSegment};
 
@@ -74,12 +74,17 @@ fn trace_url() -> model::TraceUrl {
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let user = current_user().and_then(|me| serde_json::to_string(&me).ok()).unwrap_or_default();
     let trace = trace_url().0.unwrap_or_default();
+    // The server names the stylesheet (its name carries a hash in hashed builds).
+    let stylesheet = use_context::<model::StylesheetHref>().map_or_else(|| "/pkg/triage.css".to_string(), |s| s.0);
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link id="leptos" rel="stylesheet" href=stylesheet/>
+                <link rel="icon" href="/favicon.ico"/>
                 <meta name=USER_META content=user/>
                 <meta name=TRACE_META content=trace/>
                 <script nonce=leptos::nonce::use_nonce()>{THEME_BOOT}</script>
@@ -104,9 +109,6 @@ pub fn App() -> impl IntoView {
     provide_context(trace_url());
     let is_admin = me.as_ref().is_some_and(|m| m.may(Role::Admin));
     view! {
-        <Stylesheet id="leptos" href="/pkg/triage.css"/>
-        <Link rel="icon" href="/favicon.ico"/>
-        <Meta name="color-scheme" content="light dark"/>
         <Title formatter=|page: String| if page.is_empty() { "Triage".to_string() } else { format!("{page} · Triage") }/>
         <Router>
             <header class="topbar">

@@ -100,6 +100,10 @@ impl Me {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CurrentUser(pub Option<Me>);
 
+/// The stylesheet's URL, which the server knows (hashed builds put a hash in the name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StylesheetHref(pub String);
+
 /// `--trace-url`: a link template with `{trace_id}` (a check's trace id is its request id). The
 /// server provides it while rendering; the browser reads the `triage-trace-url` meta tag.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -341,6 +341,8 @@ pub struct Gate {
     pub pool: PgPool,
     pub auth: Arc<Auth>,
     pub table: Table,
+    /// The stylesheet's URL, for the pages the gate answers itself.
+    pub stylesheet: String,
 }
 
 /// Writes that came from another site (or a sandboxed frame) are refused, whoever sent them.
@@ -510,7 +512,7 @@ pub async fn enforce(State(gate): State<Arc<Gate>>, mut req: Request, next: Next
                 Need::SignedIn => "credentials".into(),
             };
             if rule.kind == Kind::Page {
-                forbidden_page(&need)
+                forbidden_page(&need, &gate.stylesheet)
             } else {
                 ApiError::Forbidden(format!("this needs {need}")).into_response()
             }
@@ -523,10 +525,10 @@ pub async fn enforce(State(gate): State<Arc<Gate>>, mut req: Request, next: Next
 }
 
 /// A person who followed a link to a page their role may not see gets a page, not JSON.
-fn forbidden_page(need: &str) -> Response {
+fn forbidden_page(need: &str, stylesheet: &str) -> Response {
     let body = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not allowed · Triage</title>\
-         <link rel=\"stylesheet\" href=\"/pkg/triage.css\"></head><body><main class=\"page narrow\">\
+         <link rel=\"stylesheet\" href=\"{stylesheet}\"></head><body><main class=\"page narrow\">\
          <h1>Not allowed</h1><p>This page needs {need}. Ask an admin if you need it.</p>\
          <p><a href=\"/\">Back to the overview</a></p></main></body></html>"
     );

@@ -163,11 +163,14 @@ pub async fn build_state(
         started_at: Utc::now(),
         database,
     };
+    let assets = super::assets::SiteAssets::find(&settings.site_root);
     let leptos_options = LeptosOptions::builder()
         .output_name("triage")
         .site_root(settings.site_root.to_string_lossy().to_string())
         .site_pkg_dir("pkg")
         .site_addr(settings.addr)
+        .hash_files(assets.hash_file.is_some())
+        .hash_file(assets.hash_file.as_ref().map_or_else(|| "hash.txt".into(), |f| f.to_string_lossy().into()))
         .build();
     let has_users = storage::auth::any_users(&pool).await?;
     let setup_token = if has_users { None } else { Some(first_run_token(settings)) };
@@ -216,6 +219,7 @@ pub async fn build_state(
     metrics.attach_cluster(probing.replicas.leadership.clone(), reads.clone());
     let state = AppState::new(crate::web::state::Shared {
         leptos_options,
+        assets,
         readiness: ReadinessChecker::new(
             pool.clone(),
             Arc::clone(&probing.ingest_stats),
@@ -335,7 +339,9 @@ pub fn access_table(extra: Secured) -> (Router<AppState>, Table) {
 pub fn router(state: AppState, settings: &ServeSettings, extra: Secured) -> Router {
     let backend = SharedBackend(Arc::new(PgBackend::new(state.clone())));
     let trace_url = settings.trace_url.clone();
+    let stylesheet = app::model::StylesheetHref(state.assets.stylesheet.clone());
     let context = move || {
+        provide_context(stylesheet.clone());
         provide_context(backend.clone());
         // The page's user, from the credentials the access gate attached to the request.
         let me = use_context::<http::request::Parts>()
@@ -353,11 +359,18 @@ pub fn router(state: AppState, settings: &ServeSettings, extra: Secured) -> Rout
     let leptos_options = state.leptos_options.clone();
     let metrics = state.metrics.clone();
     let (secured, table) = access_table(extra);
-    let gate = Arc::new(Gate { pool: state.pool.clone(), auth: state.auth.clone(), table });
+    let gate = Arc::new(Gate {
+        pool: state.pool.clone(),
+        auth: state.auth.clone(),
+        table,
+        stylesheet: state.assets.stylesheet.clone(),
+    });
+    let files = super::assets::routes(&settings.site_root);
     let routes = secured
         .leptos_routes_with_context(&state, generate_route_list(App), context.clone(), move || {
             shell(leptos_options.clone())
         })
+        .merge(files)
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(gate, access::enforce));

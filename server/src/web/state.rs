@@ -51,6 +51,8 @@ impl FromRef<AppState> for Arc<Metrics> {
 
 pub struct Shared {
     pub leptos_options: LeptosOptions,
+    /// The front end's file names (hashed or not).
+    pub assets: super::assets::SiteAssets,
     pub pool: PgPool,
     pub readiness: Arc<ReadinessChecker>,
     pub metrics: Arc<Metrics>,

@@ -391,3 +391,62 @@ async fn pages_carry_a_nonced_policy_and_every_response_the_security_headers() {
     let metrics = app.anonymous.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("triage_csp_violations_total 1"), "{metrics}");
 }
+
+#[tokio::test]
+async fn front_end_files_go_out_precompressed_and_hashed_names_are_cached_for_good() {
+    let site = tempfile::tempdir().expect("tempdir");
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).expect("pkg");
+    let hashed = "chunk_3.Ab3_-Z9kLmNoPqRsTuVwXy.js";
+    let plain_js = "function triage() { return 'the plain file'; }\n".repeat(20);
+    std::fs::write(pkg.join(hashed), &plain_js).expect("js");
+    // What the build's brotli and gzip wrote: the server must send these bytes as they are.
+    std::fs::write(pkg.join(format!("{hashed}.br")), b"brotli bytes from the build").expect("br");
+    std::fs::write(pkg.join(format!("{hashed}.gz")), b"gzip bytes from the build").expect("gz");
+    std::fs::write(pkg.join("triage.css"), "body { color: black; }\n".repeat(20)).expect("css");
+    let mut settings = test_settings();
+    settings.site_root = site.path().to_path_buf();
+    let app = spawn_app_with(fresh_db().await, settings, Secured::default()).await;
+    let get =
+        |path: &str, encodings: &str| app.anonymous.get(app.url(path)).header("accept-encoding", encodings).send();
+    let header = |res: &reqwest::Response, name: &str| {
+        res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    };
+
+    let path = format!("/pkg/{hashed}");
+    let br = get(&path, "gzip, deflate, br").await.expect("br");
+    assert_eq!(br.status(), 200);
+    assert_eq!(header(&br, "content-encoding"), "br");
+    assert!(header(&br, "content-type").contains("javascript"), "the original's type: {}", header(&br, "content-type"));
+    assert_eq!(header(&br, "cache-control"), "public, max-age=31536000, immutable");
+    assert!(header(&br, "vary").to_ascii_lowercase().contains("accept-encoding"));
+    assert_eq!(br.bytes().await.expect("body").as_ref(), b"brotli bytes from the build");
+
+    let gz = get(&path, "gzip").await.expect("gzip");
+    assert_eq!(header(&gz, "content-encoding"), "gzip");
+    assert_eq!(gz.bytes().await.expect("body").as_ref(), b"gzip bytes from the build");
+
+    let identity = get(&path, "identity").await.expect("identity");
+    assert_eq!(header(&identity, "content-encoding"), "");
+    assert_eq!(identity.text().await.expect("body"), plain_js);
+
+    // Without a precompressed copy the file is compressed on the fly, and an unhashed name is
+    // revalidated: unchanged, it answers 304.
+    let css = get("/pkg/triage.css", "br").await.expect("css");
+    assert_eq!(css.status(), 200);
+    assert_eq!(header(&css, "content-encoding"), "br");
+    assert_eq!(header(&css, "cache-control"), "no-cache");
+    let modified = header(&css, "last-modified");
+    assert!(!modified.is_empty(), "a Last-Modified to revalidate with");
+    let again = app
+        .anonymous
+        .get(app.url("/pkg/triage.css"))
+        .header("if-modified-since", &modified)
+        .send()
+        .await
+        .expect("revalidate");
+    assert_eq!(again.status(), 304);
+    assert_eq!(header(&again, "cache-control"), "no-cache");
+
+    assert_eq!(get("/pkg/missing.js", "br").await.expect("missing").status(), 404);
+}
