@@ -13,6 +13,10 @@ mod markup;
 pub mod model;
 mod pages;
 
+/// The overview's body as HTML, which the server renders into the page and for its refreshes.
+#[cfg(feature = "ssr")]
+pub use components::tiles::overview_body;
+
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};

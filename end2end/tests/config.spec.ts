@@ -79,7 +79,7 @@ test('an admin sets up a service and a probe entirely in the browser', async ({ 
   // Resumed from the overview: its bulk actions cover the services the filter shows.
   await page.goto(`/?q=${service}`);
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
-  await page.getByText('Bulk actions on the 1 service(s) shown').click();
+  await page.getByText('Bulk actions on the services shown').click();
   page.once('dialog', (d) => {
     expect(d.message()).toContain('1 service(s) shown');
     void d.accept();

@@ -30,7 +30,7 @@ test('the overview is live: events from the server refetch it without a reload',
   await expect(page.locator('.live')).toHaveText('● live');
   // Triage's own probes report every few seconds; each burst of results triggers one refetch
   // (the 30 s safety poll would be too late for this window).
-  const refetch = await page.waitForResponse((r) => r.url().includes('/api/get_overview') && r.status() === 200, {
+  const refetch = await page.waitForResponse((r) => r.url().includes('/api/v1/overview.html') && r.status() === 200, {
     timeout: 25_000,
   });
   expect(refetch.ok()).toBe(true);

@@ -12,9 +12,9 @@ use crate::model::{
 };
 use crate::model::{
     AuditRow, CreatedToken, EntryPatch, EntryRevision, Guidance, Hypothesis, HypothesisInput, Incident, IncidentFilter,
-    IncidentList, IncidentPatch, IncidentRoom, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Overview,
-    Postmortem, PostmortemComment, PostmortemPatch, PostmortemSummary, ServiceView, SystemStatus, TickInput,
-    TimelineEntry, TokenSummary, UserPatch, UserSummary, Window,
+    IncidentList, IncidentPatch, IncidentRoom, Me, NewComment, NewEntry, NewIncident, NewToken, NewUser, Postmortem,
+    PostmortemComment, PostmortemPatch, PostmortemSummary, ServiceView, SystemStatus, TickInput, TimelineEntry,
+    TokenSummary, UserPatch, UserSummary, Window,
 };
 
 /// The request a server function serves (who asks, from where): the server reads the caller
@@ -27,9 +27,6 @@ pub use super::ServerError;
 
 pub trait Backend: CatalogBackend + NotifyBackend + PublicBackend + Send + Sync + 'static {
     fn system_status(&self) -> BoxFuture<'_, Result<SystemStatus, ServerError>>;
-    /// Every service as an overview tile, figures over the last five minutes (shared: computed
-    /// at most once a second however many browsers ask).
-    fn overview(&self) -> BoxFuture<'_, Result<std::sync::Arc<Overview>, ServerError>>;
     /// The service page over `window`; `None` when no such service exists.
     fn service_view(&self, id: uuid::Uuid, window: Window) -> BoxFuture<'_, Result<Option<ServiceView>, ServerError>>;
     /// The signed-in user making this request, if any.

@@ -7,20 +7,51 @@ use leptos::prelude::*;
 use crate::api::bulk_probes;
 use crate::model::{BulkAction, Selection};
 
-/// `shown`: the services the overview's filter shows now (id, name). Renders only in the browser
+/// The admin's bulk actions, loaded apart from the first page (`cargo leptos build --split`):
+/// only admins use them, and they bring the server-function client with them.
+#[leptos::lazy]
+pub fn overview_bulk(refresh: RwSignal<u64>) -> leptos::tachys::view::any_view::AnyView {
+    use leptos::tachys::view::any_view::IntoAny;
+    view! { <OverviewBulk refresh/> }.into_any()
+}
+
+/// The services the overview shows now: its tiles carry their ids.
+#[cfg(feature = "hydrate")]
+fn shown() -> Vec<uuid::Uuid> {
+    let Ok(tiles) = document().query_selector_all("#overview-body li.tile[data-id]") else {
+        return Vec::new();
+    };
+    (0..tiles.length())
+        .filter_map(|i| tiles.item(i))
+        .filter_map(|n| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(n).ok())
+        .filter_map(|el| el.get_attribute("data-id")?.parse().ok())
+        .collect()
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn shown() -> Vec<uuid::Uuid> {
+    Vec::new()
+}
+
+/// Acts on the services the overview shows (its page of tiles). Renders only in the browser
 /// (after hydration), so the server's page and the hydrated one agree.
 #[component]
-pub fn OverviewBulk(shown: Signal<Vec<uuid::Uuid>>, refresh: RwSignal<u64>) -> impl IntoView {
+fn OverviewBulk(refresh: RwSignal<u64>) -> impl IntoView {
     let mounted = RwSignal::new(false);
     Effect::new(move |_| mounted.set(true));
     let message = RwSignal::new(None::<Result<String, String>>);
     let act = move |action: BulkAction| {
-        let services = shown.get_untracked();
+        let services = shown();
         if services.is_empty() {
             return;
         }
-        let question = format!("{} the probes of the {} service(s) shown?", action.as_str(), services.len());
-        let question = question[..1].to_uppercase() + &question[1..];
+        let verb = action.as_str();
+        let question = format!(
+            "{}{} the probes of the {} service(s) shown?",
+            verb[..1].to_ascii_uppercase(),
+            &verb[1..],
+            services.len()
+        );
         if !window().confirm_with_message(&question).unwrap_or(false) {
             return;
         }
@@ -41,10 +72,9 @@ pub fn OverviewBulk(shown: Signal<Vec<uuid::Uuid>>, refresh: RwSignal<u64>) -> i
     };
     move || {
         mounted.get().then(|| {
-            let count = shown.with(Vec::len);
             view! {
                 <details class="bulk">
-                    <summary>{format!("Bulk actions on the {count} service(s) shown")}</summary>
+                    <summary>"Bulk actions on the services shown"</summary>
                     <div class="actions">
                         <button type="button" class="btn small" on:click=move |_| act(BulkAction::Pause)>"Pause their probes"</button>
                         <button type="button" class="btn small" on:click=move |_| act(BulkAction::Resume)>"Resume their probes"</button>

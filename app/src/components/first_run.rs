@@ -20,10 +20,18 @@ fn explain(scenario: &str) -> &'static str {
     }
 }
 
-/// Offers the first steps when only Triage itself is watched (`only_self`), and the demo's
-/// scenario bar while the demo runs. Asks for the demo's state once, when the page opens.
+/// The panel, loaded apart from the first page (`cargo leptos build --split`) and only when the
+/// server says the instance watches nothing but itself or runs the demo.
+#[leptos::lazy]
+pub fn first_run(admin: bool) -> leptos::tachys::view::any_view::AnyView {
+    use leptos::tachys::view::any_view::IntoAny;
+    view! { <FirstRun admin/> }.into_any()
+}
+
+/// Offers the first steps when only Triage itself is watched, and the demo's scenario bar while
+/// the demo runs. Asks for the demo's state once, when the page opens.
 #[component]
-pub fn FirstRun(only_self: Signal<bool>, admin: bool) -> impl IntoView {
+fn FirstRun(admin: bool) -> impl IntoView {
     let status = RwSignal::new(None::<DemoStatus>);
     let problem = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
@@ -51,7 +59,7 @@ pub fn FirstRun(only_self: Signal<bool>, admin: bool) -> impl IntoView {
     view! {
         // Nothing until the browser has asked for the demo's state: the server's page and the
         // hydrated one agree, and the panel never flashes for an instance that has services.
-        {move || (status.with(Option::is_some) && only_self.get() && !running()).then(|| view! {
+        {move || (status.with(Option::is_some) && !running()).then(|| view! {
             <section class="first-run" aria-label="Get started" data-testid="first-run">
                 <p><strong>"Only Triage itself is watched so far."</strong></p>
                 {if admin {

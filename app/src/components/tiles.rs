@@ -12,7 +12,7 @@ use chrono::{DateTime, Timelike, Utc};
 
 use crate::components::state::state_label;
 use crate::markup::push_escaped;
-use crate::model::{Overview, OverviewPage, OverviewQuery, ServiceTile};
+use crate::model::{OVERVIEW_PAGE, Overview, OverviewQuery, OverviewSelection, ServiceTile, StateFilter};
 
 /// A figure with `decimals` digits after the point. Rounds the scaled integer instead of using
 /// `{:.N}`: the standard library's exact formatting falls back to big-number arithmetic for many
@@ -43,22 +43,164 @@ pub fn tiles_html<'a>(tiles: impl IntoIterator<Item = &'a ServiceTile>, now: Dat
     buf
 }
 
-/// The page of the overview a view state asks for, its tiles rendered (on the server).
-pub fn overview_page(overview: &Overview, query: &OverviewQuery) -> OverviewPage {
+/// The overview's body for a view state: counts by state and tag (links that narrow the view),
+/// the summary line, one page of tiles and the pager. `first_run`: the page should offer its
+/// first-run panel (only Triage is watched, or the demo runs).
+pub fn overview_body(overview: &Overview, query: &OverviewQuery, first_run: bool) -> String {
     let s = overview.select(query);
     let at = overview.at;
-    OverviewPage {
-        updated: format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second()),
-        total: s.total,
-        only_self: s.only_self,
-        counts: s.counts,
-        tags: s.tags,
-        matched: s.matched,
-        page: s.page,
-        pages: s.pages,
-        shown: s.tiles.iter().map(|t| t.id).collect(),
-        tiles_html: tiles_html(s.tiles, at),
+    let mut buf = String::with_capacity(4096 + s.tiles.len() * 1536);
+    buf.push_str("<span id=\"overview-meta\" hidden data-page=\"");
+    buf.push_str(&s.page.to_string());
+    buf.push_str("\" data-pages=\"");
+    buf.push_str(&s.pages.to_string());
+    buf.push_str(if first_run { "\" data-first-run=\"true\"></span>" } else { "\"></span>" });
+    if s.total == 0 {
+        buf.push_str(EMPTY);
+        return buf;
     }
+    push_facets(&mut buf, &s, query);
+    let first = (s.page as usize - 1) * OVERVIEW_PAGE;
+    buf.push_str("<p class=\"muted summary-line\">");
+    buf.push_str(&count(s.matched));
+    buf.push_str(" of ");
+    buf.push_str(&count(s.total));
+    buf.push_str(" services");
+    if s.pages > 1 {
+        buf.push_str(" · showing ");
+        buf.push_str(&count(first as u32 + 1));
+        buf.push('–');
+        buf.push_str(&count((first + s.tiles.len()) as u32));
+    }
+    buf.push_str(&format!(
+        " · last 5 minutes · updated {:02}:{:02}:{:02} UTC<span class=\"keys\" aria-hidden=\"true\"> · keys: / filter, N next page, P previous</span></p>",
+        at.hour(),
+        at.minute(),
+        at.second()
+    ));
+    buf.push_str("<ul class=\"tiles\" aria-label=\"Services\">");
+    let pages = (s.page, s.pages);
+    buf.push_str(&tiles_html(s.tiles, at));
+    buf.push_str("</ul>");
+    push_pager(&mut buf, pages, query);
+    buf
+}
+
+const EMPTY: &str = "<div class=\"empty-state\" role=\"status\"><p><strong>No services are probed yet.</strong></p>\
+    <p>Create probes through the API (<code>POST /api/v1/probes</code>) or a probe file (<code>--config triage.toml</code>). \
+    Triage&#39;s own health is on the <a href=\"/status\">status page</a>.</p></div>";
+
+/// A facet link: `label count`, current when its filter is the one applied (a second click then
+/// removes it).
+fn push_facet(buf: &mut String, class: &str, href: &str, current: bool, data: (&str, &str), label: &str, n: u32) {
+    buf.push_str("<a class=\"");
+    buf.push_str(class);
+    buf.push_str("\" href=\"");
+    push_escaped(buf, href);
+    buf.push('"');
+    if current {
+        buf.push_str(" aria-current=\"true\"");
+    }
+    buf.push(' ');
+    buf.push_str(data.0);
+    buf.push_str("=\"");
+    push_escaped(buf, data.1);
+    buf.push_str("\">");
+    push_escaped(buf, label);
+    buf.push_str(" <strong>");
+    buf.push_str(&count(n));
+    buf.push_str("</strong>");
+}
+
+fn push_facets(buf: &mut String, s: &OverviewSelection<'_>, query: &OverviewQuery) {
+    let c = s.counts;
+    buf.push_str("<nav class=\"facets\" aria-label=\"States\">");
+    let states = [
+        (None, "All", c.total()),
+        (Some(StateFilter::Problems), "Problems", c.of(StateFilter::Problems)),
+        (Some(StateFilter::Down), "Down", c.down),
+        (Some(StateFilter::Degraded), "Degraded", c.degraded),
+        (Some(StateFilter::Up), "Up", c.up),
+        (Some(StateFilter::NoData), "No data", c.no_data),
+    ];
+    for (filter, label, n) in states {
+        let current = query.state == filter;
+        let to = OverviewQuery { state: if current { None } else { filter }, page: 1, ..query.clone() };
+        let class = match filter {
+            Some(StateFilter::Down) => "facet facet-down",
+            Some(StateFilter::Degraded) => "facet facet-degraded",
+            Some(StateFilter::Problems) if n > 0 => "facet facet-down",
+            _ => "facet",
+        };
+        push_facet(
+            buf,
+            class,
+            &to.href(),
+            current,
+            ("data-state", filter.map_or("all", StateFilter::as_str)),
+            label,
+            n,
+        );
+        buf.push_str("</a>");
+    }
+    buf.push_str("</nav>");
+    if s.tags.is_empty() {
+        return;
+    }
+    buf.push_str("<nav class=\"facets\" aria-label=\"Tags\">");
+    for t in &s.tags {
+        let current = query.tag.as_deref() == Some(t.tag.as_str());
+        let to = OverviewQuery { tag: if current { None } else { Some(t.tag.clone()) }, page: 1, ..query.clone() };
+        let class = if t.down > 0 {
+            "facet facet-down"
+        } else if t.degraded > 0 {
+            "facet facet-degraded"
+        } else {
+            "facet"
+        };
+        push_facet(buf, class, &to.href(), current, ("data-tag", &t.tag), &t.tag, t.services);
+        match (t.down, t.degraded) {
+            (0, 0) => {}
+            (0, g) => buf.push_str(&format!(" · {g} degraded")),
+            (d, 0) => buf.push_str(&format!(" · {d} down")),
+            (d, g) => buf.push_str(&format!(" · {d} down, {g} degraded")),
+        }
+        buf.push_str("</a>");
+    }
+    buf.push_str("</nav>");
+}
+
+fn push_pager(buf: &mut String, (page, pages): (u32, u32), query: &OverviewQuery) {
+    if pages <= 1 {
+        return;
+    }
+    let to = |p: u32| OverviewQuery { page: p, ..query.clone() }.href();
+    buf.push_str("<nav class=\"pager\" aria-label=\"Pages\">");
+    if page > 1 {
+        buf.push_str("<a rel=\"prev\" href=\"");
+        push_escaped(buf, &to(page - 1));
+        buf.push_str("\">← Previous</a>");
+    }
+    buf.push_str(&format!("<span>Page {page} of {pages}</span>"));
+    if page < pages {
+        buf.push_str("<a rel=\"next\" href=\"");
+        push_escaped(buf, &to(page + 1));
+        buf.push_str("\">Next →</a>");
+    }
+    buf.push_str("</nav>");
+}
+
+/// "1,234": counts in the thousands stay readable.
+fn count(n: u32) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn push_tile(buf: &mut String, tile: &ServiceTile, now: DateTime<Utc>) {
@@ -66,6 +208,8 @@ fn push_tile(buf: &mut String, tile: &ServiceTile, now: DateTime<Utc>) {
     let state = tile.state.map(|s| s.as_str()).unwrap_or("none");
     buf.push_str("<li class=\"tile\" data-state=\"");
     buf.push_str(state);
+    buf.push_str("\" data-id=\"");
+    buf.push_str(&tile.id.to_string());
     buf.push_str("\" data-service=\"");
     push_escaped(buf, &tile.name);
     buf.push_str("\"><div class=\"tile-head\"><h2 class=\"tile-name\"><a href=\"/services/");
@@ -203,6 +347,57 @@ mod tests {
     }
 
     #[test]
+    fn counts_group_their_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_000), "1,000");
+        assert_eq!(count(20_000), "20,000");
+        assert_eq!(count(1_234_567), "1,234,567");
+    }
+
+    fn overview(n: usize) -> Overview {
+        let services = (0..n)
+            .map(|i| ServiceTile {
+                id: uuid::Uuid::from_u128(i as u128 + 1),
+                name: format!("svc-{i:03}"),
+                tags: vec![if i % 2 == 0 { "<edge>".into() } else { "core".into() }],
+                state: Some(if i == 7 { Outcome::Down } else { Outcome::Up }),
+                ..tile()
+            })
+            .collect();
+        Overview { at: Utc::now(), services }
+    }
+
+    #[test]
+    fn the_body_counts_pages_and_links_every_view_it_offers() {
+        let o = overview(150);
+        let q = OverviewQuery { tag: Some("core".into()), page: 1, ..Default::default() };
+        let html = overview_body(&o, &q, false);
+        assert!(html.starts_with(r#"<span id="overview-meta" hidden data-page="1" data-pages="1"></span>"#), "{html}");
+        assert!(!html.contains(crate::model::FIRST_RUN_MARK));
+        // The chosen tag is current and its link widens the view again; the other narrows it.
+        assert!(html.contains(r#"<a class="facet facet-down" href="/" aria-current="true" data-tag="core">core <strong>75</strong> · 1 down</a>"#), "{html}");
+        assert!(
+            html.contains(r#"href="/?tag=%3Cedge%3E" data-tag="&lt;edge&gt;">&lt;edge&gt; <strong>75</strong></a>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"href="/?state=down&amp;tag=core" data-state="down">Down <strong>1</strong></a>"#),
+            "{html}"
+        );
+        assert!(html.contains("75 of 150 services · last 5 minutes"), "{html}");
+        assert_eq!(html.matches("<li class=\"tile\"").count(), 75);
+        assert!(!html.contains("aria-label=\"Pages\""), "one page needs no pager");
+
+        let all = overview_body(&o, &OverviewQuery { page: 2, ..Default::default() }, true);
+        assert!(all.contains(r#"data-page="2" data-pages="2" data-first-run="true""#), "{all}");
+        assert!(all.contains("150 of 150 services · showing 101–150"), "{all}");
+        assert!(all.contains(r#"<a rel="prev" href="/">← Previous</a><span>Page 2 of 2</span></nav>"#), "{all}");
+        assert!(all.contains(&format!("data-id=\"{}\"", uuid::Uuid::from_u128(150))));
+        assert!(overview_body(&overview(0), &OverviewQuery::default(), true).contains("No services are probed yet."));
+    }
+
+    #[test]
     fn a_service_with_an_objective_shows_its_budget() {
         let html = tiles_html(&[ServiceTile { budget: Some((71.2, 2_580.0)), ..tile() }], Utc::now());
         assert!(html.contains(r#"<p class="tile-budget">error budget: 43 min left (71 %)</p>"#), "{html}");
@@ -227,7 +422,10 @@ mod tests {
         let mut t = tile();
         t.last_check = Some(now - chrono::Duration::seconds(75));
         let html = tiles_html(&[t], now);
-        assert!(html.starts_with(r#"<li class="tile" data-state="down" data-service="checkout">"#), "{html}");
+        assert!(
+            html.starts_with(r#"<li class="tile" data-state="down" data-id="00000000-0000-0000-0000-000000000000" data-service="checkout">"#),
+            "{html}"
+        );
         assert!(html.contains(r#"<a href="/services/00000000-0000-0000-0000-000000000000">checkout</a>"#));
         assert!(html.contains(r#"<span class="state state-down">✖ down</span>"#));
         assert!(html.contains("<dt>p95</dt><dd>1235 ms</dd>"));

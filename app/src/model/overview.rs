@@ -174,6 +174,46 @@ fn first_page() -> u32 {
     1
 }
 
+impl OverviewQuery {
+    /// The view state a URL's query holds; anything unknown falls back to the default.
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Self {
+        Self {
+            q: get("q").unwrap_or_default(),
+            sort: if get("sort").as_deref() == Some("name") { OverviewSort::Name } else { OverviewSort::Worst },
+            state: get("state").as_deref().and_then(StateFilter::parse),
+            tag: get("tag").filter(|t| !t.is_empty()),
+            page: get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1),
+        }
+    }
+
+    /// `?q=…&state=…`, defaults left out; empty for the default view.
+    pub fn query_string(&self) -> String {
+        use crate::markup::query_value;
+        let mut parts = Vec::new();
+        if !self.q.is_empty() {
+            parts.push(format!("q={}", query_value(&self.q)));
+        }
+        if let Some(state) = self.state {
+            parts.push(format!("state={}", state.as_str()));
+        }
+        if let Some(tag) = &self.tag {
+            parts.push(format!("tag={}", query_value(tag)));
+        }
+        if self.sort == OverviewSort::Name {
+            parts.push("sort=name".into());
+        }
+        if self.page > 1 {
+            parts.push(format!("page={}", self.page));
+        }
+        if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
+    }
+
+    /// The overview's URL for this view state.
+    pub fn href(&self) -> String {
+        format!("/{}", self.query_string())
+    }
+}
+
 /// Services by state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateCounts {
@@ -217,33 +257,19 @@ pub struct TagCount {
     pub degraded: u32,
 }
 
-/// One page of the overview as the browser gets it, with the counts that let a user narrow it.
-/// Each facet's counts apply the other filters (the state counts the text and tag filter; the
-/// tags the text and state filter), so a count is the number of services a click on it shows.
-///
-/// The tiles come as HTML, rendered on the server by the same function as the first paint: the
-/// browser swaps it in, and never decodes a tile (which kept chrono's parser, the tile decoders
-/// and the sparkline drawing in the first-load bundle).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OverviewPage {
-    /// When the figures were computed, `HH:MM:SS` UTC.
-    pub updated: String,
-    /// Every service watched.
-    pub total: u32,
-    /// Only Triage itself is watched (the page offers first steps).
-    pub only_self: bool,
-    pub counts: StateCounts,
-    /// The [`OVERVIEW_TAGS`] worst tags, and the chosen one.
-    pub tags: Vec<TagCount>,
-    /// Services matching every filter.
-    pub matched: u32,
-    /// The page shown (clamped to 1..=pages) and how many there are.
-    pub page: u32,
-    pub pages: u32,
-    /// The services on this page, in order (what bulk actions apply to).
-    pub shown: Vec<Uuid>,
-    pub tiles_html: String,
+/// The overview's body (counts, tiles, pages) as the server renders it: into the page it serves,
+/// and as `GET /api/v1/overview.html` for the open page's refreshes. The browser swaps the HTML
+/// in and never decodes a tile or a count, which keeps a JSON decoder, chrono's parser and the
+/// views of the counts out of the first-load bundle.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OverviewBody {
+    pub html: String,
+    /// Only Triage itself is watched, or the demo runs: the page loads its first-run panel.
+    pub first_run: bool,
 }
+
+/// The body's marker for [`OverviewBody::first_run`], which the browser reads from the HTML.
+pub const FIRST_RUN_MARK: &str = "data-first-run=\"true\"";
 
 /// What a view state selects from the overview: one page of tiles and the counts.
 #[derive(Debug)]
@@ -524,6 +550,28 @@ mod tests {
         o.services.truncate(1);
         o.services[0].name = SELF_SERVICE.into();
         assert!(o.select(&OverviewQuery::default()).only_self);
+    }
+
+    #[test]
+    fn view_state_round_trips_through_the_url() {
+        assert_eq!(OverviewQuery { page: 1, ..Default::default() }.href(), "/");
+        let q = OverviewQuery {
+            q: "shop api".into(),
+            sort: OverviewSort::Name,
+            state: Some(StateFilter::NoData),
+            tag: Some("a&b=c".into()),
+            page: 3,
+        };
+        let url = q.href();
+        assert_eq!(url, "/?q=shop%20api&state=no_data&tag=a%26b%3Dc&sort=name&page=3");
+        let decoded: std::collections::HashMap<String, String> = url[2..]
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.replace("%20", " ").replace("%26", "&").replace("%3D", "=")))
+            .collect();
+        assert_eq!(OverviewQuery::from_query(|k| decoded.get(k).cloned()), q);
+        let junk = OverviewQuery::from_query(|k| Some(if k == "page" { "0".into() } else { "nonsense".into() }));
+        assert_eq!((junk.sort, junk.state, junk.page), (OverviewSort::Worst, None, 1));
     }
 
     #[test]

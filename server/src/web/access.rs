@@ -88,7 +88,7 @@ pub const PAGES: [(&str, Need, Kind); 17] = [
 ];
 
 /// Server functions (POST), by endpoint; one the table does not name cannot be called.
-pub const SERVER_FNS: [(&str, Need); 62] = [
+pub const SERVER_FNS: [(&str, Need); 61] = [
     ("/api/get_channels", Need::Role(Role::Admin)),
     ("/api/save_channel", Need::Role(Role::Admin)),
     ("/api/delete_channel", Need::Role(Role::Admin)),
@@ -140,7 +140,6 @@ pub const SERVER_FNS: [(&str, Need); 62] = [
     ("/api/post_entry", Need::Role(Role::Responder)),
     ("/api/update_incident", Need::Role(Role::Commander)),
     ("/api/get_me", Need::Public),
-    ("/api/get_overview", Need::Role(Role::Viewer)),
     ("/api/get_service_view", Need::Role(Role::Viewer)),
     ("/api/get_system_status", Need::Role(Role::Viewer)),
     ("/api/admin_list_users", Need::Role(Role::Admin)),

@@ -342,6 +342,12 @@ pub fn router(state: AppState, settings: &ServeSettings, extra: Secured) -> Rout
     let stylesheet = app::model::StylesheetHref(state.assets.stylesheet.clone());
     let context = move || {
         provide_context(stylesheet.clone());
+        // The overview's body, rendered for this request before the page (`api::overview::prefetch`).
+        if let Some(body) = use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<app::model::OverviewBody>().cloned())
+        {
+            provide_context(body);
+        }
         provide_context(backend.clone());
         // The page's user, from the credentials the access gate attached to the request.
         let me = use_context::<http::request::Parts>()
@@ -372,7 +378,9 @@ pub fn router(state: AppState, settings: &ServeSettings, extra: Secured) -> Rout
         })
         .merge(files)
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
-        .with_state(state)
+        .with_state(state.clone())
+        // Inside the gate: only for those allowed to see the page.
+        .layer(axum::middleware::from_fn_with_state(state, super::api::overview::prefetch))
         .layer(axum::middleware::from_fn_with_state(gate, access::enforce));
     with_middleware(
         routes,

@@ -272,10 +272,6 @@ impl Backend for PgBackend {
         })
     }
 
-    fn overview(&self) -> BoxFuture<'_, Result<std::sync::Arc<app::model::Overview>, ServerError>> {
-        Box::pin(async move { self.state.overview.get(self.state.reads.pool()).await.map_err(shown) })
-    }
-
     fn entry_history(
         &self,
         id: uuid::Uuid,

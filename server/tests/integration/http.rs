@@ -450,3 +450,49 @@ async fn front_end_files_go_out_precompressed_and_hashed_names_are_cached_for_go
 
     assert_eq!(get("/pkg/missing.js", "br").await.expect("missing").status(), 404);
 }
+
+#[tokio::test]
+async fn the_overview_body_is_served_as_html_for_any_view_and_rendered_into_the_page() {
+    let app = spawn_app().await;
+    for (name, tags) in [("checkout", vec!["payments"]), ("search", vec!["edge"]), ("ledger", vec!["payments"])] {
+        let res = app
+            .client
+            .post(app.url("/api/v1/services"))
+            .json(&serde_json::json!({"name": name, "tags": tags}))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(res.status(), 201);
+    }
+    let viewer = app.browser_of(Role::Viewer).await;
+    let body = |query: &'static str| {
+        let viewer = viewer.clone();
+        let url = app.url(&format!("/api/v1/overview.html{query}"));
+        async move {
+            let res = viewer.get(url).send().await.expect("request");
+            assert_eq!(res.status(), 200);
+            assert!(res.headers()[http::header::CONTENT_TYPE].to_str().expect("type").starts_with("text/html"));
+            res.text().await.expect("body")
+        }
+    };
+    let all = body("").await;
+    assert!(all.contains("3 of 3 services"), "{all}");
+    assert!(all.contains(r#"data-service="checkout""#) && all.contains(r#"data-service="search""#));
+    // The facets: two services tagged payments, a link that narrows to them.
+    assert!(all.contains(r#"href="/?tag=payments" data-tag="payments">payments <strong>2</strong>"#), "{all}");
+    let tagged = body("?tag=payments&sort=name").await;
+    assert!(tagged.contains("2 of 3 services"), "{tagged}");
+    assert!(!tagged.contains(r#"data-service="search""#));
+    assert!(tagged.find("data-service=\"checkout\"") < tagged.find("data-service=\"ledger\""), "by name");
+    let none = body("?q=no-such-service&state=nonsense").await;
+    assert!(none.contains("0 of 3 services"), "unknown filters fall back to the default: {none}");
+
+    // The page the server renders carries the same body for its URL's view.
+    let page = viewer.get(app.url("/?q=sea")).send().await.expect("page").text().await.expect("html");
+    assert!(page.contains(r#"<div id="overview-body">"#) && page.contains(r#"data-service="search""#), "{page}");
+    assert!(!page.contains(r#"data-service="checkout""#));
+
+    // Without credentials: refused like every viewer route.
+    let anonymous = app.anonymous.get(app.url("/api/v1/overview.html")).send().await.expect("anonymous");
+    assert_eq!(anonymous.status(), 401);
+}

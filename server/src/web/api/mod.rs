@@ -9,6 +9,7 @@ mod import;
 mod incidents;
 mod notify;
 pub mod openapi;
+pub mod overview;
 mod postmortems;
 mod probes;
 mod push;
@@ -42,6 +43,8 @@ pub fn routes() -> Secured {
     Secured::default()
         .get("/api/v1/openapi.json", Need::SignedIn, openapi::serve)
         .returns(200, any_json())
+        .get("/api/v1/overview.html", viewer, overview::fragment)
+        .returns(200, other("text/html"))
         .get("/api/v1/services", viewer, services::list)
         .returns(200, list::<Service>())
         .post("/api/v1/services", admin, services::create)
