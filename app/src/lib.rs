@@ -39,11 +39,17 @@ fn current_user() -> Option<model::Me> {
     }
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     {
-        let content = web_sys::window()
+        // Attributes rather than JSON: decoding JSON here would keep serde_json's decoder in the
+        // first-load bundle for this alone.
+        let meta = web_sys::window()
             .and_then(|w| w.document())
-            .and_then(|d| d.query_selector(&format!("meta[name=\"{USER_META}\"]")).ok().flatten())
-            .and_then(|m| m.get_attribute("content"))?;
-        serde_json::from_str(&content).ok()
+            .and_then(|d| d.query_selector(&format!("meta[name=\"{USER_META}\"]")).ok().flatten())?;
+        Some(model::Me {
+            id: meta.get_attribute("content")?.parse().ok()?,
+            email: meta.get_attribute("data-email")?,
+            display_name: meta.get_attribute("data-name").unwrap_or_default(),
+            role: model::Role::parse(&meta.get_attribute("data-role")?)?,
+        })
     }
     #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
     {
@@ -76,7 +82,11 @@ fn trace_url() -> model::TraceUrl {
 }
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    let user = current_user().and_then(|me| serde_json::to_string(&me).ok()).unwrap_or_default();
+    let user = current_user();
+    let (user_id, email, name, role) = match &user {
+        Some(me) => (me.id.to_string(), me.email.clone(), me.display_name.clone(), me.role.as_str()),
+        None => Default::default(),
+    };
     let trace = trace_url().0.unwrap_or_default();
     // The server names the stylesheet (its name carries a hash in hashed builds).
     let stylesheet = use_context::<model::StylesheetHref>().map_or_else(|| "/pkg/triage.css".to_string(), |s| s.0);
@@ -89,7 +99,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark"/>
                 <link id="leptos" rel="stylesheet" href=stylesheet/>
                 <link rel="icon" href="/favicon.ico"/>
-                <meta name=USER_META content=user/>
+                <meta name=USER_META content=user_id data-email=email data-name=name data-role=role/>
                 <meta name=TRACE_META content=trace/>
                 <script nonce=leptos::nonce::use_nonce()>{THEME_BOOT}</script>
                 <AutoReload options=options.clone()/>

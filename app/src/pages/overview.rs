@@ -30,8 +30,15 @@ pub fn Overview() -> impl IntoView {
     // On the server: the body it rendered for this request. In the browser the server's HTML is
     // already in the page (hydration leaves inner HTML alone), so it starts empty.
     let served = use_context::<OverviewBody>();
-    let first_run = RwSignal::new(served.as_ref().map_or_else(first_run_in_page, |b| b.first_run));
     let body = RwSignal::new(served.map(|b| b.html).unwrap_or_default());
+    // The first-run panel comes after hydration (the server's page and the hydrated one agree),
+    // when the server's body asks for it.
+    let first_run = RwSignal::new(false);
+    Effect::new(move |_| {
+        if first_run_in_page() {
+            first_run.set(true);
+        }
+    });
     let failed = RwSignal::new(None::<String>);
     let link = use_live_refetch("/api/v1/events".into(), tick, COALESCE_MS, Signal::stored(true));
     // Effects run only in the browser: the server renders once, the open page keeps refreshing.
@@ -53,8 +60,9 @@ pub fn Overview() -> impl IntoView {
         leptos::task::spawn_local(async move {
             let result =
                 crate::components::fetch::text(&format!("/api/v1/overview.html{}", query.query_string())).await;
-            // A slower answer to an older view state must not replace a newer one.
-            if latest.get_value() != mine {
+            // A slower answer to an older view state must not replace a newer one, and a page
+            // left meanwhile (its values disposed) takes none.
+            if latest.try_get_value() != Some(mine) {
                 return;
             }
             match result {
