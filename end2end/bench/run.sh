@@ -28,6 +28,15 @@ wait_up() { for _ in $(seq 120); do curl -sf "$1" >/dev/null && return 0; sleep 
 # Every page needs a signed-in user: one viewer per data directory, signed in for a session cookie.
 bench_password='bench viewer password'
 add_viewer() { echo "$bench_password" | "$bin" --data-dir "$1" --log-level warn user add --email bench@example.com --role viewer >/dev/null; }
+# A seeded instance with the bench viewer, serving the release site: seeded NAME SERVICES PORT.
+seeded() {
+  mkdir -p "$work/$1"
+  "$bin" --data-dir "$work/$1" --log-level warn seed --services "$2"
+  add_viewer "$work/$1"
+  "$bin" --data-dir "$work/$1" --log-level warn serve --addr "127.0.0.1:$3" --site-root "$site" --self-watch false &
+  pids+=($!)
+  wait_up "http://127.0.0.1:$3/healthz"
+}
 session() {
   curl -s -i -X POST "$1/api/v1/auth/login" -H 'content-type: application/json' \
     -d "{\"email\":\"bench@example.com\",\"password\":\"$bench_password\"}" |
@@ -45,24 +54,14 @@ if [[ $want == *bytes* ]]; then
     [[ -f $f.br ]] || { echo "no precompressed copy of $f: build with --precompress" >&2; exit 1; }
     printf '%-44s %9d raw %9d .br %9d .gz\n' "$(basename "$f")" "$(stat -c %s "$f")" "$(stat -c %s "$f.br")" "$(stat -c %s "$f.gz")"
   done
-  mkdir -p "$work/bytes"
-  "$bin" --data-dir "$work/bytes" --log-level warn seed --services 20
-  add_viewer "$work/bytes"
-  "$bin" --data-dir "$work/bytes" --log-level warn serve --addr 127.0.0.1:3960 --site-root "$site" --self-watch false &
-  pids+=($!)
-  wait_up http://127.0.0.1:3960/healthz
+  seeded bytes 20 3960
   (cd end2end && TRIAGE_COOKIE=$(session http://127.0.0.1:3960) node bench/first-load.js http://127.0.0.1:3960/)
   echo "(target: the first load's wasm, JS and CSS ≤ 200 KB on the wire)"
 fi
 
 if [[ $want == *load* || $want == *ssr* ]]; then
   echo; echo "== 2,000 services seeded (an hour of results every 30 s, rolled up)"
-  mkdir -p "$work/big"
-  "$bin" --data-dir "$work/big" --log-level warn seed --services 2000
-  add_viewer "$work/big"
-  "$bin" --data-dir "$work/big" --log-level warn serve --addr 127.0.0.1:3961 --site-root "$site" --self-watch false &
-  pids+=($!)
-  wait_up http://127.0.0.1:3961/healthz
+  seeded big 2000 3961
 fi
 
 if [[ $want == *load* ]]; then
@@ -73,12 +72,7 @@ fi
 if [[ $want == *ssr* ]]; then
   echo; echo "== SSR of the overview (wrk, 2 threads, 32 connections, 10 s each, same machine)"
   for n in 1 20; do
-    mkdir -p "$work/small-$n"
-    "$bin" --data-dir "$work/small-$n" --log-level warn seed --services "$n"
-    add_viewer "$work/small-$n"
-    "$bin" --data-dir "$work/small-$n" --log-level warn serve --addr "127.0.0.1:397$n" --site-root "$site" --self-watch false &
-    pids+=($!)
-    wait_up "http://127.0.0.1:397$n/healthz"
+    seeded "small-$n" "$n" "397$n"
   done
   "$bin" trivial-http --addr 127.0.0.1:3963 &
   pids+=($!)

@@ -1,4 +1,5 @@
 pub mod bulk;
+pub mod dom;
 pub mod fetch;
 pub mod first_run;
 pub mod guidance;

@@ -44,10 +44,11 @@ pub fn tiles_html<'a>(tiles: impl IntoIterator<Item = &'a ServiceTile>, now: Dat
 }
 
 /// The overview's body for a view state: counts by state and tag (links that narrow the view),
-/// the summary line, one page of tiles and the pager. `first_run`: the page should offer its
-/// first-run panel (only Triage is watched, or the demo runs).
-pub fn overview_body(overview: &Overview, query: &OverviewQuery, first_run: bool) -> String {
+/// the summary line, one page of tiles and the pager. It is marked for the first-run panel while
+/// only Triage itself is watched or the demo runs.
+pub fn overview_body(overview: &Overview, query: &OverviewQuery, demo_running: bool) -> String {
     let s = overview.select(query);
+    let first_run = s.only_self || demo_running;
     let at = overview.at;
     let mut buf = String::with_capacity(4096 + s.tiles.len() * 1536);
     buf.push_str("<span id=\"overview-meta\" hidden data-page=\"");
@@ -394,7 +395,9 @@ mod tests {
         assert!(all.contains("150 of 150 services · showing 101–150"), "{all}");
         assert!(all.contains(r#"<a rel="prev" href="/">← Previous</a><span>Page 2 of 2</span></nav>"#), "{all}");
         assert!(all.contains(&format!("data-id=\"{}\"", uuid::Uuid::from_u128(150))));
-        assert!(overview_body(&overview(0), &OverviewQuery::default(), true).contains("No services are probed yet."));
+        let empty = overview_body(&overview(0), &OverviewQuery::default(), false);
+        assert!(empty.contains("No services are probed yet."), "{empty}");
+        assert!(empty.contains(crate::model::FIRST_RUN_MARK), "nothing watched yet is a first run: {empty}");
     }
 
     #[test]

@@ -264,11 +264,10 @@ pub struct TagCount {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OverviewBody {
     pub html: String,
-    /// Only Triage itself is watched, or the demo runs: the page loads its first-run panel.
-    pub first_run: bool,
 }
 
-/// The body's marker for [`OverviewBody::first_run`], which the browser reads from the HTML.
+/// The body's mark that the page should offer its first-run panel (only Triage itself is
+/// watched, or the demo runs); the browser reads it from the HTML.
 pub const FIRST_RUN_MARK: &str = "data-first-run=\"true\"";
 
 /// What a view state selects from the overview: one page of tiles and the counts.

@@ -12,6 +12,7 @@ use leptos_meta::Title;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
+use crate::components::dom;
 use crate::components::live::{LiveBadge, use_live_refetch};
 use crate::model::{FIRST_RUN_MARK, OverviewBody, OverviewQuery, OverviewSort};
 
@@ -35,7 +36,7 @@ pub fn Overview() -> impl IntoView {
     // when the server's body asks for it.
     let first_run = RwSignal::new(false);
     Effect::new(move |_| {
-        if first_run_in_page() {
+        if dom::exists("#overview-meta[data-first-run]") {
             first_run.set(true);
         }
     });
@@ -52,7 +53,7 @@ pub fn Overview() -> impl IntoView {
     Effect::new(move |before: Option<()>| {
         let (_, query) = (tick.get(), state.get());
         // Just hydrated: the server's body is in the page.
-        if before.is_none() && body_in_page() {
+        if before.is_none() && dom::has_children(BODY_ID) {
             return;
         }
         latest.update_value(|n| *n += 1);
@@ -122,41 +123,9 @@ pub fn Overview() -> impl IntoView {
     }
 }
 
-/// Whether the page holds the server's body (a page hydrating, not one the router just built).
-#[cfg(feature = "hydrate")]
-fn body_in_page() -> bool {
-    document().get_element_by_id(BODY_ID).is_some_and(|el| el.child_element_count() > 0)
-}
-
-#[cfg(not(feature = "hydrate"))]
-fn body_in_page() -> bool {
-    false
-}
-
-/// Whether the server's body (hydrating) asks for the first-run panel.
-#[cfg(feature = "hydrate")]
-fn first_run_in_page() -> bool {
-    document().query_selector("#overview-meta[data-first-run]").ok().flatten().is_some()
-}
-
-#[cfg(not(feature = "hydrate"))]
-fn first_run_in_page() -> bool {
-    false
-}
-
 /// The page count the body shows now (for the keys).
-#[cfg(feature = "hydrate")]
 fn pages_in_page() -> u32 {
-    document()
-        .get_element_by_id("overview-meta")
-        .and_then(|el| el.get_attribute("data-pages"))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1)
-}
-
-#[cfg(not(feature = "hydrate"))]
-fn pages_in_page() -> u32 {
-    1
+    dom::attribute("overview-meta", "data-pages").and_then(|p| p.parse().ok()).unwrap_or(1)
 }
 
 /// `/` focuses the filter; `n` and `p` turn the page (never while typing).

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use app::model::{OverviewBody, OverviewQuery, SELF_SERVICE};
+use app::model::{OverviewBody, OverviewQuery};
 use axum::extract::{Query, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -13,12 +13,10 @@ use http::{Method, header};
 use crate::web::error::ApiError;
 use crate::web::state::AppState;
 
-/// The body for a view state. The first-run panel is offered while only Triage itself is watched
-/// or the demo runs.
+/// The body for a view state.
 async fn body(state: &AppState, query: &OverviewQuery) -> Result<OverviewBody, ApiError> {
     let overview = state.overview.get(state.reads.pool()).await?;
-    let first_run = overview.services.iter().all(|s| s.name == SELF_SERVICE) || state.demo.status(None).running;
-    Ok(OverviewBody { html: app::overview_body(&overview, query, first_run), first_run })
+    Ok(OverviewBody { html: app::overview_body(&overview, query, state.demo.status(None).running) })
 }
 
 /// `GET /api/v1/overview.html?q=…&state=…&tag=…&sort=…&page=…`: what the page's filters name;

@@ -41,7 +41,10 @@ static CREATE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// The binary's shared cluster, started (and the template migrated) on first use.
 pub fn cluster() -> &'static TestCluster {
     CLUSTER.get_or_init(|| {
-        let (dir, pg) = start_private_cluster();
+        let dir = shared_cluster_dir();
+        let mut config = EmbeddedPgConfig::new(dir.path());
+        config.durable = false;
+        let pg = EmbeddedPg::start(&config).expect("embedded PostgreSQL starts");
         let options = pg.connect_options("postgres");
         // The template is prepared on a runtime of its own: callers may be inside another runtime.
         std::thread::spawn(move || {
@@ -64,6 +67,30 @@ pub fn cluster() -> &'static TestCluster {
         .expect("template set-up thread");
         TestCluster { pg, _dir: dir }
     })
+}
+
+/// The shared cluster's directory: `target/tmp/pg-<pid>`. A static is never dropped, so its
+/// directory outlives the run; it lives under `target/` rather than the system's temporary
+/// directory, and each run removes those of runs whose process is gone (a full disk fails
+/// later builds in odd ways: a linker killed mid-write).
+fn shared_cluster_dir() -> TempDir {
+    let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(parent).expect("target tmp dir");
+    if let Ok(entries) = std::fs::read_dir(parent) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("pg-")).and_then(|p| p.split('-').next()) else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<i32>() else { continue };
+            let gone =
+                matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH));
+            if gone {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    tempfile::Builder::new().prefix(&format!("pg-{}-", std::process::id())).tempdir_in(parent).expect("tempdir")
 }
 
 /// A cluster of the test's own in a new temporary directory (fsync off: throwaway).
