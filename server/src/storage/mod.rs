@@ -12,6 +12,7 @@ pub mod bench;
 pub mod bus;
 pub mod catalog;
 pub mod changes;
+pub mod chunk;
 pub mod cluster;
 pub mod guidance;
 pub mod incidents;
