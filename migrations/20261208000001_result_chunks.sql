@@ -13,3 +13,10 @@ create table result_chunks (
 create index result_chunks_hour on result_chunks (hour);
 -- The binary form is incompressible (request ids are random): skip the attempt.
 alter table result_chunks alter column data set storage external;
+
+-- Raw results are compacted hour by hour up to here; a day's partition wholly before it is
+-- emptied into chunks and dropped.
+alter table rollup_watermark add column compacted_until timestamptz;
+-- Results for a day whose partition is gone (compacted, or past retention, or an agent's clock
+-- far off) land here instead of failing; compaction empties it into chunks.
+create table results_default partition of results default;

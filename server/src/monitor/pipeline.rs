@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use app::model::{ProbeKind, ProbeSpec, ServiceInput};
-use chrono::Utc;
+use chrono::{DurationRound, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
@@ -190,6 +190,12 @@ impl Probing {
     }
 }
 
+/// Raw results are compacted once this old (whole hours): the incident engine, notifications
+/// and rollups read recent rows, and the last hour's certificate check reads only rows.
+const COMPACT_AFTER: chrono::Duration = chrono::Duration::hours(2);
+/// Hours compacted per run at most: catching up after downtime is spread over the ticks.
+const COMPACT_HOURS_PER_RUN: usize = 6;
+
 pub const SELF_SERVICE: &str = "triage";
 
 fn self_probes(base: &str) -> Vec<ProbeSpec> {
@@ -217,7 +223,9 @@ fn self_probes(base: &str) -> Vec<ProbeSpec> {
 /// Partitions for the coming days, retention, receipt pruning.
 async fn maintain(pool: &PgPool, settings: &ProbeSettings) -> Result<(), sqlx::Error> {
     let today = Utc::now().date_naive();
-    for offset in -1..=2 {
+    // Not yesterday's: compaction drops a day's partition once it is compacted, and results
+    // for days without one land in the default partition.
+    for offset in 0..=2 {
         if let Some(day) = today.checked_add_signed(chrono::Duration::days(offset)) {
             results::ensure_partition(pool, day).await?;
         }
@@ -227,6 +235,10 @@ async fn maintain(pool: &PgPool, settings: &ProbeSettings) -> Result<(), sqlx::E
         for name in results::drop_partitions_before(pool, cutoff).await? {
             tracing::info!(partition = %name, "dropped raw results past retention");
         }
+    }
+    let pruned = results::prune_chunks(pool, Utc::now() - keep).await?;
+    if pruned > 0 {
+        tracing::info!(chunks = pruned, "dropped compacted results past retention");
     }
     results::prune_push_receipts(pool, chrono::Duration::days(2)).await?;
     results::prune_batches(pool, chrono::Duration::days(1)).await?;
@@ -241,6 +253,7 @@ async fn background(pool: PgPool, settings: ProbeSettings, leadership: Leadershi
     let mut tick = tokio::time::interval(settings.rollup_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_maintenance = tokio::time::Instant::now();
+    let mut last_compaction = None;
     loop {
         tick.tick().await;
         if !leadership.leads() {
@@ -248,6 +261,28 @@ async fn background(pool: PgPool, settings: ProbeSettings, leadership: Leadershi
         }
         if let Err(e) = roll_up_to(&pool, Utc::now() - ROLLUP_GRACE).await {
             tracing::warn!(error = %e, "rollup failed; will retry");
+        }
+        // Compaction wants whole hours: it has work once an hour, and little else to check.
+        let compact_before = Utc::now() - COMPACT_AFTER;
+        if compact_before.duration_trunc(chrono::Duration::hours(1)).ok() != last_compaction {
+            match results::compact(&pool, compact_before, COMPACT_HOURS_PER_RUN).await {
+                Ok(done) => {
+                    // A backlog (an upgrade, days of rows) is worked off a few hours per tick.
+                    if done.hours < COMPACT_HOURS_PER_RUN {
+                        last_compaction = compact_before.duration_trunc(chrono::Duration::hours(1)).ok();
+                    }
+                    if done.results > 0 {
+                        tracing::info!(
+                            results = done.results,
+                            chunks = done.chunks,
+                            hours = done.hours,
+                            partitions = done.partitions,
+                            "compacted raw results"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "compaction failed; will retry"),
+            }
         }
         if last_maintenance.elapsed() >= Duration::from_secs(3600) {
             last_maintenance = tokio::time::Instant::now();

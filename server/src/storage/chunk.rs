@@ -185,7 +185,8 @@ pub fn decode(probe: Uuid, hour: DateTime<Utc>, data: &[u8]) -> Result<Vec<Probe
         let mut phase = |bit: u8| -> Result<Option<u64>, ChunkError> {
             if present & (1 << bit) != 0 { r.u().map(Some) } else { Ok(None) }
         };
-        let (dns_us, connect_us, tls_us, ttfb_us, transfer_us) = (phase(0)?, phase(1)?, phase(2)?, phase(3)?, phase(4)?);
+        let (dns_us, connect_us, tls_us, ttfb_us, transfer_us) =
+            (phase(0)?, phase(1)?, phase(2)?, phase(3)?, phase(4)?);
         let total_us = r.u()?;
         let response_bytes = if flags & BYTES_CHANGED != 0 { r.u()? } else { prev.response_bytes };
         let request_id = if flags & HEX_ID != 0 {
@@ -435,7 +436,8 @@ mod tests {
         a.detail = Some("upstream said no".into());
         a.body_excerpt = Some("<h1>503</h1>".into());
         a.cert_days_left = Some(-2);
-        a.components = vec![Component { name: "db".into(), state: ComponentState::Down, detail: Some("timeout".into()) }];
+        a.components =
+            vec![Component { name: "db".into(), state: ComponentState::Down, detail: Some("timeout".into()) }];
         a.pool = Some(PoolReading {
             in_use: Some(5.0),
             idle: Some(-0.0),
@@ -478,31 +480,65 @@ mod tests {
     fn any_result() -> impl Strategy<Value = ProbeResult> {
         let opt_u = || proptest::option::of(0u64..=i32::MAX as u64);
         (
-            (0i64..3_600_000_000, 0u8..3, proptest::option::of(any::<u16>()), proptest::option::of(0usize..ErrorClass::ALL.len())),
+            (
+                0i64..3_600_000_000,
+                0u8..3,
+                proptest::option::of(any::<u16>()),
+                proptest::option::of(0usize..ErrorClass::ALL.len()),
+            ),
             (opt_u(), opt_u(), opt_u(), opt_u(), opt_u(), 0u64..=i32::MAX as u64, 0u64..=i32::MAX as u64),
             (any::<bool>(), "[a-z0-9-]{0,40}", proptest::option::of(".{0,20}"), proptest::option::of(any::<i32>())),
-            (proptest::option::of(any::<f64>()), proptest::option::of(-1e6f64..1e6), proptest::option::of((0u32..100, 0u32..100))),
+            (
+                proptest::option::of(any::<f64>()),
+                proptest::option::of(-1e6f64..1e6),
+                proptest::option::of((0u32..100, 0u32..100)),
+            ),
             (proptest::option::of("[a-z-]{1,12}"), any::<bool>()),
         )
-            .prop_map(|((off, o, status, err), (dns, con, tls, ttfb, tr, total, bytes), (hexid, id, detail, cert), (g1, g2, echo), (loc, comp))| {
-                let outcome = [Outcome::Up, Outcome::Degraded, Outcome::Down][o as usize];
-                let id = if hexid { Uuid::from_u128(off as u128 * 7_777).simple().to_string() } else { id };
-                let mut r = ProbeResult::bare(Uuid::from_u128(1), hour() + chrono::Duration::microseconds(off), outcome, id);
-                r.status = status;
-                r.error = err.map(|i| ErrorClass::ALL[i]);
-                r.detail = detail.clone();
-                r.body_excerpt = detail;
-                r.phases = Phases { dns_us: dns, connect_us: con, tls_us: tls, ttfb_us: ttfb, transfer_us: tr, total_us: total };
-                r.response_bytes = bytes;
-                r.cert_days_left = cert;
-                r.pool = (g1.is_some() || g2.is_some()).then_some(PoolReading { in_use: g2, requests_per_s: g1, ..Default::default() });
-                r.echo = echo.map(|(sent, received)| EchoCount { sent, received });
-                r.location = loc;
-                if comp {
-                    r.components = vec![Component { name: "cache".into(), state: ComponentState::Up, detail: None }];
-                }
-                r
-            })
+            .prop_map(
+                |(
+                    (off, o, status, err),
+                    (dns, con, tls, ttfb, tr, total, bytes),
+                    (hexid, id, detail, cert),
+                    (g1, g2, echo),
+                    (loc, comp),
+                )| {
+                    let outcome = [Outcome::Up, Outcome::Degraded, Outcome::Down][o as usize];
+                    let id = if hexid { Uuid::from_u128(off as u128 * 7_777).simple().to_string() } else { id };
+                    let mut r = ProbeResult::bare(
+                        Uuid::from_u128(1),
+                        hour() + chrono::Duration::microseconds(off),
+                        outcome,
+                        id,
+                    );
+                    r.status = status;
+                    r.error = err.map(|i| ErrorClass::ALL[i]);
+                    r.detail = detail.clone();
+                    r.body_excerpt = detail;
+                    r.phases = Phases {
+                        dns_us: dns,
+                        connect_us: con,
+                        tls_us: tls,
+                        ttfb_us: ttfb,
+                        transfer_us: tr,
+                        total_us: total,
+                    };
+                    r.response_bytes = bytes;
+                    r.cert_days_left = cert;
+                    r.pool = (g1.is_some() || g2.is_some()).then_some(PoolReading {
+                        in_use: g2,
+                        requests_per_s: g1,
+                        ..Default::default()
+                    });
+                    r.echo = echo.map(|(sent, received)| EchoCount { sent, received });
+                    r.location = loc;
+                    if comp {
+                        r.components =
+                            vec![Component { name: "cache".into(), state: ComponentState::Up, detail: None }];
+                    }
+                    r
+                },
+            )
     }
 
     proptest! {

@@ -733,17 +733,18 @@ pub async fn failing_since(
     probe: Uuid,
     at: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "select min(at) from results
-          where probe_id = $1 and at <= $2 and at > $2 - interval '1 day'
-            and at > coalesce((select max(at) from results
-                                where probe_id = $1 and outcome = 0 and at <= $2 and at > $2 - interval '1 day'),
-                              '-infinity')",
-        probe,
-        at,
+    let mut tx = super::results::snapshot(pool).await?;
+    let found = super::results::scan(
+        &mut tx,
+        Some(&[probe]),
+        at - chrono::Duration::days(1),
+        at + chrono::Duration::microseconds(1),
     )
-    .fetch_one(pool)
-    .await
+    .await?;
+    tx.commit().await?;
+    let day_before = at - chrono::Duration::days(1);
+    let last_up = found.iter().filter(|r| r.outcome == Outcome::Up && r.at > day_before).map(|r| r.at).max();
+    Ok(found.iter().filter(|r| r.at > day_before && last_up.is_none_or(|up| r.at > up)).map(|r| r.at).min())
 }
 
 /// A probe that has been degraded since `since`, with what opening an incident for it needs.

@@ -1,6 +1,8 @@
 //! The confirmation state of each (probe, location) of a probe run from several locations.
 
 use app::model::{ErrorClass, LocationState, Outcome, QuorumNote};
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -195,54 +197,45 @@ pub async fn figures(
     to: DateTime<Utc>,
     step_secs: i64,
 ) -> Result<(Vec<LocationFigures>, Vec<LocationFigures>), sqlx::Error> {
-    let buckets = sqlx::query!(
-        r#"select probe_id, coalesce(location, 'local') as "location!",
-                  date_bin(make_interval(secs => $4::float8), at, $2::timestamptz) as "at!",
-                  count(*) as "checks!", count(*) filter (where outcome = 2) as "failed!",
-                  percentile_cont(0.95) within group (order by total_us) as p95_us
-             from results where probe_id = any($1) and at >= $2 and at < $3
-            group by 1, 2, 3 order by 1, 2, 3"#,
-        probes,
-        from,
-        to,
-        step_secs as f64,
-    )
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(|r| LocationFigures {
-        probe_id: r.probe_id,
-        location: r.location,
-        at: Some(r.at),
-        checks: r.checks,
-        failed: r.failed,
-        p95_us: r.p95_us,
-        last: None,
-    })
-    .collect();
-    let whole = sqlx::query!(
-        r#"select probe_id, coalesce(location, 'local') as "location!",
-                  count(*) as "checks!", count(*) filter (where outcome = 2) as "failed!",
-                  percentile_cont(0.95) within group (order by total_us) as p95_us, max(at) as last
-             from results where probe_id = any($1) and at >= $2 and at < $3
-            group by 1, 2"#,
-        probes,
-        from,
-        to,
-    )
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(|r| LocationFigures {
-        probe_id: r.probe_id,
-        location: r.location,
-        at: None,
-        checks: r.checks,
-        failed: r.failed,
-        p95_us: r.p95_us,
-        last: r.last,
-    })
-    .collect();
+    let mut tx = super::results::snapshot(pool).await?;
+    let found = super::results::scan(&mut tx, Some(probes), from, to).await?;
+    tx.commit().await?;
+    let step = chrono::Duration::seconds(step_secs.max(1));
+    let step_us = step.num_microseconds().unwrap_or(i64::MAX);
+    type Group = (Vec<f64>, i64, DateTime<Utc>);
+    let mut by_bucket: BTreeMap<(Uuid, String, DateTime<Utc>), Group> = BTreeMap::new();
+    let mut by_location: BTreeMap<(Uuid, String), Group> = BTreeMap::new();
+    for r in &found {
+        let location = r.location.clone().unwrap_or_else(|| "local".into());
+        let since = (r.at - from).num_microseconds().unwrap_or(0);
+        let bucket = from + chrono::Duration::microseconds(since - since.rem_euclid(step_us));
+        for group in [
+            by_bucket.entry((r.probe_id, location.clone(), bucket)).or_insert_with(|| (Vec::new(), 0, r.at)),
+            by_location.entry((r.probe_id, location)).or_insert_with(|| (Vec::new(), 0, r.at)),
+        ] {
+            group.0.push(r.phases.total_us as f64);
+            group.1 += i64::from(r.outcome == Outcome::Down);
+            group.2 = group.2.max(r.at);
+        }
+    }
+    let figures = |(totals, failed, _): &mut Group| {
+        totals.sort_by(f64::total_cmp);
+        (totals.len() as i64, *failed, super::results::percentile(totals, 0.95))
+    };
+    let buckets = by_bucket
+        .into_iter()
+        .map(|((probe_id, location, at), mut g)| {
+            let (checks, failed, p95_us) = figures(&mut g);
+            LocationFigures { probe_id, location, at: Some(at), checks, failed, p95_us, last: None }
+        })
+        .collect();
+    let whole = by_location
+        .into_iter()
+        .map(|((probe_id, location), mut g)| {
+            let (checks, failed, p95_us) = figures(&mut g);
+            LocationFigures { probe_id, location, at: None, checks, failed, p95_us, last: Some(g.2) }
+        })
+        .collect();
     Ok((buckets, whole))
 }
 

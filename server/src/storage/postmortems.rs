@@ -316,17 +316,21 @@ pub async fn first_failure(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Option<(DateTime<Utc>, String)>, sqlx::Error> {
-    let row = sqlx::query!(
-        "select r.at, p.name from results r join probes p using (probe_id)
-          where r.probe_id = any($1) and r.at >= $2 and r.at <= $3 and r.outcome <> 0
-          order by r.at limit 1",
-        probes,
-        from,
-        to,
-    )
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|r| (r.at, r.name)))
+    let mut tx = super::results::snapshot(pool).await?;
+    let found = super::results::scan(&mut tx, Some(probes), from, to + chrono::Duration::microseconds(1)).await?;
+    let names: std::collections::HashMap<Uuid, String> =
+        sqlx::query!("select probe_id, name from probes where probe_id = any($1)", probes)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|r| (r.probe_id, r.name))
+            .collect();
+    tx.commit().await?;
+    Ok(found
+        .into_iter()
+        .filter(|r| r.outcome != app::model::Outcome::Up)
+        .filter_map(|r| Some((r.at, names.get(&r.probe_id)?.clone())))
+        .min_by_key(|(at, _)| *at))
 }
 
 /// State changes of these probes in [from, to], oldest first: (probe, at, to_state).

@@ -6,7 +6,7 @@ use app::model::unknown_state;
 use app::model::{
     Component, EchoCount, ErrorClass, Outcome, Phases, PoolReading, ProbeResult, QuorumNote, StateChange,
 };
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -44,18 +44,9 @@ pub async fn ensure_partition(pool: &PgPool, day: NaiveDate) -> Result<(), sqlx:
 /// Drops daily partitions entirely older than `cutoff`; returns their names.
 #[tracing::instrument(skip(pool))]
 pub async fn drop_partitions_before(pool: &PgPool, cutoff: NaiveDate) -> Result<Vec<String>, sqlx::Error> {
-    let names = sqlx::query_scalar!(
-        r#"select c.relname::text as "name!" from pg_inherits i join pg_class c on c.oid = i.inhrelid
-            where i.inhparent = 'results'::regclass order by 1"#,
-    )
-    .fetch_all(pool)
-    .await?;
     let mut dropped = Vec::new();
-    for name in names {
-        let Some(day) = name.strip_prefix("results_").and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok()) else {
-            continue;
-        };
-        if day < cutoff && partition_name(day) == name {
+    for (name, day) in day_partitions(pool).await? {
+        if day < cutoff {
             sqlx::query(&format!("drop table if exists {name}")).execute(pool).await?;
             dropped.push(name);
         }
@@ -449,7 +440,22 @@ fn result_from(r: ResultRow) -> ProbeResult {
     }
 }
 
-/// The newest results of `probes` in [from, to), newest first.
+/// A read-only transaction whose statements all see one snapshot: a compaction committing
+/// between reading `results` and reading `result_chunks` would otherwise show an hour twice or
+/// not at all.
+#[tracing::instrument(skip_all)]
+pub(crate) async fn snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+fn chunk_error(e: super::chunk::ChunkError) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
+/// The newest results of `probes` in [from, to), newest first: rows not yet compacted, then
+/// compacted hours newest first until older ones cannot hold any of the newest `limit`.
 #[tracing::instrument(skip(pool))]
 pub async fn list_results(
     pool: &PgPool,
@@ -458,6 +464,8 @@ pub async fn list_results(
     to: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<ProbeResult>, sqlx::Error> {
+    use futures::TryStreamExt;
+    let mut tx = snapshot(pool).await?;
     let rows = sqlx::query_as!(
         ResultRow,
         r#"select probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us, transfer_us,
@@ -471,17 +479,326 @@ pub async fn list_results(
         to,
         limit,
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(rows.into_iter().map(result_from).collect())
+    let mut found: Vec<ProbeResult> = rows.into_iter().map(result_from).collect();
+    let want = usize::try_from(limit).unwrap_or(0);
+    {
+        let mut chunks = sqlx::query!(
+            "select probe_id, hour, data from result_chunks
+              where probe_id = any($1) and hour > $2::timestamptz - interval '1 hour' and hour < $3
+              order by hour desc",
+            probes,
+            from,
+            to,
+        )
+        .fetch(&mut *tx);
+        while let Some(c) = chunks.try_next().await? {
+            // Chunks come newest first: once `want` results are newer than this whole hour,
+            // neither it nor any older one holds one of the newest.
+            let after = c.hour + Duration::hours(1);
+            if found.iter().filter(|r| r.at >= after).count() >= want {
+                break;
+            }
+            let decoded = super::chunk::decode(c.probe_id, c.hour, &c.data).map_err(chunk_error)?;
+            found.extend(decoded.into_iter().filter(|r| r.at >= from && r.at < to));
+        }
+    }
+    tx.commit().await?;
+    found.sort_by_key(|r| std::cmp::Reverse(r.at));
+    found.truncate(want);
+    Ok(found)
 }
 
-/// Number of stored results of a probe (tests and benchmarks).
+/// Every result of `probes` (all probes when `None`) in [from, to), compacted or not, in no
+/// particular order. Runs in the caller's transaction (see [`snapshot`]).
+#[tracing::instrument(skip(tx))]
+pub async fn scan(
+    tx: &mut Transaction<'_, Postgres>,
+    probes: Option<&[Uuid]>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<ProbeResult>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        ResultRow,
+        r#"select probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us, transfer_us,
+                  total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left,
+                  components as "components: Json<Vec<Component>>", pool as "pool: Json<PoolReading>",
+                  echo_sent, echo_received, location
+             from results where ($1::uuid[] is null or probe_id = any($1)) and at >= $2 and at < $3"#,
+        probes,
+        from,
+        to,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut found: Vec<ProbeResult> = rows.into_iter().map(result_from).collect();
+    found.extend(scan_chunks(tx, probes, from, to).await?);
+    Ok(found)
+}
+
+/// The `q` quantile of sorted values, interpolated between neighbours as PostgreSQL's
+/// `percentile_cont` does; `None` for no values.
+pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let pos = q.clamp(0.0, 1.0) * last as f64;
+    let (lo, frac) = (pos.floor() as usize, pos.fract());
+    let low = *sorted.get(lo)?;
+    Some(match sorted.get(lo + 1) {
+        Some(high) if frac > 0.0 => low + frac * (high - low),
+        _ => low,
+    })
+}
+
+/// The compacted results of `probes` (all when `None`) in [from, to).
+#[tracing::instrument(skip(tx))]
+pub async fn scan_chunks(
+    tx: &mut Transaction<'_, Postgres>,
+    probes: Option<&[Uuid]>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<ProbeResult>, sqlx::Error> {
+    let chunks = sqlx::query!(
+        "select probe_id, hour, data from result_chunks
+          where ($1::uuid[] is null or probe_id = any($1)) and hour > $2::timestamptz - interval '1 hour' and hour < $3",
+        probes,
+        from,
+        to,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut found = Vec::new();
+    for c in chunks {
+        let decoded = super::chunk::decode(c.probe_id, c.hour, &c.data).map_err(chunk_error)?;
+        found.extend(decoded.into_iter().filter(|r| r.at >= from && r.at < to));
+    }
+    Ok(found)
+}
+
+/// Number of stored results of a probe, compacted or not (tests and benchmarks).
 #[tracing::instrument(skip_all)]
 pub async fn count_results(pool: &PgPool, probe_id: Option<Uuid>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar!(r#"select count(*) as "count!" from results where $1::uuid is null or probe_id = $1"#, probe_id)
-        .fetch_one(pool)
-        .await
+    let mut tx = snapshot(pool).await?;
+    let hot = sqlx::query_scalar!(
+        r#"select count(*) as "count!" from results where $1::uuid is null or probe_id = $1"#,
+        probe_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let compacted = sqlx::query_scalar!(
+        r#"select coalesce(sum(n), 0)::int8 as "count!" from result_chunks where $1::uuid is null or probe_id = $1"#,
+        probe_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(hot + compacted)
+}
+
+/// What one compaction did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// Chunks written (new, or merged with results that arrived after their hour was compacted).
+    pub chunks: usize,
+    pub results: usize,
+    /// Whole hours compacted.
+    pub hours: usize,
+    /// Day partitions emptied and dropped.
+    pub partitions: usize,
+}
+
+/// Probes per compaction transaction: an hour of 500 probes is about 30,000 rows at one check a
+/// minute, a few megabytes in memory.
+const COMPACT_BATCH: i64 = 500;
+
+/// Compacts raw results into chunks (`storage::chunk`), one per probe and hour:
+/// - whole hours from the compaction watermark up to `before`, at most `max_hours` per call, in
+///   batches of probes; then the watermark moves past the hour;
+/// - then each day's partition that lies wholly before the watermark (and the default
+///   partition's rows before it): what is left there (results that arrived late, probes
+///   deleted) is merged into its chunks, and the partition is dropped.
+///
+/// Rows move by `delete … returning` in the transaction that writes their chunk, so a result is
+/// in exactly one of the two places in any snapshot, and one inserted meanwhile stays for a later
+/// run. Each transaction takes the rollup runs' lock: a rollup run reads raw rows from both
+/// places and must not see a move half-way.
+#[tracing::instrument(skip(pool))]
+pub async fn compact(pool: &PgPool, before: DateTime<Utc>, max_hours: usize) -> Result<Compaction, sqlx::Error> {
+    let before = before.duration_trunc(Duration::hours(1)).unwrap_or(before);
+    let mut done = Compaction::default();
+    let start = match sqlx::query_scalar!("select compacted_until from rollup_watermark").fetch_optional(pool).await? {
+        Some(Some(at)) => at,
+        // Never compacted: from the oldest result.
+        _ => match sqlx::query_scalar!("select min(at) from results where at < $1", before).fetch_one(pool).await? {
+            Some(oldest) => oldest.duration_trunc(Duration::hours(1)).unwrap_or(oldest),
+            None => before,
+        },
+    };
+    let mut hour = start;
+    while hour + Duration::hours(1) <= before && done.hours < max_hours {
+        let next = hour + Duration::hours(1);
+        let mut after = Uuid::nil();
+        loop {
+            let batch = sqlx::query_scalar!(
+                "select probe_id from probes where probe_id > $1 order by probe_id limit $2",
+                after,
+                COMPACT_BATCH
+            )
+            .fetch_all(pool)
+            .await?;
+            let Some(last) = batch.last().copied() else { break };
+            let mut tx = pool.begin().await?;
+            lock_rollups(&mut tx).await?;
+            let rows = take_rows(&mut tx, Some(&batch), hour, next).await?;
+            merge_chunks(&mut tx, rows, &mut done).await?;
+            tx.commit().await?;
+            after = last;
+        }
+        sqlx::query!("update rollup_watermark set compacted_until = $1", next).execute(pool).await?;
+        done.hours += 1;
+        hour = next;
+    }
+    // What is left before the watermark's day: late results and deleted probes' rows.
+    let day = hour.date_naive();
+    for (name, partition_day) in day_partitions(pool).await? {
+        if partition_day >= day {
+            continue;
+        }
+        let (from, to) = (day_start(partition_day), day_start(partition_day.succ_opt().unwrap_or(partition_day)));
+        let mut tx = pool.begin().await?;
+        lock_rollups(&mut tx).await?;
+        let rows = take_rows(&mut tx, None, from, to).await?;
+        merge_chunks(&mut tx, rows, &mut done).await?;
+        // Names come from the catalog and match `results_YYYYMMDD`: safe to format.
+        sqlx::query(&format!("drop table if exists {name}")).execute(&mut *tx).await?;
+        tx.commit().await?;
+        done.partitions += 1;
+    }
+    let mut tx = pool.begin().await?;
+    lock_rollups(&mut tx).await?;
+    let rows = sqlx::query_as!(
+        ResultRow,
+        r#"delete from results_default where at < $1
+           returning probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us, transfer_us,
+              total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left,
+              components as "components: Json<Vec<Component>>", pool as "pool: Json<PoolReading>",
+              echo_sent, echo_received, location"#,
+        day_start(day),
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    merge_chunks(&mut tx, rows, &mut done).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+fn day_start(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+#[tracing::instrument(skip_all)]
+async fn lock_rollups(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    sqlx::query_scalar!("select pg_advisory_xact_lock($1)", super::rollups::ROLLUP_LOCK).fetch_one(&mut **tx).await?;
+    Ok(())
+}
+
+/// Deletes and returns the raw rows of `probes` (all when `None`) in [from, to).
+#[tracing::instrument(skip(tx, probes))]
+async fn take_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    probes: Option<&[Uuid]>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<ResultRow>, sqlx::Error> {
+    sqlx::query_as!(
+        ResultRow,
+        r#"delete from results where ($1::uuid[] is null or probe_id = any($1)) and at >= $2 and at < $3
+           returning probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us, transfer_us,
+              total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left,
+              components as "components: Json<Vec<Component>>", pool as "pool: Json<PoolReading>",
+              echo_sent, echo_received, location"#,
+        probes,
+        from,
+        to,
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Writes rows into their (probe, hour) chunks, merged with the chunks already there.
+#[tracing::instrument(skip_all, fields(rows = rows.len()))]
+async fn merge_chunks(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: Vec<ResultRow>,
+    done: &mut Compaction,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut chunks: std::collections::BTreeMap<(Uuid, DateTime<Utc>), Vec<ProbeResult>> = Default::default();
+    for r in rows {
+        let hour = r.at.duration_trunc(Duration::hours(1)).unwrap_or(r.at);
+        chunks.entry((r.probe_id, hour)).or_default().push(result_from(r));
+    }
+    let (probes, hours): (Vec<Uuid>, Vec<DateTime<Utc>>) = chunks.keys().copied().unzip();
+    let existing = sqlx::query!(
+        "select c.probe_id, c.hour, c.data from result_chunks c
+           join unnest($1::uuid[], $2::timestamptz[]) as k(p, h) on c.probe_id = k.p and c.hour = k.h
+          for update of c",
+        &probes,
+        &hours,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    for c in existing {
+        let earlier = super::chunk::decode(c.probe_id, c.hour, &c.data).map_err(chunk_error)?;
+        chunks.entry((c.probe_id, c.hour)).or_default().extend(earlier);
+    }
+    let (mut ns, mut datas) = (Vec::with_capacity(chunks.len()), Vec::with_capacity(chunks.len()));
+    for ((_, hour), results) in &mut chunks {
+        results.sort_by_key(|r| r.at);
+        done.results += results.len();
+        ns.push(i32::try_from(results.len()).unwrap_or(i32::MAX));
+        datas.push(super::chunk::encode(*hour, results));
+    }
+    sqlx::query!(
+        "insert into result_chunks (probe_id, hour, n, data)
+         select * from unnest($1::uuid[], $2::timestamptz[], $3::int4[], $4::bytea[])
+         on conflict (probe_id, hour) do update set n = excluded.n, data = excluded.data",
+        &probes,
+        &hours,
+        &ns,
+        &datas,
+    )
+    .execute(&mut **tx)
+    .await?;
+    done.chunks += chunks.len();
+    Ok(())
+}
+
+/// The daily partitions of `results` and their days.
+#[tracing::instrument(skip(pool))]
+async fn day_partitions(pool: &PgPool) -> Result<Vec<(String, NaiveDate)>, sqlx::Error> {
+    let names = sqlx::query_scalar!(
+        r#"select c.relname::text as "name!" from pg_inherits i join pg_class c on c.oid = i.inhrelid
+            where i.inhparent = 'results'::regclass order by 1"#,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(names
+        .into_iter()
+        .filter_map(|name| {
+            let day = name.strip_prefix("results_").and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())?;
+            (partition_name(day) == name).then_some((name, day))
+        })
+        .collect())
+}
+
+/// Drops compacted hours before `cutoff` (raw retention).
+#[tracing::instrument(skip(pool))]
+pub async fn prune_chunks(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!("delete from result_chunks where hour < $1", cutoff).execute(pool).await?;
+    Ok(done.rows_affected())
 }
 
 #[tracing::instrument(skip(pool))]

@@ -7,6 +7,7 @@ mod auth;
 mod changes;
 mod cli;
 mod common;
+mod compaction;
 mod config_ui;
 mod demo_target;
 mod embedded_pg;

@@ -104,15 +104,16 @@ fn aggregate(rows: &[RawRow], level: Level, into: &mut HashMap<Key, Rollup>) {
     }
 }
 
-/// Raw observations of `probes` (all probes when `None`) in [from, to).
+/// Raw observations of `probes` (all probes when `None`) in [from, to): rows not yet compacted,
+/// then compacted hours (the caller holds the rollup lock or a snapshot, see `results::compact`).
 #[tracing::instrument(skip_all)]
-async fn raw_rows<'e>(
-    ex: impl sqlx::PgExecutor<'e>,
+async fn raw_rows(
+    tx: &mut Transaction<'_, Postgres>,
     probes: Option<&[Uuid]>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<RawRow>, sqlx::Error> {
-    sqlx::query_as!(
+    let mut rows = sqlx::query_as!(
         RawRow,
         r#"select probe_id, at, outcome, status, error_class, total_us, pool as "pool: Json<PoolReading>",
                   dns_us, connect_us, tls_us, ttfb_us, transfer_us, echo_sent, echo_received from results
@@ -121,8 +122,32 @@ async fn raw_rows<'e>(
         to,
         probes,
     )
-    .fetch_all(ex)
-    .await
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.extend(super::results::scan_chunks(tx, probes, from, to).await?.iter().map(raw_row_of));
+    Ok(rows)
+}
+
+/// A compacted result as the row it was (the columns' types and limits).
+fn raw_row_of(r: &app::model::ProbeResult) -> RawRow {
+    let int = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+    let small = |v: u32| i16::try_from(v).unwrap_or(i16::MAX);
+    RawRow {
+        probe_id: r.probe_id,
+        at: r.at,
+        outcome: r.outcome as i16,
+        status: r.status.map(|s| i16::try_from(s).unwrap_or(i16::MAX)),
+        error_class: r.error.map(|e| e.index() as i16),
+        total_us: int(r.phases.total_us),
+        pool: r.pool.map(Json),
+        dns_us: r.phases.dns_us.map(int),
+        connect_us: r.phases.connect_us.map(int),
+        tls_us: r.phases.tls_us.map(int),
+        ttfb_us: r.phases.ttfb_us.map(int),
+        transfer_us: r.phases.transfer_us.map(int),
+        echo_sent: r.echo.map(|e| small(e.sent)),
+        echo_received: r.echo.map(|e| small(e.received)),
+    }
 }
 
 /// Raw results in [from, to) of `probes`, rolled up per probe into buckets of `level`.
@@ -134,7 +159,9 @@ pub async fn raw_rollups(
     to: DateTime<Utc>,
     level: Level,
 ) -> Result<HashMap<Key, Rollup>, sqlx::Error> {
-    let rows = raw_rows(pool, Some(probes), from, to).await?;
+    let mut tx = super::results::snapshot(pool).await?;
+    let rows = raw_rows(&mut tx, Some(probes), from, to).await?;
+    tx.commit().await?;
     let mut out = HashMap::new();
     aggregate(&rows, level, &mut out);
     Ok(out)
@@ -528,7 +555,7 @@ pub async fn watermark_and_generation(pool: &PgPool) -> Result<(DateTime<Utc>, i
 }
 
 /// Serialises the second transaction of rollup runs (several processes may share a database).
-const ROLLUP_LOCK: i64 = 0x7472_6961_6765; // "triage"
+pub(crate) const ROLLUP_LOCK: i64 = 0x7472_6961_6765; // "triage"
 
 /// Most raw time one run rolls up, so a long gap (a stopped instance) is caught up in steps
 /// that each hold the watermark lock briefly.
@@ -564,7 +591,7 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
     // into the window after the claim are also queued as dirty: counted now or recomputed next.
     let mut fresh: HashMap<Key, Rollup> = HashMap::new();
     if let (Some(from), Some(to)) = window {
-        let rows = raw_rows(&mut *tx, None, from, to).await?;
+        let rows = raw_rows(&mut tx, None, from, to).await?;
         run.raw_rows += rows.len();
         aggregate(&rows, Level::Minute, &mut fresh);
         write_rollups(&mut tx, Level::Minute, &fresh).await?;
@@ -591,7 +618,7 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
         let mut recomputed: HashMap<Key, Rollup> = dirty.iter().map(|k| (*k, Rollup::default())).collect();
         for (probe, minutes) in &by_probe {
             let (Some(first), Some(last)) = (minutes.iter().min(), minutes.iter().max()) else { continue };
-            let rows = raw_rows(&mut *tx, Some(&[*probe]), *first, *last + Level::Minute.width()).await?;
+            let rows = raw_rows(&mut tx, Some(&[*probe]), *first, *last + Level::Minute.width()).await?;
             run.raw_rows += rows.len();
             let mut agg = HashMap::new();
             aggregate(&rows, Level::Minute, &mut agg);
