@@ -89,6 +89,8 @@ pub enum BenchKind {
     Percentiles,
     /// The overview's data for 2,000 services with an hour of history.
     Overview,
+    /// Bytes per stored result, as rows and compacted, and the disk a day of 100,000 probes takes.
+    Storage,
     All,
 }
 
@@ -420,8 +422,9 @@ pub struct ServeArgs {
     #[arg(long = "result-buffer-bytes", env = "TRIAGE_RESULT_BUFFER_BYTES", default_value = "64MiB")]
     pub result_buffer_bytes: ByteSize,
 
-    /// How long raw results are kept (rollups are kept longer: minutes 35 days, hours 400 days, days and weeks forever).
-    #[arg(long = "raw-retention", env = "TRIAGE_RAW_RETENTION", default_value = "14d")]
+    /// How long raw results are kept (compacted after two hours; minute charts are computed from
+    /// them, so they reach as far back; hour rollups 400 days, days and weeks forever).
+    #[arg(long = "raw-retention", env = "TRIAGE_RAW_RETENTION", default_value = "35d")]
     pub raw_retention: DurationArg,
 
     /// Watch this instance itself (service `triage`: /healthz, /readyz, /metrics).

@@ -101,6 +101,9 @@ pub async fn run(args: &BenchArgs) -> Result<(), RunError> {
     if matches!(which, BenchKind::Probes | BenchKind::All) {
         probes(&env.pool, args).await?;
     }
+    if matches!(which, BenchKind::Storage | BenchKind::All) {
+        storage(&env.pool).await?;
+    }
     env.pool.close().await;
     let mut pg = env.pg;
     tokio::task::spawn_blocking(move || pg.stop(Duration::from_secs(30))).await.map_err(err)??;
@@ -201,6 +204,174 @@ async fn ingest(pool: &PgPool, n: usize) -> Result<(), RunError> {
     println!("                               {writer_rate:>10.0} results/s  ({writer_secs:.2} s), {stored} stored");
     println!("writer / COPY:                 {:>10.0} %", writer_rate / copy_rate * 100.0);
     Ok(())
+}
+
+/// The fleet's intervals, in twentieths: a quarter every 30 s, two fifths every minute, a fifth
+/// every 2 minutes, the rest every 5. At 100,000 probes that is 1,717 checks a second.
+fn fleet_interval(i: usize) -> i64 {
+    match i % 20 {
+        0..=4 => 30,
+        5..=12 => 60,
+        13..=16 => 120,
+        _ => 300,
+    }
+}
+
+/// Checks a second of `probes` probes with the fleet's intervals.
+fn fleet_rate(probes: usize) -> f64 {
+    (0..20).map(|i| 1.0 / fleet_interval(i) as f64).sum::<f64>() / 20.0 * probes as f64
+}
+
+/// One result of probe `i` of the fleet (its kind by `i`; ~1 % failing, a few flapping).
+fn fleet_result(i: usize, probe: Uuid, at: DateTime<Utc>, rng: &mut Rng) -> ProbeResult {
+    let mut r = sample(probe, at, rng.latency_us());
+    match i % 5 {
+        1 => {
+            r.components = ["database", "cache", "queue"]
+                .map(|name| app::model::Component {
+                    name: name.into(),
+                    state: app::model::ComponentState::Up,
+                    detail: None,
+                })
+                .to_vec();
+        }
+        2 => {
+            let in_use = (rng.unit() * 20.0).floor();
+            r.pool = Some(app::model::PoolReading {
+                in_use: Some(in_use),
+                idle: Some(20.0 - in_use),
+                max: Some(20.0),
+                waiting: Some(0.0),
+                requests_per_s: Some((rng.unit() * 4_000.0).round() / 100.0),
+                errors_per_s: Some(0.0),
+            });
+        }
+        3 => r.phases = Phases { total_us: r.phases.total_us, ..Phases::default() },
+        _ => {}
+    }
+    let flapping = i % 100 == 13 && (at.timestamp() / 600) % 2 == 0;
+    if i % 100 == 7 || flapping || rng.unit() < 0.002 {
+        r.outcome = Outcome::Down;
+        r.status = Some(503);
+        r.error = Some(app::model::ErrorClass::Status);
+    }
+    r
+}
+
+/// Bytes per stored result: a fleet's day as rows, then compacted, and what a day of 100,000
+/// probes takes on disk in the long run (compacted results, hour, day and week rollups).
+async fn storage(pool: &PgPool) -> Result<(), RunError> {
+    const PROBES: usize = 2_000;
+    const FLEET: f64 = 100_000.0;
+    let history = chrono::Duration::hours(26);
+    println!(
+        "\n== storage: {PROBES} probes (HTTP, readiness, metrics, push; every 30–300 s, ~1 % failing), {} h of history",
+        history.num_hours()
+    );
+    store::truncate_results(pool).await.map_err(err)?;
+    let now = Utc::now();
+    let from = now - history;
+    for d in -2..=1 {
+        if let Some(day) = now.date_naive().checked_add_signed(chrono::Duration::days(d)) {
+            results::ensure_partition(pool, day).await.map_err(err)?;
+        }
+    }
+    rollups::set_watermark(pool, rollups::Level::Minute.truncate(from)).await.map_err(err)?;
+    let ids = crate::cli::seed::add_fleet(pool, PROBES).await.map_err(err)?;
+    let mut rng = Rng(24);
+    let t = Instant::now();
+    let mut batch = Vec::with_capacity(100_000);
+    let mut total = 0usize;
+    for (i, probe) in ids.iter().enumerate() {
+        let every = chrono::Duration::seconds(fleet_interval(i));
+        let mut at = from + chrono::Duration::milliseconds((i as i64 * 7_919) % every.num_milliseconds());
+        while at < now {
+            batch.push(fleet_result(i, *probe, at, &mut rng));
+            at += every + chrono::Duration::microseconds((rng.unit() * 2_000.0) as i64);
+            if batch.len() == 100_000 {
+                total += batch.len();
+                results::copy_only(pool, &batch).await.map_err(err)?;
+                batch.clear();
+            }
+        }
+    }
+    total += batch.len();
+    results::copy_only(pool, &batch).await.map_err(err)?;
+    let t_seed = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    crate::monitor::pipeline::roll_up_to(pool, now).await.map_err(err)?;
+    println!("{total} results written in {t_seed:.1} s, rolled up in {:.1} s", t.elapsed().as_secs_f64());
+    store::vacuum_results(pool).await.map_err(err)?;
+    let rows = store::storage_sizes(pool).await.map_err(err)?;
+    let per = |bytes: i64, n: i64| bytes as f64 / n.max(1) as f64;
+    let n = total as i64;
+    let rollup_bytes = |s: &store::StorageSizes, levels: std::ops::Range<usize>| -> i64 {
+        s.rollups[levels].iter().map(|(b, _)| b).sum()
+    };
+    println!("as rows (before compaction), bytes per result with indexes:");
+    println!(
+        "  raw rows                    {:>8.1} B  ({} rows, {:.1} MB)",
+        per(rows.rows_bytes, n),
+        rows.rows,
+        mb(rows.rows_bytes)
+    );
+    println!("  minute rollups              {:>8.1} B  ({} rows)", per(rows.rollups[0].0, n), rows.rollups[0].1);
+    println!("  hour, day and week rollups  {:>8.1} B", per(rollup_bytes(&rows, 1..4), n));
+    let before_total = rows.rows_bytes + rollup_bytes(&rows, 0..4);
+    println!("  in all                      {:>8.1} B", per(before_total, n));
+
+    let t = Instant::now();
+    let done = results::compact(pool, now - chrono::Duration::hours(2), 1_000).await.map_err(err)?;
+    println!(
+        "compacted {} results of {} hours into {} chunks in {:.1} s ({} partitions dropped)",
+        done.results,
+        done.hours,
+        done.chunks,
+        t.elapsed().as_secs_f64(),
+        done.partitions
+    );
+    store::vacuum_results(pool).await.map_err(err)?;
+    let after = store::storage_sizes(pool).await.map_err(err)?;
+    let chunk_per = per(after.chunks_bytes, after.chunked);
+    println!("compacted, bytes per result with indexes:");
+    println!(
+        "  compacted results           {chunk_per:>8.1} B  ({} chunks, {:.1} MB)",
+        after.chunks,
+        mb(after.chunks_bytes)
+    );
+    println!(
+        "  still rows (the last ~2 h)  {} rows in {:.1} MB; minute rollups left: {} rows",
+        after.rows,
+        mb(after.rows_bytes),
+        after.rollups[0].1
+    );
+    // What a day adds for good: every result compacted, 24 hour rows, a day row and a seventh of
+    // a week row per probe. Rows are the same size whatever the interval.
+    let (hour_b, day_b, week_b) = (
+        per(after.rollups[1].0, after.rollups[1].1),
+        per(after.rollups[2].0, after.rollups[2].1),
+        per(after.rollups[3].0, after.rollups[3].1),
+    );
+    let per_probe_day = 24.0 * hour_b + day_b + week_b / 7.0;
+    let results_day = fleet_rate(100_000) * 86_400.0;
+    let day_bytes = results_day * chunk_per + FLEET * per_probe_day;
+    println!("rollup rows: hour {hour_b:.0} B, day {day_b:.0} B, week {week_b:.0} B each (with their index share)");
+    println!(
+        "a day of 100,000 probes ({:.0} checks/s, {:.1} M results): {:.2} GB on disk = {:.1} B per result \
+         (compacted {chunk_per:.1} + rollups {:.1}); before: {:.1} B per result",
+        fleet_rate(100_000),
+        results_day / 1e6,
+        day_bytes / 1e9,
+        day_bytes / results_day,
+        FLEET * per_probe_day / results_day,
+        per(before_total, n),
+    );
+    println!("(target: ≤ 60 B per stored result including indexes and rollups)");
+    Ok(())
+}
+
+fn mb(bytes: i64) -> f64 {
+    bytes as f64 / 1e6
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -141,6 +141,36 @@ pub async fn seed(pool: &PgPool, n: usize, history: Duration) -> Result<Seeded, 
     Ok(Seeded { services: n, probes: n * 2, results: written, secs: started.elapsed().as_secs_f64() })
 }
 
+/// Adds `probes` probes of the benchmark fleet, five to a service (`fleet-00000`…): HTTP,
+/// readiness, metrics, push and HTTP again. Answers their ids in order.
+pub async fn add_fleet(pool: &PgPool, probes: usize) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut ids = Vec::with_capacity(probes);
+    let mut tx = pool.begin().await?;
+    let mut service = Uuid::nil();
+    for i in 0..probes {
+        let name = format!("fleet-{:05}", i / 5);
+        if i % 5 == 0 {
+            service = Uuid::new_v4();
+            let input = ServiceInput {
+                name: name.clone(),
+                description: String::new(),
+                tags: vec![TEAMS[(i / 5) % TEAMS.len()].to_string()],
+                criticality: Criticality::Medium,
+            };
+            store::insert_service(&mut *tx, service, &input).await?;
+        }
+        let kind = [ProbeKind::Http, ProbeKind::Readiness, ProbeKind::Metrics, ProbeKind::Push, ProbeKind::Http][i % 5];
+        let url = (kind != ProbeKind::Push).then(|| format!("http://{name}.internal/{}", i % 5));
+        let spec = ProbeSpec::new(&format!("{name}-{}", i % 5), &name, kind, url.as_deref());
+        let id = Uuid::new_v4();
+        let write = ProbeWrite { id, service_id: service, spec: &spec, file_managed: false, push_token_sha256: None };
+        store::upsert_probe(&mut tx, &write).await?;
+        ids.push(id);
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
+
 /// `triage seed`: adds the services to the configured database (attaching to a running
 /// instance's cluster if the data directory is in use).
 pub async fn seed_command(

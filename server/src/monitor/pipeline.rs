@@ -51,7 +51,7 @@ impl Default for ProbeSettings {
             concurrency: DEFAULT_CONCURRENCY,
             ingest: IngestConfig::default(),
             rollup_every: Duration::from_secs(10),
-            raw_retention: Duration::from_secs(14 * 86_400),
+            raw_retention: Duration::from_secs(35 * 86_400),
             self_watch: true,
             replicas: ReplicaSettings::default(),
         }
@@ -230,7 +230,7 @@ async fn maintain(pool: &PgPool, settings: &ProbeSettings) -> Result<(), sqlx::E
             results::ensure_partition(pool, day).await?;
         }
     }
-    let keep = chrono::Duration::from_std(settings.raw_retention).unwrap_or(chrono::Duration::days(14));
+    let keep = chrono::Duration::from_std(settings.raw_retention).unwrap_or(chrono::Duration::days(35));
     if let Some(cutoff) = today.checked_sub_signed(keep) {
         for name in results::drop_partitions_before(pool, cutoff).await? {
             tracing::info!(partition = %name, "dropped raw results past retention");

@@ -60,3 +60,51 @@ pub async fn count_by_outcome(pool: &PgPool) -> Result<Vec<(i16, i64)>, sqlx::Er
 pub async fn vacuum_rollups(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query!("vacuum analyze rollups").execute(pool).await.map(|_| ())
 }
+
+/// Bytes on disk (tables, their TOAST and indexes) and rows of each place results live.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StorageSizes {
+    /// Raw rows: every partition of `results`.
+    pub rows_bytes: i64,
+    pub rows: i64,
+    pub chunks_bytes: i64,
+    pub chunks: i64,
+    /// Results held in chunks.
+    pub chunked: i64,
+    /// Rollup rows by level (minute, hour, day, week): bytes and rows.
+    pub rollups: [(i64, i64); 4],
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn storage_sizes(pool: &PgPool) -> Result<StorageSizes, sqlx::Error> {
+    let rows_bytes = sqlx::query_scalar!(
+        r#"select coalesce(sum(pg_total_relation_size(inhrelid)), 0)::int8 as "bytes!"
+             from pg_inherits where inhparent = 'results'::regclass"#
+    )
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query_scalar!(r#"select count(*) as "n!" from results"#).fetch_one(pool).await?;
+    let c = sqlx::query!(
+        r#"select pg_total_relation_size('result_chunks')::int8 as "bytes!", count(*) as "chunks!",
+                  coalesce(sum(n), 0)::int8 as "results!" from result_chunks"#
+    )
+    .fetch_one(pool)
+    .await?;
+    let mut rollups = [(0, 0); 4];
+    for (i, table) in ["rollups_minute", "rollups_hour", "rollups_day", "rollups_week"].into_iter().enumerate() {
+        // Names are constants: safe to format.
+        let (bytes, n): (i64, i64) =
+            sqlx::query_as(&format!("select pg_total_relation_size('{table}')::int8, count(*) from {table}"))
+                .fetch_one(pool)
+                .await?;
+        rollups[i] = (bytes, n);
+    }
+    Ok(StorageSizes { rows_bytes, rows, chunks_bytes: c.bytes, chunks: c.chunks, chunked: c.results, rollups })
+}
+
+/// Reclaims dead rows everywhere results live, as autovacuum does in time (sizes after a bulk
+/// move are otherwise mostly dead row versions).
+#[tracing::instrument(skip_all)]
+pub async fn vacuum_results(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query!("vacuum analyze results, result_chunks, rollups").execute(pool).await.map(|_| ())
+}

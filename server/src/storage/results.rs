@@ -37,6 +37,12 @@ pub async fn ensure_partition(pool: &PgPool, day: NaiveDate) -> Result<(), sqlx:
         // Two writers (or replicas) creating the same partition at once: the loser sees a
         // duplicate relation, or a duplicate row in the catalog if they raced closer still.
         Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P07" | "23505")) => Ok(()),
+        // The default partition already holds results of that day (an agent's clock far
+        // ahead): they stay there, readable, until compaction moves them into chunks.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23514") => {
+            tracing::warn!(%day, "results of this day are in the default partition; no partition of its own");
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }
@@ -609,7 +615,7 @@ pub struct Compaction {
 
 /// Probes per compaction transaction: an hour of 500 probes is about 30,000 rows at one check a
 /// minute, a few megabytes in memory.
-const COMPACT_BATCH: i64 = 500;
+const COMPACT_BATCH: usize = 500;
 
 /// Compacts raw results into chunks (`storage::chunk`), one per probe and hour:
 /// - whole hours from the compaction watermark up to `before`, at most `max_hours` per call, in
@@ -624,8 +630,13 @@ const COMPACT_BATCH: i64 = 500;
 /// places and must not see a move half-way.
 #[tracing::instrument(skip(pool))]
 pub async fn compact(pool: &PgPool, before: DateTime<Utc>, max_hours: usize) -> Result<Compaction, sqlx::Error> {
+    // Never ahead of the rollups: minutes of compacted hours are not stored as rows, so the
+    // rollup run must have seen them first.
+    let rolled_up = sqlx::query_scalar!("select watermark from rollup_watermark").fetch_one(pool).await?;
+    let before = before.min(rolled_up);
     let before = before.duration_trunc(Duration::hours(1)).unwrap_or(before);
     let mut done = Compaction::default();
+    let batches = probe_batches(pool).await?;
     let start = match sqlx::query_scalar!("select compacted_until from rollup_watermark").fetch_optional(pool).await? {
         Some(Some(at)) => at,
         // Never compacted: from the oldest result.
@@ -637,24 +648,28 @@ pub async fn compact(pool: &PgPool, before: DateTime<Utc>, max_hours: usize) -> 
     let mut hour = start;
     while hour + Duration::hours(1) <= before && done.hours < max_hours {
         let next = hour + Duration::hours(1);
-        let mut after = Uuid::nil();
-        loop {
-            let batch = sqlx::query_scalar!(
-                "select probe_id from probes where probe_id > $1 order by probe_id limit $2",
-                after,
-                COMPACT_BATCH
-            )
-            .fetch_all(pool)
-            .await?;
-            let Some(last) = batch.last().copied() else { break };
+        for batch in &batches {
             let mut tx = pool.begin().await?;
             lock_rollups(&mut tx).await?;
-            let rows = take_rows(&mut tx, Some(&batch), hour, next).await?;
+            let rows = take_rows(&mut tx, Some(batch), hour, next).await?;
             merge_chunks(&mut tx, rows, &mut done).await?;
             tx.commit().await?;
-            after = last;
         }
-        sqlx::query!("update rollup_watermark set compacted_until = $1", next).execute(pool).await?;
+        let mut tx = pool.begin().await?;
+        lock_rollups(&mut tx).await?;
+        sqlx::query!("update rollup_watermark set compacted_until = $1", next).execute(&mut *tx).await?;
+        tx.commit().await?;
+        // Readers now compute the hour's minutes from its results (`rollups::minute_rows`).
+        for batch in &batches {
+            sqlx::query!(
+                "delete from rollups where level = 0 and probe_id = any($1) and bucket >= $2 and bucket < $3",
+                batch,
+                hour,
+                next
+            )
+            .execute(pool)
+            .await?;
+        }
         done.hours += 1;
         hour = next;
     }
@@ -690,6 +705,13 @@ pub async fn compact(pool: &PgPool, before: DateTime<Utc>, max_hours: usize) -> 
     merge_chunks(&mut tx, rows, &mut done).await?;
     tx.commit().await?;
     Ok(done)
+}
+
+/// Every probe's id, in batches of [`COMPACT_BATCH`].
+#[tracing::instrument(skip_all)]
+async fn probe_batches(pool: &PgPool) -> Result<Vec<Vec<Uuid>>, sqlx::Error> {
+    let ids = sqlx::query_scalar!("select probe_id from probes order by probe_id").fetch_all(pool).await?;
+    Ok(ids.chunks(COMPACT_BATCH).map(<[Uuid]>::to_vec).collect())
 }
 
 fn day_start(day: NaiveDate) -> DateTime<Utc> {

@@ -45,6 +45,13 @@ async fn compacted_hours_read_back_exactly_as_their_rows_did_and_late_results_ar
         .expect("probe");
     let failing_since = incidents::failing_since(&pool, failing, now - Duration::hours(10)).await.expect("since");
     let summaries = series::summaries(&pool, &probes, from, to).await.expect("summaries");
+    let minute_rollups = |pool: sqlx::PgPool, probes: Vec<Uuid>| async move {
+        let mut rows = rollups::read_rollups(&pool, Level::Minute, &probes, from, to).await.expect("minutes");
+        rows.sort_by_key(|(k, _)| *k);
+        rows
+    };
+    let minutes = minute_rollups(pool.clone(), probes.clone()).await;
+    assert!(minutes.len() > 16 * 60 * 27, "{} minute rows", minutes.len());
 
     let before = now - Duration::hours(2);
     let done = results::compact(&pool, before, 100).await.expect("compact");
@@ -89,6 +96,15 @@ async fn compacted_hours_read_back_exactly_as_their_rows_did_and_late_results_ar
         failing_since
     );
     assert_eq!(series::summaries(&pool, &probes, from, to).await.expect("summaries"), summaries);
+    // Minutes of compacted hours are computed from their results, the same as the rows were;
+    // the rows are gone.
+    assert_eq!(minute_rollups(pool.clone(), probes.clone()).await, minutes);
+    let stored: i64 = sqlx::query_scalar("select count(*) from rollups where level = 0 and bucket < $1")
+        .bind(cut)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 0, "minute rows of compacted hours");
 
     // A result arriving for a compacted hour of a dropped day (an agent's spool): it is stored,
     // read at once, rolled up with the compacted results of its minute, and merged next time.

@@ -263,12 +263,12 @@ async fn pushes_need_the_probe_token_and_a_retry_is_not_stored_twice() {
         .expect("post");
     assert_eq!(error_field(bad, 400).await.as_deref(), Some("seq"));
     // An agent that buffered through a long outage: three days late is inside the raw-retention
-    // window (14 days here) and stored; older than the window is refused, naming the field.
+    // window (35 days here) and stored; older than the window is refused, naming the field.
     let at = |days: i64| (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
     let late = json!({"agent_id": "agent-3", "seq": 1, "outcome": "up", "at": at(3)});
     let res = app.client.post(&url).bearer_auth(&token).json(&late).send().await.expect("post");
     assert_eq!(res.status(), StatusCode::CREATED);
-    let ancient = json!({"agent_id": "agent-3", "seq": 2, "outcome": "up", "at": at(15)});
+    let ancient = json!({"agent_id": "agent-3", "seq": 2, "outcome": "up", "at": at(36)});
     let res = app.client.post(&url).bearer_auth(&token).json(&ancient).send().await.expect("post");
     assert_eq!(error_field(res, 400).await.as_deref(), Some("at"));
 

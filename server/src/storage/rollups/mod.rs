@@ -260,6 +260,12 @@ pub async fn fetch_encoded(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<EncodedRollups, sqlx::Error> {
+    if level == Level::Minute {
+        let mut tx = super::results::snapshot(pool).await?;
+        let rows = minute_rows(&mut tx, probes, from, to).await?;
+        tx.commit().await?;
+        return Ok(EncodedRollups(rows));
+    }
     let rows = query_rollups!(
         "where r.level = $1 and r.probe_id = any($2) and r.bucket >= $3 and r.bucket < $4",
         level as i16,
@@ -270,6 +276,71 @@ pub async fn fetch_encoded(
     .fetch_all(pool)
     .await?;
     Ok(EncodedRollups(rows))
+}
+
+/// Where minute rows begin: minutes before it lie in compacted hours, whose raw results are
+/// kept in full (`results::compact`), so their minutes are computed from those when read.
+#[tracing::instrument(skip_all)]
+async fn compacted_until(tx: &mut Transaction<'_, Postgres>) -> Result<DateTime<Utc>, sqlx::Error> {
+    let at = sqlx::query_scalar!("select compacted_until from rollup_watermark").fetch_optional(&mut **tx).await?;
+    Ok(at.flatten().unwrap_or(DateTime::<Utc>::MIN_UTC))
+}
+
+/// Minute rollups of `probes` with buckets in [from, to): stored rows from the compaction
+/// watermark on, computed from raw results before it. A stored row before the watermark (a late
+/// result's minute, recomputed before compaction deleted it) is never read.
+#[tracing::instrument(skip(tx, probes), fields(probes = probes.len()))]
+async fn minute_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    probes: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<RollupRowDb>, sqlx::Error> {
+    let stored_from = compacted_until(tx).await?;
+    let mut rows = query_rollups!(
+        "where r.level = 0 and r.probe_id = any($1) and r.bucket >= $2 and r.bucket < $3",
+        probes,
+        from.max(stored_from),
+        to,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    if from < stored_from {
+        let raw = raw_rows(tx, Some(probes), from, to.min(stored_from)).await?;
+        let mut minutes = HashMap::new();
+        aggregate(&raw, Level::Minute, &mut minutes);
+        rows.extend(minutes.iter().map(|(key, r)| row_of(*key, r)));
+    }
+    Ok(rows)
+}
+
+/// A rollup as its stored row (the columns' types, as [`write_rollups`] writes them).
+fn row_of((probe_id, bucket): Key, r: &Rollup) -> RollupRowDb {
+    let i = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+    let l = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    RollupRowDb {
+        probe_id,
+        bucket,
+        n_up: i(r.n_up),
+        n_degraded: i(r.n_degraded),
+        n_down: i(r.n_down),
+        errors: r.errors.iter().map(|n| i(*n)).collect(),
+        lat_hist: r.latency.encode(),
+        lat_sum_us: l(r.latency.sum_us()),
+        lat_min_us: l(r.latency.min_us()),
+        lat_max_us: l(r.latency.max_us()),
+        pool_in_use: r.pool_in_use,
+        pool_idle: r.pool_idle,
+        pool_max: r.pool_max,
+        pool_waiting: r.pool_waiting,
+        req_rate_sum: r.req_rate_sum,
+        err_rate_sum: r.err_rate_sum,
+        rate_samples: i(r.rate_samples),
+        phase_sum_us: r.phase_sum_us.iter().map(|n| l(*n)).collect(),
+        phase_n: l(r.phase_n),
+        echo_sent: l(r.echo_sent),
+        echo_lost: l(r.echo_lost),
+    }
 }
 
 impl EncodedRollups {
@@ -377,6 +448,16 @@ async fn recompute_from_below(
     below: Level,
     keys: &BTreeSet<Key>,
 ) -> Result<HashMap<Key, Rollup>, sqlx::Error> {
+    let mut out: HashMap<Key, Rollup> = keys.iter().map(|k| (*k, Rollup::default())).collect();
+    if below == Level::Minute {
+        for (probe, start) in keys {
+            for row in minute_rows(tx, &[*probe], *start, *start + level.width()).await? {
+                let (_, r) = rollup_from(row);
+                out.entry((*probe, *start)).or_default().merge(&r);
+            }
+        }
+        return Ok(out);
+    }
     let probes: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
     let starts: Vec<DateTime<Utc>> = keys.iter().map(|k| k.1).collect();
     let rows = query_rollups!(
@@ -390,7 +471,6 @@ async fn recompute_from_below(
     )
     .fetch_all(&mut **tx)
     .await?;
-    let mut out: HashMap<Key, Rollup> = keys.iter().map(|k| (*k, Rollup::default())).collect();
     for ((probe, bucket), r) in rows.into_iter().map(rollup_from) {
         out.entry((probe, level.truncate(bucket))).or_default().merge(&r);
     }
@@ -586,6 +666,11 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
     sqlx::query_scalar!("select pg_advisory_xact_lock($1)", ROLLUP_LOCK).fetch_one(&mut *tx).await?;
     let row = sqlx::query!("select pending_from, pending_to from rollup_watermark").fetch_one(&mut *tx).await?;
     let window = (row.pending_from, row.pending_to);
+    // Minutes of compacted hours are read from their raw results, never from rows.
+    let stored_from = compacted_until(&mut tx).await?;
+    let stored = |rows: &HashMap<Key, Rollup>| -> HashMap<Key, Rollup> {
+        rows.iter().filter(|(k, _)| k.1 >= stored_from).map(|(k, r)| (*k, r.clone())).collect()
+    };
 
     // New minutes: never rolled up before, so they add to their hour and day. Results written
     // into the window after the claim are also queued as dirty: counted now or recomputed next.
@@ -594,7 +679,7 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
         let rows = raw_rows(&mut tx, None, from, to).await?;
         run.raw_rows += rows.len();
         aggregate(&rows, Level::Minute, &mut fresh);
-        write_rollups(&mut tx, Level::Minute, &fresh).await?;
+        write_rollups(&mut tx, Level::Minute, &stored(&fresh)).await?;
         add_into(&mut tx, Level::Hour, &fresh).await?;
         add_into(&mut tx, Level::Day, &fresh).await?;
         add_into(&mut tx, Level::Week, &fresh).await?;
@@ -628,7 +713,7 @@ pub async fn run_rollup(pool: &PgPool, upto: DateTime<Utc>) -> Result<RollupRun,
                 }
             }
         }
-        write_rollups(&mut tx, Level::Minute, &recomputed).await?;
+        write_rollups(&mut tx, Level::Minute, &stored(&recomputed)).await?;
         let hours: BTreeSet<Key> = dirty.iter().map(|(p, m)| (*p, Level::Hour.truncate(*m))).collect();
         let hour_rows = recompute_from_below(&mut tx, Level::Hour, Level::Minute, &hours).await?;
         write_rollups(&mut tx, Level::Hour, &hour_rows).await?;
