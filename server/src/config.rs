@@ -111,6 +111,13 @@ pub struct BenchArgs {
     /// Results written by the `ingest` benchmark.
     #[arg(long = "results", default_value_t = 500_000)]
     pub results: usize,
+    /// The `probes` benchmark checks this loopback URL instead of its own target (a peer's
+    /// benchmark against the same server: `end2end/bench/peers.sh`).
+    #[arg(long = "target")]
+    pub target: Option<url::Url>,
+    /// Pins the `probes` benchmark's prober (its checks and its writer) to this CPU core.
+    #[arg(long = "prober-core")]
+    pub prober_core: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

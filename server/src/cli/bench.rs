@@ -544,12 +544,23 @@ async fn probes(pool: &PgPool, args: &BenchArgs) -> Result<(), RunError> {
         n as f64 / interval.as_secs_f64()
     );
     store::truncate_results(pool).await.map_err(err)?;
-    let target = spawn_target()?;
+    let target = match &args.target {
+        Some(url) if url.host_str().is_some_and(|h| h == "127.0.0.1" || h == "localhost") => url.to_string(),
+        Some(url) => return Err(RunError::Config(format!("--target must be on loopback: {url}"))),
+        None => format!("http://{}/", spawn_target()?),
+    };
+    let core = args.prober_core;
     let pool_for_counts = pool.clone();
     let pool = pool.clone();
     let duration = args.duration.0;
     // The prober and its writer on one core: a current-thread runtime on a thread of its own.
     let report = std::thread::spawn(move || -> Result<String, RunError> {
+        if let Some(core) = core {
+            let mut set = nix::sched::CpuSet::new();
+            set.set(core).map_err(|e| RunError::Config(format!("--prober-core {core}: {e}")))?;
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+                .map_err(|e| RunError::Config(format!("--prober-core {core}: {e}")))?;
+        }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| RunError::Io(e.to_string()))?;
         rt.block_on(async move {
             let (ingest, writer) = Ingest::spawn(pool.clone(), EventHub::new(), IngestConfig::default());
@@ -557,7 +568,7 @@ async fn probes(pool: &PgPool, args: &BenchArgs) -> Result<(), RunError> {
             let scheduler = Scheduler::new(policy, ingest.clone(), 512, tokio::runtime::Handle::current());
             let now = Utc::now();
             for i in 0..n {
-                let mut spec = ProbeSpec::new(&format!("bench-{i}"), "bench", ProbeKind::Http, Some(&format!("http://{target}/")));
+                let mut spec = ProbeSpec::new(&format!("bench-{i}"), "bench", ProbeKind::Http, Some(&target));
                 spec.interval_secs = u32::try_from(interval.as_secs()).unwrap_or(1).max(1);
                 spec.timeout_ms = u32::try_from(interval.as_millis() / 2).unwrap_or(1_000).clamp(1, 1_000);
                 let probe = Probe {
