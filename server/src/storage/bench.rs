@@ -46,7 +46,8 @@ pub async fn count_by_outcome(pool: &PgPool) -> Result<Vec<(i16, i64)>, sqlx::Er
         .await?;
     let mut counts: std::collections::BTreeMap<i16, i64> = rows.into_iter().map(|r| (r.outcome, r.n)).collect();
     let compacted =
-        super::results::scan_chunks(&mut tx, None, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC).await?;
+        super::results::scan_chunks(&mut tx, None, DateTime::<Utc>::UNIX_EPOCH, Utc::now() + chrono::Duration::days(1))
+            .await?;
     tx.commit().await?;
     for r in compacted {
         *counts.entry(r.outcome as i16).or_default() += 1;
