@@ -288,15 +288,10 @@ async fn storage(pool: &PgPool) -> Result<(), RunError> {
         while at < now {
             batch.push(fleet_result(i, *probe, at, &mut rng));
             at += every + chrono::Duration::microseconds((rng.unit() * 2_000.0) as i64);
-            if batch.len() == 100_000 {
-                total += batch.len();
-                results::copy_only(pool, &batch).await.map_err(err)?;
-                batch.clear();
-            }
+            copy_batch(pool, &mut batch, &mut total, false).await?;
         }
     }
-    total += batch.len();
-    results::copy_only(pool, &batch).await.map_err(err)?;
+    copy_batch(pool, &mut batch, &mut total, true).await?;
     let t_seed = t.elapsed().as_secs_f64();
     let t = Instant::now();
     crate::monitor::pipeline::roll_up_to(pool, now).await.map_err(err)?;
@@ -370,6 +365,21 @@ async fn storage(pool: &PgPool) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Writes `batch` by binary COPY once it holds 100,000 results, or (`last`) whatever it holds.
+async fn copy_batch(
+    pool: &PgPool,
+    batch: &mut Vec<ProbeResult>,
+    total: &mut usize,
+    last: bool,
+) -> Result<(), RunError> {
+    if last || batch.len() >= 100_000 {
+        *total += batch.len();
+        results::copy_only(pool, batch).await.map_err(err)?;
+        batch.clear();
+    }
+    Ok(())
+}
+
 fn mb(bytes: i64) -> f64 {
     bytes as f64 / 1e6
 }
@@ -395,15 +405,10 @@ async fn percentiles(pool: &PgPool) -> Result<(), RunError> {
         while at < now {
             batch.push(sample(*probe, at, rng.latency_us()));
             at += chrono::Duration::seconds(every);
-            if batch.len() == 100_000 {
-                total += batch.len();
-                results::copy_only(pool, &batch).await.map_err(err)?;
-                batch.clear();
-            }
+            copy_batch(pool, &mut batch, &mut total, false).await?;
         }
     }
-    total += batch.len();
-    results::copy_only(pool, &batch).await.map_err(err)?;
+    copy_batch(pool, &mut batch, &mut total, true).await?;
     println!("seeded {total} raw results in {:.1} s", t.elapsed().as_secs_f64());
     rollups::set_watermark(pool, from).await.map_err(err)?;
     let t = Instant::now();

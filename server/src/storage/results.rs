@@ -472,22 +472,7 @@ pub async fn list_results(
 ) -> Result<Vec<ProbeResult>, sqlx::Error> {
     use futures::TryStreamExt;
     let mut tx = snapshot(pool).await?;
-    let rows = sqlx::query_as!(
-        ResultRow,
-        r#"select probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us, transfer_us,
-                  total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left,
-                  components as "components: Json<Vec<Component>>", pool as "pool: Json<PoolReading>",
-                  echo_sent, echo_received, location
-             from results where probe_id = any($1) and at >= $2 and at < $3
-            order by at desc limit $4"#,
-        probes,
-        from,
-        to,
-        limit,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut found: Vec<ProbeResult> = rows.into_iter().map(result_from).collect();
+    let mut found = rows(&mut tx, Some(probes), from, to, Some(limit)).await?;
     let want = usize::try_from(limit).unwrap_or(0);
     {
         let mut chunks = sqlx::query!(
@@ -525,22 +510,37 @@ pub async fn scan(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<ProbeResult>, sqlx::Error> {
+    let mut found = rows(tx, probes, from, to, None).await?;
+    found.extend(scan_chunks(tx, probes, from, to).await?);
+    Ok(found)
+}
+
+/// The results of `probes` (all when `None`) in [from, to) not yet compacted: the newest
+/// `limit` of them, newest first, or all of them.
+#[tracing::instrument(skip(tx))]
+async fn rows(
+    tx: &mut Transaction<'_, Postgres>,
+    probes: Option<&[Uuid]>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: Option<i64>,
+) -> Result<Vec<ProbeResult>, sqlx::Error> {
     let rows = sqlx::query_as!(
         ResultRow,
         r#"select probe_id, at, outcome, status, error_class, dns_us, connect_us, tls_us, ttfb_us, transfer_us,
                   total_us, response_bytes, request_id, detail, body_excerpt, cert_days_left,
                   components as "components: Json<Vec<Component>>", pool as "pool: Json<PoolReading>",
                   echo_sent, echo_received, location
-             from results where ($1::uuid[] is null or probe_id = any($1)) and at >= $2 and at < $3"#,
+             from results where ($1::uuid[] is null or probe_id = any($1)) and at >= $2 and at < $3
+            order by at desc limit $4"#,
         probes,
         from,
         to,
+        limit,
     )
     .fetch_all(&mut **tx)
     .await?;
-    let mut found: Vec<ProbeResult> = rows.into_iter().map(result_from).collect();
-    found.extend(scan_chunks(tx, probes, from, to).await?);
-    Ok(found)
+    Ok(rows.into_iter().map(result_from).collect())
 }
 
 /// The `q` quantile of sorted values, interpolated between neighbours as PostgreSQL's
