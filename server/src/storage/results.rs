@@ -682,10 +682,13 @@ pub async fn compact(pool: &PgPool, before: DateTime<Utc>, max_hours: usize) -> 
         let (from, to) = (day_start(partition_day), day_start(partition_day.succ_opt().unwrap_or(partition_day)));
         let mut tx = pool.begin().await?;
         lock_rollups(&mut tx).await?;
+        // Locked before its rows are taken: a result committed into the partition between the
+        // delete and the drop would be dropped with it. Writers of other days do not wait.
+        // Names come from the catalog and match `results_YYYYMMDD`: safe to format.
+        sqlx::query(&format!("lock table {name} in access exclusive mode")).execute(&mut *tx).await?;
         let rows = take_rows(&mut tx, None, from, to).await?;
         merge_chunks(&mut tx, rows, &mut done).await?;
-        // Names come from the catalog and match `results_YYYYMMDD`: safe to format.
-        sqlx::query(&format!("drop table if exists {name}")).execute(&mut *tx).await?;
+        sqlx::query(&format!("drop table {name}")).execute(&mut *tx).await?;
         tx.commit().await?;
         done.partitions += 1;
     }
