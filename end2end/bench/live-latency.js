@@ -57,7 +57,7 @@ const { chromium } = require('@playwright/test');
   const q = (p) => l[Math.min(l.length - 1, Math.ceil((l.length * p) / 100) - 1)];
   console.log(
     `${samples.events} results of ${service} in ${secs} s; ${l.length} seen on the page: ` +
-      `p50 ${q(50).toFixed(0)} ms, p95 ${q(95).toFixed(0)} ms, p99 ${q(99).toFixed(0)} ms, max ${l[l.length - 1].toFixed(0)} ms (target p99 ≤ 500 ms)`,
+      `p50 ${q(50).toFixed(0)} ms, p95 ${q(95).toFixed(0)} ms, p99 ${q(99).toFixed(0)} ms, max ${l[l.length - 1].toFixed(0)} ms (target p99 ≤ ${process.env.TRIAGE_LIVE_TARGET_MS ?? 500} ms)`,
   );
   if (errors.length) console.log('page errors:', errors);
   await browser.close();

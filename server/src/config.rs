@@ -91,6 +91,10 @@ pub enum BenchKind {
     Overview,
     /// Bytes per stored result, as rows and compacted, and the disk a day of 100,000 probes takes.
     Storage,
+    /// 100,000 probes over 20,000 services for half an hour, with a browser and wrk on the pages
+    /// (not part of `all`: it runs `triage serve` and takes about 40 minutes).
+    Fleet,
+    /// Every benchmark above except `fleet`.
     All,
 }
 
@@ -118,6 +122,22 @@ pub struct BenchArgs {
     /// Pins the `probes` benchmark's prober (its checks and its writer) to this CPU core.
     #[arg(long = "prober-core")]
     pub prober_core: Option<usize>,
+    /// The `fleet` benchmark's probes (five to a service).
+    #[arg(long = "fleet-probes", default_value_t = 100_000)]
+    pub fleet_probes: usize,
+    /// How long the `fleet` benchmark measures, after its warm-up.
+    #[arg(long = "fleet-duration", default_value = "30m")]
+    pub fleet_duration: DurationArg,
+    /// The `fleet` benchmark's warm-up: every probe checked once (the longest interval).
+    #[arg(long = "fleet-warmup", default_value = "5m")]
+    pub fleet_warmup: DurationArg,
+    /// The built front end the `fleet` benchmark's server serves (a release build).
+    #[arg(long = "site-root", default_value = "target/site")]
+    pub site_root: PathBuf,
+    /// The `end2end` directory (with its node_modules) whose browser scripts the `fleet`
+    /// benchmark runs; without it, the browser's figures are skipped and say so.
+    #[arg(long = "browser-dir", default_value = "end2end")]
+    pub browser_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

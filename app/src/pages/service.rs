@@ -20,9 +20,10 @@ use crate::components::state::{probe_state_label, state_label};
 use crate::model::{RANGES, SeriesPoint, ServiceView, Window, WindowError, bucket_at, local_input, parse_time};
 
 const CHART: ChartSize = ChartSize { width: 960, height: 200 };
-/// A service's results refetch its page at most four times a second (the first one at once):
-/// a new point shows within half a second even while thousands of checks a second run elsewhere.
-const COALESCE_MS: u64 = 250;
+/// A service's results refetch its page at most ten times a second (the first one at once): a
+/// new point shows within a fifth of a second even while thousands of checks a second run
+/// elsewhere, and one open page asks for at most ten small views a second.
+const COALESCE_MS: u64 = 100;
 
 #[component]
 pub fn Service() -> impl IntoView {

@@ -142,8 +142,13 @@ pub async fn seed(pool: &PgPool, n: usize, history: Duration) -> Result<Seeded, 
 }
 
 /// Adds `probes` probes of the benchmark fleet, five to a service (`fleet-00000`…): HTTP,
-/// readiness, metrics, push and HTTP again. Answers their ids in order.
-pub async fn add_fleet(pool: &PgPool, probes: usize) -> Result<Vec<Uuid>, sqlx::Error> {
+/// readiness, metrics, push and HTTP again, at the fleet's intervals; `url(i, kind)` is where
+/// probe `i` checks. Answers their ids in order.
+pub async fn add_fleet(
+    pool: &PgPool,
+    probes: usize,
+    url: impl Fn(usize, ProbeKind) -> String,
+) -> Result<Vec<Uuid>, sqlx::Error> {
     let mut ids = Vec::with_capacity(probes);
     let mut tx = pool.begin().await?;
     let mut service = Uuid::nil();
@@ -159,9 +164,10 @@ pub async fn add_fleet(pool: &PgPool, probes: usize) -> Result<Vec<Uuid>, sqlx::
             };
             store::insert_service(&mut *tx, service, &input).await?;
         }
-        let kind = [ProbeKind::Http, ProbeKind::Readiness, ProbeKind::Metrics, ProbeKind::Push, ProbeKind::Http][i % 5];
-        let url = (kind != ProbeKind::Push).then(|| format!("http://{name}.internal/{}", i % 5));
-        let spec = ProbeSpec::new(&format!("{name}-{}", i % 5), &name, kind, url.as_deref());
+        let kind = FLEET_KINDS[i % 5];
+        let url = (kind != ProbeKind::Push).then(|| url(i, kind));
+        let mut spec = ProbeSpec::new(&format!("{name}-{}", i % 5), &name, kind, url.as_deref());
+        spec.interval_secs = fleet_interval(i);
         let id = Uuid::new_v4();
         let write = ProbeWrite { id, service_id: service, spec: &spec, file_managed: false, push_token_sha256: None };
         store::upsert_probe(&mut tx, &write).await?;
@@ -169,6 +175,27 @@ pub async fn add_fleet(pool: &PgPool, probes: usize) -> Result<Vec<Uuid>, sqlx::
     }
     tx.commit().await?;
     Ok(ids)
+}
+
+/// The kind of fleet probe `i`, by `i % 5`.
+pub const FLEET_KINDS: [ProbeKind; 5] =
+    [ProbeKind::Http, ProbeKind::Readiness, ProbeKind::Metrics, ProbeKind::Push, ProbeKind::Http];
+
+/// The fleet's intervals in seconds, in twentieths: a quarter every 30 s, two fifths every
+/// minute, a fifth every 2 minutes, the rest every 5. At 100,000 probes that is 1,717 checks a
+/// second.
+pub fn fleet_interval(i: usize) -> u32 {
+    match i % 20 {
+        0..=4 => 30,
+        5..=12 => 60,
+        13..=16 => 120,
+        _ => 300,
+    }
+}
+
+/// Checks a second of `probes` probes with the fleet's intervals.
+pub fn fleet_rate(probes: usize) -> f64 {
+    (0..20).map(|i| 1.0 / f64::from(fleet_interval(i))).sum::<f64>() / 20.0 * probes as f64
 }
 
 /// `triage seed`: adds the services to the configured database (attaching to a running

@@ -175,6 +175,8 @@ struct Running {
 pub struct Lateness {
     histogram: Mutex<LatencyHistogram>,
     pub started: AtomicU64,
+    /// The exported histogram (`triage_probe_lateness_seconds`), once metrics are attached.
+    exported: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl Lateness {
@@ -182,6 +184,14 @@ impl Lateness {
         self.started.fetch_add(1, Ordering::Relaxed);
         let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
         self.histogram.lock().unwrap_or_else(|p| p.into_inner()).record(us);
+        if let Some(h) = self.exported.get() {
+            h.observe(late.as_secs_f64());
+        }
+    }
+
+    /// Records every check's lateness into `histogram` too, from now on.
+    pub fn export_to(&self, histogram: prometheus_client::metrics::histogram::Histogram) {
+        let _ = self.exported.set(histogram);
     }
 
     /// The lateness histogram so far, and a fresh one from now on.

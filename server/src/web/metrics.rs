@@ -62,7 +62,6 @@ pub struct Metrics {
 
 /// The prober's counters, mirrored from its atomics when scraped. The lock makes two concurrent
 /// scrapes add each increase once.
-#[derive(Default)]
 struct ProbeCounters {
     source: OnceLock<(Arc<IngestStats>, Scheduler)>,
     sync: Mutex<()>,
@@ -71,10 +70,31 @@ struct ProbeCounters {
     dropped: Counter,
     pending: Gauge,
     running: Gauge,
+    /// How long after its due time each check started: a scheduler falling behind shows here
+    /// before any check fails.
+    lateness: Histogram,
     /// This replica's part in the replica set: leading, reading from a replica.
     cluster: OnceLock<(Leadership, Reads)>,
     leader: Gauge,
     read_replica: Gauge,
+}
+
+impl Default for ProbeCounters {
+    fn default() -> Self {
+        Self {
+            source: OnceLock::new(),
+            sync: Mutex::new(()),
+            started: Counter::default(),
+            written: Counter::default(),
+            dropped: Counter::default(),
+            pending: Gauge::default(),
+            running: Gauge::default(),
+            lateness: latency_histogram(),
+            cluster: OnceLock::new(),
+            leader: Gauge::default(),
+            read_replica: Gauge::default(),
+        }
+    }
 }
 
 impl ProbeCounters {
@@ -91,6 +111,11 @@ impl ProbeCounters {
             "probes_running",
             "Probes this replica runs (its share of the enabled ones)",
             self.running.clone(),
+        );
+        registry.register(
+            "probe_lateness_seconds",
+            "How long after its due time each check started",
+            self.lateness.clone(),
         );
         registry.register("replica_leader", "1 while this replica runs the once-only work", self.leader.clone());
         registry.register(
@@ -172,6 +197,7 @@ impl Metrics {
 
     /// Reports the prober's counters from now on.
     pub fn attach_probes(&self, ingest: Arc<IngestStats>, scheduler: Scheduler) {
+        scheduler.lateness().export_to(self.probes.lateness.clone());
         let _ = self.probes.source.set((ingest, scheduler));
     }
 

@@ -538,6 +538,10 @@ async fn the_overview_tile_carries_fresh_latency_errors_and_state() {
     assert!(counter("triage_probe_checks_started_total") >= 2);
     assert!(counter("triage_probe_results_written_total") >= 2);
     assert_eq!(counter("triage_probe_results_dropped_total"), 0);
+    // Every started check's lateness is in the histogram (one may start between the two reads).
+    let (late, started) =
+        (counter("triage_probe_lateness_seconds_count"), counter("triage_probe_checks_started_total"));
+    assert!(late >= 2 && late.abs_diff(started) <= 1, "lateness count {late}, started {started}");
     app.stop().await;
 }
 

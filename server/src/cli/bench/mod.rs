@@ -2,6 +2,10 @@
 //! machine against a private PostgreSQL (durable, as in production) and local targets. Figures
 //! are printed with the baseline they are compared to, measured in the same run.
 
+mod fleet;
+mod fleet_target;
+mod procfs;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,6 +17,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::cli::RunError;
+use crate::cli::seed::{add_fleet, fleet_interval, fleet_rate};
 use crate::config::{BenchArgs, BenchKind};
 use crate::monitor::check::policy::{BadCidr, NetworkPolicy};
 use crate::monitor::hub::EventHub;
@@ -83,6 +88,9 @@ async fn environment() -> Result<Env, RunError> {
 }
 
 pub async fn run(args: &BenchArgs) -> Result<(), RunError> {
+    if args.which == BenchKind::Fleet {
+        return fleet::run(args).await;
+    }
     println!(
         "triage bench on {} cores; PostgreSQL: private cluster, durable commits",
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -206,22 +214,6 @@ async fn ingest(pool: &PgPool, n: usize) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The fleet's intervals, in twentieths: a quarter every 30 s, two fifths every minute, a fifth
-/// every 2 minutes, the rest every 5. At 100,000 probes that is 1,717 checks a second.
-fn fleet_interval(i: usize) -> i64 {
-    match i % 20 {
-        0..=4 => 30,
-        5..=12 => 60,
-        13..=16 => 120,
-        _ => 300,
-    }
-}
-
-/// Checks a second of `probes` probes with the fleet's intervals.
-fn fleet_rate(probes: usize) -> f64 {
-    (0..20).map(|i| 1.0 / fleet_interval(i) as f64).sum::<f64>() / 20.0 * probes as f64
-}
-
 /// One result of probe `i` of the fleet (its kind by `i`; ~1 % failing, a few flapping).
 fn fleet_result(i: usize, probe: Uuid, at: DateTime<Utc>, rng: &mut Rng) -> ProbeResult {
     let mut r = sample(probe, at, rng.latency_us());
@@ -277,13 +269,15 @@ async fn storage(pool: &PgPool) -> Result<(), RunError> {
         }
     }
     rollups::set_watermark(pool, rollups::Level::Minute.truncate(from)).await.map_err(err)?;
-    let ids = crate::cli::seed::add_fleet(pool, PROBES).await.map_err(err)?;
+    // Never checked here (no scheduler runs), so the names need not resolve.
+    let ids =
+        add_fleet(pool, PROBES, |i, _| format!("http://fleet-{:05}.internal/{}", i / 5, i % 5)).await.map_err(err)?;
     let mut rng = Rng(24);
     let t = Instant::now();
     let mut batch = Vec::with_capacity(100_000);
     let mut total = 0usize;
     for (i, probe) in ids.iter().enumerate() {
-        let every = chrono::Duration::seconds(fleet_interval(i));
+        let every = chrono::Duration::seconds(i64::from(fleet_interval(i)));
         let mut at = from + chrono::Duration::milliseconds((i as i64 * 7_919) % every.num_milliseconds());
         while at < now {
             batch.push(fleet_result(i, *probe, at, &mut rng));
