@@ -42,7 +42,7 @@ const line = (label, values, target) =>
     const { context, page } = await open();
     const res = await page.goto(`${base}/`, { waitUntil: 'commit' });
     await page.waitForFunction(() => document.body?.dataset.hydrated === 'true' && document.querySelector('li.tile'), null, {
-      timeout: 30_000,
+      timeout: 60_000,
       polling: 'raf',
     });
     const t = await page.evaluate(() => ({
@@ -81,7 +81,7 @@ const line = (label, values, target) =>
               await new Promise((r) => requestAnimationFrame(r));
               const names = [...document.querySelectorAll('li.tile .tile-name')].map((e) => e.textContent);
               if (names.length > 0 && names.every((n) => n.includes(name))) return performance.now() - t0;
-              if (performance.now() - t0 > 10_000) throw new Error(`filter ${name} never showed`);
+              if (performance.now() - t0 > 60_000) throw new Error(`filter ${name} not shown in 60 s`);
             }
           }, name),
         );
@@ -93,7 +93,7 @@ const line = (label, values, target) =>
         input.dispatchEvent(new Event('input', { bubbles: true }));
         input.blur();
       });
-      await page.waitForFunction(() => document.querySelectorAll('li.tile').length > 1 && document.querySelector('#overview-meta')?.dataset.page === '1');
+      await page.waitForFunction(() => document.querySelectorAll('li.tile').length > 1 && document.querySelector('#overview-meta')?.dataset.page === '1', null, { timeout: 60_000 });
       const turns = [];
       for (const key of ['n', 'n', 'n', 'p', 'p']) {
         turns.push(
@@ -106,7 +106,7 @@ const line = (label, values, target) =>
             for (;;) {
               await new Promise((r) => requestAnimationFrame(r));
               if (meta()?.dataset.page === want) return performance.now() - t0;
-              if (performance.now() - t0 > 10_000) throw new Error(`page ${want} never showed`);
+              if (performance.now() - t0 > 60_000) throw new Error(`page ${want} not shown in 60 s`);
             }
           }, key),
         );
@@ -129,7 +129,7 @@ const line = (label, values, target) =>
     await page.waitForFunction(
       () => document.body?.dataset.hydrated === 'true' && document.querySelectorAll('figure.chart svg').length >= 3,
       null,
-      { timeout: 30_000, polling: 'raf' },
+      { timeout: 60_000, polling: 'raf' },
     );
     pages.push(await page.evaluate(() => performance.now()));
     await context.close();

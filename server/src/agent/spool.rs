@@ -318,15 +318,15 @@ mod tests {
         (0..n).map(|i| ProbeResult::bare(Uuid::nil(), Utc::now(), Outcome::Up, format!("r{i}"))).collect()
     }
 
-    fn dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("triage-spool-test-{}", Uuid::new_v4()));
-        let _ = fs::remove_dir_all(&d);
-        d
+    /// Removed when dropped, whether the test passes or fails.
+    fn dir() -> tempfile::TempDir {
+        tempfile::Builder::new().prefix("triage-spool-test-").tempdir().expect("temporary directory")
     }
 
     #[test]
     fn what_was_not_delivered_survives_a_restart_and_numbers_are_never_reused() {
-        let d = dir();
+        let tmp = dir();
+        let d = tmp.path().to_path_buf();
         let mut s = Spool::open(&d, 10_000).expect("open");
         let id = s.agent_id();
         s.push(results(2_500)).expect("push");
@@ -349,12 +349,12 @@ mod tests {
         again.push(results(1)).expect("push");
         let last = again.peek(2_000).last().map(|e| e.seq);
         assert!(last >= Some(2_500), "a number handed out before the restart is not handed out again: {last:?}");
-        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]
     fn a_full_spool_drops_the_oldest_and_counts_them_across_a_restart() {
-        let d = dir();
+        let tmp = dir();
+        let d = tmp.path().to_path_buf();
         let mut s = Spool::open(&d, 100).expect("open");
         s.push(results(150)).expect("push");
         assert_eq!(s.len(), 100);
@@ -364,12 +364,12 @@ mod tests {
         let again = Spool::open(&d, 100).expect("reopen");
         assert_eq!(again.dropped(), 50);
         assert_eq!(again.len(), 100);
-        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]
     fn a_line_cut_short_by_a_crash_is_skipped() {
-        let d = dir();
+        let tmp = dir();
+        let d = tmp.path().to_path_buf();
         let mut s = Spool::open(&d, 100).expect("open");
         s.push(results(3)).expect("push");
         drop(s);
@@ -378,12 +378,12 @@ mod tests {
         f.write_all(b"{\"seq\":3,\"resu").expect("write");
         let again = Spool::open(&d, 100).expect("reopen");
         assert_eq!(again.len(), 3);
-        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]
     fn numbers_on_disk_beyond_a_lost_reserve_are_not_handed_out_again() {
-        let d = dir();
+        let tmp = dir();
+        let d = tmp.path().to_path_buf();
         let mut s = Spool::open(&d, 100).expect("open");
         let id = s.agent_id();
         s.push(results(3)).expect("push");
@@ -394,7 +394,6 @@ mod tests {
         let mut again = Spool::open(&d, 100).expect("reopen");
         again.push(results(1)).expect("push");
         assert_eq!(again.peek(10).last().map(|e| e.seq), Some(3));
-        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]
